@@ -1,0 +1,177 @@
+/*
+ * at_engine.h — the AT command engine: command queue, response routing, URCs,
+ * timeouts and resynchronisation. Pure: no fd, no clock of its own.
+ *
+ * The owner (the Lua binding's port, or a test) does the I/O:
+ *   - hf_at_output()/hf_at_wrote(): bytes to write and how many went out;
+ *   - hf_at_input(): bytes read from the port;
+ *   - hf_at_tick(): the clock moved (timeouts);
+ *   - hf_at_deadline(): when the next timeout falls, to size poll()'s wait;
+ *   - hf_at_port_lost(): the port is gone; every queued command fails.
+ * Times are seconds on a monotonic clock (double).
+ *
+ * Routing of a received line (after the tokenizer):
+ *   1. while a command is being written, or none is in flight, every line is
+ *      unsolicited, except the echo of the command being written/just written;
+ *   2. a final result (at_final.h) completes the command in flight;
+ *   3. a line equal to the command text is its echo and is dropped;
+ *   4. a line matching one of the command's expected prefixes is response;
+ *   5. else a line matching a known unsolicited prefix (^RSSI, ^FOTASTATE, ...,
+ *      or any prefix registered with hf_at_urc_prefix_add) is unsolicited;
+ *   6. else, in HF_AT_EXPECT_ALL mode the line is response, otherwise unsolicited.
+ * Unsolicited lines go to on_urc; nothing is ever left in a buffer.
+ *
+ * After a timeout the line is out of step: before the next command is written
+ * the engine sends "AT" and discards everything up to its OK followed by a short
+ * quiet interval, so a late answer can never be taken for the next command's.
+ * Consecutive timeouts are counted (reset by any final result).
+ *
+ * Memory: everything lives inside struct hf_at (fixed capacity); no allocation.
+ */
+#ifndef HF_AT_ENGINE_H
+#define HF_AT_ENGINE_H
+
+#include <stddef.h>
+
+#include "at_final.h"
+#include "at_tokenizer.h"
+#include "hf_error.h"
+
+#define HF_AT_CMD_MAX        512    /* bytes of one command, without the CR */
+#define HF_AT_QUEUE_MAX      8      /* commands queued, including the one in flight */
+#define HF_AT_PREFIX_MAX     4      /* expected prefixes per command */
+#define HF_AT_PREFIX_LEN     24
+#define HF_AT_RESP_BYTES     16384  /* response lines kept for one command */
+#define HF_AT_RESP_LINES     64
+#define HF_AT_URC_PREFIXES   32     /* extra unsolicited prefixes registered at run time */
+#define HF_AT_RESYNC_QUIET   0.3    /* seconds of silence after the resync OK */
+#define HF_AT_RESYNC_TIMEOUT 3.0    /* seconds to wait for the resync OK */
+
+typedef enum {
+    HF_AT_EXPECT_ALL = 0,     /* every non-URC line before the final is response (AT+GMR) */
+    HF_AT_EXPECT_NONE,        /* no intermediate lines expected (AT^FOTADET) */
+    HF_AT_EXPECT_PREFIXES,    /* only lines starting with one of the listed prefixes */
+} hf_at_expect;
+
+typedef enum {
+    HF_AT_STATUS_DONE = 0,    /* a final result arrived (OK or an error final) */
+    HF_AT_STATUS_TIMEOUT,     /* deadline passed; engine resynchronises */
+    HF_AT_STATUS_PORTLOST,    /* hf_at_port_lost() while queued or in flight */
+    HF_AT_STATUS_OVERFLOW,    /* final arrived but response exceeded HF_AT_RESP_* (lines kept so far delivered) */
+    HF_AT_STATUS_CANCELLED,   /* hf_at_cancel_all() */
+} hf_at_status;
+
+typedef struct hf_at_result {
+    unsigned long id;             /* as returned by hf_at_submit */
+    hf_at_status status;
+    hf_final final;               /* kind HF_FINAL_NONE unless a final arrived */
+    const char *final_line;       /* raw final line ("" if none) */
+    const char *command;          /* the command text */
+    size_t nlines;
+    const char *lines[HF_AT_RESP_LINES];   /* NUL-terminated, valid during the callback only */
+    size_t line_lens[HF_AT_RESP_LINES];
+    double elapsed;               /* seconds from last byte written to completion */
+} hf_at_result;
+
+typedef enum {
+    HF_AT_EV_OVERFLOW = 1,    /* an over-long line was dropped (detail: its length) */
+    HF_AT_EV_TIMEOUT,         /* a command timed out (detail: the command) */
+    HF_AT_EV_RESYNC_START,    /* resynchronisation begun */
+    HF_AT_EV_RESYNC_DONE,     /* line back in step (detail: lines discarded) */
+    HF_AT_EV_RESYNC_FAILED,   /* resync AT unanswered; counts as a timeout */
+    HF_AT_EV_DISCARDED,       /* a line discarded while resynchronising (detail: the line) */
+} hf_at_event;
+
+typedef struct hf_at_callbacks {
+    /* A command finished (any status). Called exactly once per submitted command. */
+    void (*on_result)(void *ud, const hf_at_result *res);
+    /* An unsolicited line (every line that is not echo, response or final). */
+    void (*on_urc)(void *ud, const char *line, size_t len);
+    /* Diagnostics; may be NULL. */
+    void (*on_event)(void *ud, hf_at_event ev, const char *detail, size_t len);
+} hf_at_callbacks;
+
+typedef struct hf_at_cmd {
+    unsigned long id;
+    char text[HF_AT_CMD_MAX + 2];         /* command + "\r" + NUL */
+    size_t len;                           /* bytes including the "\r" */
+    hf_at_expect expect;
+    char prefixes[HF_AT_PREFIX_MAX][HF_AT_PREFIX_LEN];
+    size_t nprefixes;
+    double timeout;
+} hf_at_cmd;
+
+typedef struct hf_at {
+    hf_at_callbacks cb;
+    void *ud;
+    hf_tok tok;
+    hf_at_cmd queue[HF_AT_QUEUE_MAX];     /* ring: queue[head] is in flight or next */
+    size_t head, count;
+    size_t written;                       /* bytes of queue[head] written so far */
+    int in_flight;                        /* queue[head] fully written, awaiting its final */
+    double deadline;                      /* absolute, valid while in_flight or resyncing */
+    double sent_at;
+    unsigned long next_id;
+    /* response collection for the command in flight */
+    char resp[HF_AT_RESP_BYTES];
+    size_t resp_used;
+    size_t resp_nlines;
+    size_t resp_off[HF_AT_RESP_LINES];
+    size_t resp_len[HF_AT_RESP_LINES];
+    int resp_overflow;
+    /* resynchronisation */
+    int resync_needed;                    /* write "AT" before the next command */
+    int resync_state;                     /* 0 none, 1 writing, 2 awaiting OK, 3 quiet */
+    size_t resync_written;
+    unsigned long resync_discarded;
+    /* counters */
+    unsigned consecutive_timeouts;
+    unsigned long timeouts, overflows, urcs, echoes;
+    /* extra unsolicited prefixes */
+    char urc_prefixes[HF_AT_URC_PREFIXES][HF_AT_PREFIX_LEN];
+    size_t n_urc_prefixes;
+    int in_callback;                      /* re-entrancy guard for submit from callbacks */
+    double now;                           /* last time given by the owner */
+} hf_at;
+
+void hf_at_init(hf_at *at, const hf_at_callbacks *cb, void *ud);
+
+/* Queue a command (text without CR). Refuses (returns -1, err) commands that are
+ * empty, longer than HF_AT_CMD_MAX, contain CR, LF or NUL ("EINVAL"), too many or
+ * too long prefixes ("EINVAL"), or a full queue ("EAGAIN"). timeout <= 0 means 30 s.
+ * On success stores the id in *id and returns 0. Safe to call from callbacks. */
+int hf_at_submit(hf_at *at, const char *cmd, size_t len, hf_at_expect expect,
+                 const char *const *prefixes, size_t nprefixes, double timeout,
+                 unsigned long *id, hf_error *err);
+
+/* Bytes that should be written now (NULL/0 when none). */
+size_t hf_at_output(hf_at *at, const char **data);
+
+/* n bytes of the output were written at time now. */
+void hf_at_wrote(hf_at *at, size_t n, double now);
+
+/* Bytes received at time now. */
+void hf_at_input(hf_at *at, const char *data, size_t n, double now);
+
+/* The clock moved: fire timeouts whose deadline <= now. */
+void hf_at_tick(hf_at *at, double now);
+
+/* Next absolute deadline, or a negative value when nothing is timed. */
+double hf_at_deadline(const hf_at *at);
+
+/* The port is gone: fail every queued command with HF_AT_STATUS_PORTLOST, forget
+ * partial lines and resync state (the next port starts clean). */
+void hf_at_port_lost(hf_at *at);
+
+/* Fail every queued (not yet written) command with HF_AT_STATUS_CANCELLED. */
+void hf_at_cancel_queued(hf_at *at);
+
+/* Register/remove an extra unsolicited prefix (e.g. "+CMTI:"). Returns 0, or -1 when
+ * the table is full or the prefix too long. */
+int hf_at_urc_prefix_add(hf_at *at, const char *prefix);
+void hf_at_urc_prefix_remove(hf_at *at, const char *prefix);
+
+/* Is the engine idle (nothing queued, not resynchronising)? */
+int hf_at_idle(const hf_at *at);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * transport.h — open, read, write and close a module's AT port. Bottom layer.
+ *
+ * Real serial devices (ttyUSB, ttyACM, ttyS ...) go through libserialport
+ * (sp_get_port_by_name + sp_open, 8N1, baud rate, flow control), then its fd is
+ * used directly in the owner's poll() loop. Pseudo-terminals and other character
+ * devices that libserialport refuses are opened with open(2) + raw termios. The
+ * choice is automatic and reported by hf_transport_kind().
+ *
+ * Every fd is non-blocking and held exclusively (flock + TIOCEXCL). Hang-up, EIO
+ * and ENODEV become "EPORTLOST". Nothing here knows about AT commands.
+ */
+#ifndef HF_TRANSPORT_H
+#define HF_TRANSPORT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "hf_error.h"
+
+typedef struct hf_transport hf_transport;
+
+typedef enum { HF_FLOW_NONE = 0, HF_FLOW_RTSCTS = 1 } hf_flow;
+
+typedef struct hf_transport_opts {
+    int baudrate;      /* default 115200 when 0 */
+    hf_flow flow;      /* default none */
+} hf_transport_opts;
+
+/* Open `path`. On failure returns NULL and fills err: ENOENT (no such port),
+ * EACCES, EBUSY (held by another process; the message names ModemManager and
+ * how to keep it away), EINVAL (not a tty), EIO. */
+hf_transport *hf_transport_open(const char *path, const hf_transport_opts *opts, hf_error *err);
+
+/* The fd to poll for POLLIN (and POLLOUT while output is pending). -1 once closed. */
+int hf_transport_fd(const hf_transport *t);
+
+/* "serial" (libserialport) or "pty" (POSIX open + termios). */
+const char *hf_transport_kind(const hf_transport *t);
+
+/* The path given to open. */
+const char *hf_transport_path(const hf_transport *t);
+
+/* Read up to n bytes. Returns >0 bytes read, 0 when nothing is available now,
+ * -1 on error (err->code "EPORTLOST" for hang-up/EIO/ENODEV/EOF). */
+ssize_t hf_transport_read(hf_transport *t, void *buf, size_t n, hf_error *err);
+
+/* Write up to n bytes. Returns bytes written (possibly 0 when the fd would block),
+ * -1 on error (EPORTLOST as for read). */
+ssize_t hf_transport_write(hf_transport *t, const void *buf, size_t n, hf_error *err);
+
+/* Interpret poll() revents for this fd: returns -1 and fills err (EPORTLOST) when
+ * they mean the port is gone (POLLHUP/POLLERR/POLLNVAL without readable data), else 0. */
+int hf_transport_check_revents(hf_transport *t, short revents, hf_error *err);
+
+/* Close and free. Never blocks (no tcdrain on a dead USB port). Accepts NULL. */
+void hf_transport_close(hf_transport *t);
+
+/* --- enumeration -------------------------------------------------------- */
+
+typedef struct hf_port_info {
+    char path[256];
+    char description[128];
+    char transport[16];     /* "usb", "native", "bluetooth" */
+    int vid, pid;           /* -1 when unknown */
+    char manufacturer[128];
+    char product[128];
+    char serial[128];
+    int usb_bus, usb_address; /* -1 when unknown */
+} hf_port_info;
+
+/* Enumerate ports through sp_list_ports. Fills at most `cap` entries of `out`
+ * and stores the number found (may exceed cap) in *found. Returns 0 or -1 + err. */
+int hf_list_ports(hf_port_info *out, size_t cap, size_t *found, hf_error *err);
+
+#endif

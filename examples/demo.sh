@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "hwfota: the FOTA flow demo is not there yet (see issue 4)."
