@@ -109,3 +109,4 @@ install: all
 
 clean:
 	rm -rf $(B)
+.SECONDARY:
