@@ -51,8 +51,8 @@ local M = {
     _LICENSE = "same as hwfota",
 }
 
-local type, pairs, ipairs, tostring, error, pcall, select =
-    type, pairs, ipairs, tostring, error, pcall, select
+local type, pairs, ipairs, tostring, error, pcall =
+    type, pairs, ipairs, tostring, error, pcall
 local math_type, floor, huge = math.type, math.floor, math.huge
 local fmt = string.format
 
