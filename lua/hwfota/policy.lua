@@ -61,7 +61,7 @@ local fmt = string.format
 M.HOOKS = { "on_new_version", "on_downloaded", "on_failure", "on_progress", "on_event",
             "before_detect", "after" }
 
----------------------------------------------------------------------------------------
+-- =====================================================================================
 -- Argument checking. Constructors raise a tagged error that `constructor` re-raises at
 -- the integrator's call site (level 2), whatever helper found the problem.
 
@@ -148,7 +148,7 @@ local function err_code(err)
               type(err)), 3)
 end
 
----------------------------------------------------------------------------------------
+-- =====================================================================================
 -- retry
 
 local RETRY_PARAMS = { attempts = true, base = true, max = true, factor = true, jitter = true }
@@ -251,7 +251,7 @@ function M.retry(opts)
     return p
 end
 
----------------------------------------------------------------------------------------
+-- =====================================================================================
 -- Versions and gate
 
 local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
@@ -394,7 +394,7 @@ function M.gate(opts)
     return p
 end
 
----------------------------------------------------------------------------------------
+-- =====================================================================================
 -- window
 
 local DAYS = { sun = 1, mon = 2, tue = 3, wed = 4, thu = 5, fri = 6, sat = 7 }
@@ -504,7 +504,7 @@ function M.window(opts)
     return p
 end
 
----------------------------------------------------------------------------------------
+-- =====================================================================================
 -- cohort
 
 --- FNV-1a 32-bit hash of a string (offset basis 2166136261, prime 16777619), stable
@@ -589,7 +589,7 @@ function M.cohort(opts)
     return p
 end
 
----------------------------------------------------------------------------------------
+-- =====================================================================================
 -- wan_guard
 
 -- Run a down/up action; returns true or nil, message.
@@ -676,7 +676,7 @@ function M.wan_guard(opts)
     return p
 end
 
----------------------------------------------------------------------------------------
+-- =====================================================================================
 -- all
 
 local RANK = { download = 1, upgrade = 1, defer = 2, reject = 3 }
