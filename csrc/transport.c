@@ -11,8 +11,8 @@
  * Exclusivity, on both paths: flock(LOCK_EX|LOCK_NB) on our fd, then TIOCEXCL.
  * Root bypasses TIOCEXCL, so before taking the port we also ask the kernel with
  * TIOCGEXCL whether someone else already holds it exclusively (ModemManager and
- * libserialport >= 0.1.2 set it). On the serial path that check and a trial flock
- * run on a short-lived guard fd *before* sp_open, because sp_open rewrites termios
+ * libserialport >= 0.1.2 set it). On the serial path that check and the flock
+ * first run on a guard fd held across sp_open, because sp_open rewrites termios
  * and modem lines and must not do that under another owner's feet.
  */
 #include "transport.h"
@@ -61,7 +61,10 @@ static void set_errno(hf_error *err, const char *what, const char *path, int err
     const char *code = hf_error_code_from_errno(errnum);
     if (errnum == EISDIR || errnum == ENOTTY)
         code = "EINVAL";
-    hf_error_set(err, code, "cannot %s %s: %s", what, path, strerror(errnum));
+    const char *hint = errnum == EACCES || errnum == EPERM
+                           ? " (run as root or add the user to the port's group, e.g. dialout)"
+                           : "";
+    hf_error_set(err, code, "cannot %s %s: %s%s", what, path, strerror(errnum), hint);
 }
 
 static void set_lost(hf_error *err, const char *path, const char *why)
@@ -236,25 +239,23 @@ static int sp_errno(void)
     return e > 0 ? e : EIO;
 }
 
-/* Trial open before sp_open: fails with EBUSY if anyone holds the port, without
- * touching its termios. The trial lock is released again when the guard closes. */
-static int probe_not_busy(const char *dev, const char *path, hf_error *err)
+/* Guard before sp_open: fails with EBUSY if anyone holds the port, without
+ * touching its termios. Returns the guard fd, holding our flock, or -1. The
+ * caller keeps it open across sp_open (so the tty is never fully closed in
+ * between, which would drop DTR through HUPCL) and closes it afterwards. */
+static int guard_open(const char *dev, const char *path, hf_error *err)
 {
     int fd = open(dev, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         set_errno(err, "open", path, errno);
         return -1;
     }
-    int rc = 0;
-    if (held_exclusive(fd)) {
+    if (held_exclusive(fd) || flock(fd, LOCK_EX | LOCK_NB) != 0) {
         set_busy(err, path);
-        rc = -1;
-    } else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        set_busy(err, path);
-        rc = -1;
+        (void)close(fd);
+        return -1;
     }
-    (void)close(fd);
-    return rc;
+    return fd;
 }
 
 /* 8N1, baud rate and flow control in one sp_set_config round trip. */
@@ -329,10 +330,14 @@ static int adopt_sp_fd(hf_transport *t, hf_error *err)
 static int open_serial(hf_transport *t, const char *dev, const hf_transport_opts *o,
                        hf_error *err)
 {
-    if (probe_not_busy(dev, t->path, err) != 0)
+    int guard = guard_open(dev, t->path, err);
+    if (guard < 0)
         return -1;
-    if (sp_open(t->sp, SP_MODE_READ_WRITE) != SP_OK) {
-        set_errno(err, "open", t->path, sp_errno());
+    enum sp_return rc = sp_open(t->sp, SP_MODE_READ_WRITE);
+    int sp_err = sp_errno();
+    (void)close(guard);     /* releases the guard's lock; adopt_sp_fd takes it again */
+    if (rc != SP_OK) {
+        set_errno(err, "open", t->path, sp_err);
         return -1;
     }
     if (adopt_sp_fd(t, err) != 0 || configure_sp(t->sp, t->path, o, err) != 0 ||
