@@ -89,12 +89,14 @@ static int held_exclusive(int fd)
     return 0;
 }
 
-/* Take the port for us: TIOCGEXCL check, flock, TIOCEXCL. 0 or -1 + err. */
-static int take_exclusive(hf_transport *t, hf_error *err)
+/* Take the port for us: TIOCGEXCL check (when check_foreign), flock, TIOCEXCL.
+ * The serial path skips the check here: it ran on the guard before sp_open, and
+ * libserialport > 0.1.1 sets TIOCEXCL itself inside sp_open. 0 or -1 + err. */
+static int take_exclusive(hf_transport *t, int check_foreign, hf_error *err)
 {
     int fd = t->fd;
     const char *path = t->path;
-    if (held_exclusive(fd)) {
+    if (check_foreign && held_exclusive(fd)) {
         set_busy(err, path);
         return -1;
     }
@@ -224,7 +226,7 @@ static int open_posix(hf_transport *t, const char *dev, const hf_transport_opts 
         set_errno(err, "open", t->path, errno);
         return -1;
     }
-    if (check_is_tty(t->fd, t->path, err) != 0 || take_exclusive(t, err) != 0 ||
+    if (check_is_tty(t->fd, t->path, err) != 0 || take_exclusive(t, 1, err) != 0 ||
         configure_raw(t->fd, t->path, o, err) != 0)
         return -1;  /* caller closes */
     return 0;
@@ -324,7 +326,7 @@ static int adopt_sp_fd(hf_transport *t, hf_error *err)
         set_errno(err, "set non-blocking mode on", t->path, errno);
         return -1;
     }
-    return take_exclusive(t, err);
+    return take_exclusive(t, 0, err);
 }
 
 static int open_serial(hf_transport *t, const char *dev, const hf_transport_opts *o,

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -162,6 +163,56 @@ static void test_pty_path(void)
     check_busy(p.slave);
     check_lost(t, p.master);
     hf_transport_close(t);
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Nobody reads the master: writes fill the pty and then return 0, never block;
+ * revents are interpreted; close with output pending returns at once. */
+static void test_nonblocking_and_revents(void)
+{
+    pty_pair p;
+    CHECK_INT(make_pty(&p), 0);
+    hf_error e;
+    hf_transport *t = hf_transport_open(p.slave, NULL, &e);
+    CHECK(t != NULL, "open %s: %s", p.slave, e.msg);
+    if (!t)
+        return;
+    CHECK_INT(hf_transport_check_revents(t, POLLIN, &e), 0);
+    CHECK_INT(hf_transport_check_revents(t, POLLOUT, &e), 0);
+    CHECK_INT(hf_transport_check_revents(t, POLLNVAL, &e), -1);
+    CHECK_STR(e.code, "EPORTLOST");
+
+    static char big[1 << 16];
+    memset(big, 'A', sizeof big);
+    size_t total = 0;
+    ssize_t w = 1;
+    double t0 = now_ms();
+    for (int i = 0; i < 64 && w > 0; i++) {
+        w = hf_transport_write(t, big, sizeof big, &e);
+        if (w > 0)
+            total += (size_t)w;
+    }
+    CHECK_INT(w, 0);    /* full: 0, not -1, and no blocking */
+    CHECK(total > 0 && total < 64 * sizeof big, "wrote %zu bytes before full", total);
+    CHECK_INT(hf_transport_write(t, "x", 0, &e), 0);
+    t0 = now_ms();
+    hf_transport_close(t);
+    CHECK(now_ms() - t0 < 200, "close with pending output took %.0f ms", now_ms() - t0);
+    close(p.master);
+
+    char buf[4];
+    CHECK_INT(hf_transport_read(NULL, buf, sizeof buf, &e), -1);
+    CHECK_STR(e.code, "ECLOSED");
+    CHECK_INT(hf_transport_write(NULL, buf, sizeof buf, &e), -1);
+    CHECK_STR(e.code, "ECLOSED");
+    CHECK_INT(hf_transport_check_revents(NULL, POLLIN, &e), -1);
+    CHECK_STR(e.code, "ECLOSED");
 }
 
 /* Through a symlink (how hwfota-sim publishes its pty), and reopen after close. */
@@ -473,6 +524,7 @@ int main(int argc, char **argv)
     CHECK_SUITE("transport");
     alarm(20);  /* a hang is a failure, not a stuck CI job */
     test_pty_path();
+    test_nonblocking_and_revents();
     test_symlink_and_reopen();
     test_foreign_tiocexcl();
     test_open_errors();

@@ -4,12 +4,16 @@
  * (sp_list_ports, sp_get_port_by_name, sp_open, configuration, I/O) runs in tests
  * without hardware and without root.
  *
- * Why this recipe and not umockdev (see spec/../test-harness-notes): it needs no
- * package, chains every wrapper with dlsym(RTLD_NEXT) so the preload order does
- * not matter, works under ASan (put libasan first in LD_PRELOAD, or
- * ASAN_OPTIONS=verify_asan_link_order=0) and valgrind, costs a few ms per
- * process, and hides the machine's real ttys, so a real modem can never leak
- * into a test. umockdev would also fake udev/hotplug, which hwfota does not use.
+ * Why this recipe and not umockdev (both are described in the project's
+ * test-harness notes): hwfota's transport calls realpath() on every port path,
+ * and realpath() on a umockdev-emulated tty node crashes the process; umockdev
+ * also answers ENOTTY to pty ioctls and must come after a shim in LD_PRELOAD.
+ * This library needs no package, chains every wrapper with dlsym(RTLD_NEXT) so
+ * the preload order does not matter, works under ASan (libasan first in
+ * LD_PRELOAD, or ASAN_OPTIONS=verify_asan_link_order=0) and valgrind, costs a
+ * few ms per process, and hides the machine's real ttys, so a real modem can
+ * never leak into a test. umockdev would also fake udev and hotplug, which
+ * hwfota does not use today.
  *
  * What it does in the process it is loaded into:
  *   - Builds, on first use, a small sysfs tree in a private temporary directory
@@ -255,11 +259,14 @@ static const char *map_path(const char *path, char *buf, size_t cap)
     return buf;
 }
 
-/* real_<name>: the next definition of <name> after this library. */
-#define REAL(name)                                                              \
-    static __typeof__(&name) real_##name;                                        \
-    if (!real_##name)                                                            \
-    real_##name = (__typeof__(&name))dlsym(RTLD_NEXT, #name)
+/* var: the next definition of sym after this library, looked up once. */
+#define NEXT_FN(var, sym)                                                       \
+    static __typeof__(&sym) var;                                                \
+    if (!var)                                                                   \
+        var = (__typeof__(&sym))dlsym(RTLD_NEXT, #sym)
+
+/* real_<name>: the definition this wrapper stands in front of. */
+#define REAL(name) NEXT_FN(real_##name, name)
 
 /* ---- opening -------------------------------------------------------------- */
 
@@ -269,56 +276,56 @@ static int has_mode_arg(int flags)
 }
 
 #define OPEN_WRAPPER(name)                                                      \
-    int name(const char *path, int flags, ...)                                   \
-    {                                                                            \
-        REAL(name);                             \
-        mode_t mode = 0;                                                         \
-        if (has_mode_arg(flags)) {                                               \
-            va_list ap;                                                          \
-            va_start(ap, flags);                                                 \
-            mode = va_arg(ap, mode_t);                                           \
-            va_end(ap);                                                          \
-        }                                                                        \
-        char buf[PATH_MAX];                                                      \
-        return real_##name(map_path(path, buf, sizeof buf), flags, mode);        \
+    int name(const char *path, int flags, ...)                                  \
+    {                                                                           \
+        REAL(name);                                                             \
+        mode_t mode = 0;                                                        \
+        if (has_mode_arg(flags)) {                                              \
+            va_list ap;                                                         \
+            va_start(ap, flags);                                                \
+            mode = va_arg(ap, mode_t);                                          \
+            va_end(ap);                                                         \
+        }                                                                       \
+        char buf[PATH_MAX];                                                     \
+        return real_##name(map_path(path, buf, sizeof buf), flags, mode);       \
     }
 OPEN_WRAPPER(open)
 OPEN_WRAPPER(open64)
 
 #define OPENAT_WRAPPER(name)                                                    \
-    int name(int dirfd, const char *path, int flags, ...)                        \
-    {                                                                            \
-        REAL(name);                        \
-        mode_t mode = 0;                                                         \
-        if (has_mode_arg(flags)) {                                               \
-            va_list ap;                                                          \
-            va_start(ap, flags);                                                 \
-            mode = va_arg(ap, mode_t);                                           \
-            va_end(ap);                                                          \
-        }                                                                        \
-        char buf[PATH_MAX];                                                      \
+    int name(int dirfd, const char *path, int flags, ...)                       \
+    {                                                                           \
+        REAL(name);                                                             \
+        mode_t mode = 0;                                                        \
+        if (has_mode_arg(flags)) {                                              \
+            va_list ap;                                                         \
+            va_start(ap, flags);                                                \
+            mode = va_arg(ap, mode_t);                                          \
+            va_end(ap);                                                         \
+        }                                                                       \
+        char buf[PATH_MAX];                                                     \
         return real_##name(dirfd, map_path(path, buf, sizeof buf), flags, mode); \
     }
 OPENAT_WRAPPER(openat)
 OPENAT_WRAPPER(openat64)
 
 #define OPEN2_WRAPPER(name)                                                     \
-    int name(const char *path, int flags);                                       \
-    int name(const char *path, int flags)                                        \
-    {                                                                            \
-        REAL(name);                                  \
-        char buf[PATH_MAX];                                                      \
-        return real_##name(map_path(path, buf, sizeof buf), flags);              \
+    int name(const char *path, int flags);                                      \
+    int name(const char *path, int flags)                                       \
+    {                                                                           \
+        REAL(name);                                                             \
+        char buf[PATH_MAX];                                                     \
+        return real_##name(map_path(path, buf, sizeof buf), flags);             \
     }
 OPEN2_WRAPPER(__open_2)
 OPEN2_WRAPPER(__open64_2)
 
 #define FOPEN_WRAPPER(name)                                                     \
-    FILE *name(const char *path, const char *mode)                               \
-    {                                                                            \
-        REAL(name);                       \
-        char buf[PATH_MAX];                                                      \
-        return real_##name(map_path(path, buf, sizeof buf), mode);               \
+    FILE *name(const char *path, const char *mode)                              \
+    {                                                                           \
+        REAL(name);                                                             \
+        char buf[PATH_MAX];                                                     \
+        return real_##name(map_path(path, buf, sizeof buf), mode);              \
     }
 FOPEN_WRAPPER(fopen)
 FOPEN_WRAPPER(fopen64)
@@ -340,17 +347,15 @@ int access(const char *path, int mode)
 /* ---- stat family: lstat of the fake node follows the pty link ------------- */
 
 #define STAT_WRAPPER(name, st_t, follow)                                        \
-    int name(const char *path, st_t *st)                                         \
-    {                                                                            \
-        REAL(name);                               \
-        char buf[PATH_MAX];                                                      \
-        if (is_fake_dev(path)) {                                                 \
-            static __typeof__(&follow) follow_fn;                       \
-            if (!follow_fn)                                                      \
-                follow_fn = (__typeof__(&follow))dlsym(RTLD_NEXT, #follow); \
-            return follow_fn(pty_target(), st);                                  \
-        }                                                                        \
-        return real_##name(map_path(path, buf, sizeof buf), st);                 \
+    int name(const char *path, st_t *st)                                        \
+    {                                                                           \
+        REAL(name);                                                             \
+        char buf[PATH_MAX];                                                     \
+        if (is_fake_dev(path)) {                                                \
+            NEXT_FN(follow_fn, follow);                                         \
+            return follow_fn(pty_target(), st);                                 \
+        }                                                                       \
+        return real_##name(map_path(path, buf, sizeof buf), st);                \
     }
 STAT_WRAPPER(stat, struct stat, stat)
 STAT_WRAPPER(lstat, struct stat, stat)
@@ -358,18 +363,16 @@ STAT_WRAPPER(stat64, struct stat64, stat64)
 STAT_WRAPPER(lstat64, struct stat64, stat64)
 
 #define XSTAT_WRAPPER(name, st_t, follow)                                       \
-    int name(int ver, const char *path, st_t *st);                               \
-    int name(int ver, const char *path, st_t *st)                                \
-    {                                                                            \
-        REAL(name);                          \
-        char buf[PATH_MAX];                                                      \
-        if (is_fake_dev(path)) {                                                 \
-            static __typeof__(&follow) follow_fn;                  \
-            if (!follow_fn)                                                      \
-                follow_fn = (__typeof__(&follow))dlsym(RTLD_NEXT, #follow); \
-            return follow_fn(ver, pty_target(), st);                             \
-        }                                                                        \
-        return real_##name(ver, map_path(path, buf, sizeof buf), st);            \
+    int name(int ver, const char *path, st_t *st);                              \
+    int name(int ver, const char *path, st_t *st)                               \
+    {                                                                           \
+        REAL(name);                                                             \
+        char buf[PATH_MAX];                                                     \
+        if (is_fake_dev(path)) {                                                \
+            NEXT_FN(follow_fn, follow);                                         \
+            return follow_fn(ver, pty_target(), st);                            \
+        }                                                                       \
+        return real_##name(ver, map_path(path, buf, sizeof buf), st);           \
     }
 XSTAT_WRAPPER(__xstat, struct stat, __xstat)
 XSTAT_WRAPPER(__lxstat, struct stat, __xstat)
