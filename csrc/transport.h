@@ -35,14 +35,20 @@ hf_transport *hf_transport_open(const char *path, const hf_transport_opts *opts,
 /* The fd to poll for POLLIN (and POLLOUT while output is pending). -1 once closed. */
 int hf_transport_fd(const hf_transport *t);
 
-/* "serial" (libserialport) or "pty" (POSIX open + termios). */
+/* "serial" (libserialport) or "pty" (POSIX open + termios: ptys, and any other
+ * tty libserialport refuses). The path is resolved first, so a symlink to a pty
+ * is "pty" and /dev/serial/by-id/... to a ttyUSB is "serial". */
 const char *hf_transport_kind(const hf_transport *t);
 
 /* The path given to open. */
 const char *hf_transport_path(const hf_transport *t);
 
 /* Read up to n bytes. Returns >0 bytes read, 0 when nothing is available now,
- * -1 on error (err->code "EPORTLOST" for hang-up/EIO/ENODEV/EOF). */
+ * -1 on error (err->code "EPORTLOST" for hang-up/EIO/ENODEV/EOF). A raw tty
+ * (VMIN=0, VTIME=0) reads 0 both when idle and when hung up; the two are told
+ * apart with a zero-timeout poll, so 0 really means "nothing yet".
+ * On a closed handle (NULL or fd -1): -1 with "ECLOSED". Same for write and
+ * check_revents. */
 ssize_t hf_transport_read(hf_transport *t, void *buf, size_t n, hf_error *err);
 
 /* Write up to n bytes. Returns bytes written (possibly 0 when the fd would block),
@@ -53,7 +59,9 @@ ssize_t hf_transport_write(hf_transport *t, const void *buf, size_t n, hf_error 
  * they mean the port is gone (POLLHUP/POLLERR/POLLNVAL without readable data), else 0. */
 int hf_transport_check_revents(hf_transport *t, short revents, hf_error *err);
 
-/* Close and free. Never blocks (no tcdrain on a dead USB port). Accepts NULL. */
+/* Close and free. Never blocks (no tcdrain on a dead USB port; unsent output is
+ * discarded so the kernel's close-time drain cannot stall). Drops TIOCEXCL and
+ * the flock. Accepts NULL. */
 void hf_transport_close(hf_transport *t);
 
 /* --- enumeration -------------------------------------------------------- */
@@ -69,8 +77,9 @@ typedef struct hf_port_info {
     int usb_bus, usb_address; /* -1 when unknown */
 } hf_port_info;
 
-/* Enumerate ports through sp_list_ports. Fills at most `cap` entries of `out`
- * and stores the number found (may exceed cap) in *found. Returns 0 or -1 + err. */
+/* Enumerate ports through sp_list_ports, sorted by path. Fills at most `cap`
+ * entries of `out` (out may be NULL when cap is 0: count only) and stores the
+ * number found (may exceed cap) in *found. Returns 0 or -1 + err. */
 int hf_list_ports(hf_port_info *out, size_t cap, size_t *found, hf_error *err);
 
 #endif

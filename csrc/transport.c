@@ -1,0 +1,602 @@
+/*
+ * transport.c — open, configure, read, write and close one AT port (see transport.h).
+ *
+ * Path choice: the given path is resolved with realpath() first, so a symlink
+ * (/tmp/hwfota-sim/ttyUSB2 -> /dev/pts/5, /dev/serial/by-id/... -> /dev/ttyUSB2)
+ * is judged by what it points to. If libserialport knows the resolved device
+ * (sp_get_port_by_name succeeds: it has a sysfs tty entry) it is opened and
+ * configured through libserialport ("serial"); anything it refuses (ptys, other
+ * character devices) is opened with open(2) + raw termios ("pty").
+ *
+ * Exclusivity, on both paths: flock(LOCK_EX|LOCK_NB) on our fd, then TIOCEXCL.
+ * Root bypasses TIOCEXCL, so before taking the port we also ask the kernel with
+ * TIOCGEXCL whether someone else already holds it exclusively (ModemManager and
+ * libserialport >= 0.1.2 set it). On the serial path that check and the flock
+ * first run on a guard fd held across sp_open, because sp_open rewrites termios
+ * and modem lines and must not do that under another owner's feet.
+ */
+#include "transport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <libserialport.h>
+
+#define HF_DEFAULT_BAUD 115200
+
+struct hf_transport {
+    int fd;
+    int owned;              /* 1 once flock + TIOCEXCL are ours */
+    struct sp_port *sp;     /* NULL on the POSIX path */
+    char path[PATH_MAX];    /* as given to open */
+};
+
+static const char busy_hint[] =
+    "often ModemManager: stop it, inhibit the modem with `mmcli -m N --inhibit`, "
+    "or tag the port ID_MM_PORT_IGNORE in a udev rule";
+
+/* ---- errors ------------------------------------------------------------ */
+
+static void set_busy(hf_error *err, const char *path)
+{
+    hf_error_set(err, "EBUSY", "%s is in use by another process (%s)", path, busy_hint);
+}
+
+/* "cannot <what> <path>: <strerror>" with the code derived from errnum. */
+static void set_errno(hf_error *err, const char *what, const char *path, int errnum)
+{
+    if (errnum == EBUSY) {
+        set_busy(err, path);
+        return;
+    }
+    const char *code = hf_error_code_from_errno(errnum);
+    if (errnum == EISDIR || errnum == ENOTTY)
+        code = "EINVAL";
+    const char *hint = errnum == EACCES || errnum == EPERM
+                           ? " (run as root or add the user to the port's group, e.g. dialout)"
+                           : "";
+    hf_error_set(err, code, "cannot %s %s: %s%s", what, path, strerror(errnum), hint);
+}
+
+static void set_lost(hf_error *err, const char *path, const char *why)
+{
+    hf_error_set(err, "EPORTLOST",
+                 "port %s lost (%s): module reset or unplugged; find it again by USB identity",
+                 path, why);
+}
+
+/* ---- exclusivity -------------------------------------------------------- */
+
+/* 1 when another opener already set TIOCEXCL (root is not stopped by it), else 0. */
+static int held_exclusive(int fd)
+{
+#ifdef TIOCGEXCL
+    int excl = 0;
+    if (ioctl(fd, TIOCGEXCL, &excl) == 0 && excl)
+        return 1;
+#else
+    (void)fd;
+#endif
+    return 0;
+}
+
+/* Take the port for us: TIOCGEXCL check (when check_foreign), flock, TIOCEXCL.
+ * The serial path skips the check here: it ran on the guard before sp_open, and
+ * libserialport > 0.1.1 sets TIOCEXCL itself inside sp_open. 0 or -1 + err. */
+static int take_exclusive(hf_transport *t, int check_foreign, hf_error *err)
+{
+    int fd = t->fd;
+    const char *path = t->path;
+    if (check_foreign && held_exclusive(fd)) {
+        set_busy(err, path);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK || errno == EAGAIN)
+            set_busy(err, path);
+        else
+            set_errno(err, "lock", path, errno);
+        return -1;
+    }
+    t->owned = 1;   /* the lock is ours now: close must drop TIOCEXCL again */
+    if (ioctl(fd, TIOCEXCL) != 0) {
+        set_errno(err, "set exclusive mode on", path, errno);
+        return -1;
+    }
+    return 0;
+}
+
+/* Close without blocking. When the port is ours: discard unsent output (a
+ * stalled or vanished USB port would otherwise make the kernel wait up to
+ * closing_wait, 30 s by default, in close()) and drop TIOCEXCL (a pty slave
+ * keeps the flag while its master lives). When it is not (a failed open of a
+ * busy port), touch nothing: flushing or clearing TIOCEXCL would hurt the real
+ * owner. close() releases our flock. Errors are irrelevant here. */
+static void close_fd_quietly(int fd, int owned)
+{
+    if (fd < 0)
+        return;
+    if (owned) {
+        (void)tcflush(fd, TCIOFLUSH);
+        (void)ioctl(fd, TIOCNXCL);
+    }
+    (void)close(fd);
+}
+
+static int set_nonblock_cloexec(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -1;
+    int fdfl = fcntl(fd, F_GETFD);
+    if (fdfl < 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0)
+        return -1;
+    return 0;
+}
+
+/* ---- POSIX path (ptys and other ttys libserialport refuses) ------------ */
+
+static int baud_to_speed(int baud, speed_t *out)
+{
+    static const struct { int baud; speed_t speed; } table[] = {
+        {1200, B1200}, {2400, B2400}, {4800, B4800}, {9600, B9600},
+        {19200, B19200}, {38400, B38400}, {57600, B57600}, {115200, B115200},
+        {230400, B230400}, {460800, B460800}, {921600, B921600},
+#ifdef B3000000
+        {1000000, B1000000}, {2000000, B2000000}, {3000000, B3000000},
+        {4000000, B4000000},
+#endif
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        if (table[i].baud == baud) {
+            *out = table[i].speed;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The fd is a character device and a terminal, else EINVAL with what it is. */
+static int check_is_tty(int fd, const char *path, hf_error *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        set_errno(err, "inspect", path, errno);
+        return -1;
+    }
+    if (!S_ISCHR(st.st_mode)) {
+        hf_error_set(err, "EINVAL", "cannot use %s: not a serial port (%s)", path,
+                     S_ISREG(st.st_mode) ? "regular file" :
+                     S_ISDIR(st.st_mode) ? "directory" :
+                     S_ISFIFO(st.st_mode) ? "FIFO" :
+                     S_ISSOCK(st.st_mode) ? "socket" : "not a character device");
+        return -1;
+    }
+    struct termios tio;
+    if (tcgetattr(fd, &tio) != 0) {
+        hf_error_set(err, "EINVAL", "cannot use %s: not a terminal device (%s)", path,
+                     strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int configure_raw(int fd, const char *path, const hf_transport_opts *o, hf_error *err)
+{
+    speed_t speed;
+    if (baud_to_speed(o->baudrate, &speed) != 0) {
+        hf_error_set(err, "EINVAL", "cannot configure %s: unsupported baud rate %d", path,
+                     o->baudrate);
+        return -1;
+    }
+    struct termios tio;
+    if (tcgetattr(fd, &tio) != 0) {
+        set_errno(err, "configure", path, errno);
+        return -1;
+    }
+    cfmakeraw(&tio);
+    tio.c_cflag &= ~(CSIZE | PARENB | CSTOPB | CRTSCTS);
+    tio.c_cflag |= CS8 | CLOCAL | CREAD;
+    if (o->flow == HF_FLOW_RTSCTS)
+        tio.c_cflag |= CRTSCTS;
+    tio.c_cc[VMIN] = 0;
+    tio.c_cc[VTIME] = 0;
+    if (cfsetispeed(&tio, speed) != 0 || cfsetospeed(&tio, speed) != 0 ||
+        tcsetattr(fd, TCSANOW, &tio) != 0) {
+        set_errno(err, "configure", path, errno);
+        return -1;
+    }
+    return 0;
+}
+
+static int open_posix(hf_transport *t, const char *dev, const hf_transport_opts *o,
+                      hf_error *err)
+{
+    t->fd = open(dev, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (t->fd < 0) {
+        set_errno(err, "open", t->path, errno);
+        return -1;
+    }
+    if (check_is_tty(t->fd, t->path, err) != 0 || take_exclusive(t, 1, err) != 0 ||
+        configure_raw(t->fd, t->path, o, err) != 0)
+        return -1;  /* caller closes */
+    return 0;
+}
+
+/* ---- libserialport path ------------------------------------------------- */
+
+/* Errno behind libserialport's last failure (0.1.1: errno itself on Unix). */
+static int sp_errno(void)
+{
+    int e = sp_last_error_code();
+    return e > 0 ? e : EIO;
+}
+
+/* Guard before sp_open: fails with EBUSY if anyone holds the port, without
+ * touching its termios. Returns the guard fd, holding our flock, or -1. The
+ * caller keeps it open across sp_open (so the tty is never fully closed in
+ * between, which would drop DTR through HUPCL) and closes it afterwards. */
+static int guard_open(const char *dev, const char *path, hf_error *err)
+{
+    int fd = open(dev, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        set_errno(err, "open", path, errno);
+        return -1;
+    }
+    if (held_exclusive(fd) || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        set_busy(err, path);
+        (void)close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* 8N1, baud rate and flow control in one sp_set_config round trip. */
+static int configure_sp(struct sp_port *sp, const char *path, const hf_transport_opts *o,
+                        hf_error *err)
+{
+    struct sp_port_config *cfg = NULL;
+    if (sp_new_config(&cfg) != SP_OK) {
+        hf_error_set(err, "ENOMEM", "cannot configure %s: out of memory", path);
+        return -1;
+    }
+    enum sp_flowcontrol fc = o->flow == HF_FLOW_RTSCTS ? SP_FLOWCONTROL_RTSCTS
+                                                       : SP_FLOWCONTROL_NONE;
+    int rc = 0;
+    if (sp_set_config_baudrate(cfg, o->baudrate) != SP_OK ||
+        sp_set_config_bits(cfg, 8) != SP_OK ||
+        sp_set_config_parity(cfg, SP_PARITY_NONE) != SP_OK ||
+        sp_set_config_stopbits(cfg, 1) != SP_OK ||
+        sp_set_config_flowcontrol(cfg, fc) != SP_OK) {
+        hf_error_set(err, "EINVAL", "cannot configure %s: invalid settings", path);
+        rc = -1;
+    } else if (sp_set_config(sp, cfg) != SP_OK) {
+        hf_error_set(err, "EINVAL", "cannot configure %s (baud %d): %s", path, o->baudrate,
+                     strerror(sp_errno()));
+        rc = -1;
+    }
+    sp_free_config(cfg);
+    return rc;
+}
+
+/* Debian's libserialport 0.1.1 accepts SP_FLOWCONTROL_RTSCTS but never puts
+ * CRTSCTS into the termios it writes (seen with strace). Read the settings back
+ * and put the flag right ourselves, whichever libserialport we run on. */
+static int enforce_rtscts(int fd, const char *path, hf_flow flow, hf_error *err)
+{
+    struct termios tio;
+    if (tcgetattr(fd, &tio) != 0) {
+        set_errno(err, "configure", path, errno);
+        return -1;
+    }
+    int want = flow == HF_FLOW_RTSCTS;
+    if (!!(tio.c_cflag & CRTSCTS) == want)
+        return 0;
+    if (want)
+        tio.c_cflag |= CRTSCTS;
+    else
+        tio.c_cflag &= ~CRTSCTS;
+    if (tcsetattr(fd, TCSANOW, &tio) != 0) {
+        set_errno(err, "set flow control on", path, errno);
+        return -1;
+    }
+    return 0;
+}
+
+/* After sp_open: take the fd, make it non-blocking and ours alone. */
+static int adopt_sp_fd(hf_transport *t, hf_error *err)
+{
+    int fd = -1;
+    if (sp_get_port_handle(t->sp, &fd) != SP_OK || fd < 0) {
+        hf_error_set(err, "EIO", "cannot open %s: libserialport gave no file descriptor",
+                     t->path);
+        return -1;
+    }
+    t->fd = fd;
+    if (set_nonblock_cloexec(fd) != 0) {
+        set_errno(err, "set non-blocking mode on", t->path, errno);
+        return -1;
+    }
+    return take_exclusive(t, 0, err);
+}
+
+static int open_serial(hf_transport *t, const char *dev, const hf_transport_opts *o,
+                       hf_error *err)
+{
+    int guard = guard_open(dev, t->path, err);
+    if (guard < 0)
+        return -1;
+    enum sp_return rc = sp_open(t->sp, SP_MODE_READ_WRITE);
+    int sp_err = sp_errno();
+    (void)close(guard);     /* releases the guard's lock; adopt_sp_fd takes it again */
+    if (rc != SP_OK) {
+        set_errno(err, "open", t->path, sp_err);
+        return -1;
+    }
+    if (adopt_sp_fd(t, err) != 0 || configure_sp(t->sp, t->path, o, err) != 0 ||
+        enforce_rtscts(t->fd, t->path, o->flow, err) != 0)
+        return -1;  /* caller closes */
+    return 0;
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+static hf_transport_opts effective_opts(const hf_transport_opts *opts)
+{
+    hf_transport_opts o = {HF_DEFAULT_BAUD, HF_FLOW_NONE};
+    if (opts) {
+        if (opts->baudrate != 0)
+            o.baudrate = opts->baudrate;
+        o.flow = opts->flow;
+    }
+    return o;
+}
+
+static int check_args(const char *path, const hf_transport_opts *o, hf_error *err)
+{
+    if (!path || !*path)
+        return hf_error_set(err, "EINVAL", "cannot open port: empty path");
+    if (strlen(path) >= PATH_MAX)
+        return hf_error_set(err, "EINVAL", "cannot open port: path too long");
+    if (o->baudrate <= 0)
+        return hf_error_set(err, "EINVAL", "cannot open %s: invalid baud rate %d", path,
+                            o->baudrate);
+    if (o->flow != HF_FLOW_NONE && o->flow != HF_FLOW_RTSCTS)
+        return hf_error_set(err, "EINVAL", "cannot open %s: invalid flow control", path);
+    return 0;
+}
+
+hf_transport *hf_transport_open(const char *path, const hf_transport_opts *opts, hf_error *err)
+{
+    hf_error_clear(err);
+    hf_transport_opts o = effective_opts(opts);
+    if (check_args(path, &o, err) != 0)
+        return NULL;
+
+    char dev[PATH_MAX];
+    if (!realpath(path, dev)) {
+        set_errno(err, "open", path, errno);
+        return NULL;
+    }
+    hf_transport *t = calloc(1, sizeof *t);
+    if (!t) {
+        hf_error_set(err, "ENOMEM", "cannot open %s: out of memory", path);
+        return NULL;
+    }
+    t->fd = -1;
+    hf_strlcpy(t->path, sizeof t->path, path);
+
+    int rc;
+    if (sp_get_port_by_name(dev, &t->sp) == SP_OK)
+        rc = open_serial(t, dev, &o, err);
+    else
+        rc = open_posix(t, dev, &o, err);
+    if (rc != 0) {
+        hf_transport_close(t);
+        return NULL;
+    }
+    return t;
+}
+
+int hf_transport_fd(const hf_transport *t)
+{
+    return t ? t->fd : -1;
+}
+
+const char *hf_transport_kind(const hf_transport *t)
+{
+    return t && t->sp ? "serial" : "pty";
+}
+
+const char *hf_transport_path(const hf_transport *t)
+{
+    return t ? t->path : "";
+}
+
+static int check_open(hf_transport *t, hf_error *err)
+{
+    if (!t || t->fd < 0)
+        return hf_error_set(err, "ECLOSED", "port is closed");
+    return 0;
+}
+
+/* read() gave 0. With VMIN=0/VTIME=0 (raw mode, as libserialport sets it too)
+ * the tty answers 0 rather than EAGAIN when nothing is buffered, and a hung-up
+ * tty answers 0 as well: a zero-timeout poll tells which. */
+static ssize_t read_zero(hf_transport *t, hf_error *err)
+{
+    struct pollfd pfd = {t->fd, POLLIN, 0};
+    if (poll(&pfd, 1, 0) < 0 || !(pfd.revents & (POLLHUP | POLLERR | POLLNVAL)))
+        return 0;
+    set_lost(err, t->path, "hang-up");
+    return -1;
+}
+
+ssize_t hf_transport_read(hf_transport *t, void *buf, size_t n, hf_error *err)
+{
+    if (check_open(t, err) != 0)
+        return -1;
+    if (n == 0)
+        return 0;
+    for (;;) {
+        ssize_t r = read(t->fd, buf, n);
+        if (r > 0)
+            return r;
+        if (r == 0)
+            return read_zero(t, err);
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        if (errno == EIO || errno == ENODEV || errno == ENXIO || errno == EPIPE)
+            set_lost(err, t->path, strerror(errno));
+        else
+            set_errno(err, "read from", t->path, errno);
+        return -1;
+    }
+}
+
+ssize_t hf_transport_write(hf_transport *t, const void *buf, size_t n, hf_error *err)
+{
+    if (check_open(t, err) != 0)
+        return -1;
+    if (n == 0)
+        return 0;
+    for (;;) {
+        ssize_t w = write(t->fd, buf, n);
+        if (w >= 0)
+            return w;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        if (errno == EIO || errno == ENODEV || errno == ENXIO || errno == EPIPE)
+            set_lost(err, t->path, strerror(errno));
+        else
+            set_errno(err, "write to", t->path, errno);
+        return -1;
+    }
+}
+
+/* Bytes waiting to be read, -1 when the question cannot be answered (hung-up
+ * ttys answer ioctls with EIO/ENOTTY). */
+static int input_waiting(int fd)
+{
+    int n = 0;
+    if (ioctl(fd, FIONREAD, &n) != 0)
+        return -1;
+    return n;
+}
+
+int hf_transport_check_revents(hf_transport *t, short revents, hf_error *err)
+{
+    if (check_open(t, err) != 0)
+        return -1;
+    if (revents & POLLNVAL) {
+        set_lost(err, t->path, "file descriptor no longer valid");
+        return -1;
+    }
+    if (!(revents & (POLLHUP | POLLERR)))
+        return 0;
+    /* A hung-up tty also reports POLLIN; only real pending bytes count. */
+    if ((revents & POLLIN) && input_waiting(t->fd) > 0)
+        return 0;
+    set_lost(err, t->path, (revents & POLLHUP) ? "hang-up" : "error condition");
+    return -1;
+}
+
+/* Never blocks. We close the fd ourselves instead of calling sp_close (which in
+ * 0.1.1 is a bare close(), so nothing is lost): close_fd_quietly() first
+ * discards pending output so the kernel's close-time drain cannot stall, and a
+ * future libserialport whose sp_close drains or restores settings cannot either.
+ * sp_free_port then only frees memory (it never touches the fd). */
+void hf_transport_close(hf_transport *t)
+{
+    if (!t)
+        return;
+    close_fd_quietly(t->fd, t->owned);
+    t->fd = -1;
+    if (t->sp)
+        sp_free_port(t->sp);
+    free(t);
+}
+
+/* ---- enumeration -------------------------------------------------------- */
+
+static const char *sp_transport_name(enum sp_transport tr)
+{
+    switch (tr) {
+    case SP_TRANSPORT_USB: return "usb";
+    case SP_TRANSPORT_BLUETOOTH: return "bluetooth";
+    default: return "native";
+    }
+}
+
+static void copy_opt(char *dst, size_t cap, const char *src)
+{
+    hf_strlcpy(dst, cap, src ? src : "");
+}
+
+static void fill_port_info(hf_port_info *pi, const struct sp_port *p)
+{
+    copy_opt(pi->path, sizeof pi->path, sp_get_port_name(p));
+    copy_opt(pi->description, sizeof pi->description, sp_get_port_description(p));
+    enum sp_transport tr = sp_get_port_transport(p);
+    hf_strlcpy(pi->transport, sizeof pi->transport, sp_transport_name(tr));
+    pi->vid = pi->pid = -1;
+    pi->usb_bus = pi->usb_address = -1;
+    pi->manufacturer[0] = pi->product[0] = pi->serial[0] = '\0';
+    if (tr != SP_TRANSPORT_USB)
+        return;
+    int vid, pid, bus, addr;
+    if (sp_get_port_usb_vid_pid(p, &vid, &pid) == SP_OK) {
+        pi->vid = vid;
+        pi->pid = pid;
+    }
+    if (sp_get_port_usb_bus_address(p, &bus, &addr) == SP_OK) {
+        pi->usb_bus = bus;
+        pi->usb_address = addr;
+    }
+    copy_opt(pi->manufacturer, sizeof pi->manufacturer, sp_get_port_usb_manufacturer(p));
+    copy_opt(pi->product, sizeof pi->product, sp_get_port_usb_product(p));
+    copy_opt(pi->serial, sizeof pi->serial, sp_get_port_usb_serial(p));
+}
+
+static int cmp_port_name(const void *a, const void *b)
+{
+    const char *na = sp_get_port_name(*(struct sp_port *const *)a);
+    const char *nb = sp_get_port_name(*(struct sp_port *const *)b);
+    return strcmp(na ? na : "", nb ? nb : "");
+}
+
+int hf_list_ports(hf_port_info *out, size_t cap, size_t *found, hf_error *err)
+{
+    hf_error_clear(err);
+    if (found)
+        *found = 0;
+    struct sp_port **list = NULL;
+    if (sp_list_ports(&list) != SP_OK) {
+        hf_error_set(err, "EIO", "cannot list serial ports: %s", strerror(sp_errno()));
+        return -1;
+    }
+    size_t n = 0;
+    while (list[n])
+        n++;
+    /* readdir order is arbitrary: sort by name so callers see a stable order. */
+    qsort(list, n, sizeof list[0], cmp_port_name);
+    for (size_t i = 0; i < n && i < cap && out; i++)
+        fill_port_info(&out[i], list[i]);
+    sp_free_port_list(list);
+    if (found)
+        *found = n;
+    return 0;
+}
