@@ -128,6 +128,13 @@ static const char *took(void)
     return out;
 }
 
+/* took() empties the wire: evaluate it once, also for the failure message. */
+#define CHECK_WIRE(want)                                                        \
+    do {                                                                        \
+        const char *wire_now_ = took();                                         \
+        CHECK_STR(wire_now_, (want));                                           \
+    } while (0)
+
 static void in_chunks(const char *s, size_t n, size_t chunk, double now)
 {
     for (size_t i = 0; i < n; i += chunk)
@@ -151,7 +158,7 @@ static void test_echo_on_off(void)
     setup();
     sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
     write_out(0, 2);
-    CHECK_STR(took(), "AT+GMR\r");
+    CHECK_WIRE("AT+GMR\r");
     in("AT+GMR\r\r\n12.815.01.03.00\r\n\r\nOK\r\n", 0.1);
     sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
     write_out(0.2, 64);
@@ -354,7 +361,7 @@ static void late_answer_case(const char *late, int late_before_at_written, int l
     setup();
     sub("AT^FOTADET", HF_AT_EXPECT_NONE, NULL, 5);
     write_out(0, 64);
-    CHECK_STR(took(), "AT^FOTADET\r");
+    CHECK_WIRE("AT^FOTADET\r");
     CHECK(hf_at_deadline(&at) == 5.0, "deadline from last byte: %f", hf_at_deadline(&at));
     unsigned long b = sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
     hf_at_tick(&at, 4.99);
@@ -365,7 +372,7 @@ static void late_answer_case(const char *late, int late_before_at_written, int l
     if (late_before_at_written)
         in(late, 5.05);
     write_out(5.1, 64);
-    CHECK_STR(took(), "AT\r");   /* the resync, not B */
+    CHECK_WIRE("AT\r");   /* the resync, not B */
     if (!late_before_at_written && !late_in_quiet)
         in(late, 5.15);
     CHECK(hf_at_deadline(&at) > 0, "resync is timed");
@@ -373,14 +380,17 @@ static void late_answer_case(const char *late, int late_before_at_written, int l
     if (late_in_quiet)
         in(late, 5.3);
     write_out(5.35, 64);
-    CHECK_STR(took(), "");   /* nothing before the quiet interval passed */
-    double quiet_end = hf_at_deadline(&at);
+    CHECK_WIRE("");   /* nothing before the quiet interval passed */
+    /* The quiet interval counts from the last final seen, whichever it was. */
+    double quiet_end = (late_in_quiet ? 5.3 : 5.2) + HF_AT_RESYNC_QUIET;
+    CHECK(hf_at_deadline(&at) == quiet_end, "quiet until %f, want %f", hf_at_deadline(&at),
+          quiet_end);
     hf_at_tick(&at, quiet_end - 0.01);
     write_out(quiet_end - 0.01, 64);
-    CHECK_STR(took(), "");
+    CHECK_WIRE("");
     hf_at_tick(&at, quiet_end);
     write_out(quiet_end, 64);
-    CHECK_STR(took(), "AT+GMR\r");
+    CHECK_WIRE("AT+GMR\r");
     in("AT+GMR\r\r\n12.815.01.04.00\r\n\r\nOK\r\n", quiet_end + 0.1);
     CHECK_STR(reslog, "AT^FOTADET -> TIMEOUT NONE []\nAT+GMR -> DONE OK [12.815.01.04.00]\n");
     CHECK_INT(per_id[b], 1);
@@ -422,7 +432,7 @@ static void test_timeout_late_answer(void)
     CHECK_STR(urclog, "OK|");
     unsigned long b = sub("AT+CGMR", HF_AT_EXPECT_ALL, NULL, 2);
     write_out(4, 64);
-    CHECK_STR(took(), "AT\rAT\rAT+CGMR\r");
+    CHECK_WIRE("AT\rAT\rAT+CGMR\r");
     hf_at_tick(&at, 6);
     CHECK_INT(per_id[b], 1);
     CHECK(strstr(reslog, "AT+CGMR -> TIMEOUT") != NULL, "%s", reslog);
@@ -437,14 +447,14 @@ static void test_resync_failures(void)
     sub("ATI", HF_AT_EXPECT_ALL, NULL, 5);
     hf_at_tick(&at, 10);                         /* timeout 1 */
     write_out(10, 64);
-    CHECK_STR(took(), "AT^FOTADLQ\rAT\r");
+    CHECK_WIRE("AT^FOTADLQ\rAT\r");
     hf_at_tick(&at, 10 + HF_AT_RESYNC_TIMEOUT - 0.01);
     CHECK_INT(at.consecutive_timeouts, 1);
     hf_at_tick(&at, 10 + HF_AT_RESYNC_TIMEOUT);  /* timeout 2: retried */
     CHECK_INT(at.consecutive_timeouts, 2);
     CHECK_STR(reslog, "AT^FOTADLQ -> TIMEOUT NONE []\n");
     write_out(13.5, 64);
-    CHECK_STR(took(), "AT\r");
+    CHECK_WIRE("AT\r");
     hf_at_tick(&at, 13.5 + HF_AT_RESYNC_TIMEOUT);  /* timeout 3: give up */
     CHECK_INT(at.consecutive_timeouts, 3);
     CHECK_STR(reslog, "AT^FOTADLQ -> TIMEOUT NONE []\nAT+GMR -> TIMEOUT NONE []\n"
@@ -455,18 +465,18 @@ static void test_resync_failures(void)
     CHECK_INT(at.resync_needed, 1);
     CHECK(hf_at_deadline(&at) < 0, "nothing timed");
     write_out(20, 64);
-    CHECK_STR(took(), "");   /* nothing queued: no AT sent */
+    CHECK_WIRE("");   /* nothing queued: no AT sent */
 
     /* The next submit resyncs first; this time the module answers. */
     clear_logs();
     sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
     write_out(30, 64);
-    CHECK_STR(took(), "AT\r");
+    CHECK_WIRE("AT\r");
     in("\r\nOK\r\n", 30.1);
     CHECK_INT(at.consecutive_timeouts, 0);
     hf_at_tick(&at, 30.1 + HF_AT_RESYNC_QUIET);
     write_out(30.5, 64);
-    CHECK_STR(took(), "AT+GMR\r");
+    CHECK_WIRE("AT+GMR\r");
     in("\r\n12.815.01.03.00\r\n\r\nOK\r\n", 30.6);
     CHECK_STR(reslog, "AT+GMR -> DONE OK [12.815.01.03.00]\n");
     CHECK_INT(at.resync_needed, 0);
@@ -514,7 +524,7 @@ static void test_port_lost(void)
     /* The partial line is forgotten; the next port starts clean. */
     sub("AT", HF_AT_EXPECT_NONE, NULL, 5);
     write_out(2, 64);
-    CHECK_STR(took(), "AT^FOTADLQ\rAT\r");
+    CHECK_WIRE("AT^FOTADLQ\rAT\r");
     in("LQ: 2\r\n\r\nOK\r\n", 2.1);
     CHECK_STR(urclog, "LQ: 2|");   /* not "^FOTADLQ: 2" */
     CHECK(strstr(reslog, "AT -> DONE OK []") != NULL, "%s", reslog);
@@ -532,7 +542,7 @@ static void test_port_lost(void)
     took();
     sub("ATE0", HF_AT_EXPECT_NONE, NULL, 1);
     write_out(2, 64);
-    CHECK_STR(took(), "ATE0\r");
+    CHECK_WIRE("ATE0\r");
     in("ATE0\r\r\nOK\r\n", 2.1);
     CHECK(strstr(reslog, "ATE0 -> DONE OK []") != NULL, "%s", reslog);
     check_once();
@@ -571,7 +581,7 @@ static void test_cancel(void)
     CHECK_STR(reslog, "ATI -> CANCELLED NONE []\nAT+CSQ -> CANCELLED NONE []\n"
                       "AT+CREG? -> CANCELLED NONE []\n");
     write_out(0.1, 64);
-    CHECK_STR(took(), "+GMR\r");
+    CHECK_WIRE("+GMR\r");
     in("\r\n12.815.01.03.00\r\n\r\nOK\r\n", 0.2);
     CHECK(strstr(reslog, "AT+GMR -> DONE OK [12.815.01.03.00]\n") != NULL, "%s", reslog);
     /* Nothing started: everything is cancelled. */
@@ -731,7 +741,7 @@ static void test_seed_transcript(void)
             write_out(now, chunk_sizes[c]);
             char want[600];
             snprintf(want, sizeof want, "%s\r", steps[i].cmd);
-            CHECK_STR(took(), want);
+            CHECK_WIRE(want);
             in_chunks(steps[i].reply, strlen(steps[i].reply), chunk_sizes[c], now + 0.5);
             now += 1;
             hf_at_tick(&at, now);
