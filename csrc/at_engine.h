@@ -14,17 +14,43 @@
  *   1. while a command is being written, or none is in flight, every line is
  *      unsolicited, except the echo of the command being written/just written;
  *   2. a final result (at_final.h) completes the command in flight;
- *   3. a line equal to the command text is its echo and is dropped;
- *   4. a line matching one of the command's expected prefixes is response;
+ *   3. a line equal to the command text is its echo and is dropped (once per
+ *      command; echo on or off, and even before hf_at_wrote() reported the
+ *      last byte, since a module echoes without waiting for the owner);
+ *   4. a line matching one of the command's expected prefixes is response
+ *      (modes ALL and PREFIXES);
  *   5. else a line matching a known unsolicited prefix (^RSSI, ^FOTASTATE, ...,
- *      or any prefix registered with hf_at_urc_prefix_add) is unsolicited;
+ *      or any prefix registered with hf_at_urc_prefix_add) is unsolicited,
+ *      except, in mode ALL, when its prefix names the command itself
+ *      ("^FOTASTATE:" for AT^FOTASTATE?, "+CREG:" for AT+CREG?): response;
  *   6. else, in HF_AT_EXPECT_ALL mode the line is response, otherwise unsolicited.
- * Unsolicited lines go to on_urc; nothing is ever left in a buffer.
+ * Unsolicited lines go to on_urc; nothing is ever left in a buffer. A line
+ * dropped as over-long while a command is in flight marks that command's
+ * response as incomplete (status HF_AT_STATUS_OVERFLOW).
  *
  * After a timeout the line is out of step: before the next command is written
  * the engine sends "AT" and discards everything up to its OK followed by a short
  * quiet interval, so a late answer can never be taken for the next command's.
+ * Exactly:
+ *   - the timed-out command gets HF_AT_STATUS_TIMEOUT at once;
+ *   - "AT\r" is offered by hf_at_output() (even with nothing queued); once
+ *     written, the engine waits HF_AT_RESYNC_TIMEOUT for an OK;
+ *   - after an OK it waits HF_AT_RESYNC_QUIET; every final result arriving
+ *     meanwhile (e.g. the late OK of the command *and* the resync's own OK)
+ *     restarts that wait; then the line is in step and the queue resumes;
+ *   - while resynchronising, lines with a known unsolicited prefix still go to
+ *     on_urc (a ^FOTASTATE must not be lost); every other line is discarded
+ *     (HF_AT_EV_DISCARDED);
+ *   - an unanswered resync AT counts as a timeout and is retried; after
+ *     HF_AT_MAX_TIMEOUTS timeouts in a row (command + resync ATs) the engine
+ *     gives up: every queued command fails with HF_AT_STATUS_TIMEOUT,
+ *     HF_AT_EV_GAVE_UP is reported, and the resync stays pending so that the
+ *     next submitted command is preceded by a new resync (a new round).
  * Consecutive timeouts are counted (reset by any final result).
+ *
+ * Callbacks may call hf_at_submit, hf_at_cancel_queued, hf_at_port_lost and
+ * hf_at_urc_prefix_add/remove. They must not call hf_at_input, hf_at_wrote or
+ * hf_at_tick (those are the owner's I/O loop; a nested hf_at_input is ignored).
  *
  * Memory: everything lives inside struct hf_at (fixed capacity); no allocation.
  */
@@ -46,6 +72,8 @@
 #define HF_AT_URC_PREFIXES   32     /* extra unsolicited prefixes registered at run time */
 #define HF_AT_RESYNC_QUIET   0.3    /* seconds of silence after the resync OK */
 #define HF_AT_RESYNC_TIMEOUT 3.0    /* seconds to wait for the resync OK */
+#define HF_AT_MAX_TIMEOUTS   3      /* timeouts in a row before the queue is failed */
+#define HF_AT_DEFAULT_TIMEOUT 30.0  /* seconds, when hf_at_submit is given <= 0 */
 
 typedef enum {
     HF_AT_EXPECT_ALL = 0,     /* every non-URC line before the final is response (AT+GMR) */
@@ -58,7 +86,7 @@ typedef enum {
     HF_AT_STATUS_TIMEOUT,     /* deadline passed; engine resynchronises */
     HF_AT_STATUS_PORTLOST,    /* hf_at_port_lost() while queued or in flight */
     HF_AT_STATUS_OVERFLOW,    /* final arrived but response exceeded HF_AT_RESP_* (lines kept so far delivered) */
-    HF_AT_STATUS_CANCELLED,   /* hf_at_cancel_all() */
+    HF_AT_STATUS_CANCELLED,   /* hf_at_cancel_queued() */
 } hf_at_status;
 
 typedef struct hf_at_result {
@@ -70,7 +98,7 @@ typedef struct hf_at_result {
     size_t nlines;
     const char *lines[HF_AT_RESP_LINES];   /* NUL-terminated, valid during the callback only */
     size_t line_lens[HF_AT_RESP_LINES];
-    double elapsed;               /* seconds from last byte written to completion */
+    double elapsed;               /* seconds from last byte written to completion (0 if never written) */
 } hf_at_result;
 
 typedef enum {
@@ -80,6 +108,7 @@ typedef enum {
     HF_AT_EV_RESYNC_DONE,     /* line back in step (detail: lines discarded) */
     HF_AT_EV_RESYNC_FAILED,   /* resync AT unanswered; counts as a timeout */
     HF_AT_EV_DISCARDED,       /* a line discarded while resynchronising (detail: the line) */
+    HF_AT_EV_GAVE_UP,         /* HF_AT_MAX_TIMEOUTS in a row: queue failed (detail: count) */
 } hf_at_event;
 
 typedef struct hf_at_callbacks {
@@ -130,7 +159,10 @@ typedef struct hf_at {
     /* extra unsolicited prefixes */
     char urc_prefixes[HF_AT_URC_PREFIXES][HF_AT_PREFIX_LEN];
     size_t n_urc_prefixes;
-    int in_callback;                      /* re-entrancy guard for submit from callbacks */
+    int in_input;                         /* inside hf_at_input: nested calls are ignored */
+    int input_aborted;                    /* port lost during hf_at_input: drop the rest */
+    int echo_seen;                        /* echo of queue[head] already dropped */
+    unsigned round_timeouts;              /* timeouts in a row in this resync round */
     double now;                           /* last time given by the owner */
 } hf_at;
 
@@ -173,5 +205,10 @@ void hf_at_urc_prefix_remove(hf_at *at, const char *prefix);
 
 /* Is the engine idle (nothing queued, not resynchronising)? */
 int hf_at_idle(const hf_at *at);
+
+/* Stable names for the binding: "TIMEOUT", "RESYNC_START", ... / "DONE",
+ * "TIMEOUT", "PORTLOST", "OVERFLOW", "CANCELLED"; "UNKNOWN" otherwise. */
+const char *hf_at_event_name(hf_at_event ev);
+const char *hf_at_status_name(hf_at_status st);
 
 #endif

@@ -2,7 +2,8 @@
  * at_tokenizer.h — bytes to lines, incrementally, without allocation.
  *
  * Feeding a stream byte by byte or all at once gives the same lines. Lines end
- * with CR, LF, CRLF or CRCRLF; empty lines are skipped. A line longer than
+ * with CR, LF, CRLF or CRCRLF; empty lines are skipped. (Every CR and LF ends a
+ * line and empty lines are skipped, so no state is needed to pair CR with LF.) A line longer than
  * HF_AT_LINE_MAX-1 bytes is dropped whole (counted, and reported to the caller
  * once when its end is seen). NUL bytes inside a line are kept as data: lines
  * carry explicit lengths. Knows nothing about commands.
@@ -15,8 +16,8 @@
 #define HF_AT_LINE_MAX 4096   /* >= 2048 as required; a ^FOTASTATE: 12 line may exceed 1300 */
 
 typedef enum {
-    HF_TOK_LINE = 0,      /* a complete line: line/len valid (not NUL-terminated beyond len... see below) */
-    HF_TOK_OVERFLOW = 1,  /* an over-long line ended and was dropped; len = its total length */
+    HF_TOK_LINE = 0,      /* a complete line: line/len valid, line[len] == '\0' */
+    HF_TOK_OVERFLOW = 1,  /* an over-long line ended and was dropped; line = "", len = its total length */
 } hf_tok_kind;
 
 /* Called for each complete line. `line` is NUL-terminated at line[len] and valid
@@ -27,13 +28,14 @@ typedef struct hf_tok {
     char buf[HF_AT_LINE_MAX];
     size_t len;             /* bytes of the current line kept in buf */
     size_t dropped_len;     /* bytes of the current line beyond capacity (overflowing) */
-    int after_cr;           /* last byte was CR: a following LF belongs to the same end */
     unsigned long overflows;/* over-long lines dropped so far */
 } hf_tok;
 
 void hf_tok_init(hf_tok *t);
 
-/* Feed n bytes; calls cb for every line completed. */
+/* Feed n bytes; calls cb for every line completed. cb may call hf_tok_reset()
+ * (the rest of the data then starts a fresh line) but must not feed this
+ * tokenizer again. */
 void hf_tok_feed(hf_tok *t, const char *data, size_t n, hf_tok_cb cb, void *ud);
 
 /* Forget any partial line (after a port loss or reopen). */

@@ -1,0 +1,594 @@
+/*
+ * at_engine.c — the AT command engine: one command in flight, response routing
+ * (finals, echo, expected prefixes, URCs), timeouts and resynchronisation
+ * (see at_engine.h for the contract). No I/O, no clock, no allocation.
+ */
+#include "at_engine.h"
+
+#include <stdio.h>
+#include <string.h>
+
+enum { RS_NONE = 0, RS_WRITING = 1, RS_AWAIT_OK = 2, RS_QUIET = 3 };
+
+static const char resync_cmd[] = "AT\r";
+#define RESYNC_LEN (sizeof resync_cmd - 1)
+
+/* Lines a module sends on its own. Matched after the command's own expected
+ * prefixes, so AT^FOTASTATE? with prefix "^FOTASTATE:" still gets its answer. */
+static const char *const builtin_urcs[] = {
+    "^RSSI:", "^HCSQ:", "^MODE:", "^SRVST:", "^SIMST:", "^BOOT", "^DSFLOWRPT:",
+    "^NDISSTAT:", "^STIN:", "^FOTASTATE:", "^CEND:", "^ORIG:", "^CONF:", "^CONN:",
+    "+CMTI:", "+CREG:",
+};
+#define N_BUILTIN_URCS (sizeof builtin_urcs / sizeof builtin_urcs[0])
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void emit(hf_at *at, hf_at_event ev, const char *detail, size_t len)
+{
+    if (at->cb.on_event)
+        at->cb.on_event(at->ud, ev, detail, len);
+}
+
+static void emit_num(hf_at *at, hf_at_event ev, unsigned long n)
+{
+    char buf[32];
+    int k = snprintf(buf, sizeof buf, "%lu", n);
+    if (k < 0)
+        k = 0;
+    if ((size_t)k >= sizeof buf)
+        k = (int)sizeof buf - 1;
+    emit(at, ev, buf, (size_t)k);
+}
+
+static int starts_with(const char *line, size_t len, const char *prefix)
+{
+    size_t pl = strlen(prefix);
+    return pl <= len && memcmp(line, prefix, pl) == 0;
+}
+
+static int is_known_urc(const hf_at *at, const char *line, size_t len)
+{
+    for (size_t i = 0; i < N_BUILTIN_URCS; i++)
+        if (starts_with(line, len, builtin_urcs[i]))
+            return 1;
+    for (size_t i = 0; i < at->n_urc_prefixes; i++)
+        if (starts_with(line, len, at->urc_prefixes[i]))
+            return 1;
+    return 0;
+}
+
+static void deliver_urc(hf_at *at, const char *line, size_t len)
+{
+    at->urcs++;
+    if (at->cb.on_urc)
+        at->cb.on_urc(at->ud, line, len);
+}
+
+static hf_at_cmd *head_cmd(hf_at *at)
+{
+    return at->count ? &at->queue[at->head] : NULL;
+}
+
+static void reset_resp(hf_at *at)
+{
+    at->resp_used = 0;
+    at->resp_nlines = 0;
+    at->resp_overflow = 0;
+}
+
+/* ---- completion --------------------------------------------------------- */
+
+/* Take queue[head] out of the queue, then tell its owner how it ended. The
+ * command is copied first so that a callback may submit into the freed slot,
+ * and so that nested completions (port lost from a callback) each keep their
+ * own text. */
+static void finish_head(hf_at *at, hf_at_status st, const hf_final *fin, const char *final_line)
+{
+    hf_at_cmd done = at->queue[at->head];
+    int was_sent = at->in_flight;
+
+    hf_at_result res;
+    memset(&res, 0, sizeof res);
+    res.id = done.id;
+    res.status = st;
+    if (fin) {
+        res.final = *fin;
+    } else {
+        res.final.kind = HF_FINAL_NONE;
+        res.final.code = -1;
+        res.final.text = "";
+    }
+    res.final_line = final_line ? final_line : "";
+    done.text[done.len - 1] = '\0';   /* drop the CR: the command as submitted */
+    res.command = done.text;
+    res.elapsed = was_sent ? at->now - at->sent_at : 0.0;
+    if (was_sent) {
+        /* Lines stay in at->resp; nothing can append to it before we return
+         * because hf_at_input may not be called from callbacks. */
+        res.nlines = at->resp_nlines;
+        for (size_t i = 0; i < res.nlines; i++) {
+            res.lines[i] = at->resp + at->resp_off[i];
+            res.line_lens[i] = at->resp_len[i];
+        }
+    }
+
+    at->head = (at->head + 1) % HF_AT_QUEUE_MAX;
+    at->count--;
+    at->written = 0;
+    at->in_flight = 0;
+    at->echo_seen = 0;
+    reset_resp(at);
+
+    if (at->cb.on_result)
+        at->cb.on_result(at->ud, &res);
+}
+
+/* Fail the first n queued commands (a snapshot: commands submitted by the
+ * callbacks themselves stay queued, so a retrying callback cannot loop). */
+static void fail_queued(hf_at *at, size_t n, hf_at_status st)
+{
+    while (n-- && at->count)
+        finish_head(at, st, NULL, "");
+}
+
+/* ---- resynchronisation -------------------------------------------------- */
+
+static void begin_resync_write(hf_at *at)
+{
+    at->resync_state = RS_WRITING;
+    at->resync_written = 0;
+    emit(at, HF_AT_EV_RESYNC_START, "AT", 2);
+}
+
+/* A resync is pending and the next command has not started: send AT first. */
+static void maybe_start_resync(hf_at *at)
+{
+    if (at->resync_needed && at->resync_state == RS_NONE && at->count && !at->in_flight &&
+        at->written == 0) {
+        at->resync_discarded = 0;
+        begin_resync_write(at);
+    }
+}
+
+/* HF_AT_MAX_TIMEOUTS in a row: the module is gone or rebooting. Fail what is
+ * queued, keep the resync pending for whatever is submitted next. */
+static void give_up(hf_at *at)
+{
+    unsigned n = at->round_timeouts;
+    at->round_timeouts = 0;
+    at->resync_state = RS_NONE;
+    at->resync_needed = 1;
+    emit_num(at, HF_AT_EV_GAVE_UP, n);
+    fail_queued(at, at->count, HF_AT_STATUS_TIMEOUT);
+    maybe_start_resync(at);
+}
+
+static void count_timeout(hf_at *at)
+{
+    at->timeouts++;
+    at->consecutive_timeouts++;
+    at->round_timeouts++;
+}
+
+static void command_timed_out(hf_at *at)
+{
+    hf_at_cmd *c = head_cmd(at);
+    count_timeout(at);
+    emit(at, HF_AT_EV_TIMEOUT, c->text, c->len - 1);
+    at->resync_needed = 1;
+    at->resync_discarded = 0;
+    int giving_up = at->round_timeouts >= HF_AT_MAX_TIMEOUTS;
+    if (!giving_up)
+        begin_resync_write(at);   /* before the callback: a submit sees the resync */
+    finish_head(at, HF_AT_STATUS_TIMEOUT, NULL, "");
+    if (giving_up)
+        give_up(at);
+}
+
+static void resync_timed_out(hf_at *at)
+{
+    count_timeout(at);
+    emit(at, HF_AT_EV_RESYNC_FAILED, "AT", 2);
+    if (at->round_timeouts >= HF_AT_MAX_TIMEOUTS)
+        give_up(at);
+    else
+        begin_resync_write(at);
+}
+
+static void resync_done(hf_at *at)
+{
+    at->resync_state = RS_NONE;
+    at->resync_needed = 0;
+    at->round_timeouts = 0;
+    emit_num(at, HF_AT_EV_RESYNC_DONE, at->resync_discarded);
+}
+
+static void discard(hf_at *at, const char *line, size_t len)
+{
+    at->resync_discarded++;
+    emit(at, HF_AT_EV_DISCARDED, line, len);
+}
+
+/* While resynchronising nothing is response: finals drive the resync, known
+ * URCs are still delivered, everything else (late answers) is discarded. */
+static void route_resync(hf_at *at, const char *line, size_t len)
+{
+    hf_final_kind k = hf_final_parse(line, len, NULL);
+    if (k != HF_FINAL_NONE) {
+        at->consecutive_timeouts = 0;
+        if (at->resync_state == RS_AWAIT_OK && k == HF_FINAL_OK) {
+            at->resync_state = RS_QUIET;
+            at->deadline = at->now + HF_AT_RESYNC_QUIET;
+        } else if (at->resync_state == RS_QUIET) {
+            /* Which OK was ours is unknowable: wait until the finals stop. */
+            at->deadline = at->now + HF_AT_RESYNC_QUIET;
+        }
+        discard(at, line, len);
+        return;
+    }
+    if (len == 2 && memcmp(line, "AT", 2) == 0) {
+        at->echoes++;
+        return;
+    }
+    if (is_known_urc(at, line, len)) {
+        deliver_urc(at, line, len);
+        return;
+    }
+    discard(at, line, len);
+}
+
+/* ---- normal routing ----------------------------------------------------- */
+
+/* "AT^FOTASTATE?" names "^FOTASTATE"; a line "^FOTASTATE: 10" answers it. */
+static int line_names_command(const hf_at_cmd *c, const char *line, size_t len)
+{
+    size_t tl = c->len - 1;
+    if (tl < 3 || (c->text[0] != 'A' && c->text[0] != 'a') ||
+        (c->text[1] != 'T' && c->text[1] != 't'))
+        return 0;
+    const char *name = c->text + 2;
+    size_t nl = 0;
+    while (2 + nl < tl && name[nl] != '=' && name[nl] != '?')
+        nl++;
+    return nl > 0 && len > nl && line[nl] == ':' && memcmp(line, name, nl) == 0;
+}
+
+static int is_response(const hf_at *at, const hf_at_cmd *c, const char *line, size_t len)
+{
+    if (c->expect == HF_AT_EXPECT_NONE)
+        return 0;
+    for (size_t i = 0; i < c->nprefixes; i++)
+        if (starts_with(line, len, c->prefixes[i]))
+            return 1;
+    if (c->expect == HF_AT_EXPECT_PREFIXES)
+        return 0;
+    if (is_known_urc(at, line, len))
+        return line_names_command(c, line, len);
+    return 1;
+}
+
+static void store_resp(hf_at *at, const char *line, size_t len)
+{
+    if (at->resp_nlines >= HF_AT_RESP_LINES || len + 1 > HF_AT_RESP_BYTES - at->resp_used) {
+        at->resp_overflow = 1;
+        return;
+    }
+    memcpy(at->resp + at->resp_used, line, len);
+    at->resp[at->resp_used + len] = '\0';
+    at->resp_off[at->resp_nlines] = at->resp_used;
+    at->resp_len[at->resp_nlines] = len;
+    at->resp_nlines++;
+    at->resp_used += len + 1;
+}
+
+static int is_echo(hf_at *at, const char *line, size_t len)
+{
+    const hf_at_cmd *c = head_cmd(at);
+    if (!c || at->echo_seen || (!at->in_flight && at->written == 0))
+        return 0;
+    return len == c->len - 1 && memcmp(line, c->text, len) == 0;
+}
+
+/* Every branch ends right after its callback: a callback may change the queue. */
+static void route_normal(hf_at *at, const char *line, size_t len)
+{
+    if (is_echo(at, line, len)) {
+        at->echo_seen = 1;
+        at->echoes++;
+        return;
+    }
+    if (!at->in_flight) {
+        deliver_urc(at, line, len);
+        return;
+    }
+    hf_final fin;
+    if (hf_final_parse(line, len, &fin) != HF_FINAL_NONE) {
+        at->consecutive_timeouts = 0;
+        at->round_timeouts = 0;
+        finish_head(at, at->resp_overflow ? HF_AT_STATUS_OVERFLOW : HF_AT_STATUS_DONE, &fin,
+                    line);
+        return;
+    }
+    if (is_response(at, head_cmd(at), line, len))
+        store_resp(at, line, len);
+    else
+        deliver_urc(at, line, len);
+}
+
+static void on_line(void *ud, hf_tok_kind kind, const char *line, size_t len)
+{
+    hf_at *at = ud;
+    if (at->input_aborted)
+        return;
+    if (kind == HF_TOK_OVERFLOW) {
+        at->overflows++;
+        if (at->in_flight && head_cmd(at)->expect != HF_AT_EXPECT_NONE)
+            at->resp_overflow = 1;   /* the lost line may have been its answer */
+        emit_num(at, HF_AT_EV_OVERFLOW, len);
+        return;
+    }
+    if (at->resync_state != RS_NONE)
+        route_resync(at, line, len);
+    else
+        route_normal(at, line, len);
+}
+
+/* ---- public API --------------------------------------------------------- */
+
+void hf_at_init(hf_at *at, const hf_at_callbacks *cb, void *ud)
+{
+    memset(at, 0, sizeof *at);
+    if (cb)
+        at->cb = *cb;
+    at->ud = ud;
+    hf_tok_init(&at->tok);
+    at->next_id = 1;
+}
+
+static int has_bad_byte(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+            return 1;
+    return 0;
+}
+
+static int check_prefixes(const char *const *prefixes, size_t n, hf_error *err)
+{
+    if (n > HF_AT_PREFIX_MAX)
+        return hf_error_set(err, "EINVAL", "too many prefixes (%zu, at most %d)", n,
+                            HF_AT_PREFIX_MAX);
+    if (n && !prefixes)
+        return hf_error_set(err, "EINVAL", "prefix list missing");
+    for (size_t i = 0; i < n; i++) {
+        if (!prefixes[i] || !prefixes[i][0])
+            return hf_error_set(err, "EINVAL", "prefix %zu is empty", i + 1);
+        if (strlen(prefixes[i]) >= HF_AT_PREFIX_LEN)
+            return hf_error_set(err, "EINVAL", "prefix %zu longer than %d bytes", i + 1,
+                                HF_AT_PREFIX_LEN - 1);
+    }
+    return 0;
+}
+
+int hf_at_submit(hf_at *at, const char *cmd, size_t len, hf_at_expect expect,
+                 const char *const *prefixes, size_t nprefixes, double timeout,
+                 unsigned long *id, hf_error *err)
+{
+    if (!cmd || len == 0)
+        return hf_error_set(err, "EINVAL", "empty command");
+    if (len > HF_AT_CMD_MAX)
+        return hf_error_set(err, "EINVAL", "command longer than %d bytes", HF_AT_CMD_MAX);
+    if (has_bad_byte(cmd, len))
+        return hf_error_set(err, "EINVAL", "command contains CR, LF or NUL");
+    if (expect != HF_AT_EXPECT_ALL && expect != HF_AT_EXPECT_NONE &&
+        expect != HF_AT_EXPECT_PREFIXES)
+        return hf_error_set(err, "EINVAL", "unknown expect mode %d", (int)expect);
+    if (check_prefixes(prefixes, nprefixes, err))
+        return -1;
+    if (at->count >= HF_AT_QUEUE_MAX)
+        return hf_error_set(err, "EAGAIN", "command queue full (%d)", HF_AT_QUEUE_MAX);
+
+    hf_at_cmd *c = &at->queue[(at->head + at->count) % HF_AT_QUEUE_MAX];
+    memset(c, 0, sizeof *c);
+    c->id = at->next_id++;
+    memcpy(c->text, cmd, len);
+    c->text[len] = '\r';
+    c->text[len + 1] = '\0';
+    c->len = len + 1;
+    c->expect = expect;
+    for (size_t i = 0; i < nprefixes; i++)
+        memcpy(c->prefixes[i], prefixes[i], strlen(prefixes[i]) + 1);
+    c->nprefixes = nprefixes;
+    c->timeout = timeout > 0 ? timeout : HF_AT_DEFAULT_TIMEOUT;   /* NaN too */
+    at->count++;
+    if (id)
+        *id = c->id;
+    hf_error_clear(err);
+    maybe_start_resync(at);
+    return 0;
+}
+
+size_t hf_at_output(hf_at *at, const char **data)
+{
+    *data = NULL;
+    maybe_start_resync(at);
+    if (at->resync_state == RS_WRITING) {
+        *data = resync_cmd + at->resync_written;
+        return RESYNC_LEN - at->resync_written;
+    }
+    if (at->resync_state != RS_NONE || !at->count || at->in_flight)
+        return 0;
+    hf_at_cmd *c = head_cmd(at);
+    *data = c->text + at->written;
+    return c->len - at->written;
+}
+
+void hf_at_wrote(hf_at *at, size_t n, double now)
+{
+    at->now = now;
+    if (at->resync_state == RS_WRITING) {
+        size_t left = RESYNC_LEN - at->resync_written;
+        at->resync_written += n < left ? n : left;
+        if (at->resync_written == RESYNC_LEN) {
+            at->resync_state = RS_AWAIT_OK;
+            at->deadline = now + HF_AT_RESYNC_TIMEOUT;
+        }
+        return;
+    }
+    if (at->resync_state != RS_NONE || !at->count || at->in_flight)
+        return;
+    hf_at_cmd *c = head_cmd(at);
+    size_t left = c->len - at->written;
+    at->written += n < left ? n : left;
+    if (at->written == c->len) {
+        /* Only now may lines be taken as its response; the deadline starts now. */
+        at->in_flight = 1;
+        at->sent_at = now;
+        at->deadline = now + c->timeout;
+        reset_resp(at);
+    }
+}
+
+void hf_at_input(hf_at *at, const char *data, size_t n, double now)
+{
+    if (at->in_input)
+        return;   /* misuse: called from a callback while the tokenizer is busy */
+    at->now = now;
+    at->in_input = 1;
+    at->input_aborted = 0;
+    hf_tok_feed(&at->tok, data, n, on_line, at);
+    if (at->input_aborted)
+        hf_tok_reset(&at->tok);   /* the rest came from the lost port */
+    at->input_aborted = 0;
+    at->in_input = 0;
+}
+
+void hf_at_tick(hf_at *at, double now)
+{
+    at->now = now;
+    if (at->in_flight && now >= at->deadline)
+        command_timed_out(at);
+    else if (at->resync_state == RS_AWAIT_OK && now >= at->deadline)
+        resync_timed_out(at);
+    else if (at->resync_state == RS_QUIET && now >= at->deadline)
+        resync_done(at);
+}
+
+double hf_at_deadline(const hf_at *at)
+{
+    if (at->in_flight || at->resync_state == RS_AWAIT_OK || at->resync_state == RS_QUIET)
+        return at->deadline;
+    return -1.0;
+}
+
+void hf_at_port_lost(hf_at *at)
+{
+    /* Clean first, so callbacks (which may submit) see the new port's state. */
+    at->resync_state = RS_NONE;
+    at->resync_needed = 0;
+    at->resync_written = 0;
+    at->round_timeouts = 0;
+    hf_tok_reset(&at->tok);
+    if (at->in_input)
+        at->input_aborted = 1;
+    fail_queued(at, at->count, HF_AT_STATUS_PORTLOST);
+}
+
+/* Remove queue position 1 (just behind the started head) by moving the head
+ * into its slot: O(1) and FIFO order is kept. */
+static void cancel_behind_head(hf_at *at)
+{
+    size_t behind = (at->head + 1) % HF_AT_QUEUE_MAX;
+    hf_at_cmd victim = at->queue[behind];
+    at->queue[behind] = at->queue[at->head];
+    at->head = behind;
+    at->count--;
+
+    hf_at_result res;
+    memset(&res, 0, sizeof res);
+    res.id = victim.id;
+    res.status = HF_AT_STATUS_CANCELLED;
+    res.final.kind = HF_FINAL_NONE;
+    res.final.code = -1;
+    res.final.text = "";
+    res.final_line = "";
+    victim.text[victim.len - 1] = '\0';
+    res.command = victim.text;
+    if (at->cb.on_result)
+        at->cb.on_result(at->ud, &res);
+}
+
+void hf_at_cancel_queued(hf_at *at)
+{
+    /* The head stays if any byte of it went out: the module may act on it. */
+    int started = at->count && (at->in_flight || at->written > 0);
+    size_t n = at->count - (started ? 1 : 0);
+    while (n--) {
+        started = at->count && (at->in_flight || at->written > 0);
+        if (at->count <= (size_t)started)
+            break;
+        if (started)
+            cancel_behind_head(at);
+        else
+            finish_head(at, HF_AT_STATUS_CANCELLED, NULL, "");
+    }
+}
+
+int hf_at_urc_prefix_add(hf_at *at, const char *prefix)
+{
+    if (!prefix || !prefix[0] || strlen(prefix) >= HF_AT_PREFIX_LEN)
+        return -1;
+    for (size_t i = 0; i < at->n_urc_prefixes; i++)
+        if (strcmp(at->urc_prefixes[i], prefix) == 0)
+            return 0;
+    if (at->n_urc_prefixes >= HF_AT_URC_PREFIXES)
+        return -1;
+    memcpy(at->urc_prefixes[at->n_urc_prefixes++], prefix, strlen(prefix) + 1);
+    return 0;
+}
+
+void hf_at_urc_prefix_remove(hf_at *at, const char *prefix)
+{
+    if (!prefix)
+        return;
+    for (size_t i = 0; i < at->n_urc_prefixes; i++) {
+        if (strcmp(at->urc_prefixes[i], prefix) != 0)
+            continue;
+        at->n_urc_prefixes--;
+        if (i != at->n_urc_prefixes)
+            memcpy(at->urc_prefixes[i], at->urc_prefixes[at->n_urc_prefixes], HF_AT_PREFIX_LEN);
+        return;
+    }
+}
+
+int hf_at_idle(const hf_at *at)
+{
+    return at->count == 0 && at->resync_state == RS_NONE;
+}
+
+const char *hf_at_event_name(hf_at_event ev)
+{
+    switch (ev) {
+    case HF_AT_EV_OVERFLOW: return "OVERFLOW";
+    case HF_AT_EV_TIMEOUT: return "TIMEOUT";
+    case HF_AT_EV_RESYNC_START: return "RESYNC_START";
+    case HF_AT_EV_RESYNC_DONE: return "RESYNC_DONE";
+    case HF_AT_EV_RESYNC_FAILED: return "RESYNC_FAILED";
+    case HF_AT_EV_DISCARDED: return "DISCARDED";
+    case HF_AT_EV_GAVE_UP: return "GAVE_UP";
+    }
+    return "UNKNOWN";
+}
+
+const char *hf_at_status_name(hf_at_status st)
+{
+    switch (st) {
+    case HF_AT_STATUS_DONE: return "DONE";
+    case HF_AT_STATUS_TIMEOUT: return "TIMEOUT";
+    case HF_AT_STATUS_PORTLOST: return "PORTLOST";
+    case HF_AT_STATUS_OVERFLOW: return "OVERFLOW";
+    case HF_AT_STATUS_CANCELLED: return "CANCELLED";
+    }
+    return "UNKNOWN";
+}

@@ -1,0 +1,787 @@
+/* test_at_engine.c — the AT engine against scripted module output: routing of
+ * echo, response, finals and URCs; timeouts, resync and late answers; port loss,
+ * cancel, re-entrant submit; the seed's FOTA command log in tiny chunks. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "at_engine.h"
+#include "check.h"
+
+/* ---- fixture: everything the engine reports, as text logs ---------------- */
+
+static hf_at at;
+static char reslog[32768], urclog[32768], evlog[32768], wire[8192];
+static size_t wire_len;
+static unsigned per_id[256];
+static unsigned long bad_ids;
+static void (*result_hook)(const hf_at_result *res);
+static void (*urc_hook)(const char *line, size_t len);
+
+static void app(char *buf, size_t cap, const char *fmt, ...)
+{
+    size_t used = strlen(buf);
+    if (used + 1 >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + used, cap - used, fmt, ap);
+    va_end(ap);
+}
+
+/* "<command> -> <STATUS> <FINAL>[ code/text] [line;line]" one per result. */
+static void on_result(void *ud, const hf_at_result *r)
+{
+    (void)ud;
+    if (r->id < 256)
+        per_id[r->id]++;
+    else
+        bad_ids++;
+    app(reslog, sizeof reslog, "%s -> %s %s", r->command, hf_at_status_name(r->status),
+        hf_final_name(r->final.kind));
+    if (r->final.kind == HF_FINAL_CME || r->final.kind == HF_FINAL_CMS)
+        app(reslog, sizeof reslog, " %ld/%.*s", r->final.code, (int)r->final.text_len,
+            r->final.text);
+    app(reslog, sizeof reslog, " [");
+    for (size_t i = 0; i < r->nlines; i++) {
+        if (r->line_lens[i] > 100)
+            app(reslog, sizeof reslog, "%s<%zu bytes>", i ? ";" : "", r->line_lens[i]);
+        else
+            app(reslog, sizeof reslog, "%s%s", i ? ";" : "", r->lines[i]);
+    }
+    app(reslog, sizeof reslog, "]\n");
+    if (result_hook)
+        result_hook(r);
+}
+
+static void on_urc(void *ud, const char *line, size_t len)
+{
+    (void)ud;
+    if (len > 100)
+        app(urclog, sizeof urclog, "<%zu bytes>|", len);
+    else
+        app(urclog, sizeof urclog, "%.*s|", (int)len, line);
+    if (urc_hook)
+        urc_hook(line, len);
+}
+
+static void on_event(void *ud, hf_at_event ev, const char *detail, size_t len)
+{
+    (void)ud;
+    app(evlog, sizeof evlog, "%s(%.*s) ", hf_at_event_name(ev), (int)(len > 60 ? 60 : len),
+        detail);
+}
+
+static void setup(void)
+{
+    static const hf_at_callbacks cb = {on_result, on_urc, on_event};
+    hf_at_init(&at, &cb, NULL);
+    reslog[0] = urclog[0] = evlog[0] = '\0';
+    wire_len = 0;
+    memset(per_id, 0, sizeof per_id);
+    bad_ids = 0;
+    result_hook = NULL;
+    urc_hook = NULL;
+}
+
+/* Every submitted command got exactly one result. */
+static void check_once(void)
+{
+    for (unsigned long id = 1; id < at.next_id && id < 256; id++)
+        CHECK(per_id[id] == 1, "command %lu got %u results", id, per_id[id]);
+    CHECK_INT(bad_ids, 0);
+}
+
+static unsigned long sub(const char *cmd, hf_at_expect ex, const char *p1, double timeout)
+{
+    const char *ps[1] = {p1};
+    unsigned long id = 0;
+    hf_error err;
+    int rc = hf_at_submit(&at, cmd, strlen(cmd), ex, ps, p1 ? 1 : 0, timeout, &id, &err);
+    CHECK(rc == 0, "submit %s: %s", cmd, err.msg);
+    return id;
+}
+
+/* Write what the engine offers, at most `chunk` bytes per write. */
+static void write_out(double now, size_t chunk)
+{
+    const char *d;
+    size_t n;
+    while ((n = hf_at_output(&at, &d)) > 0) {
+        size_t k = n < chunk ? n : chunk;
+        if (wire_len + k < sizeof wire) {
+            memcpy(wire + wire_len, d, k);
+            wire_len += k;
+            wire[wire_len] = '\0';
+        }
+        hf_at_wrote(&at, k, now);
+    }
+}
+
+/* The bytes written since the last call. */
+static const char *took(void)
+{
+    static char out[sizeof wire];
+    memcpy(out, wire, wire_len + 1);
+    wire_len = 0;
+    wire[0] = '\0';
+    return out;
+}
+
+/* took() empties the wire: evaluate it once, also for the failure message. */
+#define CHECK_WIRE(want)                                                        \
+    do {                                                                        \
+        const char *wire_now_ = took();                                         \
+        CHECK_STR(wire_now_, (want));                                           \
+    } while (0)
+
+static void in_chunks(const char *s, size_t n, size_t chunk, double now)
+{
+    for (size_t i = 0; i < n; i += chunk)
+        hf_at_input(&at, s + i, n - i < chunk ? n - i : chunk, now);
+}
+
+static void in(const char *s, double now)
+{
+    in_chunks(s, strlen(s), 3, now);
+}
+
+static void clear_logs(void)
+{
+    reslog[0] = urclog[0] = evlog[0] = '\0';
+}
+
+/* ---- routing ------------------------------------------------------------ */
+
+static void test_echo_on_off(void)
+{
+    setup();
+    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0, 2);
+    CHECK_WIRE("AT+GMR\r");
+    in("AT+GMR\r\r\n12.815.01.03.00\r\n\r\nOK\r\n", 0.1);
+    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0.2, 64);
+    in("\r\n12.815.01.03.00\r\n\r\nOK\r\n", 0.3);
+    CHECK_STR(reslog, "AT+GMR -> DONE OK [12.815.01.03.00]\nAT+GMR -> DONE OK [12.815.01.03.00]\n");
+    CHECK_STR(urclog, "");
+    CHECK_INT(at.echoes, 1);
+    CHECK(hf_at_idle(&at), "idle after both");
+    check_once();
+
+    /* The module echoes as soon as it has the CR, possibly before the owner
+     * reports the last byte written: still echo, not a URC, not a response. */
+    setup();
+    sub("ATE0", HF_AT_EXPECT_NONE, NULL, 5);
+    const char *d;
+    size_t n = hf_at_output(&at, &d);
+    CHECK_INT(n, 5);
+    hf_at_wrote(&at, 4, 0);
+    in("ATE0\r", 0.01);
+    hf_at_wrote(&at, 1, 0.02);
+    in("\r\nOK\r\n", 0.03);
+    CHECK_STR(reslog, "ATE0 -> DONE OK []\n");
+    CHECK_STR(urclog, "");
+    check_once();
+
+    /* Before the command is fully written, a final is not its answer. */
+    setup();
+    sub("AT+CSQ", HF_AT_EXPECT_PREFIXES, "+CSQ:", 5);
+    n = hf_at_output(&at, &d);
+    hf_at_wrote(&at, 3, 0);
+    in("\r\nOK\r\n", 0.01);
+    CHECK_STR(reslog, "");
+    CHECK_STR(urclog, "OK|");
+    write_out(0.02, 64);
+    in("\r\n+CSQ: 17,99\r\n\r\nOK\r\n", 0.05);
+    CHECK_STR(reslog, "AT+CSQ -> DONE OK [+CSQ: 17,99]\n");
+    check_once();
+}
+
+static void test_urcs_around_response(void)
+{
+    setup();
+    in("\r\n^BOOT:12345,0,0,0,6\r\n\r\n^RSSI: 17\r\r\n", 0);   /* before: idle */
+    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0.1, 3);
+    in("AT+GMR\r\r\n^RSSI: 18\r\r\n12.815.01.03.00\r\n\r\n^MODE: 5,4\r\r\n\r\nOK\r\n"
+       "\r\n^SIMST: 1\r\r\n",
+       0.2);
+    CHECK_STR(reslog, "AT+GMR -> DONE OK [12.815.01.03.00]\n");
+    CHECK_STR(urclog, "^BOOT:12345,0,0,0,6|^RSSI: 17|^RSSI: 18|^MODE: 5,4|^SIMST: 1|");
+    CHECK_INT(at.urcs, 5);
+    check_once();
+
+    /* A URC while the command is still being written stays a URC. */
+    setup();
+    sub("AT^FOTASTATE?", HF_AT_EXPECT_PREFIXES, "^FOTASTATE:", 5);
+    const char *d;
+    hf_at_output(&at, &d);
+    hf_at_wrote(&at, 5, 0);
+    in("\r\n^FOTASTATE: 30\r\n", 0.01);
+    write_out(0.02, 64);
+    in("\r\n^FOTASTATE: 40\r\n\r\nOK\r\n", 0.1);
+    CHECK_STR(urclog, "^FOTASTATE: 30|");
+    CHECK_STR(reslog, "AT^FOTASTATE? -> DONE OK [^FOTASTATE: 40]\n");
+    check_once();
+}
+
+static void test_prefix_modes(void)
+{
+    setup();
+    /* PREFIXES: only listed lines are response; a listed known-URC prefix wins. */
+    sub("AT^FOTASTATE?", HF_AT_EXPECT_PREFIXES, "^FOTASTATE:", 5);
+    write_out(0, 64);
+    in("\r\n^RSSI: 3\r\n\r\n^FOTASTATE: 10\r\n\r\nstray\r\n\r\nOK\r\n", 0.1);
+    sub("AT+CREG?", HF_AT_EXPECT_PREFIXES, "+CREG:", 5);
+    write_out(0.2, 64);
+    in("\r\n+CREG: 0,1\r\n\r\nOK\r\n", 0.3);
+    /* ALL: a known URC naming the command itself is its answer. */
+    sub("AT^FOTASTATE?", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0.4, 64);
+    in("\r\n^FOTASTATE: 12,12.815.01.04.00,79114,\"x\"\r\n\r\n^RSSI: 3\r\n\r\nOK\r\n", 0.5);
+    /* ALL: other known URCs are not response; unknown lines are. */
+    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0.6, 64);
+    in("\r\n^FOTASTATE: 11\r\n\r\n+CREG: 1\r\n\r\n12.815.01.03.00\r\n\r\nOK\r\n", 0.7);
+    /* NONE: every intermediate line is unsolicited. */
+    sub("AT^FOTADET", HF_AT_EXPECT_NONE, NULL, 5);
+    write_out(0.8, 64);
+    in("\r\nwhatever\r\n\r\nOK\r\n\r\n^FOTASTATE: 11\r\n", 0.9);
+    CHECK_STR(reslog, "AT^FOTASTATE? -> DONE OK [^FOTASTATE: 10]\n"
+                      "AT+CREG? -> DONE OK [+CREG: 0,1]\n"
+                      "AT^FOTASTATE? -> DONE OK [^FOTASTATE: 12,12.815.01.04.00,79114,\"x\"]\n"
+                      "AT+GMR -> DONE OK [12.815.01.03.00]\n"
+                      "AT^FOTADET -> DONE OK []\n");
+    CHECK_STR(urclog, "^RSSI: 3|stray|^RSSI: 3|^FOTASTATE: 11|+CREG: 1|whatever|^FOTASTATE: 11|");
+
+    /* Registered prefixes are URCs until removed; removing twice is harmless. */
+    setup();
+    CHECK_INT(hf_at_urc_prefix_add(&at, "+CUSD:"), 0);
+    CHECK_INT(hf_at_urc_prefix_add(&at, "+CUSD:"), 0);
+    CHECK_INT(at.n_urc_prefixes, 1);
+    CHECK_INT(hf_at_urc_prefix_add(&at, ""), -1);
+    CHECK_INT(hf_at_urc_prefix_add(&at, "+A_VERY_LONG_PREFIX_INDEED:"), -1);
+    sub("ATI", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0, 64);
+    in("\r\n+CUSD: 1\r\n\r\nHuawei\r\n\r\nOK\r\n", 0.1);
+    hf_at_urc_prefix_remove(&at, "+CUSD:");
+    hf_at_urc_prefix_remove(&at, "+CUSD:");
+    sub("ATI", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0.2, 64);
+    in("\r\n+CUSD: 1\r\n\r\nOK\r\n", 0.3);
+    CHECK_STR(urclog, "+CUSD: 1|");
+    CHECK_STR(reslog, "ATI -> DONE OK [Huawei]\nATI -> DONE OK [+CUSD: 1]\n");
+    for (int i = 0; i < HF_AT_URC_PREFIXES; i++) {
+        char p[16];
+        snprintf(p, sizeof p, "+X%d:", i);
+        CHECK(hf_at_urc_prefix_add(&at, p) == 0, "add %s", p);
+    }
+    CHECK_INT(hf_at_urc_prefix_add(&at, "+FULL:"), -1);
+    check_once();
+}
+
+static void test_errors(void)
+{
+    setup();
+    sub("AT^FOTADET", HF_AT_EXPECT_NONE, NULL, 5);
+    write_out(0, 64);
+    in("AT^FOTADET\r\r\n+CME ERROR: FOTA is in collision state\r\n", 0.1);
+    sub("AT+CPIN?", HF_AT_EXPECT_PREFIXES, "+CPIN:", 5);
+    write_out(0.2, 64);
+    in("\r\n+CME ERROR: 10\r\n", 0.3);
+    sub("AT^FOTADL=1", HF_AT_EXPECT_NONE, NULL, 5);
+    write_out(0.4, 64);
+    in("\r\nERROR\r\n", 0.5);
+    sub("AT^XYZ", HF_AT_EXPECT_NONE, NULL, 5);
+    write_out(0.6, 64);
+    in("\r\nCOMMAND NOT SUPPORT\r\n", 0.7);
+    sub("AT+CMGS=1", HF_AT_EXPECT_NONE, NULL, 5);
+    write_out(0.8, 64);
+    in("\r\n+CMS ERROR: 304\r\n", 0.9);
+    CHECK_STR(reslog, "AT^FOTADET -> DONE CME -1/FOTA is in collision state []\n"
+                      "AT+CPIN? -> DONE CME 10/10 []\n"
+                      "AT^FOTADL=1 -> DONE ERROR []\n"
+                      "AT^XYZ -> DONE NOT_SUPPORT []\n"
+                      "AT+CMGS=1 -> DONE CMS 304/304 []\n");
+    check_once();
+}
+
+static void test_submit_refusals(void)
+{
+    setup();
+    hf_error err;
+    unsigned long id = 0;
+    static char longcmd[HF_AT_CMD_MAX + 2];
+    memset(longcmd, 'A', sizeof longcmd);
+    struct {
+        const char *cmd;
+        size_t len;
+    } bad[] = {{"", 0}, {NULL, 3}, {"AT\r", 3}, {"AT\nX", 4}, {"AT\0X", 4},
+               {longcmd, HF_AT_CMD_MAX + 1}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_INT(hf_at_submit(&at, bad[i].cmd, bad[i].len, HF_AT_EXPECT_NONE, NULL, 0, 1, &id,
+                               &err),
+                  -1);
+        CHECK(err.code && strcmp(err.code, "EINVAL") == 0, "case %zu: %s", i,
+              err.code ? err.code : "(null)");
+    }
+    const char *five[] = {"+A:", "+B:", "+C:", "+D:", "+E:"};
+    CHECK_INT(hf_at_submit(&at, "AT", 2, HF_AT_EXPECT_PREFIXES, five, 5, 1, &id, &err), -1);
+    CHECK_STR(err.code, "EINVAL");
+    const char *longp[] = {"+THIS_PREFIX_IS_TOO_LONG_:"};
+    CHECK_INT(hf_at_submit(&at, "AT", 2, HF_AT_EXPECT_PREFIXES, longp, 1, 1, &id, &err), -1);
+    CHECK_STR(err.code, "EINVAL");
+    const char *emptyp[] = {""};
+    CHECK_INT(hf_at_submit(&at, "AT", 2, HF_AT_EXPECT_PREFIXES, emptyp, 1, 1, &id, &err), -1);
+    CHECK_INT(hf_at_submit(&at, "AT", 2, (hf_at_expect)7, NULL, 0, 1, &id, &err), -1);
+    CHECK_INT(at.count, 0);
+
+    /* The longest command is accepted; then the queue fills. */
+    CHECK_INT(hf_at_submit(&at, longcmd, HF_AT_CMD_MAX, HF_AT_EXPECT_NONE, five, 4, 0, &id, &err),
+              0);
+    CHECK_INT(id, 1);
+    for (int i = 1; i < HF_AT_QUEUE_MAX; i++)
+        CHECK_INT(hf_at_submit(&at, "AT", 2, HF_AT_EXPECT_NONE, NULL, 0, 1, &id, &err), 0);
+    CHECK_INT(hf_at_submit(&at, "AT", 2, HF_AT_EXPECT_NONE, NULL, 0, 1, &id, &err), -1);
+    CHECK_STR(err.code, "EAGAIN");
+    CHECK_INT(at.count, HF_AT_QUEUE_MAX);
+
+    /* timeout <= 0 means the default. */
+    write_out(10, 1000);
+    CHECK(hf_at_deadline(&at) == 10 + HF_AT_DEFAULT_TIMEOUT, "deadline %f", hf_at_deadline(&at));
+}
+
+/* ---- timeouts, late answers, resync ------------------------------------- */
+
+/* Command A times out; its late answer arrives during the resync; B, queued
+ * meanwhile, must get only its own answer. */
+static void late_answer_case(const char *late, int late_before_at_written, int late_in_quiet)
+{
+    setup();
+    sub("AT^FOTADET", HF_AT_EXPECT_NONE, NULL, 5);
+    write_out(0, 64);
+    CHECK_WIRE("AT^FOTADET\r");
+    CHECK(hf_at_deadline(&at) == 5.0, "deadline from last byte: %f", hf_at_deadline(&at));
+    unsigned long b = sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    hf_at_tick(&at, 4.99);
+    CHECK_STR(reslog, "");
+    hf_at_tick(&at, 5.0);
+    CHECK_STR(reslog, "AT^FOTADET -> TIMEOUT NONE []\n");
+    CHECK_INT(at.consecutive_timeouts, 1);
+    if (late_before_at_written)
+        in(late, 5.05);
+    write_out(5.1, 64);
+    CHECK_WIRE("AT\r");   /* the resync, not B */
+    if (!late_before_at_written && !late_in_quiet)
+        in(late, 5.15);
+    CHECK(hf_at_deadline(&at) > 0, "resync is timed");
+    in("AT\r\r\nOK\r\n", 5.2);   /* the resync's echo and OK */
+    if (late_in_quiet)
+        in(late, 5.3);
+    write_out(5.35, 64);
+    CHECK_WIRE("");   /* nothing before the quiet interval passed */
+    /* The quiet interval counts from the last final seen, whichever it was. */
+    double quiet_end = (late_in_quiet ? 5.3 : 5.2) + HF_AT_RESYNC_QUIET;
+    CHECK(hf_at_deadline(&at) == quiet_end, "quiet until %f, want %f", hf_at_deadline(&at),
+          quiet_end);
+    hf_at_tick(&at, quiet_end - 0.01);
+    write_out(quiet_end - 0.01, 64);
+    CHECK_WIRE("");
+    hf_at_tick(&at, quiet_end);
+    write_out(quiet_end, 64);
+    CHECK_WIRE("AT+GMR\r");
+    in("AT+GMR\r\r\n12.815.01.04.00\r\n\r\nOK\r\n", quiet_end + 0.1);
+    CHECK_STR(reslog, "AT^FOTADET -> TIMEOUT NONE []\nAT+GMR -> DONE OK [12.815.01.04.00]\n");
+    CHECK_INT(per_id[b], 1);
+    CHECK_INT(at.consecutive_timeouts, 0);
+    CHECK(hf_at_idle(&at), "idle");
+    CHECK(strstr(evlog, "TIMEOUT(AT^FOTADET) RESYNC_START(AT) ") == evlog, "events: %s", evlog);
+    CHECK(strstr(evlog, "RESYNC_DONE(") != NULL, "events: %s", evlog);
+    check_once();
+}
+
+static void test_timeout_late_answer(void)
+{
+    /* late OK arrives after AT is written: taken as the resync's OK, the real
+     * OK then restarts the quiet wait */
+    late_answer_case("\r\nOK\r\n", 0, 0);
+    CHECK(strstr(evlog, "DISCARDED(OK) DISCARDED(OK) RESYNC_DONE(2)") != NULL, "%s", evlog);
+    /* late error before AT goes out */
+    late_answer_case("\r\n+CME ERROR: 100\r\n", 1, 0);
+    /* late error between AT written and its OK */
+    late_answer_case("\r\n+CME ERROR: Previous command is not complete\r\n", 0, 0);
+    /* late OK after the resync OK: quiet interval restarted */
+    late_answer_case("\r\nOK\r\n", 0, 1);
+    /* late response lines with their final; a URC in the middle is still delivered */
+    late_answer_case("\r\n12.815.01.03.00\r\n\r\n^FOTASTATE: 11\r\n\r\nOK\r\n", 0, 0);
+    CHECK_STR(urclog, "^FOTASTATE: 11|");
+    CHECK(strstr(evlog, "DISCARDED(12.815.01.03.00)") != NULL, "%s", evlog);
+
+    /* A late OK after the quiet interval, while nothing is in flight, is
+     * unsolicited, not the next command's answer. */
+    setup();
+    sub("AT", HF_AT_EXPECT_NONE, NULL, 1);
+    write_out(0, 64);
+    hf_at_tick(&at, 1);
+    write_out(1, 64);
+    in("\r\nOK\r\n", 1.1);
+    hf_at_tick(&at, 2);
+    CHECK(hf_at_idle(&at), "idle after resync");
+    in("\r\nOK\r\n", 3);
+    CHECK_STR(urclog, "OK|");
+    unsigned long b = sub("AT+CGMR", HF_AT_EXPECT_ALL, NULL, 2);
+    write_out(4, 64);
+    CHECK_WIRE("AT\rAT\rAT+CGMR\r");
+    hf_at_tick(&at, 6);
+    CHECK_INT(per_id[b], 1);
+    CHECK(strstr(reslog, "AT+CGMR -> TIMEOUT") != NULL, "%s", reslog);
+}
+
+static void test_resync_failures(void)
+{
+    setup();
+    sub("AT^FOTADLQ", HF_AT_EXPECT_PREFIXES, "^FOTADLQ:", 10);
+    write_out(0, 64);
+    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    sub("ATI", HF_AT_EXPECT_ALL, NULL, 5);
+    hf_at_tick(&at, 10);                         /* timeout 1 */
+    write_out(10, 64);
+    CHECK_WIRE("AT^FOTADLQ\rAT\r");
+    hf_at_tick(&at, 10 + HF_AT_RESYNC_TIMEOUT - 0.01);
+    CHECK_INT(at.consecutive_timeouts, 1);
+    hf_at_tick(&at, 10 + HF_AT_RESYNC_TIMEOUT);  /* timeout 2: retried */
+    CHECK_INT(at.consecutive_timeouts, 2);
+    CHECK_STR(reslog, "AT^FOTADLQ -> TIMEOUT NONE []\n");
+    write_out(13.5, 64);
+    CHECK_WIRE("AT\r");
+    hf_at_tick(&at, 13.5 + HF_AT_RESYNC_TIMEOUT);  /* timeout 3: give up */
+    CHECK_INT(at.consecutive_timeouts, 3);
+    CHECK_STR(reslog, "AT^FOTADLQ -> TIMEOUT NONE []\nAT+GMR -> TIMEOUT NONE []\n"
+                      "ATI -> TIMEOUT NONE []\n");
+    CHECK(strstr(evlog, "RESYNC_FAILED(AT) RESYNC_START(AT) RESYNC_FAILED(AT) GAVE_UP(3)") != NULL,
+          "%s", evlog);
+    CHECK(hf_at_idle(&at), "idle after giving up");
+    CHECK_INT(at.resync_needed, 1);
+    CHECK(hf_at_deadline(&at) < 0, "nothing timed");
+    write_out(20, 64);
+    CHECK_WIRE("");   /* nothing queued: no AT sent */
+
+    /* The next submit resyncs first; this time the module answers. */
+    clear_logs();
+    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(30, 64);
+    CHECK_WIRE("AT\r");
+    in("\r\nOK\r\n", 30.1);
+    CHECK_INT(at.consecutive_timeouts, 0);
+    hf_at_tick(&at, 30.1 + HF_AT_RESYNC_QUIET);
+    write_out(30.5, 64);
+    CHECK_WIRE("AT+GMR\r");
+    in("\r\n12.815.01.03.00\r\n\r\nOK\r\n", 30.6);
+    CHECK_STR(reslog, "AT+GMR -> DONE OK [12.815.01.03.00]\n");
+    CHECK_INT(at.resync_needed, 0);
+    CHECK_INT(at.timeouts, 3);
+    check_once();
+
+    /* A new round after giving up gets HF_AT_MAX_TIMEOUTS tries again. */
+    setup();
+    sub("AT", HF_AT_EXPECT_NONE, NULL, 1);
+    write_out(0, 64);
+    hf_at_tick(&at, 1);
+    for (int i = 0; i < 2; i++) {
+        write_out(2 + i * 10, 64);
+        hf_at_tick(&at, 2 + i * 10 + HF_AT_RESYNC_TIMEOUT);
+    }
+    CHECK(strstr(evlog, "GAVE_UP(3)") != NULL, "%s", evlog);
+    clear_logs();
+    sub("AT", HF_AT_EXPECT_NONE, NULL, 1);
+    write_out(50, 64);
+    hf_at_tick(&at, 50 + HF_AT_RESYNC_TIMEOUT);
+    CHECK_STR(reslog, "");   /* one failed resync is not yet a give-up */
+    write_out(54, 64);
+    hf_at_tick(&at, 54 + HF_AT_RESYNC_TIMEOUT);
+    write_out(58, 64);
+    hf_at_tick(&at, 58 + HF_AT_RESYNC_TIMEOUT);
+    CHECK_STR(reslog, "AT -> TIMEOUT NONE []\n");
+    check_once();
+}
+
+/* ---- port loss, cancel, re-entrancy ------------------------------------- */
+
+static void test_port_lost(void)
+{
+    setup();
+    sub("AT^FOTADLQ", HF_AT_EXPECT_PREFIXES, "^FOTADLQ:", 10);
+    write_out(0, 64);
+    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    sub("ATI", HF_AT_EXPECT_ALL, NULL, 5);
+    in("\r\n^FOTADLQ: 1,\"IMAGE\",1324,1324\r\n\r\n^FOTAD", 1);
+    hf_at_port_lost(&at);
+    CHECK_STR(reslog, "AT^FOTADLQ -> PORTLOST NONE [^FOTADLQ: 1,\"IMAGE\",1324,1324]\n"
+                      "AT+GMR -> PORTLOST NONE []\nATI -> PORTLOST NONE []\n");
+    CHECK(hf_at_idle(&at), "idle");
+    hf_at_port_lost(&at);   /* twice is harmless */
+    /* The partial line is forgotten; the next port starts clean. */
+    sub("AT", HF_AT_EXPECT_NONE, NULL, 5);
+    write_out(2, 64);
+    CHECK_WIRE("AT^FOTADLQ\rAT\r");
+    in("LQ: 2\r\n\r\nOK\r\n", 2.1);
+    CHECK_STR(urclog, "LQ: 2|");   /* not "^FOTADLQ: 2" */
+    CHECK(strstr(reslog, "AT -> DONE OK []") != NULL, "%s", reslog);
+    check_once();
+
+    /* Port lost while resynchronising: the new port needs no resync. */
+    setup();
+    sub("AT", HF_AT_EXPECT_NONE, NULL, 1);
+    write_out(0, 64);
+    hf_at_tick(&at, 1);
+    write_out(1, 64);
+    hf_at_port_lost(&at);
+    CHECK(hf_at_idle(&at), "idle");
+    CHECK(hf_at_deadline(&at) < 0, "no deadline");
+    took();
+    sub("ATE0", HF_AT_EXPECT_NONE, NULL, 1);
+    write_out(2, 64);
+    CHECK_WIRE("ATE0\r");
+    in("ATE0\r\r\nOK\r\n", 2.1);
+    CHECK(strstr(reslog, "ATE0 -> DONE OK []") != NULL, "%s", reslog);
+    check_once();
+}
+
+static void lose_port_on_urc(const char *line, size_t len)
+{
+    (void)line;
+    (void)len;
+    hf_at_port_lost(&at);
+}
+
+static void test_port_lost_from_callback(void)
+{
+    setup();
+    urc_hook = lose_port_on_urc;
+    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0, 64);
+    in_chunks("\r\n^BOOT:1\r\n\r\n12.815.01.03.00\r\n\r\nOK\r\n", 36, 36, 0.1);
+    CHECK_STR(urclog, "^BOOT:1|");
+    CHECK_STR(reslog, "AT+GMR -> PORTLOST NONE []\n");
+    check_once();
+}
+
+static void test_cancel(void)
+{
+    setup();
+    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    const char *d;
+    hf_at_output(&at, &d);
+    hf_at_wrote(&at, 2, 0);   /* partly written: stays */
+    sub("ATI", HF_AT_EXPECT_ALL, NULL, 5);
+    sub("AT+CSQ", HF_AT_EXPECT_ALL, NULL, 5);
+    sub("AT+CREG?", HF_AT_EXPECT_ALL, NULL, 5);
+    hf_at_cancel_queued(&at);
+    CHECK_STR(reslog, "ATI -> CANCELLED NONE []\nAT+CSQ -> CANCELLED NONE []\n"
+                      "AT+CREG? -> CANCELLED NONE []\n");
+    write_out(0.1, 64);
+    CHECK_WIRE("+GMR\r");
+    in("\r\n12.815.01.03.00\r\n\r\nOK\r\n", 0.2);
+    CHECK(strstr(reslog, "AT+GMR -> DONE OK [12.815.01.03.00]\n") != NULL, "%s", reslog);
+    /* Nothing started: everything is cancelled. */
+    sub("ATI", HF_AT_EXPECT_ALL, NULL, 5);
+    sub("ATI", HF_AT_EXPECT_ALL, NULL, 5);
+    hf_at_cancel_queued(&at);
+    CHECK(hf_at_idle(&at), "idle");
+    check_once();
+}
+
+/* on_result submits the next command, into the slot just freed. */
+static int chain_left;
+static void chain_submit(const hf_at_result *r)
+{
+    char before[HF_AT_CMD_MAX + 1];
+    snprintf(before, sizeof before, "%s", r->command);
+    if (chain_left > 0) {
+        chain_left--;
+        sub("AT+CHAINED", HF_AT_EXPECT_NONE, NULL, 5);
+    }
+    CHECK_STR(r->command, before);   /* our view unchanged by the submit */
+}
+
+static void test_reentrant_submit(void)
+{
+    setup();
+    result_hook = chain_submit;
+    chain_left = 3;
+    for (int i = 0; i < HF_AT_QUEUE_MAX; i++)
+        sub("AT+FILL", HF_AT_EXPECT_NONE, NULL, 5);
+    write_out(0, 64);
+    in("\r\nOK\r\n", 0.1);   /* frees a slot; the callback refills it */
+    CHECK_INT(at.count, HF_AT_QUEUE_MAX);
+    for (int i = 0; i < HF_AT_QUEUE_MAX + 3; i++) {
+        write_out(1 + i, 64);
+        in("\r\nOK\r\n", 1.1 + i);
+    }
+    CHECK(hf_at_idle(&at), "idle, count %zu", at.count);
+    CHECK_INT(chain_left, 0);
+    CHECK(strstr(reslog, "AT+CHAINED -> DONE OK") != NULL, "%s", reslog);
+    check_once();
+
+    /* A callback that resubmits on port loss cannot loop: its command waits
+     * for the next port. */
+    setup();
+    result_hook = chain_submit;
+    chain_left = 100;
+    sub("AT", HF_AT_EXPECT_NONE, NULL, 5);
+    sub("AT", HF_AT_EXPECT_NONE, NULL, 5);
+    hf_at_port_lost(&at);
+    CHECK_INT(chain_left, 98);
+    CHECK_INT(at.count, 2);
+    result_hook = NULL;
+    hf_at_cancel_queued(&at);
+    check_once();
+}
+
+/* ---- limits -------------------------------------------------------------- */
+
+static char big[20000];
+
+static void test_overflow(void)
+{
+    setup();
+    /* A 1400-byte ^FOTASTATE: 12 answer, and the same as a URC, pass whole. */
+    size_t n = (size_t)snprintf(big, sizeof big, "\r\n^FOTASTATE: 12,12.815.01.04.00,79114,\"");
+    while (n < 1401)
+        big[n++] = 'd';
+    memcpy(big + n, "\"\r\n\r\nOK\r\n", 10);
+    sub("AT^FOTASTATE?", HF_AT_EXPECT_PREFIXES, "^FOTASTATE:", 5);
+    write_out(0, 64);
+    in_chunks(big, strlen(big), 5, 0.1);
+    in_chunks(big, n + 3, 7, 0.2);
+    CHECK_STR(reslog, "AT^FOTASTATE? -> DONE OK [<1400 bytes>]\n");
+    CHECK_STR(urclog, "<1400 bytes>|");
+
+    /* An over-long line inside a response: dropped, counted, the command is
+     * told its answer is incomplete, the next line is fine. */
+    clear_logs();
+    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(1, 64);
+    memset(big, 'x', HF_AT_LINE_MAX + 100);
+    static const char tail[] = "\r\n12.815.01.03.00\r\n\r\nOK\r\n";
+    memcpy(big + HF_AT_LINE_MAX + 100, tail, sizeof tail);
+    in_chunks(big, strlen(big), 8, 1.1);
+    char want[64];
+    snprintf(want, sizeof want, "OVERFLOW(%d) ", HF_AT_LINE_MAX + 100);
+    CHECK_STR(evlog, want);
+    CHECK_STR(reslog, "AT+GMR -> OVERFLOW OK [12.815.01.03.00]\n");
+    CHECK_INT(at.overflows, 1);
+    in_chunks(big, HF_AT_LINE_MAX + 2, 4096, 1.2);   /* while idle: only counted */
+    in("\r\n", 1.2);
+    CHECK_INT(at.overflows, 2);
+    CHECK_STR(urclog, "");
+
+    /* More than HF_AT_RESP_LINES lines: the first ones are kept. */
+    clear_logs();
+    sub("AT+COPS=?", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(2, 64);
+    for (int i = 0; i < HF_AT_RESP_LINES + 5; i++) {
+        char line[32];
+        snprintf(line, sizeof line, "\r\nline %d\r\n", i);
+        in(line, 2.1);
+    }
+    in("\r\nOK\r\n", 2.2);
+    CHECK(strstr(reslog, "AT+COPS=? -> OVERFLOW OK [line 0;line 1;") == reslog, "%s", reslog);
+    CHECK(strstr(reslog, ";line 63]") != NULL, "last kept line 63: %s", reslog);
+
+    /* More than HF_AT_RESP_BYTES bytes. */
+    clear_logs();
+    sub("AT+BIG", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(3, 64);
+    memset(big, 'b', 3000);
+    memcpy(big + 3000, "\r\n", 3);
+    for (int i = 0; i < 7; i++)
+        in_chunks(big, 3002, 1000, 3.1);
+    in("OK\r\n", 3.2);
+    CHECK_STR(reslog, "AT+BIG -> OVERFLOW OK [<3000 bytes>;<3000 bytes>;<3000 bytes>;"
+                      "<3000 bytes>;<3000 bytes>]\n");
+    check_once();
+}
+
+/* ---- the seed's FOTA command log, echo on, tiny chunks ------------------- */
+
+static void test_seed_transcript(void)
+{
+    static const struct {
+        const char *cmd;
+        hf_at_expect ex;
+        const char *prefix;
+        const char *reply;   /* what the module sends once the command is written */
+    } steps[] = {
+        {"AT+GMR", HF_AT_EXPECT_ALL, NULL, "AT+GMR\r\r\n12.815.01.03.00\r\n\r\nOK\r\n"},
+        {"AT^FOTACFG=\"1234\",\"\",\"\",2", HF_AT_EXPECT_NONE, NULL,
+         "AT^FOTACFG=\"1234\",\"\",\"\",2\r\r\nOK\r\n"},
+        {"AT^FOTAMODE=0,0,1,1", HF_AT_EXPECT_NONE, NULL, "AT^FOTAMODE=0,0,1,1\r\r\nOK\r\n"},
+        {"AT^FOTASTATE?", HF_AT_EXPECT_PREFIXES, "^FOTASTATE:",
+         "AT^FOTASTATE?\r\r\n^FOTASTATE: 10\r\n\r\nOK\r\n"},
+        {"AT^FOTADET", HF_AT_EXPECT_NONE, NULL,
+         "AT^FOTADET\r\r\nOK\r\n\r\n^FOTASTATE: 11\r\r\n"
+         "\r\n^FOTASTATE: 12,12.815.01.04.00,79114,\"Support send SMS background\"\r\r\n"},
+        {"AT^FOTADL=1", HF_AT_EXPECT_NONE, NULL,
+         "AT^FOTADL=1\r\r\nOK\r\n\r\n^FOTASTATE: 30\r\r\n"},
+        {"AT^FOTADLQ", HF_AT_EXPECT_PREFIXES, "^FOTADLQ:",
+         "AT^FOTADLQ\r\r\n^FOTADLQ: 1,\"IMAGE\",1324,1324\r\n"
+         "\r\n^FOTADLQ: 2,\"XNV\",47104,77778\r\n\r\nOK\r\n"
+         "\r\n^FOTASTATE: 40\r\r\n\r\n^FOTASTATE: 50\r\r\n"
+         "\r\n^BOOT:20312345,0,0,0,6\r\n\r\n^SIMST: 1\r\n\r\n^FOTASTATE: 90\r\r\n"},
+        {"AT+GMR", HF_AT_EXPECT_ALL, NULL, "AT+GMR\r\r\n12.815.01.04.00\r\n\r\nOK\r\n"},
+    };
+    static const size_t chunk_sizes[] = {1, 2, 3, 5, 8};
+    for (size_t c = 0; c < sizeof chunk_sizes / sizeof chunk_sizes[0]; c++) {
+        setup();
+        double now = 0;
+        for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+            sub(steps[i].cmd, steps[i].ex, steps[i].prefix, 30);
+            write_out(now, chunk_sizes[c]);
+            char want[600];
+            snprintf(want, sizeof want, "%s\r", steps[i].cmd);
+            CHECK_WIRE(want);
+            in_chunks(steps[i].reply, strlen(steps[i].reply), chunk_sizes[c], now + 0.5);
+            now += 1;
+            hf_at_tick(&at, now);
+        }
+        CHECK_STR(reslog,
+                  "AT+GMR -> DONE OK [12.815.01.03.00]\n"
+                  "AT^FOTACFG=\"1234\",\"\",\"\",2 -> DONE OK []\n"
+                  "AT^FOTAMODE=0,0,1,1 -> DONE OK []\n"
+                  "AT^FOTASTATE? -> DONE OK [^FOTASTATE: 10]\n"
+                  "AT^FOTADET -> DONE OK []\n"
+                  "AT^FOTADL=1 -> DONE OK []\n"
+                  "AT^FOTADLQ -> DONE OK [^FOTADLQ: 1,\"IMAGE\",1324,1324;"
+                  "^FOTADLQ: 2,\"XNV\",47104,77778]\n"
+                  "AT+GMR -> DONE OK [12.815.01.04.00]\n");
+        CHECK_STR(urclog, "^FOTASTATE: 11|"
+                          "^FOTASTATE: 12,12.815.01.04.00,79114,\"Support send SMS background\"|"
+                          "^FOTASTATE: 30|^FOTASTATE: 40|^FOTASTATE: 50|"
+                          "^BOOT:20312345,0,0,0,6|^SIMST: 1|^FOTASTATE: 90|");
+        CHECK_STR(evlog, "");
+        CHECK_INT(at.echoes, 8);
+        CHECK(hf_at_idle(&at), "idle at the end");
+        check_once();
+    }
+}
+
+int main(void)
+{
+    CHECK_SUITE("at_engine");
+    test_echo_on_off();
+    test_urcs_around_response();
+    test_prefix_modes();
+    test_errors();
+    test_submit_refusals();
+    test_timeout_late_answer();
+    test_resync_failures();
+    test_port_lost();
+    test_port_lost_from_callback();
+    test_cancel();
+    test_reentrant_submit();
+    test_overflow();
+    test_seed_transcript();
+    return CHECK_END();
+}
