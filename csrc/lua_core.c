@@ -1,0 +1,154 @@
+/*
+ * lua_core.c — luaopen_hwfota_core: the C half of `require "hwfota"`.
+ *
+ * Assembles the module table from the binding files (ports, FOTA state
+ * machine) and adds the functions that need no object: list_ports, now,
+ * write_file_atomic. The Lua half (lua/hwfota/init.lua) documents the public API.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "lua_port.h"
+#include "transport.h"
+
+#define CORE_MAX_PORTS 64
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+    if (v && v[0]) {
+        lua_pushstring(L, v);
+        lua_setfield(L, -2, k);
+    }
+}
+
+static void set_int(lua_State *L, const char *k, int v)
+{
+    if (v >= 0) {
+        lua_pushinteger(L, v);
+        lua_setfield(L, -2, k);
+    }
+}
+
+/* list_ports() -> array of {path, description, transport, vid, pid,
+ * manufacturer, product, serial, usb_bus, usb_address, huawei} | nil,msg,code */
+static int core_list_ports(lua_State *L)
+{
+    static const size_t cap = CORE_MAX_PORTS;
+    hf_port_info *info = lua_newuserdatauv(L, sizeof *info * cap, 0); /* GC-owned scratch */
+    size_t found = 0;
+    hf_error err;
+    hf_error_clear(&err);
+    if (hf_list_ports(info, cap, &found, &err) < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err.msg);
+        lua_pushstring(L, err.code ? err.code : "EIO");
+        return 3;
+    }
+    if (found > cap)
+        found = cap;
+    lua_createtable(L, (int)found, 0);
+    for (size_t i = 0; i < found; i++) {
+        const hf_port_info *p = &info[i];
+        lua_createtable(L, 0, 11);
+        set_str(L, "path", p->path);
+        set_str(L, "description", p->description);
+        set_str(L, "transport", p->transport);
+        set_int(L, "vid", p->vid);
+        set_int(L, "pid", p->pid);
+        set_str(L, "manufacturer", p->manufacturer);
+        set_str(L, "product", p->product);
+        set_str(L, "serial", p->serial);
+        set_int(L, "usb_bus", p->usb_bus);
+        set_int(L, "usb_address", p->usb_address);
+        lua_pushboolean(L, p->vid == 0x12d1);
+        lua_setfield(L, -2, "huawei");
+        lua_seti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+static int fail_errno(lua_State *L, const char *what, const char *path, int e)
+{
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s %s: %s", what, path, strerror(e));
+    lua_pushstring(L, hf_error_code_from_errno(e));
+    return 3;
+}
+
+/* write_file_atomic(path, data) -> true | nil,msg,code. Writes path.tmp,
+ * fsyncs it, renames it over path and fsyncs the directory, so a power cut
+ * leaves either the old or the new content, never a mix (journal files). */
+static int core_write_file_atomic(lua_State *L)
+{
+    size_t plen, len;
+    const char *path = luaL_checklstring(L, 1, &plen);
+    const char *data = luaL_checklstring(L, 2, &len);
+    luaL_argcheck(L, plen > 0 && plen < 4000 && strlen(path) == plen, 1,
+                  "path must be a non-empty string without NUL");
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return fail_errno(L, "cannot create", tmp, errno);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int e = w < 0 ? errno : EIO;
+            close(fd);
+            unlink(tmp);
+            return fail_errno(L, "cannot write", tmp, e);
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) < 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return fail_errno(L, "cannot fsync", tmp, e);
+    }
+    close(fd);
+    if (rename(tmp, path) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return fail_errno(L, "cannot rename to", path, e);
+    }
+    /* make the rename itself durable */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+int luaopen_hwfota_core(lua_State *L);
+
+int luaopen_hwfota_core(lua_State *L)
+{
+    lua_newtable(L);
+    hf_lua_port_register(L);
+    lua_pushcfunction(L, core_list_ports);
+    lua_setfield(L, -2, "list_ports");
+    lua_pushcfunction(L, core_write_file_atomic);
+    lua_setfield(L, -2, "write_file_atomic");
+    return 1;
+}

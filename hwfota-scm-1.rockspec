@@ -1,0 +1,40 @@
+-- LuaRocks build of hwfota: `luarocks make` in the source tree.
+rockspec_format = "3.0"
+package = "hwfota"
+version = "scm-1"
+source = {
+   url = "git+file://.",
+}
+description = {
+   summary = "FOTA firmware updates of Huawei MU509/MU609 modules over AT commands",
+   detailed = [[
+hwfota drives the FOTA AT commands of Huawei MU509/MU609 class cellular
+modules (^FOTACFG, ^FOTAMODE, ^FOTADET, ^FOTADL, ^FOTADLQ, ^FWUP, ^FOTASTATE)
+from a C core with an event-driven AT engine, exposed to Lua 5.4 so that
+integrators write their upgrade policies in Lua.
+]],
+   license = "MIT",
+}
+dependencies = {
+   "lua >= 5.4, < 5.5",
+}
+external_dependencies = {
+   LIBSERIALPORT = { header = "libserialport.h", library = "serialport" },
+}
+build = {
+   type = "builtin",
+   modules = {
+      ["hwfota.core"] = {
+         sources = {
+            "csrc/hf_error.c", "csrc/transport.c",
+            "csrc/at_tokenizer.c", "csrc/at_final.c", "csrc/at_engine.c",
+            "csrc/lua_port.c", "csrc/lua_core.c",
+         },
+         defines = { "_DEFAULT_SOURCE", "_GNU_SOURCE" },
+         incdirs = { "csrc", "$(LIBSERIALPORT_INCDIR)" },
+         libdirs = { "$(LIBSERIALPORT_LIBDIR)" },
+         libraries = { "serialport" },
+      },
+      ["hwfota"] = "lua/hwfota/init.lua",
+   },
+}

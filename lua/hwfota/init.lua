@@ -1,0 +1,165 @@
+--- hwfota: firmware-over-the-air updates of Huawei MU509/MU609 modules.
+--
+-- The Lua half of the module. The C core (`hwfota.core`) does the transport
+-- (libserialport for serial devices, POSIX termios for pseudo-terminals), the
+-- AT engine and the FOTA state machine; this file is the documented public API.
+--
+-- Conventions: a function that can fail at run time returns `nil, message, CODE`
+-- (stable upper-case codes: `ETIMEDOUT`, `EPORTLOST`, `EBUSY`, `ENOENT`, `ECME`,
+-- `ECMS`, `EERROR`, `EOVERFLOW`, `ECLOSED`, `EINVAL` ...). Wrong argument types
+-- raise an error. Times are in seconds.
+--
+-- @module hwfota
+-- @usage
+-- local hwfota = require "hwfota"
+-- local port <close> = assert(hwfota.open("/dev/ttyUSB2"))
+-- local res = assert(port:command("AT+GMR"))
+-- print(res.lines[1])       --> 12.815.01.03.00
+
+local core = require "hwfota.core"
+
+local M = {}
+
+--- Version of hwfota.
+M._VERSION = "hwfota 0.1.0"
+
+--- The C core, for advanced uses (custom event loops).
+M.core = core
+
+local function check_opts(opts, fname)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #2 to '%s' (table expected, got %s)"):format(fname, type(opts)), 3)
+  end
+  return opts or {}
+end
+
+--- List the serial ports of this machine (through libserialport).
+-- @treturn table array of `{path=, description=, transport=, vid=, pid=,
+--   manufacturer=, product=, serial=, usb_bus=, usb_address=, huawei=}`;
+--   `huawei` is true for USB vendor 0x12d1. Missing fields are nil.
+-- @return or `nil, message, code`
+function M.list_ports()
+  return core.list_ports()
+end
+
+--- Open a module's AT port.
+-- Serial devices go through libserialport (`port:kind() == "serial"`);
+-- pseudo-terminals and other character devices that libserialport refuses
+-- are opened with POSIX termios (`"pty"`). The port is held exclusively.
+-- @tparam string path e.g. `"/dev/ttyUSB2"` or a simulator's symlink
+-- @tparam[opt] table opts `baudrate` (default 115200), `flow` (`"none"` or
+--   `"rtscts"`), `timeout` (default seconds per command, 30)
+-- @treturn Port the port
+-- @return or `nil, message, code` (`ENOENT`, `EBUSY` when another process
+--   such as ModemManager holds it, `EACCES`, `EINVAL` ...)
+function M.open(path, opts)
+  if type(path) ~= "string" then
+    error(("bad argument #1 to 'open' (string expected, got %s)"):format(type(path)), 2)
+  end
+  opts = check_opts(opts, "open")
+  for k in pairs(opts) do
+    if k ~= "baudrate" and k ~= "flow" and k ~= "timeout" then
+      error(("bad argument #2 to 'open' (unknown option '%s')"):format(tostring(k)), 2)
+    end
+  end
+  return core.open(path, opts.baudrate, opts.flow, opts.timeout)
+end
+
+--- Wait for I/O on several ports at once (one `poll()`), dispatching results
+-- and unsolicited codes to their callbacks.
+-- @tparam table ports array of ports
+-- @tparam[opt=0] number seconds longest wait
+-- @treturn integer number of events dispatched
+function M.poll(ports, seconds)
+  return core.poll(ports, seconds)
+end
+
+--- Seconds on a monotonic clock.
+-- @treturn number
+function M.now()
+  return core.now()
+end
+
+--- Port methods.
+-- Implemented in C (csrc/lua_port.c); documented here.
+-- @type Port
+
+--- Send an AT command and wait for its final result.
+-- Unsolicited codes that arrive meanwhile (even inside the response) are
+-- dispatched to their handlers, never mixed into the result.
+-- @function Port:command
+-- @tparam string cmd e.g. `"AT+GMR"`; CR, LF and NUL are refused (`EINVAL`)
+-- @tparam[opt] table opts `prefix` (string or array: only lines with these
+--   prefixes are response lines), `expect` (`"all"` default, or `"none"`),
+--   `timeout` (seconds, counted from the last byte written)
+-- @treturn table `{lines = {...}, final = "OK", command =, elapsed =}`
+-- @return or `nil, message, code, detail`: on `+CME ERROR: <x>` the message is
+--   the final line, code `ECME`, and `detail` the result table with `kind`,
+--   `code` (numeric) or `text`
+
+--- Send a command without waiting.
+-- @function Port:send
+-- @tparam string cmd
+-- @tparam[opt] table opts as for `command`
+-- @tparam[opt] function callback called as `callback(res)` or
+--   `callback(nil, message, code, detail)` when the command finishes
+-- @treturn integer command id (see `result`) or `nil, message, code`
+
+--- Collect the result of a command sent without a callback.
+-- @function Port:result
+-- @tparam integer id
+-- @return the values `command` would have returned, or `false` when not finished
+
+--- Wait up to `seconds` for I/O and dispatch what arrives.
+-- @function Port:poll
+-- @tparam[opt=0] number seconds
+-- @treturn integer events dispatched, or `nil, message, code` when the port is lost
+
+--- Subscribe to unsolicited lines starting with `prefix` (`""` for every line).
+-- A handler that raises is reported (see `on_event`); the port keeps working.
+-- @function Port:on
+-- @tparam string prefix e.g. `"^FOTASTATE:"`
+-- @tparam function fn called as `fn(line)`
+-- @treturn integer handler id
+
+--- Remove a handler (safe from inside the handler itself).
+-- @function Port:off
+-- @tparam integer id
+-- @treturn boolean whether it existed
+
+--- Set the diagnostics callback: `fn{event=, detail=}` with events `timeout`,
+-- `resync`, `resync_done`, `resync_failed`, `discarded`, `overflow`,
+-- `port_lost`, `callback_error`.
+-- @function Port:on_event
+-- @tparam function|nil fn
+
+--- The fd, for outside event loops (OpenWrt uloop).
+-- @function Port:fileno
+-- @treturn integer
+
+--- `"serial"` (libserialport) or `"pty"` (POSIX).
+-- @function Port:kind
+-- @treturn string
+
+--- The path the port was opened with.
+-- @function Port:path
+-- @treturn string
+
+--- True once the port was lost (module reset, unplug) or closed.
+-- @function Port:is_lost
+-- @treturn boolean
+
+--- Counters: timeouts, consecutive_timeouts, overflows, urcs, echoes, idle.
+-- @function Port:stats
+-- @treturn table
+
+--- Open the same path again after the port was lost (module reset).
+-- @function Port:reopen
+-- @return `true` or `nil, message, code`
+
+--- Close the port (idempotent; also `__close` and `__gc`). Commands still
+-- pending fail with `ECLOSED`.
+-- @function Port:close
+-- @treturn boolean true
+
+return M
