@@ -178,12 +178,12 @@ static void command_timed_out(hf_at *at)
     emit(at, HF_AT_EV_TIMEOUT, c->text, c->len - 1);
     at->resync_needed = 1;
     at->resync_discarded = 0;
-    int giving_up = at->round_timeouts >= HF_AT_MAX_TIMEOUTS;
-    if (!giving_up)
-        begin_resync_write(at);   /* before the callback: a submit sees the resync */
+    if (at->round_timeouts >= HF_AT_MAX_TIMEOUTS) {
+        give_up(at);   /* fails this command first, then the rest of the queue */
+        return;
+    }
+    begin_resync_write(at);   /* before the callback: a submit sees the resync */
     finish_head(at, HF_AT_STATUS_TIMEOUT, NULL, "");
-    if (giving_up)
-        give_up(at);
 }
 
 static void resync_timed_out(hf_at *at)

@@ -567,6 +567,62 @@ static void test_port_lost_from_callback(void)
     check_once();
 }
 
+static void feed_again(const char *line, size_t len)
+{
+    (void)line;
+    (void)len;
+    hf_at_input(&at, "\r\nOK\r\n", 6, 0.2);   /* misuse: must be ignored */
+}
+
+static void test_nested_input_ignored(void)
+{
+    setup();
+    urc_hook = feed_again;
+    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0, 64);
+    in("\r\n^RSSI: 9\r\n\r\n12.815.01.03.00\r\n\r\nOK\r\n", 0.1);
+    CHECK_STR(urclog, "^RSSI: 9|");
+    CHECK_STR(reslog, "AT+GMR -> DONE OK [12.815.01.03.00]\n");
+    check_once();
+}
+
+/* Timeouts separated by an answered resync are not "in a row": commands that
+ * time out one after another each get TIMEOUT, the queue is not failed. */
+static void test_timeouts_not_in_a_row(void)
+{
+    setup();
+    sub("AT+A", HF_AT_EXPECT_NONE, NULL, 1);
+    write_out(0, 64);
+    sub("AT+B", HF_AT_EXPECT_NONE, NULL, 1);
+    hf_at_tick(&at, 1);                              /* 1: AT+A */
+    write_out(1, 64);
+    hf_at_tick(&at, 1 + HF_AT_RESYNC_TIMEOUT);       /* 2: resync AT */
+    write_out(5, 64);
+    in("\r\nOK\r\n", 5.1);                         /* answered: count back to 0 */
+    hf_at_tick(&at, 6);
+    write_out(6, 64);
+    CHECK_WIRE("AT+A\rAT\rAT\rAT+B\r");
+    CHECK_INT(at.consecutive_timeouts, 0);
+    sub("AT+C", HF_AT_EXPECT_NONE, NULL, 1);
+    sub("AT+D", HF_AT_EXPECT_NONE, NULL, 1);
+    hf_at_tick(&at, 7);                              /* 1: AT+B */
+    write_out(7, 64);
+    hf_at_tick(&at, 7 + HF_AT_RESYNC_TIMEOUT);       /* 2 */
+    CHECK_STR(reslog, "AT+A -> TIMEOUT NONE []\nAT+B -> TIMEOUT NONE []\n");
+    write_out(11, 64);
+    in("\r\nOK\r\n", 11.1);
+    hf_at_tick(&at, 12);
+    write_out(12, 64);
+    CHECK_WIRE("AT\rAT\rAT+C\r");
+    hf_at_tick(&at, 13);                             /* 1: AT+C, D still queued */
+    CHECK_STR(reslog, "AT+A -> TIMEOUT NONE []\nAT+B -> TIMEOUT NONE []\n"
+                      "AT+C -> TIMEOUT NONE []\n");
+    CHECK_INT(at.count, 1);
+    CHECK(strstr(evlog, "GAVE_UP") == NULL, "%s", evlog);
+    hf_at_port_lost(&at);
+    check_once();
+}
+
 static void test_cancel(void)
 {
     setup();
@@ -780,6 +836,8 @@ int main(void)
     test_port_lost();
     test_port_lost_from_callback();
     test_cancel();
+    test_nested_input_ignored();
+    test_timeouts_not_in_a_row();
     test_reentrant_submit();
     test_overflow();
     test_seed_transcript();
