@@ -304,8 +304,7 @@ static void route_normal(hf_at *at, const char *line, size_t len)
     }
     hf_final fin;
     if (hf_final_parse(line, len, &fin) != HF_FINAL_NONE) {
-        at->consecutive_timeouts = 0;
-        at->round_timeouts = 0;
+        at->consecutive_timeouts = 0;   /* round_timeouts is 0 here: resync_done reset it */
         finish_head(at, at->resp_overflow ? HF_AT_STATUS_OVERFLOW : HF_AT_STATUS_DONE, &fin,
                     line);
         return;

@@ -184,6 +184,13 @@ static void test_echo_on_off(void)
     CHECK_STR(urclog, "");
     check_once();
 
+    /* Only the first copy of the command text is its echo. */
+    setup();
+    sub("AT+X", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0, 64);
+    in("AT+X\r\r\nAT+X\r\n\r\nOK\r\n", 0.1);
+    CHECK_STR(reslog, "AT+X -> DONE OK [AT+X]\n");
+
     /* Before the command is fully written, a final is not its answer. */
     setup();
     sub("AT+CSQ", HF_AT_EXPECT_PREFIXES, "+CSQ:", 5);
