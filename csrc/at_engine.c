@@ -70,6 +70,12 @@ static hf_at_cmd *head_cmd(hf_at *at)
     return at->count ? &at->queue[at->head] : NULL;
 }
 
+/* The command in flight; only valid while at->in_flight (which implies count > 0). */
+static hf_at_cmd *flight_cmd(hf_at *at)
+{
+    return &at->queue[at->head];
+}
+
 static void reset_resp(hf_at *at)
 {
     at->resp_used = 0;
@@ -173,7 +179,7 @@ static void count_timeout(hf_at *at)
 
 static void command_timed_out(hf_at *at)
 {
-    hf_at_cmd *c = head_cmd(at);
+    hf_at_cmd *c = flight_cmd(at);
     count_timeout(at);
     emit(at, HF_AT_EV_TIMEOUT, c->text, c->len - 1);
     at->resync_needed = 1;
@@ -309,7 +315,7 @@ static void route_normal(hf_at *at, const char *line, size_t len)
                     line);
         return;
     }
-    if (is_response(at, head_cmd(at), line, len))
+    if (is_response(at, flight_cmd(at), line, len))
         store_resp(at, line, len);
     else
         deliver_urc(at, line, len);
@@ -322,7 +328,7 @@ static void on_line(void *ud, hf_tok_kind kind, const char *line, size_t len)
         return;
     if (kind == HF_TOK_OVERFLOW) {
         at->overflows++;
-        if (at->in_flight && head_cmd(at)->expect != HF_AT_EXPECT_NONE)
+        if (at->in_flight && flight_cmd(at)->expect != HF_AT_EXPECT_NONE)
             at->resp_overflow = 1;   /* the lost line may have been its answer */
         emit_num(at, HF_AT_EV_OVERFLOW, len);
         return;
