@@ -196,6 +196,7 @@ static void test_echo_on_off(void)
     sub("AT+CSQ", HF_AT_EXPECT_PREFIXES, "+CSQ:", 5);
     n = hf_at_output(&at, &d);
     hf_at_wrote(&at, 3, 0);
+    CHECK(hf_at_deadline(&at) < 0, "no deadline before the last byte");
     in("\r\nOK\r\n", 0.01);
     CHECK_STR(reslog, "");
     CHECK_STR(urclog, "OK|");
@@ -630,6 +631,31 @@ static void test_timeouts_not_in_a_row(void)
     check_once();
 }
 
+static void remove_on_urc(const char *line, size_t len)
+{
+    (void)line;
+    (void)len;
+    hf_at_urc_prefix_remove(&at, "+CUSD:");
+}
+
+/* Removing a prefix from inside the URC it matched is safe; the next such line
+ * is then response. */
+static void test_remove_prefix_in_urc(void)
+{
+    setup();
+    urc_hook = remove_on_urc;
+    hf_at_urc_prefix_add(&at, "+X:");
+    hf_at_urc_prefix_add(&at, "+CUSD:");
+    hf_at_urc_prefix_add(&at, "+Y:");
+    sub("ATI", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0, 64);
+    in("\r\n+CUSD: 0\r\n\r\n+CUSD: 1\r\n\r\n+Y: 2\r\n\r\nOK\r\n", 0.1);
+    CHECK_STR(urclog, "+CUSD: 0|+Y: 2|");
+    CHECK_STR(reslog, "ATI -> DONE OK [+CUSD: 1]\n");
+    CHECK_INT(at.n_urc_prefixes, 2);
+    check_once();
+}
+
 static void test_cancel(void)
 {
     setup();
@@ -843,6 +869,7 @@ int main(void)
     test_port_lost();
     test_port_lost_from_callback();
     test_cancel();
+    test_remove_prefix_in_urc();
     test_nested_input_ignored();
     test_timeouts_not_in_a_row();
     test_reentrant_submit();
