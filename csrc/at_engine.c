@@ -70,6 +70,12 @@ static hf_at_cmd *head_cmd(hf_at *at)
     return at->count ? &at->queue[at->head] : NULL;
 }
 
+/* The command in flight; only valid while at->in_flight (which implies count > 0). */
+static hf_at_cmd *flight_cmd(hf_at *at)
+{
+    return &at->queue[at->head];
+}
+
 static void reset_resp(hf_at *at)
 {
     at->resp_used = 0;
@@ -173,17 +179,17 @@ static void count_timeout(hf_at *at)
 
 static void command_timed_out(hf_at *at)
 {
-    hf_at_cmd *c = head_cmd(at);
+    hf_at_cmd *c = flight_cmd(at);
     count_timeout(at);
     emit(at, HF_AT_EV_TIMEOUT, c->text, c->len - 1);
     at->resync_needed = 1;
     at->resync_discarded = 0;
-    int giving_up = at->round_timeouts >= HF_AT_MAX_TIMEOUTS;
-    if (!giving_up)
-        begin_resync_write(at);   /* before the callback: a submit sees the resync */
+    if (at->round_timeouts >= HF_AT_MAX_TIMEOUTS) {
+        give_up(at);   /* fails this command first, then the rest of the queue */
+        return;
+    }
+    begin_resync_write(at);   /* before the callback: a submit sees the resync */
     finish_head(at, HF_AT_STATUS_TIMEOUT, NULL, "");
-    if (giving_up)
-        give_up(at);
 }
 
 static void resync_timed_out(hf_at *at)
@@ -304,13 +310,12 @@ static void route_normal(hf_at *at, const char *line, size_t len)
     }
     hf_final fin;
     if (hf_final_parse(line, len, &fin) != HF_FINAL_NONE) {
-        at->consecutive_timeouts = 0;
-        at->round_timeouts = 0;
+        at->consecutive_timeouts = 0;   /* round_timeouts is 0 here: resync_done reset it */
         finish_head(at, at->resp_overflow ? HF_AT_STATUS_OVERFLOW : HF_AT_STATUS_DONE, &fin,
                     line);
         return;
     }
-    if (is_response(at, head_cmd(at), line, len))
+    if (is_response(at, flight_cmd(at), line, len))
         store_resp(at, line, len);
     else
         deliver_urc(at, line, len);
@@ -323,7 +328,7 @@ static void on_line(void *ud, hf_tok_kind kind, const char *line, size_t len)
         return;
     if (kind == HF_TOK_OVERFLOW) {
         at->overflows++;
-        if (at->in_flight && head_cmd(at)->expect != HF_AT_EXPECT_NONE)
+        if (at->in_flight && flight_cmd(at)->expect != HF_AT_EXPECT_NONE)
             at->resp_overflow = 1;   /* the lost line may have been its answer */
         emit_num(at, HF_AT_EV_OVERFLOW, len);
         return;

@@ -179,7 +179,9 @@ int hf_at_submit(hf_at *at, const char *cmd, size_t len, hf_at_expect expect,
 /* Bytes that should be written now (NULL/0 when none). */
 size_t hf_at_output(hf_at *at, const char **data);
 
-/* n bytes of the output were written at time now. */
+/* n bytes of the output were written at time now. n counts from the data the
+ * last hf_at_output() returned; ask hf_at_output() again after any other engine
+ * call (a timeout or port loss can change what is due). */
 void hf_at_wrote(hf_at *at, size_t n, double now);
 
 /* Bytes received at time now. */

@@ -3,8 +3,8 @@
  *
  * Feeding a stream byte by byte or all at once gives the same lines. Lines end
  * with CR, LF, CRLF or CRCRLF; empty lines are skipped. (Every CR and LF ends a
- * line and empty lines are skipped, so no state is needed to pair CR with LF.) A line longer than
- * HF_AT_LINE_MAX-1 bytes is dropped whole (counted, and reported to the caller
+ * line and empty lines are skipped, so no state is needed to pair CR with LF.)
+ * A line longer than HF_AT_LINE_MAX-1 bytes is dropped whole (counted, and reported to the caller
  * once when its end is seen). NUL bytes inside a line are kept as data: lines
  * carry explicit lengths. Knows nothing about commands.
  */
@@ -27,7 +27,7 @@ typedef void (*hf_tok_cb)(void *ud, hf_tok_kind kind, const char *line, size_t l
 typedef struct hf_tok {
     char buf[HF_AT_LINE_MAX];
     size_t len;             /* bytes of the current line kept in buf */
-    size_t dropped_len;     /* bytes of the current line beyond capacity (overflowing) */
+    size_t dropped_len;     /* length so far of an overflowing line (0 when not overflowing; then len == 0) */
     unsigned long overflows;/* over-long lines dropped so far */
 } hf_tok;
 

@@ -184,11 +184,19 @@ static void test_echo_on_off(void)
     CHECK_STR(urclog, "");
     check_once();
 
+    /* Only the first copy of the command text is its echo. */
+    setup();
+    sub("AT+X", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0, 64);
+    in("AT+X\r\r\nAT+X\r\n\r\nOK\r\n", 0.1);
+    CHECK_STR(reslog, "AT+X -> DONE OK [AT+X]\n");
+
     /* Before the command is fully written, a final is not its answer. */
     setup();
     sub("AT+CSQ", HF_AT_EXPECT_PREFIXES, "+CSQ:", 5);
     n = hf_at_output(&at, &d);
     hf_at_wrote(&at, 3, 0);
+    CHECK(hf_at_deadline(&at) < 0, "no deadline before the last byte");
     in("\r\nOK\r\n", 0.01);
     CHECK_STR(reslog, "");
     CHECK_STR(urclog, "OK|");
@@ -567,6 +575,87 @@ static void test_port_lost_from_callback(void)
     check_once();
 }
 
+static void feed_again(const char *line, size_t len)
+{
+    (void)line;
+    (void)len;
+    hf_at_input(&at, "\r\nOK\r\n", 6, 0.2);   /* misuse: must be ignored */
+}
+
+static void test_nested_input_ignored(void)
+{
+    setup();
+    urc_hook = feed_again;
+    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0, 64);
+    in("\r\n^RSSI: 9\r\n\r\n12.815.01.03.00\r\n\r\nOK\r\n", 0.1);
+    CHECK_STR(urclog, "^RSSI: 9|");
+    CHECK_STR(reslog, "AT+GMR -> DONE OK [12.815.01.03.00]\n");
+    check_once();
+}
+
+/* Timeouts separated by an answered resync are not "in a row": commands that
+ * time out one after another each get TIMEOUT, the queue is not failed. */
+static void test_timeouts_not_in_a_row(void)
+{
+    setup();
+    sub("AT+A", HF_AT_EXPECT_NONE, NULL, 1);
+    write_out(0, 64);
+    sub("AT+B", HF_AT_EXPECT_NONE, NULL, 1);
+    hf_at_tick(&at, 1);                              /* 1: AT+A */
+    write_out(1, 64);
+    hf_at_tick(&at, 1 + HF_AT_RESYNC_TIMEOUT);       /* 2: resync AT */
+    write_out(5, 64);
+    in("\r\nOK\r\n", 5.1);                         /* answered: count back to 0 */
+    hf_at_tick(&at, 6);
+    write_out(6, 64);
+    CHECK_WIRE("AT+A\rAT\rAT\rAT+B\r");
+    CHECK_INT(at.consecutive_timeouts, 0);
+    sub("AT+C", HF_AT_EXPECT_NONE, NULL, 1);
+    sub("AT+D", HF_AT_EXPECT_NONE, NULL, 1);
+    hf_at_tick(&at, 7);                              /* 1: AT+B */
+    write_out(7, 64);
+    hf_at_tick(&at, 7 + HF_AT_RESYNC_TIMEOUT);       /* 2 */
+    CHECK_STR(reslog, "AT+A -> TIMEOUT NONE []\nAT+B -> TIMEOUT NONE []\n");
+    write_out(11, 64);
+    in("\r\nOK\r\n", 11.1);
+    hf_at_tick(&at, 12);
+    write_out(12, 64);
+    CHECK_WIRE("AT\rAT\rAT+C\r");
+    hf_at_tick(&at, 13);                             /* 1: AT+C, D still queued */
+    CHECK_STR(reslog, "AT+A -> TIMEOUT NONE []\nAT+B -> TIMEOUT NONE []\n"
+                      "AT+C -> TIMEOUT NONE []\n");
+    CHECK_INT(at.count, 1);
+    CHECK(strstr(evlog, "GAVE_UP") == NULL, "%s", evlog);
+    hf_at_port_lost(&at);
+    check_once();
+}
+
+static void remove_on_urc(const char *line, size_t len)
+{
+    (void)line;
+    (void)len;
+    hf_at_urc_prefix_remove(&at, "+CUSD:");
+}
+
+/* Removing a prefix from inside the URC it matched is safe; the next such line
+ * is then response. */
+static void test_remove_prefix_in_urc(void)
+{
+    setup();
+    urc_hook = remove_on_urc;
+    hf_at_urc_prefix_add(&at, "+X:");
+    hf_at_urc_prefix_add(&at, "+CUSD:");
+    hf_at_urc_prefix_add(&at, "+Y:");
+    sub("ATI", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0, 64);
+    in("\r\n+CUSD: 0\r\n\r\n+CUSD: 1\r\n\r\n+Y: 2\r\n\r\nOK\r\n", 0.1);
+    CHECK_STR(urclog, "+CUSD: 0|+Y: 2|");
+    CHECK_STR(reslog, "ATI -> DONE OK [+CUSD: 1]\n");
+    CHECK_INT(at.n_urc_prefixes, 2);
+    check_once();
+}
+
 static void test_cancel(void)
 {
     setup();
@@ -780,6 +869,9 @@ int main(void)
     test_port_lost();
     test_port_lost_from_callback();
     test_cancel();
+    test_remove_prefix_in_urc();
+    test_nested_input_ignored();
+    test_timeouts_not_in_a_row();
     test_reentrant_submit();
     test_overflow();
     test_seed_transcript();

@@ -103,6 +103,16 @@ static void test_endings(void)
     T("no terminator yet", "\r\nOK\r\nhalf", "L2:OK|");
     T("nul kept", "x\0y\r\nOK\r\n", "L3:x\0y|L2:OK|");
     T("lf cr order", "A\n\rB\n\r", "L1:A|L1:B|");
+    /* What a module sends during the seed's FOTA log, echo on. */
+    T("seed log",
+      "AT^FOTADET\r\r\nOK\r\n\r\n^FOTASTATE: 11\r\r\n"
+      "\r\n^FOTASTATE: 12,12.815.01.04.00,79114,\"Support send SMS background\"\r\r\n"
+      "AT^FOTADLQ\r\r\n^FOTADLQ: 1,\"IMAGE\",1324,1324\r\n"
+      "\r\n^FOTADLQ: 2,\"XNV\",47104,77778\r\n\r\nOK\r\n\r\n^FOTASTATE: 40\r\r\n",
+      "L10:AT^FOTADET|L2:OK|L14:^FOTASTATE: 11|"
+      "L66:^FOTASTATE: 12,12.815.01.04.00,79114,\"Support send SMS background\"|"
+      "L10:AT^FOTADLQ|L29:^FOTADLQ: 1,\"IMAGE\",1324,1324|L29:^FOTADLQ: 2,\"XNV\",47104,77778|"
+      "L2:OK|L14:^FOTASTATE: 40|");
 }
 
 static void test_long_lines(void)
