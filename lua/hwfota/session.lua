@@ -1,0 +1,652 @@
+--- hwfota.session: the FOTA flow on one module, driven by the C state machine.
+--
+-- A *driver* connects one port to one `hwfota.core` FOTA state machine: it
+-- carries out the machine's actions (send a command, arm a timer, wait for the
+-- port to come back after the module's reset, write the journal, tell the
+-- policy) and feeds it what happens (results, `^FOTASTATE` codes, timers, port
+-- lost/back, decisions). The driver holds no protocol logic and no safety rule:
+-- those are in C. It is a source of `hwfota.loop`, so many drivers share one
+-- `poll()`.
+--
+-- Public entry points are `hwfota.session` and `hwfota.run` (re-exported by
+-- `hwfota`); see their documentation in lua/hwfota/init.lua.
+--
+-- @module hwfota.session
+
+local core = require "hwfota.core"
+local loop = require "hwfota.loop"
+
+local M = {}
+
+local REOPEN_FIRST, REOPEN_MAX = 0.1, 2.0   -- back-off between reopen attempts (seconds)
+local JOURNAL_MAX = 4096                     -- bytes read from a journal file
+
+-- Final kinds of the port layer -> finals of the state machine.
+local status_final = {
+  ETIMEDOUT = "TIMEOUT", EPORTLOST = "PORTLOST", ECLOSED = "PORTLOST",
+  ECANCELED = "CANCELLED", EOVERFLOW = "OVERFLOW",
+}
+
+local function shallow_copy(t)
+  local c = {}
+  for k, v in pairs(t or {}) do c[k] = v end
+  return c
+end
+
+----------------------------------------------------------------------------
+-- Journal file (an untrusted file: bounded read, parsed strictly in C)
+
+local function read_journal(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local data = f:read(JOURNAL_MAX + 1)
+  f:close()
+  if data and #data > JOURNAL_MAX then
+    return nil, ("journal %s is larger than %d bytes: not a hwfota journal"):format(path, JOURNAL_MAX)
+  end
+  return data or ""
+end
+
+----------------------------------------------------------------------------
+-- Driver
+
+local Driver = {}
+Driver.__index = Driver
+
+--- Make a driver. `opts` are the state machine's options plus `journal`,
+-- `trace` (function(direction, text)) and `setup` (commands sent after every
+-- (re)open, default ATE0 and AT+CMEE=2).
+local function new_driver(port, policy, opts, attempt)
+  local self = setmetatable({
+    port = port, policy = policy or {}, opts = opts, attempt = attempt or 1,
+    queue = {}, pumping = false, finished = false, cond = loop.condition(),
+    report = {status = nil, events = {}}, handlers = {},
+  }, Driver)
+  return self
+end
+
+function Driver:trace(dir, text)
+  if self.opts.trace then self.opts.trace(dir, text) end
+end
+
+-- loop source interface ---------------------------------------------------
+
+function Driver:ports()
+  if self.finished or self.port:is_lost() then return {} end
+  return {self.port}
+end
+
+function Driver:deadline()
+  if self.finished then return nil end
+  local d = self.timer_at
+  if self.reopen_at and (not d or self.reopen_at < d) then d = self.reopen_at end
+  return d
+end
+
+function Driver:fire(now)
+  if self.reopen_at and now >= self.reopen_at then
+    self.reopen_at = nil
+    self:try_reopen(now)
+  end
+  if self.timer_at and now >= self.timer_at then
+    self.timer_at = nil
+    self:post{kind = "timer"}
+  end
+end
+
+-- events in ----------------------------------------------------------------
+
+--- Queue an event for the state machine and process it (not re-entrant:
+-- an event posted while actions run is processed after them).
+function Driver:post(ev)
+  if self.finished then return end
+  self.queue[#self.queue + 1] = ev
+  if self.pumping then return end
+  self.pumping = true
+  while #self.queue > 0 and not self.finished do
+    local e = table.remove(self.queue, 1)
+    e.now = e.now or core.now()
+    self:run_actions(self.fsm:feed(e))
+  end
+  self.pumping = false
+end
+
+function Driver:on_result(id, command, res, msg, code, detail)
+  local ev = {kind = "result", id = id, command = command}
+  if res then
+    ev.final, ev.lines = "OK", res.lines
+    self:trace("response", table.concat(res.lines, "\n") .. (#res.lines > 0 and "\n" or "") .. "OK")
+  else
+    ev.final = status_final[code] or (detail and detail.kind) or "ERROR"
+    if ev.final == "NONE" then ev.final = "ERROR" end
+    if detail then
+      ev.lines, ev.code, ev.text = detail.lines, detail.code, detail.text
+    end
+    self:trace("response", tostring(msg))
+  end
+  self:post(ev)
+end
+
+-- actions out ----------------------------------------------------------------
+
+function Driver:send(a)
+  local opts = {}
+  if a.expect == "none" then opts.expect = "none"
+  elseif a.expect == "prefix" and a.prefix then opts.prefix = a.prefix end
+  if self.opts.command_timeout then opts.timeout = self.opts.command_timeout end
+  self:trace("run", a.command)
+  local id, cmd = a.id, a.command
+  local ok, msg, code = self.port:send(cmd, opts, function(res, m, c, d)
+    self:on_result(id, cmd, res, m, c, d)
+  end)
+  if not ok then
+    -- refused before the wire (port lost meanwhile, queue full): the machine
+    -- hears it as a result, so it never waits for an answer that cannot come
+    self:post{kind = "result", id = id, command = cmd,
+              final = status_final[code] or "ERROR", text = msg}
+  end
+end
+
+function Driver:write_journal(a)
+  local path = self.opts.journal
+  if not path then return true end
+  local ok, msg, code = core.write_file_atomic(path, a.data)
+  if not ok then
+    return nil, ("cannot write the journal: %s"):format(msg), code
+  end
+  return true
+end
+
+-- Call a policy hook protected; returns ok, values...
+local function call_hook(policy, name, ...)
+  local fn = policy[name]
+  if fn == nil then return true end
+  return pcall(fn, ...)
+end
+
+function Driver:offer_info(a)
+  local info = self.fsm:info()
+  return {
+    from = info.from or info.revision, version = a.version or info.version,
+    size = a.size or info.size, description = a.description or info.description,
+    imei = info.imei, model = info.model, attempt = self.attempt,
+  }
+end
+
+function Driver:decide(a)
+  local info = self:offer_info(a)
+  local hook = a.decision == "upgrade" and "on_downloaded" or "on_new_version"
+  local ok, choice, retry_after, reason = call_hook(self.policy, hook, info)
+  local default = a.decision == "upgrade" and "upgrade" or "download"
+  if not ok then
+    self.policy_error = ("policy %s failed: %s"):format(hook, tostring(choice))
+    choice = "defer"
+  end
+  choice = choice or default
+  local allowed = a.decision == "upgrade" and {upgrade = true, defer = true, reject = true}
+                  or {download = true, defer = true, reject = true}
+  if not allowed[choice] then
+    self.policy_error = ("policy %s answered %q; expected %s or defer"):format(hook, tostring(choice), default)
+    choice = "defer"
+  end
+  if choice == "defer" then
+    self.report.retry_after, self.report.reason = retry_after, reason
+  elseif choice == "reject" then
+    self.report.reason = reason
+  end
+  self:post{kind = "decision", value = choice}
+end
+
+function Driver:emit(a)
+  local ev = a.event
+  self.report.events[#self.report.events + 1] = a
+  if ev == "state" then
+    self:trace("state", ("^FOTASTATE: %d (%s)"):format(a.code, a.name))
+  elseif ev == "new_version" then
+    self.report.version = a.version
+    self.report.size = a.size
+    self.report.description = a.description
+  elseif ev == "info" then
+    self.report.model, self.report.imei = a.model, a.imei
+    self.report.from = self.report.from or a.revision
+  elseif ev == "progress" then
+    local ok, err = call_hook(self.policy, "on_progress",
+                              {files = a.files, done = a.done, total = a.total, percent = a.percent})
+    if not ok then self:trace("error", "on_progress: " .. tostring(err)) end
+  elseif ev == "decision_needed" then
+    self:decide(a)
+  elseif ev == "done" then
+    self:finish(a.outcome, a)
+  elseif ev == "failed" then
+    self:finish("failed", a)
+  end
+  if ev ~= "progress" then
+    local ok, err = call_hook(self.policy, "on_event", a)
+    if not ok then self:trace("error", "on_event: " .. tostring(err)) end
+  end
+end
+
+function Driver:run_actions(actions)
+  for i = 1, #actions do
+    if self.finished then return end
+    local a = actions[i]
+    if a.kind == "send" then
+      self:send(a)
+    elseif a.kind == "timer" then
+      self.timer_at = a.at
+    elseif a.kind == "reopen" then
+      self.reopen_deadline = a.deadline
+      self.reopen_delay = REOPEN_FIRST
+      self.reopen_at = core.now() + REOPEN_FIRST
+      self:trace("event", "port lost: waiting for the module to come back")
+    elseif a.kind == "journal" then
+      local ok, msg, code = self:write_journal(a)
+      if not ok then
+        -- without a durable journal a crash could repeat a step: stop here,
+        -- before the command this journal entry protects
+        self.journal_error = {code = code or "EJOURNAL", message = msg}
+        self:post{kind = "cancel"}
+        return
+      end
+    elseif a.kind == "emit" then
+      self:emit(a)
+    end
+  end
+end
+
+-- reopen after the module's reset ----------------------------------------
+
+function Driver:setup_port(done)
+  local cmds = self.opts.setup or {"ATE0", "AT+CMEE=2"}
+  local i = 0
+  local function next_cmd(res, msg, code)
+    if code == "EPORTLOST" or code == "ECLOSED" then return done(false) end
+    i = i + 1
+    if i > #cmds then return done(true) end
+    self:trace("run", cmds[i])
+    local ok, m, c = self.port:send(cmds[i], {timeout = 5}, next_cmd)
+    if not ok then return done(false, m, c) end
+  end
+  next_cmd(true)
+end
+
+function Driver:try_reopen(now)
+  if self.finished then return end
+  if now >= self.reopen_deadline then
+    self.reopen_deadline = nil
+    self:post{kind = "timer"}   -- the machine fails the wait with its reason
+    return
+  end
+  local ok = self.port:reopen()
+  if not ok then
+    self.reopen_delay = math.min(self.reopen_delay * 2, REOPEN_MAX)
+    self.reopen_at = math.min(now + self.reopen_delay, self.reopen_deadline)
+    return
+  end
+  self:trace("event", "port back: " .. self.port:path())
+  self:setup_port(function(fine)
+    if fine then
+      self.reopen_deadline = nil
+      self:post{kind = "port_back"}
+    elseif self.reopen_deadline then
+      self.reopen_at = core.now() + self.reopen_delay
+    end
+  end)
+end
+
+-- start and finish -----------------------------------------------------------
+
+function Driver:finish(status, a)
+  if self.finished then return end
+  local r = self.report
+  r.status = status
+  if status == "failed" then
+    r.code, r.message, r.module_code, r.phase = a.code, a.message, a.module_code, a.phase
+  else
+    r.from = a.from or r.from
+    r.to = a.to
+  end
+  if self.journal_error then
+    r.status, r.code, r.message = "failed", self.journal_error.code, self.journal_error.message
+  elseif self.policy_error then
+    r.status, r.code, r.message = "failed", "EPOLICY", self.policy_error
+  end
+  r.attempts = self.attempt
+  self.finished = true
+  self.timer_at, self.reopen_at = nil, nil
+  for _, id in ipairs(self.handlers) do self.port:off(id) end
+  self.port:on_event(nil)
+  loop.signal(self.cond, r)
+end
+
+--- Start the machine (restoring the journal when there is one).
+function Driver:start(previous)
+  local fsm, msg, code = core.fota_new(self.opts.fsm)
+  if not fsm then return nil, msg, code end
+  self.fsm = fsm
+  local snap = previous
+  if not snap and self.opts.journal then
+    local data, err = read_journal(self.opts.journal)
+    if err then return nil, err, "EJOURNAL" end
+    snap = data
+  end
+  if snap and snap ~= "" then
+    local ok, m, c = fsm:restore(snap)
+    if not ok then
+      return nil, ("journal %s cannot be used: %s (inspect it; delete it only if the module is idle)")
+                  :format(self.opts.journal or "(previous attempt)", m), c or "EJOURNAL"
+    end
+  end
+  self.handlers[#self.handlers + 1] = self.port:on("^FOTASTATE:", function(line)
+    self:trace("urc", line)
+    self:post{kind = "urc", line = line}
+  end)
+  self.port:on_event(function(e)
+    if e.event == "port_lost" then
+      self:trace("event", "port lost: " .. tostring(e.detail))
+      self:post{kind = "port_lost"}
+    elseif e.event == "callback_error" then
+      self:trace("error", e.detail)
+    end
+  end)
+  self:setup_port(function(fine)
+    if self.finished then return end
+    if fine then
+      self:run_actions(fsm:start(core.now()))
+    else
+      self:finish("failed", {code = "EPORTLOST", message = "the port was lost during its setup"})
+    end
+  end)
+  return true
+end
+
+----------------------------------------------------------------------------
+-- Options
+
+-- Keys of run/session options that are not the state machine's.
+local own_keys = {journal = true, trace = true, setup = true, command_timeout = true,
+                  baudrate = true, flow = true, timeout = true}
+
+local function split_opts(opts)
+  local o = {fsm = {}}
+  for k, v in pairs(opts or {}) do
+    if own_keys[k] then o[k] = v else o.fsm[k] = v end
+  end
+  return o
+end
+
+local function ensure_port(port_or_path, opts)
+  if type(port_or_path) == "string" then
+    local hwfota_open = core.open
+    local port, msg, code = hwfota_open(port_or_path, opts.baudrate, opts.flow, opts.timeout)
+    if not port then return nil, msg, code end
+    return port, nil, nil, true
+  end
+  if type(port_or_path) ~= "userdata" then
+    error(("bad argument #1 (port or path expected, got %s)"):format(type(port_or_path)), 3)
+  end
+  return port_or_path
+end
+
+----------------------------------------------------------------------------
+-- One attempt, and run() with retries
+
+local function one_attempt(port, policy, o, attempt, previous)
+  local d = new_driver(port, policy, o, attempt)
+  local ok, msg, code = d:start(previous)
+  if not ok then
+    return {status = "failed", code = code, message = msg, attempts = attempt}, d
+  end
+  return loop.wait(d.cond, {d}), d
+end
+
+--- See `hwfota.run` (lua/hwfota/init.lua).
+function M.run(port_or_path, policy, opts)
+  if policy ~= nil and type(policy) ~= "table" then
+    error(("bad argument #2 to 'run' (table expected, got %s)"):format(type(policy)), 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #3 to 'run' (table expected, got %s)"):format(type(opts)), 2)
+  end
+  policy = policy or {}
+  local o = split_opts(opts)
+  local port, msg, code, owned = ensure_port(port_or_path, o)
+  if not port then
+    return {status = "failed", code = code, message = msg, attempts = 0}
+  end
+  local attempt, previous, report = 0, nil, nil
+  while true do
+    attempt = attempt + 1
+    local ctx = {port = port, attempt = attempt}
+    local entered, gmsg = true, nil
+    if policy.before_detect then
+      local okc, r1, r2 = pcall(policy.before_detect, ctx)
+      entered = okc and r1
+      gmsg = okc and r2 or r1
+    end
+    local d
+    if entered then
+      report, d = one_attempt(port, policy, o, attempt, previous)
+      ctx.outcome = report.status
+      if policy.after then
+        local okc, r1, r2 = pcall(policy.after, ctx)
+        if not (okc and r1) then report.guard_error = tostring(okc and r2 or r1) end
+      end
+      -- a retry after AT^FWUP must keep knowing it was sent
+      if d and d.fsm then
+        local info = d.fsm:info()
+        previous = info.fwup_sent and d.fsm:snapshot() or nil
+      end
+    else
+      report = {status = "failed", code = "EGUARD", attempts = attempt,
+                message = "data-connection guard failed: " .. tostring(gmsg)}
+    end
+    if report.status ~= "failed" then break end
+    local okf, wait = pcall(policy.on_failure or function() return nil end,
+                            {code = report.code, message = report.message,
+                             module_code = report.module_code}, attempt)
+    if not okf or type(wait) ~= "number" or wait < 0 then break end
+    if port:is_lost() then port:reopen() end
+    loop.sleep(wait)
+  end
+  report.attempts = attempt
+  if owned then port:close() end
+  return report
+end
+
+----------------------------------------------------------------------------
+-- Session: the step-by-step API
+
+local Session = {}
+Session.__index = Session
+
+--- See `hwfota.session` (lua/hwfota/init.lua).
+function M.session(port_or_path, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #2 to 'session' (table expected, got %s)"):format(type(opts)), 2)
+  end
+  local o = split_opts(opts)
+  local port, msg, code, owned = ensure_port(port_or_path, o)
+  if not port then return nil, msg, code end
+  return setmetatable({port = port, opts = shallow_copy(opts), owned = owned}, Session)
+end
+
+local function command(self, cmd, opts)
+  if self.opts.trace then self.opts.trace("run", cmd) end
+  local res, msg, code, detail = self.port:command(cmd, opts)
+  if self.opts.trace then
+    self.opts.trace("response", res and (table.concat(res.lines, "\n") .. (#res.lines > 0 and "\n" or "") .. "OK") or tostring(msg))
+  end
+  return res, msg, code, detail
+end
+
+--- Module identity from ATI and AT+CGSN.
+function Session:info()
+  local res, msg, code = command(self, "ATI")
+  if not res then return nil, msg, code end
+  local info = {}
+  for _, l in ipairs(res.lines) do
+    local k, v = l:match("^%s*([%w ]-)%s*:%s*(.-)%s*$")
+    if k then
+      k = k:lower()
+      if k == "manufacturer" then info.manufacturer = v
+      elseif k == "model" then info.model = v
+      elseif k == "revision" then info.revision = v
+      elseif k == "imei" then info.imei = v end
+    end
+  end
+  if not info.revision then
+    local gmr = command(self, "AT+GMR")
+    info.revision = gmr and gmr.lines[1]
+  end
+  if not info.imei then
+    local sn = command(self, "AT+CGSN")
+    info.imei = sn and sn.lines[1]
+  end
+  return info
+end
+
+--- The module's FOTA state from AT^FOTASTATE?.
+function Session:state()
+  local res, msg, code = command(self, "AT^FOTASTATE?", {prefix = "^FOTASTATE:"})
+  if not res then return nil, msg, code end
+  if not res.lines[1] then return nil, "AT^FOTASTATE? gave no state line", "EPROTO" end
+  local st, m = core.parse_fotastate(res.lines[1])
+  if not st then return nil, "malformed state line: " .. tostring(m), "EPROTO" end
+  return {code = st.state, name = core.fota_state_name(st.state)}
+end
+
+local auth_codes = {none = 0, pap = 1, chap = 2, [0] = 0, [1] = 1, [2] = 2}
+
+local function check_param(name, v)
+  if v == nil then v = "" end
+  if type(v) ~= "string" then
+    error(("bad option '%s' (string expected, got %s)"):format(name, type(v)), 4)
+  end
+  if #v > 63 then
+    return nil, ("%s is longer than 63 bytes"):format(name), "EINVAL"
+  end
+  if v:find('[%z\r\n";]') then
+    return nil, ('%s contains a character not allowed in an AT parameter (", ;, CR, LF or NUL)')
+                :format(name), "EINVAL"
+  end
+  return v
+end
+
+--- Set the FOTA server connection parameters (AT^FOTACFG).
+function Session:configure(p)
+  if type(p) ~= "table" then error("bad argument #1 to 'configure' (table expected)", 2) end
+  local vals = {}
+  for _, k in ipairs{"apn", "user", "password"} do
+    local v, msg, code = check_param(k, p[k])
+    if not v then return nil, msg, code end
+    vals[k] = v
+  end
+  local auth = auth_codes[p.auth == nil and "none" or p.auth]
+  if not auth then return nil, "auth must be \"none\", \"pap\" or \"chap\"", "EINVAL" end
+  local res, msg, code = command(self, ('AT^FOTACFG="%s","%s","%s",%d')
+                                 :format(vals.apn, vals.user, vals.password, auth))
+  if not res then return nil, msg, code end
+  return true
+end
+
+--- Set what the module does by itself (AT^FOTAMODE).
+function Session:mode(p)
+  if type(p) ~= "table" then error("bad argument #1 to 'mode' (table expected)", 2) end
+  local function b(k, dflt)
+    local v = p[k]
+    if v == nil then v = dflt end
+    if type(v) ~= "boolean" then error(("bad option '%s' (boolean expected)"):format(k), 3) end
+    return v and 1 or 0
+  end
+  local cmd = ("AT^FOTAMODE=%d,%d,%d,%d"):format(b("auto_query", false), b("auto_download", false),
+                                                   b("auto_upgrade", false), b("resume", true))
+  if p.period ~= nil then
+    if math.type(p.period) ~= "integer" or p.period < 1 or p.period > 65535 then
+      return nil, "period must be an integer number of days (1..65535)", "EINVAL"
+    end
+    cmd = cmd .. "," .. p.period
+  end
+  local res, msg, code = command(self, cmd)
+  if not res then return nil, msg, code end
+  return true
+end
+
+-- Run the state machine with a fixed internal policy (the safety rules stay in C).
+function Session:drive(policy)
+  local o = shallow_copy(self.opts)
+  self.active = true
+  local report = M.run(self.port, policy, o)
+  self.active = false
+  return report
+end
+
+local function failed(report)
+  return nil, report.message or report.code, report.code
+end
+
+--- Look for a new version (AT^FOTADET).
+function Session:detect()
+  local offer
+  local report = self:drive{on_new_version = function(info) offer = info; return "defer" end}
+  if report.status == "no_new_version" then return false end
+  if offer then
+    return {version = offer.version, size = offer.size, description = offer.description}
+  end
+  if report.status == "failed" then return failed(report) end
+  return nil, "no new version was announced (" .. tostring(report.status) .. ")", "ESTATE"
+end
+
+--- Download the announced version (AT^FOTADL=1) until the module verified it (40).
+function Session:download(p)
+  if p ~= nil and type(p) ~= "table" then error("bad argument #1 to 'download' (table expected)", 2) end
+  p = p or {}
+  local got
+  local report = self:drive{
+    on_new_version = function() return "download" end,
+    on_downloaded = function(info) got = info; return "defer" end,
+    on_progress = p.progress,
+  }
+  if got then return {version = got.version, size = got.size} end
+  if report.status == "failed" then return failed(report) end
+  if report.status == "no_new_version" then return nil, "no new version to download", "ENOVERSION" end
+  return nil, "download did not complete (" .. tostring(report.status) .. ")", "ESTATE"
+end
+
+--- Apply a downloaded, verified image (AT^FWUP), wait for the reset, verify.
+function Session:upgrade()
+  local report = self:drive{
+    on_new_version = function() return "defer" end,
+    on_downloaded = function() return "upgrade" end,
+  }
+  if report.status == "upgraded" then return {from = report.from, to = report.to} end
+  if report.status == "failed" then return failed(report) end
+  return nil, "no verified image to apply: download it first (" .. tostring(report.status) .. ")",
+         "ENOTREADY"
+end
+
+local function direct(self, cmd, what)
+  local res, msg, code = command(self, cmd)
+  if not res then return nil, what .. ": " .. tostring(msg), code end
+  return true
+end
+
+--- Pause the download (AT^FOTADL=2; needs resume mode on).
+function Session:pause() return direct(self, "AT^FOTADL=2", "pause") end
+--- Resume a pending download (AT^FOTADL=1 from state 31).
+function Session:resume() return direct(self, "AT^FOTADL=1", "resume") end
+--- Abandon the update and bring the module back to idle (AT^FOTADL=0).
+function Session:cancel() return direct(self, "AT^FOTADL=0", "cancel") end
+
+--- The session's port.
+function Session:port_object() return self.port end
+
+--- Close the session (and its port when the session opened it).
+function Session:close()
+  if self.owned then self.port:close() end
+  return true
+end
+Session.__close = Session.close
+Session.__gc = nil
+
+return M
