@@ -153,6 +153,7 @@ static void fail(hf_fota *f, const char *code, long module_code, const char *fmt
         va_end(ap);
     }
     f->fail_code = code;
+    f->failed_in = f->phase;
     enter(f, HF_PH_FAILED);
 }
 

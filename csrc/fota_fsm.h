@@ -252,6 +252,7 @@ typedef struct hf_fota {
     int parse_errors;               /* malformed status lines tolerated in a row */
     const char *outcome;            /* for DISCARD: the outcome to finish with */
     const char *fail_code;          /* last failure */
+    hf_fota_phase failed_in;        /* the phase the failure happened in */
     unsigned long ignored;          /* events not accepted in their phase */
     hf_fota_actions *out;           /* during a call only */
 } hf_fota;
