@@ -19,23 +19,25 @@
 static const struct {
     const char *text;       /* fixed text; NULL when built from the config */
     int idempotent;         /* safe to resend after a timeout */
+    int expect;             /* which lines of the answer are response */
+    const char *prefix;
 } cmds[HF_CMD_COUNT] = {
-    [HF_CMD_NONE] = {"", 0},
-    [HF_CMD_ATI] = {"ATI", 1},
-    [HF_CMD_GMR] = {"AT+GMR", 1},
-    [HF_CMD_CGSN] = {"AT+CGSN", 1},
-    [HF_CMD_CPIN] = {"AT+CPIN?", 1},
-    [HF_CMD_CREG] = {"AT+CREG?", 1},
-    [HF_CMD_CGREG] = {"AT+CGREG?", 1},
-    [HF_CMD_FOTACFG] = {NULL, 1},
-    [HF_CMD_FOTAMODE] = {NULL, 1},
-    [HF_CMD_STATE] = {"AT^FOTASTATE?", 1},
-    [HF_CMD_FOTADET] = {"AT^FOTADET", 0},
-    [HF_CMD_DL_START] = {"AT^FOTADL=1", 0},
-    [HF_CMD_DL_PAUSE] = {"AT^FOTADL=2", 0},
-    [HF_CMD_DL_STOP] = {"AT^FOTADL=0", 0},
-    [HF_CMD_DLQ] = {"AT^FOTADLQ", 1},
-    [HF_CMD_FWUP] = {"AT^FWUP", 0},
+    [HF_CMD_NONE] = {"", 0, HF_FOTA_EXPECT_NONE, NULL},
+    [HF_CMD_ATI] = {"ATI", 1, HF_FOTA_EXPECT_ALL, NULL},
+    [HF_CMD_GMR] = {"AT+GMR", 1, HF_FOTA_EXPECT_ALL, NULL},
+    [HF_CMD_CGSN] = {"AT+CGSN", 1, HF_FOTA_EXPECT_ALL, NULL},
+    [HF_CMD_CPIN] = {"AT+CPIN?", 1, HF_FOTA_EXPECT_PREFIX, "+CPIN:"},
+    [HF_CMD_CREG] = {"AT+CREG?", 1, HF_FOTA_EXPECT_PREFIX, "+CREG:"},
+    [HF_CMD_CGREG] = {"AT+CGREG?", 1, HF_FOTA_EXPECT_PREFIX, "+CGREG:"},
+    [HF_CMD_FOTACFG] = {NULL, 1, HF_FOTA_EXPECT_NONE, NULL},
+    [HF_CMD_FOTAMODE] = {NULL, 1, HF_FOTA_EXPECT_NONE, NULL},
+    [HF_CMD_STATE] = {"AT^FOTASTATE?", 1, HF_FOTA_EXPECT_PREFIX, "^FOTASTATE:"},
+    [HF_CMD_FOTADET] = {"AT^FOTADET", 0, HF_FOTA_EXPECT_NONE, NULL},
+    [HF_CMD_DL_START] = {"AT^FOTADL=1", 0, HF_FOTA_EXPECT_NONE, NULL},
+    [HF_CMD_DL_PAUSE] = {"AT^FOTADL=2", 0, HF_FOTA_EXPECT_NONE, NULL},
+    [HF_CMD_DL_STOP] = {"AT^FOTADL=0", 0, HF_FOTA_EXPECT_NONE, NULL},
+    [HF_CMD_DLQ] = {"AT^FOTADLQ", 1, HF_FOTA_EXPECT_PREFIX, "^FOTADLQ:"},
+    [HF_CMD_FWUP] = {"AT^FWUP", 0, HF_FOTA_EXPECT_NONE, NULL},
 };
 
 const char *hf_fota_cmd_name(hf_fota_cmd cmd)
@@ -228,6 +230,8 @@ static void send_cmd(hf_fota *f, hf_fota_cmd c, int in_script)
     f->cmd_id = ++f->next_id;
     a->id = f->cmd_id;
     a->name = hf_fota_cmd_name(c);
+    a->expect = cmds[c].expect;
+    a->prefix = cmds[c].prefix;
     build_text(f, c, a->text, sizeof a->text);
     hf_strlcpy(f->cmd_text, sizeof f->cmd_text, a->text);
 }
@@ -1066,12 +1070,15 @@ static int absorb_creg(hf_fota *f, const hf_fota_event *ev, int ps)
     return -1;
 }
 
-/* A response that should hold a ^FOTASTATE line. */
+/* A response that should hold a ^FOTASTATE line. A URC that slipped in before the
+ * answer has the same prefix: the last line is the answer. */
 static int absorb_state(hf_fota *f, const hf_fota_event *ev)
 {
-    size_t i;
+    size_t i = ev->nlines;
     hf_fotastate st;
-    if (lines_find(ev, "^FOTASTATE:", &i) &&
+    while (i > 0 && !(ev->lines[i - 1] && hf_is_fotastate(ev->lines[i - 1], ev->line_lens[i - 1])))
+        i--;
+    if (i-- > 0 &&
         hf_parse_fotastate(ev->lines[i], ev->line_lens[i], &st, NULL) == 0) {
         handle_state(f, &st);
         return 0;

@@ -133,13 +133,20 @@ typedef enum hf_fota_emit {
     HF_EMIT_FAILED,         /* name = error code ("ECOLLISION"), text = message, code = module code or -1 */
 } hf_fota_emit;
 
+/* What a SEND's response holds, for the AT engine's routing (same order as
+ * hf_at_expect: ALL, NONE, PREFIXES). */
+enum { HF_FOTA_EXPECT_ALL = 0, HF_FOTA_EXPECT_NONE, HF_FOTA_EXPECT_PREFIX };
+
 typedef struct hf_fota_action {
     hf_fota_action_kind kind;
     hf_fota_emit emit;              /* EMIT */
     unsigned long id;               /* SEND: the id the RESULT should carry */
     double at;                      /* TIMER: when; REOPEN: deadline */
     long code;                      /* see hf_fota_emit */
-    const char *name;               /* static string, see hf_fota_emit */
+    const char *name;               /* static string, see hf_fota_emit; SEND: command name */
+    const char *prefix;             /* SEND: the response prefix to collect ("^FOTASTATE:"),
+                                       NULL with expect ALL/NONE */
+    int expect;                     /* SEND: HF_FOTA_EXPECT_* (maps to hf_at_expect) */
     char text[HF_FOTA_TEXT_MAX];    /* SEND: the command; NOTICE/FAILED: the message */
 } hf_fota_action;
 

@@ -302,6 +302,10 @@ static int push_actions(lua_State *L, const hf_fota *f, const hf_fota_actions *o
         case HF_ACT_SEND:
             set_str(L, "command", a->text);
             set_int(L, "id", (lua_Integer)a->id);
+            set_str(L, "expect", a->expect == HF_FOTA_EXPECT_ALL ? "all" :
+                                 a->expect == HF_FOTA_EXPECT_NONE ? "none" : "prefix");
+            if (a->prefix)
+                set_str(L, "prefix", a->prefix);
             break;
         case HF_ACT_TIMER: set_num(L, "at", a->at); break;
         case HF_ACT_REOPEN: set_num(L, "deadline", a->at); break;

@@ -400,6 +400,115 @@ static void test_timeouts_and_config(void)
     CHECK_INT(h->f.phase, HF_PH_PROBE);
 }
 
+/* Poll intervals, backoff, the 30 s resume limit, stall and detection deadlines. */
+static void test_polling(void)
+{
+    hf_fota_config c = seed_cfg();
+    harness *h = &H;
+    h_init(h, &c);
+    h_start(h);
+    h_run(h, HF_PH_DOWNLOAD, 100);
+    CHECK_STR(h->pend, "AT^FOTADL=1");
+    h_ok(h, NULL, NULL);
+    h_urc(h, "^FOTASTATE: 30");
+    CHECK_INT(h->f.phase, HF_PH_DOWNLOAD);
+    double t = h->now;
+    CHECK(h->timer > t && h->timer <= t + 3.01, "3 s poll while downloading");
+    h_timer(h);
+    CHECK_STR(h->pend, "AT^FOTADLQ");
+    h_ok(h, "^FOTADLQ: 1,\"IMAGE\",100,1324", NULL);
+    t = h->now;
+    CHECK(h->timer <= t + 3.01, "progress: stay at 3 s");
+    h_timer(h);
+    h_ok(h, "^FOTADLQ: 1,\"IMAGE\",100,1324", NULL);
+    t = h->now;
+    CHECK(h->timer > t + 4.9 && h->timer <= t + 5.01, "no change: back off to 5 s (%.1f)",
+          h->timer - t);
+    /* 31 without a pause request: AT^FOTADL=1 at most every 30 s */
+    h->now += 40;
+    h_urc(h, "^FOTASTATE: 31");
+    CHECK_STR(h->pend, "AT^FOTADL=1");
+    double first = h->now;
+    h_ok(h, NULL, NULL);
+    h->now += 1;
+    h_urc(h, "^FOTASTATE: 31");
+    CHECK_INT(h->pending, 0);               /* too soon */
+    int resumes = h_sent_count(h, "AT^FOTADL=1");
+    for (int i = 0; i < 40 && h->now < first + 29; i++) {
+        h_timer(h);
+        if (h->pending) {
+            CHECK(strcmp(h->pend, "AT^FOTADL=1") != 0 || h->now >= first + 30, "resume too soon");
+            h_ok(h, "^FOTASTATE: 31", NULL);
+        }
+    }
+    CHECK(h_sent_count(h, "AT^FOTADL=1") <= resumes + 1, "resumed again only after 30 s");
+    /* stall: no progress for stall_timeout */
+    c = seed_cfg();
+    c.stall_timeout = 60;
+    h_init(h, &c);
+    h_start(h);
+    h_run(h, HF_PH_DOWNLOAD, 100);
+    h_run(h, -1, 2);
+    for (int i = 0; i < 40 && !hf_fota_terminal(&h->f); i++) {
+        h_timer(h);
+        if (h->pending && !strcmp(h->pend, "AT^FOTADLQ"))
+            h_ok(h, "^FOTADLQ: 1,\"IMAGE\",5,1324", NULL);
+        else if (h->pending)
+            h_ok(h, "^FOTASTATE: 30", NULL);
+    }
+    CHECK_STR(h->failed, "ESTALLED");
+    /* detection never answered */
+    c = seed_cfg();
+    c.detect_timeout = 20;
+    h_init(h, &c);
+    h_start(h);
+    h_run(h, HF_PH_DETECT, 100);
+    h_ok(h, NULL, NULL);                    /* AT^FOTADET OK, then silence */
+    for (int i = 0; i < 20 && !hf_fota_terminal(&h->f); i++) {
+        h_timer(h);
+        if (h->pending)
+            h_ok(h, "^FOTASTATE: 11", NULL);
+    }
+    CHECK_STR(h->failed, "ETIMEDOUT");
+    /* a URC slipped into the AT^FOTASTATE? answer: the last line counts */
+    c = seed_cfg();
+    h_init(h, &c);
+    h_start(h);
+    h_ok(h, "12.815.01.03.00", NULL);
+    h_ok(h, NULL, NULL);
+    h_ok(h, NULL, NULL);
+    CHECK_STR(h->pend, "AT^FOTASTATE?");
+    h_ok(h, "^FOTASTATE: 14", "^FOTASTATE: 10");
+    CHECK_STR(h->pend, "AT^FOTADET");
+}
+
+static void test_send_shapes(void)
+{
+    hf_fota_config c = seed_cfg();
+    harness *h = &H;
+    h_init(h, &c);
+    h_start(h);
+    h_ok(h, "12.815.01.03.00", NULL);
+    h_ok(h, NULL, NULL);
+    hf_fota_event ev = {.kind = HF_EV_RESULT, .id = h->pend_id, .final = HF_FF_OK};
+    h->pending = 0;
+    h->now += 1;
+    ev.now = h->now;
+    hf_fota_feed(&h->f, &ev, &h->a);
+    const hf_fota_action *send = NULL;
+    for (size_t i = 0; i < h->a.n; i++)
+        if (h->a.a[i].kind == HF_ACT_SEND)
+            send = &h->a.a[i];
+    CHECK(send && !strcmp(send->text, "AT^FOTASTATE?"), "state query");
+    CHECK(send && send->expect == HF_FOTA_EXPECT_PREFIX && send->prefix &&
+          !strcmp(send->prefix, "^FOTASTATE:"), "prefix for the engine");
+    /* a result for another command (stale id) is ignored */
+    unsigned long id = send ? send->id : 0;
+    hf_fota_event stale = {.kind = HF_EV_RESULT, .id = id + 100, .final = HF_FF_OK, .now = h->now};
+    CHECK_INT(hf_fota_feed(&h->f, &stale, &h->a), 0);
+    CHECK_INT(h->f.cmd, HF_CMD_STATE);
+}
+
 /* ---- every (phase, event) pair -------------------------------------------------------- */
 
 /* Drive a fresh FSM into phase p. Returns 0 when reached. */
@@ -866,6 +975,8 @@ int main(void)
     test_power_loss();
     test_reboot_timeout();
     test_timeouts_and_config();
+    test_polling();
+    test_send_shapes();
     test_transitions();
     test_cross_product();
     test_journal_text();
