@@ -14,6 +14,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "lua_fota.h"
 #include "lua_port.h"
 #include "transport.h"
 
@@ -146,6 +147,7 @@ int luaopen_hwfota_core(lua_State *L)
 {
     lua_newtable(L);
     hf_lua_port_register(L);
+    hf_lua_fota_register(L);
     lua_pushcfunction(L, core_list_ports);
     lua_setfield(L, -2, "list_ports");
     lua_pushcfunction(L, core_write_file_atomic);

@@ -1,0 +1,1666 @@
+/*
+ * fota_fsm.c — the FOTA state machine (see fota_fsm.h): a table of phases, each
+ * with its entry action, poll, deadline and handlers; commands run one at a time
+ * from a short per-phase script; every AT^FWUP goes through one safety gate.
+ */
+#include "fota_fsm.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define EV_BIT(k) (1u << (k))
+#define NO_TIME (-1.0)
+
+/* ---- commands --------------------------------------------------------------------- */
+
+static const struct {
+    const char *text;       /* fixed text; NULL when built from the config */
+    int idempotent;         /* safe to resend after a timeout */
+    int expect;             /* which lines of the answer are response */
+    const char *prefix;
+} cmds[HF_CMD_COUNT] = {
+    [HF_CMD_NONE] = {"", 0, HF_FOTA_EXPECT_NONE, NULL},
+    [HF_CMD_ATI] = {"ATI", 1, HF_FOTA_EXPECT_ALL, NULL},
+    [HF_CMD_GMR] = {"AT+GMR", 1, HF_FOTA_EXPECT_ALL, NULL},
+    [HF_CMD_CGSN] = {"AT+CGSN", 1, HF_FOTA_EXPECT_ALL, NULL},
+    [HF_CMD_CPIN] = {"AT+CPIN?", 1, HF_FOTA_EXPECT_PREFIX, "+CPIN:"},
+    [HF_CMD_CREG] = {"AT+CREG?", 1, HF_FOTA_EXPECT_PREFIX, "+CREG:"},
+    [HF_CMD_CGREG] = {"AT+CGREG?", 1, HF_FOTA_EXPECT_PREFIX, "+CGREG:"},
+    [HF_CMD_FOTACFG] = {NULL, 1, HF_FOTA_EXPECT_NONE, NULL},
+    [HF_CMD_FOTAMODE] = {NULL, 1, HF_FOTA_EXPECT_NONE, NULL},
+    [HF_CMD_STATE] = {"AT^FOTASTATE?", 1, HF_FOTA_EXPECT_PREFIX, "^FOTASTATE:"},
+    [HF_CMD_FOTADET] = {"AT^FOTADET", 0, HF_FOTA_EXPECT_NONE, NULL},
+    [HF_CMD_DL_START] = {"AT^FOTADL=1", 0, HF_FOTA_EXPECT_NONE, NULL},
+    [HF_CMD_DL_PAUSE] = {"AT^FOTADL=2", 0, HF_FOTA_EXPECT_NONE, NULL},
+    [HF_CMD_DL_STOP] = {"AT^FOTADL=0", 0, HF_FOTA_EXPECT_NONE, NULL},
+    [HF_CMD_DLQ] = {"AT^FOTADLQ", 1, HF_FOTA_EXPECT_PREFIX, "^FOTADLQ:"},
+    [HF_CMD_FWUP] = {"AT^FWUP", 0, HF_FOTA_EXPECT_NONE, NULL},
+};
+
+const char *hf_fota_cmd_name(hf_fota_cmd cmd)
+{
+    if (cmd == HF_CMD_FOTACFG)
+        return "AT^FOTACFG=";
+    if (cmd == HF_CMD_FOTAMODE)
+        return "AT^FOTAMODE=";
+    return (unsigned)cmd < HF_CMD_COUNT ? cmds[cmd].text : "";
+}
+
+/* ---- the phase table ---------------------------------------------------------------- */
+
+typedef struct phase_def {
+    const char *name;
+    void (*enter)(hf_fota *f);
+    void (*on_state)(hf_fota *f, const hf_fotastate *st);  /* NULL: just recorded */
+    void (*on_done)(hf_fota *f);        /* the phase's command script finished */
+    void (*on_poll)(hf_fota *f);        /* poll due and no command in flight */
+    double (*poll_every)(const hf_fota *f);  /* NULL: no polling */
+    size_t deadline_off;                /* offsetof(hf_fota_config, ...) or NO_DEADLINE */
+    const char *deadline_code;
+    const char *deadline_msg;           /* "%.0f" gets the seconds */
+    void (*on_deadline)(hf_fota *f);    /* NULL: fail with deadline_code/msg */
+    void (*on_port_lost)(hf_fota *f);
+    unsigned accepts;                   /* EV_BIT of the event kinds handled */
+    int journal;                        /* persist on entry */
+} phase_def;
+
+#define NO_DEADLINE ((size_t)-1)
+
+static const phase_def phases[HF_PH_COUNT];
+
+static const phase_def *def(const hf_fota *f)
+{
+    return &phases[f->phase];
+}
+
+const char *hf_fota_phase_name(hf_fota_phase p)
+{
+    return (unsigned)p < HF_PH_COUNT ? phases[p].name : "unknown";
+}
+
+int hf_fota_phase_from_name(const char *name, size_t len)
+{
+    for (int i = 0; i < HF_PH_COUNT; i++)
+        if (strlen(phases[i].name) == len && memcmp(phases[i].name, name, len) == 0)
+            return i;
+    return -1;
+}
+
+int hf_fota_terminal(const hf_fota *f)
+{
+    return f->phase == HF_PH_DONE || f->phase == HF_PH_FAILED;
+}
+
+/* ---- actions ------------------------------------------------------------------------ */
+
+static hf_fota_action *push(hf_fota *f, hf_fota_action_kind kind)
+{
+    hf_fota_actions *o = f->out;
+    if (o->n == HF_FOTA_ACTIONS_MAX) {
+        o->dropped++;
+        return NULL;
+    }
+    hf_fota_action *a = &o->a[o->n++];
+    memset(a, 0, sizeof *a);
+    a->kind = kind;
+    a->code = -1;
+    return a;
+}
+
+static hf_fota_action *emit(hf_fota *f, hf_fota_emit e, const char *name, long code)
+{
+    hf_fota_action *a = push(f, HF_ACT_EMIT);
+    if (a) {
+        a->emit = e;
+        a->name = name;
+        a->code = code;
+    }
+    return a;
+}
+
+static void notice(hf_fota *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void notice(hf_fota *f, const char *fmt, ...)
+{
+    hf_fota_action *a = emit(f, HF_EMIT_NOTICE, "notice", -1);
+    if (!a)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->text, sizeof a->text, fmt, ap);
+    va_end(ap);
+}
+
+static void journal(hf_fota *f)
+{
+    push(f, HF_ACT_JOURNAL);
+}
+
+static void enter(hf_fota *f, hf_fota_phase p);
+
+/* Terminal failure: what failed, a message a person can act on, the module's code. */
+static void fail(hf_fota *f, const char *code, long module_code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void fail(hf_fota *f, const char *code, long module_code, const char *fmt, ...)
+{
+    if (hf_fota_terminal(f))
+        return;
+    hf_fota_action *a = emit(f, HF_EMIT_FAILED, code, module_code);
+    if (a) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(a->text, sizeof a->text, fmt, ap);
+        va_end(ap);
+    }
+    f->fail_code = code;
+    f->failed_in = f->phase;
+    enter(f, HF_PH_FAILED);
+}
+
+static void finish(hf_fota *f, const char *outcome)
+{
+    if (hf_fota_terminal(f))
+        return;
+    f->outcome = outcome;
+    emit(f, HF_EMIT_DONE, outcome, -1);
+    enter(f, HF_PH_DONE);
+}
+
+/* ---- sending ------------------------------------------------------------------------ */
+
+static int version_newer(const hf_fota *f)
+{
+    return f->have_target && f->have_running &&
+           hf_version_compare(&f->target, &f->running) > 0;
+}
+
+/* The one gate every AT^FWUP passes: state 40 read last, never sent before for this
+ * image, and a newer (or forced) target. */
+static int fwup_allowed(const hf_fota *f)
+{
+    return f->last_state == 40 && !f->fwup_sent && f->image_verified &&
+           (f->cfg.force || version_newer(f));
+}
+
+static void build_text(hf_fota *f, hf_fota_cmd c, char *dst, size_t cap)
+{
+    const hf_fota_config *g = &f->cfg;
+    if (c == HF_CMD_FOTACFG)
+        snprintf(dst, cap, "AT^FOTACFG=\"%s\",\"%s\",\"%s\",%d", g->apn, g->user,
+                 g->password, g->auth);
+    else if (c == HF_CMD_FOTAMODE && g->mode.has_period)
+        snprintf(dst, cap, "AT^FOTAMODE=%d,%d,%d,%d,%u", g->mode.auto_query,
+                 g->mode.auto_download, g->mode.auto_upgrade, g->mode.resume, g->mode.period);
+    else if (c == HF_CMD_FOTAMODE)
+        snprintf(dst, cap, "AT^FOTAMODE=%d,%d,%d,%d", g->mode.auto_query,
+                 g->mode.auto_download, g->mode.auto_upgrade, g->mode.resume);
+    else
+        hf_strlcpy(dst, cap, cmds[c].text);
+}
+
+static void send_cmd(hf_fota *f, hf_fota_cmd c, int in_script)
+{
+    if (f->cmd != HF_CMD_NONE) {
+        /* one command at a time: this one goes out when the answer in flight is in */
+        f->next_cmd = c;
+        f->next_in_script = in_script;
+        return;
+    }
+    if (c == HF_CMD_FWUP) {
+        if (!fwup_allowed(f)) {
+            fail(f, "ESAFETY", -1, "refusing AT^FWUP: state %d, image %s, %s", f->last_state,
+                 f->fwup_sent ? "already sent AT^FWUP" : "not yet sent",
+                 version_newer(f) ? "newer target" : "target not newer");
+            return;
+        }
+        /* persisted before the command is written: a crash right after the write
+         * must never lead to a second AT^FWUP */
+        f->fwup_sent = 1;
+        f->fwup_count++;
+        journal(f);
+    }
+    hf_fota_action *a = push(f, HF_ACT_SEND);
+    if (!a)
+        return;
+    f->cmd = c;
+    f->cmd_in_script = in_script;
+    f->cmd_gen = f->gen;
+    f->cmd_id = ++f->next_id;
+    a->id = f->cmd_id;
+    a->name = hf_fota_cmd_name(c);
+    a->expect = cmds[c].expect;
+    a->prefix = cmds[c].prefix;
+    build_text(f, c, a->text, sizeof a->text);
+    hf_strlcpy(f->cmd_text, sizeof f->cmd_text, a->text);
+}
+
+static void script(hf_fota *f, const hf_fota_cmd *list, size_t n)
+{
+    f->nscript = 0;
+    for (size_t i = 0; i < n && f->nscript < sizeof f->script / sizeof f->script[0]; i++)
+        if (list[i] != HF_CMD_NONE)
+            f->script[f->nscript++] = list[i];
+    f->step = 0;
+}
+
+/* Send the next command of the phase's script, or report the script finished. */
+static void script_next(hf_fota *f)
+{
+    while (f->step < f->nscript) {
+        hf_fota_cmd c = f->script[f->step++];
+        /* after a reset the 90 often arrives on its own: no need to ask */
+        if (c == HF_CMD_STATE && f->phase == HF_PH_VERIFY && f->state_seen_since_back)
+            continue;
+        send_cmd(f, c, 1);
+        return;
+    }
+    f->nscript = 0;
+    if (def(f)->on_done)
+        def(f)->on_done(f);
+}
+
+static void run_script(hf_fota *f, const hf_fota_cmd *list, size_t n)
+{
+    script(f, list, n);
+    script_next(f);
+}
+
+/* ---- phase changes and timers ------------------------------------------------------- */
+
+static void enter(hf_fota *f, hf_fota_phase p)
+{
+    f->phase = p;
+    f->phase_at = f->now;
+    f->gen++;
+    f->nscript = 0;
+    f->next_cmd = HF_CMD_NONE;   /* a command queued for the old phase is not wanted now */
+    f->next_poll = NO_TIME;
+    f->deadline = NO_TIME;
+    const phase_def *d = def(f);
+    if (d->deadline_off != NO_DEADLINE) {
+        double secs;
+        memcpy(&secs, (const char *)&f->cfg + d->deadline_off, sizeof secs);
+        f->deadline = f->now + secs;
+    }
+    emit(f, HF_EMIT_PHASE, d->name, -1);
+    if (d->journal)
+        journal(f);
+    if (d->enter)
+        d->enter(f);
+}
+
+/* Arm the poll when idle, and tell the owner when the next wake-up moved. */
+static void update_timer(hf_fota *f)
+{
+    const phase_def *d = def(f);
+    if (hf_fota_terminal(f)) {
+        f->deadline = f->next_poll = NO_TIME;
+    } else if (f->cmd == HF_CMD_NONE && f->next_poll < 0 && d->poll_every && !f->port_lost) {
+        double every = d->poll_every(f);
+        if (every > 0)
+            f->next_poll = f->now + every;
+    }
+    double t = f->deadline;
+    if (f->next_poll >= 0 && (t < 0 || f->next_poll < t))
+        t = f->next_poll;
+    if (t >= 0 && t != f->timer_at) {
+        hf_fota_action *a = push(f, HF_ACT_TIMER);
+        if (a)
+            a->at = t;
+    }
+    f->timer_at = t;
+}
+
+static void reopen(hf_fota *f)
+{
+    f->port_lost = 1;
+    f->cmd = HF_CMD_NONE;   /* the engine fails it; its late result is not ours any more */
+    f->next_poll = NO_TIME;
+    hf_fota_action *a = push(f, HF_ACT_REOPEN);
+    if (a)
+        a->at = f->deadline >= 0 ? f->deadline : f->now + f->cfg.reboot_timeout;
+}
+
+/* ---- module state bookkeeping ---------------------------------------------------------- */
+
+static void set_target_from(hf_fota *f, const hf_fotastate *st)
+{
+    int changed = !f->have_target || hf_version_compare(&f->target, &st->version) != 0;
+    f->target = st->version;
+    f->have_target = 1;
+    f->size = st->size;
+    hf_strlcpy(f->desc, sizeof f->desc, st->desc);
+    if (changed || !f->announced) {
+        f->announced = 1;
+        emit(f, HF_EMIT_NEW_VERSION, "new_version", (long)st->size);
+    }
+}
+
+/* Every ^FOTASTATE (URC or query answer) passes here, then goes to the phase. */
+static void record_state(hf_fota *f, const hf_fotastate *st)
+{
+    int changed = st->state != f->last_state || st->error_code != f->last_state_code;
+    f->last_state = st->state;
+    f->last_state_code = st->error_code;
+    f->last_state_at = f->now;
+    f->state_seen_since_back = 1;
+    f->parse_errors = 0;
+    if (changed)
+        emit(f, HF_EMIT_STATE, hf_fota_state_name(st->state), st->state);
+    if (st->state == 12 && st->has_version)
+        set_target_from(f, st);
+    if (st->state == 40)
+        f->image_verified = 1;
+}
+
+static void handle_state(hf_fota *f, const hf_fotastate *st)
+{
+    record_state(f, st);
+    if (def(f)->on_state)
+        def(f)->on_state(f, st);
+}
+
+/* ---- phase: probe --------------------------------------------------------------------- */
+
+static void probe_enter(hf_fota *f)
+{
+    hf_fota_cmd list[] = {f->cfg.skip_model_check ? HF_CMD_GMR : HF_CMD_ATI,
+                          f->cfg.read_imei ? HF_CMD_CGSN : HF_CMD_NONE};
+    run_script(f, list, 2);
+}
+
+static int check_model(hf_fota *f)
+{
+    if (f->cfg.skip_model_check)
+        return 0;
+    const hf_model_entry *m = hf_supported_model(f->model, strlen(f->model));
+    if (!m) {
+        fail(f, "EUNSUPPORTED", -1, "module model \"%s\" is not in the FOTA support table; "
+             "set skip_model_check if Huawei confirmed FOTA for it", f->model);
+        return -1;
+    }
+    hf_version min;
+    if (hf_version_parse(m->min_firmware, strlen(m->min_firmware), &min, NULL) == 0 &&
+        hf_version_compare(&f->running, &min) < 0) {
+        fail(f, "EUNSUPPORTED", -1, "firmware %s of %s is below %s, the minimum for FOTA; "
+             "update it by other means or set skip_model_check", f->running.text, m->model,
+             m->min_firmware);
+        return -1;
+    }
+    return 0;
+}
+
+static void probe_done(hf_fota *f)
+{
+    emit(f, HF_EMIT_INFO, "info", -1);
+    if (!f->have_from) {
+        f->from = f->running;
+        f->have_from = 1;
+    }
+    if (check_model(f) < 0)
+        return;
+    if (f->restored)
+        enter(f, HF_PH_CONFIGURE);   /* journal resume: read the state, no setup */
+    else
+        enter(f, f->cfg.check_prereq ? HF_PH_PREPARE : HF_PH_CONFIGURE);
+}
+
+/* ---- phase: prepare, configure ------------------------------------------------------- */
+
+static void prepare_enter(hf_fota *f)
+{
+    hf_fota_cmd list[] = {HF_CMD_CPIN, HF_CMD_CREG, HF_CMD_CGREG};
+    run_script(f, list, 3);
+}
+
+static void prepare_done(hf_fota *f)
+{
+    enter(f, HF_PH_CONFIGURE);
+}
+
+static void configure_enter(hf_fota *f)
+{
+    /* after a journal restore the module may be mid-upgrade: only read its state */
+    int setup = !f->restored;
+    hf_fota_cmd list[] = {setup && f->cfg.has_cfg ? HF_CMD_FOTACFG : HF_CMD_NONE,
+                          setup && f->cfg.has_mode ? HF_CMD_FOTAMODE : HF_CMD_NONE,
+                          HF_CMD_STATE};
+    run_script(f, list, 3);
+}
+
+static void verify_evaluate(hf_fota *f);
+
+/* Where to go from the module's FOTA state (after configure or a journal restore). */
+static void dispatch(hf_fota *f)
+{
+    int st = f->last_state;
+    int was_upgrading = f->restored && (f->restored_phase == HF_PH_REBOOT ||
+                                        f->restored_phase == HF_PH_VERIFY);
+    if (f->fwup_sent || was_upgrading || (st == 90 && f->restored && f->image_verified)) {
+        /* never AT^FWUP again: read the result of the upgrade instead */
+        if (st == 50)
+            enter(f, HF_PH_REBOOT);
+        else
+            verify_evaluate(f);
+        return;
+    }
+    switch (st) {
+    case 10: case 13: case 14: case 20: case 90:
+        enter(f, HF_PH_DETECT);
+        break;
+    case 11:
+        f->detect_wait_only = 1;   /* already querying: wait for its result */
+        enter(f, HF_PH_DETECT);
+        break;
+    case 12:
+        if (f->restored && f->restored_phase >= HF_PH_DOWNLOAD && f->have_target) {
+            f->want_dl_start = 1;  /* the policy already said download */
+            enter(f, HF_PH_DOWNLOAD);
+        } else {
+            enter(f, HF_PH_DECIDE_DOWNLOAD);
+        }
+        break;
+    case 30:
+        enter(f, HF_PH_DOWNLOAD);
+        break;
+    case 31:
+        f->want_dl_start = 1;
+        enter(f, HF_PH_DOWNLOAD);
+        break;
+    case 40:
+        enter(f, HF_PH_DOWNLOADED);
+        break;
+    case 50:
+        enter(f, HF_PH_REBOOT);
+        break;
+    default:
+        fail(f, "EMODULE", st, "module reports FOTA state %d (%s), which hwfota does not "
+             "handle; bring it back to idle with AT^FOTADL=0 and retry", st,
+             hf_fota_state_name(st));
+    }
+}
+
+/* ---- phase: detect ------------------------------------------------------------------- */
+
+static void detect_enter(hf_fota *f)
+{
+    f->saw_querying = f->detect_wait_only;
+    f->detect_attempts++;
+    if (!f->detect_wait_only) {
+        hf_fota_cmd list[] = {HF_CMD_FOTADET};
+        run_script(f, list, 1);
+    }
+    f->detect_wait_only = 0;
+}
+
+static void detect_state(hf_fota *f, const hf_fotastate *st)
+{
+    switch (st->state) {
+    case 11:
+        f->saw_querying = 1;
+        break;
+    case 12:
+        enter(f, HF_PH_DECIDE_DOWNLOAD);
+        break;
+    case 13:
+        fail(f, "EDETECT", st->error_code, "the version query failed: code %ld (%s); check "
+             "the AT^FOTACFG APN/user/password, then whether the module can make a data "
+             "connection", st->error_code, hf_fota_error_meaning(st->error_code));
+        break;
+    case 14:
+        finish(f, "no_new_version");
+        break;
+    case 10:
+        if (f->saw_querying)
+            fail(f, "EDETECT", -1, "the version query ended without a result (11 -> 10): "
+                 "check the APN and the server registration of this module (IMEI)");
+        break;
+    case 30: case 31: case 40: case 50:
+        dispatch(f);   /* the module went ahead on its own (automatic mode) */
+        break;
+    default:
+        break;
+    }
+}
+
+static double poll_state_every(const hf_fota *f)
+{
+    return f->cfg.poll_interval;
+}
+
+static void poll_state(hf_fota *f)
+{
+    send_cmd(f, HF_CMD_STATE, 0);
+}
+
+/* ---- phase: decide_download -------------------------------------------------------- */
+
+static void decide_download_enter(hf_fota *f)
+{
+    if (f->have_target && f->have_running && !f->cfg.force &&
+        hf_version_compare(&f->target, &f->running) <= 0) {
+        notice(f, "the server offers %s, not newer than the running %s: refused (force "
+               "overrides)", f->target.text, f->running.text);
+        f->outcome = "not_newer";
+        enter(f, HF_PH_DISCARD);
+        return;
+    }
+    emit(f, HF_EMIT_DECISION, "download", -1);
+}
+
+static void decide_download_state(hf_fota *f, const hf_fotastate *st)
+{
+    if (st->state == 30) {
+        enter(f, HF_PH_DOWNLOAD);   /* automatic download */
+    } else if (st->state == 10 || st->state == 13 || st->state == 14) {
+        fail(f, "EDETECT", st->error_code, "the module dropped the offered version (state "
+             "%d); run the detection again", st->state);
+    }
+}
+
+/* ---- phase: download, paused, recover ---------------------------------------------- */
+
+static void download_enter(hf_fota *f)
+{
+    f->progress_at = f->now;
+    f->dl_interval = f->cfg.dl_poll;
+    f->resume_due = NO_TIME;
+    if (f->want_dl_start || f->last_state == 12 || f->last_state == 31) {
+        if (f->last_state == 12) {     /* a new image: its own AT^FWUP allowance */
+            f->image_seq++;
+            f->fwup_sent = 0;
+            f->image_verified = 0;
+        }
+        f->last_resume_at = f->now;
+        send_cmd(f, HF_CMD_DL_START, 0);
+    }
+    f->want_dl_start = 0;
+}
+
+static void download_deadline_push(hf_fota *f)
+{
+    f->deadline = f->progress_at + f->cfg.stall_timeout;
+}
+
+static void download_state(hf_fota *f, const hf_fotastate *st)
+{
+    switch (st->state) {
+    case 31:
+        if (f->pause_requested) {
+            enter(f, HF_PH_PAUSED);
+        } else if (f->now - f->last_resume_at >= f->cfg.resume_interval &&
+                   f->cmd == HF_CMD_NONE) {
+            f->last_resume_at = f->now;
+            f->resume_attempts++;
+            send_cmd(f, HF_CMD_DL_START, 0);
+        } else {
+            f->resume_due = f->last_resume_at + f->cfg.resume_interval;
+        }
+        break;
+    case 12:
+        if (f->now - f->last_resume_at >= f->cfg.resume_interval && f->cmd == HF_CMD_NONE) {
+            f->last_resume_at = f->now;
+            send_cmd(f, HF_CMD_DL_START, 0);
+        }
+        break;
+    case 40:
+        enter(f, HF_PH_DOWNLOADED);
+        break;
+    case 20:
+        fail(f, "EDOWNLOAD", st->error_code, "download failed: code %ld (%s); the module "
+             "deleted the partial file", st->error_code, hf_fota_error_meaning(st->error_code));
+        break;
+    case 10:
+        fail(f, "EDOWNLOAD", -1, "the module went back to idle during the download (its "
+             "failure report was lost?); detect again");
+        break;
+    case 50:
+        enter(f, HF_PH_REBOOT);
+        break;
+    default:
+        break;
+    }
+}
+
+static double download_every(const hf_fota *f)
+{
+    return f->dl_interval;
+}
+
+static void download_poll(hf_fota *f)
+{
+    if (f->resume_due >= 0 && f->now >= f->resume_due && f->last_state == 31) {
+        f->resume_due = NO_TIME;
+        f->last_resume_at = f->now;
+        f->resume_attempts++;
+        send_cmd(f, HF_CMD_DL_START, 0);
+    } else if (f->now - f->last_state_at >= f->cfg.state_poll) {
+        send_cmd(f, HF_CMD_STATE, 0);   /* URCs may be silenced (AT^CURC=0) or lost */
+    } else {
+        send_cmd(f, HF_CMD_DLQ, 0);
+    }
+}
+
+static void download_port_lost(hf_fota *f)
+{
+    enter(f, HF_PH_RECOVER);
+}
+
+static void paused_state(hf_fota *f, const hf_fotastate *st)
+{
+    if (st->state == 30 || st->state == 40 || st->state == 20 || st->state == 50) {
+        f->pause_requested = 0;
+        enter(f, HF_PH_DOWNLOAD);
+        download_state(f, st);
+    }
+}
+
+static void recover_enter(hf_fota *f)
+{
+    reopen(f);
+}
+
+/* The port is back after a loss during the download: what survived? */
+static void recover_done(hf_fota *f)
+{
+    switch (f->last_state) {
+    case 30:
+        enter(f, HF_PH_DOWNLOAD);
+        break;
+    case 31: case 12:
+        f->want_dl_start = 1;
+        enter(f, HF_PH_DOWNLOAD);
+        break;
+    case 40:
+        enter(f, HF_PH_DOWNLOADED);
+        break;
+    case 50:
+        enter(f, HF_PH_REBOOT);
+        break;
+    case 90:   /* the whole delta was in: the module upgraded at boot */
+        enter(f, HF_PH_VERIFY);
+        break;
+    case 20:
+        fail(f, "EDOWNLOAD", f->last_state_code, "download failed: code %ld (%s)",
+             f->last_state_code, hf_fota_error_meaning(f->last_state_code));
+        break;
+    case 10: case 13: case 14:
+        notice(f, "the module lost the partial download (%s): the download restarted from "
+               "zero", f->cfg.resume ? "resumable transfer did not survive" :
+               "resumable transfer is off");
+        if (f->detect_attempts > f->cfg.max_redetect)
+            fail(f, "EDOWNLOAD", -1, "the download was lost %u times; giving up",
+                 f->detect_attempts);
+        else
+            enter(f, HF_PH_DETECT);
+        break;
+    default:
+        fail(f, "EMODULE", f->last_state, "unexpected FOTA state %d after the port came back",
+             f->last_state);
+    }
+}
+
+/* ---- phase: downloaded, decide_upgrade, upgrade ---------------------------------- */
+
+static int auto_upgrade(const hf_fota *f)
+{
+    return f->cfg.has_mode && f->cfg.mode.auto_upgrade;
+}
+
+static void downloaded_enter(hf_fota *f)
+{
+    f->image_verified = 1;
+    if (!auto_upgrade(f))
+        enter(f, HF_PH_DECIDE_UPGRADE);
+}
+
+static void to_reboot_on_50(hf_fota *f, const hf_fotastate *st)
+{
+    if (st->state == 50)
+        enter(f, HF_PH_REBOOT);
+}
+
+static void downloaded_deadline(hf_fota *f)
+{
+    notice(f, "automatic upgrade did not start within %.0f s", f->cfg.auto_upgrade_wait);
+    enter(f, HF_PH_DECIDE_UPGRADE);
+}
+
+static void reboot_port_lost(hf_fota *f)
+{
+    if (f->phase != HF_PH_REBOOT)
+        enter(f, HF_PH_REBOOT);
+    reopen(f);
+}
+
+static void decide_upgrade_enter(hf_fota *f)
+{
+    if (f->fwup_sent) {
+        enter(f, HF_PH_REBOOT);
+        return;
+    }
+    if (!f->cfg.force && !f->have_target) {
+        fail(f, "ENOTARGET", -1, "a downloaded image waits on the module but its version is "
+             "unknown: not upgrading (force overrides; AT^FOTADL=0 discards it)");
+        return;
+    }
+    if (!f->cfg.force && !version_newer(f)) {
+        fail(f, "ENOTNEWER", -1, "the downloaded version %s is not newer than the running "
+             "%s: not upgrading (force overrides)", f->target.text, f->running.text);
+        return;
+    }
+    emit(f, HF_EMIT_DECISION, "upgrade", -1);
+}
+
+static void upgrade_enter(hf_fota *f)
+{
+    hf_fota_cmd list[] = {HF_CMD_STATE};   /* fresh proof of state 40 before AT^FWUP */
+    run_script(f, list, 1);
+}
+
+static void upgrade_done(hf_fota *f)
+{
+    if (f->last_state == 50) {
+        enter(f, HF_PH_REBOOT);
+    } else if (f->last_state != 40) {
+        fail(f, "EUPGRADE", f->last_state, "the module is in state %d (%s), not 40: not "
+             "sending AT^FWUP", f->last_state, hf_fota_state_name(f->last_state));
+    } else {
+        send_cmd(f, HF_CMD_FWUP, 0);
+    }
+}
+
+/* ---- phase: reboot, verify ----------------------------------------------------------- */
+
+static void reboot_state(hf_fota *f, const hf_fotastate *st)
+{
+    if (st->state == 90 && !f->port_lost)
+        enter(f, HF_PH_VERIFY);
+}
+
+static double reboot_every(const hf_fota *f)
+{
+    return f->cfg.poll_interval * 3;   /* the port may vanish at any moment */
+}
+
+static void reboot_deadline(hf_fota *f)
+{
+    if (f->port_lost)
+        fail(f, "ETIMEDOUT", -1, "the module did not come back within %.0f s after the "
+             "reset; it may still be upgrading: do not power it off, check USB and retry "
+             "later (the journal resumes)", f->cfg.reboot_timeout);
+    else
+        enter(f, HF_PH_VERIFY);
+}
+
+static void verify_enter(hf_fota *f)
+{
+    f->state_seen_since_back = 0;
+    hf_fota_cmd list[] = {f->cfg.read_imei ? HF_CMD_CGSN : HF_CMD_NONE, HF_CMD_GMR,
+                          HF_CMD_STATE};
+    run_script(f, list, 3);
+}
+
+static void verify_evaluate(hf_fota *f)
+{
+    int st = f->last_state;
+    if (st == 50) {                  /* still applying: wait within the deadline */
+        if (f->phase != HF_PH_VERIFY)
+            enter(f, HF_PH_REBOOT);
+        return;
+    }
+    if (st == 40 && !f->fwup_sent) {
+        enter(f, HF_PH_DOWNLOADED);  /* reset without upgrade: the image is still there */
+        return;
+    }
+    int same = f->have_target ? hf_version_compare(&f->running, &f->target) == 0
+                              : hf_version_compare(&f->running, &f->from) > 0;
+    if (st == 90 && same && f->have_running) {
+        finish(f, "upgraded");
+        return;
+    }
+    fail(f, "EUPGRADE", st, "upgrade failed: module state %d (%s), running %s, expected %s",
+         st, hf_fota_state_name(st), f->have_running ? f->running.text : "?",
+         f->have_target ? f->target.text : "a newer version");
+}
+
+static double verify_every(const hf_fota *f)
+{
+    return f->last_state == 50 ? f->cfg.poll_interval : 0;
+}
+
+static void verify_poll(hf_fota *f)
+{
+    send_cmd(f, HF_CMD_STATE, 0);
+}
+
+static void verify_state(hf_fota *f, const hf_fotastate *st)
+{
+    if (st->state != 50 && f->nscript == 0 && f->cmd == HF_CMD_NONE)
+        verify_evaluate(f);
+}
+
+static void verify_deadline(hf_fota *f)
+{
+    fail(f, "EUPGRADE", f->last_state, "the module still reports state %d (%s) %.0f s after "
+         "coming back", f->last_state, hf_fota_state_name(f->last_state),
+         f->cfg.reboot_timeout);
+}
+
+static void verify_port_lost(hf_fota *f)
+{
+    if (++f->reboots > 3) {
+        fail(f, "EPORTLOST", -1, "the module keeps resetting after the upgrade");
+        return;
+    }
+    reboot_port_lost(f);
+}
+
+/* ---- phase: discard ------------------------------------------------------------------- */
+
+static void discard_enter(hf_fota *f)
+{
+    hf_fota_cmd list[] = {HF_CMD_DL_STOP};
+    run_script(f, list, 1);
+}
+
+static void discard_done(hf_fota *f)
+{
+    if (f->cancel_requested)
+        fail(f, "ECANCELED", -1, "cancelled by the caller");
+    else
+        finish(f, f->outcome ? f->outcome : "rejected");
+}
+
+/* ---- generic handlers --------------------------------------------------------------- */
+
+static void fail_port_lost(hf_fota *f)
+{
+    fail(f, "EPORTLOST", -1, "the port went away during %s: the module reset or was "
+         "unplugged; check the USB connection and retry", def(f)->name);
+}
+
+/* ---- the table ---------------------------------------------------------------------- */
+
+#define CFG(field) offsetof(hf_fota_config, field)
+#define COMMON (EV_BIT(HF_EV_RESULT) | EV_BIT(HF_EV_URC) | EV_BIT(HF_EV_STATE) | \
+                EV_BIT(HF_EV_TIMER) | EV_BIT(HF_EV_PORT_LOST) | EV_BIT(HF_EV_CANCEL))
+
+static const phase_def phases[HF_PH_COUNT] = {
+    [HF_PH_IDLE] = {.name = "idle", .deadline_off = NO_DEADLINE},
+    [HF_PH_PROBE] = {.name = "probe", .enter = probe_enter, .on_done = probe_done,
+        .deadline_off = NO_DEADLINE, .on_port_lost = fail_port_lost, .accepts = COMMON},
+    [HF_PH_PREPARE] = {.name = "prepare", .enter = prepare_enter, .on_done = prepare_done,
+        .deadline_off = NO_DEADLINE, .on_port_lost = fail_port_lost, .accepts = COMMON},
+    [HF_PH_CONFIGURE] = {.name = "configure", .enter = configure_enter, .on_done = dispatch,
+        .deadline_off = NO_DEADLINE, .on_port_lost = fail_port_lost, .accepts = COMMON},
+    [HF_PH_DETECT] = {.name = "detect", .enter = detect_enter, .on_state = detect_state,
+        .on_poll = poll_state, .poll_every = poll_state_every,
+        .deadline_off = CFG(detect_timeout), .deadline_code = "ETIMEDOUT",
+        .deadline_msg = "no version query result within %.0f s; check the APN and the network",
+        .on_port_lost = fail_port_lost, .accepts = COMMON},
+    [HF_PH_DECIDE_DOWNLOAD] = {.name = "decide_download", .enter = decide_download_enter,
+        .on_state = decide_download_state, .deadline_off = NO_DEADLINE,
+        .on_port_lost = fail_port_lost, .accepts = COMMON | EV_BIT(HF_EV_DECISION),
+        .journal = 1},
+    [HF_PH_DOWNLOAD] = {.name = "download", .enter = download_enter,
+        .on_state = download_state, .on_poll = download_poll, .poll_every = download_every,
+        .deadline_off = CFG(stall_timeout), .deadline_code = "ESTALLED",
+        .deadline_msg = "the download made no progress for %.0f s; check the signal and "
+                        "the data connection",
+        .on_port_lost = download_port_lost,
+        .accepts = COMMON | EV_BIT(HF_EV_PROGRESS) | EV_BIT(HF_EV_PAUSE), .journal = 1},
+    [HF_PH_PAUSED] = {.name = "paused", .on_state = paused_state,
+        .deadline_off = NO_DEADLINE, .on_port_lost = download_port_lost,
+        .accepts = COMMON | EV_BIT(HF_EV_RESUME), .journal = 1},
+    [HF_PH_RECOVER] = {.name = "recover", .enter = recover_enter, .on_done = recover_done,
+        .on_port_lost = recover_enter,
+        .deadline_off = CFG(reboot_timeout), .deadline_code = "ETIMEDOUT",
+        .deadline_msg = "the module did not come back within %.0f s after losing the port "
+                        "during the download; check power and USB",
+        .accepts = COMMON | EV_BIT(HF_EV_PORT_BACK)},
+    [HF_PH_DOWNLOADED] = {.name = "downloaded", .enter = downloaded_enter,
+        .on_state = to_reboot_on_50, .on_poll = poll_state, .poll_every = poll_state_every,
+        .deadline_off = CFG(auto_upgrade_wait), .on_deadline = downloaded_deadline,
+        .on_port_lost = reboot_port_lost, .accepts = COMMON, .journal = 1},
+    [HF_PH_DECIDE_UPGRADE] = {.name = "decide_upgrade", .enter = decide_upgrade_enter,
+        .on_state = to_reboot_on_50, .deadline_off = NO_DEADLINE,
+        .on_port_lost = reboot_port_lost, .accepts = COMMON | EV_BIT(HF_EV_DECISION),
+        .journal = 1},
+    [HF_PH_UPGRADE] = {.name = "upgrade", .enter = upgrade_enter, .on_done = upgrade_done,
+        .on_state = to_reboot_on_50, .deadline_off = NO_DEADLINE,
+        .on_port_lost = reboot_port_lost, .accepts = COMMON},
+    [HF_PH_REBOOT] = {.name = "reboot", .on_state = reboot_state, .on_poll = poll_state,
+        .poll_every = reboot_every, .deadline_off = CFG(reboot_timeout),
+        .on_deadline = reboot_deadline, .on_port_lost = reboot_port_lost,
+        .accepts = COMMON | EV_BIT(HF_EV_PORT_BACK), .journal = 1},
+    [HF_PH_VERIFY] = {.name = "verify", .enter = verify_enter, .on_done = verify_evaluate,
+        .on_state = verify_state, .on_poll = verify_poll, .poll_every = verify_every,
+        .deadline_off = CFG(reboot_timeout), .on_deadline = verify_deadline,
+        .on_port_lost = verify_port_lost, .accepts = COMMON},
+    [HF_PH_DISCARD] = {.name = "discard", .enter = discard_enter, .on_done = discard_done,
+        .deadline_off = NO_DEADLINE, .on_port_lost = discard_done, .accepts = COMMON},
+    [HF_PH_DONE] = {.name = "done", .deadline_off = NO_DEADLINE, .journal = 1},
+    [HF_PH_FAILED] = {.name = "failed", .deadline_off = NO_DEADLINE, .journal = 1},
+};
+
+/* ---- command results ------------------------------------------------------------------ */
+
+static int lines_find(const hf_fota_event *ev, const char *prefix, size_t *idx)
+{
+    for (size_t i = 0; i < ev->nlines; i++)
+        if (ev->lines[i] && hf_has_prefix(ev->lines[i], ev->line_lens[i], prefix)) {
+            *idx = i;
+            return 1;
+        }
+    return 0;
+}
+
+static int absorb_version(hf_fota *f, const char *s, size_t n)
+{
+    if (hf_has_prefix(s, n, "+GMR:")) {
+        s += 5;
+        n -= 5;
+    }
+    hf_version v;
+    if (hf_version_parse(s, n, &v, NULL) < 0)
+        return -1;
+    f->running = v;
+    f->have_running = 1;
+    return 0;
+}
+
+static void copy_field(char *dst, size_t cap, const char *s, size_t n)
+{
+    hf_trim(&s, &n);
+    size_t k = n < cap - 1 ? n : cap - 1;
+    for (size_t i = 0; i < k; i++)
+        dst[i] = (s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+    dst[k] = '\0';
+}
+
+static int absorb_ati(hf_fota *f, const hf_fota_event *ev)
+{
+    size_t i;
+    if (lines_find(ev, "Model:", &i))
+        copy_field(f->model, sizeof f->model, ev->lines[i] + 6, ev->line_lens[i] - 6);
+    if (!lines_find(ev, "Revision:", &i) ||
+        absorb_version(f, ev->lines[i] + 9, ev->line_lens[i] - 9) < 0) {
+        fail(f, "EMODULE", -1, "ATI did not report a readable firmware Revision");
+        return -1;
+    }
+    return 0;
+}
+
+static int absorb_gmr(hf_fota *f, const hf_fota_event *ev)
+{
+    for (size_t i = 0; i < ev->nlines; i++)
+        if (ev->lines[i] && absorb_version(f, ev->lines[i], ev->line_lens[i]) == 0)
+            return 0;
+    fail(f, "EMODULE", -1, "AT+GMR gave no readable firmware version");
+    return -1;
+}
+
+static int imei_line(const char *s, size_t n, char *out, size_t cap)
+{
+    if (hf_has_prefix(s, n, "+CGSN:")) {
+        s += 6;
+        n -= 6;
+    }
+    hf_trim(&s, &n);
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+        s++;
+        n -= 2;
+    }
+    if (n < 14 || n > 17 || n >= cap)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return 0;
+}
+
+static int absorb_cgsn(hf_fota *f, const hf_fota_event *ev)
+{
+    char imei[HF_IMEI_MAX];
+    for (size_t i = 0; i < ev->nlines; i++) {
+        if (!ev->lines[i] || imei_line(ev->lines[i], ev->line_lens[i], imei, sizeof imei) < 0)
+            continue;
+        if (f->imei[0] && strcmp(f->imei, imei) != 0) {
+            fail(f, "EIDENTITY", -1, "a different module answered (IMEI %s, expected %s): "
+                 "check which port was reopened", imei, f->imei);
+            return -1;
+        }
+        hf_strlcpy(f->imei, sizeof f->imei, imei);
+        return 0;
+    }
+    fail(f, "EMODULE", -1, "AT+CGSN gave no readable IMEI");
+    return -1;
+}
+
+static int absorb_cpin(hf_fota *f, const hf_fota_event *ev)
+{
+    char what[48] = "";
+    size_t i;
+    if (lines_find(ev, "+CPIN:", &i) &&
+        hf_parse_cpin(ev->lines[i], ev->line_lens[i], what, sizeof what) == 1)
+        return 0;
+    if (!what[0])
+        hf_strlcpy(what, sizeof what, "no answer");
+    fail(f, "ESIM", -1, "SIM not ready (%s): enter the PIN (AT+CPIN=\"<pin>\") or disable "
+         "the PIN lock, then retry", what);
+    return -1;
+}
+
+static int absorb_creg(hf_fota *f, const hf_fota_event *ev, int ps)
+{
+    int stat = -1;
+    for (size_t i = 0; i < ev->nlines && stat < 0; i++)
+        if (ev->lines[i])
+            stat = hf_parse_creg(ev->lines[i], ev->line_lens[i]);
+    if (hf_creg_registered(stat))
+        return 0;
+    fail(f, "ENOTREG", stat, "not registered %s(%s): check the antenna, the SIM's "
+         "subscription and the coverage", ps ? "for packet data " : "on the network ",
+         stat < 0 ? "no answer" : hf_creg_stat_text(stat));
+    return -1;
+}
+
+/* A response that should hold a ^FOTASTATE line. A URC that slipped in before the
+ * answer has the same prefix: the last line is the answer. */
+static int absorb_state(hf_fota *f, const hf_fota_event *ev)
+{
+    size_t i = ev->nlines;
+    hf_fotastate st;
+    while (i > 0 && !(ev->lines[i - 1] && hf_is_fotastate(ev->lines[i - 1], ev->line_lens[i - 1])))
+        i--;
+    if (i-- > 0 &&
+        hf_parse_fotastate(ev->lines[i], ev->line_lens[i], &st, NULL) == 0) {
+        handle_state(f, &st);
+        return 0;
+    }
+    return 1;   /* unreadable: the caller retries the query */
+}
+
+static void absorb_progress(hf_fota *f, const hf_fotadlq *files, size_t n)
+{
+    hf_fota_progress p;
+    memset(&p, 0, sizeof p);
+    for (size_t i = 0; i < n && p.nfiles < HF_FOTA_FILES_MAX; i++) {
+        hf_fotadlq d = files[i];
+        if (d.done > d.total)
+            d.done = d.total;     /* never more than 100 % */
+        p.files[p.nfiles++] = d;
+        p.done += d.done;
+        p.total += d.total;
+    }
+    p.percent = p.total ? (unsigned)((unsigned long long)p.done * 100 / p.total) : 0;
+    int changed = p.done != f->progress.done || p.total != f->progress.total ||
+                  p.nfiles != f->progress.nfiles;
+    f->progress = p;
+    f->dl_interval = changed ? f->cfg.dl_poll : f->cfg.dl_poll_idle;
+    if (changed) {
+        f->progress_at = f->now;
+        if (f->phase == HF_PH_DOWNLOAD)
+            download_deadline_push(f);
+        emit(f, HF_EMIT_PROGRESS, "progress", (long)p.percent);
+    }
+}
+
+static void absorb_dlq(hf_fota *f, const hf_fota_event *ev)
+{
+    hf_fotadlq files[HF_FOTA_FILES_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < ev->nlines && n < HF_FOTA_FILES_MAX; i++)
+        if (ev->lines[i] && hf_parse_fotadlq(ev->lines[i], ev->line_lens[i], &files[n], NULL) == 0)
+            n++;
+    if (n)
+        absorb_progress(f, files, n);
+}
+
+/* Parse an OK answer into the FSM. Returns 0 to continue, 1 to resend (unreadable
+ * idempotent query), -1 when it already failed/moved on. */
+static int absorb_ok(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
+{
+    switch (c) {
+    case HF_CMD_ATI: return absorb_ati(f, ev);
+    case HF_CMD_GMR: return absorb_gmr(f, ev);
+    case HF_CMD_CGSN: return absorb_cgsn(f, ev);
+    case HF_CMD_CPIN: return absorb_cpin(f, ev);
+    case HF_CMD_CREG: return absorb_creg(f, ev, 0);
+    case HF_CMD_CGREG: return absorb_creg(f, ev, 1);
+    case HF_CMD_STATE: return absorb_state(f, ev);
+    case HF_CMD_DLQ: absorb_dlq(f, ev); return 0;
+    case HF_CMD_DL_START: f->last_resume_at = f->now; return 0;
+    default: return 0;
+    }
+}
+
+static void resend_or_fail(hf_fota *f, hf_fota_cmd c, const char *why)
+{
+    if (++f->cmd_tries <= f->cfg.cmd_retries) {
+        int in_script = f->cmd_in_script;
+        if (in_script && f->step > 0)
+            f->step--;           /* the script's step is re-run */
+        if (in_script)
+            script_next(f);
+        else
+            send_cmd(f, c, 0);
+        return;
+    }
+    f->cmd_tries = 0;
+    fail(f, "ETIMEDOUT", -1, "%s %s %u times: check that the port is the module's AT "
+         "(PCUI) port and that the module is powered", hf_fota_cmd_name(c), why,
+         f->cfg.cmd_retries + 1);
+}
+
+static void on_timeout(hf_fota *f, hf_fota_cmd c)
+{
+    switch (c) {
+    case HF_CMD_FWUP:
+        notice(f, "AT^FWUP got no answer; it is never resent: waiting for the reset");
+        enter(f, HF_PH_REBOOT);
+        break;
+    case HF_CMD_FOTADET: case HF_CMD_DL_START: case HF_CMD_DL_PAUSE:
+        if (c == HF_CMD_DL_PAUSE) {
+            f->pause_requested = 0;
+            notice(f, "AT^FOTADL=2 got no answer: the download is not paused");
+        }
+        f->nscript = 0;
+        send_cmd(f, HF_CMD_STATE, 0);   /* not repeated blindly: ask what happened */
+        break;
+    case HF_CMD_DL_STOP:
+        discard_done(f);
+        break;
+    default:
+        resend_or_fail(f, c, "got no answer");
+    }
+}
+
+static int is_collision(const hf_fota_event *ev)
+{
+    return hf_contains_ci(ev->text, ev->text_len, "collision");
+}
+
+static void on_error(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
+{
+    char text[96];
+    copy_field(text, sizeof text, ev->text ? ev->text : "", ev->text ? ev->text_len : 0);
+    if (!text[0])
+        hf_strlcpy(text, sizeof text, ev->final == HF_FF_CME ? "CME error" : "ERROR");
+    long code = ev->final == HF_FF_CME ? ev->code : -1;
+    if (c == HF_CMD_DL_STOP) {
+        discard_done(f);
+    } else if (c == HF_CMD_FWUP) {
+        fail(f, "EUPGRADE", code, "the module refused AT^FWUP (%s); it is not retried", text);
+    } else if (is_collision(ev)) {
+        fail(f, "ECOLLISION", code, "a data connection is active; bring the WAN interface "
+             "down first (the module reports: %s)", text);
+    } else if (hf_contains_ci(ev->text, ev->text_len, "SIM PIN") || code == 11) {
+        fail(f, "ESIM", code, "SIM PIN required: enter the PIN (AT+CPIN=\"<pin>\") or "
+             "disable the PIN lock, then retry");
+    } else if (hf_contains_ci(ev->text, ev->text_len, "not complete")) {
+        if (++f->cmd_tries > f->cfg.cmd_retries) {
+            fail(f, "EBUSY", code, "the module keeps answering \"%s\" to %s", text,
+                 hf_fota_cmd_name(c));
+        } else {            /* retried after a short delay, from the timer */
+            f->retry_cmd = c;
+            f->next_poll = f->now + f->cfg.busy_delay;
+        }
+    } else if (c == HF_CMD_DLQ) {
+        /* progress is optional: keep polling */
+    } else if (c == HF_CMD_DL_PAUSE) {
+        f->pause_requested = 0;
+        notice(f, "the module refused to pause (%s): resumable transfer off or not "
+               "supported; the download continues", text);
+    } else if (c == HF_CMD_CPIN) {
+        fail(f, "ESIM", code, "SIM not ready (%s): insert or unlock the SIM", text);
+    } else if (c == HF_CMD_FOTADET) {
+        fail(f, "EDETECT", code, "the module refused AT^FOTADET (%s): its FOTA state must "
+             "be idle and no data session active", text);
+    } else if (c == HF_CMD_DL_START) {
+        fail(f, "EDOWNLOAD", code, "the module refused AT^FOTADL=1 (%s) in state %d", text,
+             f->last_state);
+    } else if (c == HF_CMD_STATE) {
+        fail(f, "EUNSUPPORTED", code, "AT^FOTASTATE? failed (%s): this firmware may lack "
+             "FOTA", text);
+    } else if (c == HF_CMD_CREG || c == HF_CMD_CGREG) {
+        fail(f, "ENOTREG", code, "%s failed (%s)", hf_fota_cmd_name(c), text);
+    } else {
+        fail(f, "EMODULE", code, "the module refused %s (%s)", f->cmd_text, text);
+    }
+}
+
+static int result_matches(const hf_fota *f, const hf_fota_event *ev)
+{
+    if (f->cmd == HF_CMD_NONE)
+        return 0;
+    if (ev->id)
+        return ev->id == f->cmd_id;
+    if (ev->command)
+        return strcmp(ev->command, f->cmd_text) == 0;
+    return 1;
+}
+
+static void on_result(hf_fota *f, const hf_fota_event *ev)
+{
+    if (!result_matches(f, ev)) {
+        f->ignored++;
+        return;
+    }
+    hf_fota_cmd c = f->cmd;
+    f->cmd = HF_CMD_NONE;
+    if (ev->final == HF_FF_PORTLOST) {
+        if (def(f)->on_port_lost)
+            def(f)->on_port_lost(f);
+        return;
+    }
+    if (ev->final == HF_FF_TIMEOUT || ev->final == HF_FF_CANCELLED) {
+        on_timeout(f, c);
+        return;
+    }
+    if (ev->final != HF_FF_OK) {
+        on_error(f, c, ev);
+        return;
+    }
+    unsigned gen = f->gen;
+    /* an answer to a command of an earlier phase still informs (states, progress)
+     * but does not advance the current phase's script */
+    int in_script = f->cmd_in_script && f->cmd_gen == f->gen;
+    int r = absorb_ok(f, c, ev);
+    if (r > 0) {
+        resend_or_fail(f, c, "gave no readable answer");
+        return;
+    }
+    f->cmd_tries = 0;
+    if (r < 0 || gen != f->gen || hf_fota_terminal(f))
+        return;       /* the answer moved the machine on */
+    if (in_script) {
+        script_next(f);
+    } else if (c == HF_CMD_FWUP) {
+        enter(f, HF_PH_REBOOT);
+    } else if (c == HF_CMD_DL_PAUSE) {
+        enter(f, HF_PH_PAUSED);
+    }
+}
+
+/* ---- other events ---------------------------------------------------------------------- */
+
+static void on_urc(hf_fota *f, const hf_fota_event *ev)
+{
+    if (!hf_is_fotastate(ev->line, ev->line_len))
+        return;      /* ^RSSI and friends are not ours */
+    hf_fotastate st;
+    if (hf_parse_fotastate(ev->line, ev->line_len, &st, NULL) < 0) {
+        /* tolerate a garbled line or two; the poll asks again */
+        if (++f->parse_errors > 3)
+            notice(f, "%d unreadable ^FOTASTATE lines in a row", f->parse_errors);
+        return;
+    }
+    handle_state(f, &st);
+}
+
+static void on_timer(hf_fota *f)
+{
+    if (f->deadline >= 0 && f->now >= f->deadline) {
+        const phase_def *d = def(f);
+        f->deadline = NO_TIME;
+        if (d->on_deadline)
+            d->on_deadline(f);
+        else
+            fail(f, d->deadline_code ? d->deadline_code : "ETIMEDOUT", -1, d->deadline_msg
+                 ? d->deadline_msg : "%.0f s passed", f->now - f->phase_at);
+        return;
+    }
+    if (f->next_poll < 0 || f->now < f->next_poll)
+        return;
+    f->next_poll = NO_TIME;
+    if (f->cmd != HF_CMD_NONE || f->port_lost)
+        return;
+    if (f->retry_cmd != HF_CMD_NONE) {
+        hf_fota_cmd c = f->retry_cmd;
+        f->retry_cmd = HF_CMD_NONE;
+        if (f->nscript && f->step > 0 && f->script[f->step - 1] == c) {
+            f->step--;
+            script_next(f);
+        } else {
+            send_cmd(f, c, 0);
+        }
+        return;
+    }
+    if (def(f)->on_poll)
+        def(f)->on_poll(f);
+}
+
+static void on_port_lost(hf_fota *f)
+{
+    if (f->port_lost)
+        return;          /* already waiting for it */
+    f->cmd = HF_CMD_NONE;   /* the engine fails everything queued on the dead port */
+    f->next_cmd = HF_CMD_NONE;
+    if (def(f)->on_port_lost)
+        def(f)->on_port_lost(f);
+}
+
+static void on_port_back(hf_fota *f)
+{
+    if (!f->port_lost)
+        return;
+    f->port_lost = 0;
+    f->state_seen_since_back = 0;
+    if (f->phase == HF_PH_RECOVER) {
+        hf_fota_cmd list[] = {HF_CMD_STATE};
+        run_script(f, list, 1);
+    } else {
+        enter(f, HF_PH_VERIFY);
+    }
+}
+
+static void on_decision(hf_fota *f, hf_fota_decision d)
+{
+    if (f->phase == HF_PH_DECIDE_DOWNLOAD) {
+        if (d == HF_DEC_DOWNLOAD) {
+            f->want_dl_start = 1;
+            enter(f, HF_PH_DOWNLOAD);
+        } else if (d == HF_DEC_DEFER) {
+            finish(f, "deferred");
+        } else if (d == HF_DEC_REJECT) {
+            f->outcome = "rejected";
+            enter(f, HF_PH_DISCARD);
+        } else {
+            f->ignored++;
+        }
+    } else if (f->phase == HF_PH_DECIDE_UPGRADE) {
+        if (d == HF_DEC_UPGRADE)
+            enter(f, HF_PH_UPGRADE);
+        else if (d == HF_DEC_DEFER || d == HF_DEC_REJECT)
+            finish(f, "deferred");   /* the image stays on the module (state 40) */
+        else
+            f->ignored++;
+    }
+}
+
+static void on_cancel(hf_fota *f)
+{
+    switch (f->phase) {
+    case HF_PH_DECIDE_DOWNLOAD: case HF_PH_DOWNLOAD: case HF_PH_PAUSED:
+        f->cancel_requested = 1;
+        enter(f, HF_PH_DISCARD);   /* AT^FOTADL=0 after the command in flight */
+        break;
+    case HF_PH_REBOOT: case HF_PH_VERIFY: case HF_PH_DISCARD:
+        notice(f, "cannot cancel now: %s; wait for the module", f->phase == HF_PH_DISCARD
+               ? "already stopping" : "the upgrade is running");
+        break;
+    case HF_PH_UPGRADE:
+        if (f->fwup_sent) {
+            notice(f, "cannot cancel now: AT^FWUP was sent; wait for the module");
+            break;
+        }
+        /* fall through */
+    default:
+        if (f->phase == HF_PH_DOWNLOADED || f->phase == HF_PH_DECIDE_UPGRADE ||
+            f->phase == HF_PH_UPGRADE)
+            notice(f, "the downloaded image stays on the module (AT^FOTADL=0 discards it)");
+        fail(f, "ECANCELED", -1, "cancelled by the caller");
+    }
+}
+
+static void on_pause(hf_fota *f)
+{
+    f->pause_requested = 1;   /* AT^FOTADL=2 goes out when no command is in flight (end()) */
+}
+
+static void on_resume(hf_fota *f)
+{
+    f->last_resume_at = -1e18;   /* an explicit resume is not rate-limited */
+    f->pause_requested = 0;
+    f->want_dl_start = 1;
+    enter(f, HF_PH_DOWNLOAD);
+}
+
+/* ---- public ------------------------------------------------------------------------- */
+
+void hf_fota_config_default(hf_fota_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->check_prereq = 1;
+    c->read_imei = 1;
+    c->resume = 1;
+    c->auth = 0;
+    c->poll_interval = 3;
+    c->dl_poll = 3;
+    c->dl_poll_idle = 5;
+    c->state_poll = 15;
+    c->resume_interval = 30;
+    c->reboot_timeout = 180;
+    c->detect_timeout = 120;
+    c->stall_timeout = 300;
+    c->auto_upgrade_wait = 120;
+    c->busy_delay = 2;
+    c->cmd_retries = 2;
+    c->max_redetect = 2;
+}
+
+static int check_cred(const char *what, const char *s, size_t cap, hf_error *err)
+{
+    size_t n = strnlen(s, cap);
+    if (n >= cap || n > HF_FOTA_CRED_MAX)
+        return hf_error_set(err, "EINVAL", "%s is longer than %d bytes", what, HF_FOTA_CRED_MAX);
+    if (strpbrk(s, "\"\r\n;"))
+        return hf_error_set(err, "EINVAL", "%s must not contain '\"', ';', CR or LF "
+                            "(it goes into an AT command)", what);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return hf_error_set(err, "EINVAL", "%s contains a control character", what);
+    return 0;
+}
+
+static int check_secs(const char *what, double v, hf_error *err)
+{
+    if (!isfinite(v) || v <= 0 || v > 86400.0 * 30)
+        return hf_error_set(err, "EINVAL", "%s must be a number of seconds in (0, 30 days]",
+                            what);
+    return 0;
+}
+
+static int check_config(const hf_fota_config *c, hf_error *err)
+{
+    if (c->has_cfg && (check_cred("apn", c->apn, sizeof c->apn, err) < 0 ||
+                       check_cred("user", c->user, sizeof c->user, err) < 0 ||
+                       check_cred("password", c->password, sizeof c->password, err) < 0))
+        return -1;
+    if (c->has_cfg && (c->auth < 0 || c->auth > 2))
+        return hf_error_set(err, "EINVAL", "auth must be 0 (none), 1 (PAP) or 2 (CHAP)");
+    const hf_fotamode *m = &c->mode;
+    if (c->has_mode && ((unsigned)m->auto_query > 1 || (unsigned)m->auto_download > 1 ||
+                        (unsigned)m->auto_upgrade > 1 || (unsigned)m->resume > 1 ||
+                        m->period > 65535))
+        return hf_error_set(err, "EINVAL", "mode flags must be 0/1, period 0..65535 days");
+    const struct { const char *n; double v; } secs[] = {
+        {"poll_interval", c->poll_interval}, {"dl_poll", c->dl_poll},
+        {"dl_poll_idle", c->dl_poll_idle}, {"state_poll", c->state_poll},
+        {"resume_interval", c->resume_interval}, {"reboot_timeout", c->reboot_timeout},
+        {"detect_timeout", c->detect_timeout}, {"stall_timeout", c->stall_timeout},
+        {"auto_upgrade_wait", c->auto_upgrade_wait}, {"busy_delay", c->busy_delay},
+    };
+    for (size_t i = 0; i < sizeof secs / sizeof secs[0]; i++)
+        if (check_secs(secs[i].n, secs[i].v, err) < 0)
+            return -1;
+    if (c->cmd_retries > 10 || c->max_redetect > 10)
+        return hf_error_set(err, "EINVAL", "cmd_retries and max_redetect must be <= 10");
+    return 0;
+}
+
+int hf_fota_init(hf_fota *f, const hf_fota_config *cfg, hf_error *err)
+{
+    memset(f, 0, sizeof *f);
+    if (check_config(cfg, err) < 0)
+        return -1;
+    f->cfg = *cfg;
+    if (cfg->has_mode)
+        f->cfg.resume = cfg->mode.resume;
+    f->phase = HF_PH_IDLE;
+    f->last_state = -1;
+    f->last_state_code = -1;
+    f->last_state_at = NO_TIME;
+    f->deadline = f->next_poll = f->timer_at = NO_TIME;
+    f->resume_due = NO_TIME;
+    f->last_resume_at = -1e18;
+    return 0;
+}
+
+static void begin(hf_fota *f, double now, hf_fota_actions *out)
+{
+    out->n = 0;
+    out->dropped = 0;
+    f->out = out;
+    if (isfinite(now) && now > f->now)
+        f->now = now;   /* the clock never runs backwards inside the FSM */
+}
+
+static size_t end(hf_fota *f)
+{
+    if (f->cmd == HF_CMD_NONE && f->next_cmd != HF_CMD_NONE && !f->port_lost &&
+        !hf_fota_terminal(f)) {
+        hf_fota_cmd c = f->next_cmd;
+        f->next_cmd = HF_CMD_NONE;
+        send_cmd(f, c, f->next_in_script);
+    }
+    if (f->phase == HF_PH_DOWNLOAD && f->pause_requested && f->cmd == HF_CMD_NONE &&
+        !f->port_lost)
+        send_cmd(f, HF_CMD_DL_PAUSE, 0);
+    update_timer(f);
+    size_t n = f->out->n;
+    f->out = NULL;
+    return n;
+}
+
+size_t hf_fota_start(hf_fota *f, double now, hf_fota_actions *out)
+{
+    begin(f, now, out);
+    if (f->phase != HF_PH_IDLE) {
+        notice(f, "this FOTA operation is already %s: one at a time",
+               hf_fota_terminal(f) ? "finished" : "running");
+        return end(f);
+    }
+    if (!f->restored)
+        f->started_at = f->now;
+    enter(f, HF_PH_PROBE);
+    return end(f);
+}
+
+size_t hf_fota_feed(hf_fota *f, const hf_fota_event *ev, hf_fota_actions *out)
+{
+    begin(f, ev ? ev->now : 0, out);
+    if (!ev || (unsigned)ev->kind >= HF_EV_COUNT ||
+        !(def(f)->accepts & EV_BIT(ev->kind))) {
+        f->ignored++;
+        return end(f);
+    }
+    switch (ev->kind) {
+    case HF_EV_RESULT: on_result(f, ev); break;
+    case HF_EV_URC: if (ev->line) on_urc(f, ev); break;
+    case HF_EV_STATE: if (ev->state) handle_state(f, ev->state); break;
+    case HF_EV_PROGRESS: if (ev->files) absorb_progress(f, ev->files, ev->nfiles); break;
+    case HF_EV_TIMER: on_timer(f); break;
+    case HF_EV_PORT_LOST: on_port_lost(f); break;
+    case HF_EV_PORT_BACK: on_port_back(f); break;
+    case HF_EV_DECISION: on_decision(f, ev->decision); break;
+    case HF_EV_CANCEL: on_cancel(f); break;
+    case HF_EV_PAUSE: on_pause(f); break;
+    case HF_EV_RESUME: on_resume(f); break;
+    default: f->ignored++; break;
+    }
+    return end(f);
+}
+
+/* ---- journal ------------------------------------------------------------------------- */
+
+void hf_fota_snapshot_take(const hf_fota *f, hf_fota_snapshot *s)
+{
+    memset(s, 0, sizeof *s);
+    s->version = HF_FOTA_SNAPSHOT_VERSION;
+    s->phase = f->phase;
+    if (f->have_from)
+        hf_strlcpy(s->from_version, sizeof s->from_version, f->from.text);
+    if (f->have_target)
+        hf_strlcpy(s->target_version, sizeof s->target_version, f->target.text);
+    s->size = f->size;
+    s->fwup_sent = f->fwup_sent;
+    s->image_verified = f->image_verified;
+    s->image_seq = f->image_seq;
+    s->detect_attempts = f->detect_attempts;
+    s->resume_attempts = f->resume_attempts;
+    hf_strlcpy(s->imei, sizeof s->imei, f->imei);
+    s->started_at = f->started_at;
+    s->phase_at = f->phase_at;
+}
+
+static int check_text_version(const char *what, const char *s, size_t cap, hf_version *v,
+                              int *have, hf_error *err)
+{
+    size_t n = strnlen(s, cap);
+    *have = 0;
+    if (n == cap)
+        return hf_error_set(err, "EJOURNAL", "journal %s is not terminated", what);
+    if (n == 0)
+        return 0;
+    if (hf_version_parse(s, n, v, NULL) < 0)
+        return hf_error_set(err, "EJOURNAL", "journal %s \"%.*s\" is not a version", what,
+                            (int)n, s);
+    *have = 1;
+    return 0;
+}
+
+int hf_fota_restore(hf_fota *f, const hf_fota_snapshot *s, hf_error *err)
+{
+    hf_version from, target;
+    int have_from, have_target;
+    if (f->phase != HF_PH_IDLE)
+        return hf_error_set(err, "EBUSY", "restore only before start");
+    if (s->version != HF_FOTA_SNAPSHOT_VERSION)
+        return hf_error_set(err, "EJOURNAL", "journal version %u, expected %d", s->version,
+                            HF_FOTA_SNAPSHOT_VERSION);
+    if ((unsigned)s->phase >= HF_PH_COUNT)
+        return hf_error_set(err, "EJOURNAL", "journal phase %d is out of range", (int)s->phase);
+    if (check_text_version("from", s->from_version, sizeof s->from_version, &from,
+                           &have_from, err) < 0 ||
+        check_text_version("target", s->target_version, sizeof s->target_version, &target,
+                           &have_target, err) < 0)
+        return -1;
+    if ((unsigned)s->fwup_sent > 1 || (unsigned)s->image_verified > 1)
+        return hf_error_set(err, "EJOURNAL", "journal flags must be 0 or 1");
+    if (s->fwup_sent && !s->image_verified)
+        return hf_error_set(err, "EJOURNAL", "journal says AT^FWUP was sent for an image "
+                            "never verified");
+    if (s->image_seq > 100000 || s->detect_attempts > 1000 || s->resume_attempts > 100000)
+        return hf_error_set(err, "EJOURNAL", "journal counters out of range");
+    size_t il = strnlen(s->imei, sizeof s->imei);
+    if (il == sizeof s->imei || (il && (il < 14 || il > 17)) ||
+        strspn(s->imei, "0123456789") != il)
+        return hf_error_set(err, "EJOURNAL", "journal IMEI is malformed");
+    if (!isfinite(s->started_at) || !isfinite(s->phase_at) || s->started_at < 0 ||
+        s->phase_at < 0 || s->started_at > 1e12 || s->phase_at > 1e12)
+        return hf_error_set(err, "EJOURNAL", "journal timestamps out of range");
+    f->restored = 1;
+    f->restored_phase = s->phase;
+    f->from = from;
+    f->have_from = have_from;
+    f->target = target;
+    f->have_target = have_target;
+    f->announced = have_target;
+    f->size = s->size;
+    f->fwup_sent = s->fwup_sent;
+    f->fwup_count = (unsigned)s->fwup_sent;
+    f->image_verified = s->image_verified;
+    f->image_seq = s->image_seq;
+    f->detect_attempts = s->detect_attempts;
+    f->resume_attempts = s->resume_attempts;
+    hf_strlcpy(f->imei, sizeof f->imei, s->imei);
+    f->started_at = s->started_at;
+    return 0;
+}

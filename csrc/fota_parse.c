@@ -1,0 +1,486 @@
+/*
+ * fota_parse.c — field parsers and lookup tables for Huawei FOTA answers
+ * (see fota_parse.h). Every read is bounded by the caller's length: a small
+ * cursor (struct cur) is the only way bytes are consumed.
+ */
+#include "fota_parse.h"
+
+#include <ctype.h>
+#include <string.h>
+
+/* ---- cursor over untrusted bytes ------------------------------------------------ */
+
+typedef struct cur {
+    const char *p;
+    size_t n;   /* bytes left */
+} cur;
+
+static void cur_skip_ws(cur *c)
+{
+    while (c->n && (*c->p == ' ' || *c->p == '\t')) {
+        c->p++;
+        c->n--;
+    }
+}
+
+static int cur_eat(cur *c, char ch)
+{
+    cur_skip_ws(c);
+    if (c->n && *c->p == ch) {
+        c->p++;
+        c->n--;
+        return 1;
+    }
+    return 0;
+}
+
+static int cur_end(cur *c)
+{
+    cur_skip_ws(c);
+    return c->n == 0;
+}
+
+/* Unsigned decimal, at most max_digits digits (bounds the value without overflow
+ * arithmetic: 9 digits always fit an unsigned long). */
+static int cur_uint(cur *c, unsigned long *out, size_t max_digits)
+{
+    cur_skip_ws(c);
+    size_t i = 0;
+    unsigned long v = 0;
+    while (i < c->n && isdigit((unsigned char)c->p[i])) {
+        if (i == max_digits)
+            return -1;
+        v = v * 10 + (unsigned long)(c->p[i] - '0');
+        i++;
+    }
+    if (i == 0)
+        return -1;
+    c->p += i;
+    c->n -= i;
+    *out = v;
+    return 0;
+}
+
+/* A quoted string "..." (no escapes in AT syntax) or, when unquoted, everything up
+ * to the next comma. Copied bounded into dst; -1 when missing/unterminated/too long. */
+static int cur_field_str(cur *c, char *dst, size_t cap)
+{
+    cur_skip_ws(c);
+    const char *s;
+    size_t len = 0;
+    if (c->n && *c->p == '"') {
+        s = c->p + 1;
+        const char *q = memchr(s, '"', c->n - 1);
+        if (!q)
+            return -1;
+        len = (size_t)(q - s);
+        c->p = q + 1;
+        c->n -= len + 2;
+    } else {
+        s = c->p;
+        while (len < c->n && s[len] != ',')
+            len++;
+        c->p += len;
+        c->n -= len;
+        hf_trim(&s, &len);
+    }
+    if (len >= cap || memchr(s, '\0', len))
+        return -1;
+    memcpy(dst, s, len);
+    dst[len] = '\0';
+    return 0;
+}
+
+/* Skip "prefix" then optional spaces. */
+static int cur_prefix(cur *c, const char *prefix)
+{
+    size_t pl = strlen(prefix);
+    if (c->n < pl || memcmp(c->p, prefix, pl) != 0)
+        return -1;
+    c->p += pl;
+    c->n -= pl;
+    cur_skip_ws(c);
+    return 0;
+}
+
+/* ---- small shared helpers ----------------------------------------------------- */
+
+void hf_trim(const char **s, size_t *len)
+{
+    while (*len && ((*s)[0] == ' ' || (*s)[0] == '\t')) {
+        (*s)++;
+        (*len)--;
+    }
+    while (*len && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t'))
+        (*len)--;
+}
+
+int hf_has_prefix(const char *line, size_t len, const char *prefix)
+{
+    size_t pl = strlen(prefix);
+    return line && len >= pl && memcmp(line, prefix, pl) == 0;
+}
+
+int hf_contains_ci(const char *s, size_t len, const char *needle)
+{
+    size_t nl = strlen(needle);
+    if (!s || nl == 0 || nl > len)
+        return nl == 0;
+    for (size_t i = 0; i + nl <= len; i++) {
+        size_t j = 0;
+        while (j < nl && tolower((unsigned char)s[i + j]) == tolower((unsigned char)needle[j]))
+            j++;
+        if (j == nl)
+            return 1;
+    }
+    return 0;
+}
+
+/* ---- versions ----------------------------------------------------------------- */
+
+int hf_version_parse(const char *s, size_t len, hf_version *out, hf_error *err)
+{
+    if (!s)
+        return hf_error_set(err, "EPARSE", "no version");
+    hf_trim(&s, &len);
+    if (len >= 2 && s[0] == '"' && s[len - 1] == '"') {
+        s++;
+        len -= 2;
+        hf_trim(&s, &len);
+    }
+    if (len == 0 || len >= HF_VERSION_TEXT_MAX)
+        return hf_error_set(err, "EPARSE", "version of %zu bytes is not a firmware version", len);
+    memset(out, 0, sizeof *out);
+    cur c = {s, len};
+    for (;;) {
+        if (out->nfields == HF_VERSION_FIELDS_MAX)
+            return hf_error_set(err, "EPARSE", "version has more than %d fields",
+                                HF_VERSION_FIELDS_MAX);
+        /* no spaces inside a version: check before the cursor would skip them */
+        if (c.n == 0 || !isdigit((unsigned char)*c.p) ||
+            cur_uint(&c, &out->field[out->nfields], 6) < 0)
+            return hf_error_set(err, "EPARSE", "version \"%.*s\": expected decimal fields "
+                                "separated by dots", (int)len, s);
+        out->nfields++;
+        if (c.n == 0)
+            break;
+        if (*c.p != '.')
+            return hf_error_set(err, "EPARSE", "version \"%.*s\": unexpected character",
+                                (int)len, s);
+        c.p++;
+        c.n--;
+    }
+    if (out->nfields < 2)
+        return hf_error_set(err, "EPARSE", "version \"%.*s\" has a single field", (int)len, s);
+    memcpy(out->text, s, len);
+    out->text[len] = '\0';
+    return 0;
+}
+
+int hf_version_compare(const hf_version *a, const hf_version *b)
+{
+    size_t n = a->nfields > b->nfields ? a->nfields : b->nfields;
+    for (size_t i = 0; i < n; i++) {
+        unsigned long x = i < a->nfields ? a->field[i] : 0;
+        unsigned long y = i < b->nfields ? b->field[i] : 0;
+        if (x != y)
+            return x < y ? -1 : 1;
+    }
+    return 0;
+}
+
+/* ---- ^FOTASTATE ----------------------------------------------------------------- */
+
+int hf_is_fotastate(const char *line, size_t len)
+{
+    return hf_has_prefix(line, len, "^FOTASTATE:");
+}
+
+/* The description: everything after the size field (it may hold commas and ';').
+ * Quotes are removed; control characters become '?' so a log line stays one line. */
+static void copy_desc(cur *c, hf_fotastate *out)
+{
+    const char *s = c->p;
+    size_t len = c->n;
+    hf_trim(&s, &len);
+    if (len >= 2 && s[0] == '"' && s[len - 1] == '"') {
+        s++;
+        len -= 2;
+    } else if (len >= 1 && s[0] == '"') {
+        s++;          /* unterminated quote: keep what came */
+        len--;
+    }
+    if (len >= sizeof out->desc) {
+        len = sizeof out->desc - 1;
+        out->desc_truncated = 1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        out->desc[i] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+    }
+    out->desc[len] = '\0';
+}
+
+static int parse_state12(cur *c, hf_fotastate *out, hf_error *err)
+{
+    cur_skip_ws(c);
+    size_t vl = 0;
+    while (vl < c->n && c->p[vl] != ',')
+        vl++;
+    if (hf_version_parse(c->p, vl, &out->version, err) < 0)
+        return -1;
+    c->p += vl;
+    c->n -= vl;
+    if (!cur_eat(c, ',') || cur_uint(c, &out->size, 10) < 0)
+        return hf_error_set(err, "EPARSE", "^FOTASTATE: 12 without a valid size");
+    out->has_version = 1;
+    if (cur_eat(c, ','))
+        copy_desc(c, out);
+    else if (!cur_end(c))
+        return hf_error_set(err, "EPARSE", "^FOTASTATE: 12: garbage after the size");
+    return 0;
+}
+
+int hf_parse_fotastate(const char *line, size_t len, hf_fotastate *out, hf_error *err)
+{
+    cur c = {line, line ? len : 0};
+    memset(out, 0, sizeof *out);
+    out->error_code = -1;
+    unsigned long st;
+    if (cur_prefix(&c, "^FOTASTATE:") < 0)
+        return hf_error_set(err, "EPARSE", "not a ^FOTASTATE line");
+    if (cur_uint(&c, &st, 3) < 0)
+        return hf_error_set(err, "EPARSE", "^FOTASTATE without a state number");
+    out->state = (int)st;
+    if (cur_end(&c))
+        return 0;
+    if (!cur_eat(&c, ','))
+        return hf_error_set(err, "EPARSE", "^FOTASTATE: garbage after the state");
+    if (st == 12)
+        return parse_state12(&c, out, err);
+    unsigned long code;
+    if (cur_uint(&c, &code, 9) < 0)
+        return hf_error_set(err, "EPARSE", "^FOTASTATE: %lu with a non-numeric field", st);
+    out->error_code = (long)code;
+    if (!cur_end(&c))
+        return hf_error_set(err, "EPARSE", "^FOTASTATE: %lu: garbage after the code", st);
+    return 0;
+}
+
+/* ---- ^FOTADLQ, ^FOTACFG, ^FOTAMODE ------------------------------------------------ */
+
+int hf_is_fotadlq(const char *line, size_t len)
+{
+    return hf_has_prefix(line, len, "^FOTADLQ:");
+}
+
+int hf_parse_fotadlq(const char *line, size_t len, hf_fotadlq *out, hf_error *err)
+{
+    cur c = {line, line ? len : 0};
+    unsigned long idx;
+    memset(out, 0, sizeof *out);
+    if (cur_prefix(&c, "^FOTADLQ:") < 0)
+        return hf_error_set(err, "EPARSE", "not a ^FOTADLQ line");
+    if (cur_uint(&c, &idx, 3) < 0 || !cur_eat(&c, ','))
+        return hf_error_set(err, "EPARSE", "^FOTADLQ: bad index");
+    if (cur_field_str(&c, out->name, sizeof out->name) < 0 || !cur_eat(&c, ','))
+        return hf_error_set(err, "EPARSE", "^FOTADLQ: bad file name");
+    if (cur_uint(&c, &out->done, 10) < 0 || !cur_eat(&c, ',') ||
+        cur_uint(&c, &out->total, 10) < 0 || !cur_end(&c))
+        return hf_error_set(err, "EPARSE", "^FOTADLQ: bad byte counts");
+    out->index = (unsigned)idx;
+    return 0;
+}
+
+int hf_parse_fotacfg(const char *line, size_t len, hf_fotacfg *out, hf_error *err)
+{
+    cur c = {line, line ? len : 0};
+    unsigned long auth;
+    memset(out, 0, sizeof *out);
+    if (cur_prefix(&c, "^FOTACFG:") < 0)
+        return hf_error_set(err, "EPARSE", "not a ^FOTACFG line");
+    if (cur_field_str(&c, out->apn, sizeof out->apn) < 0 || !cur_eat(&c, ',') ||
+        cur_field_str(&c, out->user, sizeof out->user) < 0 || !cur_eat(&c, ',') ||
+        cur_field_str(&c, out->password, sizeof out->password) < 0 || !cur_eat(&c, ','))
+        return hf_error_set(err, "EPARSE", "^FOTACFG: bad apn/user/password fields");
+    if (cur_uint(&c, &auth, 1) < 0 || auth > 3 || !cur_end(&c))
+        return hf_error_set(err, "EPARSE", "^FOTACFG: bad auth type");
+    out->auth = (int)auth;
+    return 0;
+}
+
+static int flag01(cur *c, int *out)
+{
+    unsigned long v;
+    if (cur_uint(c, &v, 1) < 0 || v > 1)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int hf_parse_fotamode(const char *line, size_t len, hf_fotamode *out, hf_error *err)
+{
+    cur c = {line, line ? len : 0};
+    memset(out, 0, sizeof *out);
+    if (cur_prefix(&c, "^FOTAMODE:") < 0)
+        return hf_error_set(err, "EPARSE", "not a ^FOTAMODE line");
+    if (flag01(&c, &out->auto_query) < 0 || !cur_eat(&c, ',') ||
+        flag01(&c, &out->auto_download) < 0 || !cur_eat(&c, ',') ||
+        flag01(&c, &out->auto_upgrade) < 0 || !cur_eat(&c, ',') ||
+        flag01(&c, &out->resume) < 0)
+        return hf_error_set(err, "EPARSE", "^FOTAMODE: expected four 0/1 fields");
+    if (cur_eat(&c, ',')) {
+        unsigned long p;
+        if (cur_uint(&c, &p, 5) < 0 || p > 65535)
+            return hf_error_set(err, "EPARSE", "^FOTAMODE: bad period");
+        out->has_period = 1;
+        out->period = (unsigned)p;
+    }
+    if (!cur_end(&c))
+        return hf_error_set(err, "EPARSE", "^FOTAMODE: garbage at the end");
+    return 0;
+}
+
+/* ---- SIM and registration ------------------------------------------------------- */
+
+int hf_parse_cpin(const char *line, size_t len, char *what, size_t what_cap)
+{
+    cur c = {line, line ? len : 0};
+    if (cur_prefix(&c, "+CPIN:") < 0)
+        return -1;
+    const char *s = c.p;
+    size_t n = c.n;
+    hf_trim(&s, &n);
+    if (what && what_cap) {
+        size_t k = n < what_cap - 1 ? n : what_cap - 1;
+        for (size_t i = 0; i < k; i++)
+            what[i] = isprint((unsigned char)s[i]) ? s[i] : '?';
+        what[k] = '\0';
+    }
+    return n == 5 && memcmp(s, "READY", 5) == 0;
+}
+
+int hf_parse_creg(const char *line, size_t len)
+{
+    cur c = {line, line ? len : 0};
+    unsigned long a, b;
+    if (cur_prefix(&c, "+CREG:") < 0 && cur_prefix(&c, "+CGREG:") < 0)
+        return -1;
+    if (cur_uint(&c, &a, 2) < 0)
+        return -1;
+    /* read form "<n>,<stat>,..." has a bare number second; the unsolicited form
+     * "<stat>,"<lac>",..." has a quoted one. */
+    if (cur_eat(&c, ',')) {
+        cur save = c;
+        if (cur_uint(&c, &b, 2) == 0 && (cur_end(&c) || cur_eat(&c, ',')))
+            return (int)b;
+        c = save;
+    }
+    return (int)a;
+}
+
+int hf_creg_registered(int stat)
+{
+    return stat == 1 || stat == 5;
+}
+
+const char *hf_creg_stat_text(int stat)
+{
+    switch (stat) {
+    case 0: return "not registered, not searching";
+    case 1: return "registered, home network";
+    case 2: return "not registered, searching";
+    case 3: return "registration denied";
+    case 4: return "unknown";
+    case 5: return "registered, roaming";
+    default: return "unexpected status";
+    }
+}
+
+/* ---- tables --------------------------------------------------------------------- */
+
+static const hf_model_entry models[] = {
+    {"MU509-b", "12.815.03.01.00"},
+    {"MU509-g", "12.815.03.01.00"},
+    {"MU509-c", "11.815.00.78.00"},
+    {"MU609", "12.105.29.00.00"},
+    {"MU609 (mini PCIe)", "12.105.29.00.00"},
+    {"MU609 (AT&T special)", "12.107.08.05.457"},
+    {"MU609 (AT&T mini PCIe special)", "12.107.07.05.457"},
+};
+
+const hf_model_entry *hf_model_table(size_t *n)
+{
+    *n = sizeof models / sizeof models[0];
+    return models;
+}
+
+const hf_model_entry *hf_supported_model(const char *model, size_t len)
+{
+    if (!model)
+        return NULL;
+    hf_trim(&model, &len);
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        size_t ml = strlen(models[i].model);
+        if (ml != len)
+            continue;
+        size_t j = 0;
+        while (j < ml && tolower((unsigned char)model[j]) ==
+                             tolower((unsigned char)models[i].model[j]))
+            j++;
+        if (j == ml)
+            return &models[i];
+    }
+    return NULL;
+}
+
+/* Codes of ^FOTASTATE: 13/20 (protocol reference; ranges are inclusive). */
+static const struct {
+    long lo, hi;
+    const char *text;
+} fota_errors[] = {
+    {1, 1, "unknown error"},
+    {2, 2, "previous command not complete"},
+    {3, 3, "parameter error"},
+    {4, 4, "not supported"},
+    {5, 5, "system error"},
+    {11, 16, "network or link could not be opened/established"},
+    {17, 17, "port bind failed"},
+    {18, 18, "connect failed"},
+    {19, 19, "invalid domain"},
+    {20, 20, "DNS failure"},
+    {21, 21, "HTTP server error"},
+    {22, 22, "wrong file type"},
+    {23, 23, "wrong file source"},
+    {51, 51, "could not get the file list"},
+    {52, 52, "MD5 check failed"},
+    {54, 54, "FOTA collision state"},
+    {101, 114, "1K-Xmodem transfer error"},
+    {151, 159, "flash, flag or NV error"},
+};
+
+const char *hf_fota_error_meaning(long code)
+{
+    for (size_t i = 0; i < sizeof fota_errors / sizeof fota_errors[0]; i++)
+        if (code >= fota_errors[i].lo && code <= fota_errors[i].hi)
+            return fota_errors[i].text;
+    return "unknown error code";
+}
+
+const char *hf_fota_state_name(int state)
+{
+    switch (state) {
+    case 10: return "idle";
+    case 11: return "querying";
+    case 12: return "new_version";
+    case 13: return "query_failed";
+    case 14: return "no_new_version";
+    case 20: return "download_failed";
+    case 30: return "downloading";
+    case 31: return "download_pending";
+    case 40: return "downloaded";
+    case 50: return "upgrading";
+    case 90: return "upgrade_ok";
+    default: return "unknown";
+    }
+}

@@ -1,0 +1,732 @@
+/*
+ * lua_fota.c — the Lua binding of the FOTA state machine (userdata "hwfota.Fota")
+ * and of the FOTA field parsers. It only converts tables to C structs and back:
+ * every protocol decision is in fota_fsm.c / fota_parse.c.
+ *
+ * Conventions: run-time failures return nil, message, CODE; wrong argument types
+ * raise (luaL_argerror / luaL_checktype).
+ */
+#include "lua_fota.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <string.h>
+
+#include "fota_fsm.h"
+#include "fota_journal.h"
+#include "fota_parse.h"
+
+#define FOTA_MT "hwfota.Fota"
+#define LINES_MAX 64            /* response lines taken from one result event */
+
+typedef struct lfota {
+    hf_fota fsm;
+    int closed;
+} lfota;
+
+static int fail3(lua_State *L, const char *msg, const char *code)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    lua_pushstring(L, code);
+    return 3;
+}
+
+/* ---- options ------------------------------------------------------------------------ */
+
+static int opt_bool(lua_State *L, int t, const char *k, int def)
+{
+    int v = def;
+    int ty = lua_getfield(L, t, k);
+    if (ty == LUA_TBOOLEAN)
+        v = lua_toboolean(L, -1);
+    else if (ty != LUA_TNIL)
+        luaL_error(L, "option '%s' must be a boolean", k);
+    lua_pop(L, 1);
+    return v;
+}
+
+static double opt_num(lua_State *L, int t, const char *k, double def)
+{
+    double v = def;
+    int ty = lua_getfield(L, t, k);
+    if (ty == LUA_TNUMBER)
+        v = lua_tonumber(L, -1);
+    else if (ty != LUA_TNIL)
+        luaL_error(L, "option '%s' must be a number", k);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* A credential: copied only when it fits; returns 0, or -1 when too long. */
+static int opt_cred(lua_State *L, int t, const char *k, char *dst, size_t cap)
+{
+    int r = 0;
+    int ty = lua_getfield(L, t, k);
+    if (ty == LUA_TSTRING) {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        if (n >= cap || memchr(s, '\0', n))
+            r = -1;
+        else
+            memcpy(dst, s, n + 1);
+    } else if (ty != LUA_TNIL) {
+        luaL_error(L, "option '%s' must be a string", k);
+    }
+    lua_pop(L, 1);
+    return r;
+}
+
+static int opt_auth(lua_State *L, int t)
+{
+    int auth = 0;
+    int ty = lua_getfield(L, t, "auth");
+    if (ty == LUA_TNUMBER) {
+        auth = (int)lua_tointeger(L, -1);
+        if (auth < 0 || auth > 2)
+            auth = -1;
+    } else if (ty == LUA_TSTRING) {
+        const char *s = lua_tostring(L, -1);
+        auth = !strcmp(s, "none") ? 0 : !strcmp(s, "pap") ? 1 : !strcmp(s, "chap") ? 2 : -1;
+    } else if (ty != LUA_TNIL) {
+        luaL_error(L, "option 'auth' must be \"none\", \"pap\", \"chap\" or 0..2");
+    }
+    lua_pop(L, 1);
+    return auth;
+}
+
+static void opt_mode(lua_State *L, int t, hf_fota_config *c)
+{
+    int ty = lua_getfield(L, t, "mode");
+    if (ty == LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (ty != LUA_TTABLE)
+        luaL_error(L, "option 'mode' must be a table");
+    int m = lua_gettop(L);
+    c->has_mode = 1;
+    c->mode.auto_query = opt_bool(L, m, "auto_query", 0);
+    c->mode.auto_download = opt_bool(L, m, "auto_download", 0);
+    c->mode.auto_upgrade = opt_bool(L, m, "auto_upgrade", 0);
+    c->mode.resume = opt_bool(L, m, "resume", 1);
+    double p = opt_num(L, m, "period", -1);
+    if (p >= 0) {
+        c->mode.has_period = 1;
+        c->mode.period = p > 65535 ? 70000u : (unsigned)p;   /* hf_fota_init rejects > 65535 */
+    }
+    lua_pop(L, 1);
+}
+
+/* Fill cfg from the options table at index t; returns NULL or an EINVAL message. */
+static const char *read_opts(lua_State *L, int t, hf_fota_config *c)
+{
+    hf_fota_config_default(c);
+    c->force = opt_bool(L, t, "force", 0);
+    c->skip_model_check = opt_bool(L, t, "skip_model_check", 0);
+    c->check_prereq = opt_bool(L, t, "check_prereq", 1);
+    c->read_imei = opt_bool(L, t, "read_imei", 1);
+    c->resume = opt_bool(L, t, "resume", 1);
+    lua_getfield(L, t, "apn");
+    c->has_cfg = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (opt_cred(L, t, "apn", c->apn, sizeof c->apn) < 0 ||
+        opt_cred(L, t, "user", c->user, sizeof c->user) < 0 ||
+        opt_cred(L, t, "password", c->password, sizeof c->password) < 0)
+        return "apn, user and password must be at most 63 bytes without NUL";
+    c->auth = opt_auth(L, t);
+    if (c->auth < 0)
+        return "auth must be \"none\", \"pap\", \"chap\" or 0..2";
+    opt_mode(L, t, c);
+    c->poll_interval = opt_num(L, t, "poll_interval", c->poll_interval);
+    c->dl_poll = opt_num(L, t, "dl_poll", c->dl_poll);
+    c->dl_poll_idle = opt_num(L, t, "dl_poll_idle", c->dl_poll_idle);
+    c->state_poll = opt_num(L, t, "state_poll", c->state_poll);
+    c->resume_interval = opt_num(L, t, "resume_interval", c->resume_interval);
+    c->reboot_timeout = opt_num(L, t, "reboot_timeout", c->reboot_timeout);
+    c->detect_timeout = opt_num(L, t, "detect_timeout", c->detect_timeout);
+    c->stall_timeout = opt_num(L, t, "stall_timeout", c->stall_timeout);
+    c->auto_upgrade_wait = opt_num(L, t, "auto_upgrade_wait", c->auto_upgrade_wait);
+    c->busy_delay = opt_num(L, t, "busy_delay", c->busy_delay);
+    double r = opt_num(L, t, "cmd_retries", c->cmd_retries);
+    double d = opt_num(L, t, "max_redetect", c->max_redetect);
+    if (!(r >= 0 && r <= 10) || !(d >= 0 && d <= 10))
+        return "cmd_retries and max_redetect must be 0..10";
+    c->cmd_retries = (unsigned)r;
+    c->max_redetect = (unsigned)d;
+    return NULL;
+}
+
+/***
+ * Create a FOTA state machine.
+ * @function fota_new
+ * @tparam[opt] table opts force, skip_model_check, check_prereq (true), read_imei (true),
+ *   apn, user, password, auth ("none"|"pap"|"chap"|0..2), mode {auto_query, auto_download,
+ *   auto_upgrade, resume, period}, resume, poll_interval, dl_poll, dl_poll_idle, state_poll,
+ *   resume_interval, reboot_timeout (180), detect_timeout, stall_timeout,
+ *   auto_upgrade_wait, busy_delay, cmd_retries, max_redetect
+ * @return hwfota.Fota userdata, or nil, message, "EINVAL"
+ */
+static int l_fota_new(lua_State *L)
+{
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    hf_fota_config cfg;
+    const char *bad = read_opts(L, 1, &cfg);
+    if (bad)
+        return fail3(L, bad, "EINVAL");
+    lfota *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->closed = 1;
+    luaL_setmetatable(L, FOTA_MT);
+    hf_error err;
+    if (hf_fota_init(&u->fsm, &cfg, &err) < 0)
+        return fail3(L, err.msg, err.code);
+    u->closed = 0;
+    return 1;
+}
+
+/* ---- actions to Lua ------------------------------------------------------------------- */
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_num(lua_State *L, const char *k, double v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void push_offer(lua_State *L, const hf_fota *f)
+{
+    if (f->have_target)
+        set_str(L, "version", f->target.text);
+    set_int(L, "size", (lua_Integer)f->size);
+    set_str(L, "description", f->desc);
+}
+
+static void push_progress(lua_State *L, const hf_fota_progress *p)
+{
+    lua_createtable(L, (int)p->nfiles, 0);
+    for (size_t i = 0; i < p->nfiles; i++) {
+        lua_createtable(L, 0, 4);
+        set_int(L, "index", p->files[i].index);
+        set_str(L, "name", p->files[i].name);
+        set_int(L, "done", (lua_Integer)p->files[i].done);
+        set_int(L, "total", (lua_Integer)p->files[i].total);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "files");
+    set_int(L, "done", (lua_Integer)p->done);
+    set_int(L, "total", (lua_Integer)p->total);
+    set_int(L, "percent", p->percent);
+}
+
+static void push_emit(lua_State *L, const hf_fota *f, const hf_fota_action *a)
+{
+    static const char *names[] = {"", "state", "progress", "new_version", "decision_needed",
+                                  "phase", "info", "notice", "done", "failed"};
+    set_str(L, "event", (unsigned)a->emit < sizeof names / sizeof names[0] ? names[a->emit] : "");
+    switch (a->emit) {
+    case HF_EMIT_STATE:
+        set_int(L, "code", a->code);
+        set_str(L, "name", a->name);
+        break;
+    case HF_EMIT_PROGRESS: push_progress(L, &f->progress); break;
+    case HF_EMIT_NEW_VERSION: push_offer(L, f); break;
+    case HF_EMIT_DECISION:
+        set_str(L, "decision", a->name);
+        push_offer(L, f);
+        break;
+    case HF_EMIT_PHASE: set_str(L, "phase", a->name); break;
+    case HF_EMIT_INFO:
+        set_str(L, "model", f->model);
+        if (f->have_running)
+            set_str(L, "revision", f->running.text);
+        set_str(L, "imei", f->imei);
+        break;
+    case HF_EMIT_NOTICE: set_str(L, "message", a->text); break;
+    case HF_EMIT_DONE:
+        set_str(L, "outcome", a->name);
+        if (f->have_from)
+            set_str(L, "from", f->from.text);
+        if (f->have_running)
+            set_str(L, "to", f->running.text);
+        break;
+    case HF_EMIT_FAILED:
+        set_str(L, "code", a->name);
+        set_str(L, "message", a->text);
+        set_str(L, "phase", hf_fota_phase_name(f->failed_in));
+        if (a->code >= 0)
+            set_int(L, "module_code", a->code);
+        break;
+    }
+}
+
+static void push_journal(lua_State *L, const hf_fota *f)
+{
+    hf_fota_snapshot s;
+    char text[HF_JOURNAL_TEXT_MAX];
+    hf_fota_snapshot_take(f, &s);
+    if (hf_journal_format(&s, text, sizeof text) < 0)
+        text[0] = '\0';
+    set_str(L, "phase", hf_fota_phase_name(f->phase));
+    set_str(L, "data", text);
+}
+
+/* The actions of one step as an array. Journal actions of one step are merged into
+ * the first (its data is the end-of-step snapshot): one flash write per step. */
+static int push_actions(lua_State *L, const hf_fota *f, const hf_fota_actions *out)
+{
+    static const char *kinds[] = {"", "send", "timer", "reopen", "journal", "emit"};
+    lua_createtable(L, (int)out->n, 0);
+    int n = 0, journaled = 0;
+    for (size_t i = 0; i < out->n; i++) {
+        const hf_fota_action *a = &out->a[i];
+        if (a->kind == HF_ACT_JOURNAL && journaled++)
+            continue;
+        lua_createtable(L, 0, 6);
+        set_str(L, "kind", kinds[a->kind]);
+        switch (a->kind) {
+        case HF_ACT_SEND:
+            set_str(L, "command", a->text);
+            set_int(L, "id", (lua_Integer)a->id);
+            set_str(L, "expect", a->expect == HF_FOTA_EXPECT_ALL ? "all" :
+                                 a->expect == HF_FOTA_EXPECT_NONE ? "none" : "prefix");
+            if (a->prefix)
+                set_str(L, "prefix", a->prefix);
+            break;
+        case HF_ACT_TIMER: set_num(L, "at", a->at); break;
+        case HF_ACT_REOPEN: set_num(L, "deadline", a->at); break;
+        case HF_ACT_JOURNAL: push_journal(L, f); break;
+        case HF_ACT_EMIT: push_emit(L, f, a); break;
+        }
+        lua_rawseti(L, -2, ++n);
+    }
+    return 1;
+}
+
+/* ---- events from Lua ---------------------------------------------------------------- */
+
+static lfota *check_fota(lua_State *L)
+{
+    return luaL_checkudata(L, 1, FOTA_MT);
+}
+
+static const struct {
+    const char *name;
+    hf_fota_final final;
+} finals[] = {
+    {"OK", HF_FF_OK}, {"ERROR", HF_FF_ERROR}, {"CME", HF_FF_CME}, {"CMS", HF_FF_ERROR},
+    {"NOT_SUPPORT", HF_FF_ERROR}, {"TOO_MANY", HF_FF_ERROR}, {"NO_CARRIER", HF_FF_ERROR},
+    {"BUSY", HF_FF_ERROR}, {"NO_ANSWER", HF_FF_ERROR}, {"NO_DIALTONE", HF_FF_ERROR},
+    {"TIMEOUT", HF_FF_TIMEOUT}, {"PORTLOST", HF_FF_PORTLOST}, {"CANCELLED", HF_FF_CANCELLED},
+    {"OVERFLOW", HF_FF_ERROR},
+};
+
+static const char *field_str(lua_State *L, int t, const char *k, size_t *len)
+{
+    int ty = lua_getfield(L, t, k);
+    const char *s = NULL;
+    if (ty == LUA_TSTRING)
+        s = lua_tolstring(L, -1, len);   /* stays referenced by the event table */
+    else if (ty != LUA_TNIL)
+        luaL_error(L, "event field '%s' must be a string", k);
+    lua_pop(L, 1);
+    return s;
+}
+
+static void read_result(lua_State *L, int t, hf_fota_event *ev, const char **lines,
+                        size_t *lens)
+{
+    size_t n;
+    const char *fin = field_str(L, t, "final", &n);
+    if (!fin)
+        luaL_error(L, "result event needs final=\"OK\"|\"ERROR\"|\"CME\"|\"TIMEOUT\"|...");
+    size_t i = 0;
+    while (i < sizeof finals / sizeof finals[0] && strcmp(finals[i].name, fin))
+        i++;
+    if (i == sizeof finals / sizeof finals[0])
+        luaL_error(L, "unknown final \"%s\"", fin);
+    ev->final = finals[i].final;
+    ev->command = field_str(L, t, "command", &n);
+    ev->text = field_str(L, t, "text", &ev->text_len);
+    lua_getfield(L, t, "id");
+    ev->id = lua_isinteger(L, -1) ? (unsigned long)lua_tointeger(L, -1) : 0;
+    lua_pop(L, 1);
+    lua_getfield(L, t, "code");
+    ev->code = lua_isinteger(L, -1) ? (long)lua_tointeger(L, -1) : -1;
+    lua_pop(L, 1);
+    int ty = lua_getfield(L, t, "lines");
+    if (ty == LUA_TTABLE) {
+        lua_Integer count = (lua_Integer)lua_rawlen(L, -1);
+        for (lua_Integer k = 1; k <= count && ev->nlines < LINES_MAX; k++) {
+            if (lua_rawgeti(L, -1, k) != LUA_TSTRING)
+                luaL_error(L, "result lines[%d] must be a string", (int)k);
+            lines[ev->nlines] = lua_tolstring(L, -1, &lens[ev->nlines]);
+            ev->nlines++;
+            lua_pop(L, 1);
+        }
+    } else if (ty != LUA_TNIL) {
+        luaL_error(L, "result field 'lines' must be an array of strings");
+    }
+    lua_pop(L, 1);
+    ev->lines = lines;
+    ev->line_lens = lens;
+}
+
+static hf_fota_decision read_decision(lua_State *L, int t)
+{
+    size_t n;
+    const char *v = field_str(L, t, "value", &n);
+    static const char *names[] = {"", "download", "defer", "reject", "upgrade"};
+    for (int i = 1; v && i < 5; i++)
+        if (!strcmp(v, names[i]))
+            return (hf_fota_decision)i;
+    luaL_error(L, "decision value must be \"download\", \"defer\", \"reject\" or \"upgrade\"");
+    return 0;
+}
+
+/***
+ * Start the FOTA operation.
+ * @function Fota:start
+ * @tparam number now monotonic seconds
+ * @treturn table array of actions (see the README of the binding)
+ */
+static int l_start(lua_State *L)
+{
+    lfota *u = check_fota(L);
+    double now = luaL_checknumber(L, 2);
+    if (u->closed)
+        return fail3(L, "closed", "ECLOSED");
+    hf_fota_actions out;
+    hf_fota_start(&u->fsm, now, &out);
+    return push_actions(L, &u->fsm, &out);
+}
+
+/***
+ * Feed one event.
+ * @function Fota:feed
+ * @tparam table ev {kind="result"|"urc"|"timer"|"port_lost"|"port_back"|"decision"|
+ *   "cancel"|"pause"|"resume", now=seconds, ...}
+ * @treturn table array of actions
+ */
+static int l_feed(lua_State *L)
+{
+    lfota *u = check_fota(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (u->closed)
+        return fail3(L, "closed", "ECLOSED");
+    static const struct { const char *n; hf_fota_event_kind k; } kinds[] = {
+        {"result", HF_EV_RESULT}, {"urc", HF_EV_URC}, {"timer", HF_EV_TIMER},
+        {"port_lost", HF_EV_PORT_LOST}, {"port_back", HF_EV_PORT_BACK},
+        {"decision", HF_EV_DECISION}, {"cancel", HF_EV_CANCEL}, {"pause", HF_EV_PAUSE},
+        {"resume", HF_EV_RESUME}};
+    hf_fota_event ev;
+    const char *lines[LINES_MAX];
+    size_t lens[LINES_MAX];
+    memset(&ev, 0, sizeof ev);
+    size_t n;
+    const char *kind = field_str(L, 2, "kind", &n);
+    size_t i = 0;
+    while (kind && i < sizeof kinds / sizeof kinds[0] && strcmp(kinds[i].n, kind))
+        i++;
+    if (!kind || i == sizeof kinds / sizeof kinds[0])
+        return luaL_argerror(L, 2, "event kind must be result, urc, timer, port_lost, "
+                             "port_back, decision, cancel, pause or resume");
+    ev.kind = kinds[i].k;
+    ev.now = opt_num(L, 2, "now", u->fsm.now);
+    if (ev.kind == HF_EV_RESULT)
+        read_result(L, 2, &ev, lines, lens);
+    else if (ev.kind == HF_EV_URC && !(ev.line = field_str(L, 2, "line", &ev.line_len)))
+        return luaL_argerror(L, 2, "urc event needs line=<string>");
+    else if (ev.kind == HF_EV_DECISION)
+        ev.decision = read_decision(L, 2);
+    hf_fota_actions out;
+    hf_fota_feed(&u->fsm, &ev, &out);
+    return push_actions(L, &u->fsm, &out);
+}
+
+/***
+ * The journal snapshot as versioned text (write it atomically).
+ * @function Fota:snapshot
+ * @treturn string
+ */
+static int l_snapshot(lua_State *L)
+{
+    lfota *u = check_fota(L);
+    if (u->closed)
+        return fail3(L, "closed", "ECLOSED");
+    hf_fota_snapshot s;
+    char text[HF_JOURNAL_TEXT_MAX];
+    hf_fota_snapshot_take(&u->fsm, &s);
+    if (hf_journal_format(&s, text, sizeof text) < 0)
+        return fail3(L, "snapshot does not fit", "EOVERFLOW");
+    lua_pushstring(L, text);
+    return 1;
+}
+
+/***
+ * Resume from a journal text, before start().
+ * @function Fota:restore
+ * @tparam string text
+ * @return true, or nil, message, "EJOURNAL"|"EBUSY"
+ */
+static int l_restore(lua_State *L)
+{
+    lfota *u = check_fota(L);
+    size_t n;
+    const char *text = luaL_checklstring(L, 2, &n);
+    if (u->closed)
+        return fail3(L, "closed", "ECLOSED");
+    hf_fota_snapshot s;
+    hf_error err;
+    if (hf_journal_parse(text, n, &s, &err) < 0 || hf_fota_restore(&u->fsm, &s, &err) < 0)
+        return fail3(L, err.msg, err.code);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/***
+ * The current phase name ("probe", ..., "done", "failed").
+ * @function Fota:phase
+ * @treturn string
+ */
+static int l_phase(lua_State *L)
+{
+    lfota *u = check_fota(L);
+    if (u->closed)
+        return fail3(L, "closed", "ECLOSED");
+    lua_pushstring(L, hf_fota_phase_name(u->fsm.phase));
+    return 1;
+}
+
+/***
+ * What the machine knows: phase, model, revision, imei, from, target, size,
+ * description, state, state_name, fwup_sent, failed (code).
+ * @function Fota:info
+ * @treturn table
+ */
+static int l_info(lua_State *L)
+{
+    lfota *u = check_fota(L);
+    if (u->closed)
+        return fail3(L, "closed", "ECLOSED");
+    const hf_fota *f = &u->fsm;
+    lua_createtable(L, 0, 12);
+    set_str(L, "phase", hf_fota_phase_name(f->phase));
+    set_str(L, "model", f->model);
+    set_str(L, "imei", f->imei);
+    if (f->have_running)
+        set_str(L, "revision", f->running.text);
+    if (f->have_from)
+        set_str(L, "from", f->from.text);
+    push_offer(L, f);
+    if (f->last_state >= 0) {
+        set_int(L, "state", f->last_state);
+        set_str(L, "state_name", hf_fota_state_name(f->last_state));
+    }
+    lua_pushboolean(L, f->fwup_sent);
+    lua_setfield(L, -2, "fwup_sent");
+    if (f->fail_code)
+        set_str(L, "failed", f->fail_code);
+    return 1;
+}
+
+/* __gc and __close and close(): one idempotent close (nothing to free inside). */
+static int l_close(lua_State *L)
+{
+    lfota *u = check_fota(L);
+    u->closed = 1;
+    return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+    lfota *u = check_fota(L);
+    if (u->closed)
+        lua_pushstring(L, "hwfota.Fota (closed)");
+    else
+        lua_pushfstring(L, "hwfota.Fota (%s)", hf_fota_phase_name(u->fsm.phase));
+    return 1;
+}
+
+/* ---- parsers ---------------------------------------------------------------------- */
+
+/***
+ * Parse a ^FOTASTATE line.
+ * @function parse_fotastate
+ * @tparam string line
+ * @return {state=, name=, version=, size=, description=, truncated=, error_code=,
+ *   error_meaning=} or nil, message, "EPARSE"
+ */
+static int l_parse_fotastate(lua_State *L)
+{
+    size_t n;
+    const char *line = luaL_checklstring(L, 1, &n);
+    hf_fotastate st;
+    hf_error err;
+    if (hf_parse_fotastate(line, n, &st, &err) < 0)
+        return fail3(L, err.msg, err.code);
+    lua_createtable(L, 0, 8);
+    set_int(L, "state", st.state);
+    set_str(L, "name", hf_fota_state_name(st.state));
+    if (st.has_version) {
+        set_str(L, "version", st.version.text);
+        set_int(L, "size", (lua_Integer)st.size);
+        set_str(L, "description", st.desc);
+        lua_pushboolean(L, st.desc_truncated);
+        lua_setfield(L, -2, "truncated");
+    }
+    if (st.error_code >= 0) {
+        set_int(L, "error_code", st.error_code);
+        set_str(L, "error_meaning", hf_fota_error_meaning(st.error_code));
+    }
+    return 1;
+}
+
+/***
+ * Parse a ^FOTADLQ line.
+ * @function parse_fotadlq
+ * @tparam string line
+ * @return {index=, name=, done=, total=} or nil, message, "EPARSE"
+ */
+static int l_parse_fotadlq(lua_State *L)
+{
+    size_t n;
+    const char *line = luaL_checklstring(L, 1, &n);
+    hf_fotadlq d;
+    hf_error err;
+    if (hf_parse_fotadlq(line, n, &d, &err) < 0)
+        return fail3(L, err.msg, err.code);
+    lua_createtable(L, 0, 4);
+    set_int(L, "index", d.index);
+    set_str(L, "name", d.name);
+    set_int(L, "done", (lua_Integer)d.done);
+    set_int(L, "total", (lua_Integer)d.total);
+    return 1;
+}
+
+/***
+ * Compare two firmware versions field by field after normalising them.
+ * @function version_compare
+ * @tparam string a
+ * @tparam string b
+ * @return -1, 0 or 1, or nil, message, "EPARSE"
+ */
+static int l_version_compare(lua_State *L)
+{
+    size_t na, nb;
+    const char *a = luaL_checklstring(L, 1, &na);
+    const char *b = luaL_checklstring(L, 2, &nb);
+    hf_version va, vb;
+    hf_error err;
+    if (hf_version_parse(a, na, &va, &err) < 0 || hf_version_parse(b, nb, &vb, &err) < 0)
+        return fail3(L, err.msg, err.code);
+    lua_pushinteger(L, hf_version_compare(&va, &vb));
+    return 1;
+}
+
+/***
+ * Normalise a firmware version (trim spaces and quotes, check the syntax).
+ * @function version_normalize
+ * @tparam string v
+ * @return string, or nil, message, "EPARSE"
+ */
+static int l_version_normalize(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    hf_version v;
+    hf_error err;
+    if (hf_version_parse(s, n, &v, &err) < 0)
+        return fail3(L, err.msg, err.code);
+    lua_pushstring(L, v.text);
+    return 1;
+}
+
+/***
+ * Name of a FOTA state number.
+ * @function fota_state_name
+ * @tparam integer n
+ * @treturn string "idle", "downloading", ..., "unknown"
+ */
+static int l_state_name(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    lua_pushstring(L, hf_fota_state_name(n < -1000 || n > 1000 ? -1 : (int)n));
+    return 1;
+}
+
+/***
+ * Meaning of a ^FOTASTATE 13/20 error code.
+ * @function fota_error_meaning
+ * @tparam integer code
+ * @treturn string
+ */
+static int l_error_meaning(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    lua_pushstring(L, hf_fota_error_meaning(n < -1 || n > 100000 ? -1 : (long)n));
+    return 1;
+}
+
+/***
+ * Look a module model up in the FOTA support table.
+ * @function supported_model
+ * @tparam string model e.g. "MU609"
+ * @return minimum firmware, canonical model name; or nil, message, "EUNSUPPORTED"
+ */
+static int l_supported_model(lua_State *L)
+{
+    size_t n;
+    const char *m = luaL_checklstring(L, 1, &n);
+    const hf_model_entry *e = hf_supported_model(m, n);
+    if (!e) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "model \"%s\" is not in the FOTA support table", m);
+        lua_pushstring(L, "EUNSUPPORTED");
+        return 3;
+    }
+    lua_pushstring(L, e->min_firmware);
+    lua_pushstring(L, e->model);
+    return 2;
+}
+
+int hf_lua_fota_register(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"start", l_start}, {"feed", l_feed}, {"snapshot", l_snapshot},
+        {"restore", l_restore}, {"phase", l_phase}, {"info", l_info}, {"close", l_close},
+        {NULL, NULL}};
+    static const luaL_Reg meta[] = {
+        {"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
+    static const luaL_Reg funcs[] = {
+        {"fota_new", l_fota_new}, {"parse_fotastate", l_parse_fotastate},
+        {"parse_fotadlq", l_parse_fotadlq}, {"version_compare", l_version_compare},
+        {"version_normalize", l_version_normalize}, {"fota_state_name", l_state_name},
+        {"fota_error_meaning", l_error_meaning}, {"supported_model", l_supported_model},
+        {NULL, NULL}};
+    int mod = lua_gettop(L);
+    if (luaL_newmetatable(L, FOTA_MT)) {
+        luaL_setfuncs(L, meta, 0);
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    lua_pushvalue(L, mod);
+    luaL_setfuncs(L, funcs, 0);
+    lua_pop(L, 1);
+    return 0;
+}

@@ -1,0 +1,986 @@
+/* test_fota_fsm.c — the FOTA state machine: the seed flow command for command,
+ * every failure path of the issue, every (phase, event) pair, journal restores in
+ * every phase, and thousands of random event sequences against the safety rules. */
+#include <stdlib.h>
+
+#include "fota_harness.h"
+
+static hf_fota_config seed_cfg(void)
+{
+    hf_fota_config c;
+    hf_fota_config_default(&c);
+    c.skip_model_check = 1;   /* demo versions are below the MU509 minimum */
+    c.check_prereq = 0;       /* the seed's log has no CPIN/CREG */
+    c.read_imei = 0;
+    c.has_cfg = 1;
+    strcpy(c.apn, "1234");
+    c.auth = 2;
+    c.has_mode = 1;
+    c.mode = (hf_fotamode){.auto_query = 0, .auto_download = 0, .auto_upgrade = 1, .resume = 1};
+    return c;
+}
+
+static hf_fota_config full_cfg(int auto_upgrade)
+{
+    hf_fota_config c = seed_cfg();
+    c.skip_model_check = 0;
+    c.check_prereq = 1;
+    c.read_imei = 1;
+    c.mode.auto_upgrade = auto_upgrade;
+    return c;
+}
+
+static harness H;   /* big: keep it off the stack */
+
+static void expect_sent(const harness *h, const char *const *want, size_t n)
+{
+    int same = h->nsent == n;
+    for (size_t i = 0; same && i < n; i++)
+        same = strcmp(h->sent[i], want[i]) == 0;
+    CHECK(same, "command sequence differs (%zu sent, %zu expected)", h->nsent, n);
+    if (!same) {
+        for (size_t i = 0; i < n; i++)
+            fprintf(stderr, "   want %s\n", want[i]);
+        h_dump(h);
+    }
+}
+
+/* The seed's log, step by step, with hand-fed events. */
+static void test_seed_flow(void)
+{
+    hf_fota_config c = seed_cfg();
+    harness *h = &H;
+    h_init(h, &c);
+    h_start(h);
+    CHECK_STR(h->pend, "AT+GMR");
+    h_ok(h, "12.815.01.03.00", NULL);
+    CHECK_STR(h->pend, "AT^FOTACFG=\"1234\",\"\",\"\",2");
+    h_ok(h, NULL, NULL);
+    CHECK_STR(h->pend, "AT^FOTAMODE=0,0,1,1");
+    h_ok(h, NULL, NULL);
+    CHECK_STR(h->pend, "AT^FOTASTATE?");
+    h_ok(h, "^FOTASTATE: 10", NULL);
+    CHECK_STR(h->pend, "AT^FOTADET");
+    h_ok(h, NULL, NULL);
+    CHECK_INT(h->f.phase, HF_PH_DETECT);
+    h_urc(h, "^FOTASTATE: 11");
+    h_urc(h, "^FOTASTATE: 12,12.815.01.04.00,79114,\"Support send SMS background\"");
+    CHECK_INT(h->f.phase, HF_PH_DECIDE_DOWNLOAD);
+    CHECK_STR(h->last_decision, "download");
+    CHECK_STR(h->f.target.text, "12.815.01.04.00");
+    CHECK_STR(h->f.desc, "Support send SMS background");
+    CHECK_INT(h->f.size, 79114);
+    h_decide(h, HF_DEC_DOWNLOAD);
+    CHECK_STR(h->pend, "AT^FOTADL=1");
+    h_ok(h, NULL, NULL);
+    h_urc(h, "^FOTASTATE: 30");
+    CHECK(h->timer > h->now && h->timer <= h->now + 3.01, "poll timer in 3 s");
+    h_timer(h);
+    CHECK_STR(h->pend, "AT^FOTADLQ");
+    h_ok(h, "^FOTADLQ: 1,\"IMAGE\",1324,1324", "^FOTADLQ: 2,\"XNV\",47104,77778");
+    CHECK_INT(h->f.progress.nfiles, 2);
+    CHECK_INT(h->f.progress.done, 1324 + 47104);
+    CHECK_INT(h->last_percent, (1324UL + 47104) * 100 / (1324 + 77778));
+    h_urc(h, "^FOTASTATE: 40");
+    CHECK_INT(h->f.phase, HF_PH_DOWNLOADED);   /* automatic upgrade: no AT^FWUP */
+    h_urc(h, "^FOTASTATE: 50");
+    CHECK_INT(h->f.phase, HF_PH_REBOOT);
+    h_simple(h, HF_EV_PORT_LOST);
+    CHECK_INT(h->reopen, 1);
+    h->now += 40;
+    h_simple(h, HF_EV_PORT_BACK);
+    CHECK_STR(h->pend, "AT+GMR");
+    h_urc(h, "^FOTASTATE: 90");
+    h_ok(h, "12.815.01.04.00", NULL);
+    CHECK_INT(h->f.phase, HF_PH_DONE);
+    CHECK_STR(h->done, "upgraded");
+    static const char *const want[] = {
+        "AT+GMR", "AT^FOTACFG=\"1234\",\"\",\"\",2", "AT^FOTAMODE=0,0,1,1", "AT^FOTASTATE?",
+        "AT^FOTADET", "AT^FOTADL=1", "AT^FOTADLQ", "AT+GMR"};
+    expect_sent(h, want, sizeof want / sizeof want[0]);
+    CHECK_INT(h_sent_count(h, "AT^FWUP"), 0);
+    CHECK(h->journals >= 4, "journal at phase changes (%d)", h->journals);
+    CHECK_INT(h->violations, 0);
+}
+
+/* The default configuration adds ATI, AT+CGSN, AT+CPIN?, AT+CREG?, AT+CGREG?; with
+ * automatic upgrade off the FSM sends AT^FWUP itself, once. */
+static void test_full_flow_fwup(void)
+{
+    hf_fota_config c = full_cfg(0);
+    harness *h = &H;
+    h_init(h, &c);
+    h->m.auto_upgrade = 0;
+    strcpy(h->m.version, "12.105.29.00.00");
+    strcpy(h->m.offer, "12.105.30.00.00");
+    h_start(h);
+    h_run(h, -1, 500);
+    static const char *const want_head[] = {"ATI", "AT+CGSN", "AT+CPIN?", "AT+CREG?",
+                                            "AT+CGREG?", "AT^FOTACFG=\"1234\",\"\",\"\",2",
+                                            "AT^FOTAMODE=0,0,0,1", "AT^FOTASTATE?",
+                                            "AT^FOTADET", "AT^FOTADL=1"};
+    int head = h->nsent >= 10;
+    for (size_t i = 0; head && i < 10; i++)
+        head = strcmp(h->sent[i], want_head[i]) == 0;
+    CHECK(head, "full flow head");
+    CHECK_STR(h->done, "upgraded");
+    CHECK_INT(h_sent_count(h, "AT^FWUP"), 1);
+    CHECK_INT(h->m.fwup_count, 1);
+    CHECK_INT(h->decisions_up, 1);
+    /* AT^FWUP is preceded by a fresh AT^FOTASTATE? and, after the reset, IMEI + version */
+    size_t i = 0;
+    while (i < h->nsent && strcmp(h->sent[i], "AT^FWUP"))
+        i++;
+    CHECK(i > 0 && !strcmp(h->sent[i - 1], "AT^FOTASTATE?"), "state read before FWUP");
+    CHECK(i + 2 < h->nsent && !strcmp(h->sent[i + 1], "AT+CGSN") &&
+          !strcmp(h->sent[i + 2], "AT+GMR"), "verify after reset");
+    CHECK_INT(h->progress_over, 0);
+    CHECK_INT(h->violations, 0);
+    if (strcmp(h->done, "upgraded"))
+        h_dump(h);
+}
+
+typedef struct scenario {
+    const char *name;
+    void (*setup)(harness *h, hf_fota_config *c);
+    const char *failed;      /* expected failure code, or NULL */
+    const char *done;        /* expected outcome, or NULL */
+    const char *msg_has;     /* substring of the failure message / notice */
+    long module_code;        /* expected module code, or -2 to skip */
+} scenario;
+
+static void s_none(harness *h, hf_fota_config *c) { (void)h; (void)c; }
+static void s_no_new(harness *h, hf_fota_config *c) { (void)c; h->m.detect_result = 14; }
+static void s_det13(harness *h, hf_fota_config *c) { (void)c; h->m.detect_result = 13; }
+static void s_silent(harness *h, hf_fota_config *c) { (void)c; h->m.detect_result = 10; }
+static void s_dlfail(harness *h, hf_fota_config *c) { (void)c; h->m.dl_fail = 1; }
+static void s_upfail(harness *h, hf_fota_config *c) { (void)c; h->m.upgrade_ok = 0; }
+static void s_collision(harness *h, hf_fota_config *c) { (void)c; h->m.collision = 1; }
+static void s_pin(harness *h, hf_fota_config *c) { c->check_prereq = 1; h->m.sim_pin = 1; }
+static void s_unreg(harness *h, hf_fota_config *c) { c->check_prereq = 1; h->m.unregistered = 1; }
+static void s_older(harness *h, hf_fota_config *c) { (void)c; strcpy(h->m.offer, "12.815.01.02.00"); }
+static void s_same_forced(harness *h, hf_fota_config *c)
+{
+    c->force = 1;
+    h->force = 1;
+    strcpy(h->m.offer, "12.815.01.03.01");
+}
+static void s_reject(harness *h, hf_fota_config *c) { (void)c; h->on_download = HF_DEC_REJECT; }
+static void s_defer(harness *h, hf_fota_config *c) { (void)c; h->on_download = HF_DEC_DEFER; }
+static void s_defer_up(harness *h, hf_fota_config *c)
+{
+    c->mode.auto_upgrade = 0;
+    h->m.auto_upgrade = 0;
+    h->on_upgrade = HF_DEC_DEFER;
+}
+static void s_quiet(harness *h, hf_fota_config *c) { (void)c; h->m.urc_quiet = 1; }
+static void s_model_low(harness *h, hf_fota_config *c)
+{
+    c->skip_model_check = 0;
+    strcpy(h->m.version, "12.100.00.00.00");
+}
+
+static const scenario scenarios[] = {
+    {"seed via module", s_none, NULL, "upgraded", NULL, -2},
+    {"no new version", s_no_new, NULL, "no_new_version", NULL, -2},
+    {"detection failure 13", s_det13, "EDETECT", NULL, "DNS", 20},
+    {"silent detection failure", s_silent, "EDETECT", NULL, "11 -> 10", -2},
+    {"download failure 20", s_dlfail, "EDOWNLOAD", NULL, "MD5 check failed", 52},
+    {"upgrade failure after reset", s_upfail, "EUPGRADE", NULL, "expected 12.815.01.04.00", 10},
+    {"collision", s_collision, "ECOLLISION", NULL, "bring the WAN interface down", -2},
+    {"SIM PIN", s_pin, "ESIM", NULL, "PIN", -2},
+    {"not registered", s_unreg, "ENOTREG", NULL, "searching", 2},
+    {"older offer refused", s_older, NULL, "not_newer", NULL, -2},
+    {"forced", s_same_forced, NULL, "upgraded", NULL, -2},
+    {"policy rejects", s_reject, NULL, "rejected", NULL, -2},
+    {"policy defers download", s_defer, NULL, "deferred", NULL, -2},
+    {"policy defers upgrade", s_defer_up, NULL, "deferred", NULL, -2},
+    {"URCs silenced (AT^CURC=0): polling", s_quiet, NULL, "upgraded", NULL, -2},
+    {"firmware below the table minimum", s_model_low, "EUNSUPPORTED", NULL, "minimum", -2},
+};
+
+static void test_scenarios(void)
+{
+    for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
+        const scenario *s = &scenarios[i];
+        hf_fota_config c = seed_cfg();
+        harness *h = &H;
+        sim m0;
+        sim_init(&m0);
+        h_init(h, &c);
+        s->setup(h, &c);
+        sim keep = h->m;
+        int force = h->force;
+        hf_fota_decision d1 = h->on_download, d2 = h->on_upgrade;
+        h_init(h, &c);            /* again, with the adjusted config */
+        h->m = keep;
+        h->force = force;
+        h->on_download = d1;
+        h->on_upgrade = d2;
+        h_start(h);
+        h_run(h, -1, 2000);
+        int ok = hf_fota_terminal(&h->f);
+        if (s->failed)
+            ok = ok && !strcmp(h->failed, s->failed);
+        if (s->done)
+            ok = ok && !strcmp(h->done, s->done) && !h->failed[0];
+        if (s->msg_has && s->failed)
+            ok = ok && strstr(h->failed_msg, s->msg_has);
+        if (s->module_code != -2)
+            ok = ok && h->failed_module_code == s->module_code;
+        CHECK(ok, "scenario \"%s\"", s->name);
+        if (!ok)
+            h_dump(h);
+        CHECK_INT(h->violations, 0);
+        CHECK_INT(h->progress_over, 0);
+        if (!strcmp(s->name, "older offer refused") || !strcmp(s->name, "policy rejects"))
+            CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 1);
+        if (!strcmp(s->name, "URCs silenced (AT^CURC=0): polling"))
+            CHECK(h_sent_count(h, "AT^FOTASTATE?") > 2, "state polled");
+    }
+}
+
+static void test_pause_resume(void)
+{
+    hf_fota_config c = seed_cfg();
+    harness *h = &H;
+    h_init(h, &c);
+    h_start(h);
+    h_run(h, HF_PH_DOWNLOAD, 100);
+    h_run(h, -1, 3);                  /* AT^FOTADL=1 answered, 30 seen */
+    CHECK_INT(h->f.phase, HF_PH_DOWNLOAD);
+    h_simple(h, HF_EV_PAUSE);
+    h_run(h, HF_PH_PAUSED, 20);
+    CHECK_INT(h->f.phase, HF_PH_PAUSED);
+    CHECK_INT(h_sent_count(h, "AT^FOTADL=2"), 1);
+    int sent = (int)h->nsent;
+    h->now += 100;
+    h_timer(h);                       /* no polling while paused */
+    CHECK_INT((int)h->nsent, sent);
+    h_simple(h, HF_EV_RESUME);
+    CHECK_STR(h->pend, "AT^FOTADL=1");
+    h_run(h, -1, 500);
+    CHECK_STR(h->done, "upgraded");
+    CHECK_INT(h->violations, 0);
+}
+
+static void power_loss(int resume, int *fotadet, char *done, size_t cap, int *notices)
+{
+    hf_fota_config c = seed_cfg();
+    c.mode.resume = resume;
+    harness *h = &H;
+    h_init(h, &c);
+    h->m.resume = resume;
+    h_start(h);
+    h_run(h, HF_PH_DOWNLOAD, 100);
+    h_run(h, -1, 4);                  /* some progress */
+    CHECK_INT(h->f.phase, HF_PH_DOWNLOAD);
+    h->m.port_up = 0;
+    h_simple(h, HF_EV_PORT_LOST);     /* power loss */
+    CHECK_INT(h->f.phase, HF_PH_RECOVER);
+    CHECK_INT(h->reopen, 1);
+    h_run(h, -1, 1000);
+    *fotadet = h_sent_count(h, "AT^FOTADET");
+    hf_strlcpy(done, cap, h->done);
+    *notices = h->notices;
+    CHECK_INT(h->violations, 0);
+}
+
+static void test_power_loss(void)
+{
+    int det, notices;
+    char done[24];
+    power_loss(1, &det, done, sizeof done, &notices);
+    CHECK_STR(done, "upgraded");
+    CHECK_INT(det, 1);                /* resumed from 31, not re-detected */
+    power_loss(0, &det, done, sizeof done, &notices);
+    CHECK_STR(done, "upgraded");
+    CHECK_INT(det, 2);                /* restarted from zero: detect again */
+    CHECK(notices >= 1, "restart from zero reported");
+}
+
+static void test_reboot_timeout(void)
+{
+    hf_fota_config c = seed_cfg();
+    c.reboot_timeout = 180;
+    harness *h = &H;
+    h_init(h, &c);
+    h_start(h);
+    h_run(h, HF_PH_REBOOT, 500);
+    h_simple(h, HF_EV_PORT_LOST);
+    CHECK_INT(h->reopen, 1);
+    double t0 = h->now;
+    h->now += 100;
+    h_simple(h, HF_EV_TIMER);         /* early: nothing */
+    CHECK_INT(h->f.phase, HF_PH_REBOOT);
+    h->now = t0 + 181;
+    h_simple(h, HF_EV_TIMER);
+    CHECK_STR(h->failed, "ETIMEDOUT");
+    CHECK(strstr(h->failed_msg, "did not come back") != NULL, "message");
+    /* port back late but within the timeout: verified */
+    h_init(h, &c);
+    h_start(h);
+    h_run(h, HF_PH_REBOOT, 500);
+    h->m.port_up = 0;
+    h_simple(h, HF_EV_PORT_LOST);
+    h->now += 170;
+    h_simple(h, HF_EV_TIMER);
+    sim_reset(&h->m);
+    h->reopen = 0;
+    h_simple(h, HF_EV_PORT_BACK);
+    h_run(h, -1, 50);
+    CHECK_STR(h->done, "upgraded");
+}
+
+static void test_timeouts_and_config(void)
+{
+    hf_fota_config c = seed_cfg();
+    harness *h = &H;
+    h_init(h, &c);
+    h_start(h);
+    for (int i = 0; i < 3; i++) {
+        CHECK_STR(h->pend, "AT+GMR");
+        h_result(h, HF_FF_TIMEOUT, -1, NULL, NULL, 0);
+    }
+    CHECK_STR(h->failed, "ETIMEDOUT");
+    CHECK_INT(h_sent_count(h, "AT+GMR"), 3);
+
+    /* AT^FWUP unanswered: never resent, the FSM waits for the reset */
+    c = full_cfg(0);
+    h_init(h, &c);
+    h->m.auto_upgrade = 0;
+    strcpy(h->m.version, "12.105.29.00.00");
+    strcpy(h->m.offer, "12.105.30.00.00");
+    h_start(h);
+    for (int i = 0; i < 500 && strcmp(h->pend, "AT^FWUP"); i++)
+        h_run(h, -1, 1);
+    CHECK_STR(h->pend, "AT^FWUP");
+    h_result(h, HF_FF_TIMEOUT, -1, NULL, NULL, 0);
+    CHECK_INT(h->f.phase, HF_PH_REBOOT);
+    h->m.state = 50;
+    h_run(h, -1, 500);
+    CHECK_INT(h_sent_count(h, "AT^FWUP"), 1);
+    CHECK_STR(h->done, "upgraded");
+    /* "previous command not complete": retried after a delay, bounded */
+    c = seed_cfg();
+    h_init(h, &c);
+    h_start(h);
+    h_result(h, HF_FF_CME, -1, "Previous command is not complete", NULL, 0);
+    CHECK_INT(h->pending, 0);
+    h_timer(h);
+    CHECK_STR(h->pend, "AT+GMR");
+    h_ok(h, "12.815.01.03.00", NULL);
+    CHECK(h->pending && strstr(h->pend, "FOTACFG"), "continues");
+
+    /* parameters that would end up in AT commands */
+    static const char *bad[] = {"a\"b", "a;b", "a\rb", "a\nb", "a\x01b"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hf_fota_config b = seed_cfg();
+        hf_error e;
+        hf_fota f;
+        hf_strlcpy(b.user, sizeof b.user, bad[i]);
+        hf_error_clear(&e);
+        CHECK(hf_fota_init(&f, &b, &e) == -1 && e.code && !strcmp(e.code, "EINVAL"),
+              "accepted user %zu", i);
+    }
+    hf_fota_config b = seed_cfg();
+    hf_fota f;
+    b.auth = 3;
+    CHECK_INT(hf_fota_init(&f, &b, NULL), -1);
+    b = seed_cfg();
+    b.reboot_timeout = -1;
+    CHECK_INT(hf_fota_init(&f, &b, NULL), -1);
+    /* one operation at a time */
+    c = seed_cfg();
+    h_init(h, &c);
+    h_start(h);
+    int n = (int)h->nsent;
+    h_start(h);
+    CHECK_INT((int)h->nsent, n);
+    CHECK_INT(h->f.phase, HF_PH_PROBE);
+}
+
+/* Poll intervals, backoff, the 30 s resume limit, stall and detection deadlines. */
+static void test_polling(void)
+{
+    hf_fota_config c = seed_cfg();
+    harness *h = &H;
+    h_init(h, &c);
+    h_start(h);
+    h_run(h, HF_PH_DOWNLOAD, 100);
+    CHECK_STR(h->pend, "AT^FOTADL=1");
+    h_ok(h, NULL, NULL);
+    h_urc(h, "^FOTASTATE: 30");
+    CHECK_INT(h->f.phase, HF_PH_DOWNLOAD);
+    double t = h->now;
+    CHECK(h->timer > t && h->timer <= t + 3.01, "3 s poll while downloading");
+    h_timer(h);
+    CHECK_STR(h->pend, "AT^FOTADLQ");
+    h_ok(h, "^FOTADLQ: 1,\"IMAGE\",100,1324", NULL);
+    t = h->now;
+    CHECK(h->timer <= t + 3.01, "progress: stay at 3 s");
+    h_timer(h);
+    h_ok(h, "^FOTADLQ: 1,\"IMAGE\",100,1324", NULL);
+    t = h->now;
+    CHECK(h->timer > t + 4.9 && h->timer <= t + 5.01, "no change: back off to 5 s (%.1f)",
+          h->timer - t);
+    /* 31 without a pause request: AT^FOTADL=1 at most every 30 s */
+    h->now += 40;
+    h_urc(h, "^FOTASTATE: 31");
+    CHECK_STR(h->pend, "AT^FOTADL=1");
+    double first = h->now;
+    h_ok(h, NULL, NULL);
+    h->now += 1;
+    h_urc(h, "^FOTASTATE: 31");
+    CHECK_INT(h->pending, 0);               /* too soon */
+    int resumes = h_sent_count(h, "AT^FOTADL=1");
+    for (int i = 0; i < 40 && h->now < first + 29; i++) {
+        h_timer(h);
+        if (h->pending) {
+            CHECK(strcmp(h->pend, "AT^FOTADL=1") != 0 || h->now >= first + 30, "resume too soon");
+            h_ok(h, "^FOTASTATE: 31", NULL);
+        }
+    }
+    CHECK(h_sent_count(h, "AT^FOTADL=1") <= resumes + 1, "resumed again only after 30 s");
+    /* stall: no progress for stall_timeout */
+    c = seed_cfg();
+    c.stall_timeout = 60;
+    h_init(h, &c);
+    h_start(h);
+    h_run(h, HF_PH_DOWNLOAD, 100);
+    h_run(h, -1, 2);
+    for (int i = 0; i < 40 && !hf_fota_terminal(&h->f); i++) {
+        h_timer(h);
+        if (h->pending && !strcmp(h->pend, "AT^FOTADLQ"))
+            h_ok(h, "^FOTADLQ: 1,\"IMAGE\",5,1324", NULL);
+        else if (h->pending)
+            h_ok(h, "^FOTASTATE: 30", NULL);
+    }
+    CHECK_STR(h->failed, "ESTALLED");
+    /* detection never answered */
+    c = seed_cfg();
+    c.detect_timeout = 20;
+    h_init(h, &c);
+    h_start(h);
+    h_run(h, HF_PH_DETECT, 100);
+    h_ok(h, NULL, NULL);                    /* AT^FOTADET OK, then silence */
+    for (int i = 0; i < 20 && !hf_fota_terminal(&h->f); i++) {
+        h_timer(h);
+        if (h->pending)
+            h_ok(h, "^FOTASTATE: 11", NULL);
+    }
+    CHECK_STR(h->failed, "ETIMEDOUT");
+    /* a URC slipped into the AT^FOTASTATE? answer: the last line counts */
+    c = seed_cfg();
+    h_init(h, &c);
+    h_start(h);
+    h_ok(h, "12.815.01.03.00", NULL);
+    h_ok(h, NULL, NULL);
+    h_ok(h, NULL, NULL);
+    CHECK_STR(h->pend, "AT^FOTASTATE?");
+    h_ok(h, "^FOTASTATE: 14", "^FOTASTATE: 10");
+    CHECK_STR(h->pend, "AT^FOTADET");
+}
+
+static void test_send_shapes(void)
+{
+    hf_fota_config c = seed_cfg();
+    harness *h = &H;
+    h_init(h, &c);
+    h_start(h);
+    h_ok(h, "12.815.01.03.00", NULL);
+    h_ok(h, NULL, NULL);
+    hf_fota_event ev = {.kind = HF_EV_RESULT, .id = h->pend_id, .final = HF_FF_OK};
+    h->pending = 0;
+    h->now += 1;
+    ev.now = h->now;
+    hf_fota_feed(&h->f, &ev, &h->a);
+    const hf_fota_action *send = NULL;
+    for (size_t i = 0; i < h->a.n; i++)
+        if (h->a.a[i].kind == HF_ACT_SEND)
+            send = &h->a.a[i];
+    CHECK(send && !strcmp(send->text, "AT^FOTASTATE?"), "state query");
+    CHECK(send && send->expect == HF_FOTA_EXPECT_PREFIX && send->prefix &&
+          !strcmp(send->prefix, "^FOTASTATE:"), "prefix for the engine");
+    /* a result for another command (stale id) is ignored */
+    unsigned long id = send ? send->id : 0;
+    hf_fota_event stale = {.kind = HF_EV_RESULT, .id = id + 100, .final = HF_FF_OK, .now = h->now};
+    CHECK_INT(hf_fota_feed(&h->f, &stale, &h->a), 0);
+    CHECK_INT(h->f.cmd, HF_CMD_STATE);
+}
+
+/* ---- every (phase, event) pair -------------------------------------------------------- */
+
+/* Drive a fresh FSM into phase p. Returns 0 when reached. */
+static int reach(harness *h, hf_fota_phase p)
+{
+    hf_fota_config c = seed_cfg();
+    if (p == HF_PH_PREPARE)
+        c.check_prereq = 1;
+    if (p == HF_PH_DECIDE_UPGRADE || p == HF_PH_UPGRADE)
+        c.mode.auto_upgrade = 0;
+    h_init(h, &c);
+    if (p == HF_PH_DECIDE_UPGRADE || p == HF_PH_UPGRADE)
+        h->m.auto_upgrade = 0;
+    if (p == HF_PH_IDLE)
+        return 0;
+    h_start(h);
+    switch (p) {
+    case HF_PH_DISCARD: h->on_download = HF_DEC_REJECT; break;
+    case HF_PH_DETECT: h->m.urc_quiet = 1; break;
+    default: break;
+    }
+    hf_fota_phase via = p;
+    if (p == HF_PH_PAUSED || p == HF_PH_RECOVER)
+        via = HF_PH_DOWNLOAD;
+    if (p == HF_PH_FAILED) {
+        h_simple(h, HF_EV_CANCEL);
+        return h->f.phase == p ? 0 : -1;
+    }
+    h_run(h, (int)via, 2000);
+    if (p == HF_PH_PAUSED) {
+        h_run(h, -1, 2);
+        h_simple(h, HF_EV_PAUSE);
+        h_run(h, (int)p, 20);
+    } else if (p == HF_PH_RECOVER) {
+        h_simple(h, HF_EV_PORT_LOST);
+    }
+    return h->f.phase == p ? 0 : -1;
+}
+
+/* Event variants for a kind: n-th variant (returns 0 when there is no such variant). */
+static int make_event(harness *h, hf_fota_event_kind k, int v, hf_fota_event *ev,
+                      const char **lines, size_t *lens)
+{
+    static const char *states[] = {"^FOTASTATE: 10", "^FOTASTATE: 11",
+        "^FOTASTATE: 12,12.815.01.04.00,79114,\"x\"", "^FOTASTATE: 13,20", "^FOTASTATE: 14",
+        "^FOTASTATE: 20,52", "^FOTASTATE: 30", "^FOTASTATE: 31", "^FOTASTATE: 40",
+        "^FOTASTATE: 50", "^FOTASTATE: 90", "^FOTASTATE: 80", "^FOTASTATE: garbage",
+        "^RSSI: 20", "^FOTASTATE: 12"};
+    memset(ev, 0, sizeof *ev);
+    ev->kind = k;
+    switch (k) {
+    case HF_EV_RESULT: {
+        static const hf_fota_final fins[] = {HF_FF_OK, HF_FF_OK, HF_FF_OK, HF_FF_ERROR,
+                                             HF_FF_CME, HF_FF_CME, HF_FF_TIMEOUT,
+                                             HF_FF_PORTLOST, HF_FF_CANCELLED, HF_FF_OK};
+        if (v >= 10)
+            return 0;
+        ev->final = fins[v];
+        ev->id = v == 9 ? 999999 : h->pend_id;     /* 9: a stale id */
+        ev->text = v == 5 ? "FOTA is in collision state" : "SIM PIN required";
+        ev->text_len = strlen(ev->text);
+        if (v == 1) {
+            lines[0] = "^FOTASTATE: 40";
+            lines[1] = "^FOTADLQ: 1,\"IMAGE\",1324,1324";
+        } else {
+            lines[0] = "12.815.01.04.00";
+            lines[1] = "^FOTASTATE: 90";
+        }
+        lens[0] = strlen(lines[0]);
+        lens[1] = strlen(lines[1]);
+        ev->lines = lines;
+        ev->line_lens = lens;
+        ev->nlines = v == 2 ? 0 : 2;
+        return 1;
+    }
+    case HF_EV_URC:
+        if (v >= (int)(sizeof states / sizeof states[0]))
+            return 0;
+        ev->line = states[v];
+        ev->line_len = strlen(states[v]);
+        return 1;
+    case HF_EV_STATE: {
+        static hf_fotastate st;
+        if (v >= (int)(sizeof states / sizeof states[0]) ||
+            hf_parse_fotastate(states[v], strlen(states[v]), &st, NULL) < 0)
+            return v < (int)(sizeof states / sizeof states[0]) ? 2 : 0;
+        ev->state = &st;
+        return 1;
+    }
+    case HF_EV_PROGRESS: {
+        static hf_fotadlq files[2] = {{1, "IMAGE", 1324, 1324}, {2, "XNV", 90000, 77778}};
+        if (v >= 2)
+            return 0;
+        ev->files = files;
+        ev->nfiles = v ? 2 : 1;
+        return 1;
+    }
+    case HF_EV_DECISION:
+        if (v >= 5)
+            return 0;
+        ev->decision = (hf_fota_decision)(v);   /* 0 is invalid on purpose */
+        return 1;
+    case HF_EV_TIMER:
+        if (v >= 3)
+            return 0;
+        ev->now = v == 0 ? h->now : v == 1 ? h->timer : h->now + 1e6;
+        return 1;
+    default:
+        return v == 0;
+    }
+}
+
+static void test_cross_product(void)
+{
+    harness *h = &H;
+    int pairs = 0, reached = 0;
+    for (int p = 0; p < HF_PH_COUNT; p++) {
+        if (reach(h, (hf_fota_phase)p) < 0) {
+            CHECK(0, "could not reach phase %s", hf_fota_phase_name((hf_fota_phase)p));
+            continue;
+        }
+        reached++;
+        for (int k = HF_EV_RESULT; k < HF_EV_COUNT; k++) {
+            for (int v = 0;; v++) {
+                reach(h, (hf_fota_phase)p);
+                const char *lines[2];
+                size_t lens[2];
+                hf_fota_event ev;
+                int r = make_event(h, (hf_fota_event_kind)k, v, &ev, lines, lens);
+                if (!r)
+                    break;
+                if (r == 2)
+                    continue;
+                if (k == HF_EV_TIMER && v == 1 && h->timer < 0)
+                    continue;
+                double t = ev.now;
+                if (k == HF_EV_URC)
+                    h_note_state_line(h, ev.line);
+                if (k == HF_EV_STATE)
+                    h_note_state(h, ev.state);
+                if (k == HF_EV_RESULT) {
+                    for (size_t i = 0; i < ev.nlines; i++)
+                        h_note_state_line(h, lines[i]);
+                    if (!h->pending)
+                        ev.id = 0;
+                }
+                h->last_kind = ev.kind;
+                if (k == HF_EV_PORT_LOST || (k == HF_EV_RESULT && ev.id == h->pend_id))
+                    h->pending = 0;
+                ev.now = t ? t : h->now;
+                hf_fota_feed(&h->f, &ev, &h->a);
+                h_actions(h);
+                pairs++;
+                EXPECT((unsigned)h->f.phase < HF_PH_COUNT, "phase in range");
+                /* and the machine still runs to an end with the module */
+                h->auto_decide = 1;
+                h_run(h, -1, 3000);
+                EXPECT(hf_fota_terminal(&h->f) || h->f.phase == HF_PH_PAUSED ||
+                      h->f.phase == HF_PH_IDLE || h->f.phase == HF_PH_DOWNLOADED ||
+                      h->f.phase == HF_PH_DECIDE_UPGRADE || h->f.phase == HF_PH_REBOOT ||
+                      h->f.phase == HF_PH_RECOVER || h->f.phase == HF_PH_DOWNLOAD ||
+                      h->f.phase == HF_PH_DECIDE_DOWNLOAD || h->f.phase == HF_PH_VERIFY,
+                      "phase %s event %d/%d ends in %s", hf_fota_phase_name((hf_fota_phase)p),
+                      k, v, hf_fota_phase_name(h->f.phase));
+                EXPECT(h->violations == 0, "violations");
+                EXPECT(h->m.fwup_count <= 1, "module got AT^FWUP %d times", h->m.fwup_count);
+            }
+        }
+    }
+    CHECK_INT(reached, HF_PH_COUNT);
+    CHECK(pairs > 400, "pairs exercised: %d", pairs);
+}
+
+/* Specific expected transitions for the meaningful pairs. */
+static void test_transitions(void)
+{
+    static const struct {
+        hf_fota_phase from;
+        const char *urc;            /* ^FOTASTATE line, or NULL */
+        hf_fota_event_kind kind;    /* when urc is NULL */
+        int decision;
+        hf_fota_phase to;
+        const char *failed;
+    } t[] = {
+        {HF_PH_DETECT, "^FOTASTATE: 11", 0, 0, HF_PH_DETECT, NULL},
+        {HF_PH_DETECT, "^FOTASTATE: 12,12.815.01.04.00,1,\"d\"", 0, 0, HF_PH_DECIDE_DOWNLOAD, NULL},
+        {HF_PH_DETECT, "^FOTASTATE: 14", 0, 0, HF_PH_DONE, NULL},
+        {HF_PH_DETECT, "^FOTASTATE: 13,52", 0, 0, HF_PH_FAILED, "EDETECT"},
+        {HF_PH_DETECT, NULL, HF_EV_CANCEL, 0, HF_PH_FAILED, "ECANCELED"},
+        {HF_PH_DETECT, NULL, HF_EV_PORT_LOST, 0, HF_PH_FAILED, "EPORTLOST"},
+        {HF_PH_DECIDE_DOWNLOAD, NULL, HF_EV_DECISION, HF_DEC_DOWNLOAD, HF_PH_DOWNLOAD, NULL},
+        {HF_PH_DECIDE_DOWNLOAD, NULL, HF_EV_DECISION, HF_DEC_DEFER, HF_PH_DONE, NULL},
+        {HF_PH_DECIDE_DOWNLOAD, NULL, HF_EV_DECISION, HF_DEC_REJECT, HF_PH_DISCARD, NULL},
+        {HF_PH_DECIDE_DOWNLOAD, NULL, HF_EV_DECISION, HF_DEC_UPGRADE, HF_PH_DECIDE_DOWNLOAD, NULL},
+        {HF_PH_DECIDE_DOWNLOAD, "^FOTASTATE: 30", 0, 0, HF_PH_DOWNLOAD, NULL},
+        {HF_PH_DOWNLOAD, "^FOTASTATE: 40", 0, 0, HF_PH_DOWNLOADED, NULL},
+        {HF_PH_DOWNLOAD, "^FOTASTATE: 20,52", 0, 0, HF_PH_FAILED, "EDOWNLOAD"},
+        {HF_PH_DOWNLOAD, "^FOTASTATE: 50", 0, 0, HF_PH_REBOOT, NULL},
+        {HF_PH_DOWNLOAD, NULL, HF_EV_PORT_LOST, 0, HF_PH_RECOVER, NULL},
+        {HF_PH_DOWNLOAD, NULL, HF_EV_CANCEL, 0, HF_PH_DISCARD, NULL},
+        {HF_PH_PAUSED, NULL, HF_EV_RESUME, 0, HF_PH_DOWNLOAD, NULL},
+        {HF_PH_PAUSED, NULL, HF_EV_CANCEL, 0, HF_PH_DISCARD, NULL},
+        {HF_PH_DOWNLOADED, "^FOTASTATE: 50", 0, 0, HF_PH_REBOOT, NULL},
+        {HF_PH_DOWNLOADED, NULL, HF_EV_PORT_LOST, 0, HF_PH_REBOOT, NULL},
+        {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_DECISION, HF_DEC_UPGRADE, HF_PH_UPGRADE, NULL},
+        {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_DECISION, HF_DEC_DEFER, HF_PH_DONE, NULL},
+        {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_DECISION, HF_DEC_DOWNLOAD, HF_PH_DECIDE_UPGRADE, NULL},
+        {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_CANCEL, 0, HF_PH_FAILED, "ECANCELED"},
+        {HF_PH_REBOOT, NULL, HF_EV_CANCEL, 0, HF_PH_REBOOT, NULL},
+        {HF_PH_REBOOT, NULL, HF_EV_PORT_BACK, 0, HF_PH_REBOOT, NULL},   /* port never lost */
+        {HF_PH_REBOOT, "^FOTASTATE: 90", 0, 0, HF_PH_VERIFY, NULL},
+        {HF_PH_RECOVER, NULL, HF_EV_PORT_BACK, 0, HF_PH_RECOVER, NULL}, /* reads the state */
+        {HF_PH_DONE, "^FOTASTATE: 10", 0, 0, HF_PH_DONE, NULL},
+        {HF_PH_FAILED, NULL, HF_EV_PORT_LOST, 0, HF_PH_FAILED, NULL},
+        {HF_PH_PROBE, NULL, HF_EV_CANCEL, 0, HF_PH_FAILED, "ECANCELED"},
+    };
+    harness *h = &H;
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        if (reach(h, t[i].from) < 0) {
+            CHECK(0, "reach %s", hf_fota_phase_name(t[i].from));
+            continue;
+        }
+        h->failed[0] = '\0';
+        if (t[i].urc) {
+            h_urc(h, t[i].urc);
+        } else if (t[i].kind == HF_EV_DECISION) {
+            h_decide(h, (hf_fota_decision)t[i].decision);
+        } else {
+            h_simple(h, t[i].kind);
+        }
+        CHECK(h->f.phase == t[i].to, "case %zu: %s -> %s, want %s", i,
+              hf_fota_phase_name(t[i].from), hf_fota_phase_name(h->f.phase),
+              hf_fota_phase_name(t[i].to));
+        if (t[i].failed)
+            CHECK_STR(h->failed, t[i].failed);
+    }
+}
+
+/* ---- journal ------------------------------------------------------------------------ */
+
+static harness H2;
+
+/* Stop in phase p, crash (snapshot -> text -> parse), restart a new FSM from the
+ * journal against the same module, and finish. AT^FWUP at most once overall. */
+static void test_restore_every_phase(void)
+{
+    for (int p = HF_PH_PROBE; p < HF_PH_COUNT; p++) {
+        for (int auto_up = 0; auto_up <= 1; auto_up++) {
+            hf_fota_config c = full_cfg(auto_up);
+            c.skip_model_check = 1;
+            harness *h = &H;
+            h_init(h, &c);
+            h->m.auto_upgrade = auto_up;
+            h_start(h);
+            if (p == HF_PH_PAUSED) {
+                h_run(h, HF_PH_DOWNLOAD, 2000);
+                h_run(h, -1, 2);
+                h_simple(h, HF_EV_PAUSE);
+            }
+            if (p == HF_PH_RECOVER) {
+                h_run(h, HF_PH_DOWNLOAD, 2000);
+                h_run(h, -1, 2);
+                h->m.port_up = 0;
+                h_simple(h, HF_EV_PORT_LOST);
+                sim_reset(&h->m);
+            }
+            h_run(h, p, 2000);
+            /* also crash right after AT^FWUP went out, before its answer */
+            if (p == HF_PH_UPGRADE)
+                for (int i = 0; i < 5 && strcmp(h->pend, "AT^FWUP") && !hf_fota_terminal(&h->f); i++)
+                    h_run(h, -1, 1);
+            hf_fota_snapshot snap, back;
+            hf_fota_snapshot_take(&h->f, &snap);
+            char text[HF_JOURNAL_TEXT_MAX];
+            hf_error e;
+            CHECK(hf_journal_format(&snap, text, sizeof text) > 0, "format");
+            CHECK_INT(hf_journal_parse(text, strlen(text), &back, &e), 0);
+            int fw1 = h->m.fwup_count;
+            int was_fwup = snap.fwup_sent;
+            /* the module carries on by itself while the host is down */
+            sim m = h->m;
+            if (h->pending && !strcmp(h->pend, "AT^FWUP") && m.state == 40) {
+                m.fwup_count++;
+                m.state = 50;
+            }
+            if (m.state == 30) {
+                m.state = 40;
+                m.done = m.total;
+            }
+            harness *g = &H2;
+            h_init(g, &c);
+            g->m = m;
+            g->m.port_up = 1;     /* the new host process opens the port */
+            g->m.fwup_count = m.fwup_count;
+            g->image_fwups = was_fwup;
+            hf_strlcpy(g->fed_offer, sizeof g->fed_offer, h->fed_offer);
+            if (p == HF_PH_IDLE)
+                continue;
+            CHECK_INT(hf_fota_restore(&g->f, &back, &e), 0);
+            h_start(g);
+            if (g->m.state == 50) {
+                g->m.port_up = 1;
+            }
+            h_run(g, -1, 3000);
+            CHECK(hf_fota_terminal(&g->f), "restore in %s ends (in %s)",
+                  hf_fota_phase_name((hf_fota_phase)p), hf_fota_phase_name(g->f.phase));
+            CHECK(g->m.fwup_count <= 1, "restore in %s: AT^FWUP %d times",
+                  hf_fota_phase_name((hf_fota_phase)p), g->m.fwup_count);
+            if (was_fwup)
+                CHECK_INT(h_sent_count(g, "AT^FWUP"), 0);
+            if (back.image_verified && m.state == 40)
+                CHECK_INT(h_sent_count(g, "AT^FOTADL=1"), 0);
+            if (p != HF_PH_FAILED && p != HF_PH_DONE && strcmp(g->done, "upgraded") &&
+                strcmp(g->done, "no_new_version")) {
+                CHECK(0, "restore in %s (auto %d): %s/%s", hf_fota_phase_name((hf_fota_phase)p),
+                      auto_up, g->done, g->failed);
+                h_dump(g);
+            }
+            CHECK_INT(g->violations, 0);
+            (void)fw1;
+        }
+    }
+}
+
+static void test_journal_text(void)
+{
+    hf_fota_snapshot s, b;
+    memset(&s, 0, sizeof s);
+    s.version = 1;
+    s.phase = HF_PH_REBOOT;
+    strcpy(s.from_version, "12.815.01.03.00");
+    strcpy(s.target_version, "12.815.01.04.00");
+    s.size = 79114;
+    s.fwup_sent = 1;
+    s.image_verified = 1;
+    s.image_seq = 1;
+    strcpy(s.imei, "351234567890123");
+    s.started_at = 100.5;
+    s.phase_at = 200.25;
+    char t[HF_JOURNAL_TEXT_MAX];
+    hf_error e;
+    int n = hf_journal_format(&s, t, sizeof t);
+    CHECK(n > 0, "format");
+    CHECK_INT(hf_journal_parse(t, (size_t)n, &b, &e), 0);
+    CHECK_STR(b.target_version, "12.815.01.04.00");
+    CHECK_INT(b.fwup_sent, 1);
+    CHECK_INT(b.phase, HF_PH_REBOOT);
+    hf_fota f;
+    hf_fota_config c = seed_cfg();
+    hf_fota_init(&f, &c, NULL);
+    CHECK_INT(hf_fota_restore(&f, &b, &e), 0);
+    /* every truncation and every single-byte change is rejected or still valid */
+    for (int k = 0; k < n; k++)
+        CHECK(hf_journal_parse(t, (size_t)k, &b, &e) == -1, "truncated at %d accepted", k);
+    int accepted = 0;
+    for (int k = 0; k < n; k++) {
+        char m[HF_JOURNAL_TEXT_MAX];
+        memcpy(m, t, (size_t)n);
+        m[k] = m[k] == '1' ? '7' : 'Z';
+        if (hf_journal_parse(m, (size_t)n, &b, &e) == 0) {
+            hf_fota_init(&f, &c, NULL);
+            if (hf_fota_restore(&f, &b, &e) == 0)
+                accepted++;
+        }
+    }
+    CHECK(accepted < 20, "mutations accepted: %d", accepted);
+    /* semantic checks of hf_fota_restore */
+    hf_fota_snapshot bad = s;
+    bad.image_verified = 0;          /* FWUP for an unverified image */
+    hf_fota_init(&f, &c, NULL);
+    CHECK_INT(hf_fota_restore(&f, &bad, &e), -1);
+    bad = s;
+    strcpy(bad.imei, "12ab");
+    CHECK_INT(hf_fota_restore(&f, &bad, &e), -1);
+    bad = s;
+    bad.phase = (hf_fota_phase)99;
+    CHECK_INT(hf_fota_restore(&f, &bad, &e), -1);
+    bad = s;
+    strcpy(bad.target_version, "abc");
+    CHECK_INT(hf_fota_restore(&f, &bad, &e), -1);
+    bad = s;
+    bad.fwup_sent = 2;
+    CHECK_INT(hf_fota_restore(&f, &bad, &e), -1);
+    CHECK_STR(e.code, "EJOURNAL");
+    CHECK_INT(hf_journal_parse("hwfota-journal 2\n", 17, &b, &e), -1);
+}
+
+/* ---- random sequences ---------------------------------------------------------------- */
+
+static unsigned rng_state;
+static unsigned rnd(unsigned n)
+{
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return (rng_state >> 8) % n;
+}
+
+static void test_random(void)
+{
+    harness *h = &H;
+    int sequences = 4000, fwups = 0, dones = 0;
+    rng_state = 20261125;
+    for (int s = 0; s < sequences; s++) {
+        hf_fota_config c = rnd(2) ? seed_cfg() : full_cfg((int)rnd(2));
+        c.skip_model_check = 1;
+        c.force = rnd(8) == 0;
+        h_init(h, &c);
+        h->m.auto_upgrade = c.mode.auto_upgrade;
+        h->m.resume = (int)rnd(2);
+        h->m.upgrade_ok = rnd(4) != 0;
+        h->m.urc_quiet = rnd(5) == 0;
+        if (rnd(4) == 0)
+            strcpy(h->m.offer, rnd(2) ? "12.815.01.03.00" : "12.815.01.02.09");
+        h_start(h);
+        for (int step = 0; step < 300 && !hf_fota_terminal(&h->f); step++) {
+            unsigned r = rnd(100);
+            if (r < 65) {
+                h_run(h, -1, 1);
+                continue;
+            }
+            const char *lines[2];
+            size_t lens[2];
+            hf_fota_event ev;
+            hf_fota_event_kind k = (hf_fota_event_kind)(1 + rnd(HF_EV_COUNT - 1));
+            int v = (int)rnd(16);
+            if (!make_event(h, k, v, &ev, lines, lens) || (ev.kind == HF_EV_STATE && !ev.state))
+                continue;
+            if (k == HF_EV_URC)
+                h_note_state_line(h, ev.line);
+            if (k == HF_EV_STATE)
+                h_note_state(h, ev.state);
+            if (k == HF_EV_RESULT)
+                for (size_t i = 0; i < ev.nlines; i++)
+                    h_note_state_line(h, lines[i]);
+            if (k == HF_EV_PORT_LOST || (k == HF_EV_RESULT && ev.id == h->pend_id))
+                h->pending = 0;
+            if (k == HF_EV_PORT_BACK)
+                h->reopen = 0;
+            h->last_kind = k;
+            h->now += rnd(10);
+            ev.now = k == HF_EV_TIMER ? ev.now : h->now;
+            hf_fota_feed(&h->f, &ev, &h->a);
+            h_actions(h);
+        }
+        fwups += h_sent_count(h, "AT^FWUP");
+        dones += !strcmp(h->done, "upgraded");
+        if (h->violations) {
+            CHECK(0, "sequence %d violated the safety rules", s);
+            h_dump(h);
+            break;
+        }
+    }
+    CHECK(fwups > 50, "random runs sent AT^FWUP %d times (coverage)", fwups);
+    CHECK(dones > 100, "random runs upgraded %d times (coverage)", dones);
+    CHECK(1, "%d random sequences", sequences);
+}
+
+int main(void)
+{
+    CHECK_SUITE("fota_fsm");
+    test_seed_flow();
+    test_full_flow_fwup();
+    test_scenarios();
+    test_pause_resume();
+    test_power_loss();
+    test_reboot_timeout();
+    test_timeouts_and_config();
+    test_polling();
+    test_send_shapes();
+    test_transitions();
+    test_cross_product();
+    test_journal_text();
+    test_restore_every_phase();
+    test_random();
+    return CHECK_END();
+}
