@@ -120,7 +120,8 @@ typedef struct sim_module {
     double busy_until;            /* hang: commands wait until then */
     char held[SIM_INBUF];         /* the command that triggered the hang */
     int have_held;
-    int pending_power, pending_gone; /* state-triggered faults, run at the next tick */
+    int pending_power, pending_gone; /* state/command-triggered faults ... */
+    double pending_at;               /* ... fire then (output drains first) */
     int dl_fail_fired;
 
     unsigned long lines_sent;

@@ -149,12 +149,17 @@ static void cme(sim_module *m, int num, const char *text)
 
 /* ---------------------------------------------------------------- FOTA states */
 
+/* A pty hang-up flushes what the host has not read yet, so a fault that follows
+ * a line we sent (an echo, a URC) waits a little for it to drain. */
+#define FAULT_DRAIN 0.05
+
 static void check_state_triggers(sim_module *m, int st)
 {
     if (m->f.power_loss.kind == TRIG_STATE && !m->f.power_loss.fired && (int)m->f.power_loss.val == st)
         m->pending_power = 1;
     if (m->f.port_gone.kind == TRIG_STATE && !m->f.port_gone.fired && (int)m->f.port_gone.val == st)
         m->pending_gone = 1;
+    if (m->pending_power || m->pending_gone) m->pending_at = sim_now() + FAULT_DRAIN;
     if (m->f.hang.kind == TRIG_STATE && !m->f.hang.fired && (int)m->f.hang.val == st) {
         m->f.hang.fired = 1;
         m->busy_until = sim_now() + SC(m, m->f.hang_for);
@@ -466,12 +471,11 @@ void mod_tick(sim_module *m, double now)
         m->busy_until = now + SC(m, m->f.hang_for);
         sim_log(m->idx, "\"ev\":\"fault\",\"fault\":\"hang\",\"for\":%g", m->f.hang_for);
     }
-    if (m->pending_power) {
-        if (m->mfd >= 0 || m->port_back_at == 0) power_loss(m);
-        else m->pending_power = 0;
+    if ((m->pending_power || m->pending_gone) && now >= m->pending_at) {
+        if (m->pending_power) power_loss(m);
+        else if (m->mfd >= 0) port_gone(m);
+        m->pending_power = m->pending_gone = 0;
     }
-    if (m->pending_gone && m->mfd >= 0) port_gone(m);
-    m->pending_gone = 0;
     if (m->port_back_at > 0 && now >= m->port_back_at) port_back(m, now);
     if (m->post_boot_at > 0 && now >= m->post_boot_at && m->mfd >= 0) post_boot(m);
     if (m->ev != EV_NONE && now >= m->ev_at) fota_event(m, now);
@@ -497,7 +501,7 @@ double mod_next_deadline(const sim_module *m)
 {
     double d = 0, c[10];
     int n = 0;
-    if (m->pending_power || m->pending_gone) return sim_now();
+    if (m->pending_power || m->pending_gone) return m->pending_at;
     if (m->ev != EV_NONE) c[n++] = m->ev_at;
     c[n++] = m->port_back_at;
     c[n++] = m->post_boot_at;
@@ -593,11 +597,15 @@ static void handle_line(sim_module *m, char *line)
     }
     if (m->f.power_loss.kind == TRIG_CMD && !m->f.power_loss.fired &&
         cmd_matches(body, &m->f.power_loss)) {
-        power_loss(m);
+        m->f.power_loss.fired = 1;
+        m->pending_power = 1;
+        m->pending_at = sim_now() + FAULT_DRAIN;
         return;
     }
     if (m->f.port_gone.kind == TRIG_CMD && !m->f.port_gone.fired && cmd_matches(body, &m->f.port_gone)) {
-        port_gone(m);
+        m->f.port_gone.fired = 1;
+        m->pending_gone = 1;
+        m->pending_at = sim_now() + FAULT_DRAIN;
         return;
     }
     execute(m, body);
@@ -605,7 +613,8 @@ static void handle_line(sim_module *m, char *line)
 
 static void process_input(sim_module *m)
 {
-    while (m->busy_until == 0 && m->mfd >= 0) {
+    /* one command at a time; nothing more once power or port is about to go */
+    while (m->busy_until == 0 && m->mfd >= 0 && !m->pending_power && !m->pending_gone) {
         char *cr = memchr(m->in, '\r', m->inlen);
         if (!cr) {
             if (m->inlen == sizeof m->in) { m->inlen = 0; m->in_overflow = 1; }
