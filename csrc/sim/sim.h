@@ -113,7 +113,8 @@ typedef struct sim_module {
     sim_event ev;
     double ev_at;                 /* real time of ev */
     double port_back_at;          /* real time the pty returns (0: not pending) */
-    sim_boot boot_kind;
+    sim_boot boot_kind;           /* what the pty's return means */
+    sim_boot post_kind;           /* what the post-boot step reports */
     int state_at_loss;
     double post_boot_at;          /* real time of the post-boot ^FOTASTATE */
     double noise_at;

@@ -69,7 +69,7 @@ static void send_line(sim_module *m, const char *kind, const char *text, int crc
         out_raw(m, g, sizeof g);
         sim_log(m->idx, "\"ev\":\"fault\",\"fault\":\"garbage\",\"hex\":\"%s\"", hex);
     }
-    char buf[SIM_DESC + 64];
+    char buf[2 * SIM_DESC + 256];
     size_t n;
     if (m->verbose || strcmp(kind, "final") != 0)
         n = (size_t)snprintf(buf, sizeof buf, "%s%s%s", m->verbose ? "\r\n" : "", text,
@@ -258,6 +258,7 @@ static void reset_module(sim_module *m, const char *reason, sim_boot kind)
     m->boot_kind = kind;
     m->port_back_at = m->gone_for_good ? 0 : sim_now() + SC(m, m->cfg->reset_gap);
     m->post_boot_at = 0;
+    m->post_kind = BOOT_NONE;
     m->busy_until = 0;
     m->have_held = 0;
     m->ev = EV_NONE;
@@ -323,7 +324,9 @@ static void port_back(sim_module *m, double now)
     m->port_back_at = 0;
     if (sim_publish(m) < 0) { m->port_back_at = now + 0.5; return; }
     sim_boot kind = m->boot_kind;
-    if (kind == BOOT_PORT_BACK || kind == BOOT_NONE) { m->boot_kind = BOOT_NONE; return; }
+    m->boot_kind = BOOT_NONE;
+    if (kind == BOOT_PORT_BACK || kind == BOOT_NONE) return;
+    m->post_kind = kind;
     if (kind == BOOT_UPGRADE && m->f.upgrade_fail <= 0)
         snprintf(m->version, sizeof m->version, "%s", m->cfg->version_to);
     char jv[128];
@@ -338,9 +341,9 @@ static void port_back(sim_module *m, double now)
 
 static void post_boot(sim_module *m)
 {
-    sim_boot kind = m->boot_kind;
+    sim_boot kind = m->post_kind;
     m->post_boot_at = 0;
-    m->boot_kind = BOOT_NONE;
+    m->post_kind = BOOT_NONE;
     if (kind == BOOT_UPGRADE) {
         m->have_delta = 0;
         m->done = 0;

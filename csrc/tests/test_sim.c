@@ -567,12 +567,17 @@ static void test_download_faults(void)
     /* power loss at a byte, resume on: 31 at boot, then resume and FWUP by hand */
     CHECK(sim_start(&s, 1, "--power-loss", "byte=30000", NULL) == 0, "sim starts");
     port_open(&s, 0);
+    CMD(&s, "AT+CMEE=0", "OK");
+    CMD(&s, "ATE0", "OK");
+    CMD0(&s, "ATE1", "OK");
     to_download(&s, "0,0,0,1");
     CHECK(wait_hup(&s, 3) == 1, "power loss: hang-up");
     CHECK(port_reopen(&s, 0, 3) == 0, "back after power loss");
     CHECK(wait_for(&s, "^BOOT:", 2, NULL, 0) == 1, "^BOOT after power loss");
     CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after boot");
     CHECK_STR(l, "^FOTASTATE: 31");
+    CMD(&s, "AT+CMEE?", "+CMEE: 2", "OK"); /* echo on and CMEE back to default after boot */
+    CMD(&s, "AT^FOTAMODE?", "^FOTAMODE: 0,0,0,1,7", "OK"); /* FOTA settings survive */
     CMD(&s, "AT^FOTADLQ", "^FOTADLQ: 1,\"IMAGE\",1324,1324", "^FOTADLQ: 2,\"XNV\",28676,77790", "OK");
     CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30");
     EXPECT(&s, "^FOTASTATE: 40");
@@ -638,6 +643,32 @@ static void test_download_faults(void)
     CHECK_STR(l, "^FOTASTATE: 80");
     CMD(&s, "AT+GMR", "12.815.01.03.00", "OK");
     CHECK_INT(log_count(&s, "\"fault\":\"lose-state\",\"state\":40"), 1);
+    sim_stop(&s);
+}
+
+static void test_auto(void)
+{
+    sim s;
+    char desc[1400], want[1500], l[4096];
+    for (int i = 0; i < 5; i++) {
+        memset(desc + i * 256, 'a' + i, 255);
+        desc[i * 256 + 255] = ';';
+    }
+    desc[5 * 256 - 1] = '\0';
+    snprintf(want, sizeof want, "^FOTASTATE: 12,12.815.01.04.00,79114,\"%s\"", desc);
+    CHECK(sim_start(&s, 1, "--description", desc, "--name", "ttyHW7", NULL) == 0, "sim starts");
+    CHECK(strstr(s.path[0], "/ttyHW7") != NULL, "--name: %s", s.path[0]);
+    port_open(&s, 0);
+    CMD(&s, "AT^FOTAMODE=0,1,1,1", "OK");
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", want, "^FOTASTATE: 30", "^FOTASTATE: 40",
+        "^FOTASTATE: 50");
+    CHECK(wait_hup(&s, 2) == 1, "automatic upgrade reset");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after upgrade");
+    CHECK_STR(l, "^FOTASTATE: 90");
+    CMD(&s, "ATI", "Manufacturer: Huawei Technologies Co., Ltd.", "Model: MU509-b",
+        "Revision: 12.815.01.04.00", "IMEI: 867530900000009", "+GCAP: +CGSM,+DS,+ES", "OK");
+    CHECK_INT(log_count(&s, "\"dir\":\"rx\""), 3);
     sim_stop(&s);
 }
 
@@ -805,9 +836,9 @@ int main(void)
     }
     double t0 = now_s();
     void (*tests[])(void) = {test_help, test_seed_flow, test_at_basics, test_detect_faults,
-                             test_download_faults, test_port_faults, test_noise, test_many};
+                             test_download_faults, test_auto, test_port_faults, test_noise, test_many};
     const char *names[] = {"help", "seed_flow", "at_basics", "detect_faults", "download_faults",
-                           "port_faults", "noise", "many"};
+                           "auto", "port_faults", "noise", "many"};
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         double t = now_s();
         tests[i]();
