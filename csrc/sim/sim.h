@@ -71,6 +71,7 @@ typedef struct {
     unsigned long seed;
     int unknown_error;            /* 1: unknown commands answer ERROR */
     int cmee_default;
+    int drop_closed;              /* lines sent while no host holds the port are lost */
     char pin[32];
     sim_faults faults;
     int fault_mask_set;
@@ -95,6 +96,8 @@ typedef struct sim_module {
     int mfd, sfd;                 /* pty master and our own slave fd; -1 when gone */
     char pts[64];
     int gone_for_good;
+    int host;                     /* --closed-port drop: a host holds the slave */
+    double host_check_at;         /* ... next look for one */
 
     /* AT settings (reset at boot) */
     int echo, verbose, cmee, curc, creg_n, cgreg_n;
@@ -152,5 +155,7 @@ void mod_input(sim_module *m, const char *buf, size_t n);
 void mod_tick(sim_module *m, double now);     /* run every due timer */
 double mod_next_deadline(const sim_module *m);/* earliest pending real time, or 0 */
 void mod_flush(sim_module *m);                /* write queued output */
+int mod_port_open(const sim_module *m);       /* pty up and (drop mode) held by a host */
+void mod_host_closed(sim_module *m);          /* --closed-port drop: master saw EIO/HUP */
 
 #endif

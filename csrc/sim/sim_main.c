@@ -113,6 +113,14 @@ int sim_publish(sim_module *m)
     }
     m->mfd = mfd;
     m->sfd = sfd; /* kept open: the master never sees EIO while no host holds the port */
+    m->host = 0;
+    m->host_check_at = 0;
+    if (cfg.drop_closed) {
+        /* like a USB port: what is sent while nobody holds it is lost */
+        close(sfd);
+        m->sfd = -1;
+        m->host_check_at = sim_now() + 0.02;
+    }
     snprintf(m->pts, sizeof m->pts, "%s", name);
     m->outlen = 0;
     char jp[2 * PATH_MAX + 300], jt[96];
@@ -206,6 +214,9 @@ static void usage(FILE *o)
 "  --pin PIN              PIN that AT+CPIN=\"PIN\" accepts with --sim-pin (default 1234)\n"
 "  --unknown error|cns    unknown commands answer ERROR or COMMAND NOT SUPPORT (default cns)\n"
 "  --cmee N               AT+CMEE value after boot, 0..2 (default 2)\n"
+"  --closed-port keep|drop  lines sent while no host holds the port: kept in the pty buffer\n"
+"                         and read on the next open (default, deterministic), or lost as on\n"
+"                         a real USB port (URCs missed while closed; poll ^FOTASTATE?)\n"
 "Timeline (model seconds):\n"
 "  --image-size B         size of file 1 \"IMAGE\" (default 1324)\n"
 "  --xnv-size B           size of file 2 \"XNV\" (default 77790; delta = sum = 79114)\n"
@@ -340,6 +351,11 @@ static int apply_option(const char *k, const char *v)
     else if (!strcmp(k, "unknown")) {
         if (v && !strcmp(v, "error")) cfg.unknown_error = 1;
         else if (v && !strcmp(v, "cns")) cfg.unknown_error = 0;
+        else return -1;
+    }
+    else if (!strcmp(k, "closed-port")) {
+        if (v && !strcmp(v, "drop")) cfg.drop_closed = 1;
+        else if (v && !strcmp(v, "keep")) cfg.drop_closed = 0;
         else return -1;
     }
     else if (!strcmp(k, "cmee")) { if (NUM(0, 2)) return -1; cfg.cmee_default = (int)d; }
@@ -546,7 +562,7 @@ int main(int argc, char **argv)
             sim_module *m = &mods[i];
             double d = mod_next_deadline(m);
             if (d > 0 && (next == 0 || d < next)) next = d;
-            if (m->mfd < 0) continue;
+            if (!mod_port_open(m)) continue;
             pfd[n].fd = m->mfd;
             pfd[n].events = POLLIN | (m->outlen ? POLLOUT : 0);
             pfd[n].revents = 0;
@@ -576,6 +592,7 @@ int main(int argc, char **argv)
                 char buf[1024];
                 ssize_t got = read(m->mfd, buf, sizeof buf);
                 if (got > 0) mod_input(m, buf, (size_t)got);
+                else if (cfg.drop_closed && (got == 0 || errno == EIO)) mod_host_closed(m);
                 /* EIO on the master only means no host holds the slave; we keep
                  * our own slave fd open, so this should not spin. */
             }

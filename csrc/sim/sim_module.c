@@ -22,9 +22,36 @@ static long total_size(const sim_module *m) { return m->cfg->image_size + m->cfg
 
 /* ---------------------------------------------------------------- output */
 
+int mod_port_open(const sim_module *m)
+{
+    return m->mfd >= 0 && (!m->cfg->drop_closed || m->host);
+}
+
+void mod_host_closed(sim_module *m)
+{
+    if (!m->host) return;
+    m->host = 0;
+    m->outlen = 0;
+    m->inlen = 0;
+    m->host_check_at = sim_now() + 0.02;
+    sim_log(m->idx, "\"ev\":\"host\",\"what\":\"closed\"");
+}
+
+/* --closed-port drop: has a host opened the slave? (the master reads EIO until then) */
+static void look_for_host(sim_module *m, double now)
+{
+    char buf[1024];
+    ssize_t r = read(m->mfd, buf, sizeof buf);
+    if (r < 0 && errno == EIO) { m->host_check_at = now + 0.02; return; }
+    m->host = 1;
+    m->host_check_at = 0;
+    sim_log(m->idx, "\"ev\":\"host\",\"what\":\"opened\"");
+    if (r > 0) mod_input(m, buf, (size_t)r);
+}
+
 static void out_raw(sim_module *m, const char *b, size_t n)
 {
-    if (m->mfd < 0 || n == 0) return;
+    if (!mod_port_open(m) || n == 0) return;
     if (m->outlen == 0) {
         ssize_t w = write(m->mfd, b, n);
         if (w > 0) { b += w; n -= (size_t)w; }
@@ -53,7 +80,7 @@ static void send_line(sim_module *m, const char *kind, const char *text, int crc
 {
     char j[SIM_DESC * 2 + 64];
     sim_json_str(j, sizeof j, text);
-    if (m->mfd < 0) {
+    if (!mod_port_open(m)) {
         sim_log(m->idx, "\"ev\":\"lost\",\"kind\":\"%s\",\"line\":%s", kind, j);
         return;
     }
@@ -490,11 +517,14 @@ void mod_tick(sim_module *m, double now)
         }
         process_input(m);
     }
+    if (m->cfg->drop_closed && m->mfd >= 0 && !m->host && m->host_check_at > 0 &&
+        now >= m->host_check_at)
+        look_for_host(m, now);
     if (m->cfg->noise > 0) {
         if (m->mfd < 0) m->noise_at = 0;
         else if (m->noise_at == 0) next_noise(m, now);
         else if (now >= m->noise_at) {
-            if (m->curc && m->busy_until == 0) send_noise(m);
+            if (m->curc && m->busy_until == 0 && mod_port_open(m)) send_noise(m);
             next_noise(m, now);
         }
     }
@@ -502,7 +532,7 @@ void mod_tick(sim_module *m, double now)
 
 double mod_next_deadline(const sim_module *m)
 {
-    double d = 0, c[10];
+    double d = 0, c[12];
     int n = 0;
     if (m->pending_power || m->pending_gone) return m->pending_at;
     if (m->ev != EV_NONE) c[n++] = m->ev_at;
@@ -513,6 +543,7 @@ double mod_next_deadline(const sim_module *m)
     c[n++] = trig_time(m, &m->f.power_loss);
     c[n++] = trig_time(m, &m->f.port_gone);
     c[n++] = trig_time(m, &m->f.hang);
+    c[n++] = m->cfg->drop_closed && m->mfd >= 0 && !m->host ? m->host_check_at : 0;
     for (int i = 0; i < n; i++)
         if (c[i] > 0 && (d == 0 || c[i] < d)) d = c[i];
     return d;

@@ -736,6 +736,51 @@ static void test_port_faults(void)
     sim_stop(&s);
 }
 
+/* --closed-port drop: what is sent while no host holds the port is lost */
+static void test_closed_port(void)
+{
+    sim s;
+    char l[4096];
+    CHECK(sim_start(&s, 1, "--closed-port", "drop", NULL) == 0, "sim starts");
+    sleep_s(0.05);
+    CHECK(port_open(&s, 0) == 0, "open");
+    CMD(&s, "AT", "OK");
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11");
+    close(s.fd);
+    s.fd = -1;
+    sleep_s(0.2); /* 12 is sent while the port is closed */
+    CHECK(port_open(&s, 0) == 0, "reopen");
+    CHECK(next_line(&s, l, sizeof l, 0.1) == 0, "nothing stale after reopen (got %s)", l);
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 12", "OK");
+    CHECK_INT(log_count(&s, "\"ev\":\"lost\",\"kind\":\"urc\",\"line\":\"^FOTASTATE: 12,"), 1);
+    CHECK(log_count(&s, "\"ev\":\"host\",\"what\":\"closed\"") == 1, "host close seen");
+    /* the upgrade reset still hangs up the host, and the path returns */
+    CMD(&s, "AT^FOTAMODE=0,1,1,1", "OK");
+    CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30", "^FOTASTATE: 40", "^FOTASTATE: 50");
+    CHECK(wait_hup(&s, 2) == 1, "reset hang-up");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    sleep_s(0.2); /* 90 is sent (or lost, if sent before the open) */
+    while (next_line(&s, l, sizeof l, 0.05) == 1) ;
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 90", "OK");
+    CMD(&s, "AT+GMR", "12.815.01.04.00", "OK");
+    sim_stop(&s);
+}
+
+/* The port disappears during the download: URCs are lost, the module goes on. */
+static void test_gone_during_download(void)
+{
+    sim s;
+    CHECK(sim_start(&s, 1, "--port-gone", "byte=20000", "--port-gone-for", "30", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    to_download(&s, "0,0,0,1");
+    CHECK(wait_hup(&s, 2) == 1, "port gone during download");
+    CHECK(port_reopen(&s, 0, 3) == 0, "port back");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 40", "OK");
+    CHECK_INT(log_count(&s, "\"ev\":\"lost\",\"kind\":\"urc\",\"line\":\"^FOTASTATE: 40\""), 1);
+    CHECK_INT(log_count(&s, "\"ev\":\"boot\""), 1);
+    sim_stop(&s);
+}
+
 static void test_noise(void)
 {
     sim s;
@@ -812,7 +857,7 @@ static void test_help(void)
     CHECK(st == 0, "--help exits 0");
     const char *opts[] = {"--modules", "--dir", "--name", "--log", "--scenario", "--time-scale", "--seed",
                           "--model", "--version-from", "--version-to", "--description", "--imei-base",
-                          "--pin", "--unknown", "--cmee", "--image-size", "--xnv-size", "--rate",
+                          "--pin", "--unknown", "--cmee", "--closed-port", "--image-size", "--xnv-size", "--rate",
                           "--detect-time", "--verify-time", "--upgrade-delay", "--reset-delay",
                           "--reset-gap", "--boot-time", "--noise", "--fault-modules", "--no-new-version",
                           "--detect-fail", "--download-fail", "--download-fail-at", "--power-loss",
@@ -836,9 +881,10 @@ int main(void)
     }
     double t0 = now_s();
     void (*tests[])(void) = {test_help, test_seed_flow, test_at_basics, test_detect_faults,
-                             test_download_faults, test_auto, test_port_faults, test_noise, test_many};
+                             test_download_faults, test_auto, test_port_faults, test_closed_port,
+                             test_gone_during_download, test_noise, test_many};
     const char *names[] = {"help", "seed_flow", "at_basics", "detect_faults", "download_faults",
-                           "auto", "port_faults", "noise", "many"};
+                           "auto", "port_faults", "closed_port", "gone_during_download", "noise", "many"};
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         double t = now_s();
         tests[i]();
