@@ -1,0 +1,161 @@
+/*
+ * sim.h — hwfota-sim, a simulated Huawei MU509/MU609 module (or many) on ptys.
+ *
+ * Independent of hwfota's library on purpose: its own line handling, its own
+ * FOTA state machine, so that a bug in one cannot hide a bug in the other.
+ *
+ * Files: sim_main.c (options, scenario files, poll loop, ptys, log),
+ *        sim_module.c (AT commands, FOTA states, timeline, faults, noise).
+ */
+#ifndef HWFOTA_SIM_H
+#define HWFOTA_SIM_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#define SIM_MAX_MODULES 256
+#define SIM_INBUF 4096
+#define SIM_OUTBUF (256 * 1024)
+#define SIM_STR 256
+#define SIM_DESC 2048
+
+/* When a fault fires. */
+typedef enum { TRIG_NONE = 0, TRIG_BYTE, TRIG_STATE, TRIG_CMD, TRIG_TIME } trig_kind;
+
+typedef struct {
+    trig_kind kind;
+    double val;          /* byte offset, state number or model seconds */
+    char cmd[64];        /* TRIG_CMD: upper-case name ("FOTADL") or full body ("FOTADL=1") */
+    int fired;
+} sim_trigger;
+
+/* Faults one module carries (copied from the configuration). */
+typedef struct {
+    int no_new_version;      /* detection ends in 14 */
+    int detect_fail;         /* detection ends in 13,<code> when > 0 */
+    int download_fail;       /* download ends in 20,<code> when > 0 ... */
+    double download_fail_at; /* ... at this byte */
+    sim_trigger power_loss;
+    int upgrade_fail;        /* state reported after the upgrade reset instead of 90 */
+    sim_trigger port_gone;
+    double port_gone_for;    /* model seconds; < 0: for good */
+    sim_trigger hang;
+    double hang_for;         /* model seconds */
+    int garbage_every;       /* a garbage burst before every Nth line sent */
+    int drop_every;          /* one byte dropped from every Nth line sent */
+    int dup_state;           /* every ^FOTASTATE URC twice */
+    int bad_state;           /* the URC for this state is sent malformed (-1: none) */
+    int lose_state;          /* the URC for this state is not sent (-1: none) */
+    int data_session;        /* a PS data session is up: collision */
+    int sim_pin;             /* SIM PIN required */
+    int not_registered;      /* +CREG: 0,0; detection/download fail with code 11 */
+} sim_faults;
+
+typedef struct {
+    int modules;
+    char dir[PATH_MAX];
+    char name_prefix[64];
+    int name_start;
+    char log_path[PATH_MAX];
+    double time_scale;
+    char model[64];
+    char version_from[64];
+    char version_to[64];
+    char description[SIM_DESC];
+    char manufacturer[128];
+    unsigned long long imei_base; /* 14 digits; module i gets base+i and a Luhn digit */
+    long image_size, xnv_size;
+    double rate;                  /* bytes per model second */
+    double detect_time, verify_time, upgrade_delay, reset_delay, reset_gap, boot_time;
+    double noise;                 /* noise URCs per real second per module */
+    unsigned long seed;
+    int unknown_error;            /* 1: unknown commands answer ERROR */
+    int cmee_default;
+    int drop_closed;              /* lines sent while no host holds the port are lost */
+    char pin[32];
+    sim_faults faults;
+    int fault_mask_set;
+    unsigned char fault_mask[SIM_MAX_MODULES];
+} sim_config;
+
+/* Pending timeline step of the FOTA process. */
+typedef enum {
+    EV_NONE = 0, EV_DETECT_DONE, EV_DL_THRESHOLD, EV_VERIFY_DONE, EV_UPGRADE_START,
+    EV_RESET, EV_AUTO_QUERY
+} sim_event;
+
+typedef enum { BOOT_NONE = 0, BOOT_UPGRADE, BOOT_POWER_LOSS, BOOT_PORT_BACK } sim_boot;
+
+typedef struct sim_module {
+    int idx;
+    const sim_config *cfg;
+    sim_faults f;
+    char path[PATH_MAX + 128];
+    char imei[16];
+    char version[64];
+    int mfd, sfd;                 /* pty master and our own slave fd; -1 when gone */
+    char pts[64];
+    int gone_for_good;
+    int host;                     /* --closed-port drop: a host holds the slave */
+    double host_check_at;         /* ... next look for one */
+
+    /* AT settings (reset at boot) */
+    int echo, verbose, cmee, curc, creg_n, cgreg_n;
+    int sim_locked;
+
+    /* FOTA configuration and state */
+    char apn[SIM_STR], user[SIM_STR], pw[SIM_STR];
+    int auth;
+    int auto_query, auto_dl, auto_up, resume, period;
+    int state;
+    int have_delta;               /* a version was found (12 reached) */
+    double done;                  /* bytes downloaded */
+    double dl_t0, dl_b0;          /* download start time (real) and bytes then */
+    double dl_target;             /* byte the pending EV_DL_THRESHOLD stops at */
+
+    sim_event ev;
+    double ev_at;                 /* real time of ev */
+    double port_back_at;          /* real time the pty returns (0: not pending) */
+    sim_boot boot_kind;           /* what the pty's return means */
+    sim_boot post_kind;           /* what the post-boot step reports */
+    int state_at_loss;
+    double post_boot_at;          /* real time of the post-boot ^FOTASTATE */
+    double noise_at;
+    double busy_until;            /* hang: commands wait until then */
+    char held[SIM_INBUF];         /* the command that triggered the hang */
+    int have_held;
+    int pending_power, pending_gone; /* state/command-triggered faults ... */
+    double pending_at;               /* ... fire then (output drains first) */
+    int dl_fail_fired;
+
+    unsigned long lines_sent;
+    int resp_info;                /* info lines sent in the current response */
+
+    char in[SIM_INBUF];
+    size_t inlen;
+    int in_overflow;
+    char out[SIM_OUTBUF];
+    size_t outlen;
+} sim_module;
+
+/* sim_main.c */
+double sim_now(void);                         /* real seconds since start */
+void sim_log(int m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sim_json_str(char *dst, size_t cap, const char *s);
+int sim_publish(sim_module *m);               /* new pty + symlink; 0 ok */
+void sim_unpublish(sim_module *m, int remove_link);
+unsigned long sim_rand(void);
+double sim_rand01(void);
+int sim_parse_trigger(const char *s, sim_trigger *t);
+
+/* sim_module.c */
+void mod_init(sim_module *m, int idx, const sim_config *cfg, int faulty);
+void mod_boot(sim_module *m);                 /* first boot: settings + start-up URCs */
+void mod_input(sim_module *m, const char *buf, size_t n);
+void mod_tick(sim_module *m, double now);     /* run every due timer */
+double mod_next_deadline(const sim_module *m);/* earliest pending real time, or 0 */
+void mod_flush(sim_module *m);                /* write queued output */
+int mod_port_open(const sim_module *m);       /* pty up and (drop mode) held by a host */
+void mod_host_closed(sim_module *m);          /* --closed-port drop: master saw EIO/HUP */
+
+#endif

@@ -1,0 +1,610 @@
+/*
+ * sim_main.c — hwfota-sim: options, scenario files, ptys, the JSON-lines log and
+ * the single-threaded poll() loop hosting every simulated module.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sim.h"
+
+static sim_config cfg;
+static sim_module *mods;
+static FILE *log_fp;
+static double t_start;
+static unsigned long long rng_state = 88172645463325252ULL;
+static volatile sig_atomic_t stop_sig;
+
+/* ---------------------------------------------------------------- time, rng */
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double sim_now(void) { return mono() - t_start; }
+
+unsigned long sim_rand(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (unsigned long)(rng_state >> 11);
+}
+
+double sim_rand01(void) { return (double)(sim_rand() % 1000000UL) / 1000000.0; }
+
+/* ---------------------------------------------------------------- log */
+
+void sim_json_str(char *dst, size_t cap, const char *s)
+{
+    size_t o = 0;
+    if (cap < 8) { if (cap) dst[0] = '\0'; return; }
+    dst[o++] = '"';
+    for (; *s && o + 8 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') { dst[o++] = '\\'; dst[o++] = (char)c; }
+        else if (c == '\r') { dst[o++] = '\\'; dst[o++] = 'r'; }
+        else if (c == '\n') { dst[o++] = '\\'; dst[o++] = 'n'; }
+        else if (c < 0x20 || c >= 0x7f) o += (size_t)snprintf(dst + o, cap - o, "\\u%04x", c);
+        else dst[o++] = (char)c;
+    }
+    dst[o++] = '"';
+    dst[o] = '\0';
+}
+
+/* One JSON object per line: {"t":<real s>,"m":<module>,<fmt...>} */
+void sim_log(int m, const char *fmt, ...)
+{
+    if (!log_fp) return;
+    va_list ap;
+    fprintf(log_fp, "{\"t\":%.4f,\"m\":%d,", sim_now(), m);
+    va_start(ap, fmt);
+    vfprintf(log_fp, fmt, ap);
+    va_end(ap);
+    fputs("}\n", log_fp);
+    fflush(log_fp);
+}
+
+/* ---------------------------------------------------------------- ptys */
+
+int sim_publish(sim_module *m)
+{
+    int mfd, sfd;
+    char name[64];
+    if (openpty(&mfd, &sfd, name, NULL, NULL) < 0) {
+        fprintf(stderr, "hwfota-sim: openpty: %s\n", strerror(errno));
+        return -1;
+    }
+    struct termios tio;
+    if (tcgetattr(sfd, &tio) == 0) {
+        cfmakeraw(&tio);
+        cfsetispeed(&tio, B115200);
+        cfsetospeed(&tio, B115200);
+        tcsetattr(sfd, TCSANOW, &tio);
+    }
+    fcntl(mfd, F_SETFL, fcntl(mfd, F_GETFL) | O_NONBLOCK);
+    fcntl(mfd, F_SETFD, FD_CLOEXEC);
+    fcntl(sfd, F_SETFD, FD_CLOEXEC);
+    /* Publish atomically: a temporary link renamed over the stable path. */
+    char tmp[PATH_MAX + 192];
+    snprintf(tmp, sizeof tmp, "%s.tmp%ld", m->path, (long)getpid());
+    unlink(tmp);
+    if (symlink(name, tmp) < 0 || rename(tmp, m->path) < 0) {
+        fprintf(stderr, "hwfota-sim: publish %s: %s\n", m->path, strerror(errno));
+        unlink(tmp);
+        close(mfd);
+        close(sfd);
+        return -1;
+    }
+    m->mfd = mfd;
+    m->sfd = sfd; /* kept open: the master never sees EIO while no host holds the port */
+    m->host = 0;
+    m->host_check_at = 0;
+    if (cfg.drop_closed) {
+        /* like a USB port: what is sent while nobody holds it is lost */
+        close(sfd);
+        m->sfd = -1;
+        m->host_check_at = sim_now() + 0.02;
+    }
+    snprintf(m->pts, sizeof m->pts, "%s", name);
+    m->outlen = 0;
+    char jp[2 * PATH_MAX + 300], jt[96];
+    sim_json_str(jp, sizeof jp, m->path);
+    sim_json_str(jt, sizeof jt, name);
+    sim_log(m->idx, "\"ev\":\"port\",\"what\":\"up\",\"path\":%s,\"pty\":%s", jp, jt);
+    return 0;
+}
+
+void sim_unpublish(sim_module *m, int remove_link)
+{
+    if (remove_link) unlink(m->path);
+    if (m->sfd >= 0) close(m->sfd);
+    if (m->mfd >= 0) close(m->mfd); /* the host's slave fd now sees hang-up / EIO */
+    if (m->mfd >= 0) sim_log(m->idx, "\"ev\":\"port\",\"what\":\"down\"");
+    m->mfd = m->sfd = -1;
+    m->outlen = 0;
+    m->inlen = 0;
+}
+
+/* ---------------------------------------------------------------- options */
+
+int sim_parse_trigger(const char *s, sim_trigger *t)
+{
+    memset(t, 0, sizeof *t);
+    const char *eq = strchr(s, '=');
+    if (!eq) return -1;
+    size_t k = (size_t)(eq - s);
+    const char *v = eq + 1;
+    char *end;
+    if (k == 4 && strncasecmp(s, "byte", 4) == 0) t->kind = TRIG_BYTE;
+    else if (k == 5 && strncasecmp(s, "state", 5) == 0) t->kind = TRIG_STATE;
+    else if (k == 4 && strncasecmp(s, "time", 4) == 0) t->kind = TRIG_TIME;
+    else if (k == 3 && strncasecmp(s, "cmd", 3) == 0) {
+        t->kind = TRIG_CMD;
+        if (strncasecmp(v, "AT", 2) == 0) v += 2;
+        if (*v == '^' || *v == '+') v++;
+        if (!*v || strlen(v) >= sizeof t->cmd) return -1;
+        for (size_t i = 0; v[i]; i++)
+            t->cmd[i] = (char)((v[i] >= 'a' && v[i] <= 'z') ? v[i] - 32 : v[i]);
+        return 0;
+    } else return -1;
+    t->val = strtod(v, &end);
+    if (end == v || *end) return -1;
+    return 0;
+}
+
+static int parse_num(const char *v, double lo, double hi, double *out)
+{
+    char *end;
+    if (!v || !*v) return -1;
+    double d = strtod(v, &end);
+    if (*end || d < lo || d > hi || d != d) return -1;
+    *out = d;
+    return 0;
+}
+
+static int parse_flag(const char *v)
+{
+    if (!v || !*v || !strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes")) return 1;
+    if (!strcmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no")) return 0;
+    return -1;
+}
+
+static void usage(FILE *o)
+{
+    fputs(
+"usage: hwfota-sim [OPTION...]\n"
+"Simulated Huawei MU509/MU609 module(s) speaking the FOTA AT commands on ptys.\n"
+"Each module's pty slave is published as a symlink DIR/NAME (ttyUSB2, ttyUSB3, ...);\n"
+"once all are up, one line \"ready <path>...\" is printed on stdout. SIGTERM/SIGINT\n"
+"remove the links and exit 0. Times are model seconds, multiplied by --time-scale.\n"
+"\n"
+"General:\n"
+"  --modules N            number of modules (1..256, default 1)\n"
+"  --dir DIR              where the links go (default /tmp/hwfota-sim)\n"
+"  --name NAME            first link name; a trailing number counts up (default ttyUSB2)\n"
+"  --log FILE             JSON-lines log of every line received/sent and every event\n"
+"  --scenario FILE        read key=value lines (keys = long options without --; '#' comments;\n"
+"                         flags take 1/0); later options override earlier ones\n"
+"  --time-scale X         multiply every model duration (default 1.0; tests use 0.05)\n"
+"  --seed N               seed for noise and garbage (default 1)\n"
+"  --help                 this text\n"
+"Identity:\n"
+"  --model NAME           Model: line of ATI (default MU509-b)\n"
+"  --manufacturer NAME    (default \"Huawei Technologies Co., Ltd.\")\n"
+"  --version-from V       running firmware (default 12.815.01.03.00)\n"
+"  --version-to V         version offered by the server (default 12.815.01.04.00)\n"
+"  --description TEXT     the 12 URC's description (default \"Support send SMS background\")\n"
+"  --imei-base N          14 digits; module i gets N+i plus a Luhn digit (default 86753090000000)\n"
+"  --pin PIN              PIN that AT+CPIN=\"PIN\" accepts with --sim-pin (default 1234)\n"
+"  --unknown error|cns    unknown commands answer ERROR or COMMAND NOT SUPPORT (default cns)\n"
+"  --cmee N               AT+CMEE value after boot, 0..2 (default 2)\n"
+"  --closed-port keep|drop  lines sent while no host holds the port: kept in the pty buffer\n"
+"                         and read on the next open (default, deterministic), or lost as on\n"
+"                         a real USB port (URCs missed while closed; poll ^FOTASTATE?)\n"
+"Timeline (model seconds):\n"
+"  --image-size B         size of file 1 \"IMAGE\" (default 1324)\n"
+"  --xnv-size B           size of file 2 \"XNV\" (default 77790; delta = sum = 79114)\n"
+"  --rate B               download rate, bytes/s (default 8000)\n"
+"  --detect-time S        ^FOTADET: 11 -> result (default 3)\n"
+"  --verify-time S        last byte -> 40 (MD5 check) (default 1)\n"
+"  --upgrade-delay S      40 -> 50 with automatic upgrade (default 1)\n"
+"  --reset-delay S        50 -> reset (default 2)\n"
+"  --reset-gap S          pty absent during a reset (default 5)\n"
+"  --boot-time S          boot URCs -> ^FOTASTATE: 90/80/31/10 (default 2)\n"
+"Noise:\n"
+"  --noise R              ^RSSI/^MODE/^DSFLOWRPT/^SRVST/^HCSQ per real second per module,\n"
+"                         between lines and inside multi-line responses (default 0).\n"
+"                         ^RSSI and ^DSFLOWRPT end in CR CR LF. AT^CURC=0 silences them.\n"
+"Faults (each alone or together; TRIGGER is byte=N, state=S, cmd=NAME (e.g. cmd=FOTADL or\n"
+"cmd=FOTADL=1) or time=T (model seconds after start); each trigger fires once):\n"
+"  --fault-modules LIST   comma-separated module indexes the faults apply to (default all)\n"
+"  --no-new-version       detection ends in ^FOTASTATE: 14\n"
+"  --detect-fail CODE     detection ends in ^FOTASTATE: 13,CODE\n"
+"  --download-fail CODE   the download ends in ^FOTASTATE: 20,CODE (file deleted, idle) ...\n"
+"  --download-fail-at B   ... when byte B is reached (default: half the delta)\n"
+"  --power-loss TRIGGER   module loses power: pty gone for --reset-gap, boots again; a partial\n"
+"                         download resumes to 31 if resume mode is on (else 10); a complete\n"
+"                         one (40/50) is applied at boot (50, reset, 90)\n"
+"  --upgrade-fail STATE   after the upgrade reset report STATE (e.g. 80), keep the old version\n"
+"  --port-gone TRIGGER    the pty disappears (module keeps running; URCs lost) ...\n"
+"  --port-gone-for S      ... for S model seconds, or for good when S < 0 (default 5)\n"
+"  --hang TRIGGER         no answer: commands wait (echo continues) ...\n"
+"  --hang-for S           ... for S model seconds; a cmd= trigger's own reply comes late\n"
+"                         (default 10)\n"
+"  --garbage N            a burst of 8 garbage bytes before every Nth line sent\n"
+"  --drop N               one byte missing from every Nth line sent\n"
+"  --dup-state            every ^FOTASTATE URC sent twice\n"
+"  --bad-state S          the URC for state S sent malformed (first half of the line only)\n"
+"  --lose-state S         the URC for state S not sent (state still changes)\n"
+"  --data-session         a data session is up: ^FOTADET and ^FOTADL=1 answer\n"
+"                         +CME ERROR: FOTA is in collision state\n"
+"  --sim-pin              SIM PIN required: +CPIN: SIM PIN; FOTA commands answer\n"
+"                         +CME ERROR: SIM PIN required until AT+CPIN=\"PIN\"\n"
+"  --not-registered       +CREG: 0,0 / +CGREG: 0,0; detection ends in 13,11, download in 20,11\n"
+"\n"
+"CME errors follow AT+CMEE: 0 ERROR, 1 +CME ERROR: <n>, 2 +CME ERROR: <text>. Numbers:\n"
+"SIM PIN required 11, Operation not supported 4, FOTA is in collision state 54 (inferred),\n"
+"incorrect parameters 50.\n"
+"\n"
+"Log (--log): one JSON object per line, t = real seconds since start, m = module index:\n"
+"  {\"t\":0.1,\"m\":0,\"dir\":\"rx\",\"line\":\"AT^FWUP\"}             command received\n"
+"  {\"t\":0.1,\"m\":0,\"dir\":\"tx\",\"kind\":\"final\",\"line\":\"OK\"}   kind: info|final|urc|noise|boot\n"
+"  {\"t\":0.2,\"m\":0,\"ev\":\"state\",\"state\":30}                   FOTA state change\n"
+"  {\"t\":0.3,\"m\":0,\"ev\":\"reset\",\"reason\":\"upgrade\"}           reason: upgrade|power-loss\n"
+"  {\"t\":0.4,\"m\":0,\"ev\":\"port\",\"what\":\"up\",\"path\":..,\"pty\":..}  what: up|down\n"
+"  {\"t\":0.5,\"m\":0,\"ev\":\"boot\",\"version\":\"...\"}\n"
+"  {\"t\":0.6,\"m\":0,\"ev\":\"fault\",\"fault\":\"<option name>\",...}\n"
+"  {\"t\":0.7,\"m\":0,\"ev\":\"lost\",\"line\":\"...\"}                 line sent while the port was gone\n",
+        o);
+}
+
+static int apply_option(const char *k, const char *v);
+
+static int load_scenario(const char *file)
+{
+    FILE *fp = fopen(file, "r");
+    if (!fp) {
+        fprintf(stderr, "hwfota-sim: %s: %s\n", file, strerror(errno));
+        return -1;
+    }
+    char line[4096];
+    int ln = 0, rc = 0;
+    while (fgets(line, sizeof line, fp)) {
+        ln++;
+        char *s = line;
+        while (*s == ' ' || *s == '\t') s++;
+        size_t n = strlen(s);
+        while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+            s[--n] = '\0';
+        if (!*s || *s == '#') continue;
+        char *eq = strchr(s, '=');
+        const char *val = NULL;
+        if (eq) {
+            char *ke = eq;
+            while (ke > s && (ke[-1] == ' ' || ke[-1] == '\t')) ke--;
+            *ke = '\0';
+            val = eq + 1;
+            while (*val == ' ' || *val == '\t') val++;
+        }
+        if (apply_option(s, val) < 0) {
+            fprintf(stderr, "hwfota-sim: %s:%d: bad setting \"%s\"\n", file, ln, s);
+            rc = -1;
+            break;
+        }
+    }
+    fclose(fp);
+    return rc;
+}
+
+static int set_str(char *dst, size_t cap, const char *v)
+{
+    if (!v || strlen(v) >= cap) return -1;
+    memcpy(dst, v, strlen(v) + 1);
+    return 0;
+}
+
+static int apply_option(const char *k, const char *v)
+{
+    double d;
+    sim_faults *f = &cfg.faults;
+#define NUM(lo, hi) (parse_num(v, (lo), (hi), &d) < 0 ? -1 : 0)
+    if (!strcmp(k, "modules")) { if (NUM(1, SIM_MAX_MODULES)) return -1; cfg.modules = (int)d; }
+    else if (!strcmp(k, "dir")) return set_str(cfg.dir, sizeof cfg.dir, v);
+    else if (!strcmp(k, "name")) {
+        if (!v || !*v || strlen(v) >= sizeof cfg.name_prefix || strchr(v, '/')) return -1;
+        size_t n = strlen(v), i = n;
+        while (i > 0 && v[i - 1] >= '0' && v[i - 1] <= '9') i--;
+        memcpy(cfg.name_prefix, v, i);
+        cfg.name_prefix[i] = '\0';
+        cfg.name_start = i < n ? atoi(v + i) : -1;
+    }
+    else if (!strcmp(k, "log")) return set_str(cfg.log_path, sizeof cfg.log_path, v);
+    else if (!strcmp(k, "scenario")) return v ? load_scenario(v) : -1;
+    else if (!strcmp(k, "time-scale")) { if (NUM(1e-6, 1e6)) return -1; cfg.time_scale = d; }
+    else if (!strcmp(k, "seed")) { if (NUM(0, 4e9)) return -1; cfg.seed = (unsigned long)d; }
+    else if (!strcmp(k, "model")) return set_str(cfg.model, sizeof cfg.model, v);
+    else if (!strcmp(k, "manufacturer")) return set_str(cfg.manufacturer, sizeof cfg.manufacturer, v);
+    else if (!strcmp(k, "version-from")) return set_str(cfg.version_from, sizeof cfg.version_from, v);
+    else if (!strcmp(k, "version-to")) return set_str(cfg.version_to, sizeof cfg.version_to, v);
+    else if (!strcmp(k, "description")) return set_str(cfg.description, sizeof cfg.description, v);
+    else if (!strcmp(k, "imei-base")) {
+        if (!v || strlen(v) != 14 || strspn(v, "0123456789") != 14) return -1;
+        cfg.imei_base = strtoull(v, NULL, 10);
+    }
+    else if (!strcmp(k, "pin")) return set_str(cfg.pin, sizeof cfg.pin, v);
+    else if (!strcmp(k, "unknown")) {
+        if (v && !strcmp(v, "error")) cfg.unknown_error = 1;
+        else if (v && !strcmp(v, "cns")) cfg.unknown_error = 0;
+        else return -1;
+    }
+    else if (!strcmp(k, "closed-port")) {
+        if (v && !strcmp(v, "drop")) cfg.drop_closed = 1;
+        else if (v && !strcmp(v, "keep")) cfg.drop_closed = 0;
+        else return -1;
+    }
+    else if (!strcmp(k, "cmee")) { if (NUM(0, 2)) return -1; cfg.cmee_default = (int)d; }
+    else if (!strcmp(k, "image-size")) { if (NUM(1, 1e9)) return -1; cfg.image_size = (long)d; }
+    else if (!strcmp(k, "xnv-size")) { if (NUM(1, 1e9)) return -1; cfg.xnv_size = (long)d; }
+    else if (!strcmp(k, "rate")) { if (NUM(1e-3, 1e12)) return -1; cfg.rate = d; }
+    else if (!strcmp(k, "detect-time")) { if (NUM(0, 1e7)) return -1; cfg.detect_time = d; }
+    else if (!strcmp(k, "verify-time")) { if (NUM(0, 1e7)) return -1; cfg.verify_time = d; }
+    else if (!strcmp(k, "upgrade-delay")) { if (NUM(0, 1e7)) return -1; cfg.upgrade_delay = d; }
+    else if (!strcmp(k, "reset-delay")) { if (NUM(0, 1e7)) return -1; cfg.reset_delay = d; }
+    else if (!strcmp(k, "reset-gap")) { if (NUM(0, 1e7)) return -1; cfg.reset_gap = d; }
+    else if (!strcmp(k, "boot-time")) { if (NUM(0, 1e7)) return -1; cfg.boot_time = d; }
+    else if (!strcmp(k, "noise")) { if (NUM(0, 1e4)) return -1; cfg.noise = d; }
+    else if (!strcmp(k, "fault-modules")) {
+        if (!v || !*v) return -1;
+        memset(cfg.fault_mask, 0, sizeof cfg.fault_mask);
+        const char *p = v;
+        while (*p) {
+            char *end;
+            long i = strtol(p, &end, 10);
+            if (end == p || i < 0 || i >= SIM_MAX_MODULES) return -1;
+            cfg.fault_mask[i] = 1;
+            p = end;
+            if (*p == ',') p++;
+            else if (*p) return -1;
+        }
+        cfg.fault_mask_set = 1;
+    }
+    else if (!strcmp(k, "no-new-version")) { int b = parse_flag(v); if (b < 0) return -1; f->no_new_version = b; }
+    else if (!strcmp(k, "detect-fail")) { if (NUM(0, 9999)) return -1; f->detect_fail = (int)d; }
+    else if (!strcmp(k, "download-fail")) { if (NUM(0, 9999)) return -1; f->download_fail = (int)d; }
+    else if (!strcmp(k, "download-fail-at")) { if (NUM(0, 1e12)) return -1; f->download_fail_at = d; }
+    else if (!strcmp(k, "power-loss")) return v ? sim_parse_trigger(v, &f->power_loss) : -1;
+    else if (!strcmp(k, "upgrade-fail")) { if (NUM(0, 9999)) return -1; f->upgrade_fail = (int)d; }
+    else if (!strcmp(k, "port-gone")) return v ? sim_parse_trigger(v, &f->port_gone) : -1;
+    else if (!strcmp(k, "port-gone-for")) { if (NUM(-1e12, 1e7)) return -1; f->port_gone_for = d; }
+    else if (!strcmp(k, "hang")) return v ? sim_parse_trigger(v, &f->hang) : -1;
+    else if (!strcmp(k, "hang-for")) { if (NUM(0, 1e7)) return -1; f->hang_for = d; }
+    else if (!strcmp(k, "garbage")) { if (NUM(0, 1e9)) return -1; f->garbage_every = (int)d; }
+    else if (!strcmp(k, "drop")) { if (NUM(0, 1e9)) return -1; f->drop_every = (int)d; }
+    else if (!strcmp(k, "dup-state")) { int b = parse_flag(v); if (b < 0) return -1; f->dup_state = b; }
+    else if (!strcmp(k, "bad-state")) { if (NUM(-1, 999)) return -1; f->bad_state = (int)d; }
+    else if (!strcmp(k, "lose-state")) { if (NUM(-1, 999)) return -1; f->lose_state = (int)d; }
+    else if (!strcmp(k, "data-session")) { int b = parse_flag(v); if (b < 0) return -1; f->data_session = b; }
+    else if (!strcmp(k, "sim-pin")) { int b = parse_flag(v); if (b < 0) return -1; f->sim_pin = b; }
+    else if (!strcmp(k, "not-registered")) { int b = parse_flag(v); if (b < 0) return -1; f->not_registered = b; }
+    else return -1;
+#undef NUM
+    return 0;
+}
+
+static int is_flag_option(const char *k)
+{
+    static const char *flags[] = {"no-new-version", "dup-state", "data-session", "sim-pin",
+                                  "not-registered", NULL};
+    for (int i = 0; flags[i]; i++)
+        if (!strcmp(k, flags[i])) return 1;
+    return 0;
+}
+
+static void defaults(void)
+{
+    memset(&cfg, 0, sizeof cfg);
+    cfg.modules = 1;
+    snprintf(cfg.dir, sizeof cfg.dir, "/tmp/hwfota-sim");
+    snprintf(cfg.name_prefix, sizeof cfg.name_prefix, "ttyUSB");
+    cfg.name_start = 2;
+    cfg.time_scale = 1.0;
+    snprintf(cfg.model, sizeof cfg.model, "MU509-b");
+    snprintf(cfg.manufacturer, sizeof cfg.manufacturer, "Huawei Technologies Co., Ltd.");
+    snprintf(cfg.version_from, sizeof cfg.version_from, "12.815.01.03.00");
+    snprintf(cfg.version_to, sizeof cfg.version_to, "12.815.01.04.00");
+    snprintf(cfg.description, sizeof cfg.description, "Support send SMS background");
+    cfg.imei_base = 86753090000000ULL;
+    cfg.image_size = 1324;
+    cfg.xnv_size = 77790;
+    cfg.rate = 8000;
+    cfg.detect_time = 3;
+    cfg.verify_time = 1;
+    cfg.upgrade_delay = 1;
+    cfg.reset_delay = 2;
+    cfg.reset_gap = 5;
+    cfg.boot_time = 2;
+    cfg.seed = 1;
+    cfg.cmee_default = 2;
+    snprintf(cfg.pin, sizeof cfg.pin, "1234");
+    cfg.faults.download_fail_at = -1;
+    cfg.faults.port_gone_for = 5;
+    cfg.faults.hang_for = 10;
+    cfg.faults.bad_state = -1;
+    cfg.faults.lose_state = -1;
+}
+
+/* ---------------------------------------------------------------- main loop */
+
+static void on_signal(int sig) { stop_sig = sig; }
+
+static int mkdir_p(const char *dir)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) < 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) < 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    defaults();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "hwfota-sim: unexpected argument \"%s\" (see --help)\n", a);
+            return 2;
+        }
+        char key[64];
+        const char *val = NULL;
+        const char *eq = strchr(a + 2, '=');
+        size_t kl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (kl >= sizeof key) { fprintf(stderr, "hwfota-sim: bad option %s\n", a); return 2; }
+        memcpy(key, a + 2, kl);
+        key[kl] = '\0';
+        if (eq) val = eq + 1;
+        else if (!is_flag_option(key)) {
+            if (i + 1 >= argc) { fprintf(stderr, "hwfota-sim: %s needs a value\n", a); return 2; }
+            val = argv[++i];
+        }
+        if (apply_option(key, val) < 0) {
+            fprintf(stderr, "hwfota-sim: bad option --%s%s%s (see --help)\n", key,
+                    val ? " " : "", val ? val : "");
+            return 2;
+        }
+    }
+
+    t_start = mono();
+    rng_state = 0x9E3779B97F4A7C15ULL ^ ((unsigned long long)cfg.seed * 0x2545F4914F6CDD1DULL);
+    if (!rng_state) rng_state = 1;
+
+    if (mkdir_p(cfg.dir) < 0) {
+        fprintf(stderr, "hwfota-sim: mkdir %s: %s\n", cfg.dir, strerror(errno));
+        return 1;
+    }
+    if (cfg.log_path[0]) {
+        log_fp = fopen(cfg.log_path, "w");
+        if (!log_fp) {
+            fprintf(stderr, "hwfota-sim: %s: %s\n", cfg.log_path, strerror(errno));
+            return 1;
+        }
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t block, orig;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, &orig);
+
+    mods = calloc((size_t)cfg.modules, sizeof *mods);
+    if (!mods) { fprintf(stderr, "hwfota-sim: out of memory\n"); return 1; }
+    int rc = 0;
+    for (int i = 0; i < cfg.modules; i++) {
+        sim_module *m = &mods[i];
+        int faulty = !cfg.fault_mask_set || (i < SIM_MAX_MODULES && cfg.fault_mask[i]);
+        mod_init(m, i, &cfg, faulty);
+        if (cfg.name_start >= 0)
+            snprintf(m->path, sizeof m->path, "%s/%s%d", cfg.dir, cfg.name_prefix,
+                     cfg.name_start + i);
+        else if (cfg.modules == 1)
+            snprintf(m->path, sizeof m->path, "%s/%s", cfg.dir, cfg.name_prefix);
+        else
+            snprintf(m->path, sizeof m->path, "%s/%s%d", cfg.dir, cfg.name_prefix, i);
+        if (sim_publish(m) < 0) { rc = 1; cfg.modules = i; break; }
+        mod_boot(m);
+    }
+    if (rc == 0) {
+        fputs("ready", stdout);
+        for (int i = 0; i < cfg.modules; i++) printf(" %s", mods[i].path);
+        putchar('\n');
+        fflush(stdout);
+        sim_log(-1, "\"ev\":\"ready\",\"modules\":%d", cfg.modules);
+    }
+
+    struct pollfd *pfd = calloc((size_t)cfg.modules + 1, sizeof *pfd);
+    int *pmod = calloc((size_t)cfg.modules + 1, sizeof *pmod);
+    while (rc == 0 && !stop_sig && pfd && pmod) {
+        double now = sim_now();
+        for (int i = 0; i < cfg.modules; i++) mod_tick(&mods[i], now);
+        int n = 0;
+        double next = 0;
+        for (int i = 0; i < cfg.modules; i++) {
+            sim_module *m = &mods[i];
+            double d = mod_next_deadline(m);
+            if (d > 0 && (next == 0 || d < next)) next = d;
+            if (!mod_port_open(m)) continue;
+            pfd[n].fd = m->mfd;
+            pfd[n].events = POLLIN | (m->outlen ? POLLOUT : 0);
+            pfd[n].revents = 0;
+            pmod[n++] = i;
+        }
+        struct timespec ts, *tsp = NULL;
+        if (next > 0) {
+            double wait = next - sim_now();
+            if (wait < 0) wait = 0;
+            ts.tv_sec = (time_t)wait;
+            ts.tv_nsec = (long)((wait - (double)ts.tv_sec) * 1e9) + 1000000L;
+            if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+            tsp = &ts;
+        }
+        int r = ppoll(pfd, (nfds_t)n, tsp, &orig);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            fprintf(stderr, "hwfota-sim: poll: %s\n", strerror(errno));
+            rc = 1;
+            break;
+        }
+        for (int k = 0; k < n; k++) {
+            sim_module *m = &mods[pmod[k]];
+            if (m->mfd != pfd[k].fd) continue;
+            if (pfd[k].revents & POLLOUT) mod_flush(m);
+            if (pfd[k].revents & (POLLIN | POLLHUP | POLLERR)) {
+                char buf[1024];
+                ssize_t got = read(m->mfd, buf, sizeof buf);
+                if (got > 0) mod_input(m, buf, (size_t)got);
+                else if (cfg.drop_closed && (got == 0 || errno == EIO)) mod_host_closed(m);
+                /* EIO on the master only means no host holds the slave; we keep
+                 * our own slave fd open, so this should not spin. */
+            }
+        }
+    }
+    for (int i = 0; i < cfg.modules; i++) {
+        sim_unpublish(&mods[i], 1);
+    }
+    if (stop_sig) sim_log(-1, "\"ev\":\"exit\",\"signal\":%d", (int)stop_sig);
+    if (log_fp) fclose(log_fp);
+    free(pfd);
+    free(pmod);
+    free(mods);
+    return rc;
+}

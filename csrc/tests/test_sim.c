@@ -1,0 +1,895 @@
+/*
+ * test_sim.c — hwfota-sim behaves like the protocol reference says.
+ *
+ * Spawns build/hwfota-sim (or $HWFOTA_SIM) with a temporary --dir and a fast
+ * --time-scale, talks to the published pty with plain POSIX I/O and its own
+ * line reader (no library code: the simulator is the reference the library is
+ * tested against), and checks replies and the simulator's --log file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+
+#define SCALE "0.03"
+
+typedef struct {
+    pid_t pid;
+    char dir[256];
+    char log[300];
+    char path[4][300];
+    int fd;               /* the port under test */
+    char buf[16384];
+    size_t len;
+    int hup;
+} sim;
+
+static char sim_bin[1024];
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+static void find_sim(void)
+{
+    const char *e = getenv("HWFOTA_SIM");
+    if (e && *e) { snprintf(sim_bin, sizeof sim_bin, "%s", e); return; }
+    if (access("build/hwfota-sim", X_OK) == 0) { snprintf(sim_bin, sizeof sim_bin, "build/hwfota-sim"); return; }
+    char self[900];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *s = strrchr(self, '/');
+        if (s) { *s = '\0'; s = strrchr(self, '/'); }
+        if (s) { *s = '\0'; snprintf(sim_bin, sizeof sim_bin, "%s/hwfota-sim", self); return; }
+    }
+    snprintf(sim_bin, sizeof sim_bin, "build/hwfota-sim");
+}
+
+/* Start the simulator with the common options plus NULL-terminated extra ones. */
+static int sim_start(sim *s, int modules, ...)
+{
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    snprintf(s->dir, sizeof s->dir, "/tmp/hwfota-simtest.XXXXXX");
+    if (!mkdtemp(s->dir)) return -1;
+    snprintf(s->log, sizeof s->log, "%s/log.jsonl", s->dir);
+    const char *argv[64];
+    char mods[16];
+    int n = 0;
+    snprintf(mods, sizeof mods, "%d", modules);
+    argv[n++] = sim_bin;
+    argv[n++] = "--dir"; argv[n++] = s->dir;
+    argv[n++] = "--log"; argv[n++] = s->log;
+    argv[n++] = "--time-scale"; argv[n++] = SCALE;
+    argv[n++] = "--modules"; argv[n++] = mods;
+    va_list ap;
+    va_start(ap, modules);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) && n < 62) argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    int p[2];
+    if (pipe(p) < 0) return -1;
+    s->pid = fork();
+    if (s->pid < 0) return -1;
+    if (s->pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        execv(sim_bin, (char *const *)argv);
+        _exit(127);
+    }
+    close(p[1]);
+    char line[2048];
+    size_t l = 0;
+    double end = now_s() + 5;
+    while (now_s() < end && l + 1 < sizeof line) {
+        struct pollfd pf = {p[0], POLLIN, 0};
+        if (poll(&pf, 1, 100) <= 0) continue;
+        ssize_t r = read(p[0], line + l, 1);
+        if (r <= 0) break;
+        if (line[l] == '\n') break;
+        l++;
+    }
+    line[l] = '\0';
+    close(p[0]);
+    if (strncmp(line, "ready ", 6) != 0) return -1;
+    char *tok = line + 6, *save = NULL;
+    for (int i = 0; i < 4; i++) {
+        char *t = strtok_r(i == 0 ? tok : NULL, " ", &save);
+        if (!t) break;
+        snprintf(s->path[i], sizeof s->path[i], "%s", t);
+    }
+    return 0;
+}
+
+static int port_open(sim *s, int idx)
+{
+    if (s->fd >= 0) close(s->fd);
+    s->len = 0;
+    s->hup = 0;
+    s->fd = open(s->path[idx], O_RDWR | O_NOCTTY | O_NONBLOCK);
+    if (s->fd < 0) return -1;
+    struct termios t;
+    if (tcgetattr(s->fd, &t) == 0) { cfmakeraw(&t); tcsetattr(s->fd, TCSANOW, &t); }
+    return 0;
+}
+
+/* Wait until the port path can be opened again (after a reset). */
+static int port_reopen(sim *s, int idx, double timeout)
+{
+    double end = now_s() + timeout;
+    if (s->fd >= 0) { close(s->fd); s->fd = -1; }
+    while (now_s() < end) {
+        if (port_open(s, idx) == 0) return 0;
+        sleep_s(0.01);
+    }
+    return -1;
+}
+
+/* Read raw bytes into s->buf for up to `timeout` s; -1 on hang-up. */
+static int fill(sim *s, double timeout)
+{
+    if (s->fd < 0 || s->hup) return -1;
+    struct pollfd pf = {s->fd, POLLIN, 0};
+    int r = poll(&pf, 1, (int)(timeout * 1000));
+    if (r <= 0) return 0;
+    if (sizeof s->buf - s->len < 2) s->len = 0;
+    ssize_t n = read(s->fd, s->buf + s->len, sizeof s->buf - s->len - 1);
+    if (n > 0) { s->len += (size_t)n; return 1; }
+    if (n == 0 || (errno != EAGAIN && errno != EINTR)) { s->hup = 1; return -1; }
+    if (pf.revents & (POLLHUP | POLLERR)) { s->hup = 1; return -1; }
+    return 0;
+}
+
+/* Next non-empty line (split on CR or LF). 1 line, 0 timeout, -1 hang-up. */
+static int next_line(sim *s, char *out, size_t cap, double timeout)
+{
+    double end = now_s() + timeout;
+    for (;;) {
+        size_t i = 0;
+        while (i < s->len && (s->buf[i] == '\r' || s->buf[i] == '\n')) i++;
+        if (i) { memmove(s->buf, s->buf + i, s->len - i); s->len -= i; }
+        for (i = 0; i < s->len; i++) {
+            if (s->buf[i] == '\r' || s->buf[i] == '\n') {
+                size_t n = i < cap - 1 ? i : cap - 1;
+                memcpy(out, s->buf, n);
+                out[n] = '\0';
+                memmove(s->buf, s->buf + i, s->len - i);
+                s->len -= i;
+                return 1;
+            }
+        }
+        double left = end - now_s();
+        if (left <= 0) { out[0] = '\0'; return 0; }
+        if (fill(s, left) < 0) { out[0] = '\0'; return -1; }
+    }
+}
+
+static int is_noise(const char *l)
+{
+    return !strncmp(l, "^RSSI:", 6) || !strncmp(l, "^MODE:", 6) || !strncmp(l, "^DSFLOWRPT:", 11) ||
+           !strncmp(l, "^SRVST:", 7) || !strncmp(l, "^HCSQ:", 6);
+}
+
+static int noise_seen;
+
+/* Like next_line, skipping noise URCs. */
+static int next_nn(sim *s, char *out, size_t cap, double timeout)
+{
+    for (;;) {
+        int r = next_line(s, out, cap, timeout);
+        if (r != 1 || !is_noise(out)) return r;
+        noise_seen++;
+    }
+}
+
+static void send_cmd(sim *s, const char *cmd)
+{
+    char b[1024];
+    int n = snprintf(b, sizeof b, "%s\r", cmd);
+    if (write(s->fd, b, (size_t)n) != n) s->hup = 1;
+}
+
+/* Expect the exact next lines (noise skipped); the first argument is the command. */
+#define EXPECT(s, ...) expect_lines((s), __LINE__, __VA_ARGS__, (const char *)NULL)
+static int expect_lines(sim *s, int line, ...)
+{
+    va_list ap;
+    const char *want;
+    int ok = 1;
+    char got[4096];
+    va_start(ap, line);
+    while ((want = va_arg(ap, const char *))) {
+        int r;
+        do r = next_line(s, got, sizeof got, 3.0);
+        while (r == 1 && is_noise(got) && strcmp(got, want) != 0 && ++noise_seen);
+        CHECK(r == 1 && strcmp(got, want) == 0, "line %d: want \"%s\", got \"%s\" (r=%d)", line, want,
+              got, r);
+        if (r != 1 || strcmp(got, want) != 0) { ok = 0; break; }
+    }
+    va_end(ap);
+    return ok;
+}
+
+/* Send a command and expect its echo and the given lines. */
+#define CMD(s, cmd, ...) (send_cmd((s), (cmd)), expect_lines((s), __LINE__, (cmd), __VA_ARGS__, (const char *)NULL))
+/* Same with echo off. */
+#define CMD0(s, cmd, ...) (send_cmd((s), (cmd)), expect_lines((s), __LINE__, __VA_ARGS__, (const char *)NULL))
+
+/* Wait for a line starting with prefix (others skipped); 1 found. */
+static int wait_for(sim *s, const char *prefix, double timeout, char *got, size_t cap)
+{
+    double end = now_s() + timeout;
+    char tmp[4096];
+    if (!got) { got = tmp; cap = sizeof tmp; }
+    while (now_s() < end) {
+        int r = next_line(s, got, cap, end - now_s());
+        if (r < 0) return -1;
+        if (r == 1 && !strncmp(got, prefix, strlen(prefix))) return 1;
+    }
+    return 0;
+}
+
+/* Wait for the hang-up of the current fd. */
+static int wait_hup(sim *s, double timeout)
+{
+    double end = now_s() + timeout;
+    char tmp[4096];
+    while (now_s() < end)
+        if (next_line(s, tmp, sizeof tmp, end - now_s()) < 0) return 1;
+    return 0;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return calloc(1, 1);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = calloc(1, (size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) b[0] = '\0';
+    fclose(f);
+    return b;
+}
+
+static int count_in(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
+}
+
+static int log_count(sim *s, const char *needle)
+{
+    char *b = slurp(s->log);
+    int n = b ? count_in(b, needle) : -1;
+    free(b);
+    return n;
+}
+
+static void sim_stop(sim *s)
+{
+    if (s->fd >= 0) close(s->fd);
+    s->fd = -1;
+    if (s->pid > 0) {
+        kill(s->pid, SIGTERM);
+        int st = 0;
+        double end = now_s() + 3;
+        pid_t r = 0;
+        while (now_s() < end && (r = waitpid(s->pid, &st, WNOHANG)) == 0) sleep_s(0.01);
+        if (r == 0) { kill(s->pid, SIGKILL); waitpid(s->pid, &st, 0); }
+        CHECK(r == s->pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "sim exits 0 on SIGTERM (st=%d)", st);
+        for (int i = 0; i < 4; i++) {
+            struct stat sb;
+            if (s->path[i][0]) CHECK(lstat(s->path[i], &sb) < 0, "link %s removed on exit", s->path[i]);
+        }
+        s->pid = 0;
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", s->dir);
+}
+
+static int luhn_ok(const char *d)
+{
+    size_t n = strlen(d);
+    int sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = d[n - 1 - i] - '0';
+        if (v < 0 || v > 9) return 0;
+        if (i % 2 == 1) { v *= 2; if (v > 9) v -= 9; }
+        sum += v;
+    }
+    return n == 15 && sum % 10 == 0;
+}
+
+#define STATE12 "^FOTASTATE: 12,12.815.01.04.00,79114,\"Support send SMS background\""
+
+/* ------------------------------------------------------------------ tests */
+
+/* The seed's log, line for line, through the reset. */
+static void test_seed_flow(void)
+{
+    sim s;
+    CHECK(sim_start(&s, 1, NULL) == 0, "sim starts and prints ready");
+    CHECK(port_open(&s, 0) == 0, "open %s", s.path[0]);
+    CMD(&s, "AT+GMR", "12.815.01.03.00", "OK");
+    CMD(&s, "AT^FOTACFG=\"1234\",\"\",\"\",2", "OK");
+    CMD(&s, "AT^FOTAMODE=0,0,1,1", "OK");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", STATE12);
+    CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30");
+    send_cmd(&s, "AT^FOTADLQ");
+    char l[4096];
+    long a = -1, at = -1, b = -1, bt = -1;
+    EXPECT(&s, "AT^FOTADLQ");
+    next_line(&s, l, sizeof l, 2);
+    CHECK(sscanf(l, "^FOTADLQ: 1,\"IMAGE\",%ld,%ld", &a, &at) == 2, "IMAGE line: %s", l);
+    next_line(&s, l, sizeof l, 2);
+    CHECK(sscanf(l, "^FOTADLQ: 2,\"XNV\",%ld,%ld", &b, &bt) == 2, "XNV line: %s", l);
+    EXPECT(&s, "OK");
+    CHECK_INT(at, 1324);
+    CHECK_INT(bt, 77790);
+    CHECK(a >= 0 && a <= at && b >= 0 && b < bt, "partial progress %ld/%ld %ld/%ld", a, at, b, bt);
+    CHECK(b == 0 || a == at, "IMAGE before XNV");
+    EXPECT(&s, "^FOTASTATE: 40", "^FOTASTATE: 50");
+    CHECK(wait_hup(&s, 3) == 1, "host sees hang-up at the reset");
+    struct stat sb;
+    CHECK(lstat(s.path[0], &sb) < 0, "link gone during the reset");
+    CHECK(port_reopen(&s, 0, 3) == 0, "path comes back");
+    EXPECT(&s, "^BOOT: 20952350,0,0,0,72", "^SIMST: 1", "^SRVST: 2", "^MODE: 5,4", "^RSSI: 20",
+           "^FOTASTATE: 90");
+    CMD(&s, "AT+GMR", "12.815.01.04.00", "OK");
+    CMD(&s, "AT+CMEE?", "+CMEE: 2", "OK");
+    CHECK_INT(log_count(&s, "\"dir\":\"rx\",\"line\":\"AT^FOTADL=1\""), 1);
+    CHECK_INT(log_count(&s, "\"ev\":\"reset\",\"reason\":\"upgrade\""), 1);
+    CHECK_INT(log_count(&s, "\"ev\":\"state\",\"state\":90"), 1);
+    CHECK_INT(log_count(&s, "\"dir\":\"rx\""), 9);
+    /* the log's rx lines are the host's commands in order */
+    char *lg = slurp(s.log);
+    const char *seq[] = {"AT+GMR", "AT^FOTACFG=\\\"1234\\\",\\\"\\\",\\\"\\\",2", "AT^FOTAMODE=0,0,1,1",
+                         "AT^FOTASTATE?", "AT^FOTADET", "AT^FOTADL=1", "AT^FOTADLQ", "AT+GMR", "AT+CMEE?"};
+    const char *p = lg;
+    for (size_t i = 0; i < sizeof seq / sizeof seq[0]; i++) {
+        char needle[200];
+        snprintf(needle, sizeof needle, "\"dir\":\"rx\",\"line\":\"%s\"", seq[i]);
+        const char *q = p ? strstr(p, needle) : NULL;
+        CHECK(q != NULL, "log rx #%zu %s in order", i, seq[i]);
+        p = q ? q + 1 : NULL;
+    }
+    CHECK(strstr(lg, "\"ev\":\"port\",\"what\":\"down\"") != NULL, "log: port down");
+    free(lg);
+    sim_stop(&s);
+}
+
+/* Echo, ATE0, ATV, CMEE modes, identity commands, syntax errors, preconditions. */
+static void test_at_basics(void)
+{
+    sim s;
+    char l[4096];
+    CHECK(sim_start(&s, 1, "--rate", "2000", NULL) == 0, "sim starts");
+    CHECK(port_open(&s, 0) == 0, "open");
+    CMD(&s, "AT", "OK");
+    CMD(&s, "at", "OK");
+    CMD(&s, "AT+CMEE?", "+CMEE: 2", "OK");
+    CMD(&s, "AT^FOTACFG=1234,\"\",\"\",2", "+CME ERROR: Incorrect parameters");
+    CMD(&s, "AT+CMEE=1", "OK");
+    CMD(&s, "AT^FOTACFG=\"1234\",\"\",\"\",7", "+CME ERROR: 50");
+    CMD(&s, "AT+CMEE=0", "OK");
+    CMD(&s, "AT^FOTACFG=\"1234\",\"\",\"\"", "ERROR");
+    CMD(&s, "AT+CMEE=2", "OK");
+    CMD(&s, "AT^FOTACFG=\"a\",\"b\",\"c\",1,5", "TOO MANY PARAMETERS");
+    CMD(&s, "AT^FOTACFG=\"apn.x\",\"u\",\"p\",1", "OK");
+    CMD(&s, "AT^FOTACFG?", "^FOTACFG: \"apn.x\",\"u\",\"p\",1", "OK");
+    CMD(&s, "AT^FOTAMODE=?", "^FOTAMODE: (0-1),(0-1),(0-1),(0-1),(1-365)", "OK");
+    CMD(&s, "AT^FOTAMODE=0,0,0,0,7", "OK");
+    CMD(&s, "AT^FOTAMODE?", "^FOTAMODE: 0,0,0,0,7", "OK");
+    CMD(&s, "AT^FOTAMODE=0,2,0,0", "+CME ERROR: Incorrect parameters");
+    CMD(&s, "AT^FOTADL=?", "^FOTADL: (0-2)", "OK");
+    CMD(&s, "AT+CMEE=1\"", "ERROR");
+    CMD(&s, "AT+XYZZY", "COMMAND NOT SUPPORT");
+    CMD(&s, "ATI", "Manufacturer: Huawei Technologies Co., Ltd.", "Model: MU509-b",
+        "Revision: 12.815.01.03.00", "IMEI: 867530900000009", "+GCAP: +CGSM,+DS,+ES", "OK");
+    CMD(&s, "AT+CGMR", "12.815.01.03.00", "OK");
+    CMD(&s, "AT+CGSN", "867530900000009", "OK");
+    CHECK(luhn_ok("867530900000009"), "IMEI Luhn");
+    CMD(&s, "AT+CPIN?", "+CPIN: READY", "OK");
+    CMD(&s, "AT+CREG?", "+CREG: 0,1", "OK");
+    CMD(&s, "AT+CGREG?", "+CGREG: 0,1", "OK");
+    CMD(&s, "AT+CSQ", "+CSQ: 20,99", "OK");
+    CMD(&s, "AT^CURC=0", "OK");
+    /* preconditions */
+    CMD(&s, "AT^FOTADL=1", "ERROR");
+    CMD(&s, "AT^FWUP", "ERROR");
+    CMD(&s, "AT^FOTADLQ", "ERROR");
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11");
+    CMD(&s, "AT^FOTADET", "+CME ERROR: FOTA is in collision state");
+    CMD(&s, "AT^FOTADL=1", "ERROR");
+    EXPECT(&s, STATE12);
+    CMD(&s, "AT^FOTADL=2", "ERROR");
+    CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30");
+    CMD(&s, "AT^FOTADET", "+CME ERROR: FOTA is in collision state");
+    CMD(&s, "AT^FOTADL=2", "+CME ERROR: Operation not supported");
+    CMD(&s, "AT^FOTAMODE=0,0,0,1", "OK");
+    CMD(&s, "AT^FOTADL=2", "OK", "^FOTASTATE: 31");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 31", "OK");
+    send_cmd(&s, "AT^FOTADLQ");
+    long a1 = -1, b1 = -1, a2 = -1, b2 = -1;
+    EXPECT(&s, "AT^FOTADLQ");
+    next_line(&s, l, sizeof l, 2);
+    sscanf(l, "^FOTADLQ: 1,\"IMAGE\",%ld", &a1);
+    next_line(&s, l, sizeof l, 2);
+    sscanf(l, "^FOTADLQ: 2,\"XNV\",%ld", &b1);
+    EXPECT(&s, "OK");
+    sleep_s(0.2);
+    send_cmd(&s, "AT^FOTADLQ");
+    EXPECT(&s, "AT^FOTADLQ");
+    next_line(&s, l, sizeof l, 2);
+    sscanf(l, "^FOTADLQ: 1,\"IMAGE\",%ld", &a2);
+    next_line(&s, l, sizeof l, 2);
+    sscanf(l, "^FOTADLQ: 2,\"XNV\",%ld", &b2);
+    EXPECT(&s, "OK");
+    CHECK(a1 >= 0 && a1 == a2 && b1 == b2, "paused: no progress (%ld,%ld -> %ld,%ld)", a1, b1, a2, b2);
+    CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30");
+    CMD(&s, "AT^FOTADL=0", "OK");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
+    /* echo off, V0 */
+    CMD(&s, "ATE0", "OK");
+    CMD0(&s, "AT", "OK");
+    CMD0(&s, "ATV0", "0");
+    CMD0(&s, "AT+XYZZY", "4");
+    CMD0(&s, "ATV1", "OK");
+    CMD0(&s, "ATE1", "OK");
+    CMD(&s, "AT", "OK");
+    sim_stop(&s);
+}
+
+/* Run detection on a sim started with the given faults; returns after the "OK". */
+static void detect(sim *s)
+{
+    CMD(s, "AT^FOTADET", "OK", "^FOTASTATE: 11");
+}
+
+static void test_detect_faults(void)
+{
+    sim s;
+    char scen[400];
+    CHECK(sim_start(&s, 1, NULL) == 0, "sim starts");
+    sim_stop(&s);
+    /* no new version, from a scenario file */
+    snprintf(scen, sizeof scen, "/tmp/hwfota-simtest-scen.%d", (int)getpid());
+    FILE *f = fopen(scen, "w");
+    CHECK(f != NULL, "scenario file");
+    if (f) { fputs("# scenario\nno-new-version = 1\ndetect-time=2\n", f); fclose(f); }
+    CHECK(sim_start(&s, 1, "--scenario", scen, NULL) == 0, "sim starts with a scenario");
+    port_open(&s, 0);
+    detect(&s);
+    EXPECT(&s, "^FOTASTATE: 14");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
+    CHECK_INT(log_count(&s, "\"fault\":\"no-new-version\""), 1);
+    sim_stop(&s);
+    unlink(scen);
+
+    CHECK(sim_start(&s, 1, "--detect-fail", "21", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    detect(&s);
+    EXPECT(&s, "^FOTASTATE: 13,21");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
+    sim_stop(&s);
+
+    CHECK(sim_start(&s, 1, "--not-registered", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CMD(&s, "AT+CREG?", "+CREG: 0,0", "OK");
+    CMD(&s, "AT+CGREG?", "+CGREG: 0,0", "OK");
+    detect(&s);
+    EXPECT(&s, "^FOTASTATE: 13,11");
+    sim_stop(&s);
+
+    CHECK(sim_start(&s, 1, "--data-session", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CMD(&s, "AT^FOTADET", "+CME ERROR: FOTA is in collision state");
+    CMD(&s, "AT+CMEE=1", "OK");
+    CMD(&s, "AT^FOTADET", "+CME ERROR: 54");
+    sim_stop(&s);
+
+    CHECK(sim_start(&s, 1, "--sim-pin", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CMD(&s, "AT+CPIN?", "+CPIN: SIM PIN", "OK");
+    CMD(&s, "AT^FOTADET", "+CME ERROR: SIM PIN required");
+    CMD(&s, "AT+CPIN=\"0000\"", "+CME ERROR: incorrect password");
+    CMD(&s, "AT+CPIN=\"1234\"", "OK");
+    CMD(&s, "AT+CPIN?", "+CPIN: READY", "OK");
+    detect(&s);
+    EXPECT(&s, STATE12);
+    sim_stop(&s);
+
+    CHECK(sim_start(&s, 1, "--dup-state", "--bad-state", "12", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", "^FOTASTATE: 11");
+    char l[4096];
+    next_line(&s, l, sizeof l, 2);
+    CHECK(strncmp(l, "^FOTASTATE: 12", 14) == 0 && strlen(l) < strlen(STATE12), "malformed 12: %s", l);
+    next_line(&s, l, sizeof l, 2);
+    CHECK(strncmp(l, "^FOTASTATE: 12", 14) == 0 && strlen(l) < strlen(STATE12), "malformed 12 twice: %s", l);
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 12", "OK");
+    CHECK_INT(log_count(&s, "\"fault\":\"bad-state\""), 1);
+    CHECK_INT(log_count(&s, "\"fault\":\"dup-state\""), 2);
+    sim_stop(&s);
+}
+
+/* Bring a module from idle to 30 (downloading). */
+static void to_download(sim *s, const char *mode)
+{
+    char b[64];
+    snprintf(b, sizeof b, "AT^FOTAMODE=%s", mode);
+    CMD(s, b, "OK");
+    CMD(s, "AT^FOTADET", "OK", "^FOTASTATE: 11", STATE12);
+    CMD(s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30");
+}
+
+static void test_download_faults(void)
+{
+    sim s;
+    char l[4096];
+    CHECK(sim_start(&s, 1, "--download-fail", "52", "--download-fail-at", "40000", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    to_download(&s, "0,0,1,1");
+    EXPECT(&s, "^FOTASTATE: 20,52");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
+    CMD(&s, "AT^FOTADLQ", "ERROR");
+    CHECK_INT(log_count(&s, "\"fault\":\"download-fail\",\"code\":52,\"byte\":40000"), 1);
+    sim_stop(&s);
+
+    /* power loss at a byte, resume on: 31 at boot, then resume and FWUP by hand */
+    CHECK(sim_start(&s, 1, "--power-loss", "byte=30000", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CMD(&s, "AT+CMEE=0", "OK");
+    CMD(&s, "ATE0", "OK");
+    CMD0(&s, "ATE1", "OK");
+    to_download(&s, "0,0,0,1");
+    CHECK(wait_hup(&s, 3) == 1, "power loss: hang-up");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back after power loss");
+    CHECK(wait_for(&s, "^BOOT:", 2, NULL, 0) == 1, "^BOOT after power loss");
+    CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after boot");
+    CHECK_STR(l, "^FOTASTATE: 31");
+    CMD(&s, "AT+CMEE?", "+CMEE: 2", "OK"); /* echo on and CMEE back to default after boot */
+    CMD(&s, "AT^FOTAMODE?", "^FOTAMODE: 0,0,0,1,7", "OK"); /* FOTA settings survive */
+    CMD(&s, "AT^FOTADLQ", "^FOTADLQ: 1,\"IMAGE\",1324,1324", "^FOTADLQ: 2,\"XNV\",28676,77790", "OK");
+    CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30");
+    EXPECT(&s, "^FOTASTATE: 40");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 40", "OK");
+    CMD(&s, "AT^FWUP", "OK", "^FOTASTATE: 50");
+    CHECK(wait_hup(&s, 3) == 1, "upgrade reset");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back after upgrade");
+    CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after upgrade");
+    CHECK_STR(l, "^FOTASTATE: 90");
+    CMD(&s, "AT+GMR", "12.815.01.04.00", "OK");
+    CHECK_INT(log_count(&s, "\"dir\":\"rx\",\"line\":\"AT^FWUP\""), 1);
+    CHECK_INT(log_count(&s, "\"fault\":\"power-loss\",\"state\":30,\"byte\":30000"), 1);
+    sim_stop(&s);
+
+    /* power loss, resume off: back to 10 */
+    CHECK(sim_start(&s, 1, "--power-loss", "byte=30000", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    to_download(&s, "0,0,0,0");
+    CHECK(wait_hup(&s, 3) == 1, "power loss: hang-up");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after boot");
+    CHECK_STR(l, "^FOTASTATE: 10");
+    CMD(&s, "AT^FOTADLQ", "ERROR");
+    sim_stop(&s);
+
+    /* power loss on a command: no answer, the port goes */
+    CHECK(sim_start(&s, 1, "--power-loss", "cmd=FOTADL", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", STATE12);
+    send_cmd(&s, "AT^FOTADL=1");
+    EXPECT(&s, "AT^FOTADL=1");
+    CHECK(wait_hup(&s, 2) == 1, "power loss on FOTADL: hang-up without reply");
+    CHECK_INT(log_count(&s, "\"kind\":\"final\""), 1);
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after boot");
+    CHECK_STR(l, "^FOTASTATE: 10");
+    CMD(&s, "AT", "OK");
+    sim_stop(&s);
+
+    /* power loss in state 40: the delta is applied at the next boot */
+    CHECK(sim_start(&s, 1, "--power-loss", "state=40", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    to_download(&s, "0,0,0,1");
+    EXPECT(&s, "^FOTASTATE: 40");
+    CHECK(wait_hup(&s, 2) == 1, "power loss at 40");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after boot");
+    CHECK_STR(l, "^FOTASTATE: 50");
+    CHECK(wait_hup(&s, 2) == 1, "upgrade reset");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after upgrade");
+    CHECK_STR(l, "^FOTASTATE: 90");
+    sim_stop(&s);
+
+    /* upgrade failure after the reset: 80 and the old version */
+    CHECK(sim_start(&s, 1, "--upgrade-fail", "80", "--lose-state", "40", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    to_download(&s, "0,0,1,1");
+    EXPECT(&s, "^FOTASTATE: 50"); /* 40 lost */
+    CHECK(wait_hup(&s, 2) == 1, "upgrade reset");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after upgrade");
+    CHECK_STR(l, "^FOTASTATE: 80");
+    CMD(&s, "AT+GMR", "12.815.01.03.00", "OK");
+    CHECK_INT(log_count(&s, "\"fault\":\"lose-state\",\"state\":40"), 1);
+    sim_stop(&s);
+}
+
+static void test_auto(void)
+{
+    sim s;
+    char desc[1400], want[1500], l[4096];
+    for (int i = 0; i < 5; i++) {
+        memset(desc + i * 256, 'a' + i, 255);
+        desc[i * 256 + 255] = ';';
+    }
+    desc[5 * 256 - 1] = '\0';
+    snprintf(want, sizeof want, "^FOTASTATE: 12,12.815.01.04.00,79114,\"%s\"", desc);
+    CHECK(sim_start(&s, 1, "--description", desc, "--name", "ttyHW7", NULL) == 0, "sim starts");
+    CHECK(strstr(s.path[0], "/ttyHW7") != NULL, "--name: %s", s.path[0]);
+    port_open(&s, 0);
+    CMD(&s, "AT^FOTAMODE=0,1,1,1", "OK");
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", want, "^FOTASTATE: 30", "^FOTASTATE: 40",
+        "^FOTASTATE: 50");
+    CHECK(wait_hup(&s, 2) == 1, "automatic upgrade reset");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after upgrade");
+    CHECK_STR(l, "^FOTASTATE: 90");
+    CMD(&s, "ATI", "Manufacturer: Huawei Technologies Co., Ltd.", "Model: MU509-b",
+        "Revision: 12.815.01.04.00", "IMEI: 867530900000009", "+GCAP: +CGSM,+DS,+ES", "OK");
+    CHECK_INT(log_count(&s, "\"dir\":\"rx\""), 3);
+    sim_stop(&s);
+}
+
+static void test_port_faults(void)
+{
+    sim s;
+    char l[4096];
+    /* port gone for a while: no boot, settings kept */
+    CHECK(sim_start(&s, 1, "--port-gone", "cmd=CSQ", "--port-gone-for", "6", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CMD(&s, "ATE0", "OK");
+    send_cmd(&s, "AT+CSQ");
+    CHECK(wait_hup(&s, 2) == 1, "port gone: hang-up");
+    struct stat sb;
+    CHECK(lstat(s.path[0], &sb) < 0, "link removed while gone");
+    CHECK(port_reopen(&s, 0, 3) == 0, "port back");
+    CMD0(&s, "AT+CSQ", "+CSQ: 20,99", "OK");
+    CHECK_INT(log_count(&s, "\"ev\":\"boot\""), 1);
+    sim_stop(&s);
+
+    /* port gone for good */
+    CHECK(sim_start(&s, 1, "--port-gone", "time=2", "--port-gone-for", "-1", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CHECK(wait_hup(&s, 2) == 1, "port gone for good: hang-up");
+    CHECK(port_reopen(&s, 0, 0.6) < 0, "port stays gone");
+    sim_stop(&s);
+
+    /* no answer for a while after a command; the reply comes late, then the queue */
+    CHECK(sim_start(&s, 1, "--hang", "cmd=AT+CSQ", "--hang-for", "10", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    double t0 = now_s();
+    send_cmd(&s, "AT+CSQ");
+    EXPECT(&s, "AT+CSQ");
+    CHECK(next_line(&s, l, sizeof l, 0.15) == 0, "no answer while hanging (got %s)", l);
+    send_cmd(&s, "AT");
+    EXPECT(&s, "AT", "+CSQ: 20,99", "OK", "OK");
+    CHECK(now_s() - t0 >= 0.27, "late reply after the hang (%.2f s)", now_s() - t0);
+    CMD(&s, "AT+CSQ", "+CSQ: 20,99", "OK");
+    sim_stop(&s);
+
+    /* garbage bytes before every 2nd line; the OK still arrives */
+    CHECK(sim_start(&s, 1, "--garbage", "2", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CMD(&s, "ATE0", "OK");
+    send_cmd(&s, "AT+GMR");
+    int odd = 0, ok = 0;
+    for (int i = 0; i < 4 && next_line(&s, l, sizeof l, 0.5) == 1; i++) {
+        for (char *p = l; *p; p++)
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) { odd = 1; break; }
+        if (!strcmp(l, "OK")) { ok = 1; break; }
+    }
+    CHECK(odd, "garbage bytes seen");
+    CHECK(ok, "OK still seen");
+    CHECK(log_count(&s, "\"fault\":\"garbage\"") >= 1, "garbage logged");
+    sim_stop(&s);
+
+    /* a byte dropped from every line */
+    CHECK(sim_start(&s, 1, "--drop", "1", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    send_cmd(&s, "AT+GMR");
+    EXPECT(&s, "AT+GMR");
+    next_line(&s, l, sizeof l, 1);
+    CHECK(strlen(l) == strlen("12.815.01.03.00") - 1, "version line short by one: %s", l);
+    CHECK(log_count(&s, "\"fault\":\"drop\"") >= 1, "drop logged");
+    sim_stop(&s);
+}
+
+/* --closed-port drop: what is sent while no host holds the port is lost */
+static void test_closed_port(void)
+{
+    sim s;
+    char l[4096];
+    CHECK(sim_start(&s, 1, "--closed-port", "drop", NULL) == 0, "sim starts");
+    sleep_s(0.05);
+    CHECK(port_open(&s, 0) == 0, "open");
+    CMD(&s, "AT", "OK");
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11");
+    close(s.fd);
+    s.fd = -1;
+    sleep_s(0.2); /* 12 is sent while the port is closed */
+    CHECK(port_open(&s, 0) == 0, "reopen");
+    CHECK(next_line(&s, l, sizeof l, 0.1) == 0, "nothing stale after reopen (got %s)", l);
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 12", "OK");
+    CHECK_INT(log_count(&s, "\"ev\":\"lost\",\"kind\":\"urc\",\"line\":\"^FOTASTATE: 12,"), 1);
+    CHECK(log_count(&s, "\"ev\":\"host\",\"what\":\"closed\"") == 1, "host close seen");
+    /* the upgrade reset still hangs up the host, and the path returns */
+    CMD(&s, "AT^FOTAMODE=0,1,1,1", "OK");
+    CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30", "^FOTASTATE: 40", "^FOTASTATE: 50");
+    CHECK(wait_hup(&s, 2) == 1, "reset hang-up");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    sleep_s(0.2); /* 90 is sent (or lost, if sent before the open) */
+    while (next_line(&s, l, sizeof l, 0.05) == 1) ;
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 90", "OK");
+    CMD(&s, "AT+GMR", "12.815.01.04.00", "OK");
+    sim_stop(&s);
+}
+
+/* The port disappears during the download: URCs are lost, the module goes on. */
+static void test_gone_during_download(void)
+{
+    sim s;
+    CHECK(sim_start(&s, 1, "--port-gone", "byte=20000", "--port-gone-for", "30", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    to_download(&s, "0,0,0,1");
+    CHECK(wait_hup(&s, 2) == 1, "port gone during download");
+    CHECK(port_reopen(&s, 0, 3) == 0, "port back");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 40", "OK");
+    CHECK_INT(log_count(&s, "\"ev\":\"lost\",\"kind\":\"urc\",\"line\":\"^FOTASTATE: 40\""), 1);
+    CHECK_INT(log_count(&s, "\"ev\":\"boot\""), 1);
+    sim_stop(&s);
+}
+
+static void test_noise(void)
+{
+    sim s;
+    char l[4096];
+    CHECK(sim_start(&s, 1, "--noise", "80", "--seed", "7", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    noise_seen = 0;
+    CMD(&s, "ATE0", "OK");
+    int inner = 0;
+    for (int i = 0; i < 12; i++) {
+        send_cmd(&s, "AT+GMR");
+        CHECK(next_nn(&s, l, sizeof l, 1) == 1 && !strcmp(l, "12.815.01.03.00"), "version: %s", l);
+        int before = noise_seen;
+        CHECK(next_nn(&s, l, sizeof l, 1) == 1 && !strcmp(l, "OK"), "OK: %s", l);
+        if (noise_seen > before) inner++;
+    }
+    CHECK(noise_seen > 0, "noise seen (%d)", noise_seen);
+    CHECK(inner > 0, "noise inside a response (%d)", inner);
+    /* raw bytes: some URCs end in CR CR LF (echo is off, so none comes from echo) */
+    sleep_s(0.3);
+    s.len = 0;
+    double end = now_s() + 0.5;
+    while (now_s() < end) fill(&s, 0.05);
+    s.buf[s.len] = '\0';
+    CHECK(strstr(s.buf, "\r\r\n") != NULL, "CR CR LF endings");
+    CHECK(log_count(&s, "\"kind\":\"noise\"") > 0, "noise logged");
+    /* ^CURC=0 silences it */
+    CMD0(&s, "AT^CURC=0", "OK");
+    sleep_s(0.05);
+    s.len = 0;
+    while (fill(&s, 0.05) > 0) ;
+    s.len = 0;
+    CHECK(next_line(&s, l, sizeof l, 0.3) == 0, "quiet after ^CURC=0 (got %s)", l);
+    sim_stop(&s);
+}
+
+static void test_many(void)
+{
+    sim s;
+    char l[4096], imei[2][64];
+    CHECK(sim_start(&s, 2, "--fault-modules", "1", "--no-new-version", NULL) == 0, "sim starts with 2");
+    CHECK(strstr(s.path[0], "/ttyUSB2") != NULL, "path 0: %s", s.path[0]);
+    CHECK(strstr(s.path[1], "/ttyUSB3") != NULL, "path 1: %s", s.path[1]);
+    for (int i = 0; i < 2; i++) {
+        port_open(&s, i);
+        send_cmd(&s, "AT+CGSN");
+        EXPECT(&s, "AT+CGSN");
+        next_line(&s, l, sizeof l, 1);
+        snprintf(imei[i], sizeof imei[i], "%.60s", l);
+        EXPECT(&s, "OK");
+        CHECK(luhn_ok(imei[i]), "IMEI %d Luhn: %s", i, imei[i]);
+        detect(&s);
+        EXPECT(&s, i == 0 ? STATE12 : "^FOTASTATE: 14");
+    }
+    CHECK(strcmp(imei[0], imei[1]) != 0, "distinct IMEIs");
+    port_open(&s, 0);
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 12", "OK");
+    CHECK(log_count(&s, "\"m\":1,\"dir\":\"rx\"") == 2, "module 1's commands logged as m=1");
+    sim_stop(&s);
+}
+
+static void test_help(void)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "'%s' --help", sim_bin);
+    FILE *p = popen(cmd, "r");
+    char *text = calloc(1, 65536);
+    size_t n = 0;
+    if (p && text) {
+        size_t r;
+        while ((r = fread(text + n, 1, 65535 - n, p)) > 0) n += r;
+    }
+    int st = p ? pclose(p) : -1;
+    CHECK(st == 0, "--help exits 0");
+    const char *opts[] = {"--modules", "--dir", "--name", "--log", "--scenario", "--time-scale", "--seed",
+                          "--model", "--version-from", "--version-to", "--description", "--imei-base",
+                          "--pin", "--unknown", "--cmee", "--closed-port", "--image-size", "--xnv-size", "--rate",
+                          "--detect-time", "--verify-time", "--upgrade-delay", "--reset-delay",
+                          "--reset-gap", "--boot-time", "--noise", "--fault-modules", "--no-new-version",
+                          "--detect-fail", "--download-fail", "--download-fail-at", "--power-loss",
+                          "--upgrade-fail", "--port-gone", "--port-gone-for", "--hang", "--hang-for",
+                          "--garbage", "--drop", "--dup-state", "--bad-state", "--lose-state",
+                          "--data-session", "--sim-pin", "--not-registered", NULL};
+    for (int i = 0; opts[i] && text; i++) CHECK(strstr(text, opts[i]) != NULL, "--help names %s", opts[i]);
+    free(text);
+    snprintf(cmd, sizeof cmd, "'%s' --no-such-option >/dev/null 2>&1", sim_bin);
+    CHECK(system(cmd) != 0, "unknown option rejected");
+}
+
+int main(void)
+{
+    CHECK_SUITE("sim");
+    signal(SIGPIPE, SIG_IGN);
+    find_sim();
+    if (access(sim_bin, X_OK) != 0) {
+        CHECK(0, "simulator %s not found", sim_bin);
+        return CHECK_END();
+    }
+    double t0 = now_s();
+    void (*tests[])(void) = {test_help, test_seed_flow, test_at_basics, test_detect_faults,
+                             test_download_faults, test_auto, test_port_faults, test_closed_port,
+                             test_gone_during_download, test_noise, test_many};
+    const char *names[] = {"help", "seed_flow", "at_basics", "detect_faults", "download_faults",
+                           "auto", "port_faults", "closed_port", "gone_during_download", "noise", "many"};
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        double t = now_s();
+        tests[i]();
+        fprintf(stderr, "test_sim: %s %.2f s\n", names[i], now_s() - t);
+    }
+    fprintf(stderr, "test_sim: %.1f s\n", now_s() - t0);
+    return CHECK_END();
+}
