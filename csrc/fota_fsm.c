@@ -1569,6 +1569,12 @@ size_t hf_fota_feed(hf_fota *f, const hf_fota_event *ev, hf_fota_actions *out)
         f->ignored++;
         return end(f);
     }
+    hf_fota_event safe;
+    if (ev->kind == HF_EV_RESULT && ev->nlines && (!ev->lines || !ev->line_lens)) {
+        safe = *ev;          /* a caller bug must not become a NULL dereference */
+        safe.nlines = 0;
+        ev = &safe;
+    }
     switch (ev->kind) {
     case HF_EV_RESULT: on_result(f, ev); break;
     case HF_EV_URC: if (ev->line) on_urc(f, ev); break;
