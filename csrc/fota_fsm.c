@@ -732,6 +732,7 @@ static void reboot_port_lost(hf_fota *f)
 {
     if (f->phase != HF_PH_REBOOT)
         enter(f, HF_PH_REBOOT);
+    f->deadline = f->now + f->cfg.reboot_timeout;   /* counted from the reset */
     reopen(f);
 }
 
@@ -1253,12 +1254,17 @@ static void on_result(hf_fota *f, const hf_fota_event *ev)
         return;
     }
     hf_fota_cmd c = f->cmd;
+    /* the answer to a command of an earlier phase still informs (states, progress)
+     * but neither advances nor fails the phase we are in now */
+    int stale = f->cmd_gen != f->gen;
     f->cmd = HF_CMD_NONE;
     if (ev->final == HF_FF_PORTLOST) {
         if (def(f)->on_port_lost)
             def(f)->on_port_lost(f);
         return;
     }
+    if (stale && ev->final != HF_FF_OK)
+        return;
     if (ev->final == HF_FF_TIMEOUT || ev->final == HF_FF_CANCELLED) {
         on_timeout(f, c);
         return;
@@ -1267,10 +1273,12 @@ static void on_result(hf_fota *f, const hf_fota_event *ev)
         on_error(f, c, ev);
         return;
     }
+    if (stale) {
+        if (c == HF_CMD_STATE || c == HF_CMD_DLQ)
+            (void)absorb_ok(f, c, ev);
+        return;
+    }
     unsigned gen = f->gen;
-    /* an answer to a command of an earlier phase still informs (states, progress)
-     * but does not advance the current phase's script */
-    int in_script = f->cmd_in_script && f->cmd_gen == f->gen;
     int r = absorb_ok(f, c, ev);
     if (r > 0) {
         resend_or_fail(f, c, "gave no readable answer");
@@ -1279,7 +1287,7 @@ static void on_result(hf_fota *f, const hf_fota_event *ev)
     f->cmd_tries = 0;
     if (r < 0 || gen != f->gen || hf_fota_terminal(f))
         return;       /* the answer moved the machine on */
-    if (in_script) {
+    if (f->cmd_in_script) {
         script_next(f);
     } else if (c == HF_CMD_FWUP) {
         enter(f, HF_PH_REBOOT);
@@ -1560,6 +1568,12 @@ size_t hf_fota_feed(hf_fota *f, const hf_fota_event *ev, hf_fota_actions *out)
         !(def(f)->accepts & EV_BIT(ev->kind))) {
         f->ignored++;
         return end(f);
+    }
+    hf_fota_event safe;
+    if (ev->kind == HF_EV_RESULT && ev->nlines && (!ev->lines || !ev->line_lens)) {
+        safe = *ev;          /* a caller bug must not become a NULL dereference */
+        safe.nlines = 0;
+        ev = &safe;
     }
     switch (ev->kind) {
     case HF_EV_RESULT: on_result(f, ev); break;

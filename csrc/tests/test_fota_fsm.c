@@ -482,6 +482,40 @@ static void test_polling(void)
     CHECK_STR(h->pend, "AT^FOTADET");
 }
 
+/* Cancel while a command is in flight: AT^FOTADL=0 waits for that answer; the
+ * late answer (even a timeout) of the old phase neither fails nor advances. */
+static void test_stale_answers(void)
+{
+    hf_fota_config c = seed_cfg();
+    harness *h = &H;
+    h_init(h, &c);
+    h_start(h);
+    h_run(h, HF_PH_DOWNLOAD, 100);
+    h_ok(h, NULL, NULL);
+    h_urc(h, "^FOTASTATE: 30");
+    h_timer(h);
+    CHECK_STR(h->pend, "AT^FOTADLQ");
+    h_simple(h, HF_EV_CANCEL);
+    CHECK_INT(h->f.phase, HF_PH_DISCARD);
+    CHECK_STR(h->pend, "AT^FOTADLQ");            /* nothing new written yet */
+    h_result(h, HF_FF_TIMEOUT, -1, NULL, NULL, 0);
+    CHECK_STR(h->pend, "AT^FOTADL=0");
+    h_ok(h, NULL, NULL);
+    CHECK_STR(h->failed, "ECANCELED");
+    CHECK_INT(h_sent_count(h, "AT^FOTADLQ"), 1);
+
+    /* the reboot wait counts from the moment the port went away */
+    h_init(h, &c);
+    h_start(h);
+    h_run(h, HF_PH_REBOOT, 500);
+    h->now += 100;                                /* port still there for 100 s */
+    h_simple(h, HF_EV_PORT_LOST);
+    CHECK(h->timer >= h->now + 179, "deadline from the port loss");
+    h->now += 150;
+    h_simple(h, HF_EV_TIMER);
+    CHECK_INT(h->f.phase, HF_PH_REBOOT);
+}
+
 static void test_send_shapes(void)
 {
     hf_fota_config c = seed_cfg();
@@ -680,6 +714,7 @@ static void test_cross_product(void)
     }
     CHECK_INT(reached, HF_PH_COUNT);
     CHECK(pairs > 400, "pairs exercised: %d", pairs);
+    fprintf(stderr, "cross product: %d phases, %d (phase, event variant) cases\n", reached, pairs);
 }
 
 /* Specific expected transitions for the meaningful pairs. */
@@ -977,6 +1012,7 @@ int main(void)
     test_timeouts_and_config();
     test_polling();
     test_send_shapes();
+    test_stale_answers();
     test_transitions();
     test_cross_product();
     test_journal_text();
