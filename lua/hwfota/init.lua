@@ -80,6 +80,75 @@ function M.now()
   return core.now()
 end
 
+local session = require "hwfota.session"
+local loop = require "hwfota.loop"
+
+--- Open a FOTA session on a module: the step-by-step API.
+-- Every step runs the C state machine, so its safety rules hold here too
+-- (`AT^FWUP` only in state 40, never twice, never a downgrade unless forced).
+-- @tparam Port|string port_or_path an open port, or a path to open
+-- @tparam[opt] table opts `journal` (path of the journal file), `reboot_timeout`
+--   (seconds, default 180), `force`, `skip_model_check` (demo versions below the
+--   supported table), `apn`/`user`/`password`/`auth`, `mode` {auto_query,
+--   auto_download, auto_upgrade, resume, period}, `trace` (function(dir, text)),
+--   `baudrate`, `flow`, `timeout`, and the state machine's timing options
+-- @treturn Session or `nil, message, code`
+-- @usage
+-- local s = assert(hwfota.session("/dev/ttyUSB2", {journal = "/etc/hwfota/state"}))
+-- print(s:info().revision, s:state().name)
+-- local offer = s:detect()           -- {version=, size=, description=} | false
+-- if offer then assert(s:download{progress = function(p) print(p.percent) end}) end
+-- print(assert(s:upgrade()).to)
+function M.session(port_or_path, opts)
+  return session.session(port_or_path, opts)
+end
+
+--- Run the whole FOTA flow on a module, under a policy.
+-- Probe (version, IMEI, model), prerequisites (SIM, registration), configuration
+-- (`AT^FOTACFG`, `AT^FOTAMODE` when given), detection, download with progress,
+-- upgrade, the module's reset and return, and verification of the new version.
+-- @tparam Port|string port_or_path
+-- @tparam[opt] table policy hooks (all optional): `on_new_version(info)` ->
+--   "download" | "defer" | "reject" [, retry_after, reason]; `on_downloaded(info)`
+--   -> "upgrade" | "defer"; `on_failure(err, attempt)` -> seconds before a retry,
+--   or nil/false to give up; `on_progress(p)`; `on_event(e)`; `before_detect(ctx)`
+--   and `after(ctx)` (data-connection guards). See `hwfota.policy`.
+-- @tparam[opt] table opts as for `session`
+-- @treturn table report `{status = "upgraded" | "no_new_version" | "deferred" |
+--   "rejected" | "failed", from =, to =, version =, code =, message =,
+--   module_code =, attempts =, events = {...}}`
+function M.run(port_or_path, policy, opts)
+  return session.run(port_or_path, policy, opts)
+end
+
+--- Start a task (a coroutine) on the shared poll loop; see `loop`.
+-- @tparam function fn
+-- @param ... its arguments
+-- @treturn table the task (`ok`, `result`, `error` once finished)
+function M.spawn(fn, ...)
+  return loop.spawn(fn, ...)
+end
+
+--- Run the shared loop until every spawned task has finished.
+-- @treturn table array of failed tasks
+function M.loop()
+  return loop.run()
+end
+
+--- Sleep inside the loop (other tasks go on).
+-- @tparam number seconds
+function M.sleep(seconds)
+  return loop.sleep(seconds)
+end
+
+--- Compare two firmware versions field by field.
+-- @tparam string a
+-- @tparam string b
+-- @treturn integer -1, 0 or 1, or `nil, message` when a version is malformed
+function M.version_compare(a, b)
+  return core.version_compare(a, b)
+end
+
 --- Port methods.
 -- Implemented in C (csrc/lua_port.c); documented here.
 -- @type Port

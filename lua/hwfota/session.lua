@@ -296,6 +296,20 @@ end
 
 -- start and finish -----------------------------------------------------------
 
+-- When the run is over the journal has done its job: remove it, so the next
+-- run starts afresh. Keep it only when AT^FWUP was sent and the result was not
+-- seen (the next run must wait for that reboot's result, never re-send).
+function Driver:settle_journal(r)
+  local path = self.opts.journal
+  if not path or self.journal_error then return end
+  local info = self.fsm and self.fsm:info() or {}
+  if r.status == "failed" and info.fwup_sent then return end
+  local ok, err = os.remove(path)
+  if not ok and io.open(path) then
+    r.journal_error = ("cannot remove the journal %s: %s"):format(path, tostring(err))
+  end
+end
+
 function Driver:finish(status, a)
   if self.finished then return end
   local r = self.report
@@ -312,6 +326,7 @@ function Driver:finish(status, a)
     r.status, r.code, r.message = "failed", "EPOLICY", self.policy_error
   end
   r.attempts = self.attempt
+  self:settle_journal(r)
   self.finished = true
   self.timer_at, self.reopen_at = nil, nil
   for _, id in ipairs(self.handlers) do self.port:off(id) end
