@@ -87,7 +87,7 @@ $(B)/support/%: spec/support/%.c
 # Debian packages the build and the suites need (installed by `make deps` when root).
 DEB_PACKAGES = build-essential pkg-config lua5.4 liblua5.4-dev libserialport-dev \
                libserialport0 lua-busted valgrind \
-               musl-tools lua-ldoc luarocks shellcheck
+               musl-tools lua-ldoc lua-markdown luarocks shellcheck
 
 deps:
 	@sh spec/install-deps.sh $(DEB_PACKAGES)

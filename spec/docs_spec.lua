@@ -59,6 +59,10 @@ describe("API docs", function()
         if index then index:close() end
         os.execute("rm -rf " .. sh_quote(out) .. " " .. sh_quote(log))
         assert.is_true(ok == true, "ldoc failed:\n" .. text)
+        -- Debian's lua-ldoc does not bundle markdown.lua: without lua-markdown the
+        -- reference silently comes out as plain text.
+        assert.is_falsy(text:find("not found, falling back to text", 1, true),
+                        "ldoc found no markdown formatter (Debian: lua-markdown)")
         for _, path in ipairs(files) do
             local name = path:match("([^/]+)%.lua$")
             local mod = name == "init" and "hwfota" or "hwfota." .. name
