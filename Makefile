@@ -86,7 +86,8 @@ $(B)/support/%: spec/support/%.c
 
 # Debian packages the build and the suites need (installed by `make deps` when root).
 DEB_PACKAGES = build-essential pkg-config lua5.4 liblua5.4-dev libserialport-dev \
-               libserialport0 lua-busted valgrind
+               libserialport0 lua-busted valgrind \
+               musl-tools lua-ldoc lua-markdown luarocks shellcheck
 
 deps:
 	@sh spec/install-deps.sh $(DEB_PACKAGES)
@@ -110,3 +111,68 @@ install: all
 clean:
 	rm -rf $(B)
 .SECONDARY:
+
+# ======================================================================================
+# Packaging checks (issue 5): musl build, API reference, luarocks, OpenWrt files.
+# spec/run-tests.sh runs every executable in spec/checks/ like a C test (it must print
+# "#tally <name> passed=N failed=M"), so `make test` counts these without extra recipes.
+#
+#   make musl-check   compile every csrc/*.c with musl-gcc, warnings are errors
+#   make docs         HTML API reference of lua/hwfota/*.lua into build/doc (LDoc)
+#   make rock-check   luarocks make into a throw-away tree, offline, then require it
+#   make openwrt-check  lint examples/openwrt (init script, UCI config, command)
+# ======================================================================================
+.PHONY: musl-check musl-headers docs rock-check openwrt-check
+
+MUSL_CC       ?= musl-gcc
+SERIAL_INCDIR ?= /usr/include
+MUSL_SRC      := $(CORE_SRC) $(BIND_SRC)
+MUSL_INC      := $(B)/musl/include
+# The project's own flags (not the host's pkg-config output, which may name glibc
+# include dirs) plus a private include dir holding only the Lua and libserialport
+# headers: adding all of /usr/include would mix glibc headers into the musl build.
+MUSL_CFLAGS    = -O2 $(filter-out $(SERIAL_CFLAGS),$(HF_CFLAGS)) -I$(MUSL_INC)
+# Where the headers' own "quoted" includes may live (Debian's luaconf.h includes
+# "lua5.4-deb-multiarch.h" from /usr/include/<multiarch>).
+MUSL_HDR_PATH ?= $(LUA_INCDIR) $(SERIAL_INCDIR) \
+                 /usr/include/$(shell $(CC) -print-multiarch 2>/dev/null)
+
+musl-headers:
+	@rm -rf $(MUSL_INC) && mkdir -p $(MUSL_INC)
+	@for h in $(LUA_INCDIR)/*.h $(SERIAL_INCDIR)/libserialport.h; do \
+	  [ -f "$$h" ] || { echo "musl-check: missing header $$h" >&2; exit 1; }; \
+	  ln -s "$$(readlink -f "$$h")" $(MUSL_INC)/; \
+	done
+	@again=1; while [ $$again = 1 ]; do again=0; \
+	  for q in $$(sed -n 's/^[ \t]*#[ \t]*include[ \t]*"\([^"]*\)".*/\1/p' $(MUSL_INC)/*.h | sort -u); do \
+	    [ -e $(MUSL_INC)/$$q ] && continue; \
+	    for d in $(MUSL_HDR_PATH); do \
+	      if [ -f "$$d/$$q" ]; then ln -s "$$(readlink -f "$$d/$$q")" $(MUSL_INC)/$$q; again=1; break; fi; \
+	    done; \
+	  done; \
+	done
+
+# One compile per source so the tally counts files; any warning fails that file.
+musl-check: musl-headers
+	@command -v $(MUSL_CC) >/dev/null 2>&1 || { \
+	  echo "musl-check: $(MUSL_CC) not found (Debian package musl-tools)"; \
+	  echo "#tally musl passed=0 failed=1"; exit 1; }
+	@mkdir -p $(B)/musl/obj; p=0; f=0; \
+	for s in $(MUSL_SRC); do \
+	  o=$(B)/musl/obj/$$(basename "$$s" .c).o; \
+	  if $(MUSL_CC) $(MUSL_CFLAGS) -c -o "$$o" "$$s"; then p=$$((p + 1)); \
+	  else echo "!! musl: $$s does not build warning-free"; f=$$((f + 1)); fi; \
+	done; \
+	echo "#tally musl passed=$$p failed=$$f"; [ "$$f" -eq 0 ] && [ "$$p" -gt 0 ]
+
+# LDoc runs in the directory of its config file: give it absolute paths.
+docs:
+	@mkdir -p $(B)/doc
+	ldoc -c spec/ldoc.ld --fatalwarnings --testing -d $(CURDIR)/$(B)/doc $(CURDIR)/lua/hwfota
+	@echo "API reference: $(B)/doc/index.html"
+
+rock-check:
+	@sh spec/checks/rock
+
+openwrt-check:
+	@sh spec/checks/openwrt

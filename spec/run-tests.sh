@@ -39,6 +39,15 @@ for t in build/tests/* build/tests-san/*; do
     run_c "$t"
 done
 
+# Checks (spec/checks/*, packaging): executables run from the top directory like the C
+# tests above (a "#tally" line, crash or missing tally = failure). Lines they print
+# starting with "#note " are shown, so a check skipped on request stays visible.
+for t in spec/checks/*; do
+    [ -x "$t" ] || continue
+    run_c "$t"
+    grep '^#note ' "$log" | sed 's/^#note /   note: /'
+done
+
 # busted, TAP output: count "ok" and "not ok" lines.
 export LUA_PATH="$top/lua/?.lua;$top/lua/?/init.lua;$top/spec/?.lua;;"
 export LUA_CPATH="$top/build/?.so;;"
