@@ -28,7 +28,8 @@ build = {
          sources = {
             "csrc/hf_error.c", "csrc/transport.c",
             "csrc/at_tokenizer.c", "csrc/at_final.c", "csrc/at_engine.c",
-            "csrc/lua_port.c", "csrc/lua_core.c",
+            "csrc/fota_parse.c", "csrc/fota_fsm.c", "csrc/fota_journal.c",
+            "csrc/lua_port.c", "csrc/lua_fota.c", "csrc/lua_core.c",
          },
          defines = { "_DEFAULT_SOURCE", "_GNU_SOURCE" },
          incdirs = { "csrc", "$(LIBSERIALPORT_INCDIR)" },
@@ -36,5 +37,8 @@ build = {
          libraries = { "serialport" },
       },
       ["hwfota"] = "lua/hwfota/init.lua",
+      ["hwfota.loop"] = "lua/hwfota/loop.lua",
+      ["hwfota.session"] = "lua/hwfota/session.lua",
+      ["hwfota.policy"] = "lua/hwfota/policy.lua",
    },
 }

@@ -33,8 +33,7 @@ local function shallow_copy(t)
   return c
 end
 
-----------------------------------------------------------------------------
--- Journal file (an untrusted file: bounded read, parsed strictly in C)
+-- == Journal file (an untrusted file: bounded read, parsed strictly in C) ==
 
 local function read_journal(path)
   local f = io.open(path, "rb")
@@ -47,8 +46,7 @@ local function read_journal(path)
   return data or ""
 end
 
-----------------------------------------------------------------------------
--- Driver
+-- == Driver ==
 
 local Driver = {}
 Driver.__index = Driver
@@ -375,8 +373,7 @@ function Driver:start(previous)
   return true
 end
 
-----------------------------------------------------------------------------
--- Options
+-- == Options ==
 
 -- Keys of run/session options that are not the state machine's.
 local own_keys = {journal = true, trace = true, setup = true, command_timeout = true,
@@ -403,8 +400,7 @@ local function ensure_port(port_or_path, opts)
   return port_or_path
 end
 
-----------------------------------------------------------------------------
--- One attempt, and run() with retries
+-- == One attempt, and run() with retries ==
 
 local function one_attempt(port, policy, o, attempt, previous)
   local d = new_driver(port, policy, o, attempt)
@@ -469,8 +465,7 @@ function M.run(port_or_path, policy, opts)
   return report
 end
 
-----------------------------------------------------------------------------
--- Session: the step-by-step API
+-- == Session: the step-by-step API ==
 
 local Session = {}
 Session.__index = Session
