@@ -907,11 +907,18 @@ static int port_stats(lua_State *L)
     return 1;
 }
 
-/* port:reopen() -> true | nil,msg,code: open the same path again after the
- * module reset (same options). Pending commands already failed with EPORTLOST. */
+/* port:reopen([path]) -> true | nil,msg,code: open the port again after the
+ * module reset (same options), at the same path or at `path` when the module
+ * came back under another name (USB re-enumeration). Pending commands already
+ * failed with EPORTLOST. A port that is not lost is left alone. */
 static int port_reopen(lua_State *L)
 {
     hf_port *p = check_port(L, 1);
+    size_t plen = 0;
+    const char *path = luaL_optlstring(L, 2, NULL, &plen);
+    if (path)
+        luaL_argcheck(L, plen > 0 && plen < sizeof p->path && strlen(path) == plen, 2,
+                      "path must be a non-empty string without NUL");
     if (p->closed)
         return push_fail(L, "port is closed", "ECLOSED");
     if (!p->lost) {
@@ -920,9 +927,11 @@ static int port_reopen(lua_State *L)
     }
     hf_error err;
     hf_error_clear(&err);
-    hf_transport *tr = hf_transport_open(p->path, &p->topts, &err);
+    hf_transport *tr = hf_transport_open(path ? path : p->path, &p->topts, &err);
     if (!tr)
         return push_fail(L, err.msg, err.code ? err.code : "EIO");
+    if (path)
+        memcpy(p->path, path, plen + 1);
     p->tr = tr;
     p->lost = 0;
     p->lost_msg[0] = '\0';

@@ -222,8 +222,10 @@ end
 -- @function Port:stats
 -- @treturn table
 
---- Open the same path again after the port was lost (module reset).
+--- Open the port again after it was lost (module reset): at the same path, or
+-- at `path` when the module came back under another name.
 -- @function Port:reopen
+-- @tparam[opt] string path
 -- @return `true` or `nil, message, code`
 
 --- Close the port (idempotent; also `__close` and `__gc`). Commands still
