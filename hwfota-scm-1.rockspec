@@ -40,5 +40,6 @@ build = {
       ["hwfota.loop"] = "lua/hwfota/loop.lua",
       ["hwfota.session"] = "lua/hwfota/session.lua",
       ["hwfota.policy"] = "lua/hwfota/policy.lua",
+      ["hwfota.identity"] = "lua/hwfota/identity.lua",
    },
 }
