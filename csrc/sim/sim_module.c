@@ -894,6 +894,29 @@ static void execute(sim_module *m, const char *body)
         if (form == 0) { info(m, m->f.not_registered ? "+CSQ: 99,99" : "+CSQ: 20,99"); ok(m); }
         else if (form == 2) { info(m, "+CSQ: (0-31,99),(99)"); ok(m); }
         else error(m);
+    } else if (IS("^NDISDUP")) {
+        /* ^NDISDUP=<cid>,<connect>[,<apn>...]: the module's own data call (ends a collision) */
+        if (form == 2) { info(m, "^NDISDUP: (1-16),(0-1)"); ok(m); }
+        else if (form == 3 && np >= 2 && int_param(&p[0], 1, 16, &v) == 0 &&
+                 int_param(&p[1], 0, 1, &v) == 0) {
+            m->f.data_session = v;
+            sim_log(m->idx, "\"ev\":\"data-session\",\"up\":%d", v);
+            ok(m);
+            send_line(m, "urc", v ? "^NDISSTAT: 1,,,\"IPV4\"" : "^NDISSTAT: 0,,,\"IPV4\"", 0);
+        } else error(m);
+    } else if (IS("^NDISSTATQRY")) {
+        if (form == 1) {
+            info(m, m->f.data_session ? "^NDISSTATQRY: 1,,,\"IPV4\"" : "^NDISSTATQRY: 0,,,\"IPV4\"");
+            ok(m);
+        } else error(m);
+    } else if (IS("+CGACT")) {
+        if (form == 1) { info(m, m->f.data_session ? "+CGACT: 1,1" : "+CGACT: 1,0"); ok(m); }
+        else if (form == 2) { info(m, "+CGACT: (0,1)"); ok(m); }
+        else if (form == 3 && np >= 1 && int_param(&p[0], 0, 1, &v) == 0) {
+            m->f.data_session = v;
+            sim_log(m->idx, "\"ev\":\"data-session\",\"up\":%d", v);
+            ok(m);
+        } else error(m);
     } else if (IS("^CURC")) {
         if (form == 1) { snprintf(b, sizeof b, "^CURC: %d", m->curc); info(m, b); ok(m); }
         else if (form == 2) { info(m, "^CURC: (0-2)"); ok(m); }

@@ -514,6 +514,14 @@ static void test_detect_faults(void)
     CMD(&s, "AT^FOTADET", "+CME ERROR: FOTA is in collision state");
     CMD(&s, "AT+CMEE=1", "OK");
     CMD(&s, "AT^FOTADET", "+CME ERROR: 54");
+    CMD(&s, "AT^NDISSTATQRY?", "^NDISSTATQRY: 1,,,\"IPV4\"", "OK");
+    CMD(&s, "AT^NDISDUP=1,0", "OK", "^NDISSTAT: 0,,,\"IPV4\"");
+    detect(&s);
+    EXPECT(&s, STATE12);
+    CMD(&s, "AT+CGACT=1,1", "OK");
+    CMD(&s, "AT^FOTADL=1", "+CME ERROR: 54");
+    CMD(&s, "AT+CGACT=0,1", "OK");
+    CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30");
     sim_stop(&s);
 
     CHECK(sim_start(&s, 1, "--sim-pin", NULL) == 0, "sim starts");
