@@ -12,10 +12,11 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <sys/types.h>
 
-#define SIM_MAX_MODULES 256
+#define SIM_MAX_MODULES 1024
 #define SIM_INBUF 4096
-#define SIM_OUTBUF (256 * 1024)
+#define SIM_OUTBUF (64 * 1024)
 #define SIM_STR 256
 #define SIM_DESC 2048
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
@@ -195,7 +196,7 @@ static void usage(FILE *o)
 "remove the links and exit 0. Times are model seconds, multiplied by --time-scale.\n"
 "\n"
 "General:\n"
-"  --modules N            number of modules (1..256, default 1)\n"
+"  --modules N            number of modules (1..1024, default 1)\n"
 "  --dir DIR              where the links go (default /tmp/hwfota-sim)\n"
 "  --name NAME            first link name; a trailing number counts up (default ttyUSB2)\n"
 "  --log FILE             JSON-lines log of every line received/sent and every event\n"
@@ -527,6 +528,12 @@ int main(int argc, char **argv)
     sigaddset(&block, SIGHUP);
     sigprocmask(SIG_BLOCK, &block, &orig);
 
+    /* two fds per module: raise the soft limit as far as allowed */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     mods = calloc((size_t)cfg.modules, sizeof *mods);
     if (!mods) { fprintf(stderr, "hwfota-sim: out of memory\n"); return 1; }
     int rc = 0;
