@@ -301,6 +301,12 @@ static void power_loss(sim_module *m)
     sim_log(m->idx, "\"ev\":\"fault\",\"fault\":\"power-loss\",\"state\":%d,\"byte\":%.0f",
             m->state, m->done);
     reset_module(m, "power-loss", BOOT_POWER_LOSS);
+    /* what survives in flash, until the post-boot report */
+    int s = m->state;
+    m->state = (s == 30 || s == 31) ? (m->resume ? 31 : 10) : (s == 40 || s == 50) ? 40
+             : (s == 11 || s == 12) ? 10 : s;
+    if (m->state == 10) { m->done = 0; m->have_delta = 0; }
+    if (m->state != s) log_state(m, m->state);
 }
 
 static void port_gone(sim_module *m)

@@ -391,7 +391,7 @@ static void test_at_basics(void)
 {
     sim s;
     char l[4096];
-    CHECK(sim_start(&s, 1, "--rate", "2000", NULL) == 0, "sim starts");
+    CHECK(sim_start(&s, 1, "--rate", "2000", "--detect-time", "10", NULL) == 0, "sim starts");
     CHECK(port_open(&s, 0) == 0, "open");
     CMD(&s, "AT", "OK");
     CMD(&s, "at", "OK");
@@ -582,6 +582,8 @@ static void test_download_faults(void)
     CHECK(wait_hup(&s, 3) == 1, "power loss: hang-up");
     CHECK(port_reopen(&s, 0, 3) == 0, "back after power loss");
     CHECK(wait_for(&s, "^BOOT:", 2, NULL, 0) == 1, "^BOOT after power loss");
+    CHECK(wait_for(&s, "^RSSI:", 2, NULL, 0) == 1, "last boot URC");
+    CMD(&s, "AT^FOTADLQ", "^FOTADLQ: 1,\"IMAGE\",1324,1324", "^FOTADLQ: 2,\"XNV\",28676,77790", "OK");
     CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after boot");
     CHECK_STR(l, "^FOTASTATE: 31");
     CMD(&s, "AT+CMEE?", "+CMEE: 2", "OK"); /* echo on and CMEE back to default after boot */
@@ -638,6 +640,34 @@ static void test_download_faults(void)
     CHECK(port_reopen(&s, 0, 3) == 0, "back");
     CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after upgrade");
     CHECK_STR(l, "^FOTASTATE: 90");
+    sim_stop(&s);
+
+    /* power loss in state 50 (before the upgrade reset), from a time trigger elsewhere */
+    CHECK(sim_start(&s, 1, "--power-loss", "state=50", "--boot-time", "10", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    to_download(&s, "0,0,1,1");
+    EXPECT(&s, "^FOTASTATE: 40", "^FOTASTATE: 50");
+    CHECK(wait_hup(&s, 2) == 1, "power loss at 50");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    CHECK(wait_for(&s, "^RSSI:", 2, NULL, 0) == 1, "last boot URC");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 40", "OK"); /* before the post-boot report */
+    CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after boot");
+    CHECK_STR(l, "^FOTASTATE: 50");
+    CHECK(wait_hup(&s, 2) == 1, "upgrade reset");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after upgrade");
+    CHECK_STR(l, "^FOTASTATE: 90");
+    CHECK_INT(log_count(&s, "\"ev\":\"reset\",\"reason\":\"power-loss\",\"state\":50"), 1);
+    CHECK_INT(log_count(&s, "\"ev\":\"reset\",\"reason\":\"upgrade\""), 1);
+    sim_stop(&s);
+
+    /* power loss at a time, while idle: boot, ^FOTASTATE: 10 */
+    CHECK(sim_start(&s, 1, "--power-loss", "time=3", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CHECK(wait_hup(&s, 2) == 1, "power loss at t=3");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after boot");
+    CHECK_STR(l, "^FOTASTATE: 10");
     sim_stop(&s);
 
     /* upgrade failure after the reset: 80 and the old version */
@@ -749,14 +779,14 @@ static void test_closed_port(void)
 {
     sim s;
     char l[4096];
-    CHECK(sim_start(&s, 1, "--closed-port", "drop", NULL) == 0, "sim starts");
+    CHECK(sim_start(&s, 1, "--closed-port", "drop", "--detect-time", "10", NULL) == 0, "sim starts");
     sleep_s(0.05);
     CHECK(port_open(&s, 0) == 0, "open");
     CMD(&s, "AT", "OK");
     CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11");
     close(s.fd);
     s.fd = -1;
-    sleep_s(0.2); /* 12 is sent while the port is closed */
+    sleep_s(0.5); /* 12 is sent while the port is closed */
     CHECK(port_open(&s, 0) == 0, "reopen");
     CHECK(next_line(&s, l, sizeof l, 0.1) == 0, "nothing stale after reopen (got %s)", l);
     CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 12", "OK");
