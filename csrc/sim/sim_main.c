@@ -202,7 +202,7 @@ static void usage(FILE *o)
 "  --log FILE             JSON-lines log of every line received/sent and every event\n"
 "  --scenario FILE        read key=value lines (keys = long options without --; '#' comments;\n"
 "                         flags take 1/0); later options override earlier ones\n"
-"  --time-scale X         multiply every model duration (default 1.0; tests use 0.05)\n"
+"  --time-scale X         multiply every model duration (default 1.0; tests use 0.03)\n"
 "  --seed N               seed for noise and garbage (default 1)\n"
 "  --help                 this text\n"
 "Identity:\n"

@@ -84,6 +84,7 @@ static int sim_start(sim *s, int modules, ...)
     argv[n++] = "--log"; argv[n++] = s->log;
     argv[n++] = "--time-scale"; argv[n++] = SCALE;
     argv[n++] = "--modules"; argv[n++] = mods;
+    argv[n++] = "--rate"; argv[n++] = "30000"; /* fast downloads unless a test asks otherwise */
     va_list ap;
     va_start(ap, modules);
     const char *a;
@@ -256,10 +257,13 @@ static int wait_for(sim *s, const char *prefix, double timeout, char *got, size_
 /* Wait for the hang-up of the current fd. */
 static int wait_hup(sim *s, double timeout)
 {
-    double end = now_s() + timeout;
+    double end = now_s() + timeout, t0 = now_s();
     char tmp[4096];
     while (now_s() < end)
-        if (next_line(s, tmp, sizeof tmp, end - now_s()) < 0) return 1;
+        if (next_line(s, tmp, sizeof tmp, end - now_s()) < 0) {
+            if (getenv("SIMTEST_TRACE")) fprintf(stderr, "hup after %.3f s\n", now_s() - t0);
+            return 1;
+        }
     return 0;
 }
 
@@ -335,7 +339,7 @@ static int luhn_ok(const char *d)
 static void test_seed_flow(void)
 {
     sim s;
-    CHECK(sim_start(&s, 1, NULL) == 0, "sim starts and prints ready");
+    CHECK(sim_start(&s, 1, "--rate", "8000", NULL) == 0, "sim starts and prints ready");
     CHECK(port_open(&s, 0) == 0, "open %s", s.path[0]);
     CMD(&s, "AT+GMR", "12.815.01.03.00", "OK");
     CMD(&s, "AT^FOTACFG=\"1234\",\"\",\"\",2", "OK");
@@ -882,7 +886,7 @@ static void test_many(void)
 
 static void test_help(void)
 {
-    char cmd[1200];
+    char cmd[1600];
     snprintf(cmd, sizeof cmd, "'%s' --help", sim_bin);
     FILE *p = popen(cmd, "r");
     char *text = calloc(1, 65536);
@@ -906,6 +910,13 @@ static void test_help(void)
     free(text);
     snprintf(cmd, sizeof cmd, "'%s' --no-such-option >/dev/null 2>&1", sim_bin);
     CHECK(system(cmd) != 0, "unknown option rejected");
+    char scen[200];
+    snprintf(scen, sizeof scen, "/tmp/hwfota-simtest-bad.%d", (int)getpid());
+    FILE *f = fopen(scen, "w");
+    if (f) { fputs("no-such-key = 1\n", f); fclose(f); }
+    snprintf(cmd, sizeof cmd, "'%s' --scenario %s --dir /tmp/hwfota-simtest-none >/dev/null 2>&1", sim_bin, scen);
+    CHECK(system(cmd) != 0, "bad scenario key rejected");
+    unlink(scen);
 }
 
 int main(void)
