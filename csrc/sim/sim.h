@@ -42,6 +42,7 @@ typedef struct {
     double port_gone_for;    /* model seconds; < 0: for good */
     sim_trigger hang;
     double hang_for;         /* model seconds */
+    int hang_reject;         /* commands during a hang: +CME ERROR: Previous command is not complete */
     int garbage_every;       /* a garbage burst before every Nth line sent */
     int drop_every;          /* one byte dropped from every Nth line sent */
     int dup_state;           /* every ^FOTASTATE URC twice */

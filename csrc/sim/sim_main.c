@@ -247,7 +247,8 @@ static void usage(FILE *o)
 "  --port-gone-for S      ... for S model seconds, or for good when S < 0 (default 5)\n"
 "  --hang TRIGGER         no answer: commands wait (echo continues) ...\n"
 "  --hang-for S           ... for S model seconds; a cmd= trigger's own reply comes late\n"
-"                         (default 10)\n"
+"                         (default 10)\n""  --hang-reject          commands sent during a hang answer at once\n"
+"                         +CME ERROR: Previous command is not complete (default: they wait)\n"
 "  --garbage N            a burst of 8 garbage bytes before every Nth line sent\n"
 "  --drop N               one byte missing from every Nth line sent\n"
 "  --dup-state            every ^FOTASTATE URC sent twice\n"
@@ -261,7 +262,8 @@ static void usage(FILE *o)
 "  --not-registered       +CREG: 0,0 / +CGREG: 0,0; detection ends in 13,11, download in 20,11\n"
 "\n"
 "CME errors follow AT+CMEE: 0 ERROR, 1 +CME ERROR: <n>, 2 +CME ERROR: <text>. Numbers:\n"
-"SIM PIN required 11, Operation not supported 4, FOTA is in collision state 54 (inferred),\n"
+"SIM PIN required 11, Operation not supported 4, FOTA is in collision state 54 and\n"
+"Previous command is not complete 2 (both inferred),\n"
 "incorrect parameters 50.\n"
 "\n"
 "Log (--log): one JSON object per line, t = real seconds since start, m = module index:\n"
@@ -396,6 +398,7 @@ static int apply_option(const char *k, const char *v)
     else if (!strcmp(k, "port-gone-for")) { if (NUM(-1e12, 1e7)) return -1; f->port_gone_for = d; }
     else if (!strcmp(k, "hang")) return v ? sim_parse_trigger(v, &f->hang) : -1;
     else if (!strcmp(k, "hang-for")) { if (NUM(0, 1e7)) return -1; f->hang_for = d; }
+    else if (!strcmp(k, "hang-reject")) { int b = parse_flag(v); if (b < 0) return -1; f->hang_reject = b; }
     else if (!strcmp(k, "garbage")) { if (NUM(0, 1e9)) return -1; f->garbage_every = (int)d; }
     else if (!strcmp(k, "drop")) { if (NUM(0, 1e9)) return -1; f->drop_every = (int)d; }
     else if (!strcmp(k, "dup-state")) { int b = parse_flag(v); if (b < 0) return -1; f->dup_state = b; }
@@ -411,7 +414,7 @@ static int apply_option(const char *k, const char *v)
 
 static int is_flag_option(const char *k)
 {
-    static const char *flags[] = {"no-new-version", "dup-state", "data-session", "sim-pin",
+    static const char *flags[] = {"no-new-version", "dup-state", "data-session", "sim-pin", "hang-reject",
                                   "not-registered", NULL};
     for (int i = 0; flags[i]; i++)
         if (!strcmp(k, flags[i])) return 1;

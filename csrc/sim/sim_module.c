@@ -657,7 +657,8 @@ static void handle_line(sim_module *m, char *line)
 static void process_input(sim_module *m)
 {
     /* one command at a time; nothing more once power or port is about to go */
-    while (m->busy_until == 0 && m->mfd >= 0 && !m->pending_power && !m->pending_gone) {
+    while ((m->busy_until == 0 || m->f.hang_reject) && m->mfd >= 0 && !m->pending_power &&
+           !m->pending_gone) {
         char *cr = memchr(m->in, '\r', m->inlen);
         if (!cr) {
             if (m->inlen == sizeof m->in) { m->inlen = 0; m->in_overflow = 1; }
@@ -680,6 +681,15 @@ static void process_input(sim_module *m)
         for (size_t i = 0; i < len; i++)
             if (line[i] != '\n' && line[i] != '\0') line[o++] = line[i];
         line[o] = '\0';
+        if (m->busy_until > 0) {
+            /* --hang-reject: the module is still busy with the held command */
+            char j[SIM_INBUF * 2];
+            sim_json_str(j, sizeof j, line);
+            if (!o) continue;
+            sim_log(m->idx, "\"dir\":\"rx\",\"line\":%s", j);
+            cme(m, 2, "Previous command is not complete");
+            continue;
+        }
         handle_line(m, line);
     }
 }

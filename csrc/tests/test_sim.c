@@ -751,6 +751,16 @@ static void test_port_faults(void)
     CMD(&s, "AT+CSQ", "+CSQ: 20,99", "OK");
     sim_stop(&s);
 
+    /* hang with rejection: other commands fail at once, the late reply still comes */
+    CHECK(sim_start(&s, 1, "--hang", "cmd=FOTADET", "--hang-for", "10", "--hang-reject", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    send_cmd(&s, "AT^FOTADET");
+    EXPECT(&s, "AT^FOTADET");
+    CMD(&s, "AT^FOTASTATE?", "+CME ERROR: Previous command is not complete");
+    EXPECT(&s, "OK", "^FOTASTATE: 11");
+    CHECK_INT(log_count(&s, "\"dir\":\"rx\""), 2);
+    sim_stop(&s);
+
     /* garbage bytes before every 2nd line; the OK still arrives */
     CHECK(sim_start(&s, 1, "--garbage", "2", NULL) == 0, "sim starts");
     port_open(&s, 0);
@@ -903,7 +913,7 @@ static void test_help(void)
                           "--detect-time", "--verify-time", "--upgrade-delay", "--reset-delay",
                           "--reset-gap", "--boot-time", "--noise", "--fault-modules", "--no-new-version",
                           "--detect-fail", "--download-fail", "--download-fail-at", "--power-loss",
-                          "--upgrade-fail", "--port-gone", "--port-gone-for", "--hang", "--hang-for",
+                          "--upgrade-fail", "--port-gone", "--port-gone-for", "--hang", "--hang-for", "--hang-reject",
                           "--garbage", "--drop", "--dup-state", "--bad-state", "--lose-state",
                           "--data-session", "--sim-pin", "--not-registered", NULL};
     for (int i = 0; opts[i] && text; i++) CHECK(strstr(text, opts[i]) != NULL, "--help names %s", opts[i]);
