@@ -83,7 +83,7 @@ typedef struct {
 /* Pending timeline step of the FOTA process. */
 typedef enum {
     EV_NONE = 0, EV_DETECT_DONE, EV_DL_THRESHOLD, EV_VERIFY_DONE, EV_UPGRADE_START,
-    EV_RESET, EV_AUTO_QUERY
+    EV_RESET
 } sim_event;
 
 typedef enum { BOOT_NONE = 0, BOOT_UPGRADE, BOOT_POWER_LOSS, BOOT_PORT_BACK } sim_boot;
