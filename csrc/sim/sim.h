@@ -78,6 +78,7 @@ typedef struct {
     sim_faults faults;
     int fault_mask_set;
     unsigned char fault_mask[SIM_MAX_MODULES];
+    sim_faults *module_faults[SIM_MAX_MODULES]; /* scenario [module N] sections */
 } sim_config;
 
 /* Pending timeline step of the FOTA process. */
@@ -151,7 +152,7 @@ double sim_rand01(void);
 int sim_parse_trigger(const char *s, sim_trigger *t);
 
 /* sim_module.c */
-void mod_init(sim_module *m, int idx, const sim_config *cfg, int faulty);
+void mod_init(sim_module *m, int idx, const sim_config *cfg, const sim_faults *faults);
 void mod_boot(sim_module *m);                 /* first boot: settings + start-up URCs */
 void mod_input(sim_module *m, const char *buf, size_t n);
 void mod_tick(sim_module *m, double now);     /* run every due timer */

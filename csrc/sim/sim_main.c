@@ -201,7 +201,9 @@ static void usage(FILE *o)
 "  --name NAME            first link name; a trailing number counts up (default ttyUSB2)\n"
 "  --log FILE             JSON-lines log of every line received/sent and every event\n"
 "  --scenario FILE        read key=value lines (keys = long options without --; '#' comments;\n"
-"                         flags take 1/0); later options override earlier ones\n"
+"                         flags take 1/0); later options override earlier ones. Fault keys\n"
+"                         after a line [module N] or [modules N,M,...] apply to those modules\n"
+"                         only (starting from the global faults so far); [all] ends that\n"
 "  --time-scale X         multiply every model duration (default 1.0; tests use 0.03)\n"
 "  --seed N               seed for noise and garbage (default 1)\n"
 "  --help                 this text\n"
@@ -279,6 +281,47 @@ static void usage(FILE *o)
 }
 
 static int apply_option(const char *k, const char *v);
+static sim_faults *cur_faults; /* inside a scenario [module N] section */
+
+static int is_fault_key(const char *k)
+{
+    static const char *keys[] = {"no-new-version", "detect-fail", "download-fail", "download-fail-at",
+        "power-loss", "upgrade-fail", "port-gone", "port-gone-for", "hang", "hang-for", "hang-reject",
+        "garbage", "drop", "dup-state", "bad-state", "lose-state", "data-session", "sim-pin",
+        "not-registered", NULL};
+    for (int i = 0; keys[i]; i++)
+        if (!strcmp(k, keys[i])) return 1;
+    return 0;
+}
+
+/* "[module 3]" or "[modules 1,4]": fault keys that follow apply to those modules only,
+ * starting from the global faults set so far; "[all]" goes back to the global set. */
+static int section(char *s, int *targets, int *nt)
+{
+    size_t n = strlen(s);
+    if (n < 2 || s[n - 1] != ']') return -1;
+    s[n - 1] = '\0';
+    s++;
+    *nt = 0;
+    if (!strcmp(s, "all")) return 0;
+    if (!strncmp(s, "modules ", 8)) s += 8;
+    else if (!strncmp(s, "module ", 7)) s += 7;
+    else return -1;
+    while (*s) {
+        char *end;
+        long i = strtol(s, &end, 10);
+        if (end == s || i < 0 || i >= SIM_MAX_MODULES || *nt >= SIM_MAX_MODULES) return -1;
+        if (!cfg.module_faults[i]) {
+            cfg.module_faults[i] = malloc(sizeof(sim_faults));
+            if (!cfg.module_faults[i]) return -1;
+            *cfg.module_faults[i] = cfg.faults;
+        }
+        targets[(*nt)++] = (int)i;
+        s = end;
+        while (*s == ',' || *s == ' ') s++;
+    }
+    return *nt ? 0 : -1;
+}
 
 static int load_scenario(const char *file)
 {
@@ -289,6 +332,8 @@ static int load_scenario(const char *file)
     }
     char line[4096];
     int ln = 0, rc = 0;
+    static int targets[SIM_MAX_MODULES];
+    int nt = 0;
     while (fgets(line, sizeof line, fp)) {
         ln++;
         char *s = line;
@@ -297,6 +342,15 @@ static int load_scenario(const char *file)
         while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
             s[--n] = '\0';
         if (!*s || *s == '#') continue;
+        if (*s == '[') {
+            if (section(s, targets, &nt) < 0) {
+                fprintf(stderr, "hwfota-sim: %s:%d: bad section (want [module N], [modules N,M] or [all])\n",
+                        file, ln);
+                rc = -1;
+                break;
+            }
+            continue;
+        }
         char *eq = strchr(s, '=');
         const char *val = NULL;
         if (eq) {
@@ -306,7 +360,16 @@ static int load_scenario(const char *file)
             val = eq + 1;
             while (*val == ' ' || *val == '\t') val++;
         }
-        if (apply_option(s, val) < 0) {
+        int bad = 0;
+        if (nt == 0) bad = apply_option(s, val) < 0;
+        else if (!is_fault_key(s)) bad = 1;
+        else
+            for (int t = 0; t < nt && !bad; t++) {
+                cur_faults = cfg.module_faults[targets[t]];
+                bad = apply_option(s, val) < 0;
+                cur_faults = NULL;
+            }
+        if (bad) {
             fprintf(stderr, "hwfota-sim: %s:%d: bad setting \"%s\"\n", file, ln, s);
             rc = -1;
             break;
@@ -326,7 +389,7 @@ static int set_str(char *dst, size_t cap, const char *v)
 static int apply_option(const char *k, const char *v)
 {
     double d;
-    sim_faults *f = &cfg.faults;
+    sim_faults *f = cur_faults ? cur_faults : &cfg.faults;
 #define NUM(lo, hi) (parse_num(v, (lo), (hi), &d) < 0 ? -1 : 0)
     if (!strcmp(k, "modules")) { if (NUM(1, SIM_MAX_MODULES)) return -1; cfg.modules = (int)d; }
     else if (!strcmp(k, "dir")) return set_str(cfg.dir, sizeof cfg.dir, v);
@@ -542,8 +605,8 @@ int main(int argc, char **argv)
     int rc = 0;
     for (int i = 0; i < cfg.modules; i++) {
         sim_module *m = &mods[i];
-        int faulty = !cfg.fault_mask_set || (i < SIM_MAX_MODULES && cfg.fault_mask[i]);
-        mod_init(m, i, &cfg, faulty);
+        int faulty = !cfg.fault_mask_set || cfg.fault_mask[i];
+        mod_init(m, i, &cfg, cfg.module_faults[i] ? cfg.module_faults[i] : faulty ? &cfg.faults : NULL);
         if (cfg.name_start >= 0)
             snprintf(m->path, sizeof m->path, "%s/%s%d", cfg.dir, cfg.name_prefix,
                      cfg.name_start + i);
@@ -617,5 +680,6 @@ int main(int argc, char **argv)
     free(pfd);
     free(pmod);
     free(mods);
+    for (int i = 0; i < SIM_MAX_MODULES; i++) free(cfg.module_faults[i]);
     return rc;
 }

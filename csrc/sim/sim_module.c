@@ -571,14 +571,14 @@ static void luhn_imei(unsigned long long base14, char out[16])
     snprintf(out, 16, "%s%d", d, (10 - sum % 10) % 10);
 }
 
-void mod_init(sim_module *m, int idx, const sim_config *cfg, int faulty)
+void mod_init(sim_module *m, int idx, const sim_config *cfg, const sim_faults *faults)
 {
     /* the buffers at the end stay untouched (calloc'd) so that idle modules cost no RSS */
     memset(m, 0, offsetof(sim_module, in));
     m->inlen = m->outlen = 0;
     m->idx = idx;
     m->cfg = cfg;
-    if (faulty) m->f = cfg->faults;
+    if (faults) m->f = *faults;
     else {
         memset(&m->f, 0, sizeof m->f);
         m->f.bad_state = m->f.lose_state = -1;

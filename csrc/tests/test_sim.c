@@ -892,6 +892,33 @@ static void test_many(void)
     CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 12", "OK");
     CHECK(log_count(&s, "\"m\":1,\"dir\":\"rx\"") == 2, "module 1's commands logged as m=1");
     sim_stop(&s);
+
+    /* per-module faults from scenario sections */
+    char scen[200];
+    snprintf(scen, sizeof scen, "/tmp/hwfota-simtest-fleet.%d", (int)getpid());
+    FILE *f = fopen(scen, "w");
+    if (f) {
+        fputs("detect-time = 2\ngarbage = 0\n[module 1]\nno-new-version = 1\n"
+              "[modules 2,3]\ndetect-fail = 22\n[module 3]\ndata-session = 1\n[all]\nboot-time = 2\n", f);
+        fclose(f);
+    }
+    CHECK(sim_start(&s, 4, "--scenario", scen, NULL) == 0, "sim starts with a fleet scenario");
+    const char *want[] = {STATE12, "^FOTASTATE: 14", "^FOTASTATE: 13,22"};
+    for (int i = 0; i < 3; i++) {
+        port_open(&s, i);
+        detect(&s);
+        EXPECT(&s, want[i]);
+    }
+    port_open(&s, 3);
+    CMD(&s, "AT^FOTADET", "+CME ERROR: FOTA is in collision state");
+    sim_stop(&s);
+    f = fopen(scen, "w");
+    if (f) { fputs("[module 1]\nrate = 5\n", f); fclose(f); }
+    CHECK(sim_start(&s, 2, "--scenario", scen, NULL) != 0, "non-fault key in a section rejected");
+    if (s.pid > 0) waitpid(s.pid, NULL, 0);
+    s.pid = 0;
+    sim_stop(&s);
+    unlink(scen);
 }
 
 static void test_help(void)
