@@ -70,6 +70,7 @@ typedef struct {
     double rate;                  /* bytes per model second */
     double detect_time, verify_time, upgrade_delay, reset_delay, reset_gap, boot_time;
     double noise;                 /* noise URCs per real second per module */
+    double day;                   /* model seconds per day of the auto-query period */
     unsigned long seed;
     int unknown_error;            /* 1: unknown commands answer ERROR */
     int cmee_default;
@@ -84,7 +85,7 @@ typedef struct {
 /* Pending timeline step of the FOTA process. */
 typedef enum {
     EV_NONE = 0, EV_DETECT_DONE, EV_DL_THRESHOLD, EV_VERIFY_DONE, EV_UPGRADE_START,
-    EV_RESET
+    EV_RESET, EV_AUTO_QUERY
 } sim_event;
 
 typedef enum { BOOT_NONE = 0, BOOT_UPGRADE, BOOT_POWER_LOSS, BOOT_PORT_BACK } sim_boot;

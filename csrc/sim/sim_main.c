@@ -229,7 +229,9 @@ static void usage(FILE *o)
 "  --upgrade-delay S      40 -> 50 with automatic upgrade (default 1)\n"
 "  --reset-delay S        50 -> reset (default 2)\n"
 "  --reset-gap S          pty absent during a reset (default 5)\n"
-"  --boot-time S          boot URCs -> ^FOTASTATE: 90/80/31/10 (default 2)\n"
+"  --boot-time S          boot URCs -> ^FOTASTATE: 90/80/31/10 (default 2)\n""  --day S                model seconds per day of AT^FOTAMODE's query period (default 86400).\n"
+"                         Auto query: at once when turned on in idle, after each boot, and\n"
+"                         <period> days after each query that leaves the module idle\n"
 "Noise:\n"
 "  --noise R              ^RSSI/^MODE/^DSFLOWRPT/^SRVST/^HCSQ per real second per module,\n"
 "                         between lines and inside multi-line responses (default 0).\n"
@@ -435,6 +437,7 @@ static int apply_option(const char *k, const char *v)
     else if (!strcmp(k, "reset-delay")) { if (NUM(0, 1e7)) return -1; cfg.reset_delay = d; }
     else if (!strcmp(k, "reset-gap")) { if (NUM(0, 1e7)) return -1; cfg.reset_gap = d; }
     else if (!strcmp(k, "boot-time")) { if (NUM(0, 1e7)) return -1; cfg.boot_time = d; }
+    else if (!strcmp(k, "day")) { if (NUM(1e-3, 1e9)) return -1; cfg.day = d; }
     else if (!strcmp(k, "noise")) { if (NUM(0, 1e4)) return -1; cfg.noise = d; }
     else if (!strcmp(k, "fault-modules")) {
         if (!v || !*v) return -1;
@@ -507,6 +510,7 @@ static void defaults(void)
     cfg.reset_delay = 2;
     cfg.reset_gap = 5;
     cfg.boot_time = 2;
+    cfg.day = 86400;
     cfg.seed = 1;
     cfg.cmee_default = 2;
     snprintf(cfg.pin, sizeof cfg.pin, "1234");

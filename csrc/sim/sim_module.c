@@ -223,18 +223,28 @@ static void set_state(sim_module *m, int st, const char *extra)
     check_state_triggers(m, st);
 }
 
+static int state_is_idle(const sim_module *m)
+{
+    /* 10, and the reports after an upgrade (90, or a failure >= 60) */
+    return m->state == 10 || m->state >= 60;
+}
+
+/* Automatic query: the next one <period> days after the module went idle. */
+static void schedule_auto_query(sim_module *m)
+{
+    if (m->auto_query && state_is_idle(m) && m->ev == EV_NONE) {
+        m->ev = EV_AUTO_QUERY;
+        m->ev_at = sim_now() + SC(m, m->period * m->cfg->day);
+    }
+}
+
 /* 13, 14 and 20 return to idle by themselves. */
 static void back_to_idle(sim_module *m)
 {
     m->state = 10;
     m->ev = EV_NONE;
     log_state(m, 10);
-}
-
-static int state_is_idle(const sim_module *m)
-{
-    /* 10, and the reports after an upgrade (90, or a failure >= 60) */
-    return m->state == 10 || m->state >= 60;
+    schedule_auto_query(m);
 }
 
 static double bytes_now(const sim_module *m, double now)
@@ -485,6 +495,12 @@ static void fota_event(sim_module *m, double now)
         break;
     case EV_RESET:
         reset_module(m, "upgrade", BOOT_UPGRADE);
+        break;
+    case EV_AUTO_QUERY:
+        if (m->auto_query && state_is_idle(m)) {
+            sim_log(m->idx, "\"ev\":\"auto-query\"");
+            start_detect(m);
+        }
         break;
     default:
         break;
@@ -805,6 +821,7 @@ static void cmd_fotadl(sim_module *m, const char *args)
         m->have_delta = 0;
         m->state = 10;
         log_state(m, 10);
+        schedule_auto_query(m);
     }
 }
 
@@ -979,7 +996,8 @@ static void execute(sim_module *m, const char *body)
             m->resume = a[3];
             m->period = a[4];
             ok(m);
-            if (m->auto_query && m->state == 10) start_detect(m);
+            if (!m->auto_query && m->ev == EV_AUTO_QUERY) m->ev = EV_NONE;
+            if (m->auto_query && state_is_idle(m) && m->ev != EV_DETECT_DONE) start_detect(m);
         } else error(m);
     } else if (IS("^FOTADET")) {
         if (form == 2) { ok(m); return; }

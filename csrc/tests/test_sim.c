@@ -714,6 +714,21 @@ static void test_auto(void)
     sim_stop(&s);
 }
 
+static void test_auto_query(void)
+{
+    sim s;
+    CHECK(sim_start(&s, 1, "--no-new-version", "--day", "5", "--detect-time", "6", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CMD(&s, "AT^FOTAMODE=1,0,0,0,1", "OK", "^FOTASTATE: 11");
+    EXPECT(&s, "^FOTASTATE: 14", "^FOTASTATE: 11", "^FOTASTATE: 14", "^FOTASTATE: 11");
+    CMD(&s, "AT^FOTAMODE=0,0,0,0,1", "OK");
+    EXPECT(&s, "^FOTASTATE: 14");
+    char l[4096];
+    CHECK(next_line(&s, l, sizeof l, 0.4) == 0, "no query after auto query is off (got %s)", l);
+    CHECK(log_count(&s, "\"ev\":\"auto-query\"") >= 2, "auto queries logged");
+    sim_stop(&s);
+}
+
 static void test_port_faults(void)
 {
     sim s;
@@ -938,7 +953,7 @@ static void test_help(void)
                           "--model", "--version-from", "--version-to", "--description", "--imei-base",
                           "--pin", "--unknown", "--cmee", "--closed-port", "--image-size", "--xnv-size", "--rate",
                           "--detect-time", "--verify-time", "--upgrade-delay", "--reset-delay",
-                          "--reset-gap", "--boot-time", "--noise", "--fault-modules", "--no-new-version",
+                          "--reset-gap", "--boot-time", "--day", "--noise", "--fault-modules", "--no-new-version",
                           "--detect-fail", "--download-fail", "--download-fail-at", "--power-loss",
                           "--upgrade-fail", "--port-gone", "--port-gone-for", "--hang", "--hang-for", "--hang-reject",
                           "--garbage", "--drop", "--dup-state", "--bad-state", "--lose-state",
@@ -967,10 +982,10 @@ int main(void)
     }
     double t0 = now_s();
     void (*tests[])(void) = {test_help, test_seed_flow, test_at_basics, test_detect_faults,
-                             test_download_faults, test_auto, test_port_faults, test_closed_port,
+                             test_download_faults, test_auto, test_auto_query, test_port_faults, test_closed_port,
                              test_gone_during_download, test_noise, test_many};
     const char *names[] = {"help", "seed_flow", "at_basics", "detect_faults", "download_faults",
-                           "auto", "port_faults", "closed_port", "gone_during_download", "noise", "many"};
+                           "auto", "auto_query", "port_faults", "closed_port", "gone_during_download", "noise", "many"};
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         double t = now_s();
         tests[i]();
