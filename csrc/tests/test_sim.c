@@ -85,6 +85,7 @@ static int sim_start(sim *s, int modules, ...)
     argv[n++] = "--time-scale"; argv[n++] = SCALE;
     argv[n++] = "--modules"; argv[n++] = mods;
     argv[n++] = "--rate"; argv[n++] = "30000"; /* fast downloads unless a test asks otherwise */
+    argv[n++] = "--reset-gap"; argv[n++] = "3";
     va_list ap;
     va_start(ap, modules);
     const char *a;
