@@ -12,10 +12,11 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <sys/types.h>
 
-#define SIM_MAX_MODULES 256
+#define SIM_MAX_MODULES 1024
 #define SIM_INBUF 4096
-#define SIM_OUTBUF (256 * 1024)
+#define SIM_OUTBUF (64 * 1024)
 #define SIM_STR 256
 #define SIM_DESC 2048
 
@@ -41,6 +42,7 @@ typedef struct {
     double port_gone_for;    /* model seconds; < 0: for good */
     sim_trigger hang;
     double hang_for;         /* model seconds */
+    int hang_reject;         /* commands during a hang: +CME ERROR: Previous command is not complete */
     int garbage_every;       /* a garbage burst before every Nth line sent */
     int drop_every;          /* one byte dropped from every Nth line sent */
     int dup_state;           /* every ^FOTASTATE URC twice */
@@ -68,6 +70,7 @@ typedef struct {
     double rate;                  /* bytes per model second */
     double detect_time, verify_time, upgrade_delay, reset_delay, reset_gap, boot_time;
     double noise;                 /* noise URCs per real second per module */
+    double day;                   /* model seconds per day of the auto-query period */
     unsigned long seed;
     int unknown_error;            /* 1: unknown commands answer ERROR */
     int cmee_default;
@@ -76,6 +79,7 @@ typedef struct {
     sim_faults faults;
     int fault_mask_set;
     unsigned char fault_mask[SIM_MAX_MODULES];
+    sim_faults *module_faults[SIM_MAX_MODULES]; /* scenario [module N] sections */
 } sim_config;
 
 /* Pending timeline step of the FOTA process. */
@@ -149,7 +153,7 @@ double sim_rand01(void);
 int sim_parse_trigger(const char *s, sim_trigger *t);
 
 /* sim_module.c */
-void mod_init(sim_module *m, int idx, const sim_config *cfg, int faulty);
+void mod_init(sim_module *m, int idx, const sim_config *cfg, const sim_faults *faults);
 void mod_boot(sim_module *m);                 /* first boot: settings + start-up URCs */
 void mod_input(sim_module *m, const char *buf, size_t n);
 void mod_tick(sim_module *m, double now);     /* run every due timer */

@@ -3,6 +3,7 @@
  * parser), the FOTA state machine and its timeline, faults and noise.
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -222,18 +223,28 @@ static void set_state(sim_module *m, int st, const char *extra)
     check_state_triggers(m, st);
 }
 
+static int state_is_idle(const sim_module *m)
+{
+    /* 10, and the reports after an upgrade (90, or a failure >= 60) */
+    return m->state == 10 || m->state >= 60;
+}
+
+/* Automatic query: the next one <period> days after the module went idle. */
+static void schedule_auto_query(sim_module *m)
+{
+    if (m->auto_query && state_is_idle(m) && m->ev == EV_NONE) {
+        m->ev = EV_AUTO_QUERY;
+        m->ev_at = sim_now() + SC(m, m->period * m->cfg->day);
+    }
+}
+
 /* 13, 14 and 20 return to idle by themselves. */
 static void back_to_idle(sim_module *m)
 {
     m->state = 10;
     m->ev = EV_NONE;
     log_state(m, 10);
-}
-
-static int state_is_idle(const sim_module *m)
-{
-    /* 10, and the reports after an upgrade (90, or a failure >= 60) */
-    return m->state == 10 || m->state >= 60;
+    schedule_auto_query(m);
 }
 
 static double bytes_now(const sim_module *m, double now)
@@ -300,6 +311,12 @@ static void power_loss(sim_module *m)
     sim_log(m->idx, "\"ev\":\"fault\",\"fault\":\"power-loss\",\"state\":%d,\"byte\":%.0f",
             m->state, m->done);
     reset_module(m, "power-loss", BOOT_POWER_LOSS);
+    /* what survives in flash, until the post-boot report */
+    int s = m->state;
+    m->state = (s == 30 || s == 31) ? (m->resume ? 31 : 10) : (s == 40 || s == 50) ? 40
+             : (s == 11 || s == 12) ? 10 : s;
+    if (m->state == 10) { m->done = 0; m->have_delta = 0; }
+    if (m->state != s) log_state(m, m->state);
 }
 
 static void port_gone(sim_module *m)
@@ -479,6 +496,12 @@ static void fota_event(sim_module *m, double now)
     case EV_RESET:
         reset_module(m, "upgrade", BOOT_UPGRADE);
         break;
+    case EV_AUTO_QUERY:
+        if (m->auto_query && state_is_idle(m)) {
+            sim_log(m->idx, "\"ev\":\"auto-query\"");
+            start_detect(m);
+        }
+        break;
     default:
         break;
     }
@@ -564,12 +587,14 @@ static void luhn_imei(unsigned long long base14, char out[16])
     snprintf(out, 16, "%s%d", d, (10 - sum % 10) % 10);
 }
 
-void mod_init(sim_module *m, int idx, const sim_config *cfg, int faulty)
+void mod_init(sim_module *m, int idx, const sim_config *cfg, const sim_faults *faults)
 {
-    memset(m, 0, sizeof *m);
+    /* the buffers at the end stay untouched (calloc'd) so that idle modules cost no RSS */
+    memset(m, 0, offsetof(sim_module, in));
+    m->inlen = m->outlen = 0;
     m->idx = idx;
     m->cfg = cfg;
-    if (faulty) m->f = cfg->faults;
+    if (faults) m->f = *faults;
     else {
         memset(&m->f, 0, sizeof m->f);
         m->f.bad_state = m->f.lose_state = -1;
@@ -648,7 +673,8 @@ static void handle_line(sim_module *m, char *line)
 static void process_input(sim_module *m)
 {
     /* one command at a time; nothing more once power or port is about to go */
-    while (m->busy_until == 0 && m->mfd >= 0 && !m->pending_power && !m->pending_gone) {
+    while ((m->busy_until == 0 || m->f.hang_reject) && m->mfd >= 0 && !m->pending_power &&
+           !m->pending_gone) {
         char *cr = memchr(m->in, '\r', m->inlen);
         if (!cr) {
             if (m->inlen == sizeof m->in) { m->inlen = 0; m->in_overflow = 1; }
@@ -671,6 +697,15 @@ static void process_input(sim_module *m)
         for (size_t i = 0; i < len; i++)
             if (line[i] != '\n' && line[i] != '\0') line[o++] = line[i];
         line[o] = '\0';
+        if (m->busy_until > 0) {
+            /* --hang-reject: the module is still busy with the held command */
+            char j[SIM_INBUF * 2];
+            sim_json_str(j, sizeof j, line);
+            if (!o) continue;
+            sim_log(m->idx, "\"dir\":\"rx\",\"line\":%s", j);
+            cme(m, 2, "Previous command is not complete");
+            continue;
+        }
         handle_line(m, line);
     }
 }
@@ -786,6 +821,7 @@ static void cmd_fotadl(sim_module *m, const char *args)
         m->have_delta = 0;
         m->state = 10;
         log_state(m, 10);
+        schedule_auto_query(m);
     }
 }
 
@@ -894,6 +930,29 @@ static void execute(sim_module *m, const char *body)
         if (form == 0) { info(m, m->f.not_registered ? "+CSQ: 99,99" : "+CSQ: 20,99"); ok(m); }
         else if (form == 2) { info(m, "+CSQ: (0-31,99),(99)"); ok(m); }
         else error(m);
+    } else if (IS("^NDISDUP")) {
+        /* ^NDISDUP=<cid>,<connect>[,<apn>...]: the module's own data call (ends a collision) */
+        if (form == 2) { info(m, "^NDISDUP: (1-16),(0-1)"); ok(m); }
+        else if (form == 3 && np >= 2 && int_param(&p[0], 1, 16, &v) == 0 &&
+                 int_param(&p[1], 0, 1, &v) == 0) {
+            m->f.data_session = v;
+            sim_log(m->idx, "\"ev\":\"data-session\",\"up\":%d", v);
+            ok(m);
+            send_line(m, "urc", v ? "^NDISSTAT: 1,,,\"IPV4\"" : "^NDISSTAT: 0,,,\"IPV4\"", 0);
+        } else error(m);
+    } else if (IS("^NDISSTATQRY")) {
+        if (form == 1) {
+            info(m, m->f.data_session ? "^NDISSTATQRY: 1,,,\"IPV4\"" : "^NDISSTATQRY: 0,,,\"IPV4\"");
+            ok(m);
+        } else error(m);
+    } else if (IS("+CGACT")) {
+        if (form == 1) { info(m, m->f.data_session ? "+CGACT: 1,1" : "+CGACT: 1,0"); ok(m); }
+        else if (form == 2) { info(m, "+CGACT: (0,1)"); ok(m); }
+        else if (form == 3 && np >= 1 && int_param(&p[0], 0, 1, &v) == 0) {
+            m->f.data_session = v;
+            sim_log(m->idx, "\"ev\":\"data-session\",\"up\":%d", v);
+            ok(m);
+        } else error(m);
     } else if (IS("^CURC")) {
         if (form == 1) { snprintf(b, sizeof b, "^CURC: %d", m->curc); info(m, b); ok(m); }
         else if (form == 2) { info(m, "^CURC: (0-2)"); ok(m); }
@@ -937,7 +996,8 @@ static void execute(sim_module *m, const char *body)
             m->resume = a[3];
             m->period = a[4];
             ok(m);
-            if (m->auto_query && m->state == 10) start_detect(m);
+            if (!m->auto_query && m->ev == EV_AUTO_QUERY) m->ev = EV_NONE;
+            if (m->auto_query && state_is_idle(m) && m->ev != EV_DETECT_DONE) start_detect(m);
         } else error(m);
     } else if (IS("^FOTADET")) {
         if (form == 2) { ok(m); return; }
