@@ -380,11 +380,11 @@ static void late_answer_case(const char *late, int late_before_at_written, int l
     if (late_before_at_written)
         in(late, 5.05);
     write_out(5.1, 64);
-    CHECK_WIRE("AT\r");   /* the resync, not B */
+    CHECK_WIRE("AT+CMEE?\r");   /* the resync, not B */
     if (!late_before_at_written && !late_in_quiet)
         in(late, 5.15);
     CHECK(hf_at_deadline(&at) > 0, "resync is timed");
-    in("AT\r\r\nOK\r\n", 5.2);   /* the resync's echo and OK */
+    in("AT+CMEE?\r\r\n+CMEE: 2\r\n\r\nOK\r\n", 5.2);   /* the resync's echo and answer */
     if (late_in_quiet)
         in(late, 5.3);
     write_out(5.35, 64);
@@ -404,22 +404,24 @@ static void late_answer_case(const char *late, int late_before_at_written, int l
     CHECK_INT(per_id[b], 1);
     CHECK_INT(at.consecutive_timeouts, 0);
     CHECK(hf_at_idle(&at), "idle");
-    CHECK(strstr(evlog, "TIMEOUT(AT^FOTADET) RESYNC_START(AT) ") == evlog, "events: %s", evlog);
+    CHECK(strstr(evlog, "TIMEOUT(AT^FOTADET) RESYNC_START(AT+CMEE?) ") == evlog, "events: %s",
+          evlog);
     CHECK(strstr(evlog, "RESYNC_DONE(") != NULL, "events: %s", evlog);
     check_once();
 }
 
 static void test_timeout_late_answer(void)
 {
-    /* late OK arrives after AT is written: taken as the resync's OK, the real
-     * OK then restarts the quiet wait */
+    /* late OK arrives after the resync is written: no reply line before it, so
+     * not the resync's answer */
     late_answer_case("\r\nOK\r\n", 0, 0);
-    CHECK(strstr(evlog, "DISCARDED(OK) DISCARDED(OK) RESYNC_DONE(2)") != NULL, "%s", evlog);
+    CHECK(strstr(evlog, "DISCARDED(OK) DISCARDED(+CMEE: 2) DISCARDED(OK) RESYNC_DONE(3)") != NULL,
+          "%s", evlog);
     /* late error before AT goes out */
     late_answer_case("\r\n+CME ERROR: 100\r\n", 1, 0);
     /* late error between AT written and its OK */
     late_answer_case("\r\n+CME ERROR: Previous command is not complete\r\n", 0, 0);
-    /* late OK after the resync OK: quiet interval restarted */
+    /* late OK after the resync's answer (the second guard): quiet restarted */
     late_answer_case("\r\nOK\r\n", 0, 1);
     /* late response lines with their final; a URC in the middle is still delivered */
     late_answer_case("\r\n12.815.01.03.00\r\n\r\n^FOTASTATE: 11\r\n\r\nOK\r\n", 0, 0);
@@ -433,14 +435,14 @@ static void test_timeout_late_answer(void)
     write_out(0, 64);
     hf_at_tick(&at, 1);
     write_out(1, 64);
-    in("\r\nOK\r\n", 1.1);
+    in("\r\n+CMEE: 2\r\n\r\nOK\r\n", 1.1);
     hf_at_tick(&at, 2);
     CHECK(hf_at_idle(&at), "idle after resync");
     in("\r\nOK\r\n", 3);
     CHECK_STR(urclog, "OK|");
     unsigned long b = sub("AT+CGMR", HF_AT_EXPECT_ALL, NULL, 2);
     write_out(4, 64);
-    CHECK_WIRE("AT\rAT\rAT+CGMR\r");
+    CHECK_WIRE("AT\rAT+CMEE?\rAT+CGMR\r");
     hf_at_tick(&at, 6);
     CHECK_INT(per_id[b], 1);
     CHECK(strstr(reslog, "AT+CGMR -> TIMEOUT") != NULL, "%s", reslog);
@@ -455,19 +457,20 @@ static void test_resync_failures(void)
     sub("ATI", HF_AT_EXPECT_ALL, NULL, 5);
     hf_at_tick(&at, 10);                         /* timeout 1 */
     write_out(10, 64);
-    CHECK_WIRE("AT^FOTADLQ\rAT\r");
+    CHECK_WIRE("AT^FOTADLQ\rAT+CMEE?\r");
     hf_at_tick(&at, 10 + HF_AT_RESYNC_TIMEOUT - 0.01);
     CHECK_INT(at.consecutive_timeouts, 1);
     hf_at_tick(&at, 10 + HF_AT_RESYNC_TIMEOUT);  /* timeout 2: retried */
     CHECK_INT(at.consecutive_timeouts, 2);
     CHECK_STR(reslog, "AT^FOTADLQ -> TIMEOUT NONE []\n");
     write_out(13.5, 64);
-    CHECK_WIRE("AT\r");
+    CHECK_WIRE("AT+CSQ\r");   /* a retry uses another command */
     hf_at_tick(&at, 13.5 + HF_AT_RESYNC_TIMEOUT);  /* timeout 3: give up */
     CHECK_INT(at.consecutive_timeouts, 3);
     CHECK_STR(reslog, "AT^FOTADLQ -> TIMEOUT NONE []\nAT+GMR -> TIMEOUT NONE []\n"
                       "ATI -> TIMEOUT NONE []\n");
-    CHECK(strstr(evlog, "RESYNC_FAILED(AT) RESYNC_START(AT) RESYNC_FAILED(AT) GAVE_UP(3)") != NULL,
+    CHECK(strstr(evlog, "RESYNC_FAILED(AT+CMEE?) RESYNC_START(AT+CSQ) RESYNC_FAILED(AT+CSQ) "
+                        "GAVE_UP(3)") != NULL,
           "%s", evlog);
     CHECK(hf_at_idle(&at), "idle after giving up");
     CHECK_INT(at.resync_needed, 1);
@@ -475,12 +478,13 @@ static void test_resync_failures(void)
     write_out(20, 64);
     CHECK_WIRE("");   /* nothing queued: no AT sent */
 
-    /* The next submit resyncs first; this time the module answers. */
+    /* The next submit resyncs first (with the one command not yet written);
+     * this time the module answers. */
     clear_logs();
     sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
     write_out(30, 64);
-    CHECK_WIRE("AT\r");
-    in("\r\nOK\r\n", 30.1);
+    CHECK_WIRE("AT+CSCS?\r");
+    in("\r\n+CSCS: \"IRA\"\r\n\r\nOK\r\n", 30.1);
     CHECK_INT(at.consecutive_timeouts, 0);
     hf_at_tick(&at, 30.1 + HF_AT_RESYNC_QUIET);
     write_out(30.5, 64);
@@ -606,10 +610,10 @@ static void test_timeouts_not_in_a_row(void)
     write_out(1, 64);
     hf_at_tick(&at, 1 + HF_AT_RESYNC_TIMEOUT);       /* 2: resync AT */
     write_out(5, 64);
-    in("\r\nOK\r\n", 5.1);                         /* answered: count back to 0 */
+    in("\r\n+CSQ: 20,99\r\n\r\nOK\r\n", 5.1);     /* answered: count back to 0 */
     hf_at_tick(&at, 6);
     write_out(6, 64);
-    CHECK_WIRE("AT+A\rAT\rAT\rAT+B\r");
+    CHECK_WIRE("AT+A\rAT+CMEE?\rAT+CSQ\rAT+B\r");
     CHECK_INT(at.consecutive_timeouts, 0);
     sub("AT+C", HF_AT_EXPECT_NONE, NULL, 1);
     sub("AT+D", HF_AT_EXPECT_NONE, NULL, 1);
@@ -618,10 +622,10 @@ static void test_timeouts_not_in_a_row(void)
     hf_at_tick(&at, 7 + HF_AT_RESYNC_TIMEOUT);       /* 2 */
     CHECK_STR(reslog, "AT+A -> TIMEOUT NONE []\nAT+B -> TIMEOUT NONE []\n");
     write_out(11, 64);
-    in("\r\nOK\r\n", 11.1);
+    in("\r\n+CSQ: 20,99\r\n\r\nOK\r\n", 11.1);
     hf_at_tick(&at, 12);
     write_out(12, 64);
-    CHECK_WIRE("AT\rAT\rAT+C\r");
+    CHECK_WIRE("AT+CMEE?\rAT+CSQ\rAT+C\r");   /* in step again: the choice starts over */
     hf_at_tick(&at, 13);                             /* 1: AT+C, D still queued */
     CHECK_STR(reslog, "AT+A -> TIMEOUT NONE []\nAT+B -> TIMEOUT NONE []\n"
                       "AT+C -> TIMEOUT NONE []\n");
