@@ -60,6 +60,13 @@
  *     never completes a resync: an error final cannot say whose it is, and a
  *     module that cannot answer the query is not known to be in step. The
  *     resync then runs into its timeout and the next candidate is tried;
+ *     Why this holds: the module answers in order, and no outstanding write
+ *     can produce the current resync's reply line, so that line then OK means
+ *     every earlier write was answered (or lost, and a lost one never is).
+ *     Not covered: a timed-out command whose answer carries a candidate's
+ *     reply line without naming it (a settings dump); the quiet interval
+ *     guards that. A reply line is taken by the resync even when its prefix
+ *     is registered as unsolicited;
  *   - once answered, the engine still waits HF_AT_RESYNC_QUIET, restarted by
  *     any final result, as a second guard; then the line is in step and the
  *     queue resumes;
