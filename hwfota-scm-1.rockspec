@@ -40,5 +40,9 @@ build = {
       ["hwfota.loop"] = "lua/hwfota/loop.lua",
       ["hwfota.session"] = "lua/hwfota/session.lua",
       ["hwfota.policy"] = "lua/hwfota/policy.lua",
+      ["hwfota.cli"] = "lua/hwfota/cli.lua",
+   },
+   install = {
+      bin = { hwfota = "bin/hwfota" },
    },
 }

@@ -685,7 +685,7 @@ function Cli:watch(policy)
     elseif e.event == "notice" then
       self:say("note: " .. tostring(e.message), "notice")
     elseif e.event == "info" and not self.o.trace and e.revision then
-      self:say(("module %sfirmware %s, IMEI %s"):format((e.model or "") ~= "" and (e.model .. ", ") or "",
+      self:say(("%sfirmware %s, IMEI %s"):format((e.model or "") ~= "" and ("module " .. e.model .. ", ") or "",
                                                         e.revision, tostring(e.imei or "?")))
     end
   end
@@ -816,8 +816,10 @@ function CMD.download(self)
   end
   if downloaded then
     if not self.o.json then
-      self:out(("downloaded and verified%s; apply it with: hwfota upgrade%s"):format(
-        r.version and (" " .. r.version) or "", r.version and "" or " --force"))
+      -- the module does not report a downloaded image's version, so the next run
+      -- cannot check it: applying needs --force
+      self:out(("downloaded and verified%s; apply it with: hwfota upgrade --force"):format(
+        r.version and (" " .. r.version) or ""))
     end
     return EXIT.OK
   elseif r.status == "no_new_version" or r.status == "not_newer" then
@@ -1048,7 +1050,7 @@ end
 -- Never calls `os.exit`; every input and output goes through `io`, so it can run
 -- in-process (specs) as well as from the command script.
 -- @tparam table args the arguments (`arg` of the script, without the script name)
--- @tparam[opt] table io injectable environment, every field optional:
+-- @tparam[opt] table io_ injectable environment, every field optional:
 --   `stdout`, `stderr` (functions taking a string, or files; default io.stdout/io.stderr),
 --   `isatty(name)` (`"stdout"` or `"stdin"` -> boolean; default asks `test -t`),
 --   `read_line()` (an answer to the confirmation; default io.stdin), `getenv(name)`
