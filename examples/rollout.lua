@@ -86,14 +86,15 @@ local function execute(cmd)
   return true, "exit", 0
 end
 
-local ok, p = pcall(policy.all, {
+-- (the blocks raise on invalid options: build them all under pcall)
+local ok, p = pcall(function() return policy.all{
   policy.window{ranges = {{ws, we}}, days = days, clock = clock},
   policy.cohort{percent = o.percent, salt = o.salt},
   policy.gate{from = {o.from}, to = o.target},
   policy.wan_guard{down = "ifdown " .. o.wan, up = "ifup " .. o.wan, execute = execute},
   policy.retry{attempts = 4, base = 60, max = 3600, jitter = 0.2,
                fatal = {"EUNSUPPORTED", "EIDENTITY", "EMODULE", "ENOTNEWER"}},
-})
+} end)
 if not ok then usage(tostring(p)) end
 
 -- Progress and events for the log (a cron mail or logread).
