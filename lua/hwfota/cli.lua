@@ -850,9 +850,13 @@ function CMD.upgrade(self)
   local function ask(info, what)
     if asked then return true end
     asked = true
-    local ok = self:confirm(("%s firmware %s -> %s (%s bytes) on %s (IMEI %s)?"):format(what,
-      tostring(info.from), tostring(info.version or "unknown"), tostring(info.size or "?"),
-      tostring(info.model or "?"), tostring(info.imei or "?")))
+    local on = {}
+    if (info.model or "") ~= "" then on[#on + 1] = info.model end
+    if (info.imei or "") ~= "" then on[#on + 1] = "IMEI " .. info.imei end
+    local ok = self:confirm(("%s firmware %s -> %s%s%s?"):format(what,
+      tostring(info.from or "?"), tostring(info.version or "(version unknown)"),
+      info.size and (" (" .. info.size .. " bytes)") or "",
+      #on > 0 and (" on " .. table.concat(on, ", ")) or ""))
     declined = not ok
     return ok
   end
