@@ -312,9 +312,17 @@ end
 local Cli = {}
 Cli.__index = Cli
 
+-- Write one line with `write`; a progress bar on the terminal stays below the lines
+-- (cleared, the line written, the bar drawn again).
+function Cli:line(write, s)
+  if not self.bar_open then return write(s .. "\n") end
+  self.stdout("\r\27[K")
+  write(s .. "\n")
+  self.stdout("\r" .. self.bar_line .. "\27[K")
+end
+
 function Cli:out(s)
-  self:close_bar()
-  self.stdout(s .. "\n")
+  self:line(self.stdout, s)
 end
 
 -- Messages (events, notes): the terminal (stderr when stdout carries JSON), or syslog.
@@ -323,14 +331,12 @@ function Cli:say(s, level)
     self.syslog(level or "info", s)
     return
   end
-  self:close_bar()
-  if self.o.json then self.stderr(s .. "\n") else self.stdout(s .. "\n") end
+  self:line(self.o.json and self.stderr or self.stdout, s)
 end
 
 function Cli:err(s)
   if self.o.syslog then self.syslog("err", s) end
-  self:close_bar()
-  self.stderr("hwfota: " .. s .. "\n")
+  self:line(self.stderr, "hwfota: " .. s)
 end
 
 function Cli:close_bar()
@@ -363,8 +369,7 @@ function Cli:tracer()
     elseif dir == "error" then line = "!! " .. text
     else return end
     if self.o.syslog then self.syslog("debug", line) return end
-    self:close_bar()
-    if self.o.json then self.stderr(line .. "\n") else self.stdout(line .. "\n") end
+    self:line(self.o.json and self.stderr or self.stdout, line)
   end
 end
 
@@ -431,7 +436,7 @@ function Cli:progress(p)
     local line = ("[%s%s] %3d%%  %s / %s  %s  %s"):format(("#"):rep(fill), ("."):rep(width - fill),
       pct, human_bytes(done), human_bytes(total), rate_s, left_s)
     self.stdout("\r" .. line .. "\27[K")
-    self.bar_open = true
+    self.bar_open, self.bar_line = true, line
   elseif pct ~= self.last_pct then
     self.last_pct = pct
     self.stdout(("download %3d%%  %d/%d bytes  %s  %s\n"):format(pct, done, total, rate_s, left_s))
@@ -626,7 +631,17 @@ function Cli:flow_opts()
     if v ~= nil and v ~= "" then return v end
     return nil
   end
-  local f = {trace = self.trace,
+  -- Ctrl-C that lands inside a callback is caught there and only reported (as an
+  -- "error" trace): remember it, and stop at the next decision (see watch).
+  local function trace(dir, text)
+    if dir == "error" and tostring(text):find("interrupted!", 1, true) and not self.interrupted then
+      self.interrupted = true
+      self:err("interrupted: stopping at the next decision point (a download under way " ..
+               "goes on in the module); Ctrl-C again to leave at once")
+    end
+    if self.trace then self.trace(dir, text) end
+  end
+  local f = {trace = trace,
              mode = {auto_query = false, auto_download = false, auto_upgrade = false,
                      resume = true}}
   f.apn = pick("apn", "HWFOTA_APN")
@@ -661,6 +676,13 @@ function Cli:watch(policy)
   local user = {}
   for k, v in pairs(policy) do user[k] = v end
   local last_state
+  for _, hook in ipairs{"on_new_version", "on_downloaded"} do
+    user[hook] = function(info)
+      if self.interrupted then return "defer", nil, "interrupted" end
+      if policy[hook] then return policy[hook](info) end
+      return nil
+    end
+  end
   user.on_progress = function(p)
     if policy.on_progress then policy.on_progress(p) end
     self:progress(p)
@@ -677,6 +699,7 @@ function Cli:watch(policy)
           self:progress({done = self.last_progress.total, total = self.last_progress.total,
                          percent = 100})
         end
+        if e.code ~= 30 then self:close_bar() end
         if not self.o.trace then self:say(("state %d (%s)"):format(e.code, e.name)) end
       end
     elseif e.event == "new_version" then
@@ -697,6 +720,7 @@ function Cli:run_flow(port, policy, fopts)
   self.samples = {}
   local report = self.hwfota.run(port, self:watch(policy), fopts)
   self:close_bar()
+  if self.interrupted then error("interrupted!", 0) end
   return report
 end
 
@@ -710,6 +734,7 @@ local function report_doc(self, r, extra)
 end
 
 local function failed_exit(self, r)
+  if tostring(r.message):find("interrupted!", 1, true) then error("interrupted!", 0) end
   self:err(("FOTA failed: %s (%s)"):format(tostring(r.message or "-"), tostring(r.code or "-")))
   if r.code == "EINVAL" then return EXIT.USAGE end
   if r.code == "EBUSY" or r.code == "ENOENT" or r.code == "EACCES" then return EXIT.PORT end
@@ -948,16 +973,27 @@ function CMD.monitor(self)
         ev.state, ev.name = st.state, core.fota_state_name(st.state)
         text = ("%s  (%s)"):format(line, ev.name)
         note_state(st.state)
+        if st.state == 40 and self.bar_open and self.last_progress then
+          local t = self.last_progress.total
+          self:progress({done = t, total = t, percent = 100})
+        end
+        if st.state ~= 30 then self:close_bar() end
       end
     end
     events[#events + 1] = ev
     if not self.o.json then self:say(stamp() .. "  " .. text) end
   end
+  local interrupted = false
   local function subscribe()
     port:on("", on_line)
-    if self.o.trace then
-      port:on_event(function(e) self.trace("event", e.event .. ": " .. tostring(e.detail)) end)
-    end
+    -- Ctrl-C while a handler runs is reported here (the port keeps working): stop.
+    port:on_event(function(e)
+      if e.event == "callback_error" and tostring(e.detail):find("interrupted!", 1, true) then
+        interrupted = true
+      elseif self.trace then
+        self.trace("event", e.event .. ": " .. tostring(e.detail))
+      end
+    end)
     local res = self:command(port, "AT^FOTASTATE?", {prefix = "^FOTASTATE:", timeout = 5})
     if res and res.lines[1] then
       local st = core.parse_fotastate(res.lines[1])
@@ -976,7 +1012,7 @@ function CMD.monitor(self)
     subscribe()
     while true do
       local now = self.now()
-      if deadline and now >= deadline then break end
+      if interrupted or (deadline and now >= deadline) then break end
       if port:is_lost() then
         self:say(stamp() .. "  port lost: waiting for the module to come back", "notice")
         while not port:reopen() do
