@@ -329,6 +329,39 @@ describe("hwfota command against the simulator", function()
   end)
 end)
 
+describe("hwfota command: --syslog through the logger command", function()
+  it("hands each message to `logger -t hwfota -p daemon.LEVEL` on its standard input", function()
+    local sim = simproc.start()
+    local bindir = sim.dir .. "/bin"
+    local logfile = sim.dir .. "/logger.out"
+    os.execute("mkdir -p " .. simproc.quote(bindir))
+    local f = assert(io.open(bindir .. "/logger", "w"))
+    f:write('#!/bin/sh\nmsg=$(cat)\necho "$* | $msg" >>' .. simproc.quote(logfile) .. '\n')
+    f:close()
+    os.execute("chmod +x " .. simproc.quote(bindir .. "/logger"))
+    local policy = tmpfile('return {}')
+    local cmd = ("PATH=%s:$PATH LUA_PATH=%s LUA_CPATH=%s %s/bin/hwfota run --policy %s --port %s " ..
+                 "--syslog --skip-model-check --poll 0.2 >%s/stdout 2>&1"):format(
+      simproc.quote(bindir), simproc.quote(top .. "/lua/?.lua;" .. top .. "/lua/?/init.lua;;"),
+      simproc.quote(top .. "/build/?.so;;"), top, simproc.quote(policy), simproc.quote(sim.path),
+      simproc.quote(sim.dir))
+    local ok, _, code = os.execute(cmd)
+    local lf = io.open(logfile)
+    local logged = lf and lf:read("a") or ""
+    if lf then lf:close() end
+    local of = io.open(sim.dir .. "/stdout")
+    local printed = of and of:read("a") or ""
+    if of then of:close() end
+    os.remove(policy)
+    sim:stop()
+    assert.is_true(ok, "exit " .. tostring(code) .. "\n" .. printed .. logged)
+    assert.equals("", printed)
+    assert.matches("-t hwfota -p daemon.info | new version 12.815.01.04.00", logged, 1, true)
+    assert.matches("-t hwfota -p daemon.notice | run: upgraded from 12.815.01.03.00 to 12.815.01.04.00",
+                   logged, 1, true)
+  end)
+end)
+
 describe("hwfota command: nothing to do, monitor", function()
   it("check exits 3 when the server has no new version", function()
     local sim = simproc.start{"--no-new-version"}
