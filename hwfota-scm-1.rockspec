@@ -41,5 +41,9 @@ build = {
       ["hwfota.session"] = "lua/hwfota/session.lua",
       ["hwfota.policy"] = "lua/hwfota/policy.lua",
       ["hwfota.identity"] = "lua/hwfota/identity.lua",
+      ["hwfota.cli"] = "lua/hwfota/cli.lua",
+   },
+   install = {
+      bin = { hwfota = "bin/hwfota" },
    },
 }
