@@ -62,6 +62,18 @@ function M.open(path, opts)
       error(("bad argument #2 to 'open' (unknown option '%s')"):format(tostring(k)), 2)
     end
   end
+  -- name the option in the message (the C core only knows argument numbers)
+  local b, f, t = opts.baudrate, opts.flow, opts.timeout
+  if b ~= nil and (type(b) ~= "number" or math.tointeger(b) == nil) then
+    error(("bad option 'baudrate' to 'open' (integer expected, got %s)"):format(
+      type(b) == "number" and tostring(b) or type(b)), 2)
+  end
+  if f ~= nil and type(f) ~= "string" then
+    error(("bad option 'flow' to 'open' (\"none\" or \"rtscts\" expected, got %s)"):format(type(f)), 2)
+  end
+  if t ~= nil and type(t) ~= "number" then
+    error(("bad option 'timeout' to 'open' (number of seconds expected, got %s)"):format(type(t)), 2)
+  end
   return core.open(path, opts.baudrate, opts.flow, opts.timeout)
 end
 
@@ -146,6 +158,10 @@ end
 -- @tparam string b
 -- @treturn integer -1, 0 or 1, or `nil, message` when a version is malformed
 function M.version_compare(a, b)
+  if type(a) ~= "string" or type(b) ~= "string" then
+    error(("bad argument #%d to 'version_compare' (string expected, got %s)"):format(
+      type(a) ~= "string" and 1 or 2, type(type(a) ~= "string" and a or b)), 2)
+  end
   return core.version_compare(a, b)
 end
 
