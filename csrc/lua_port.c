@@ -756,8 +756,17 @@ static int port_result(lua_State *L)
     lua_Integer id = luaL_checkinteger(L, 2);
     push_env_field(L, 1, "done");
     if (lua_geti(L, -1, id) != LUA_TTABLE) {
-        lua_pushboolean(L, 0);
-        return 1;
+        /* false only while a result can still come: an id never sent, already
+         * collected, or sent with a callback would make `until port:result(id)` spin */
+        if (push_env_field(L, 1, "waiters") == LUA_TTABLE && lua_geti(L, -1, id) == LUA_TBOOLEAN) {
+            lua_pushboolean(L, 0);
+            return 1;
+        }
+        lua_pushnil(L);
+        lua_pushfstring(L, "no pending command with id %I (unknown, already collected, "
+                        "or sent with a callback)", id);
+        lua_pushliteral(L, "EINVAL");
+        return 3;
     }
     lua_pushnil(L);
     lua_seti(L, -3, id);

@@ -193,7 +193,9 @@ end
 --- Collect the result of a command sent without a callback.
 -- @function Port:result
 -- @tparam integer id
--- @return the values `command` would have returned, or `false` when not finished
+-- @return the values `command` would have returned, or `false` when not finished,
+--   or `nil, message, "EINVAL"` for an id that has no result to come (never sent,
+--   already collected, or sent with a callback)
 
 --- Wait up to `seconds` for I/O and dispatch what arrives.
 -- @function Port:poll
