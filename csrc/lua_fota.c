@@ -731,8 +731,16 @@ static int l_supported_model(lua_State *L)
     const char *m = luaL_checklstring(L, 1, &n);
     const hf_model_entry *e = hf_supported_model(m, n);
     if (!e) {
+        char shown[48];   /* never echo a huge or NUL-carrying argument back whole */
+        size_t k = 0;
+        for (; k < n && k < sizeof shown - 4 && m[k] >= 0x20 && m[k] < 0x7f; k++)
+            shown[k] = m[k];
+        if (k < n)
+            memcpy(shown + k, "...", 4);
+        else
+            shown[k] = '\0';
         lua_pushnil(L);
-        lua_pushfstring(L, "model \"%s\" is not in the FOTA support table", m);
+        lua_pushfstring(L, "model \"%s\" is not in the FOTA support table", shown);
         lua_pushstring(L, "EUNSUPPORTED");
         return 3;
     }
