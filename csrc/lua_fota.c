@@ -474,6 +474,8 @@ static int l_feed(lua_State *L)
     memset(&ev, 0, sizeof ev);
     size_t n;
     const char *kind = field_str(L, 2, "kind", &n);
+    if (kind && strlen(kind) != n)
+        kind = NULL;   /* "timer\0junk" is not "timer" */
     size_t i = 0;
     while (kind && i < sizeof kinds / sizeof kinds[0] && strcmp(kinds[i].n, kind))
         i++;

@@ -1029,14 +1029,19 @@ static int port_tostring(lua_State *L)
 static int core_open(lua_State *L)
 {
     size_t plen;
-    const char *path = luaL_checklstring(L, 1, &plen);
+    if (lua_type(L, 1) != LUA_TSTRING)   /* a number would be opened as a relative path */
+        luaL_typeerror(L, 1, "string");
+    const char *path = lua_tolstring(L, 1, &plen);
     lua_Integer baud = luaL_optinteger(L, 2, 115200);
     const char *flow = luaL_optstring(L, 3, "none");
     double timeout = luaL_optnumber(L, 4, 30.0);
     luaL_argcheck(L, plen > 0 && plen < sizeof(((hf_port *)0)->path) &&
                      strlen(path) == plen, 1, "path must be 1 to 255 bytes without NUL");
     luaL_argcheck(L, baud >= 50 && baud <= 4000000, 2, "baud rate out of range");
-    luaL_argcheck(L, strcmp(flow, "none") == 0 || strcmp(flow, "rtscts") == 0, 3,
+    size_t flen = strlen(flow);
+    if (lua_type(L, 3) == LUA_TSTRING)
+        lua_tolstring(L, 3, &flen);
+    luaL_argcheck(L, flen == strlen(flow) && (strcmp(flow, "none") == 0 || strcmp(flow, "rtscts") == 0), 3,
                   "flow control must be \"none\" or \"rtscts\"");
     luaL_argcheck(L, timeout > 0 && timeout <= 3600, 4, "timeout out of range (0 .. 3600 s)");
 

@@ -68,8 +68,9 @@ function M.open(path, opts)
     error(("bad option 'baudrate' to 'open' (integer expected, got %s)"):format(
       type(b) == "number" and tostring(b) or type(b)), 2)
   end
-  if f ~= nil and type(f) ~= "string" then
-    error(("bad option 'flow' to 'open' (\"none\" or \"rtscts\" expected, got %s)"):format(type(f)), 2)
+  if f ~= nil and f ~= "none" and f ~= "rtscts" then   -- "none\0x" too
+    error(("bad option 'flow' to 'open' (\"none\" or \"rtscts\" expected, got %s)"):format(
+      type(f) == "string" and ("%q"):format(f:sub(1, 20)) or type(f)), 2)
   end
   if t ~= nil and type(t) ~= "number" then
     error(("bad option 'timeout' to 'open' (number of seconds expected, got %s)"):format(type(t)), 2)
