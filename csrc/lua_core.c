@@ -89,10 +89,12 @@ static int fail_errno(lua_State *L, const char *what, const char *path, int e)
 static int core_write_file_atomic(lua_State *L)
 {
     size_t plen, len;
-    const char *path = luaL_checklstring(L, 1, &plen);
+    if (lua_type(L, 1) != LUA_TSTRING)   /* a number would become a file name */
+        luaL_typeerror(L, 1, "string");
+    const char *path = lua_tolstring(L, 1, &plen);
     const char *data = luaL_checklstring(L, 2, &len);
     luaL_argcheck(L, plen > 0 && plen < 4000 && strlen(path) == plen, 1,
-                  "path must be a non-empty string without NUL");
+                  "path must be 1 to 3999 bytes without NUL");
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
