@@ -360,7 +360,7 @@ static void port_after_poll(hf_port *p, short revents)
     }
     hf_at_tick(&p->at, monotonic_now());
     if (!p->lost && !p->closed)
-        flush_output(p); /* a timeout may have queued a resync "AT" */
+        flush_output(p); /* a timeout may have queued a resync query */
 }
 
 /* ------------------------------------------------------------- dispatch */
