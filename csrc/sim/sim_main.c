@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <termios.h>
@@ -83,6 +85,46 @@ void sim_log(int m, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- ptys */
 
+/* A host that takes the port sets TIOCEXCL, as hwfota and libserialport do.
+ * On a real module the flag goes with the host's last close; here our own
+ * slave fd keeps the tty open, so a host that dies (SIGKILL) would leave the
+ * port "busy" for the next one. We watch the slave for closes and clear the
+ * flag then, so a host restarted after a crash can take the port again, as
+ * it could on hardware. (A host that still holds the port keeps its flock.) */
+static int close_watch = -1;
+
+static void watch_closes(sim_module *m, const char *pts)
+{
+    m->close_wd = -1;
+    if (close_watch < 0)
+        close_watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (close_watch >= 0)
+        m->close_wd = inotify_add_watch(close_watch, pts, IN_CLOSE_WRITE | IN_CLOSE_NOWRITE);
+}
+
+static void unwatch_closes(sim_module *m)
+{
+    if (close_watch >= 0 && m->close_wd >= 0)
+        inotify_rm_watch(close_watch, m->close_wd);
+    m->close_wd = -1;
+}
+
+/* Read the close events; a host closed module k's slave: clear TIOCEXCL. */
+static void handle_closes(sim_module *mods, int n)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t got;
+    while ((got = read(close_watch, buf, sizeof buf)) > 0) {
+        for (char *p = buf; p < buf + got;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            for (int i = 0; i < n; i++)
+                if (mods[i].close_wd == ev->wd && mods[i].sfd >= 0)
+                    ioctl(mods[i].sfd, TIOCNXCL);
+            p += sizeof *ev + ev->len;
+        }
+    }
+}
+
 int sim_publish(sim_module *m)
 {
     int mfd, sfd;
@@ -114,6 +156,7 @@ int sim_publish(sim_module *m)
     }
     m->mfd = mfd;
     m->sfd = sfd; /* kept open: the master never sees EIO while no host holds the port */
+    watch_closes(m, name);
     m->host = 0;
     m->host_check_at = 0;
     if (cfg.drop_closed) {
@@ -134,6 +177,7 @@ int sim_publish(sim_module *m)
 void sim_unpublish(sim_module *m, int remove_link)
 {
     if (remove_link) unlink(m->path);
+    unwatch_closes(m);
     if (m->sfd >= 0) close(m->sfd);
     if (m->mfd >= 0) close(m->mfd); /* the host's slave fd now sees hang-up / EIO */
     if (m->mfd >= 0) sim_log(m->idx, "\"ev\":\"port\",\"what\":\"down\"");
@@ -629,8 +673,8 @@ int main(int argc, char **argv)
         sim_log(-1, "\"ev\":\"ready\",\"modules\":%d", cfg.modules);
     }
 
-    struct pollfd *pfd = calloc((size_t)cfg.modules + 1, sizeof *pfd);
-    int *pmod = calloc((size_t)cfg.modules + 1, sizeof *pmod);
+    struct pollfd *pfd = calloc((size_t)cfg.modules + 2, sizeof *pfd);
+    int *pmod = calloc((size_t)cfg.modules + 2, sizeof *pmod);
     while (rc == 0 && !stop_sig && pfd && pmod) {
         double now = sim_now();
         for (int i = 0; i < cfg.modules; i++) mod_tick(&mods[i], now);
@@ -645,6 +689,14 @@ int main(int argc, char **argv)
             pfd[n].events = POLLIN | (m->outlen ? POLLOUT : 0);
             pfd[n].revents = 0;
             pmod[n++] = i;
+        }
+        int watch_slot = -1;
+        if (close_watch >= 0) {
+            watch_slot = n;
+            pfd[n].fd = close_watch;
+            pfd[n].events = POLLIN;
+            pfd[n].revents = 0;
+            pmod[n++] = -1;
         }
         struct timespec ts, *tsp = NULL;
         if (next > 0) {
@@ -662,7 +714,10 @@ int main(int argc, char **argv)
             rc = 1;
             break;
         }
+        if (watch_slot >= 0 && (pfd[watch_slot].revents & POLLIN))
+            handle_closes(mods, cfg.modules);
         for (int k = 0; k < n; k++) {
+            if (k == watch_slot) continue;
             sim_module *m = &mods[pmod[k]];
             if (m->mfd != pfd[k].fd) continue;
             if (pfd[k].revents & POLLOUT) mod_flush(m);
