@@ -108,7 +108,7 @@ install: all
 	install -m 0755 $(B)/hwfota/core.so $(DESTDIR)$(LUA_LIBDIR)/hwfota/core.so
 	install -m 0644 lua/hwfota/*.lua $(DESTDIR)$(LUA_SHAREDIR)/hwfota/
 	install -m 0755 $(B)/hwfota-sim $(DESTDIR)$(BINDIR)/hwfota-sim
-	install -m 0755 bin/hwfota $(DESTDIR)$(BINDIR)/hwfota
+	install -m 0755 lua/bin/hwfota $(DESTDIR)$(BINDIR)/hwfota
 
 clean:
 	rm -rf $(B)

@@ -44,6 +44,6 @@ build = {
       ["hwfota.cli"] = "lua/hwfota/cli.lua",
    },
    install = {
-      bin = { hwfota = "bin/hwfota" },
+      bin = { hwfota = "lua/bin/hwfota" },
    },
 }

@@ -90,9 +90,9 @@ describe("hwfota command: usage", function()
     local env = ("LUA_PATH=%s LUA_CPATH=%s "):format(
       simproc.quote(top .. "/lua/?.lua;" .. top .. "/lua/?/init.lua;;"),
       simproc.quote(top .. "/build/?.so;;"))
-    local ok, how, code = os.execute(env .. top .. "/bin/hwfota status --help >/dev/null")
+    local ok, how, code = os.execute(env .. top .. "/lua/bin/hwfota status --help >/dev/null")
     assert.is_true(ok, tostring(how) .. " " .. tostring(code))
-    ok, how, code = os.execute(env .. top .. "/bin/hwfota at 2>/dev/null")
+    ok, how, code = os.execute(env .. top .. "/lua/bin/hwfota at 2>/dev/null")
     assert.equals(2, code)
   end)
 end)
@@ -340,7 +340,7 @@ describe("hwfota command: --syslog through the logger command", function()
     f:close()
     os.execute("chmod +x " .. simproc.quote(bindir .. "/logger"))
     local policy = tmpfile('return {}')
-    local cmd = ("PATH=%s:$PATH LUA_PATH=%s LUA_CPATH=%s %s/bin/hwfota run --policy %s --port %s " ..
+    local cmd = ("PATH=%s:$PATH LUA_PATH=%s LUA_CPATH=%s %s/lua/bin/hwfota run --policy %s --port %s " ..
                  "--syslog --skip-model-check --poll 0.2 >%s/stdout 2>&1"):format(
       simproc.quote(bindir), simproc.quote(top .. "/lua/?.lua;" .. top .. "/lua/?/init.lua;;"),
       simproc.quote(top .. "/build/?.so;;"), top, simproc.quote(policy), simproc.quote(sim.path),

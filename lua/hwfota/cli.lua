@@ -4,7 +4,7 @@
 --            run --policy FILE | monitor | at 'CMD'   [options]
 --
 -- `hwfota --help` and `hwfota COMMAND --help` describe every command and option;
--- `EXIT` lists the exit codes. The command script (`bin/hwfota`, installed by
+-- `EXIT` lists the exit codes. The command script (`lua/bin/hwfota`, installed by
 -- `make install`; `examples/openwrt/hwfota/files/hwfota` on OpenWrt) only calls
 -- `main(arg)` and exits with what it returns.
 --
