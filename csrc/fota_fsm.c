@@ -883,6 +883,22 @@ static void fail_port_lost(hf_fota *f)
          "unplugged; check the USB connection and retry", def(f)->name);
 }
 
+/* Probe/configure of a run restored from a journal written at or after the download:
+ * the module may reset under us (power loss, or the upgrade's reset when the host
+ * died after AT^FWUP). That is the expected module behaviour, not a failure: wait
+ * for the port like recover does, then read the state and dispatch from it. */
+static void restart_port_lost(hf_fota *f)
+{
+    if (f->restored && (f->fwup_sent || f->restored_phase >= HF_PH_DOWNLOAD) &&
+        f->restored_phase != HF_PH_DISCARD) {
+        notice(f, "the port went away while resuming from the journal (phase %s): the "
+               "module is resetting; waiting for it", hf_fota_phase_name(f->restored_phase));
+        enter(f, HF_PH_RECOVER);
+        return;
+    }
+    fail_port_lost(f);
+}
+
 /* ---- the table ---------------------------------------------------------------------- */
 
 #define CFG(field) offsetof(hf_fota_config, field)
@@ -892,11 +908,11 @@ static void fail_port_lost(hf_fota *f)
 static const phase_def phases[HF_PH_COUNT] = {
     [HF_PH_IDLE] = {.name = "idle", .deadline_off = NO_DEADLINE},
     [HF_PH_PROBE] = {.name = "probe", .enter = probe_enter, .on_done = probe_done,
-        .deadline_off = NO_DEADLINE, .on_port_lost = fail_port_lost, .accepts = COMMON},
+        .deadline_off = NO_DEADLINE, .on_port_lost = restart_port_lost, .accepts = COMMON},
     [HF_PH_PREPARE] = {.name = "prepare", .enter = prepare_enter, .on_done = prepare_done,
         .deadline_off = NO_DEADLINE, .on_port_lost = fail_port_lost, .accepts = COMMON},
     [HF_PH_CONFIGURE] = {.name = "configure", .enter = configure_enter, .on_done = dispatch,
-        .deadline_off = NO_DEADLINE, .on_port_lost = fail_port_lost, .accepts = COMMON},
+        .deadline_off = NO_DEADLINE, .on_port_lost = restart_port_lost, .accepts = COMMON},
     [HF_PH_DETECT] = {.name = "detect", .enter = detect_enter, .on_state = detect_state,
         .on_poll = poll_state, .poll_every = poll_state_every,
         .deadline_off = CFG(detect_timeout), .deadline_code = "ETIMEDOUT",
