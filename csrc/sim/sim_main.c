@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
@@ -47,6 +49,28 @@ unsigned long sim_rand(void)
 }
 
 double sim_rand01(void) { return (double)(sim_rand() % 1000000UL) / 1000000.0; }
+
+/* ------------------------------------------------- a host that died holding the port
+ * On a real USB port a host's TIOCEXCL ends with its last close (the tty is freed).
+ * Here our own slave fd keeps the pty alive, so the exclusive flag of a host killed
+ * without closing (SIGKILL) would stay set and make the port "busy" for ever. When
+ * the flag is set but nobody holds a flock on the slave (hwfota takes flock before
+ * TIOCEXCL and keeps it while the port is open), the owner is gone: clear the flag. */
+#define EXCL_CHECK_EVERY 0.05
+
+static void release_dead_exclusive(sim_module *m)
+{
+#ifdef TIOCGEXCL
+    int excl = 0;
+    if (m->sfd < 0 || ioctl(m->sfd, TIOCGEXCL, &excl) != 0 || !excl) return;
+    if (flock(m->sfd, LOCK_EX | LOCK_NB) != 0) return;   /* a live host holds it */
+    ioctl(m->sfd, TIOCNXCL);
+    flock(m->sfd, LOCK_UN);
+    sim_log(m->idx, "\"ev\":\"host\",\"what\":\"released\"");
+#else
+    (void)m;
+#endif
+}
 
 /* ---------------------------------------------------------------- log */
 
@@ -553,9 +577,14 @@ int main(int argc, char **argv)
 
     struct pollfd *pfd = calloc((size_t)cfg.modules + 1, sizeof *pfd);
     int *pmod = calloc((size_t)cfg.modules + 1, sizeof *pmod);
+    double excl_check_at = 0;
     while (rc == 0 && !stop_sig && pfd && pmod) {
         double now = sim_now();
         for (int i = 0; i < cfg.modules; i++) mod_tick(&mods[i], now);
+        if (now >= excl_check_at) {
+            for (int i = 0; i < cfg.modules; i++) release_dead_exclusive(&mods[i]);
+            excl_check_at = now + EXCL_CHECK_EVERY;
+        }
         int n = 0;
         double next = 0;
         for (int i = 0; i < cfg.modules; i++) {
@@ -568,6 +597,7 @@ int main(int argc, char **argv)
             pfd[n].revents = 0;
             pmod[n++] = i;
         }
+        if (next == 0 || excl_check_at < next) next = excl_check_at;
         struct timespec ts, *tsp = NULL;
         if (next > 0) {
             double wait = next - sim_now();
