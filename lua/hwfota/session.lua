@@ -63,6 +63,31 @@ local function new_driver(port, policy, opts, attempt)
   return self
 end
 
+--- The run's control: pause/resume/cancel the flow while it runs (from a hook
+-- or another task). Each returns true, or nil, message, code when the phase
+-- does not allow it (the request never reaches the wire then).
+function Driver:control()
+  if self.ctl then return self.ctl end
+  local d = self
+  local function phase() return d.fsm and d.fsm:phase() or "idle" end
+  local function request(kind, allowed, what)
+    if d.finished then return nil, "the FOTA run is over", "ESTATE" end
+    local ph = phase()
+    if allowed and not allowed[ph] then
+      return nil, ("cannot %s in phase %s"):format(what, ph), "ESTATE"
+    end
+    d:post{kind = kind}
+    return true
+  end
+  self.ctl = {
+    phase = phase,
+    pause = function() return request("pause", {download = true}, "pause") end,
+    resume = function() return request("resume", {paused = true}, "resume") end,
+    cancel = function() return request("cancel", nil, "cancel") end,
+  }
+  return self.ctl
+end
+
 function Driver:trace(dir, text)
   if self.opts.trace then self.opts.trace(dir, text) end
 end
@@ -209,7 +234,8 @@ function Driver:emit(a)
     self.report.from = self.report.from or a.revision
   elseif ev == "progress" then
     local ok, err = call_hook(self.policy, "on_progress",
-                              {files = a.files, done = a.done, total = a.total, percent = a.percent})
+                              {files = a.files, done = a.done, total = a.total, percent = a.percent},
+                              self:control())
     if not ok then self:trace("error", "on_progress: " .. tostring(err)) end
   elseif ev == "decision_needed" then
     self:decide(a)
@@ -219,7 +245,7 @@ function Driver:emit(a)
     self:finish("failed", a)
   end
   if ev ~= "progress" then
-    local ok, err = call_hook(self.policy, "on_event", a)
+    local ok, err = call_hook(self.policy, "on_event", a, self:control())
     if not ok then self:trace("error", "on_event: " .. tostring(err)) end
   end
 end
@@ -362,6 +388,10 @@ function Driver:start(previous)
       self:trace("error", e.detail)
     end
   end)
+  if self.policy.on_start then
+    local okh, err = pcall(self.policy.on_start, self:control())
+    if not okh then self:trace("error", "on_start: " .. tostring(err)) end
+  end
   self:setup_port(function(fine)
     if self.finished then return end
     if fine then
@@ -586,8 +616,9 @@ end
 function Session:drive(policy)
   local o = shallow_copy(self.opts)
   self.active = true
+  policy.on_start = function(ctl) self.control = ctl end
   local report = M.run(self.port, policy, o)
-  self.active = false
+  self.active, self.control = false, nil
   return report
 end
 
@@ -641,12 +672,25 @@ local function direct(self, cmd, what)
   return true
 end
 
+-- While a step runs (s:download in another task), pause/resume/cancel go
+-- through the state machine (it sends the command when no other is in flight);
+-- between steps they are direct commands.
+
 --- Pause the download (AT^FOTADL=2; needs resume mode on).
-function Session:pause() return direct(self, "AT^FOTADL=2", "pause") end
+function Session:pause()
+  if self.control then return self.control.pause() end
+  return direct(self, "AT^FOTADL=2", "pause")
+end
 --- Resume a pending download (AT^FOTADL=1 from state 31).
-function Session:resume() return direct(self, "AT^FOTADL=1", "resume") end
+function Session:resume()
+  if self.control then return self.control.resume() end
+  return direct(self, "AT^FOTADL=1", "resume")
+end
 --- Abandon the update and bring the module back to idle (AT^FOTADL=0).
-function Session:cancel() return direct(self, "AT^FOTADL=0", "cancel") end
+function Session:cancel()
+  if self.control then return self.control.cancel() end
+  return direct(self, "AT^FOTADL=0", "cancel")
+end
 
 --- The session's port.
 function Session:port_object() return self.port end

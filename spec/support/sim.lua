@@ -202,6 +202,21 @@ function Sim:wait_for(pred, timeout, m)
   return nil
 end
 
+--- Index of the first entry of module m matching pred (0 when none): for
+-- "this happened before that" checks.
+function Sim:index(pred, m)
+  m = m or 0
+  for i, e in ipairs(self:read()) do
+    if e.m == m then
+      local ok = true
+      if type(pred) == "function" then ok = pred(e)
+      else for k, v in pairs(pred) do if e[k] ~= v then ok = false; break end end end
+      if ok then return i end
+    end
+  end
+  return 0
+end
+
 --- Stop the simulator (SIGTERM) and remove its directory.
 function Sim:stop()
   if self.stopped then return end
@@ -210,6 +225,29 @@ function Sim:stop()
   os.execute(("kill %d 2>/dev/null"):format(self.pid))
   self.proc:close()
   if not os.getenv("HWFOTA_KEEP") then os.execute("rm -rf " .. sh_quote(self.dir)) end
+end
+
+--- Run options for fast specs: small poll intervals and timeouts, the seed's
+-- APN and mode (auto upgrade off unless `extra.mode` says otherwise).
+function M.opts(extra)
+  local o = {
+    apn = "1234", user = "", password = "", auth = "chap",
+    mode = {auto_query = false, auto_download = false, auto_upgrade = false, resume = true},
+    poll_interval = 0.2, dl_poll = 0.05, dl_poll_idle = 0.1, state_poll = 2,
+    resume_interval = 0.3, reboot_timeout = 5, detect_timeout = 5, stall_timeout = 5,
+    auto_upgrade_wait = 5, busy_delay = 0.1, command_timeout = 2,
+  }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
+--- Collapse consecutive repeats of the same command (polls) into one.
+function M.squeeze(cmds)
+  local out = {}
+  for _, c in ipairs(cmds) do
+    if out[#out] ~= c then out[#out + 1] = c end
+  end
+  return out
 end
 
 return M
