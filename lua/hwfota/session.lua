@@ -430,6 +430,38 @@ local function ensure_port(port_or_path, opts)
   return port_or_path
 end
 
+-- A journal left by a run that did not finish means the module may be in the
+-- middle of a reset (the host died during the download or after AT^FWUP): its
+-- port can be absent for a while. Wait for it (bounded by reboot_timeout)
+-- instead of failing at once. Yields inside tasks (loop.sleep).
+local function journal_pending(o)
+  local path = o.journal
+  if not path then return false end
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local head = f:read(16)
+  f:close()
+  return head ~= nil and head ~= ""
+end
+
+local function wait_for_port(path, o, msg, code)
+  local timeout = o.fsm.reboot_timeout or 180
+  local deadline = core.now() + timeout
+  local delay = REOPEN_FIRST
+  while code == "ENOENT" and core.now() < deadline do
+    loop.sleep(math.min(delay, math.max(0, deadline - core.now())))
+    delay = math.min(delay * 2, REOPEN_MAX)
+    local port, m, c, owned = ensure_port(path, o)
+    if port then return port, nil, nil, owned end
+    msg, code = m, c
+  end
+  if code ~= "ENOENT" then return nil, msg, code end
+  return nil, ("%s did not come back within %g s; the journal %s says a FOTA run was in "
+               .. "progress (the module may still be upgrading: do not power it off; "
+               .. "check USB, then run again): %s"):format(path, timeout, o.journal, msg),
+         "ETIMEDOUT"
+end
+
 -- == One attempt, and run() with retries ==
 
 local function one_attempt(port, policy, o, attempt, previous)
@@ -452,6 +484,9 @@ function M.run(port_or_path, policy, opts)
   policy = policy or {}
   local o = split_opts(opts)
   local port, msg, code, owned = ensure_port(port_or_path, o)
+  if not port and code == "ENOENT" and journal_pending(o) then
+    port, msg, code, owned = wait_for_port(port_or_path, o, msg, code)
+  end
   if not port then
     return {status = "failed", code = code, message = msg, attempts = 0}
   end
