@@ -93,7 +93,7 @@ describe("flow faults:", function()
             resumed = true
             -- another task resumes later; the download must stand still meanwhile
             hwfota.spawn(function()
-              assert(s:wait_for({ev = "state", state = 31}, 5), "module paused (31)")
+              assert(s:await({ev = "state", state = 31}, 5), "module paused (31)")
               hwfota.sleep(0.3)
               assert(ctl.resume())
             end)

@@ -84,6 +84,8 @@ function Driver:control()
     pause = function() return request("pause", {download = true}, "pause") end,
     resume = function() return request("resume", {paused = true}, "resume") end,
     cancel = function() return request("cancel", nil, "cancel") end,
+    -- the machine's state as journal text (what Session steps carry to the next step)
+    snapshot = function() return d.fsm and d.fsm:snapshot() or nil end,
   }
   return self.ctl
 end
@@ -473,8 +475,9 @@ local function one_attempt(port, policy, o, attempt, previous)
   return loop.wait(d.cond, {d}), d
 end
 
---- See `hwfota.run` (lua/hwfota/init.lua).
-function M.run(port_or_path, policy, opts)
+--- See `hwfota.run` (lua/hwfota/init.lua). `carry` (internal, for Session
+-- steps): a snapshot of the previous step's machine, restored like a journal.
+function M.run(port_or_path, policy, opts, carry)
   if policy ~= nil and type(policy) ~= "table" then
     error(("bad argument #2 to 'run' (table expected, got %s)"):format(type(policy)), 2)
   end
@@ -490,7 +493,7 @@ function M.run(port_or_path, policy, opts)
   if not port then
     return {status = "failed", code = code, message = msg, attempts = 0}
   end
-  local attempt, previous, report = 0, nil, nil
+  local attempt, previous, report = 0, carry, nil
   while true do
     attempt = attempt + 1
     local ctx = {port = port, attempt = attempt}
@@ -511,7 +514,7 @@ function M.run(port_or_path, policy, opts)
       -- a retry after AT^FWUP must keep knowing it was sent
       if d and d.fsm then
         local info = d.fsm:info()
-        previous = info.fwup_sent and d.fsm:snapshot() or nil
+        previous = (info.fwup_sent or carry) and d.fsm:snapshot() or nil
       end
     else
       report = {status = "failed", code = "EGUARD", attempts = attempt,
@@ -648,12 +651,17 @@ function Session:mode(p)
 end
 
 -- Run the state machine with a fixed internal policy (the safety rules stay in C).
-function Session:drive(policy)
+-- Each step is a run of its own; `carry` restores the previous step's machine so
+-- what it learnt (the announced version, the verified image, AT^FWUP sent) holds
+-- in the next step: the module's AT^FOTASTATE? answer does not repeat the version.
+function Session:drive(policy, carry)
   local o = shallow_copy(self.opts)
   self.active = true
-  policy.on_start = function(ctl) self.control = ctl end
-  local report = M.run(self.port, policy, o)
+  local ctl
+  policy.on_start = function(c) ctl = c; self.control = c end
+  local report = M.run(self.port, policy, o, carry and self.snapshot or nil)
   self.active, self.control = false, nil
+  self.snapshot = ctl and ctl.snapshot() or self.snapshot
   return report
 end
 
@@ -678,11 +686,11 @@ function Session:download(p)
   if p ~= nil and type(p) ~= "table" then error("bad argument #1 to 'download' (table expected)", 2) end
   p = p or {}
   local got
-  local report = self:drive{
+  local report = self:drive({
     on_new_version = function() return "download" end,
     on_downloaded = function(info) got = info; return "defer" end,
     on_progress = p.progress,
-  }
+  }, true)
   if got then return {version = got.version, size = got.size} end
   if report.status == "failed" then return failed(report) end
   if report.status == "no_new_version" then return nil, "no new version to download", "ENOVERSION" end
@@ -691,10 +699,10 @@ end
 
 --- Apply a downloaded, verified image (AT^FWUP), wait for the reset, verify.
 function Session:upgrade()
-  local report = self:drive{
+  local report = self:drive({
     on_new_version = function() return "defer" end,
     on_downloaded = function() return "upgrade" end,
-  }
+  }, true)
   if report.status == "upgraded" then return {from = report.from, to = report.to} end
   if report.status == "failed" then return failed(report) end
   return nil, "no verified image to apply: download it first (" .. tostring(report.status) .. ")",

@@ -202,6 +202,19 @@ function Sim:wait_for(pred, timeout, m)
   return nil
 end
 
+--- The same inside a hwfota task: sleeps in the shared loop, so the sessions
+-- of the other tasks keep running while this one waits.
+function Sim:await(pred, timeout, m)
+  local loop = require "hwfota.loop"
+  local deadline = core.now() + (timeout or 10)
+  repeat
+    local hits = self:select(pred, m)
+    if #hits > 0 then return hits[1] end
+    loop.sleep(0.02)
+  until core.now() > deadline
+  return nil
+end
+
 --- Index of the first entry of module m matching pred (0 when none): for
 -- "this happened before that" checks.
 function Sim:index(pred, m)
