@@ -458,6 +458,15 @@ static void dispatch(hf_fota *f)
         if (f->restored && f->restored_phase >= HF_PH_DOWNLOAD && f->have_target) {
             f->want_dl_start = 1;  /* the policy already said download */
             enter(f, HF_PH_DOWNLOAD);
+        } else if (!f->have_target && !f->cfg.force &&
+                   f->detect_attempts <= f->cfg.max_redetect) {
+            /* found by an earlier query whose 12 we did not see (host restarted):
+             * AT^FOTASTATE? does not repeat the version, and an image of unknown
+             * version could never be applied (ENOTARGET). Back to idle, ask again. */
+            notice(f, "the module holds an offer of unknown version: AT^FOTADL=0, then "
+                   "detect again to learn it");
+            f->redetect = 1;
+            enter(f, HF_PH_DISCARD);
         } else {
             enter(f, HF_PH_DECIDE_DOWNLOAD);
         }
@@ -869,6 +878,11 @@ static void discard_enter(hf_fota *f)
 
 static void discard_done(hf_fota *f)
 {
+    if (f->redetect && !f->cancel_requested) {
+        f->redetect = 0;
+        enter(f, HF_PH_DETECT);
+        return;
+    }
     if (f->cancel_requested)
         fail(f, "ECANCELED", -1, "cancelled by the caller");
     else

@@ -919,6 +919,45 @@ static void test_restore_port_lost_in_probe(void)
     CHECK_STR(h->failed, "EPORTLOST");
 }
 
+/* The module already found a version (12) but the host never saw the 12 URC (it was
+ * restarted before any journal): AT^FOTASTATE? answers a bare 12. Downloading an
+ * image of unknown version would end in ENOTARGET; instead: AT^FOTADL=0, detect again.
+ * (Found by spec/flow_journal_spec.lua: host killed right after AT^FOTADET.) */
+static void test_offer_of_unknown_version(void)
+{
+    hf_fota_config c = seed_cfg();
+    harness *h = &H;
+    h_init(h, &c);
+    h_start(h);
+    h_ok(h, "12.815.01.03.00", NULL);       /* AT+GMR */
+    h_ok(h, NULL, NULL);                    /* AT^FOTACFG */
+    h_ok(h, NULL, NULL);                    /* AT^FOTAMODE */
+    CHECK_STR(h->pend, "AT^FOTASTATE?");
+    h_ok(h, "^FOTASTATE: 12", NULL);
+    CHECK_INT(h->decisions_dl, 0);
+    CHECK_STR(h->pend, "AT^FOTADL=0");
+    h_ok(h, NULL, NULL);
+    CHECK_INT(h->f.phase, HF_PH_DETECT);
+    CHECK_STR(h->pend, "AT^FOTADET");
+    h_ok(h, NULL, NULL);
+    h_urc(h, "^FOTASTATE: 11");
+    h_urc(h, "^FOTASTATE: 12,12.815.01.04.00,79114,\"Support send SMS background\"");
+    CHECK_INT(h->f.phase, HF_PH_DECIDE_DOWNLOAD);
+    CHECK_INT(h->decisions_dl, 1);
+    CHECK_STR(h->failed, "");
+
+    /* forced: the caller accepts an unknown version, no second query */
+    c.force = 1;
+    h_init(h, &c);
+    h_start(h);
+    h_ok(h, "12.815.01.03.00", NULL);
+    h_ok(h, NULL, NULL);
+    h_ok(h, NULL, NULL);
+    h_ok(h, "^FOTASTATE: 12", NULL);
+    CHECK_INT(h->f.phase, HF_PH_DECIDE_DOWNLOAD);
+    CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 0);
+}
+
 static void test_journal_text(void)
 {
     hf_fota_snapshot s, b;
@@ -1069,6 +1108,7 @@ int main(void)
     test_journal_text();
     test_restore_every_phase();
     test_restore_port_lost_in_probe();
+    test_offer_of_unknown_version();
     test_random();
     return CHECK_END();
 }
