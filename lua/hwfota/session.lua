@@ -300,6 +300,12 @@ function Driver:try_reopen(now)
   if self.finished then return end
   if now >= self.reopen_deadline then
     self.reopen_deadline = nil
+    if self.starting then       -- the machine has not started: fail here
+      return self:finish("failed", {code = "ETIMEDOUT", message =
+        ("the port went away while resuming from the journal and did not come back within "
+         .. "%g s; the module may still be upgrading: do not power it off, check USB and "
+         .. "run again"):format(self.opts.fsm.reboot_timeout or 180)})
+    end
     self:post{kind = "timer"}   -- the machine fails the wait with its reason
     return
   end
@@ -311,7 +317,10 @@ function Driver:try_reopen(now)
   end
   self:trace("event", "port back: " .. self.port:path())
   self:setup_port(function(fine)
-    if fine then
+    if fine and self.starting then
+      self.starting, self.reopen_deadline = false, nil
+      self:run_actions(self.fsm:start(core.now()))
+    elseif fine then
       self.reopen_deadline = nil
       self:post{kind = "port_back"}
     elseif self.reopen_deadline then
@@ -394,10 +403,20 @@ function Driver:start(previous)
     local okh, err = pcall(self.policy.on_start, self:control())
     if not okh then self:trace("error", "on_start: " .. tostring(err)) end
   end
+  local resumed = snap ~= nil and snap ~= ""
   self:setup_port(function(fine)
     if self.finished then return end
     if fine then
       self:run_actions(fsm:start(core.now()))
+    elseif resumed and self.port:is_lost() then
+      -- resuming from a journal: the module may be resetting under us (power loss,
+      -- or the upgrade's reset when the previous host died after AT^FWUP); wait
+      -- for it as the machine would, bounded by reboot_timeout
+      self.starting = true
+      self.reopen_deadline = core.now() + (self.opts.fsm.reboot_timeout or 180)
+      self.reopen_delay = REOPEN_FIRST
+      self.reopen_at = core.now() + REOPEN_FIRST
+      self:trace("event", "port lost: waiting for the module to come back")
     else
       self:finish("failed", {code = "EPORTLOST", message = "the port was lost during its setup"})
     end

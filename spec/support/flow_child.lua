@@ -1,5 +1,5 @@
 --- Child process for spec/flow_journal_spec.lua:
---   lua5.4 spec/support/flow_child.lua PORT JOURNAL [HOLD]
+--   lua5.4 spec/support/flow_child.lua PORT JOURNAL [HOLD|-] [setup=CMD,CMD] [read_imei=0]
 -- Runs hwfota.run (automatic upgrade off) with the journal and prints, one line
 -- each, flushed: `pid <n>`, `phase <name>`, `run <command>`, `hold <point>`,
 -- `report <status> <code> <message>`.
@@ -16,6 +16,16 @@ local core = require "hwfota.core"
 io.stdout:setvbuf("line")
 
 local port, journal, hold = arg[1], arg[2], arg[3]
+-- option overrides, so a fault trigger of the simulator (cmd=...) can be aimed at
+-- the second process only
+local setup, read_imei = nil, true
+for i = 4, #arg do
+  local k, v = arg[i]:match("^([%w_]+)=(.*)$")
+  if k == "setup" then
+    setup = {}
+    for c in v:gmatch("[^,]+") do setup[#setup + 1] = c end
+  elseif k == "read_imei" then read_imei = v ~= "0" end
+end
 local f = assert(io.open("/proc/self/stat"))
 print("pid " .. f:read("l"):match("^(%d+)"))
 f:close()
@@ -37,6 +47,7 @@ local report = hwfota.run(port, {
   end,
 }, {
   journal = journal, skip_model_check = true, apn = "1234", auth = "chap",
+  setup = setup, read_imei = read_imei,
   mode = {auto_query = false, auto_download = false, auto_upgrade = false, resume = true},
   poll_interval = 0.2, dl_poll = 0.05, dl_poll_idle = 0.1, resume_interval = 0.3,
   reboot_timeout = 5, detect_timeout = 5, command_timeout = 2,
