@@ -79,8 +79,9 @@ describe("flow: session steps", function()
       ticks[#ticks + 1] = p.percent
     end})
     assert.equal("12.815.01.04.00", got.version)
+    -- polled progress: the 40 may come before a poll sees 100 %
     assert.is_true(#ticks >= 2, "progress reported")
-    assert.equal(100, ticks[#ticks])
+    assert.is_true(ticks[#ticks] > ticks[1])
     assert.same({code = 40, name = "downloaded"}, ses:state())
     assert.equal(0, s:count("AT^FWUP"))
     assert.equal(1, s:count("AT^FOTADET"))       -- download used the detected offer
