@@ -103,6 +103,7 @@ typedef struct sim_module {
     int host;                     /* --closed-port drop: a host holds the slave */
     double host_check_at;         /* ... next look for one */
     int close_wd;                 /* inotify watch on the slave: a host closed it */
+    int logged_state;             /* last state written to the log (-1 none) */
 
     /* AT settings (reset at boot) */
     int echo, verbose, cmee, curc, creg_n, cgreg_n;

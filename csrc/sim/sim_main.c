@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
@@ -51,6 +52,28 @@ unsigned long sim_rand(void)
 
 double sim_rand01(void) { return (double)(sim_rand() % 1000000UL) / 1000000.0; }
 
+/* ------------------------------------------------- a host that died holding the port
+ * On a real USB port a host's TIOCEXCL ends with its last close (the tty is freed).
+ * Here our own slave fd keeps the pty alive, so the exclusive flag of a host killed
+ * without closing (SIGKILL) would stay set and make the port "busy" for ever. When
+ * the flag is set but nobody holds a flock on the slave (hwfota takes flock before
+ * TIOCEXCL and keeps it while the port is open), the owner is gone: clear the flag.
+ * Checked when the slave is closed (inotify, below), not on a timer. */
+
+static void release_dead_exclusive(sim_module *m)
+{
+#ifdef TIOCGEXCL
+    int excl = 0;
+    if (m->sfd < 0 || ioctl(m->sfd, TIOCGEXCL, &excl) != 0 || !excl) return;
+    if (flock(m->sfd, LOCK_EX | LOCK_NB) != 0) return;   /* a live host holds it */
+    ioctl(m->sfd, TIOCNXCL);
+    flock(m->sfd, LOCK_UN);
+    sim_log(m->idx, "\"ev\":\"host\",\"what\":\"released\"");
+#else
+    (void)m;
+#endif
+}
+
 /* ---------------------------------------------------------------- log */
 
 void sim_json_str(char *dst, size_t cap, const char *s)
@@ -85,12 +108,8 @@ void sim_log(int m, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- ptys */
 
-/* A host that takes the port sets TIOCEXCL, as hwfota and libserialport do.
- * On a real module the flag goes with the host's last close; here our own
- * slave fd keeps the tty open, so a host that dies (SIGKILL) would leave the
- * port "busy" for the next one. We watch the slave for closes and clear the
- * flag then, so a host restarted after a crash can take the port again, as
- * it could on hardware. (A host that still holds the port keeps its flock.) */
+/* Closes of a module's slave (a host closed it, or died) are watched with
+ * inotify; each one runs release_dead_exclusive() for that module. */
 static int close_watch = -1;
 
 static void watch_closes(sim_module *m, const char *pts)
@@ -109,7 +128,7 @@ static void unwatch_closes(sim_module *m)
     m->close_wd = -1;
 }
 
-/* Read the close events; a host closed module k's slave: clear TIOCEXCL. */
+/* Read the close events; a host closed module k's slave: free its TIOCEXCL. */
 static void handle_closes(sim_module *mods, int n)
 {
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -118,8 +137,8 @@ static void handle_closes(sim_module *mods, int n)
         for (char *p = buf; p < buf + got;) {
             const struct inotify_event *ev = (const struct inotify_event *)p;
             for (int i = 0; i < n; i++)
-                if (mods[i].close_wd == ev->wd && mods[i].sfd >= 0)
-                    ioctl(mods[i].sfd, TIOCNXCL);
+                if (mods[i].close_wd == ev->wd)
+                    release_dead_exclusive(&mods[i]);
             p += sizeof *ev + ev->len;
         }
     }

@@ -195,9 +195,13 @@ static void check_state_triggers(sim_module *m, int st)
     }
 }
 
+/* The log's "state" events are changes: a report of the same state after a
+ * boot (^FOTASTATE: 31 again) is a URC, not a new state. */
 static void log_state(sim_module *m, int st)
 {
-    sim_log(m->idx, "\"ev\":\"state\",\"state\":%d", st);
+    if (st != m->logged_state)
+        sim_log(m->idx, "\"ev\":\"state\",\"state\":%d", st);
+    m->logged_state = st;
 }
 
 /* Enter state st and report it with ^FOTASTATE: <st><extra>. */
@@ -594,6 +598,8 @@ void mod_init(sim_module *m, int idx, const sim_config *cfg, const sim_faults *f
     m->inlen = m->outlen = 0;
     m->idx = idx;
     m->cfg = cfg;
+    m->logged_state = -1;
+    m->close_wd = -1;
     if (faults) m->f = *faults;
     else {
         memset(&m->f, 0, sizeof m->f);

@@ -124,8 +124,13 @@ end
 -- @tparam[opt] table policy hooks (all optional): `on_new_version(info)` ->
 --   "download" | "defer" | "reject" [, retry_after, reason]; `on_downloaded(info)`
 --   -> "upgrade" | "defer"; `on_failure(err, attempt)` -> seconds before a retry,
---   or nil/false to give up; `on_progress(p)`; `on_event(e)`; `before_detect(ctx)`
---   and `after(ctx)` (data-connection guards). See `hwfota.policy`.
+--   or nil/false to give up; `on_progress(p, control)`; `on_event(e, control)`;
+--   `on_start(control)` (once per attempt, before the first command);
+--   `before_detect(ctx)` and `after(ctx)` (data-connection guards). See `hwfota.policy`.
+--   `control` steers the running flow from a hook or another task:
+--   `control.pause()` (phase download: AT^FOTADL=2, phase becomes "paused"),
+--   `control.resume()` (phase paused: AT^FOTADL=1), `control.cancel()`,
+--   `control.phase()`; each returns true or `nil, message, "ESTATE"`.
 -- @tparam[opt] table opts as for `session`
 -- @treturn table report `{status = "upgraded" | "no_new_version" | "deferred" |
 --   "rejected" | "failed", from =, to =, version =, code =, message =,
