@@ -5,7 +5,8 @@
  * FOTA state machine, so that a bug in one cannot hide a bug in the other.
  *
  * Files: sim_main.c (options, scenario files, poll loop, ptys, log),
- *        sim_module.c (AT commands, FOTA states, timeline, faults, noise).
+ *        sim_module.c (AT commands, FOTA states, timeline, faults, noise),
+ *        sim_sms.c (text-mode SMS: storage, +CMTI, +CMGR/+CMGL/+CMGD, --sms/--urc).
  */
 #ifndef HWFOTA_SIM_H
 #define HWFOTA_SIM_H

@@ -80,10 +80,12 @@ static int used(const sim_module *m)
     return n;
 }
 
-/* Service-centre time stamp: 24/11/25,10:00:00 plus model seconds, zone +32 (UTC+8). */
-static void scts(const sim_module *m, char *out, size_t cap)
+/* Service-centre time stamp: 24/11/25,10:00:00 plus the model seconds of a time= trigger
+ * (deterministic) or of now, zone +32 (UTC+8). */
+static void scts(const sim_module *m, const sim_sms_plan *p, char *out, size_t cap)
 {
-    long s = 36000 + (long)(sim_now() / m->cfg->time_scale);
+    double t = p->trig.kind == TRIG_TIME ? p->trig.val : sim_now() / m->cfg->time_scale;
+    long s = 36000 + (long)t;
     snprintf(out, cap, "24/11/25,%02ld:%02ld:%02ld+32", (s / 3600) % 24, (s / 60) % 60, s % 60);
 }
 
@@ -111,7 +113,7 @@ void sms_deliver(sim_module *m, sim_sms_plan *p)
     }
     sim_json_str(jf, sizeof jf, p->from);
     char ts[32], line[SIM_STR + 64];
-    scts(m, ts, sizeof ts);
+    scts(m, p, ts, sizeof ts);
     if (m->sim_locked) {
         snprintf(extra, sizeof extra, ",\"from\":%s,\"text\":%s,\"reason\":\"sim-locked\"", jf, jt);
         log_sms(m, "rejected", -1, extra);
