@@ -204,6 +204,7 @@ end
 
 -- After a reset nobody asked for (power loss, USB glitch): reopen, set up again.
 local function reconnect(until_t)
+  local delay = 0.2
   while true do
     if until_t and hwfota.now() >= until_t then return false end
     if port:reopen() then
@@ -211,7 +212,8 @@ local function reconnect(until_t)
       if ok then return true end
       warn("setup after reopen failed: %s", m)
     end
-    hwfota.poll({}, 1)   -- a plain wait: no port to watch
+    hwfota.poll({}, delay)   -- a plain wait (no port to watch), backing off to 5 s
+    delay = math.min(delay * 2, 5)
   end
 end
 
