@@ -135,6 +135,24 @@ describe("examples/sms-trigger.lua", function()
     assert.matches("(wrong keyword)", out, 1, true)  -- its text never reached the check
   end)
 
+  it("finds an SMS that arrived while the port was down (power loss) after reopening", function()
+    local sim = start_sim{"--power-loss", "time=20", "--sms", q("time=24:" .. AUTH .. ":" .. KEY)}
+    local out, code = run(sim, {"--allow", q(AUTH), "--keyword", q(KEY), "--once", "--timeout", "10",
+                                "--reboot-timeout", "20"})
+    local rx = received(sim.log)
+    local no_cmti = count(sim.log, '"what":"delivered","index":0,"from":"+8613800000000","text":"FOTA UPGRADE","cmti":false')
+    local losses = count(sim.log, '"ev":"reset","reason":"power-loss"')
+    stop_sim(sim)
+    assert.equals(0, code, out)
+    assert.equals(1, losses)
+    assert.equals(1, no_cmti)          -- CNMI was off after the reboot: only AT+CMGL finds it
+    assert.matches("port lost", out, 1, true)
+    assert.matches("upgraded and verified", out, 1, true)
+    local n = 0
+    for _, c in ipairs(rx) do if c == "AT+CNMI=2,1,0,0,0" then n = n + 1 end end
+    assert.is_true(n >= 2, "indications turned on again after the reopen")
+  end)
+
   it("parses indications and judges messages strictly", function()
     local M = assert(loadfile(script))("--as-library")
     assert.equals(3, M.parse_cmti('+CMTI: "SM",3'))
