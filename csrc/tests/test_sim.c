@@ -1010,8 +1010,9 @@ static void test_sms(void)
     sim_stop(&s);
 
     /* full storage; SIM PIN; storage survives the upgrade reset, CNMI/CMGF do not */
-    CHECK(sim_start(&s, 1, "--sms-slots", "1", "--sms", "time=0:111:one", "--sms", "time=1:222:two",
-                    "--sms", "state=50:333:three", "--sim-pin", NULL) == 0, "sim starts");
+    CHECK(sim_start(&s, 1, "--sms-slots", "2", "--sms", "time=0:111:one", "--sms", "time=1:222:two",
+                    "--sms", "state=50:333:three", "--sms", "byte=40000:444:four", "--sim-pin", NULL) == 0,
+          "sim starts");
     CHECK(port_open(&s, 0) == 0, "open");
     sleep_s(0.1);
     CMD(&s, "AT+CMGF=1", "OK");
@@ -1029,11 +1030,15 @@ static void test_sms(void)
     CMD(&s, "AT+CMGF?", "+CMGF: 0", "OK");
     CMD(&s, "AT+CMGF=1", "OK");
     CMD(&s, "AT+CPIN=\"1234\"", "OK");
-    send_cmd(&s, "AT+CMGR=0");
-    EXPECT(&s, "AT+CMGR=0");
-    next_nn(&s, l, sizeof l, 2);
-    CHECK(!strncmp(l, "+CMGR: \"REC UNREAD\",\"333\",,\"24/11/25,", 35), "kept across the reset: %s", l);
-    EXPECT(&s, "three", "OK");
+    for (int i = 0; i < 2; i++) {
+        send_cmd(&s, i ? "AT+CMGR=1" : "AT+CMGR=0");
+        EXPECT(&s, i ? "AT+CMGR=1" : "AT+CMGR=0");
+        next_nn(&s, l, sizeof l, 2);
+        CHECK(!strncmp(l, i ? "+CMGR: \"REC UNREAD\",\"333\",,\"24/11/25," : "+CMGR: \"REC UNREAD\",\"444\",,\"24/11/25,",
+                       35), "kept across the reset: %s", l);
+        EXPECT(&s, i ? "three" : "four", "OK");
+    }
+    CHECK_INT(log_count(&s, "\"what\":\"delivered\",\"index\":0,\"from\":\"444\""), 1); /* byte= */
     sim_stop(&s);
 
     CHECK(sim_start(&s, 1, "--sms-slots", "1", "--sms", "time=0:111:one", "--sms", "time=1:222:two", NULL) == 0,
