@@ -259,7 +259,7 @@ local function handle(idx)
     say("message %d from %s ignored (%s), deleted", idx, M.show(sms.from), reason)
     return nil
   end
-  say("trigger from %s (message %d, deleted): starting FOTA", sms.from, idx)
+  say("trigger from %s (message %d, deleted): starting FOTA", M.trim(sms.from), idx)
   return run_flow()
 end
 
