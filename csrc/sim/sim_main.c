@@ -327,6 +327,22 @@ static void usage(FILE *o)
 "  --sim-pin              SIM PIN required: +CPIN: SIM PIN; FOTA commands answer\n"
 "                         +CME ERROR: SIM PIN required until AT+CPIN=\"PIN\"\n"
 "  --not-registered       +CREG: 0,0 / +CGREG: 0,0; detection ends in 13,11, download in 20,11\n"
+"  --urc TRIGGER:LINE     send LINE (printable ASCII) as a URC, e.g. a malformed\n"
+"                         --urc 'time=1:+CMTI: \"SM\",1;AT^FWUP' (repeatable)\n"
+"SMS (text mode, 3GPP 27.005; SIM storage \"SM\" survives resets, indexes from 0):\n"
+"  --sms TRIGGER:FROM:TEXT  an SMS from FROM (up to 20 characters, no '\"') with TEXT\n"
+"                         (up to 160 printable ASCII characters) arrives; repeatable (8 in all\n"
+"                         with --urc), also per module. Stored in the first free slot, then\n"
+"                         +CMTI: \"SM\",<index> if AT+CNMI's mode is 1|2 and mt 1|3 (CNMI is\n"
+"                         0,0,0,0,0 after boot: no indication); mt 2: +CMT, not stored.\n"
+"                         Full storage: not stored (logged). While the module resets, it\n"
+"                         arrives after the reboot. e.g. --sms 'time=1:+8613800000000:FOTA UPGRADE'\n"
+"  --sms-slots N          SIM storage size, 1..255 (default 20)\n"
+"  Commands: AT+CMGF=0|1 (0 after boot; reads need 1: PDU mode answers +CMS ERROR: 303),\n"
+"  AT+CPMS? / AT+CPMS=\"SM\"[,\"SM\"[,\"SM\"]] (other memories: 302), AT+CNMI=<mode>,<mt>[,...],\n"
+"  AT+CMGR=<i> (REC UNREAD becomes REC READ), AT+CMGL[=\"REC UNREAD\"|\"REC READ\"|\"ALL\"|...],\n"
+"  AT+CMGD=<i>[,<delflag 0-4>]. +CMS ERROR: <n> is numeric whatever AT+CMEE says: 321 invalid\n"
+"  index (empty or out of range), 304/305 invalid PDU/text mode parameter, 311 SIM PIN.\n"
 "\n"
 "CME errors follow AT+CMEE: 0 ERROR, 1 +CME ERROR: <n>, 2 +CME ERROR: <text>. Numbers:\n"
 "SIM PIN required 11, Operation not supported 4, FOTA is in collision state 54 and\n"
@@ -341,7 +357,9 @@ static void usage(FILE *o)
 "  {\"t\":0.4,\"m\":0,\"ev\":\"port\",\"what\":\"up\",\"path\":..,\"pty\":..}  what: up|down\n"
 "  {\"t\":0.5,\"m\":0,\"ev\":\"boot\",\"version\":\"...\"}\n"
 "  {\"t\":0.6,\"m\":0,\"ev\":\"fault\",\"fault\":\"<option name>\",...}\n"
-"  {\"t\":0.7,\"m\":0,\"ev\":\"lost\",\"line\":\"...\"}                 line sent while the port was gone\n",
+"  {\"t\":0.7,\"m\":0,\"ev\":\"lost\",\"line\":\"...\"}                 line sent while the port was gone\n"
+"  {\"t\":0.8,\"m\":0,\"ev\":\"sms\",\"what\":\"delivered\",\"index\":0,\"from\":..,\"text\":..,\"cmti\":true}\n"
+"                                     what: delivered|rejected (reason full|sim-locked)|read|deleted|cnmi\n",
         o);
 }
 
@@ -353,7 +371,7 @@ static int is_fault_key(const char *k)
     static const char *keys[] = {"no-new-version", "detect-fail", "download-fail", "download-fail-at",
         "power-loss", "upgrade-fail", "port-gone", "port-gone-for", "hang", "hang-for", "hang-reject",
         "garbage", "drop", "dup-state", "bad-state", "lose-state", "data-session", "sim-pin",
-        "not-registered", NULL};
+        "not-registered", "sms", "urc", NULL};
     for (int i = 0; keys[i]; i++)
         if (!strcmp(k, keys[i])) return 1;
     return 0;
@@ -536,6 +554,12 @@ static int apply_option(const char *k, const char *v)
     else if (!strcmp(k, "data-session")) { int b = parse_flag(v); if (b < 0) return -1; f->data_session = b; }
     else if (!strcmp(k, "sim-pin")) { int b = parse_flag(v); if (b < 0) return -1; f->sim_pin = b; }
     else if (!strcmp(k, "not-registered")) { int b = parse_flag(v); if (b < 0) return -1; f->not_registered = b; }
+    else if (!strcmp(k, "sms") || !strcmp(k, "urc")) {
+        if (f->n_sms >= SIM_SMS_PLAN) return -1;
+        if (sms_parse_plan(v, !strcmp(k, "urc"), &f->sms[f->n_sms]) < 0) return -1;
+        f->n_sms++;
+    }
+    else if (!strcmp(k, "sms-slots")) { if (NUM(1, SIM_SMS_SLOTS_MAX)) return -1; cfg.sms_slots = (int)d; }
     else return -1;
 #undef NUM
     return 0;
@@ -577,6 +601,7 @@ static void defaults(void)
     cfg.seed = 1;
     cfg.cmee_default = 2;
     snprintf(cfg.pin, sizeof cfg.pin, "1234");
+    cfg.sms_slots = SIM_SMS_SLOTS;
     cfg.faults.download_fail_at = -1;
     cfg.faults.port_gone_for = 5;
     cfg.faults.hang_for = 10;
@@ -752,6 +777,7 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < cfg.modules; i++) {
         sim_unpublish(&mods[i], 1);
+        mod_free(&mods[i]);
     }
     if (stop_sig) sim_log(-1, "\"ev\":\"exit\",\"signal\":%d", (int)stop_sig);
     if (log_fp) fclose(log_fp);

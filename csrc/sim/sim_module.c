@@ -183,6 +183,7 @@ static void cme(sim_module *m, int num, const char *text)
 
 static void check_state_triggers(sim_module *m, int st)
 {
+    sms_check_state(m, st);
     if (m->f.power_loss.kind == TRIG_STATE && !m->f.power_loss.fired && (int)m->f.power_loss.val == st)
         m->pending_power = 1;
     if (m->f.port_gone.kind == TRIG_STATE && !m->f.port_gone.fired && (int)m->f.port_gone.val == st)
@@ -347,6 +348,7 @@ static void at_defaults(sim_module *m)
     m->creg_n = 0;
     m->cgreg_n = 0;
     m->resp_info = 0;
+    sms_defaults(m);
 }
 
 static void boot_urcs(sim_module *m)
@@ -533,6 +535,7 @@ void mod_tick(sim_module *m, double now)
         else if (m->mfd >= 0) port_gone(m);
         m->pending_power = m->pending_gone = 0;
     }
+    sms_tick(m, now);
     if (m->port_back_at > 0 && now >= m->port_back_at) port_back(m, now);
     if (m->post_boot_at > 0 && now >= m->post_boot_at && m->mfd >= 0) post_boot(m);
     if (m->ev != EV_NONE && now >= m->ev_at) fota_event(m, now);
@@ -571,6 +574,7 @@ double mod_next_deadline(const sim_module *m)
     c[n++] = trig_time(m, &m->f.port_gone);
     c[n++] = trig_time(m, &m->f.hang);
     c[n++] = m->cfg->drop_closed && m->mfd >= 0 && !m->host ? m->host_check_at : 0;
+    c[n++] = sms_next_deadline(m);
     for (int i = 0; i < n; i++)
         if (c[i] > 0 && (d == 0 || c[i] < d)) d = c[i];
     return d;
@@ -673,7 +677,10 @@ static void handle_line(sim_module *m, char *line)
         m->pending_at = sim_now() + FAULT_DRAIN;
         return;
     }
+    int sms_match[SIM_SMS_PLAN];
+    sms_check_cmd(m, body, sms_match);
     execute(m, body);
+    sms_after_cmd(m, sms_match);
 }
 
 static void process_input(sim_module *m)
@@ -728,10 +735,7 @@ void mod_input(sim_module *m, const char *buf, size_t n)
 
 /* ---------------------------------------------------------------- AT commands */
 
-typedef struct {
-    char s[SIM_STR];
-    int quoted;
-} param;
+typedef sim_param param;
 
 /* Split "a,\"b\",c" into params. -1 when malformed. */
 static int parse_params(const char *p, param *out, int max)
@@ -964,6 +968,8 @@ static void execute(sim_module *m, const char *body)
         else if (form == 2) { info(m, "^CURC: (0-2)"); ok(m); }
         else if (form == 3 && np >= 1 && int_param(&p[0], 0, 2, &v) == 0) { m->curc = v; ok(m); }
         else error(m);
+    } else if (sms_command(m, name, form, args)) {
+        /* +CMGF +CPMS +CNMI +CMGR +CMGL +CMGD (sim_sms.c) */
     } else if (IS("^FOTACFG")) {
         if (form == 2) { info(m, "^FOTACFG: (APN),(USERNAME),(PASSWORD),(0-2)"); ok(m); return; }
         if (fota_gate(m) < 0) return;
@@ -1042,4 +1048,20 @@ static void execute(sim_module *m, const char *body)
         final(m, m->cfg->unknown_error ? "ERROR" : "COMMAND NOT SUPPORT");
     }
 #undef IS
+}
+
+/* ---------------------------------------------------------------- shared with sim_sms.c */
+
+int mod_params(const char *p, sim_param *out, int max) { return parse_params(p, out, max); }
+int mod_int_param(const sim_param *q, int lo, int hi, int *out) { return int_param(q, lo, hi, out); }
+void mod_info(sim_module *m, const char *text) { info(m, text); }
+void mod_final(sim_module *m, const char *text) { final(m, text); }
+void mod_urc(sim_module *m, const char *text) { send_line(m, "urc", text, 0); }
+int mod_cmd_matches(const char *body, const sim_trigger *t) { return cmd_matches(body, t); }
+double mod_bytes_now(const sim_module *m, double now) { return bytes_now(m, now); }
+
+void mod_free(sim_module *m)
+{
+    free(m->sms);
+    m->sms = NULL;
 }

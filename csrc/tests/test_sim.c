@@ -937,6 +937,129 @@ static void test_many(void)
     unlink(scen);
 }
 
+/* SMS: delivery into SIM storage, +CMTI as AT+CNMI allows, text-mode reads, deletion. */
+static void test_sms(void)
+{
+    sim s;
+    char l[4096];
+    /* model seconds x 0.03: time=2 is 0.06 s, time=30 0.9 s, time=60 1.8 s */
+    CHECK(sim_start(&s, 1, "--sms", "time=0:+8613800000000:FOTA UPGRADE", "--sms",
+                    "time=30:+4915112345678:hello, world: 1", "--urc", "time=60:+CMTI: \"SM\",1;AT^FWUP",
+                    "--sms", "cmd=FOTADET:+100:after detect", "--sms", "state=30:+200:during download",
+                    "--sms-slots", "4", NULL) == 0, "sim starts with --sms");
+    CHECK(port_open(&s, 0) == 0, "open");
+    sleep_s(0.1);
+    CMD(&s, "AT+CNMI?", "+CNMI: 0,0,0,0,0", "OK");
+    CMD(&s, "AT+CMGF?", "+CMGF: 0", "OK");
+    CMD(&s, "AT+CMGR=0", "+CMS ERROR: 303"); /* PDU mode reads: not simulated */
+    CMD(&s, "AT+CMGF=1", "OK");
+    CMD(&s, "AT+CMGF=2", "+CMS ERROR: 305");
+    CMD(&s, "AT+CPMS?", "+CPMS: \"SM\",1,4,\"SM\",1,4,\"SM\",1,4", "OK");
+    CMD(&s, "AT+CPMS=\"SM\",\"SM\",\"SM\"", "+CPMS: 1,4,1,4,1,4", "OK");
+    CMD(&s, "AT+CPMS=\"ME\"", "+CMS ERROR: 302");
+    /* delivered while CNMI was off: stored, no indication; the host lists it */
+    CMD(&s, "AT+CMGL=\"REC UNREAD\"", "+CMGL: 0,\"REC UNREAD\",\"+8613800000000\",,\"24/11/25,10:00:00+32\"",
+        "FOTA UPGRADE", "OK");
+    CMD(&s, "AT+CMGL=\"REC UNREAD\"", "OK");
+    CMD(&s, "AT+CMGR=0", "+CMGR: \"REC READ\",\"+8613800000000\",,\"24/11/25,10:00:00+32\"", "FOTA UPGRADE",
+        "OK");
+    CMD(&s, "AT+CNMI=2,1,0,0,0", "OK");
+    CMD(&s, "AT+CNMI=2,1,1,0,0", "+CMS ERROR: 305");
+    CMD(&s, "AT+CNMI?", "+CNMI: 2,1,0,0,0", "OK");
+    CHECK(wait_for(&s, "+CMTI:", 3, l, sizeof l) == 1, "+CMTI after AT+CNMI=2,1");
+    CHECK_STR(l, "+CMTI: \"SM\",1");
+    CMD(&s, "AT+CMGR=1", "+CMGR: \"REC UNREAD\",\"+4915112345678\",,\"24/11/25,10:00:30+32\"",
+        "hello, world: 1", "OK");
+    CMD(&s, "AT+CMGR=1", "+CMGR: \"REC READ\",\"+4915112345678\",,\"24/11/25,10:00:30+32\"",
+        "hello, world: 1", "OK");
+    CHECK(wait_for(&s, "+CMTI:", 3, l, sizeof l) == 1, "--urc line");
+    CHECK_STR(l, "+CMTI: \"SM\",1;AT^FWUP");
+    CMD(&s, "AT+CMGR=3", "+CMS ERROR: 321");
+    CMD(&s, "AT+CMGR=4", "+CMS ERROR: 321");
+    CMD(&s, "AT+CMGR=x", "+CMS ERROR: 305");
+    CMD(&s, "AT+CMGL=\"BOGUS\"", "+CMS ERROR: 305");
+    CMD(&s, "AT+CMGD=?", "+CMGD: (0-3),(0-4)", "OK");
+    CMD(&s, "AT+CMGD=0", "OK");
+    CMD(&s, "AT+CMGD=0", "OK");          /* empty slot */
+    CMD(&s, "AT+CMGD=4", "+CMS ERROR: 321");
+    CMD(&s, "AT+CMGL=\"ALL\"", "+CMGL: 1,\"REC READ\",\"+4915112345678\",,\"24/11/25,10:00:30+32\"",
+        "hello, world: 1", "OK");
+    /* cmd= delivers after the command's response; state= after the state's URC */
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", "+CMTI: \"SM\",0");
+    EXPECT(&s, STATE12);
+    CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30", "+CMTI: \"SM\",2");
+    CMD(&s, "AT+CPMS?", "+CPMS: \"SM\",3,4,\"SM\",3,4,\"SM\",3,4", "OK");
+    CMD(&s, "AT+CMGD=0,1", "OK");         /* every read message */
+    send_cmd(&s, "AT+CMGL=\"ALL\"");
+    EXPECT(&s, "AT+CMGL=\"ALL\"");
+    next_nn(&s, l, sizeof l, 2);          /* time stamps of cmd=/state= SMS: model time now */
+    CHECK(!strncmp(l, "+CMGL: 0,\"REC UNREAD\",\"+100\",,\"24/11/25,10:0", 38), "listed: %s", l);
+    EXPECT(&s, "after detect");
+    next_nn(&s, l, sizeof l, 2);
+    CHECK(!strncmp(l, "+CMGL: 2,\"REC UNREAD\",\"+200\",,\"24/11/25,10:0", 38), "listed: %s", l);
+    EXPECT(&s, "during download", "OK");
+    CMD(&s, "AT+CMGD=0,4", "OK");
+    CMD(&s, "AT+CMGL=\"ALL\"", "OK");
+    CHECK_INT(log_count(&s, "\"ev\":\"sms\",\"what\":\"delivered\""), 4);
+    CHECK_INT(log_count(&s, "\"what\":\"delivered\",\"index\":0,\"from\":\"+8613800000000\",\"text\":\"FOTA UPGRADE\",\"cmti\":false"), 1);
+    CHECK_INT(log_count(&s, "\"what\":\"delivered\",\"index\":1,\"from\":\"+4915112345678\",\"text\":\"hello, world: 1\",\"cmti\":true"), 1);
+    CHECK_INT(log_count(&s, "\"ev\":\"sms\",\"what\":\"read\",\"index\":0,\"by\":\"CMGL\",\"was\":\"unread\""), 2); /* slot 0 twice */
+    CHECK_INT(log_count(&s, "\"ev\":\"sms\",\"what\":\"read\",\"index\":1,\"by\":\"CMGR\""), 2);
+    CHECK_INT(log_count(&s, "\"ev\":\"sms\",\"what\":\"deleted\""), 4);
+    CHECK_INT(log_count(&s, "\"fault\":\"urc\""), 1);
+    sim_stop(&s);
+
+    /* full storage; SIM PIN; storage survives the upgrade reset, CNMI/CMGF do not */
+    CHECK(sim_start(&s, 1, "--sms-slots", "2", "--sms", "time=0:111:one", "--sms", "time=1:222:two",
+                    "--sms", "state=50:333:three", "--sms", "byte=40000:444:four", "--sim-pin", NULL) == 0,
+          "sim starts");
+    CHECK(port_open(&s, 0) == 0, "open");
+    sleep_s(0.1);
+    CMD(&s, "AT+CMGF=1", "OK");
+    CMD(&s, "AT+CMGR=0", "+CMS ERROR: 311");
+    CMD(&s, "AT+CPIN=\"1234\"", "OK");
+    CMD(&s, "AT+CMGL=\"ALL\"", "OK");  /* both arrived while the SIM was locked: rejected */
+    CHECK_INT(log_count(&s, "\"what\":\"rejected\",\"index\":-1,\"from\":\"111\",\"text\":\"one\",\"reason\":\"sim-locked\""), 1);
+    CMD(&s, "AT^FOTAMODE=0,1,1,1", "OK");
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", STATE12, "^FOTASTATE: 30", "^FOTASTATE: 40",
+        "^FOTASTATE: 50");
+    CHECK(wait_hup(&s, 3) == 1, "reset");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    CHECK(wait_for(&s, "^FOTASTATE: 90", 3, NULL, 0) == 1, "upgraded");
+    CMD(&s, "AT+CNMI?", "+CNMI: 0,0,0,0,0", "OK");
+    CMD(&s, "AT+CMGF?", "+CMGF: 0", "OK");
+    CMD(&s, "AT+CMGF=1", "OK");
+    CMD(&s, "AT+CPIN=\"1234\"", "OK");
+    for (int i = 0; i < 2; i++) {
+        send_cmd(&s, i ? "AT+CMGR=1" : "AT+CMGR=0");
+        EXPECT(&s, i ? "AT+CMGR=1" : "AT+CMGR=0");
+        next_nn(&s, l, sizeof l, 2);
+        CHECK(!strncmp(l, i ? "+CMGR: \"REC UNREAD\",\"333\",,\"24/11/25," : "+CMGR: \"REC UNREAD\",\"444\",,\"24/11/25,",
+                       35), "kept across the reset: %s", l);
+        EXPECT(&s, i ? "three" : "four", "OK");
+    }
+    CHECK_INT(log_count(&s, "\"what\":\"delivered\",\"index\":0,\"from\":\"444\""), 1); /* byte= */
+    sim_stop(&s);
+
+    CHECK(sim_start(&s, 1, "--sms-slots", "1", "--sms", "time=0:111:one", "--sms", "time=1:222:two", NULL) == 0,
+          "sim starts");
+    CHECK(port_open(&s, 0) == 0, "open");
+    sleep_s(0.1);
+    CMD(&s, "AT+CMGF=1", "OK");
+    CMD(&s, "AT+CMGL=\"ALL\"", "+CMGL: 0,\"REC UNREAD\",\"111\",,\"24/11/25,10:00:00+32\"", "one", "OK");
+    CHECK_INT(log_count(&s, "\"what\":\"rejected\",\"index\":-1,\"from\":\"222\",\"text\":\"two\",\"reason\":\"full\""), 1);
+    sim_stop(&s);
+
+    /* bad values are refused */
+    const char *bad[] = {"time=1", "time=1:", "time=1:+1", "nope=1:+1:x", "time=1::x", "time=1:a\"b:x",
+                         "time=1:123456789012345678901:x", NULL};
+    char cmd[1600];
+    for (int i = 0; bad[i]; i++) {
+        snprintf(cmd, sizeof cmd, "'%s' --dir /tmp/hwfota-simtest-none --sms '%s' >/dev/null 2>&1", sim_bin, bad[i]);
+        CHECK(system(cmd) != 0, "--sms %s refused", bad[i]);
+    }
+}
+
 static void test_help(void)
 {
     char cmd[1600];
@@ -958,7 +1081,7 @@ static void test_help(void)
                           "--detect-fail", "--download-fail", "--download-fail-at", "--power-loss",
                           "--upgrade-fail", "--port-gone", "--port-gone-for", "--hang", "--hang-for", "--hang-reject",
                           "--garbage", "--drop", "--dup-state", "--bad-state", "--lose-state",
-                          "--data-session", "--sim-pin", "--not-registered", NULL};
+                          "--data-session", "--sim-pin", "--not-registered", "--sms", "--urc", "--sms-slots", NULL};
     for (int i = 0; opts[i] && text; i++) CHECK(strstr(text, opts[i]) != NULL, "--help names %s", opts[i]);
     free(text);
     snprintf(cmd, sizeof cmd, "'%s' --no-such-option >/dev/null 2>&1", sim_bin);
@@ -984,9 +1107,9 @@ int main(void)
     double t0 = now_s();
     void (*tests[])(void) = {test_help, test_seed_flow, test_at_basics, test_detect_faults,
                              test_download_faults, test_auto, test_auto_query, test_port_faults, test_closed_port,
-                             test_gone_during_download, test_noise, test_many};
+                             test_gone_during_download, test_noise, test_many, test_sms};
     const char *names[] = {"help", "seed_flow", "at_basics", "detect_faults", "download_faults",
-                           "auto", "auto_query", "port_faults", "closed_port", "gone_during_download", "noise", "many"};
+                           "auto", "auto_query", "port_faults", "closed_port", "gone_during_download", "noise", "many", "sms"};
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         double t = now_s();
         tests[i]();
