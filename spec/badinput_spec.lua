@@ -25,8 +25,6 @@
 --    supported_model) follow Lua's own luaL_checkstring coercion for numbers.
 --  * Errors never echo a huge argument back whole (messages stay under 2000 bytes).
 --
--- Known failures in lua/hwfota/session.lua (edited elsewhere now) are `pending` rows whose
--- name starts with "KNOWN session.lua:"; they are not run (some would hang or reach the wire).
 local hwfota = require "hwfota"
 local core = hwfota.core
 local policy = require "hwfota.policy"
@@ -106,7 +104,6 @@ local function REPORT(code) return {kind = "report", code = code} end
 local function add(name, fn, expect, sent)
   cases[#cases + 1] = {name = name, fn = fn, expect = expect, sent = sent}
 end
-local function known(name, reason) cases[#cases + 1] = {name = name, pending = reason} end
 
 -- Value families. Each entry: {label, value}.
 local NON_STRINGS = {
@@ -360,16 +357,24 @@ add("hwfota.run{mode=3}", function() return hwfota.run(F.pb, {}, {mode = 3}) end
 add("hwfota.run{auth=true}", function() return hwfota.run(F.pb, {}, {auth = true}) end, RAISE("option 'auth'"))
 add("hwfota.run{poll_interval='1'}", function() return hwfota.run(F.pb, {}, {poll_interval = "1"}) end,
     RAISE("option 'poll_interval'"))
-known("KNOWN session.lua: hwfota.run(port, {}, {trace = 42}) raises but leaves its ^FOTASTATE handler and on_event on the port", "trace is not type-checked; the raise comes from setup_port after port:on, so a later URC drives a dead driver")
-known("KNOWN session.lua: hwfota.run(path, {}, {bogus=1}) leaves the port it opened locked until GC",
-      "the raise escapes run() before port:close(); a second open gets EBUSY until collectgarbage()")
-known("KNOWN session.lua: hwfota.run(port, {}, {journal = ''}) hangs forever",
-      "write_file_atomic raises inside a result callback; Driver:post leaves `pumping` true, nothing " ..
-      "is processed again (journal = 5, a 4000-byte path: same); needs a type/emptiness check up front")
-known("KNOWN session.lua: hwfota.session(path, {baudrate = 'fast'}) names 'hwfota_open' #2, not 'baudrate'",
-      "ensure_port calls core.open without hwfota.open's option checks (flow, timeout likewise)")
-known("KNOWN session.lua: hwfota.session(path, {bogus = 1}) is accepted",
-      "unknown options only raise at the first step (fota_new); hwfota.session should check them")
+add("hwfota.run{trace=42}", function() return hwfota.run(F.pb, {}, {trace = 42}) end,
+    RAISE("option 'trace'"))
+add("hwfota.run(path){bogus=1} leaves no port locked", function()
+  local ok, err = pcall(hwfota.run, sim.paths[3], {}, {bogus = 1})
+  assert(not ok and tostring(err):find("bogus", 1, true), tostring(err))
+  local p = assert(hwfota.open(sim.paths[3]))   -- not EBUSY: nothing was left open
+  p:close()
+  error("option 'bogus' refused, port free")
+end, RAISE("port free"))
+for _, v in ipairs{{"''", ""}, {"5", 5}, {"4000-byte path", ("x"):rep(4000)}, {"NUL", "a\0b"}} do
+  add("hwfota.run{journal=" .. v[1] .. "}", function() return hwfota.run(F.pb, {}, {journal = v[2]}) end,
+      RAISE("option 'journal'"))
+end
+add("hwfota.session(path){baudrate='fast'}", function()
+  return hwfota.session(sim.paths[3], {baudrate = "fast"})
+end, RAISE("option 'baudrate'"))
+add("hwfota.session(path){bogus=1}", function() return hwfota.session(sim.paths[3], {bogus = 1}) end,
+    RAISE("bogus"))
 
 -- Session methods on module 1 (session over an open port)
 for _, m in ipairs{"configure", "mode"} do
@@ -406,16 +411,15 @@ for _, v in ipairs{{"0", 0}, {"-1", -1}, {"NaN", NAN}, {"inf", INF}, {"1.5", 1.5
                    {"maxinteger", math.maxinteger}} do
   add("session:mode{period=" .. v[1] .. "}", function() return F.s:mode{period = v[2]} end, FAIL("EINVAL"))
 end
-known("KNOWN session.lua: session:configure{apm = 'internet'} sends AT^FOTACFG=\"\",\"\",\"\",0",
-      "unknown keys are ignored: a typo configures an empty APN on the module (should raise)")
-known("KNOWN session.lua: session:mode{auto_upgrad = true} sends AT^FOTAMODE=0,0,0,1",
-      "unknown keys are ignored (should raise, naming the option)")
-known("KNOWN session.lua: session:configure{apn = 'x', auth = true} returns EINVAL",
-      "a wrong type should raise naming 'auth' (core.fota_new{auth = true} does)")
-known("KNOWN session.lua: session:mode{period = '5'} returns EINVAL",
-      "a wrong type should raise naming 'period', like the boolean flags")
-known("KNOWN session.lua: session:download{progress = 42} is accepted and drives the module",
-      "progress is not type-checked; the pcall in call_hook hides the error")
+add("session:configure{apm='internet'}", function() return F.s:configure{apm = "internet"} end,
+    RAISE("option 'apm'"))
+add("session:mode{auto_upgrad=true}", function() return F.s:mode{auto_upgrad = true} end,
+    RAISE("option 'auto_upgrad'"))
+add("session:configure{auth=true}", function() return F.s:configure{apn = "x", auth = true} end,
+    RAISE("option 'auth'"))
+add("session:mode{period='5'}", function() return F.s:mode{period = "5"} end, RAISE("option 'period'"))
+add("session:download{progress=42}", function() return F.s:download{progress = 42} end,
+    RAISE("option 'progress'"))
 add("session:configure valid", function() return F.s:configure{apn = "internet"} end,
     OK(function(r) return r == true end), {1, 'AT^FOTACFG="internet","","",0'})
 add("session:mode valid", function() return F.s:mode{auto_upgrade = true} end,
@@ -433,8 +437,7 @@ end
 add("closed session:configure{}", function() return F.sc:configure{apn = "x"} end, FAIL("ECLOSED"))
 add("closed session:configure{apn=CR}", function() return F.sc:configure{apn = "x\rAT"} end, FAIL("EINVAL"))
 add("closed session:close()", function() return F.sc:close() end, OK(function(r) return r == true end))
-known("KNOWN session.lua: closed session:detect() gives EPORTLOST 'lost during its setup'",
-      "info/state/configure on the same closed session give ECLOSED")
+add("closed session:detect()", function() return F.sc:detect() end, FAIL("ECLOSED"))
 
 -- ---------------------------------------------------------------- hwfota.core: state machine
 for _, v in ipairs(NON_TABLES) do
@@ -726,19 +729,15 @@ describe("bad input from the caller", function()
   end)
 
   for i, c in ipairs(cases) do
-    if c.pending then
-      pending(c.name .. " -- " .. c.pending)
-    else
-      it(("#%d %s"):format(i, c.name), function()
-        local t0 = hwfota.now()
-        local r = table.pack(pcall(c.fn, F))
-        local dt = hwfota.now() - t0
-        check(c, r)
-        assert.is_true(dt < 5, ("took %.1f s"):format(dt))
-        -- a port the row touched is still usable (never left half-open)
-        assert.is_false(F.pa:is_lost())
-      end)
-    end
+    it(("#%d %s"):format(i, c.name), function()
+      local t0 = hwfota.now()
+      local r = table.pack(pcall(c.fn, F))
+      local dt = hwfota.now() - t0
+      check(c, r)
+      assert.is_true(dt < 5, ("took %.1f s"):format(dt))
+      -- a port the row touched is still usable (never left half-open)
+      assert.is_false(F.pa:is_lost())
+    end)
   end
 
   it("put on the wire only the commands the valid rows sent", function()

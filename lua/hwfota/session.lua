@@ -128,12 +128,19 @@ function Driver:post(ev)
   self.queue[#self.queue + 1] = ev
   if self.pumping then return end
   self.pumping = true
-  while #self.queue > 0 and not self.finished do
-    local e = table.remove(self.queue, 1)
-    e.now = e.now or core.now()
-    self:run_actions(self.fsm:feed(e))
-  end
+  local ok, err = pcall(function()
+    while #self.queue > 0 and not self.finished do
+      local e = table.remove(self.queue, 1)
+      e.now = e.now or core.now()
+      self:run_actions(self.fsm:feed(e))
+    end
+  end)
   self.pumping = false
+  if not ok then
+    -- a bug, not a module fault: stop driving rather than leave the run hanging
+    self.queue = {}
+    self:finish("failed", {code = "EINTERNAL", message = "hwfota internal error: " .. tostring(err)})
+  end
 end
 
 function Driver:on_result(id, command, res, msg, code, detail)
@@ -430,6 +437,56 @@ end
 local own_keys = {journal = true, trace = true, setup = true, command_timeout = true,
                   baudrate = true, flow = true, timeout = true}
 
+local function bad_option(name, what, level)
+  error(("bad option '%s' (%s)"):format(name, what), level + 1)
+end
+
+-- Check the options that are the session's own, and the state machine's (by
+-- building one: it raises on unknown options and wrong types), before any port
+-- is opened or command sent. Raises on misuse; returns nil, msg, "EINVAL" for
+-- a value out of range.
+local function check_opts(opts, level)
+  level = level + 1
+  if opts == nil then return true end
+  local j = opts.journal
+  if j ~= nil and (type(j) ~= "string" or j == "" or #j > 3000 or j:find("%z")) then
+    bad_option("journal", "a non-empty file path expected", level)
+  end
+  if opts.trace ~= nil and type(opts.trace) ~= "function" then
+    bad_option("trace", "function expected", level)
+  end
+  if opts.setup ~= nil then
+    if type(opts.setup) ~= "table" then bad_option("setup", "array of commands expected", level) end
+    for i, c in ipairs(opts.setup) do
+      if type(c) ~= "string" then bad_option("setup", ("command %d is not a string"):format(i), level) end
+    end
+  end
+  local ct = opts.command_timeout
+  if ct ~= nil and (type(ct) ~= "number" or not (ct > 0 and ct <= 3600)) then
+    bad_option("command_timeout", "seconds in (0, 3600] expected", level)
+  end
+  local b = opts.baudrate
+  if b ~= nil and (math.type(b) ~= "integer" or b < 50 or b > 4000000) then
+    bad_option("baudrate", "integer 50..4000000 expected", level)
+  end
+  if opts.flow ~= nil and opts.flow ~= "none" and opts.flow ~= "rtscts" then
+    bad_option("flow", '"none" or "rtscts" expected', level)
+  end
+  local t = opts.timeout
+  if t ~= nil and (type(t) ~= "number" or not (t > 0 and t <= 3600)) then
+    bad_option("timeout", "seconds in (0, 3600] expected", level)
+  end
+  local fsm_opts = {}
+  for k, v in pairs(opts) do
+    if not own_keys[k] then fsm_opts[k] = v end
+  end
+  local okc, fsm, msg, code = pcall(core.fota_new, fsm_opts)
+  if not okc then error(tostring(fsm):gsub("^[^:]*:%d+: ", ""), level) end
+  if not fsm then return nil, msg, code end
+  fsm:close()
+  return true
+end
+
 local function split_opts(opts)
   local o = {fsm = {}}
   for k, v in pairs(opts or {}) do
@@ -504,6 +561,8 @@ function M.run(port_or_path, policy, opts, carry)
     error(("bad argument #3 to 'run' (table expected, got %s)"):format(type(opts)), 2)
   end
   policy = policy or {}
+  local valid, vmsg, vcode = check_opts(opts, 2)
+  if not valid then return {status = "failed", code = vcode, message = vmsg, attempts = 0} end
   local o = split_opts(opts)
   local port, msg, code, owned = ensure_port(port_or_path, o)
   if not port and code == "ENOENT" and journal_pending(o) then
@@ -562,6 +621,8 @@ function M.session(port_or_path, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error(("bad argument #2 to 'session' (table expected, got %s)"):format(type(opts)), 2)
   end
+  local valid, vmsg, vcode = check_opts(opts, 2)
+  if not valid then return nil, vmsg, vcode end
   local o = split_opts(opts)
   local port, msg, code, owned = ensure_port(port_or_path, o)
   if not port then return nil, msg, code end
@@ -631,8 +692,18 @@ local function check_param(name, v)
 end
 
 --- Set the FOTA server connection parameters (AT^FOTACFG).
+local function check_keys(p, allowed)
+  for k in pairs(p) do
+    if not allowed[k] then bad_option(tostring(k), "unknown option", 3) end
+  end
+end
+
 function Session:configure(p)
   if type(p) ~= "table" then error("bad argument #1 to 'configure' (table expected)", 2) end
+  check_keys(p, {apn = true, user = true, password = true, auth = true})
+  if p.auth ~= nil and type(p.auth) ~= "string" and type(p.auth) ~= "number" then
+    bad_option("auth", '"none", "pap", "chap" or 0..2 expected', 2)
+  end
   local vals = {}
   for _, k in ipairs{"apn", "user", "password"} do
     local v, msg, code = check_param(k, p[k])
@@ -650,6 +721,11 @@ end
 --- Set what the module does by itself (AT^FOTAMODE).
 function Session:mode(p)
   if type(p) ~= "table" then error("bad argument #1 to 'mode' (table expected)", 2) end
+  check_keys(p, {auto_query = true, auto_download = true, auto_upgrade = true, resume = true,
+                 period = true})
+  if p.period ~= nil and type(p.period) ~= "number" then
+    bad_option("period", "a number of days expected", 2)
+  end
   local function b(k, dflt)
     local v = p[k]
     if v == nil then v = dflt end
@@ -674,6 +750,10 @@ end
 -- what it learnt (the announced version, the verified image, AT^FWUP sent) holds
 -- in the next step: the module's AT^FOTASTATE? answer does not repeat the version.
 function Session:drive(policy, carry)
+  local _, cmsg, ccode = self.port:fileno()
+  if ccode == "ECLOSED" then
+    return {status = "failed", code = "ECLOSED", message = "session is closed: " .. tostring(cmsg)}
+  end
   local o = shallow_copy(self.opts)
   self.active = true
   local ctl
@@ -704,6 +784,10 @@ end
 function Session:download(p)
   if p ~= nil and type(p) ~= "table" then error("bad argument #1 to 'download' (table expected)", 2) end
   p = p or {}
+  check_keys(p, {progress = true})
+  if p.progress ~= nil and type(p.progress) ~= "function" then
+    bad_option("progress", "function expected", 2)
+  end
   local got
   local report = self:drive({
     on_new_version = function() return "download" end,
