@@ -14,6 +14,7 @@
 -- @module hwfota.session
 
 local core = require "hwfota.core"
+local identity = require "hwfota.identity"
 local loop = require "hwfota.loop"
 
 local M = {}
@@ -317,6 +318,15 @@ function Driver:try_reopen(now)
     return
   end
   local ok = self.port:reopen()
+  if not ok and self.identity then
+    -- the module may have come back under another ttyUSB number: find its AT
+    -- port by USB identity (the machine then confirms the IMEI)
+    local path = identity.find(self.identity)
+    if path and path ~= self.port:path() then
+      ok = self.port:reopen(path)
+      if ok then self:trace("event", "module found again by USB identity at " .. path) end
+    end
+  end
   if not ok then
     self.reopen_delay = math.min(self.reopen_delay * 2, REOPEN_MAX)
     self.reopen_at = math.min(now + self.reopen_delay, self.reopen_deadline)
@@ -381,6 +391,10 @@ function Driver:start(previous)
   local fsm, msg, code = core.fota_new(self.opts.fsm)
   if not fsm then return nil, msg, code end
   self.fsm = fsm
+  -- USB identity of a serial port, to find it again after the module's reset
+  if not self.port:is_lost() and self.port:kind() == "serial" then
+    self.identity = identity.of(self.port:path())
+  end
   local snap = previous
   if not snap and self.opts.journal then
     local data, err = read_journal(self.opts.journal)
