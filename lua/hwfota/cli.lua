@@ -841,10 +841,12 @@ function CMD.download(self)
   end
   if downloaded then
     if not self.o.json then
-      -- the module does not report a downloaded image's version, so the next run
-      -- cannot check it: applying needs --force
-      self:out(("downloaded and verified%s; apply it with: hwfota upgrade --force"):format(
-        r.version and (" " .. r.version) or ""))
+      -- the module does not report a downloaded image's version: the journal keeps
+      -- it for the next run; without one, applying needs --force
+      self:out(("downloaded and verified%s; apply it with: %s"):format(
+        r.version and (" " .. r.version) or "",
+        self.o.journal and "hwfota upgrade --journal " .. self.o.journal
+                       or "hwfota upgrade --force (or download with --journal FILE)"))
     end
     return EXIT.OK
   elseif r.status == "no_new_version" or r.status == "not_newer" then

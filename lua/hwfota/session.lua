@@ -356,6 +356,13 @@ function Driver:settle_journal(r)
   if not path or self.journal_error then return end
   local info = self.fsm and self.fsm:info() or {}
   if r.status == "failed" and info.fwup_sent then return end
+  if r.status == "deferred" then
+    -- keep what this run learnt (the announced version, a verified image) for the
+    -- next run: the module's AT^FOTASTATE? does not repeat the version
+    local ok, msg = core.write_file_atomic(path, self.fsm:snapshot())
+    if not ok then r.journal_error = msg end
+    return
+  end
   local ok, err = os.remove(path)
   if not ok and io.open(path) then
     r.journal_error = ("cannot remove the journal %s: %s"):format(path, tostring(err))
