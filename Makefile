@@ -176,3 +176,68 @@ rock-check:
 
 openwrt-check:
 	@sh spec/checks/openwrt
+
+# ======================================================================================
+# Fuzzing, sanitizers and memory (issue 6). spec/checks/{fuzz-replay,valgrind,san-busted}
+# call the *-check targets below, so `make test` counts each through its "#tally" line.
+#
+#   make fuzz [SECONDS=60] [FUZZ_OPTS=...]  build the libFuzzer harnesses spec/fuzz/fuzz_*.c
+#                     (clang -fsanitize=fuzzer,address,undefined) and run each for SECONDS;
+#                     new inputs go to build/fuzz/corpus/<harness>, findings to
+#                     build/fuzz/<harness>-crash-* (fix, then add them to spec/fuzz/corpus/)
+#   make fuzz-replay  every file of spec/fuzz/corpus/<harness>/ through its harness, built
+#                     with gcc ASan+UBSan and spec/fuzz/replay_main.c (no clang needed)
+#   make valgrind-check  valgrind memcheck on each C test binary (build/tests/*)
+#   make san-busted   the whole busted suite against an ASan+UBSan build of the Lua module
+#                     (build/san-lua/hwfota/core.so) with the ASan runtime preloaded
+# ======================================================================================
+.PHONY: fuzz fuzz-build fuzz-replay valgrind-check san-lua san-busted
+
+FUZZ_CC     ?= clang
+FUZZ_FLAGS   = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+               -fno-omit-frame-pointer
+FUZZ_SRC    := $(sort $(wildcard spec/fuzz/fuzz_*.c))
+FUZZ_NAMES  := $(FUZZ_SRC:spec/fuzz/%.c=%)
+FUZZ_BIN    := $(FUZZ_NAMES:%=$(B)/fuzz/%)
+REPLAY_BIN  := $(FUZZ_NAMES:%=$(B)/fuzz-replay/%)
+FUZZ_SECONDS = $(or $(SECONDS),60)
+FUZZ_OPTS   ?= -max_len=2048
+
+fuzz-build: $(FUZZ_BIN)
+
+$(B)/fuzz/%: spec/fuzz/%.c $(CORE_SRC) $(wildcard csrc/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(HF_CFLAGS) -o $@ $< $(CORE_SRC) $(SERIAL_LIBS) -lutil -lm
+
+fuzz: $(FUZZ_BIN)
+	@st=0; for h in $(FUZZ_NAMES); do \
+	  mkdir -p $(B)/fuzz/corpus/$$h; \
+	  echo "== $$h: $(FUZZ_SECONDS) s"; \
+	  $(B)/fuzz/$$h -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(B)/fuzz/$$h- $(FUZZ_OPTS) \
+	    $(B)/fuzz/corpus/$$h spec/fuzz/corpus/$$h >$(B)/fuzz/$$h.log 2>&1 || st=1; \
+	  grep -E '^#[0-9]+ +DONE|^stat::number_of_executed_units|^stat::peak_rss|invariant failed|^SUMMARY' \
+	    $(B)/fuzz/$$h.log | sed 's/^/   /'; \
+	  ls $(B)/fuzz/$$h-crash-* $(B)/fuzz/$$h-leak-* $(B)/fuzz/$$h-timeout-* 2>/dev/null | sed 's/^/   FINDING /'; \
+	done; \
+	[ $$st -eq 0 ] && echo "fuzz: no findings" || { echo "fuzz: FINDINGS (see above and $(B)/fuzz/*.log)"; exit 1; }
+
+$(B)/fuzz-replay/%: spec/fuzz/%.c spec/fuzz/replay_main.c $(CORE_SAN)
+	@mkdir -p $(dir $@)
+	$(CC) $(HF_CFLAGS) $(SAN_FLAGS) -DHARNESS_NAME='"$*"' -o $@ $< spec/fuzz/replay_main.c \
+	  $(CORE_SAN) $(SERIAL_LIBS) -lutil -lm
+
+# One tally for all harnesses: passed = corpus files replayed clean; a crash, a sanitizer
+# report or an invariant failure fails that harness (its last input is named).
+fuzz-replay: $(REPLAY_BIN)
+	@p=0; f=0; for h in $(FUZZ_NAMES); do \
+	  log=$(B)/fuzz-replay/$$h.log; \
+	  if $(B)/fuzz-replay/$$h spec/fuzz/corpus/$$h >$$log 2>&1; then \
+	    n=$$(sed -n 's/^#tally .* passed=\([0-9]*\).*/\1/p' $$log); p=$$((p + n)); \
+	    echo "#note fuzz-replay $$h: $$n corpus files clean"; \
+	  else \
+	    tail -n 30 $$log; echo "!! fuzz-replay $$h failed: $$(grep '^replay: ' $$log | tail -n 1)"; \
+	    f=$$((f + 1)); \
+	  fi; \
+	done; \
+	echo "#tally fuzz-replay passed=$$p failed=$$f"; [ $$f -eq 0 ]

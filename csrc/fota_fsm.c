@@ -1651,6 +1651,8 @@ int hf_fota_restore(hf_fota *f, const hf_fota_snapshot *s, hf_error *err)
     if (s->fwup_sent && !s->image_verified)
         return hf_error_set(err, "EJOURNAL", "journal says AT^FWUP was sent for an image "
                             "never verified");
+    if (s->size > HF_FOTA_SIZE_MAX)
+        return hf_error_set(err, "EJOURNAL", "journal size out of range");
     if (s->image_seq > 100000 || s->detect_attempts > 1000 || s->resume_attempts > 100000)
         return hf_error_set(err, "EJOURNAL", "journal counters out of range");
     size_t il = strnlen(s->imei, sizeof s->imei);
