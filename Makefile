@@ -86,7 +86,7 @@ $(B)/support/%: spec/support/%.c
 
 # Debian packages the build and the suites need (installed by `make deps` when root).
 DEB_PACKAGES = build-essential pkg-config lua5.4 liblua5.4-dev libserialport-dev \
-               libserialport0 lua-busted valgrind \
+               libserialport0 lua-busted valgrind clang libclang-rt-14-dev \
                musl-tools lua-ldoc lua-markdown luarocks shellcheck
 
 deps:
@@ -241,3 +241,61 @@ fuzz-replay: $(REPLAY_BIN)
 	  fi; \
 	done; \
 	echo "#tally fuzz-replay passed=$$p failed=$$f"; [ $$f -eq 0 ]
+
+# valgrind memcheck on each plain C test binary: any error or definite leak fails it.
+# Children (test_sim's simulator and peers) run unwatched: --trace-children=no.
+VALGRIND      ?= valgrind
+VALGRIND_OPTS ?= -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+                 --trace-children=no
+valgrind-check: $(TESTS)
+	@command -v $(VALGRIND) >/dev/null 2>&1 || { echo "valgrind-check: $(VALGRIND) not found"; \
+	  echo "#tally valgrind passed=0 failed=1"; exit 1; }
+	@mkdir -p $(B)/valgrind; p=0; f=0; for t in $(TESTS); do \
+	  log=$(B)/valgrind/$$(basename $$t).log; \
+	  if $(VALGRIND) $(VALGRIND_OPTS) $$t >$$log 2>&1; then p=$$((p + 1)); \
+	  else tail -n 40 $$log; echo "!! valgrind: $$t (exit $$?, log $$log)"; f=$$((f + 1)); fi; \
+	done; \
+	echo "#note valgrind: $$p of $$((p + f)) C test binaries clean (no errors, no definite leaks)"; \
+	echo "#tally valgrind passed=$$p failed=$$f"; [ $$f -eq 0 ]
+
+# The Lua module built with ASan+UBSan (gcc), and the whole busted suite run against it
+# with the ASan runtime preloaded into lua5.4. Sanitizer reports from lua5.4 and from any
+# child process go to $(B)/san-lua/report.*: one such file fails the check. Leak detection
+# is off: the interpreter and busted keep their memory until exit (not our leaks; the C
+# core's leaks are valgrind-check's and the ASan C tests' job).
+SAN_LUA_BIND := $(BIND_SRC:csrc/%.c=$(B)/san-lua/obj/%.o)
+ASAN_RT       = $(shell $(CC) -print-file-name=libasan.so)
+
+$(B)/san-lua/obj/%.o: csrc/%.c $(wildcard csrc/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(HF_CFLAGS) $(SAN_FLAGS) -I$(LUA_INCDIR) -c -o $@ $<
+
+$(B)/san-lua/hwfota/core.so: $(CORE_SAN) $(SAN_LUA_BIND)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(SAN_FLAGS) -o $@ $^ $(SERIAL_LIBS)
+
+san-lua: $(B)/san-lua/hwfota/core.so
+
+san-busted: san-lua $(SUPPORT) all
+	@top=$(CURDIR); d=$(B)/san-lua; rm -f $$d/report.* $$d/busted.log; \
+	rt=$(ASAN_RT); [ -f "$$rt" ] || { echo "san-busted: no ASan runtime ($$rt)"; \
+	  echo "#tally san-busted passed=0 failed=1"; exit 1; }; \
+	export LD_PRELOAD="$$rt" \
+	  ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:log_path=$$top/$$d/report" \
+	  UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$$top/$$d/report" \
+	  LUA_PATH="$$top/lua/?.lua;$$top/lua/?/init.lua;$$top/spec/?.lua;;" \
+	  LUA_CPATH="$$top/$$d/?.so;;" HWFOTA_TOP="$$top"; \
+	where=$$($(LUA) -e 'print(package.searchpath("hwfota.core", package.cpath))'); \
+	case "$$where" in "$$top/$$d/hwfota/core.so") ;; *) \
+	  echo "!! san-busted: lua5.4 finds hwfota.core at $$where, not the sanitized build"; \
+	  echo "#tally san-busted passed=0 failed=1"; exit 1;; esac; \
+	busted --lua=$(LUA) -o TAP spec >$$d/busted.log 2>&1; rc=$$?; \
+	ok=$$(grep -c '^ok ' $$d/busted.log); nok=$$(grep -c '^not ok ' $$d/busted.log); \
+	reports=$$(ls $$d/report.* 2>/dev/null | wc -l); \
+	if [ $$reports -ne 0 ]; then head -n 60 $$d/report.*; \
+	  echo "!! san-busted: $$reports sanitizer report(s) in $$d/report.*"; nok=$$((nok + reports)); fi; \
+	if [ $$rc -ne 0 ] && [ $$nok -eq 0 ]; then tail -n 40 $$d/busted.log; \
+	  echo "!! san-busted: busted exited $$rc"; nok=1; fi; \
+	[ $$nok -eq 0 ] || grep -A8 '^not ok ' $$d/busted.log | head -n 80; \
+	echo "#note san-busted: busted suite against $$d/hwfota/core.so (ASan+UBSan), $$reports sanitizer reports"; \
+	echo "#tally san-busted passed=$$ok failed=$$nok"; [ $$nok -eq 0 ]

@@ -1659,8 +1659,8 @@ int hf_fota_restore(hf_fota *f, const hf_fota_snapshot *s, hf_error *err)
     if (il == sizeof s->imei || (il && (il < 14 || il > 17)) ||
         strspn(s->imei, "0123456789") != il)
         return hf_error_set(err, "EJOURNAL", "journal IMEI is malformed");
-    if (!isfinite(s->started_at) || !isfinite(s->phase_at) || s->started_at < 0 ||
-        s->phase_at < 0 || s->started_at > 1e12 || s->phase_at > 1e12)
+    if (!isfinite(s->started_at) || !isfinite(s->phase_at) || signbit(s->started_at) ||
+        signbit(s->phase_at) || s->started_at > 1e12 || s->phase_at > 1e12)   /* -0.0 too */
         return hf_error_set(err, "EJOURNAL", "journal timestamps out of range");
     f->restored = 1;
     f->restored_phase = s->phase;
