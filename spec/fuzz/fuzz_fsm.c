@@ -375,8 +375,11 @@ static void initial_journal(h *z)
     if (b & 2) {
         const char *t = versions[(b >> 2) % NVER];
         hf_version v;
-        if (hf_version_parse(t, strlen(t), &v, NULL) == 0)
+        if (hf_version_parse(t, strlen(t), &v, NULL) == 0) {
             snprintf(s.target_version, sizeof s.target_version, "%s", v.text);
+            z->offer = v;          /* the image an earlier run saw announced */
+            z->have_offer = 1;
+        }
     }
     s.size = 79114;
     s.image_verified = (c & 1);
