@@ -216,7 +216,7 @@ fuzz: $(FUZZ_BIN)
 	  $(B)/fuzz/$$h -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    -artifact_prefix=$(B)/fuzz/$$h- $(FUZZ_OPTS) \
 	    $(B)/fuzz/corpus/$$h spec/fuzz/corpus/$$h >$(B)/fuzz/$$h.log 2>&1 || st=1; \
-	  grep -E '^#[0-9]+ +DONE|^stat::number_of_executed_units|^stat::peak_rss|invariant failed|^SUMMARY' \
+	  grep -E '^#[0-9]+[[:space:]]+DONE|^stat::number_of_executed_units|^stat::peak_rss|invariant failed|^SUMMARY' \
 	    $(B)/fuzz/$$h.log | sed 's/^/   /'; \
 	  ls $(B)/fuzz/$$h-crash-* $(B)/fuzz/$$h-leak-* $(B)/fuzz/$$h-timeout-* 2>/dev/null | sed 's/^/   FINDING /'; \
 	done; \
@@ -263,6 +263,8 @@ valgrind-check: $(TESTS)
 # child process go to $(B)/san-lua/report.*: one such file fails the check. Leak detection
 # is off: the interpreter and busted keep their memory until exit (not our leaks; the C
 # core's leaks are valgrind-check's and the ASan C tests' job).
+# SAN_SPECS: what busted runs in san-busted (default the whole suite, as in run-tests.sh).
+SAN_SPECS    ?= spec
 SAN_LUA_BIND := $(BIND_SRC:csrc/%.c=$(B)/san-lua/obj/%.o)
 ASAN_RT       = $(shell $(CC) -print-file-name=libasan.so)
 
@@ -289,7 +291,7 @@ san-busted: san-lua $(SUPPORT) all
 	case "$$where" in "$$top/$$d/hwfota/core.so") ;; *) \
 	  echo "!! san-busted: lua5.4 finds hwfota.core at $$where, not the sanitized build"; \
 	  echo "#tally san-busted passed=0 failed=1"; exit 1;; esac; \
-	busted --lua=$(LUA) -o TAP spec >$$d/busted.log 2>&1; rc=$$?; \
+	busted --lua=$(LUA) -o TAP $(SAN_SPECS) >$$d/busted.log 2>&1; rc=$$?; \
 	ok=$$(grep -c '^ok ' $$d/busted.log); nok=$$(grep -c '^not ok ' $$d/busted.log); \
 	reports=$$(ls $$d/report.* 2>/dev/null | wc -l); \
 	if [ $$reports -ne 0 ]; then head -n 60 $$d/report.*; \
@@ -297,5 +299,5 @@ san-busted: san-lua $(SUPPORT) all
 	if [ $$rc -ne 0 ] && [ $$nok -eq 0 ]; then tail -n 40 $$d/busted.log; \
 	  echo "!! san-busted: busted exited $$rc"; nok=1; fi; \
 	[ $$nok -eq 0 ] || grep -A8 '^not ok ' $$d/busted.log | head -n 80; \
-	echo "#note san-busted: busted suite against $$d/hwfota/core.so (ASan+UBSan), $$reports sanitizer reports"; \
+	echo "#note san-busted: busted $(SAN_SPECS) against $$d/hwfota/core.so (ASan+UBSan), $$reports sanitizer reports"; \
 	echo "#tally san-busted passed=$$ok failed=$$nok"; [ $$nok -eq 0 ]
