@@ -336,6 +336,10 @@ static void set_target_from(hf_fota *f, const hf_fotastate *st)
         f->announced = 1;
         emit(f, HF_EMIT_NEW_VERSION, "new_version", (long)st->size);
     }
+    /* the journal must name the image now on offer: a restart from an older journal
+     * would judge the downloaded image by a version it is not (downgrade after a crash) */
+    if (changed)
+        journal(f);
 }
 
 /* Every ^FOTASTATE (URC or query answer) passes here, then goes to the phase. */
