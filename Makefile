@@ -86,7 +86,7 @@ $(B)/support/%: spec/support/%.c
 
 # Debian packages the build and the suites need (installed by `make deps` when root).
 DEB_PACKAGES = build-essential pkg-config lua5.4 liblua5.4-dev libserialport-dev \
-               libserialport0 lua-busted valgrind \
+               libserialport0 lua-busted valgrind clang libclang-rt-14-dev \
                musl-tools lua-ldoc lua-markdown luarocks shellcheck \
                lua-dkjson lua-socket
 
@@ -178,3 +178,128 @@ rock-check:
 
 openwrt-check:
 	@sh spec/checks/openwrt
+
+# ======================================================================================
+# Fuzzing, sanitizers and memory (issue 6). spec/checks/{fuzz-replay,valgrind,san-busted}
+# call the *-check targets below, so `make test` counts each through its "#tally" line.
+#
+#   make fuzz [SECONDS=60] [FUZZ_OPTS=...]  build the libFuzzer harnesses spec/fuzz/fuzz_*.c
+#                     (clang -fsanitize=fuzzer,address,undefined) and run each for SECONDS;
+#                     new inputs go to build/fuzz/corpus/<harness>, findings to
+#                     build/fuzz/<harness>-crash-* (fix, then add them to spec/fuzz/corpus/)
+#   make fuzz-replay  every file of spec/fuzz/corpus/<harness>/ through its harness, built
+#                     with gcc ASan+UBSan and spec/fuzz/replay_main.c (no clang needed)
+#   make valgrind-check  valgrind memcheck on each C test binary (build/tests/*)
+#   make san-busted   the whole busted suite against an ASan+UBSan build of the Lua module
+#                     (build/san-lua/hwfota/core.so) with the ASan runtime preloaded
+# ======================================================================================
+.PHONY: fuzz fuzz-build fuzz-replay valgrind-check san-lua san-busted
+
+FUZZ_CC     ?= clang
+FUZZ_FLAGS   = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+               -fno-omit-frame-pointer
+FUZZ_SRC    := $(sort $(wildcard spec/fuzz/fuzz_*.c))
+FUZZ_NAMES  := $(FUZZ_SRC:spec/fuzz/%.c=%)
+FUZZ_BIN    := $(FUZZ_NAMES:%=$(B)/fuzz/%)
+REPLAY_BIN  := $(FUZZ_NAMES:%=$(B)/fuzz-replay/%)
+FUZZ_SECONDS = $(or $(SECONDS),60)
+FUZZ_OPTS   ?= -max_len=2048
+
+fuzz-build: $(FUZZ_BIN)
+
+$(B)/fuzz/%: spec/fuzz/%.c $(CORE_SRC) $(wildcard csrc/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(HF_CFLAGS) -o $@ $< $(CORE_SRC) $(SERIAL_LIBS) -lutil -lm
+
+fuzz: $(FUZZ_BIN)
+	@st=0; for h in $(FUZZ_NAMES); do \
+	  mkdir -p $(B)/fuzz/corpus/$$h; \
+	  echo "== $$h: $(FUZZ_SECONDS) s"; \
+	  $(B)/fuzz/$$h -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(B)/fuzz/$$h- $(FUZZ_OPTS) \
+	    $(B)/fuzz/corpus/$$h spec/fuzz/corpus/$$h >$(B)/fuzz/$$h.log 2>&1 || st=1; \
+	  grep -E '^#[0-9]+[[:space:]]+DONE|^stat::number_of_executed_units|^stat::peak_rss|invariant failed|^SUMMARY' \
+	    $(B)/fuzz/$$h.log | sed 's/^/   /'; \
+	  ls $(B)/fuzz/$$h-crash-* $(B)/fuzz/$$h-leak-* $(B)/fuzz/$$h-timeout-* 2>/dev/null | sed 's/^/   FINDING /'; \
+	done; \
+	[ $$st -eq 0 ] && echo "fuzz: no findings" || { echo "fuzz: FINDINGS (see above and $(B)/fuzz/*.log)"; exit 1; }
+
+$(B)/fuzz-replay/%: spec/fuzz/%.c spec/fuzz/replay_main.c $(CORE_SAN)
+	@mkdir -p $(dir $@)
+	$(CC) $(HF_CFLAGS) $(SAN_FLAGS) -DHARNESS_NAME='"$*"' -o $@ $< spec/fuzz/replay_main.c \
+	  $(CORE_SAN) $(SERIAL_LIBS) -lutil -lm
+
+# One tally for all harnesses: passed = corpus files replayed clean; a crash, a sanitizer
+# report or an invariant failure fails that harness (its last input is named).
+fuzz-replay: $(REPLAY_BIN)
+	@p=0; f=0; for h in $(FUZZ_NAMES); do \
+	  log=$(B)/fuzz-replay/$$h.log; \
+	  if $(B)/fuzz-replay/$$h spec/fuzz/corpus/$$h >$$log 2>&1; then \
+	    n=$$(sed -n 's/^#tally .* passed=\([0-9]*\).*/\1/p' $$log); p=$$((p + n)); \
+	    echo "#note fuzz-replay $$h: $$n corpus files clean"; \
+	  else \
+	    tail -n 30 $$log; echo "!! fuzz-replay $$h failed: $$(grep '^replay: ' $$log | tail -n 1)"; \
+	    f=$$((f + 1)); \
+	  fi; \
+	done; \
+	echo "#tally fuzz-replay passed=$$p failed=$$f"; [ $$f -eq 0 ]
+
+# valgrind memcheck on each plain C test binary: any error or definite leak fails it.
+# Children (test_sim's simulator and peers) run unwatched: --trace-children=no.
+VALGRIND      ?= valgrind
+VALGRIND_OPTS ?= -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+                 --trace-children=no
+valgrind-check: $(TESTS)
+	@command -v $(VALGRIND) >/dev/null 2>&1 || { echo "valgrind-check: $(VALGRIND) not found"; \
+	  echo "#tally valgrind passed=0 failed=1"; exit 1; }
+	@mkdir -p $(B)/valgrind; p=0; f=0; for t in $(TESTS); do \
+	  log=$(B)/valgrind/$$(basename $$t).log; \
+	  if $(VALGRIND) $(VALGRIND_OPTS) $$t >$$log 2>&1; then p=$$((p + 1)); \
+	  else tail -n 40 $$log; echo "!! valgrind: $$t (exit $$?, log $$log)"; f=$$((f + 1)); fi; \
+	done; \
+	echo "#note valgrind: $$p of $$((p + f)) C test binaries clean (no errors, no definite leaks)"; \
+	echo "#tally valgrind passed=$$p failed=$$f"; [ $$f -eq 0 ]
+
+# The Lua module built with ASan+UBSan (gcc), and the whole busted suite run against it
+# with the ASan runtime preloaded into lua5.4. Sanitizer reports from lua5.4 and from any
+# child process go to $(B)/san-lua/report.*: one such file fails the check. Leak detection
+# is off: the interpreter and busted keep their memory until exit (not our leaks; the C
+# core's leaks are valgrind-check's and the ASan C tests' job).
+# SAN_SPECS: what busted runs in san-busted (default the whole suite, as in run-tests.sh).
+SAN_SPECS    ?= spec
+SAN_LUA_BIND := $(BIND_SRC:csrc/%.c=$(B)/san-lua/obj/%.o)
+ASAN_RT       = $(shell $(CC) -print-file-name=libasan.so)
+
+$(B)/san-lua/obj/%.o: csrc/%.c $(wildcard csrc/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(HF_CFLAGS) $(SAN_FLAGS) -I$(LUA_INCDIR) -c -o $@ $<
+
+$(B)/san-lua/hwfota/core.so: $(CORE_SAN) $(SAN_LUA_BIND)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(SAN_FLAGS) -o $@ $^ $(SERIAL_LIBS)
+
+san-lua: $(B)/san-lua/hwfota/core.so
+
+san-busted: san-lua $(SUPPORT) all
+	@top=$(CURDIR); d=$(B)/san-lua; rm -f $$d/report.* $$d/busted.log; \
+	rt=$(ASAN_RT); [ -f "$$rt" ] || { echo "san-busted: no ASan runtime ($$rt)"; \
+	  echo "#tally san-busted passed=0 failed=1"; exit 1; }; \
+	export LD_PRELOAD="$$rt" \
+	  ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:log_path=$$top/$$d/report" \
+	  UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$$top/$$d/report" \
+	  LUA_PATH="$$top/lua/?.lua;$$top/lua/?/init.lua;$$top/spec/?.lua;;" \
+	  LUA_CPATH="$$top/$$d/?.so;;" HWFOTA_TOP="$$top"; \
+	where=$$($(LUA) -e 'print(package.searchpath("hwfota.core", package.cpath))'); \
+	case "$$where" in "$$top/$$d/hwfota/core.so") ;; *) \
+	  echo "!! san-busted: lua5.4 finds hwfota.core at $$where, not the sanitized build"; \
+	  echo "#tally san-busted passed=0 failed=1"; exit 1;; esac; \
+	busted --lua=$(LUA) -o TAP $(SAN_SPECS) >$$d/busted.log 2>&1; rc=$$?; \
+	ok=$$(grep -c '^ok ' $$d/busted.log); nok=$$(grep -c '^not ok ' $$d/busted.log); \
+	reports=$$(ls $$d/report.* 2>/dev/null | wc -l); \
+	if [ $$reports -ne 0 ]; then head -n 60 $$d/report.*; \
+	  echo "!! san-busted: $$reports sanitizer report(s) in $$d/report.*"; nok=$$((nok + reports)); fi; \
+	if [ $$rc -ne 0 ] && [ $$nok -eq 0 ]; then tail -n 40 $$d/busted.log; \
+	  echo "!! san-busted: busted exited $$rc"; nok=1; fi; \
+	[ $$nok -eq 0 ] || grep -A8 '^not ok ' $$d/busted.log | head -n 80; \
+	echo "#note san-busted: busted $(SAN_SPECS) against $$d/hwfota/core.so (ASan+UBSan), $$reports sanitizer reports"; \
+	echo "#tally san-busted passed=$$ok failed=$$nok"; [ $$nok -eq 0 ]

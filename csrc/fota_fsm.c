@@ -336,6 +336,10 @@ static void set_target_from(hf_fota *f, const hf_fotastate *st)
         f->announced = 1;
         emit(f, HF_EMIT_NEW_VERSION, "new_version", (long)st->size);
     }
+    /* the journal must name the image now on offer: a restart from an older journal
+     * would judge the downloaded image by a version it is not (downgrade after a crash) */
+    if (changed)
+        journal(f);
 }
 
 /* Every ^FOTASTATE (URC or query answer) passes here, then goes to the phase. */
@@ -1681,14 +1685,16 @@ int hf_fota_restore(hf_fota *f, const hf_fota_snapshot *s, hf_error *err)
     if (s->fwup_sent && !s->image_verified)
         return hf_error_set(err, "EJOURNAL", "journal says AT^FWUP was sent for an image "
                             "never verified");
+    if (s->size > HF_FOTA_SIZE_MAX)
+        return hf_error_set(err, "EJOURNAL", "journal size out of range");
     if (s->image_seq > 100000 || s->detect_attempts > 1000 || s->resume_attempts > 100000)
         return hf_error_set(err, "EJOURNAL", "journal counters out of range");
     size_t il = strnlen(s->imei, sizeof s->imei);
     if (il == sizeof s->imei || (il && (il < 14 || il > 17)) ||
         strspn(s->imei, "0123456789") != il)
         return hf_error_set(err, "EJOURNAL", "journal IMEI is malformed");
-    if (!isfinite(s->started_at) || !isfinite(s->phase_at) || s->started_at < 0 ||
-        s->phase_at < 0 || s->started_at > 1e12 || s->phase_at > 1e12)
+    if (!isfinite(s->started_at) || !isfinite(s->phase_at) || signbit(s->started_at) ||
+        signbit(s->phase_at) || s->started_at > 1e12 || s->phase_at > 1e12)   /* -0.0 too */
         return hf_error_set(err, "EJOURNAL", "journal timestamps out of range");
     f->restored = 1;
     f->restored_phase = s->phase;

@@ -135,7 +135,7 @@ int hf_journal_parse(const char *text, size_t len, hf_fota_snapshot *s, hf_error
     if (parse_head(&c, s, err) < 0 ||
         kv(&c, "from", s->from_version, sizeof s->from_version, err) < 0 ||
         kv(&c, "target", s->target_version, sizeof s->target_version, err) < 0 ||
-        kv_ulong(&c, "size", 4000000000UL, &s->size, err) < 0 ||
+        kv_ulong(&c, "size", HF_FOTA_SIZE_MAX, &s->size, err) < 0 ||
         kv_flag(&c, "fwup_sent", &s->fwup_sent, err) < 0 ||
         kv_flag(&c, "image_verified", &s->image_verified, err) < 0 ||
         kv_uint(&c, "image_seq", 100000, &s->image_seq, err) < 0 ||

@@ -6,6 +6,7 @@
 #include "fota_parse.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <string.h>
 
 /* ---- cursor over untrusted bytes ------------------------------------------------ */
@@ -48,9 +49,10 @@ static int cur_uint(cur *c, unsigned long *out, size_t max_digits)
     size_t i = 0;
     unsigned long v = 0;
     while (i < c->n && isdigit((unsigned char)c->p[i])) {
-        if (i == max_digits)
+        unsigned long d = (unsigned long)(c->p[i] - '0');
+        if (i == max_digits || v > (ULONG_MAX - d) / 10)   /* 10 digits overflow 32 bits */
             return -1;
-        v = v * 10 + (unsigned long)(c->p[i] - '0');
+        v = v * 10 + d;
         i++;
     }
     if (i == 0)
@@ -231,7 +233,7 @@ static int parse_state12(cur *c, hf_fotastate *out, hf_error *err)
         return -1;
     c->p += vl;
     c->n -= vl;
-    if (!cur_eat(c, ',') || cur_uint(c, &out->size, 10) < 0)
+    if (!cur_eat(c, ',') || cur_uint(c, &out->size, 10) < 0 || out->size > HF_FOTA_SIZE_MAX)
         return hf_error_set(err, "EPARSE", "^FOTASTATE: 12 without a valid size");
     out->has_version = 1;
     if (cur_eat(c, ','))

@@ -23,6 +23,7 @@
 #define HF_FOTACFG_FIELD_MAX 100  /* APN, user, password (3GPP APN limit is 100) */
 #define HF_MODEL_MAX 48
 #define HF_IMEI_MAX 24
+#define HF_FOTA_SIZE_MAX 4000000000UL   /* largest ^FOTASTATE: 12 size accepted (and journaled) */
 
 /* A parsed firmware version: dot-separated decimal fields. */
 typedef struct hf_version {
@@ -45,7 +46,7 @@ typedef struct hf_fotastate {
     int state;                          /* 10, 11, ... (0..999) */
     int has_version;                    /* state 12 with fields */
     hf_version version;                 /* 12 */
-    unsigned long size;                 /* 12: delta size in bytes */
+    unsigned long size;                 /* 12: delta size in bytes, <= HF_FOTA_SIZE_MAX */
     char desc[HF_FOTA_DESC_MAX];        /* 12: description, quotes removed, control chars -> '?' */
     int desc_truncated;                 /* description longer than we keep */
     long error_code;                    /* 13/20: module error code; -1 when absent */

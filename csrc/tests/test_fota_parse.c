@@ -97,11 +97,15 @@ static void test_fotastate(void)
     /* control characters do not reach the description */
     CHECK_INT(hf_parse_fotastate(L("^FOTASTATE: 12,1.2,9,\"a\rb\""), &st, &e), 0);
     CHECK_STR(st.desc, "a?b");
+    CHECK_INT(hf_parse_fotastate(L("^FOTASTATE: 12,1.2,4000000000"), &st, &e), 0);
+    CHECK_INT(st.size, 4000000000UL);
     static const char *bad[] = {"^FOTASTATE:", "^FOTASTATE: x", "FOTASTATE: 10",
                                 "^FOTASTATE: 10x", "^FOTASTATE: 1000", "^FOTASTATE: 13,",
                                 "^FOTASTATE: 13,x", "^FOTASTATE: 12,", "^FOTASTATE: 12,abc,5",
                                 "^FOTASTATE: 12,1.2", "^FOTASTATE: 12,1.2,x",
-                                "^FOTASTATE: 20,1,2", "^FOTASTATE: 12,1.2,99999999999,\"\""};
+                                "^FOTASTATE: 20,1,2", "^FOTASTATE: 12,1.2,99999999999,\"\"",
+                                /* over HF_FOTA_SIZE_MAX: its journal could not be read back */
+                                "^FOTASTATE: 12,1.2,4000000001,\"\""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK(hf_parse_fotastate(bad[i], strlen(bad[i]), &st, &e) == -1, "accepted \"%s\"",
               bad[i]);
