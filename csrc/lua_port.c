@@ -18,6 +18,7 @@
 #include "lua_port.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <stdio.h>
@@ -68,6 +69,18 @@ static double monotonic_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* poll() takes an int of milliseconds, but port:poll and core.poll accept up to
+ * 30 days (2.6e9 ms, past INT_MAX): converting that to int is undefined (in
+ * practice INT_MIN, a negative timeout, i.e. wait forever). Cap the wait; a
+ * capped poll simply returns early with nothing to report. */
+static int poll_timeout_ms(double seconds)
+{
+    double ms = ceil(seconds * 1000.0);
+    if (!(ms > 0))
+        return 0;
+    return ms >= (double)INT_MAX ? INT_MAX : (int)ms;
 }
 
 /* ------------------------------------------------- user value accessors */
@@ -544,8 +557,7 @@ static int port_step(lua_State *L, hf_port *p, double wait)
     if (wait < 0)
         wait = 0;
     if (port_pollfd(p, &pfd)) {
-        int ms = (int)ceil(wait * 1000.0);
-        int r = poll(&pfd, 1, ms);
+        int r = poll(&pfd, 1, poll_timeout_ms(wait));
         port_after_poll(p, r > 0 ? pfd.revents : 0);
     } else {
         port_after_poll(p, 0);
@@ -834,7 +846,7 @@ static int core_poll(lua_State *L)
     }
     if (wait < 0 || total)
         wait = 0;
-    int r = poll(pfds, (nfds_t)n, (int)ceil(wait * 1000.0));
+    int r = poll(pfds, (nfds_t)n, poll_timeout_ms(wait));
     for (lua_Integer i = 0; i < n; i++) {
         hf_port *p = ports[i];
         int idx = (int)(2 + i);

@@ -1,0 +1,43 @@
+-- Time math at the limits of the binding's waits: port:poll and hwfota.core.poll
+-- accept up to 30 days (2592000 s), more milliseconds than poll() takes in an int.
+-- A child lua5.4 runs under spec/support/polltimeout_preload.c, which answers
+-- long waits at once (printing the timeout it was given) and stops the process
+-- on a negative one (an infinite wait).
+
+local top = os.getenv("HWFOTA_TOP") or "."
+
+local function run_child(code)
+  local name = os.tmpname()
+  local f = assert(io.open(name, "w"))
+  f:write(code)
+  f:close()
+  local cmd = ("LD_PRELOAD=%q lua5.4 %q 2>&1"):format(
+    top .. "/build/support/polltimeout_preload", name)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  local ok, _, status = p:close()
+  os.remove(name)
+  return out, ok, status
+end
+
+describe("poll timeouts", function()
+  it("a 30-day hwfota.core.poll reaches poll() as the longest int wait, not a negative one", function()
+    local out, ok = run_child[[
+local core = require "hwfota.core"
+print("events", core.poll({}, 2592000))
+]]
+    assert.is_true(ok, out)
+    assert.matches("poll%-timeout%-ms 2147483647", out)
+    assert.matches("events\t0", out)
+    assert.not_matches("negative", out)
+  end)
+
+  it("a wait just below INT_MAX milliseconds is passed unchanged", function()
+    local out, ok = run_child[[
+local core = require "hwfota.core"
+print("events", core.poll({}, 2000000))
+]]
+    assert.is_true(ok, out)
+    assert.matches("poll%-timeout%-ms 2000000000", out)
+  end)
+end)
