@@ -817,6 +817,9 @@ static int core_poll(lua_State *L)
     double seconds = luaL_optnumber(L, 2, 0.0);
     luaL_argcheck(L, seconds >= 0 && seconds <= 86400.0 * 30, 2, "seconds out of range");
     lua_Integer n = luaL_len(L, 1);
+    /* a __len metamethod may answer anything: a negative count would reach poll()
+     * as a huge nfds_t */
+    luaL_argcheck(L, n >= 0, 1, "the ports table has a negative length");
     luaL_argcheck(L, n <= PORT_MAX_POLL, 1, "too many ports for one poll");
     lua_settop(L, 1);
     luaL_checkstack(L, (int)n + 8, "too many ports");

@@ -41,3 +41,13 @@ print("events", core.poll({}, 2000000))
     assert.matches("poll%-timeout%-ms 2000000000", out)
   end)
 end)
+
+describe("hwfota.core.poll misuse", function()
+  it("raises on a ports table whose __len is negative (it never reaches poll())", function()
+    local core = require "hwfota.core"
+    local ports = setmetatable({}, {__len = function() return -1 end})
+    local ok, err = pcall(core.poll, ports, 0)
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to .*negative length", err)
+  end)
+end)
