@@ -33,6 +33,7 @@
 #define PORT_HANDLERS      32
 #define PORT_HANDLER_PLEN  64
 #define PORT_READ_CHUNK    1024
+#define PORT_READS_PER_STEP 16    /* chunks read before timers and callbacks run */
 #define PORT_MAX_DEPTH     8      /* nested waits from callbacks */
 #define PORT_MAX_POLL      64     /* ports in one hwfota.core.poll call */
 
@@ -323,10 +324,14 @@ static void flush_output(hf_port *p)
     }
 }
 
+/* Read what is waiting, at most PORT_READS_PER_STEP chunks: a port that never
+ * stops talking (a babbling module, a wrong port streaming data) must not keep
+ * the timers, the callbacks and the other ports waiting; poll() reports the
+ * rest at once on the next step. */
 static void drain_input(hf_port *p)
 {
     char buf[PORT_READ_CHUNK];
-    for (;;) {
+    for (int i = 0; i < PORT_READS_PER_STEP; i++) {
         hf_error err;
         hf_error_clear(&err);
         ssize_t n = hf_transport_read(p->tr, buf, sizeof buf, &err);
