@@ -46,6 +46,7 @@ typedef struct port_handler {
 
 typedef struct hf_port {
     hf_transport *tr;
+    unsigned long opens;      /* transports opened so far: tells a reopened port */
     char path[256];
     hf_transport_opts topts;
     double default_timeout;
@@ -830,6 +831,7 @@ static int core_poll(lua_State *L)
     luaL_checkstack(L, (int)n + 8, "too many ports");
     struct pollfd pfds[PORT_MAX_POLL];
     hf_port *ports[PORT_MAX_POLL];
+    unsigned long opens[PORT_MAX_POLL];   /* which transport each pollfd watched */
     double wait = seconds, now = monotonic_now();
     int total = 0;
     /* ports[i] stays at stack index 2 + i for the whole call */
@@ -846,6 +848,7 @@ static int core_poll(lua_State *L)
         enter(L, p, idx);
         flush_output(p);
         port_pollfd(p, &pfds[i]);
+        opens[i] = p->opens;
         leave(p);
         total += dispatch(L, p, idx);
         double d = hf_at_deadline(&p->at);
@@ -855,11 +858,15 @@ static int core_poll(lua_State *L)
     if (wait < 0 || total)
         wait = 0;
     int r = poll(pfds, (nfds_t)n, poll_timeout_ms(wait));
+    /* Callbacks run between the poll and a port's turn below (and, above, after
+     * its pollfd was filled): one may have lost and reopened this port. What
+     * poll() said then was about the old fd (a hang-up, or a number reused):
+     * it must not mark the new transport lost. */
     for (lua_Integer i = 0; i < n; i++) {
         hf_port *p = ports[i];
         int idx = (int)(2 + i);
         enter(L, p, idx);
-        port_after_poll(p, r > 0 ? pfds[i].revents : 0);
+        port_after_poll(p, r > 0 && p->opens == opens[i] ? pfds[i].revents : 0);
         leave(p);
         total += dispatch(L, p, idx);
     }
@@ -1004,6 +1011,7 @@ static int port_reopen(lua_State *L)
     if (path)
         memcpy(p->path, path, plen + 1);
     p->tr = tr;
+    p->opens++;
     p->lost = 0;
     p->lost_msg[0] = '\0';
     lua_pushboolean(L, 1);
@@ -1096,6 +1104,7 @@ static int core_open(lua_State *L)
     if (!p->tr)
         return push_fail(L, err.msg, err.code ? err.code : "EIO");
     p->closed = 0;
+    p->opens = 1;
     hf_at_init(&p->at, &port_callbacks, p);
     return 1;
 }
