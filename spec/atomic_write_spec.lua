@@ -1,19 +1,10 @@
 -- hwfota.core.write_file_atomic (the journal's writer): a directory that cannot be
 -- synced after the rename is a failure the caller hears of, not a silent success.
 -- A child lua5.4 runs under spec/support/dirfsync_preload.c (directory fsync -> EIO).
-local top = os.getenv("HWFOTA_TOP") or "."
+local child = require "support.child"
 
 local function run_child(preload, code)
-  local name = os.tmpname()
-  local f = assert(io.open(name, "w"))
-  f:write(code)
-  f:close()
-  local env = preload and ("LD_PRELOAD=%q "):format(top .. "/build/support/" .. preload) or ""
-  local p = assert(io.popen(("%slua5.4 %q 2>&1"):format(env, name)))
-  local out = p:read("a")
-  local ok = p:close()
-  os.remove(name)
-  return out, ok
+  return child.run(code, preload and child.preload(preload))
 end
 
 local script = [[

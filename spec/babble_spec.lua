@@ -5,19 +5,10 @@
 -- child itself is bounded by timeout(1), so a hang fails the test.
 local peer = require "support.peer"
 
-local top = os.getenv("HWFOTA_TOP") or "."
+local child = require "support.child"
 
 local function run_child(code)
-  local name = os.tmpname()
-  local f = assert(io.open(name, "w"))
-  f:write(code)
-  f:close()
-  local p = assert(io.popen(("LD_PRELOAD=%q timeout 20 lua5.4 %q 2>&1"):format(
-    top .. "/build/support/babble_preload", name)))
-  local out = p:read("a")
-  local ok = p:close()
-  os.remove(name)
-  return out, ok
+  return child.run(code, child.preload("babble_preload") .. "timeout 20 ")
 end
 
 describe("a babbling port", function()

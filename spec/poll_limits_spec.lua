@@ -4,20 +4,10 @@
 -- long waits at once (printing the timeout it was given) and stops the process
 -- on a negative one (an infinite wait).
 
-local top = os.getenv("HWFOTA_TOP") or "."
+local child = require "support.child"
 
 local function run_child(code)
-  local name = os.tmpname()
-  local f = assert(io.open(name, "w"))
-  f:write(code)
-  f:close()
-  local cmd = ("LD_PRELOAD=%q lua5.4 %q 2>&1"):format(
-    top .. "/build/support/polltimeout_preload", name)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  local ok, _, status = p:close()
-  os.remove(name)
-  return out, ok, status
+  return child.run(code, child.preload("polltimeout_preload"))
 end
 
 describe("poll timeouts", function()
