@@ -436,6 +436,30 @@ static void configure_enter(hf_fota *f)
 
 static void verify_evaluate(hf_fota *f);
 
+/* The module is past the offer (downloading, paused, downloaded, upgrading): enter
+ * the phase that carries on from its state and return 1; 0 for any other state.
+ * Shared by the start of a run and the return of the port during a download. */
+static int enter_download_side(hf_fota *f, int st)
+{
+    switch (st) {
+    case 30:
+        enter(f, HF_PH_DOWNLOAD);
+        return 1;
+    case 31:
+        f->want_dl_start = 1;   /* paused or interrupted: resume it */
+        enter(f, HF_PH_DOWNLOAD);
+        return 1;
+    case 40:
+        enter(f, HF_PH_DOWNLOADED);
+        return 1;
+    case 50:
+        enter(f, HF_PH_REBOOT);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* Where to go from the module's FOTA state (after configure or a journal restore). */
 static void dispatch(hf_fota *f)
 {
@@ -475,20 +499,9 @@ static void dispatch(hf_fota *f)
             enter(f, HF_PH_DECIDE_DOWNLOAD);
         }
         break;
-    case 30:
-        enter(f, HF_PH_DOWNLOAD);
-        break;
-    case 31:
-        f->want_dl_start = 1;
-        enter(f, HF_PH_DOWNLOAD);
-        break;
-    case 40:
-        enter(f, HF_PH_DOWNLOADED);
-        break;
-    case 50:
-        enter(f, HF_PH_REBOOT);
-        break;
     default:
+        if (enter_download_side(f, st))
+            break;
         fail(f, "EMODULE", st, "module reports FOTA state %d (%s), which hwfota does not "
              "handle; bring it back to idle with AT^FOTADL=0 and retry", st,
              hf_fota_state_name(st));
@@ -678,19 +691,12 @@ static void recover_enter(hf_fota *f)
 /* The port is back after a loss during the download: what survived? */
 static void recover_done(hf_fota *f)
 {
+    if (enter_download_side(f, f->last_state))
+        return;
     switch (f->last_state) {
-    case 30:
-        enter(f, HF_PH_DOWNLOAD);
-        break;
-    case 31: case 12:
+    case 12:   /* the offer survived, its download did not start: start it */
         f->want_dl_start = 1;
         enter(f, HF_PH_DOWNLOAD);
-        break;
-    case 40:
-        enter(f, HF_PH_DOWNLOADED);
-        break;
-    case 50:
-        enter(f, HF_PH_REBOOT);
         break;
     case 90:   /* the whole delta was in: the module upgraded at boot */
         enter(f, HF_PH_VERIFY);

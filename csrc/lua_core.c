@@ -2,8 +2,9 @@
  * lua_core.c — luaopen_hwfota_core: the C half of `require "hwfota"`.
  *
  * Assembles the module table from the binding files (ports, FOTA state
- * machine) and adds the functions that need no object: list_ports, now,
- * write_file_atomic. The Lua half (lua/hwfota/init.lua) documents the public API.
+ * machine) and adds the functions that need no object: list_ports,
+ * write_file_atomic, realpath (now and poll come with the ports). The Lua
+ * half (lua/hwfota/init.lua) documents the public API.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -75,11 +76,15 @@ static int core_list_ports(lua_State *L)
     return 1;
 }
 
+/* nil, "<what> <path>: <strerror>", CODE for a failed file operation. The
+ * errno codes of hf_error are the serial port's: there EIO, ENXIO, ENODEV and
+ * EPIPE mean the module went away (EPORTLOST); on a file they are I/O errors. */
 static int fail_errno(lua_State *L, const char *what, const char *path, int e)
 {
     lua_pushnil(L);
     lua_pushfstring(L, "%s %s: %s", what, path, strerror(e));
-    lua_pushstring(L, hf_error_code_from_errno(e));
+    const char *code = hf_error_code_from_errno(e);
+    lua_pushstring(L, strcmp(code, "EPORTLOST") == 0 ? "EIO" : code);
     return 3;
 }
 
@@ -125,7 +130,10 @@ static int core_write_file_atomic(lua_State *L)
         unlink(tmp);
         return fail_errno(L, "cannot rename to", path, e);
     }
-    /* make the rename itself durable */
+    /* make the rename itself durable: until the directory is synced a power cut
+     * may bring the old content back, and a journal that says less than what was
+     * done (AT^FWUP sent) could lead to a step being repeated. EINVAL: the file
+     * system cannot sync directories (nothing more can be done there). */
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
@@ -136,10 +144,14 @@ static int core_write_file_atomic(lua_State *L)
     else
         snprintf(dir, sizeof dir, ".");
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
+    if (dfd < 0)
+        return fail_errno(L, "cannot open the directory to fsync it:", dir, errno);
+    if (fsync(dfd) < 0 && errno != EINVAL) {
+        int e = errno;
         close(dfd);
+        return fail_errno(L, "cannot fsync the directory", dir, e);
     }
+    close(dfd);
     lua_pushboolean(L, 1);
     return 1;
 }

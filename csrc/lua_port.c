@@ -18,6 +18,7 @@
 #include "lua_port.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@
 #define PORT_HANDLERS      32
 #define PORT_HANDLER_PLEN  64
 #define PORT_READ_CHUNK    1024
+#define PORT_READS_PER_STEP 16    /* chunks read before timers and callbacks run */
 #define PORT_MAX_DEPTH     8      /* nested waits from callbacks */
 #define PORT_MAX_POLL      64     /* ports in one hwfota.core.poll call */
 
@@ -44,6 +46,7 @@ typedef struct port_handler {
 
 typedef struct hf_port {
     hf_transport *tr;
+    unsigned long opens;      /* transports opened so far: tells a reopened port */
     char path[256];
     hf_transport_opts topts;
     double default_timeout;
@@ -68,6 +71,18 @@ static double monotonic_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* poll() takes an int of milliseconds, but port:poll and core.poll accept up to
+ * 30 days (2.6e9 ms, past INT_MAX): converting that to int is undefined (in
+ * practice INT_MIN, a negative timeout, i.e. wait forever). Cap the wait; a
+ * capped poll simply returns early with nothing to report. */
+static int poll_timeout_ms(double seconds)
+{
+    double ms = ceil(seconds * 1000.0);
+    if (!(ms > 0))
+        return 0;
+    return ms >= (double)INT_MAX ? INT_MAX : (int)ms;
 }
 
 /* ------------------------------------------------- user value accessors */
@@ -310,10 +325,14 @@ static void flush_output(hf_port *p)
     }
 }
 
+/* Read what is waiting, at most PORT_READS_PER_STEP chunks: a port that never
+ * stops talking (a babbling module, a wrong port streaming data) must not keep
+ * the timers, the callbacks and the other ports waiting; poll() reports the
+ * rest at once on the next step. */
 static void drain_input(hf_port *p)
 {
     char buf[PORT_READ_CHUNK];
-    for (;;) {
+    for (int i = 0; i < PORT_READS_PER_STEP; i++) {
         hf_error err;
         hf_error_clear(&err);
         ssize_t n = hf_transport_read(p->tr, buf, sizeof buf, &err);
@@ -544,8 +563,7 @@ static int port_step(lua_State *L, hf_port *p, double wait)
     if (wait < 0)
         wait = 0;
     if (port_pollfd(p, &pfd)) {
-        int ms = (int)ceil(wait * 1000.0);
-        int r = poll(&pfd, 1, ms);
+        int r = poll(&pfd, 1, poll_timeout_ms(wait));
         port_after_poll(p, r > 0 ? pfd.revents : 0);
     } else {
         port_after_poll(p, 0);
@@ -805,11 +823,15 @@ static int core_poll(lua_State *L)
     double seconds = luaL_optnumber(L, 2, 0.0);
     luaL_argcheck(L, seconds >= 0 && seconds <= 86400.0 * 30, 2, "seconds out of range");
     lua_Integer n = luaL_len(L, 1);
+    /* a __len metamethod may answer anything: a negative count would reach poll()
+     * as a huge nfds_t */
+    luaL_argcheck(L, n >= 0, 1, "the ports table has a negative length");
     luaL_argcheck(L, n <= PORT_MAX_POLL, 1, "too many ports for one poll");
     lua_settop(L, 1);
     luaL_checkstack(L, (int)n + 8, "too many ports");
     struct pollfd pfds[PORT_MAX_POLL];
     hf_port *ports[PORT_MAX_POLL];
+    unsigned long opens[PORT_MAX_POLL];   /* which transport each pollfd watched */
     double wait = seconds, now = monotonic_now();
     int total = 0;
     /* ports[i] stays at stack index 2 + i for the whole call */
@@ -826,6 +848,7 @@ static int core_poll(lua_State *L)
         enter(L, p, idx);
         flush_output(p);
         port_pollfd(p, &pfds[i]);
+        opens[i] = p->opens;
         leave(p);
         total += dispatch(L, p, idx);
         double d = hf_at_deadline(&p->at);
@@ -834,12 +857,16 @@ static int core_poll(lua_State *L)
     }
     if (wait < 0 || total)
         wait = 0;
-    int r = poll(pfds, (nfds_t)n, (int)ceil(wait * 1000.0));
+    int r = poll(pfds, (nfds_t)n, poll_timeout_ms(wait));
+    /* Callbacks run between the poll and a port's turn below (and, above, after
+     * its pollfd was filled): one may have lost and reopened this port. What
+     * poll() said then was about the old fd (a hang-up, or a number reused):
+     * it must not mark the new transport lost. */
     for (lua_Integer i = 0; i < n; i++) {
         hf_port *p = ports[i];
         int idx = (int)(2 + i);
         enter(L, p, idx);
-        port_after_poll(p, r > 0 ? pfds[i].revents : 0);
+        port_after_poll(p, r > 0 && p->opens == opens[i] ? pfds[i].revents : 0);
         leave(p);
         total += dispatch(L, p, idx);
     }
@@ -984,6 +1011,7 @@ static int port_reopen(lua_State *L)
     if (path)
         memcpy(p->path, path, plen + 1);
     p->tr = tr;
+    p->opens++;
     p->lost = 0;
     p->lost_msg[0] = '\0';
     lua_pushboolean(L, 1);
@@ -1076,6 +1104,7 @@ static int core_open(lua_State *L)
     if (!p->tr)
         return push_fail(L, err.msg, err.code ? err.code : "EIO");
     p->closed = 0;
+    p->opens = 1;
     hf_at_init(&p->at, &port_callbacks, p);
     return 1;
 }

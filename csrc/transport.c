@@ -429,6 +429,17 @@ static int check_open(hf_transport *t, hf_error *err)
     return 0;
 }
 
+/* A failed read or write: errors that mean the device went away (the module
+ * reset or was unplugged) are EPORTLOST, the rest name the operation. -1. */
+static int set_io_error(hf_error *err, const char *path, const char *what, int errnum)
+{
+    if (errnum == EIO || errnum == ENODEV || errnum == ENXIO || errnum == EPIPE)
+        set_lost(err, path, strerror(errnum));
+    else
+        set_errno(err, what, path, errnum);
+    return -1;
+}
+
 /* read() gave 0. With VMIN=0/VTIME=0 (raw mode, as libserialport sets it too)
  * the tty answers 0 rather than EAGAIN when nothing is buffered, and a hung-up
  * tty answers 0 as well: a zero-timeout poll tells which. */
@@ -457,11 +468,7 @@ ssize_t hf_transport_read(hf_transport *t, void *buf, size_t n, hf_error *err)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return 0;
-        if (errno == EIO || errno == ENODEV || errno == ENXIO || errno == EPIPE)
-            set_lost(err, t->path, strerror(errno));
-        else
-            set_errno(err, "read from", t->path, errno);
-        return -1;
+        return set_io_error(err, t->path, "read from", errno);
     }
 }
 
@@ -479,11 +486,7 @@ ssize_t hf_transport_write(hf_transport *t, const void *buf, size_t n, hf_error 
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return 0;
-        if (errno == EIO || errno == ENODEV || errno == ENXIO || errno == EPIPE)
-            set_lost(err, t->path, strerror(errno));
-        else
-            set_errno(err, "write to", t->path, errno);
-        return -1;
+        return set_io_error(err, t->path, "write to", errno);
     }
 }
 

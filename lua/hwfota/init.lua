@@ -214,6 +214,7 @@ end
 -- @tparam string prefix e.g. `"^FOTASTATE:"`
 -- @tparam function fn called as `fn(line)`
 -- @treturn integer handler id
+-- @return or `nil, message, "ENOSPC"` when the port already has 32 handlers
 
 --- Remove a handler (safe from inside the handler itself).
 -- @function Port:off

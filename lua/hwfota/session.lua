@@ -697,10 +697,11 @@ end
 
 local auth_codes = {none = 0, pap = 1, chap = 2, [0] = 0, [1] = 1, [2] = 2}
 
+-- Called from Session:configure: level 3 blames configure's caller.
 local function check_param(name, v)
   if v == nil then v = "" end
   if type(v) ~= "string" then
-    error(("bad option '%s' (string expected, got %s)"):format(name, type(v)), 4)
+    error(("bad option '%s' (string expected, got %s)"):format(name, type(v)), 3)
   end
   if #v > 63 then
     return nil, ("%s is longer than 63 bytes"):format(name), "EINVAL"

@@ -1,0 +1,33 @@
+/*
+ * polltimeout_preload.c — LD_PRELOAD library that checks the timeouts hwfota
+ * hands to poll(), for spec/poll_limits_spec.lua.
+ *
+ * A negative timeout means "wait forever": hwfota never asks for that (it always
+ * has a bound), so one is reported on stderr and the process exits 99 at once
+ * instead of hanging the suite. A timeout longer than one hour is answered
+ * "nothing happened" at once (as if it had elapsed), after printing it on stderr
+ * as "poll-timeout-ms <n>", so a test can ask for a 30-day wait and see what
+ * reached the kernel without waiting for it. Shorter timeouts go to the real poll.
+ */
+#include <dlfcn.h>
+#include <poll.h>
+#include <stdio.h>
+#include <unistd.h>
+
+int poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+    if (timeout < 0) {
+        fprintf(stderr, "poll-negative-timeout %d\n", timeout);
+        fflush(stderr);
+        _exit(99);
+    }
+    if (timeout > 3600 * 1000) {
+        fprintf(stderr, "poll-timeout-ms %d\n", timeout);
+        for (nfds_t i = 0; i < nfds; i++)
+            fds[i].revents = 0;
+        return 0;
+    }
+    int (*real)(struct pollfd *, nfds_t, int) =
+        (int (*)(struct pollfd *, nfds_t, int))dlsym(RTLD_NEXT, "poll");
+    return real(fds, nfds, timeout);
+}
