@@ -6,9 +6,13 @@ local M = {}
 
 local top = os.getenv("HWFOTA_TOP") or "."
 
---- `LD_PRELOAD=<build/support/lib> ` to put before the command.
+--- `LD_PRELOAD=<build/support/lib> ` to put before the command. A preload
+-- already in force (the ASan runtime, when the suite runs sanitized) stays first.
 function M.preload(lib)
-  return ("LD_PRELOAD=%q "):format(top .. "/build/support/" .. lib)
+  local lib_path = top .. "/build/support/" .. lib
+  local current = os.getenv("LD_PRELOAD")
+  if current and current ~= "" then lib_path = current .. ":" .. lib_path end
+  return ("LD_PRELOAD=%q "):format(lib_path)
 end
 
 --- Run `code`; `prefix` goes before the command (environment, a timeout(1)).
