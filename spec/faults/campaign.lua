@@ -350,7 +350,7 @@ local function run_one(seed, o)
     local kill = kills[k]
     local args = {"port=" .. port, "journal=" .. journal, ("scale=%.5f"):format(p.scale),
                   "auto_upgrade=" .. (p.auto_upgrade and 1 or 0), "resume=" .. (p.resume and 1 or 0),
-                  "retry=" .. (p.retry and 1 or 0)}
+                  "retry=" .. (p.retry and 1 or 0), ("trace=%s/child%d.trace"):format(dir, k)}
     if kill and kill.phase then
       args[#args + 1] = "kill_phase=" .. kill.phase
       args[#args + 1] = "kill_nth=" .. kill.nth
@@ -366,6 +366,7 @@ local function run_one(seed, o)
                 :format(sh_quote(dir), sh_quote(TOP .. "/lua/?.lua;" .. TOP .. "/lua/?/init.lua;;"),
                         sh_quote(TOP .. "/build/?.so;;"), bound, inner, LUA, sh_quote(CHILD), table.concat(qa, " "),
                         sh_quote(errf))
+    local journal_before = read_file(journal)
     local c = {k = k, lines = {}, phases = {}, kill = kill}
     local ct0 = now()
     local cp = assert(io.popen(cmd))
@@ -384,7 +385,11 @@ local function run_one(seed, o)
         c.fd1 = tonumber(rest:match("^%d+"))
         c.ttys = rest:match("^%d+%s+(.+)$")
       elseif w == "killself" then c.killself = rest
-      elseif w == "phase" then c.phases[#c.phases + 1] = rest
+      elseif w == "phase" then
+        c.phases[#c.phases + 1] = rest
+        if rest == "download" and c.blind_offer then c.blind_download = true end
+      elseif w == "offer" then
+        c.blind_offer = rest == "?"
       end
     end
     local _, how, code = cp:close()
@@ -398,19 +403,29 @@ local function run_one(seed, o)
       break
     end
     local planned = c.killself or (kill and kill.after and not c.report)
+    local late_kill = c.report and kill and kill.after and how == "signal" and code == 9
+    if late_kill then
+      -- the planned SIGKILL came after the run had finished (while counting fds)
+      note(("host %d SIGKILLed at %.2fs, after its report: fds not checked"):format(k, kill.after))
+    end
     if c.report then
-      if not (how == "exit" and code == 0) then
+      c.journal_before = journal_before
+      if late_kill then
+        -- nothing more to check about this process
+      elseif not (how == "exit" and code == 0) then
         violate(5, ("host process %d exit %s %s after its report: %s"):format(k, how, code,
                     c.stderr:sub(1, 300)))
       end
       if c.stderr:find("%S") then
         violate(5, ("host process %d wrote to stderr: %s"):format(k, c.stderr:sub(1, 300)))
       end
-      if c.fd0 and c.fd1 and c.fd1 ~= c.fd0 then
+      if late_kill then
+        -- (see above)
+      elseif c.fd0 and c.fd1 and c.fd1 ~= c.fd0 then
         violate(5, ("fd leak: %d fds before the run, %d after"):format(c.fd0, c.fd1))
       end
       if c.ttys and c.ttys ~= "" then violate(5, "terminal fds still open after the run: " .. c.ttys) end
-      if not c.fd1 then violate(5, "host process ended without its fd count") end
+      if not c.fd1 and not late_kill then violate(5, "host process ended without its fd count") end
       final = c
       break
     elseif planned then
@@ -540,8 +555,13 @@ local function run_one(seed, o)
         violate(4, ("failed %s (%s) left the module in state %d"):format(c, tostring(r.phase), st))
       end
     end
-    -- 6. the journal: removed when the run ended, kept only after AT^FWUP without its result
-    if j then
+    -- 6. the journal: removed when the run ended, kept only after AT^FWUP without its
+    -- result; a run that could not even open the port (attempts=0) leaves it as it was
+    if r.attempts == "0" then
+      if j ~= final.journal_before then
+        violate(6, "a run that never started changed the journal")
+      end
+    elseif j then
       if r.status ~= "failed" then violate(6, "journal left after outcome " .. r.status) end
       if not j:find("^hwfota%-journal 1\n") or not j:find("\nend\n?$") then
         violate(6, "journal malformed: " .. j:sub(1, 80))
@@ -553,6 +573,18 @@ local function run_one(seed, o)
   elseif #res.violations == 0 then
     violate(5, "no host process finished")
   end
+  -- 3 (cause). A download approved for an offer whose version the host never read
+  -- (the ^FOTASTATE: 12 line with the version lost, garbled, swallowed, or seen by a
+  -- process since killed): nothing checked that it is newer. Known open bug K1; the
+  -- I3/I4 violations of such a run are its consequences and carry its tag.
+  local blind = false
+  for _, c in ipairs(res.children) do blind = blind or c.blind_download end
+  if blind then
+    violate(3, "download of an offer whose version the host never read")
+    for i, v in ipairs(res.violations) do
+      if v:find("^I[34] ") then res.violations[i] = "[K1] " .. v end
+    end
+  end
   res.elapsed = now() - t0
   res.dir = dir
   return res
@@ -563,10 +595,19 @@ local function result_line(res)
   local p = res.plan
   local v = table.concat(res.violations, " | "):gsub("[\r\n]", " ")
   if #v > 1500 then v = v:sub(1, 1500) .. "..." end
-  return ("#run seed=%d kind=%s faults=%s outcome=%s state=%s fwup=%s journal=%d kills=%d time=%.2f violations=%d%s%s")
+  local known, tags = 0, {}
+  for _, x in ipairs(res.violations) do
+    local t = x:match("^%[(K%d+)%]")
+    if t then known = known + 1; tags[t] = true end
+  end
+  local tl = {}
+  for t in pairs(tags) do tl[#tl + 1] = t end
+  table.sort(tl)
+  return ("#run seed=%d kind=%s faults=%s outcome=%s state=%s fwup=%s journal=%d kills=%d time=%.2f violations=%d known=%d%s%s%s")
          :format(res.seed, p.kind, table.concat(p.labels, "+"), res.outcome or "none",
                  tostring(res.sim_state), tostring(res.fwup), res.journal and 1 or 0,
-                 #res.children - 1, res.elapsed or 0, #res.violations,
+                 #res.children - 1, res.elapsed or 0, #res.violations - known, known,
+                 #tl > 0 and (" tags=" .. table.concat(tl, ",")) or "",
                  #res.violations > 0 and (" dir=" .. res.dir) or "",
                  #res.violations > 0 and (" :: " .. v) or "")
 end
@@ -612,10 +653,12 @@ if o.one then
 end
 
 -- ---- a campaign: seeds S..S+N-1 (+ regression seeds), J at a time
-local seeds, known = {}, {}
+local seeds, known, known_tags = {}, {}, {}
 for i = 0, o.runs - 1 do seeds[#seeds + 1] = o.seed + i end
 if o.regressions then
   for l in (read_file(o.regressions) or ""):gmatch("[^\n]+") do
+    local tag, tstatus, ttext = l:match("^%s*(K%d+)%s+(%S+)%s*(.*)$")
+    if tag and tstatus == "open" then known_tags[tag] = ttext end
     local s, status, text = l:match("^%s*(%d+)%s+(%S+)%s*(.*)$")
     if s then
       s = math.tointeger(tonumber(s))
@@ -645,7 +688,8 @@ local xcmd = ("xargs -a %s -P %d -I{} env HWFOTA_TOP=%s %s %s --one {}%s </dev/n
              :format(sh_quote(list), o.jobs, sh_quote(TOP), LUA, sh_quote(SELF),
                      (o.keep and " --keep" or ""))
 local xp = assert(io.popen(xcmd))
-local stats = {runs = 0, bad = 0, outcomes = {}, kinds = {}, slowest = nil, times = {}}
+local stats = {runs = 0, bad = 0, known = 0, known_by = {}, known_seeds = {}, outcomes = {},
+               kinds = {}, slowest = nil, times = {}}
 local bad_lines = {}
 for l in xp:lines() do
   local seed = tonumber(l:match("seed=(%d+)"))
@@ -654,6 +698,24 @@ for l in xp:lines() do
     local kind, outcome = l:match("kind=(%S+)"), l:match("outcome=(%S+)")
     local t = tonumber(l:match("time=([%d.]+)")) or 0
     local nv = tonumber(l:match("violations=(%d+)")) or 1
+    local nk = tonumber(l:match("known=(%d+)")) or 0
+    if nk > 0 then
+      -- violations of a known open bug (listed in the regressions file): shown, not failed
+      local open = true
+      for t in (l:match("tags=(%S+)") or ""):gmatch("[^,]+") do open = open and known_tags[t] ~= nil end
+      if not open then nv = nv + nk
+      else
+        stats.known = stats.known + 1
+        for t in (l:match("tags=(%S+)") or ""):gmatch("[^,]+") do
+          stats.known_by[t] = (stats.known_by[t] or 0) + 1
+          stats.known_seeds[t] = stats.known_seeds[t] or {}
+          local ks = stats.known_seeds[t]
+          if #ks < 12 then ks[#ks + 1] = seed end
+        end
+        print("#note known open violation: " .. l)
+        io.stdout:flush()
+      end
+    end
     stats.times[#stats.times + 1] = t
     local oc = outcome:match("^failed:") and outcome or outcome
     stats.outcomes[oc] = (stats.outcomes[oc] or 0) + 1
@@ -700,7 +762,11 @@ for _, k in ipairs(ks) do
 end
 table.sort(stats.times)
 local function pct(q) return stats.times[math.max(1, math.ceil(q * #stats.times))] or 0 end
-print(("invariant violations: %d"):format(stats.bad))
+print(("invariant violations: %d runs (new); %d runs with known open bugs"):format(stats.bad, stats.known))
+for t, n in pairs(stats.known_by) do
+  print(("  %s: %d runs, e.g. seeds %s: %s"):format(t, n, table.concat(stats.known_seeds[t], " "),
+        known_tags[t] or "?"))
+end
 if stats.slowest then
   print(("run time: median %.2f s, p95 %.2f s; slowest %.2f s (seed %d, %s, %s)"):format(
     pct(0.5), pct(0.95), stats.slowest.t, stats.slowest.seed, stats.slowest.kind, stats.slowest.outcome))

@@ -6,12 +6,13 @@
 --   pid <n>                       first line
 --   fd0 <count>                   open fds before the run
 --   phase <name> | state <code>   on_event phase/state events
+--   offer <version|?>             the policy was asked to download this version
 --   killself <what>               about to SIGKILL itself (planned fault)
 --   report k=v ...                hwfota.run's report (values percent-encoded)
 --   fd1 <count> <pty fds>         open fds after the run (and pty/ptmx ones)
 -- Arguments: key=value words:
 --   port= journal= scale= auto_upgrade=0|1 resume=0|1 retry=0|1
---   kill_phase=<name> kill_nth=<n> kill_state=<code>
+--   kill_phase=<name> kill_nth=<n> kill_state=<code> trace=<file>
 -- A Lua error propagates (the runner counts a non-zero exit as a crash).
 
 local opt = {}
@@ -36,8 +37,10 @@ end
 local pid = mypid()
 say("pid " .. pid)
 
--- fds of this process: count, and those that are terminals (a leaked port)
-local function fds()
+-- fds of this process: count, and those that are terminals (a leaked port).
+-- popen may still hold its pipe's write end while ls runs: a transient extra fd,
+-- so the smallest of three listings counts.
+local function fds_once()
   local n, ttys = 0, {}
   local p = assert(io.popen("ls -l /proc/" .. pid .. "/fd 2>/dev/null"))
   for l in p:lines() do
@@ -50,6 +53,15 @@ local function fds()
     end
   end
   p:close()
+  return n, ttys
+end
+
+local function fds()
+  local n, ttys = fds_once()
+  for _ = 1, 2 do
+    local m, t = fds_once()
+    if m < n then n, ttys = m, t end
+  end
   return n, ttys
 end
 
@@ -70,7 +82,11 @@ end
 
 local retried = false
 local policy = {
-  on_new_version = function() return "download" end,
+  on_new_version = function(info)
+    -- the runner checks that no download starts of a version the host never read
+    say("offer " .. tostring(info.version or "?"))
+    return "download"
+  end,
   on_downloaded = function() return "upgrade" end,
   on_event = function(e)
     if e.event == "phase" then
@@ -96,7 +112,15 @@ if opt.retry == "1" then
   end
 end
 
+-- the AT exchange, for the post-mortem of a failing run (not read by the checks)
+local tracef = opt.trace and assert(io.open(opt.trace, "w"))
+local function trace(dir, text)
+  tracef:write(("%.4f %s %s\n"):format(hwfota.now(), dir, (text:gsub("\n", "\\n"))))
+  tracef:flush()
+end
+
 local report = hwfota.run(opt.port, policy, {
+  trace = tracef and trace or nil,
   journal = opt.journal,
   apn = "1234", user = "", password = "", auth = "chap",
   mode = {auto_query = false, auto_download = false,
@@ -118,6 +142,7 @@ for _, k in ipairs{"status", "code", "from", "to", "version", "module_code", "ph
 end
 say("report " .. table.concat(parts, " "))
 
+if tracef then tracef:close() end
 collectgarbage()
 collectgarbage()
 local n1, ttys = fds()
