@@ -32,6 +32,7 @@ local SIM = os.getenv("HWFOTA_SIM") or (TOP .. "/build/hwfota-sim")
 local LUA = os.getenv("LUA") or "lua5.4"
 local SELF = TOP .. "/spec/faults/campaign.lua"
 local CHILD = TOP .. "/spec/faults/child.lua"
+local TMP = os.getenv("HWFOTA_FAULTS_TMP") or os.getenv("TMPDIR") or "/tmp"
 local RELEASE = os.getenv("HWFOTA_TTY_RELEASE") or (TOP .. "/build/faults/tty-release")
 
 package.cpath = TOP .. "/build/?.so;" .. package.cpath
@@ -310,10 +311,14 @@ end
 local function run_one(seed, o)
   local p = make_plan(seed)
   local t0 = now()
-  local dir = capture("mktemp -d /tmp/hwfota-faults.XXXXXX"):gsub("%s+$", "")
-  assert(dir:find("^/tmp/hwfota%-faults%."), "mktemp failed")
+  local dir = capture("mktemp -d " .. sh_quote(TMP .. "/hwfota-faults.XXXXXX")):gsub("%s+$", "")
+  assert(dir:find("/hwfota%-faults%.[^/]+$"), "mktemp failed")
   local res = {seed = seed, plan = p, violations = {}, notes = {}, children = {}}
-  local function violate(inv, msg) res.violations[#res.violations + 1] = ("I%d %s"):format(inv, msg) end
+  local function violate(inv, msg)
+    local tag, rest = msg:match("^(%[K%d+%]) (.*)$")
+    res.violations[#res.violations + 1] = tag and ("%s I%d %s"):format(tag, inv, rest)
+                                          or ("I%d %s"):format(inv, msg)
+  end
   local function note(msg) res.notes[#res.notes + 1] = msg end
   local verbose = o.verbose
   local function log(s) if verbose then io.stderr:write(s, "\n") end end
@@ -328,7 +333,7 @@ local function run_one(seed, o)
   local q = {}
   for _, a in ipairs(simargs) do q[#q + 1] = sh_quote(a) end
   local sim_wall = math.floor(child_bound(p) * (#p.kills + 1) + 60)
-  local simcmd = ("echo $$; exec timeout -s TERM %d %s %s 2>%s"):format(sim_wall, sh_quote(SIM),
+  local simcmd = ("echo $$; exec timeout --foreground -s TERM %d %s %s 2>%s"):format(sim_wall, sh_quote(SIM),
                   table.concat(q, " "), sh_quote(dir .. "/sim.err"))
   local simp = assert(io.popen(simcmd))
   local simpid = tonumber(simp:read("l"))
@@ -360,9 +365,9 @@ local function run_one(seed, o)
     local qa = {}
     for _, a in ipairs(args) do qa[#qa + 1] = sh_quote(a) end
     local bound = child_bound(p)
-    local inner = kill and kill.after and ("timeout -s KILL %.3f "):format(kill.after) or ""
+    local inner = kill and kill.after and ("timeout --foreground -s KILL %.3f "):format(kill.after) or ""
     local errf = ("%s/child%d.err"):format(dir, k)
-    local cmd = ("cd %s && LUA_PATH=%s LUA_CPATH=%s exec timeout -v -s KILL %.1f %s%s %s %s </dev/null 2>%s")
+    local cmd = ("cd %s && LUA_PATH=%s LUA_CPATH=%s exec timeout --foreground -v -s KILL %.1f %s%s %s %s </dev/null 2>%s")
                 :format(sh_quote(dir), sh_quote(TOP .. "/lua/?.lua;" .. TOP .. "/lua/?/init.lua;;"),
                         sh_quote(TOP .. "/build/?.so;;"), bound, inner, LUA, sh_quote(CHILD), table.concat(qa, " "),
                         sh_quote(errf))
@@ -567,6 +572,13 @@ local function run_one(seed, o)
         violate(6, "journal malformed: " .. j:sub(1, 80))
       end
       if not j:find("\nfwup_sent=1\n") then violate(6, "journal kept without fwup_sent=1") end
+      if r.status == "failed" and r.code == "EUPGRADE" and r.module_code then
+        -- the host read the upgrade's result (the module's state after the reset):
+        -- nothing is left to wait for. Known open bug K2: every later run fails the
+        -- same way at once, without a new detection, until someone deletes the file.
+        violate(6, ("[K2] journal kept after the upgrade result was seen (EUPGRADE, module state %s)")
+                   :format(r.module_code))
+      end
     elseif r.status == "failed" and (fwup[image] or 0) > 0 and r.code ~= "EUPGRADE" then
       violate(6, ("AT^FWUP sent, failed %s, but the journal was removed"):format(r.code))
     end
@@ -582,7 +594,7 @@ local function run_one(seed, o)
   if blind then
     violate(3, "download of an offer whose version the host never read")
     for i, v in ipairs(res.violations) do
-      if v:find("^I[34] ") then res.violations[i] = "[K1] " .. v end
+      if v:find("^I[34] ") or v:find("^I1 a run without faults") then res.violations[i] = "[K1] " .. v end
     end
   end
   res.elapsed = now() - t0
