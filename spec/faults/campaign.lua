@@ -408,7 +408,9 @@ local function run_one(seed, o)
       break
     end
     local planned = c.killself or (kill and kill.after and not c.report)
-    local late_kill = c.report and kill and kill.after and how == "signal" and code == 9
+    local late_kill = c.report and kill and kill.after and
+                      ((how == "signal" and code == 9) or
+                       (how == "exit" and (code == 137 or code == 124)))   -- 124: it fired as the child exited
     if late_kill then
       -- the planned SIGKILL came after the run had finished (while counting fds)
       note(("host %d SIGKILLed at %.2fs, after its report: fds not checked"):format(k, kill.after))
