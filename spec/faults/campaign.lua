@@ -392,6 +392,8 @@ local function run_one(seed, o)
       elseif w == "killself" then c.killself = rest
       elseif w == "phase" then
         c.phases[#c.phases + 1] = rest
+        c.phases_set = c.phases_set or {}
+        c.phases_set[rest] = true
         if rest == "download" and c.blind_offer then c.blind_download = true end
       elseif w == "offer" then
         c.blind_offer = rest == "?"
@@ -527,6 +529,9 @@ local function run_one(seed, o)
         violate(1, ("report says upgraded but the module booted no new version (%s)"):format(tostring(upgraded_to)))
       end
       if running ~= to then violate(1, ("report says upgraded, module runs %s"):format(tostring(running))) end
+      if vcmp(r.to or "", r.from or VERSION_FROM) <= 0 then
+        violate(1, ("report says upgraded from %s to %s: not newer"):format(tostring(r.from), tostring(r.to)))
+      end
       if st ~= 90 then violate(1, ("report says upgraded, module state %d"):format(st)) end
     elseif r.status == "failed" then
       if not (r.code and r.code:find("^E[A-Z]+$")) then violate(1, "failure without a reason code: " .. tostring(r.code)) end
@@ -574,7 +579,7 @@ local function run_one(seed, o)
         violate(6, "journal malformed: " .. j:sub(1, 80))
       end
       if not j:find("\nfwup_sent=1\n") then violate(6, "journal kept without fwup_sent=1") end
-      if r.status == "failed" and r.code == "EUPGRADE" and r.module_code then
+      if r.status == "failed" and r.code == "EUPGRADE" and r.module_code and r.module_code ~= "40" then
         -- the host read the upgrade's result (the module's state after the reset):
         -- nothing is left to wait for. Known open bug K2: every later run fails the
         -- same way at once, without a new detection, until someone deletes the file.
@@ -598,6 +603,30 @@ local function run_one(seed, o)
     for i, v in ipairs(res.violations) do
       if v:find("^I[34] ") or v:find("^I1 a run without faults") then res.violations[i] = "[K1] " .. v end
     end
+  end
+  -- 4/6 (cause). AT^FWUP written, the port gone before the module acted on it: after
+  -- the port came back the module is still in 40 with the old version, no reset. The
+  -- host calls it a failed upgrade (EUPGRADE, module state 40) and keeps the journal
+  -- (fwup_sent=1), so no later run ever applies the verified image. Known open bug K4.
+  if r and r.status == "failed" and r.code == "EUPGRADE" and r.module_code == "40" then
+    violate(4, "[K4] AT^FWUP lost: the module stays in 40 with a verified image that no run will apply")
+    for i, v in ipairs(res.violations) do
+      if v:find("^I[46] ") then res.violations[i] = "[K4] " .. v end
+    end
+  end
+  -- 3 (cause). A host process killed while discarding a refused offer (journal phase
+  -- "discard"), and a later one downloads: the restore takes "discard" for a phase
+  -- past the download decision. Known open bug K3; its I1/I3 violations carry the tag.
+  local killed_discarding = false
+  for _, c in ipairs(res.children) do
+    if killed_discarding and c.phases_set and c.phases_set.download then
+      violate(3, "[K3] download by a host restarted on a journal written in phase discard")
+      for i, v in ipairs(res.violations) do
+        if v:find("^I[13] ") then res.violations[i] = "[K3] " .. v end
+      end
+      break
+    end
+    if c.killself == "phase=discard" then killed_discarding = true end
   end
   res.elapsed = now() - t0
   res.dir = dir
