@@ -95,30 +95,30 @@ end
 
 local KINDS = {
   {name = "none", group = "none", gen = function() return "none" end},
-  {name = "power_loss_cmd", group = "power", gen = function(r, p)
+  {name = "power_loss_cmd", transient = true, group = "power", gen = function(r, p)
      local t = pl_trig(r, "cmd"); simopt(p, "--power-loss", t); return "power@" .. t end},
-  {name = "power_loss_state", group = "power", gen = function(r, p)
+  {name = "power_loss_state", transient = true, group = "power", gen = function(r, p)
      local t = pl_trig(r, "state"); simopt(p, "--power-loss", t); return "power@" .. t end},
-  {name = "power_loss_byte", group = "power", gen = function(r, p)
+  {name = "power_loss_byte", transient = true, group = "power", gen = function(r, p)
      local t = pl_trig(r, "byte"); simopt(p, "--power-loss", t); return "power@byte" end},
-  {name = "power_loss_time", group = "power", gen = function(r, p)
+  {name = "power_loss_time", transient = true, group = "power", gen = function(r, p)
      local t = pl_trig(r, "time"); simopt(p, "--power-loss", t); return "power@time" end},
-  {name = "port_gone_short", group = "gone", gen = function(r, p)
+  {name = "port_gone_short", transient = true, group = "gone", gen = function(r, p)
      simopt(p, "--port-gone", trigger(r), "--port-gone-for", ("%.2f"):format(r.logu(0.1, 5)))
      return "gone<5s" end},
-  {name = "port_gone_long", group = "gone", gen = function(r, p)
+  {name = "port_gone_long", transient = true, group = "gone", gen = function(r, p)
      simopt(p, "--port-gone", trigger(r), "--port-gone-for", ("%.1f"):format(r.logu(5, 60)))
      return "gone<60s" end},
   {name = "port_gone_forever", group = "gone", gen = function(r, p)
      simopt(p, "--port-gone", trigger(r), "--port-gone-for", "-1"); return "gone-forever" end},
-  {name = "kill_phase", group = "kill", gen = function(r, p)
+  {name = "kill_phase", transient = true, group = "kill", gen = function(r, p)
      p.kills[#p.kills + 1] = {phase = r.pick(PHASES), nth = r.chance(0.2) and 2 or 1}
      return "kill@phase" end},
-  {name = "kill_state", group = "kill", gen = function(r, p)
+  {name = "kill_state", transient = true, group = "kill", gen = function(r, p)
      p.kills[#p.kills + 1] = {state = r.pick{11, 12, 30, 31, 40, 50, 90}}; return "kill@state" end},
-  {name = "kill_time", group = "kill", gen = function(r, p)
+  {name = "kill_time", transient = true, group = "kill", gen = function(r, p)
      p.kills[#p.kills + 1] = {after = r.logu(0.05, 3)}; return "kill@time" end},
-  {name = "hang", group = "hang", gen = function(r, p)
+  {name = "hang", transient = true, group = "hang", gen = function(r, p)
      simopt(p, "--hang", trigger(r), "--hang-for", ("%.1f"):format(r.logu(1, 60))); return "hang" end},
   {name = "garbage", group = "garbage", gen = function(r, p)
      simopt(p, "--garbage", tostring(r.int(2, 20))); return "garbage" end},
@@ -134,7 +134,7 @@ local KINDS = {
   {name = "not_registered", group = "perm", gen = function(_, p) simopt(p, "--not-registered"); return "not-registered" end},
   {name = "detect_fail", group = "result", gen = function(r, p)
      simopt(p, "--detect-fail", tostring(r.pick{1, 2, 5, 11, 20, 51, 54})); return "detect-fail" end},
-  {name = "download_fail", group = "result", gen = function(r, p)
+  {name = "download_fail", transient = true, group = "result", gen = function(r, p)
      simopt(p, "--download-fail", tostring(r.pick{1, 11, 21, 52, 54, 101, 151}))
      if r.chance(0.7) then simopt(p, "--download-fail-at", tostring(r.int(0, DELTA))) end
      return "download-fail" end},
@@ -164,7 +164,9 @@ local function make_plan(seed)
   p.retry = r.chance(0.3)
   local primary = KINDS[seed % #KINDS + 1]
   p.kind = primary.name
+  p.transient = true    -- every fault one-shot: the next run must succeed (invariant 7)
   local function add(k)
+    p.transient = p.transient and k.transient == true
     p.groups[k.group] = true
     p.labels[#p.labels + 1] = k.gen(r, p)
   end
@@ -349,13 +351,12 @@ local function run_one(seed, o)
 
   -- the host: children until one finishes (a planned kill -> restart on the journal)
   local journal = dir .. "/journal"
-  local kills = p.kills
-  local final
-  for k = 1, #kills + 1 do
-    local kill = kills[k]
+  local function host_processes(k0, kills, retry)
+  for k = k0, k0 + #kills do
+    local kill = kills[k - k0 + 1]
     local args = {"port=" .. port, "journal=" .. journal, ("scale=%.5f"):format(p.scale),
                   "auto_upgrade=" .. (p.auto_upgrade and 1 or 0), "resume=" .. (p.resume and 1 or 0),
-                  "retry=" .. (p.retry and 1 or 0), ("trace=%s/child%d.trace"):format(dir, k)}
+                  "retry=" .. (retry and 1 or 0), ("trace=%s/child%d.trace"):format(dir, k)}
     if kill and kill.phase then
       args[#args + 1] = "kill_phase=" .. kill.phase
       args[#args + 1] = "kill_nth=" .. kill.nth
@@ -407,7 +408,7 @@ local function run_one(seed, o)
     local hung = c.stderr:find("timeout: sending signal") ~= nil
     if hung then
       violate(5, ("hang: host process %d still running after %.1f s (bound)"):format(k, bound))
-      break
+      return nil
     end
     local planned = c.killself or (kill and kill.after and not c.report)
     local late_kill = c.report and kill and kill.after and
@@ -435,10 +436,10 @@ local function run_one(seed, o)
       end
       if c.ttys and c.ttys ~= "" then violate(5, "terminal fds still open after the run: " .. c.ttys) end
       if not c.fd1 and not late_kill then violate(5, "host process ended without its fd count") end
-      final = c
-      break
+      return c
     elseif planned then
       note(("host %d SIGKILLed at %s"):format(k, c.killself or ("%.2fs"):format(kill.after)))
+      res.killed = (res.killed or 0) + 1
       -- what the kernel does at a real port's last close (see tty_release.c)
       local ok, _, rc = os.execute(sh_quote(RELEASE) .. " " .. sh_quote(port))
       if not ok and rc ~= 1 then violate(0, "tty-release failed on " .. port) end
@@ -446,8 +447,20 @@ local function run_one(seed, o)
     else
       violate(5, ("crash: host process %d ended (%s %s) without a report: %s"):format(k, how, code,
                   c.stderr:sub(1, 400)))
-      break
+      return nil
     end
+  end
+  end
+
+  local final = host_processes(1, p.kills, p.retry)
+  -- 7. after a failed run whose faults were all one-shot (fired and gone), the next
+  -- run, with no new fault, must end upgraded or cleanly
+  local log_main, journal_main, followup = nil, read_file(journal), nil
+  if final and final.report and final.report.status == "failed" and p.transient then
+    log_main = #(read_file(dir .. "/sim.log") or "")
+    sleep(p.restart_delay)
+    followup = host_processes(#res.children + 1, {}, false)
+    res.followup = followup and followup.report and followup.report.status or "none"
   end
 
   -- stop the simulator, read its log
@@ -456,11 +469,13 @@ local function run_one(seed, o)
   if not (show == "exit" and scode == 0) then
     violate(0, ("simulator ended %s %s: %s"):format(show, scode, (read_file(dir .. "/sim.err") or ""):sub(1, 200)))
   end
-  local ev = {}
-  for l in (read_file(dir .. "/sim.log") or ""):gmatch("[^\n]+") do
+  local ev, n_main = {}, nil
+  for l, e in (read_file(dir .. "/sim.log") or ""):gmatch("([^\n]+)\n?()") do
     local j = json_obj(l)
     if j then ev[#ev + 1] = j else violate(0, "unparsable simulator log line: " .. l:sub(1, 120)) end
+    if log_main and not n_main and e - 1 > log_main then n_main = #ev - 1 end
   end
+  n_main = n_main or #ev
 
   -- ---- replay the simulator's log
   local st = 10                 -- the module's FOTA state
@@ -469,13 +484,16 @@ local function run_one(seed, o)
   local fwup = {}             -- image -> AT^FWUP received
   local fwup_total = 0
   local port_up = true
+  local settling = false      -- reset, and no state reported since (booting)
   local upgraded_to = nil     -- version booted after an upgrade reset
   local reset_reason
   local dl_starts = 0
   local to = p.version_to
-  for _, e in ipairs(ev) do
+  local snap
+  for i, e in ipairs(ev) do
     if e.ev == "state" then
       st = e.state
+      settling = false
       if st == 12 then image = image + 1 end
     elseif e.ev == "boot" then
       if running and reset_reason == "upgrade-applied" then
@@ -492,6 +510,7 @@ local function run_one(seed, o)
     elseif e.ev == "reset" then
       reset_reason = e.reason == "upgrade" and "upgrade-applied" or e.reason
       port_up = false
+      settling = true
     elseif e.ev == "port" then
       port_up = e.what == "up"
     elseif e.dir == "rx" and type(e.line) == "string" then
@@ -513,12 +532,22 @@ local function run_one(seed, o)
         end
       end
     end
+    if i == n_main and log_main then
+      snap = {st = st, running = running, port_up = port_up, settling = settling, upgraded_to = upgraded_to,
+              image = image, fwup_img = fwup[image] or 0}
+    end
   end
+  local fin = {st = st, running = running, upgraded_to = upgraded_to}
+  if snap then  -- the main run's end (before the follow-up run of invariant 7)
+    st, running, port_up, upgraded_to, image = snap.st, snap.running, snap.port_up, snap.upgraded_to, snap.image
+    settling = snap.settling
+  end
+  local fwup_main = snap and snap.fwup_img or (fwup[image] or 0)
   res.sim_state, res.running, res.fwup = st, running, fwup_total
 
   -- ---- invariants on the outcome
   local r = final and final.report
-  local j = read_file(journal)
+  local j = journal_main
   res.journal = j ~= nil
   if r then
     res.outcome = r.status == "failed" and ("failed:" .. tostring(r.code)) or tostring(r.status)
@@ -554,8 +583,8 @@ local function run_one(seed, o)
     elseif not idle then
       local c = r.code
       local why
-      if not port_up and (c == "EPORTLOST" or c == "ETIMEDOUT" or c == "ENOENT") then
-        why = "module unreachable at the end"
+      if (not port_up or settling) and (c == "EPORTLOST" or c == "ETIMEDOUT" or c == "ENOENT") then
+        why = "module unreachable or rebooting at the end"
       elseif (st == 30 or st == 31) and (c == "ESTALLED" or c == "ETIMEDOUT" or c == "EPORTLOST") then
         why = "download kept for resume"
       elseif st == 50 and (c == "ETIMEDOUT" or c == "EPORTLOST" or c == "EUPGRADE") then
@@ -586,8 +615,23 @@ local function run_one(seed, o)
         violate(6, ("[K2] journal kept after the upgrade result was seen (EUPGRADE, module state %s)")
                    :format(r.module_code))
       end
-    elseif r.status == "failed" and (fwup[image] or 0) > 0 and r.code ~= "EUPGRADE" then
+    elseif r.status == "failed" and fwup_main > 0 and r.code ~= "EUPGRADE" then
       violate(6, ("AT^FWUP sent, failed %s, but the journal was removed"):format(r.code))
+    end
+    -- 7. recovery: the follow-up run after a failure whose faults were all one-shot
+    if log_main then
+      local f = followup and followup.report
+      local fs = f and f.status
+      res.outcome = res.outcome .. ">" .. tostring(fs or "none")
+      if fs == "upgraded" then
+        if fin.st ~= 90 or fin.running ~= to then
+          violate(7, ("the follow-up run reports upgraded, module in %d running %s"):format(fin.st, tostring(fin.running)))
+        end
+      elseif fs ~= "no_new_version" and fs ~= "not_newer" then
+        violate(7, ("not recovered: after %s (one-shot faults only) the next run ended %s%s"):format(
+          res.outcome:match("^[^>]*"), tostring(fs), f and f.code and (" " .. f.code) or ""))
+      end
+      if f and fs ~= "failed" and read_file(journal) then violate(6, "journal left after the follow-up run's " .. fs) end
     end
   elseif #res.violations == 0 then
     violate(5, "no host process finished")
@@ -601,7 +645,7 @@ local function run_one(seed, o)
   if blind then
     violate(3, "download of an offer whose version the host never read")
     for i, v in ipairs(res.violations) do
-      if v:find("^I[34] ") or v:find("^I1 a run without faults") then res.violations[i] = "[K1] " .. v end
+      if v:find("^I[347] ") or v:find("^I1 a run without faults") then res.violations[i] = "[K1] " .. v end
     end
   end
   -- 4/6 (cause). AT^FWUP written, the port gone before the module acted on it: after
@@ -611,7 +655,7 @@ local function run_one(seed, o)
   if r and r.status == "failed" and r.code == "EUPGRADE" and r.module_code == "40" then
     violate(4, "[K4] AT^FWUP lost: the module stays in 40 with a verified image that no run will apply")
     for i, v in ipairs(res.violations) do
-      if v:find("^I[46] ") then res.violations[i] = "[K4] " .. v end
+      if v:find("^I[467] ") then res.violations[i] = "[K4] " .. v end
     end
   end
   -- 3 (cause). A host process killed while discarding a refused offer (journal phase
@@ -649,7 +693,7 @@ local function result_line(res)
   return ("#run seed=%d kind=%s faults=%s outcome=%s state=%s fwup=%s journal=%d kills=%d time=%.2f violations=%d known=%d%s%s%s")
          :format(res.seed, p.kind, table.concat(p.labels, "+"), res.outcome or "none",
                  tostring(res.sim_state), tostring(res.fwup), res.journal and 1 or 0,
-                 #res.children - 1, res.elapsed or 0, #res.violations - known, known,
+                 res.killed or 0, res.elapsed or 0, #res.violations - known, known,
                  #tl > 0 and (" tags=" .. table.concat(tl, ",")) or "",
                  #res.violations > 0 and (" dir=" .. res.dir) or "",
                  #res.violations > 0 and (" :: " .. v) or "")
