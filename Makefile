@@ -6,7 +6,7 @@
 #   make            build build/hwfota/core.so and build/hwfota-sim
 #   make test       install missing Debian packages (as root), build, run every suite
 #   make demo       the whole FOTA flow against the simulated module
-#   make install    install the Lua module, the C core and the tools
+#   make install    install the Lua module, the C core and the tools (hwfota, hwfota-sim)
 
 LUA_VERSION  ?= 5.4
 LUA          ?= lua$(LUA_VERSION)
@@ -87,7 +87,8 @@ $(B)/support/%: spec/support/%.c
 # Debian packages the build and the suites need (installed by `make deps` when root).
 DEB_PACKAGES = build-essential pkg-config lua5.4 liblua5.4-dev libserialport-dev \
                libserialport0 lua-busted valgrind \
-               musl-tools lua-ldoc lua-markdown luarocks shellcheck
+               musl-tools lua-ldoc lua-markdown luarocks shellcheck \
+               lua-dkjson lua-socket
 
 deps:
 	@sh spec/install-deps.sh $(DEB_PACKAGES)
@@ -107,6 +108,7 @@ install: all
 	install -m 0755 $(B)/hwfota/core.so $(DESTDIR)$(LUA_LIBDIR)/hwfota/core.so
 	install -m 0644 lua/hwfota/*.lua $(DESTDIR)$(LUA_SHAREDIR)/hwfota/
 	install -m 0755 $(B)/hwfota-sim $(DESTDIR)$(BINDIR)/hwfota-sim
+	install -m 0755 lua/bin/hwfota $(DESTDIR)$(BINDIR)/hwfota
 
 clean:
 	rm -rf $(B)

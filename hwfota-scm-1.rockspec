@@ -40,5 +40,10 @@ build = {
       ["hwfota.loop"] = "lua/hwfota/loop.lua",
       ["hwfota.session"] = "lua/hwfota/session.lua",
       ["hwfota.policy"] = "lua/hwfota/policy.lua",
+      ["hwfota.identity"] = "lua/hwfota/identity.lua",
+      ["hwfota.cli"] = "lua/hwfota/cli.lua",
+   },
+   install = {
+      bin = { hwfota = "lua/bin/hwfota" },
    },
 }

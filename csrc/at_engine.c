@@ -8,10 +8,34 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { RS_NONE = 0, RS_WRITING = 1, RS_AWAIT_OK = 2, RS_QUIET = 3 };
+enum { RS_NONE = 0, RS_WRITING = 1, RS_AWAIT_REPLY = 2, RS_QUIET = 3 };
 
-static const char resync_cmd[] = "AT\r";
-#define RESYNC_LEN (sizeof resync_cmd - 1)
+/* Resync commands: side-effect-free queries every Huawei MU509/MU609 answers
+ * at once, with or without SIM or network, each with an information line no
+ * other candidate produces. `name` is what a command must contain to be able
+ * to answer with that line (case-insensitive); `shape` is the first byte the
+ * reply carries after the prefix and its spaces ("+CMEE: 2", "+CSQ: 17,99",
+ * "+CSCS: \"IRA\""), so the test forms ("+CMEE: (0-2)") never match. */
+static const struct {
+    const char *text;     /* with the CR */
+    const char *name;
+    const char *prefix;
+    char shape;           /* 'd' a digit, '"' a quote */
+} resync_cmds[] = {
+    {"AT+CMEE?\r", "CMEE", "+CMEE:", 'd'},
+    {"AT+CSQ\r", "CSQ", "+CSQ:", 'd'},
+    {"AT+CSCS?\r", "CSCS", "+CSCS:", '"'},
+};
+#define N_RESYNC_CMDS (sizeof resync_cmds / sizeof resync_cmds[0])
+
+/* One round writes at most HF_AT_MAX_TIMEOUTS - 1 resync commands after the
+ * timed-out one; with one candidate ruled out by its text there must still be
+ * a fresh one for each. */
+_Static_assert(HF_AT_RESYNC_CMDS == sizeof resync_cmds / sizeof resync_cmds[0],
+               "HF_AT_RESYNC_CMDS matches the table");
+_Static_assert(HF_AT_RESYNC_CMDS >= HF_AT_MAX_TIMEOUTS,
+               "a fresh resync reply for every write of a round");
+_Static_assert(HF_AT_RESYNC_CMDS <= 8 * sizeof(unsigned), "candidate masks fit");
 
 /* Lines a module sends on its own. Matched after the command's own expected
  * prefixes, so AT^FOTASTATE? with prefix "^FOTASTATE:" still gets its answer. */
@@ -140,14 +164,107 @@ static void fail_queued(hf_at *at, size_t n, hf_at_status st)
 
 /* ---- resynchronisation -------------------------------------------------- */
 
-static void begin_resync_write(hf_at *at)
+static int ascii_upper(int ch)
 {
-    at->resync_state = RS_WRITING;
-    at->resync_written = 0;
-    emit(at, HF_AT_EV_RESYNC_START, "AT", 2);
+    return ch >= 'a' && ch <= 'z' ? ch - 'a' + 'A' : ch;
 }
 
-/* A resync is pending and the next command has not started: send AT first. */
+/* Does text (len bytes) contain name (upper case), ignoring case? */
+static int names(const char *text, size_t len, const char *name)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i + nl <= len; i++) {
+        size_t j = 0;
+        while (j < nl && ascii_upper((unsigned char)text[i + j]) == name[j])
+            j++;
+        if (j == nl)
+            return 1;
+    }
+    return 0;
+}
+
+/* The resync commands whose reply line the timed-out command might produce. */
+static unsigned candidates_named_by(const hf_at_cmd *c)
+{
+    unsigned mask = 0;
+    for (size_t i = 0; i < N_RESYNC_CMDS; i++)
+        if (names(c->text, c->len - 1, resync_cmds[i].name))
+            mask |= 1u << i;
+    return mask;
+}
+
+/* Is the line the information line of resync command i ("+CMEE: 2")? */
+static int is_resync_reply(size_t i, const char *line, size_t len)
+{
+    if (!starts_with(line, len, resync_cmds[i].prefix))
+        return 0;
+    size_t k = strlen(resync_cmds[i].prefix);
+    while (k < len && line[k] == ' ')
+        k++;
+    if (k >= len)
+        return 0;
+    if (resync_cmds[i].shape == 'd')
+        return line[k] >= '0' && line[k] <= '9';
+    return line[k] == resync_cmds[i].shape;
+}
+
+static int is_resync_echo(const char *line, size_t len)
+{
+    for (size_t i = 0; i < N_RESYNC_CMDS; i++)
+        if (len == strlen(resync_cmds[i].text) - 1 && memcmp(line, resync_cmds[i].text, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* The resync command in progress (written last). */
+static size_t current_resync(const hf_at *at)
+{
+    return at->resync_sent[at->resync_nsent - 1];
+}
+
+static void emit_resync(hf_at *at, hf_at_event ev)
+{
+    const char *t = resync_cmds[current_resync(at)].text;
+    emit(at, ev, t, strlen(t) - 1);
+}
+
+/* Choose the next resync command: one whose reply line no write still
+ * possibly unanswered can produce (the timed-out command, by its text, and the
+ * resync commands already written since the line was last in step). Append it
+ * to resync_sent (oldest first). */
+static void choose_resync(hf_at *at)
+{
+    unsigned busy = at->resync_named;
+    for (size_t i = 0; i < at->resync_nsent; i++)
+        busy |= 1u << at->resync_sent[i];
+    for (size_t i = 0; i < N_RESYNC_CMDS; i++) {
+        if (!(busy & (1u << i))) {
+            at->resync_sent[at->resync_nsent++] = (unsigned char)i;
+            return;
+        }
+    }
+    /* None is fresh (only after a give-up, or a command naming every
+     * candidate): reuse the one unanswered longest; the quiet interval is then
+     * the only guard. */
+    size_t c = 0;
+    if (at->resync_nsent) {
+        c = at->resync_sent[0];
+        memmove(at->resync_sent, at->resync_sent + 1, at->resync_nsent - 1);
+        at->resync_nsent--;
+    }
+    at->resync_sent[at->resync_nsent++] = (unsigned char)c;
+}
+
+static void begin_resync_write(hf_at *at)
+{
+    choose_resync(at);
+    at->resync_state = RS_WRITING;
+    at->resync_written = 0;
+    at->resync_reply = 0;
+    emit_resync(at, HF_AT_EV_RESYNC_START);
+}
+
+/* A resync is pending and the next command has not started: resync first. */
 static void maybe_start_resync(hf_at *at)
 {
     if (at->resync_needed && at->resync_state == RS_NONE && at->count && !at->in_flight &&
@@ -157,8 +274,21 @@ static void maybe_start_resync(hf_at *at)
     }
 }
 
+/* In step again (or a new port): nothing is outstanding any more. */
+static void forget_resync(hf_at *at)
+{
+    at->resync_state = RS_NONE;
+    at->resync_needed = 0;
+    at->resync_written = 0;
+    at->resync_nsent = 0;
+    at->resync_named = 0;
+    at->resync_reply = 0;
+    at->round_timeouts = 0;
+}
+
 /* HF_AT_MAX_TIMEOUTS in a row: the module is gone or rebooting. Fail what is
- * queued, keep the resync pending for whatever is submitted next. */
+ * queued, keep the resync pending for whatever is submitted next. What was
+ * written stays outstanding: the next round chooses around it. */
 static void give_up(hf_at *at)
 {
     unsigned n = at->round_timeouts;
@@ -184,6 +314,7 @@ static void command_timed_out(hf_at *at)
     emit(at, HF_AT_EV_TIMEOUT, c->text, c->len - 1);
     at->resync_needed = 1;
     at->resync_discarded = 0;
+    at->resync_named |= candidates_named_by(c);
     if (at->round_timeouts >= HF_AT_MAX_TIMEOUTS) {
         give_up(at);   /* fails this command first, then the rest of the queue */
         return;
@@ -195,7 +326,7 @@ static void command_timed_out(hf_at *at)
 static void resync_timed_out(hf_at *at)
 {
     count_timeout(at);
-    emit(at, HF_AT_EV_RESYNC_FAILED, "AT", 2);
+    emit_resync(at, HF_AT_EV_RESYNC_FAILED);
     if (at->round_timeouts >= HF_AT_MAX_TIMEOUTS)
         give_up(at);
     else
@@ -204,9 +335,7 @@ static void resync_timed_out(hf_at *at)
 
 static void resync_done(hf_at *at)
 {
-    at->resync_state = RS_NONE;
-    at->resync_needed = 0;
-    at->round_timeouts = 0;
+    forget_resync(at);
     emit_num(at, HF_AT_EV_RESYNC_DONE, at->resync_discarded);
 }
 
@@ -216,25 +345,62 @@ static void discard(hf_at *at, const char *line, size_t len)
     emit(at, HF_AT_EV_DISCARDED, line, len);
 }
 
-/* While resynchronising nothing is response: finals drive the resync, known
- * URCs are still delivered, everything else (late answers) is discarded. */
+/* Which outstanding resync write (position in resync_sent) has the line as
+ * its reply line? The current one only once fully written. -1: none. */
+static int outstanding_reply(const hf_at *at, const char *line, size_t len)
+{
+    size_t n = at->resync_nsent;
+    if (at->resync_state == RS_QUIET)
+        return -1;
+    if (at->resync_state != RS_AWAIT_REPLY)
+        n--;   /* RS_WRITING: the module cannot have answered it yet */
+    for (size_t i = 0; i < n; i++)
+        if (is_resync_reply(at->resync_sent[i], line, len))
+            return (int)i;
+    return -1;
+}
+
+/* The reply line of resync write `pos`, then OK. The module answers in order,
+ * so every write before it (the timed-out command too) is answered or lost. */
+static void resync_answered(hf_at *at, size_t pos)
+{
+    if (pos + 1 == at->resync_nsent) {
+        /* Ours: in step. The quiet interval is a second guard only. */
+        at->resync_state = RS_QUIET;
+        at->deadline = at->now + HF_AT_RESYNC_QUIET;
+        return;
+    }
+    /* An earlier resync's late reply: it and all before it are done. */
+    memmove(at->resync_sent, at->resync_sent + pos + 1, at->resync_nsent - pos - 1);
+    at->resync_nsent -= pos + 1;
+    at->resync_named = 0;
+}
+
+/* While resynchronising nothing is response: a resync reply line followed by
+ * OK drives the resync, known URCs are still delivered, everything else (late
+ * answers, error finals) is discarded. */
 static void route_resync(hf_at *at, const char *line, size_t len)
 {
     hf_final_kind k = hf_final_parse(line, len, NULL);
     if (k != HF_FINAL_NONE) {
+        size_t reply = at->resync_reply;
+        at->resync_reply = 0;
         at->consecutive_timeouts = 0;
-        if (at->resync_state == RS_AWAIT_OK && k == HF_FINAL_OK) {
-            at->resync_state = RS_QUIET;
-            at->deadline = at->now + HF_AT_RESYNC_QUIET;
-        } else if (at->resync_state == RS_QUIET) {
-            /* Which OK was ours is unknowable: wait until the finals stop. */
-            at->deadline = at->now + HF_AT_RESYNC_QUIET;
-        }
         discard(at, line, len);
+        if (at->resync_state == RS_QUIET)
+            at->deadline = at->now + HF_AT_RESYNC_QUIET;   /* a final after ours: wait on */
+        else if (reply && k == HF_FINAL_OK)
+            resync_answered(at, reply - 1);
         return;
     }
-    if (len == 2 && memcmp(line, "AT", 2) == 0) {
+    if (is_resync_echo(line, len)) {
         at->echoes++;
+        return;
+    }
+    int pos = outstanding_reply(at, line, len);
+    if (pos >= 0) {
+        at->resync_reply = (size_t)pos + 1;   /* the next final decides */
+        discard(at, line, len);
         return;
     }
     if (is_known_urc(at, line, len)) {
@@ -419,8 +585,9 @@ size_t hf_at_output(hf_at *at, const char **data)
     *data = NULL;
     maybe_start_resync(at);
     if (at->resync_state == RS_WRITING) {
-        *data = resync_cmd + at->resync_written;
-        return RESYNC_LEN - at->resync_written;
+        const char *t = resync_cmds[current_resync(at)].text;
+        *data = t + at->resync_written;
+        return strlen(t) - at->resync_written;
     }
     if (at->resync_state != RS_NONE || !at->count || at->in_flight)
         return 0;
@@ -433,10 +600,11 @@ void hf_at_wrote(hf_at *at, size_t n, double now)
 {
     at->now = now;
     if (at->resync_state == RS_WRITING) {
-        size_t left = RESYNC_LEN - at->resync_written;
+        size_t total = strlen(resync_cmds[current_resync(at)].text);
+        size_t left = total - at->resync_written;
         at->resync_written += n < left ? n : left;
-        if (at->resync_written == RESYNC_LEN) {
-            at->resync_state = RS_AWAIT_OK;
+        if (at->resync_written == total) {
+            at->resync_state = RS_AWAIT_REPLY;
             at->deadline = now + HF_AT_RESYNC_TIMEOUT;
         }
         return;
@@ -474,7 +642,7 @@ void hf_at_tick(hf_at *at, double now)
     at->now = now;
     if (at->in_flight && now >= at->deadline)
         command_timed_out(at);
-    else if (at->resync_state == RS_AWAIT_OK && now >= at->deadline)
+    else if (at->resync_state == RS_AWAIT_REPLY && now >= at->deadline)
         resync_timed_out(at);
     else if (at->resync_state == RS_QUIET && now >= at->deadline)
         resync_done(at);
@@ -482,7 +650,7 @@ void hf_at_tick(hf_at *at, double now)
 
 double hf_at_deadline(const hf_at *at)
 {
-    if (at->in_flight || at->resync_state == RS_AWAIT_OK || at->resync_state == RS_QUIET)
+    if (at->in_flight || at->resync_state == RS_AWAIT_REPLY || at->resync_state == RS_QUIET)
         return at->deadline;
     return -1.0;
 }
@@ -490,10 +658,7 @@ double hf_at_deadline(const hf_at *at)
 void hf_at_port_lost(hf_at *at)
 {
     /* Clean first, so callbacks (which may submit) see the new port's state. */
-    at->resync_state = RS_NONE;
-    at->resync_needed = 0;
-    at->resync_written = 0;
-    at->round_timeouts = 0;
+    forget_resync(at);
     hf_tok_reset(&at->tok);
     if (at->in_input)
         at->input_aborted = 1;

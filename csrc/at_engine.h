@@ -28,24 +28,61 @@
  * dropped as over-long while a command is in flight marks that command's
  * response as incomplete (status HF_AT_STATUS_OVERFLOW).
  *
- * After a timeout the line is out of step: before the next command is written
- * the engine sends "AT" and discards everything up to its OK followed by a short
- * quiet interval, so a late answer can never be taken for the next command's.
- * Exactly:
+ * After a timeout the line is out of step: the module answers one command at a
+ * time, in order, so the timed-out command's answer may still come. Before the
+ * next command is written the engine resynchronises with a query whose answer
+ * it can recognise, so completion never depends on timing. Exactly:
  *   - the timed-out command gets HF_AT_STATUS_TIMEOUT at once;
- *   - "AT\r" is offered by hf_at_output() (even with nothing queued); once
- *     written, the engine waits HF_AT_RESYNC_TIMEOUT for an OK;
- *   - after an OK it waits HF_AT_RESYNC_QUIET; every final result arriving
- *     meanwhile (e.g. the late OK of the command *and* the resync's own OK)
- *     restarts that wait; then the line is in step and the queue resumes;
- *   - while resynchronising, lines with a known unsolicited prefix still go to
- *     on_urc (a ^FOTASTATE must not be lost); every other line is discarded
+ *   - resync commands (side-effect-free, answered by every MU509/MU609 at once,
+ *     SIM or not), each with its reply line:
+ *         AT+CMEE?   "+CMEE: <digit>..."
+ *         AT+CSQ     "+CSQ: <digit>..."
+ *         AT+CSCS?   "+CSCS: \"..."
+ *     (optional spaces after the colon; test-form answers such as
+ *     "+CMEE: (0-2)" never match);
+ *   - the first candidate, in that order, is chosen that no write still
+ *     possibly unanswered can answer with that line: not one whose name
+ *     ("CMEE", "CSQ", "CSCS", any case) the timed-out command's text contains,
+ *     nor one already written since the line was last in step (so a retry
+ *     after an unanswered resync uses another command). With
+ *     HF_AT_RESYNC_CMDS >= HF_AT_MAX_TIMEOUTS (checked at compile time) every
+ *     write of a round gets a fresh one. Only after a give-up (or for a
+ *     command naming all three) can none be fresh: the one unanswered longest
+ *     is reused, and the quiet interval below is the only guard;
+ *   - it is offered by hf_at_output() (even with nothing queued); once
+ *     written, the engine waits HF_AT_RESYNC_TIMEOUT for its reply;
+ *   - the resync is answered when its reply line arrives after it was fully
+ *     written and the next final result is OK. A reply line of an earlier,
+ *     still outstanding resync write followed by OK proves that write and all
+ *     before it (the timed-out command too) answered: they are forgotten, the
+ *     wait goes on. Any other final (the late answer's OK or error, an error
+ *     answer to the resync itself: "COMMAND NOT SUPPORT", "+CME ERROR: ...")
+ *     never completes a resync: an error final cannot say whose it is, and a
+ *     module that cannot answer the query is not known to be in step. The
+ *     resync then runs into its timeout and the next candidate is tried;
+ *     Why this holds: the module answers in order, and no outstanding write
+ *     can produce the current resync's reply line, so that line then OK means
+ *     every earlier write was answered (or lost, and a lost one never is).
+ *     Not covered: a timed-out command whose answer carries a candidate's
+ *     reply line without naming it (a settings dump); the quiet interval
+ *     guards that. A reply line is taken by the resync even when its prefix
+ *     is registered as unsolicited;
+ *   - once answered, the engine still waits HF_AT_RESYNC_QUIET, restarted by
+ *     any final result, as a second guard; then the line is in step and the
+ *     queue resumes;
+ *   - while resynchronising, the echo of any resync command is dropped; lines
+ *     with a known unsolicited prefix still go to on_urc (a ^FOTASTATE must not
+ *     be lost); every other line, resync reply lines included, is discarded
  *     (HF_AT_EV_DISCARDED);
- *   - an unanswered resync AT counts as a timeout and is retried; after
- *     HF_AT_MAX_TIMEOUTS timeouts in a row (command + resync ATs) the engine
- *     gives up: every queued command fails with HF_AT_STATUS_TIMEOUT,
- *     HF_AT_EV_GAVE_UP is reported, and the resync stays pending so that the
- *     next submitted command is preceded by a new resync (a new round).
+ *   - a resync not answered in time counts as a timeout and is retried (with
+ *     another command, as above); after HF_AT_MAX_TIMEOUTS timeouts in a row
+ *     (command + resyncs) the engine gives up: every queued command fails with
+ *     HF_AT_STATUS_TIMEOUT, HF_AT_EV_GAVE_UP is reported, and the resync stays
+ *     pending so that the next submitted command is preceded by a new resync
+ *     (a new round; the writes of the old one are still treated as
+ *     outstanding);
+ *   - HF_AT_EV_RESYNC_START and HF_AT_EV_RESYNC_FAILED carry the resync
+ *     command ("AT+CMEE?").
  * Consecutive timeouts are counted (reset by any final result).
  *
  * Callbacks may call hf_at_submit, hf_at_cancel_queued, hf_at_port_lost and
@@ -70,8 +107,9 @@
 #define HF_AT_RESP_BYTES     16384  /* response lines kept for one command */
 #define HF_AT_RESP_LINES     64
 #define HF_AT_URC_PREFIXES   32     /* extra unsolicited prefixes registered at run time */
-#define HF_AT_RESYNC_QUIET   0.3    /* seconds of silence after the resync OK */
-#define HF_AT_RESYNC_TIMEOUT 3.0    /* seconds to wait for the resync OK */
+#define HF_AT_RESYNC_QUIET   0.3    /* seconds without a final after the resync's answer */
+#define HF_AT_RESYNC_TIMEOUT 3.0    /* seconds to wait for the resync's answer */
+#define HF_AT_RESYNC_CMDS    3      /* resync commands to choose from (AT+CMEE?, AT+CSQ, AT+CSCS?) */
 #define HF_AT_MAX_TIMEOUTS   3      /* timeouts in a row before the queue is failed */
 #define HF_AT_DEFAULT_TIMEOUT 30.0  /* seconds, when hf_at_submit is given <= 0 */
 
@@ -104,9 +142,9 @@ typedef struct hf_at_result {
 typedef enum {
     HF_AT_EV_OVERFLOW = 1,    /* an over-long line was dropped (detail: its length) */
     HF_AT_EV_TIMEOUT,         /* a command timed out (detail: the command) */
-    HF_AT_EV_RESYNC_START,    /* resynchronisation begun */
+    HF_AT_EV_RESYNC_START,    /* a resync command is about to be written (detail: it) */
     HF_AT_EV_RESYNC_DONE,     /* line back in step (detail: lines discarded) */
-    HF_AT_EV_RESYNC_FAILED,   /* resync AT unanswered; counts as a timeout */
+    HF_AT_EV_RESYNC_FAILED,   /* resync unanswered in time (detail: it); counts as a timeout */
     HF_AT_EV_DISCARDED,       /* a line discarded while resynchronising (detail: the line) */
     HF_AT_EV_GAVE_UP,         /* HF_AT_MAX_TIMEOUTS in a row: queue failed (detail: count) */
 } hf_at_event;
@@ -149,9 +187,15 @@ typedef struct hf_at {
     size_t resp_len[HF_AT_RESP_LINES];
     int resp_overflow;
     /* resynchronisation */
-    int resync_needed;                    /* write "AT" before the next command */
-    int resync_state;                     /* 0 none, 1 writing, 2 awaiting OK, 3 quiet */
-    size_t resync_written;
+    int resync_needed;                    /* resync before the next command */
+    int resync_state;                     /* 0 none, 1 writing, 2 awaiting reply, 3 quiet */
+    size_t resync_written;                /* bytes of the current resync command written */
+    unsigned char resync_sent[HF_AT_RESYNC_CMDS]; /* resync commands written and not known
+                                             answered, oldest first; the last is current */
+    size_t resync_nsent;
+    unsigned resync_named;                /* mask: resync replies the timed-out command may give */
+    size_t resync_reply;                  /* 1 + position in resync_sent whose reply line just
+                                             arrived (the next final decides), 0 none */
     unsigned long resync_discarded;
     /* counters */
     unsigned consecutive_timeouts;

@@ -458,6 +458,15 @@ static void dispatch(hf_fota *f)
         if (f->restored && f->restored_phase >= HF_PH_DOWNLOAD && f->have_target) {
             f->want_dl_start = 1;  /* the policy already said download */
             enter(f, HF_PH_DOWNLOAD);
+        } else if (!f->have_target && !f->cfg.force &&
+                   f->detect_attempts <= f->cfg.max_redetect) {
+            /* found by an earlier query whose 12 we did not see (host restarted):
+             * AT^FOTASTATE? does not repeat the version, and an image of unknown
+             * version could never be applied (ENOTARGET). Back to idle, ask again. */
+            notice(f, "the module holds an offer of unknown version: AT^FOTADL=0, then "
+                   "detect again to learn it");
+            f->redetect = 1;
+            enter(f, HF_PH_DISCARD);
         } else {
             enter(f, HF_PH_DECIDE_DOWNLOAD);
         }
@@ -869,6 +878,11 @@ static void discard_enter(hf_fota *f)
 
 static void discard_done(hf_fota *f)
 {
+    if (f->redetect && !f->cancel_requested) {
+        f->redetect = 0;
+        enter(f, HF_PH_DETECT);
+        return;
+    }
     if (f->cancel_requested)
         fail(f, "ECANCELED", -1, "cancelled by the caller");
     else
@@ -883,6 +897,22 @@ static void fail_port_lost(hf_fota *f)
          "unplugged; check the USB connection and retry", def(f)->name);
 }
 
+/* Probe/configure of a run restored from a journal written at or after the download:
+ * the module may reset under us (power loss, or the upgrade's reset when the host
+ * died after AT^FWUP). That is the expected module behaviour, not a failure: wait
+ * for the port like recover does, then read the state and dispatch from it. */
+static void restart_port_lost(hf_fota *f)
+{
+    if (f->restored && (f->fwup_sent || f->restored_phase >= HF_PH_DOWNLOAD) &&
+        f->restored_phase != HF_PH_DISCARD) {
+        notice(f, "the port went away while resuming from the journal (phase %s): the "
+               "module is resetting; waiting for it", hf_fota_phase_name(f->restored_phase));
+        enter(f, HF_PH_RECOVER);
+        return;
+    }
+    fail_port_lost(f);
+}
+
 /* ---- the table ---------------------------------------------------------------------- */
 
 #define CFG(field) offsetof(hf_fota_config, field)
@@ -892,11 +922,11 @@ static void fail_port_lost(hf_fota *f)
 static const phase_def phases[HF_PH_COUNT] = {
     [HF_PH_IDLE] = {.name = "idle", .deadline_off = NO_DEADLINE},
     [HF_PH_PROBE] = {.name = "probe", .enter = probe_enter, .on_done = probe_done,
-        .deadline_off = NO_DEADLINE, .on_port_lost = fail_port_lost, .accepts = COMMON},
+        .deadline_off = NO_DEADLINE, .on_port_lost = restart_port_lost, .accepts = COMMON},
     [HF_PH_PREPARE] = {.name = "prepare", .enter = prepare_enter, .on_done = prepare_done,
         .deadline_off = NO_DEADLINE, .on_port_lost = fail_port_lost, .accepts = COMMON},
     [HF_PH_CONFIGURE] = {.name = "configure", .enter = configure_enter, .on_done = dispatch,
-        .deadline_off = NO_DEADLINE, .on_port_lost = fail_port_lost, .accepts = COMMON},
+        .deadline_off = NO_DEADLINE, .on_port_lost = restart_port_lost, .accepts = COMMON},
     [HF_PH_DETECT] = {.name = "detect", .enter = detect_enter, .on_state = detect_state,
         .on_poll = poll_state, .poll_every = poll_state_every,
         .deadline_off = CFG(detect_timeout), .deadline_code = "ETIMEDOUT",

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -88,10 +89,12 @@ static int fail_errno(lua_State *L, const char *what, const char *path, int e)
 static int core_write_file_atomic(lua_State *L)
 {
     size_t plen, len;
-    const char *path = luaL_checklstring(L, 1, &plen);
+    if (lua_type(L, 1) != LUA_TSTRING)   /* a number would become a file name */
+        luaL_typeerror(L, 1, "string");
+    const char *path = lua_tolstring(L, 1, &plen);
     const char *data = luaL_checklstring(L, 2, &len);
     luaL_argcheck(L, plen > 0 && plen < 4000 && strlen(path) == plen, 1,
-                  "path must be a non-empty string without NUL");
+                  "path must be 1 to 3999 bytes without NUL");
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -141,6 +144,20 @@ static int core_write_file_atomic(lua_State *L)
     return 1;
 }
 
+/* realpath(path) -> canonical path | nil,msg,code (follows /dev/serial/by-id links). */
+static int core_realpath(lua_State *L)
+{
+    size_t plen;
+    const char *path = luaL_checklstring(L, 1, &plen);
+    luaL_argcheck(L, plen > 0 && strlen(path) == plen, 1, "path must be a non-empty string without NUL");
+    char *r = realpath(path, NULL);
+    if (!r)
+        return fail_errno(L, "cannot resolve", path, errno);
+    lua_pushstring(L, r);
+    free(r);
+    return 1;
+}
+
 int luaopen_hwfota_core(lua_State *L);
 
 int luaopen_hwfota_core(lua_State *L)
@@ -152,5 +169,7 @@ int luaopen_hwfota_core(lua_State *L)
     lua_setfield(L, -2, "list_ports");
     lua_pushcfunction(L, core_write_file_atomic);
     lua_setfield(L, -2, "write_file_atomic");
+    lua_pushcfunction(L, core_realpath);
+    lua_setfield(L, -2, "realpath");
     return 1;
 }

@@ -82,9 +82,9 @@ static int opt_auth(lua_State *L, int t)
     int auth = 0;
     int ty = lua_getfield(L, t, "auth");
     if (ty == LUA_TNUMBER) {
-        auth = (int)lua_tointeger(L, -1);
-        if (auth < 0 || auth > 2)
-            auth = -1;
+        int isint = 0;
+        lua_Integer a = lua_tointegerx(L, -1, &isint);   /* 1.5, NaN, 2^63: not 0 */
+        auth = isint && a >= 0 && a <= 2 ? (int)a : -1;
     } else if (ty == LUA_TSTRING) {
         const char *s = lua_tostring(L, -1);
         auth = !strcmp(s, "none") ? 0 : !strcmp(s, "pap") ? 1 : !strcmp(s, "chap") ? 2 : -1;
@@ -93,6 +93,33 @@ static int opt_auth(lua_State *L, int t)
     }
     lua_pop(L, 1);
     return auth;
+}
+
+/* Options fota_new knows (anything else is a typo: raise, naming it). */
+static const char *const fota_keys[] = {
+    "force", "skip_model_check", "check_prereq", "read_imei", "resume", "apn", "user",
+    "password", "auth", "mode", "poll_interval", "dl_poll", "dl_poll_idle", "state_poll",
+    "resume_interval", "reboot_timeout", "detect_timeout", "stall_timeout",
+    "auto_upgrade_wait", "busy_delay", "cmd_retries", "max_redetect", NULL};
+static const char *const mode_keys[] = {
+    "auto_query", "auto_download", "auto_upgrade", "resume", "period", NULL};
+
+static void check_keys(lua_State *L, int t, const char *where, const char *const *known)
+{
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        int ok = 0;
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            const char *k = lua_tostring(L, -1);
+            for (size_t i = 0; known[i] && !ok; i++)
+                ok = strcmp(known[i], k) == 0;
+        }
+        if (!ok)
+            luaL_error(L, "unknown %s option '%s'", where,
+                       lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                      : luaL_typename(L, -1));
+    }
 }
 
 static void opt_mode(lua_State *L, int t, hf_fota_config *c)
@@ -110,10 +137,16 @@ static void opt_mode(lua_State *L, int t, hf_fota_config *c)
     c->mode.auto_download = opt_bool(L, m, "auto_download", 0);
     c->mode.auto_upgrade = opt_bool(L, m, "auto_upgrade", 0);
     c->mode.resume = opt_bool(L, m, "resume", 1);
+    check_keys(L, m, "mode", mode_keys);
     double p = opt_num(L, m, "period", -1);
-    if (p >= 0) {
+    lua_getfield(L, m, "period");
+    int has = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (has) {
+        /* NaN, fractions and negatives are not silently dropped or truncated */
         c->mode.has_period = 1;
-        c->mode.period = p > 65535 ? 70000u : (unsigned)p;   /* hf_fota_init rejects > 65535 */
+        c->mode.period = (p >= 0 && p <= 65535 && p == floor(p)) ? (unsigned)p
+                                                                 : 70000u; /* init: EINVAL */
     }
     lua_pop(L, 1);
 }
@@ -122,6 +155,7 @@ static void opt_mode(lua_State *L, int t, hf_fota_config *c)
 static const char *read_opts(lua_State *L, int t, hf_fota_config *c)
 {
     hf_fota_config_default(c);
+    check_keys(L, t, "fota_new", fota_keys);
     c->force = opt_bool(L, t, "force", 0);
     c->skip_model_check = opt_bool(L, t, "skip_model_check", 0);
     c->check_prereq = opt_bool(L, t, "check_prereq", 1);
@@ -408,6 +442,7 @@ static int l_start(lua_State *L)
 {
     lfota *u = check_fota(L);
     double now = luaL_checknumber(L, 2);
+    luaL_argcheck(L, isfinite(now), 2, "now must be a finite number of seconds");
     if (u->closed)
         return fail3(L, "closed", "ECLOSED");
     hf_fota_actions out;
@@ -439,6 +474,8 @@ static int l_feed(lua_State *L)
     memset(&ev, 0, sizeof ev);
     size_t n;
     const char *kind = field_str(L, 2, "kind", &n);
+    if (kind && strlen(kind) != n)
+        kind = NULL;   /* "timer\0junk" is not "timer" */
     size_t i = 0;
     while (kind && i < sizeof kinds / sizeof kinds[0] && strcmp(kinds[i].n, kind))
         i++;
@@ -447,6 +484,8 @@ static int l_feed(lua_State *L)
                              "port_back, decision, cancel, pause or resume");
     ev.kind = kinds[i].k;
     ev.now = opt_num(L, 2, "now", u->fsm.now);
+    if (!isfinite(ev.now))
+        return luaL_argerror(L, 2, "event field 'now' must be a finite number of seconds");
     if (ev.kind == HF_EV_RESULT)
         read_result(L, 2, &ev, lines, lens);
     else if (ev.kind == HF_EV_URC && !(ev.line = field_str(L, 2, "line", &ev.line_len)))
@@ -694,8 +733,16 @@ static int l_supported_model(lua_State *L)
     const char *m = luaL_checklstring(L, 1, &n);
     const hf_model_entry *e = hf_supported_model(m, n);
     if (!e) {
+        char shown[48];   /* never echo a huge or NUL-carrying argument back whole */
+        size_t k = 0;
+        for (; k < n && k < sizeof shown - 4 && m[k] >= 0x20 && m[k] < 0x7f; k++)
+            shown[k] = m[k];
+        if (k < n)
+            memcpy(shown + k, "...", 4);
+        else
+            shown[k] = '\0';
         lua_pushnil(L);
-        lua_pushfstring(L, "model \"%s\" is not in the FOTA support table", m);
+        lua_pushfstring(L, "model \"%s\" is not in the FOTA support table", shown);
         lua_pushstring(L, "EUNSUPPORTED");
         return 3;
     }

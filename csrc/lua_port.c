@@ -360,7 +360,7 @@ static void port_after_poll(hf_port *p, short revents)
     }
     hf_at_tick(&p->at, monotonic_now());
     if (!p->lost && !p->closed)
-        flush_output(p); /* a timeout may have queued a resync "AT" */
+        flush_output(p); /* a timeout may have queued a resync query */
 }
 
 /* ------------------------------------------------------------- dispatch */
@@ -572,16 +572,44 @@ static double opt_seconds(lua_State *L, int idx, const char *field, double dflt)
     return v;
 }
 
+/* A prefix given by the caller: a string without CR, LF or NUL, shorter than the
+ * engine's slot (a line never contains CR or LF, so such a prefix could never
+ * match; NUL would silently cut it). Misuse: raises, like port:on. */
+static const char *check_prefix(lua_State *L, int idx, const char *what)
+{
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    if (len >= HF_AT_PREFIX_LEN)
+        luaL_error(L, "%s longer than %d bytes", what, HF_AT_PREFIX_LEN - 1);
+    if (memchr(s, '\r', len) || memchr(s, '\n', len) || memchr(s, '\0', len))
+        luaL_error(L, "%s must not contain CR, LF or NUL", what);
+    return s;
+}
+
+/* Options of port:command and port:send; anything else is a typo and raises. */
+static void check_command_opts(lua_State *L, int idx)
+{
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        if (!k || (strcmp(k, "prefix") && strcmp(k, "expect") && strcmp(k, "timeout")))
+            luaL_error(L, "unknown option '%s' (prefix, expect, timeout)",
+                       k ? k : luaL_typename(L, -1));
+    }
+}
+
 /* Read opts.prefix (string or array) / opts.expect into the engine's form. */
 static hf_at_expect read_expect(lua_State *L, int idx, const char **prefixes, size_t *np)
 {
     *np = 0;
     if (idx == 0 || lua_type(L, idx) != LUA_TTABLE)
         return HF_AT_EXPECT_ALL;
+    check_command_opts(L, idx);
     hf_at_expect ex = HF_AT_EXPECT_ALL;
     int t = lua_getfield(L, idx, "prefix");
     if (t == LUA_TSTRING) {
-        prefixes[(*np)++] = lua_tostring(L, -1);
+        prefixes[(*np)++] = check_prefix(L, -1, "option 'prefix'");
         ex = HF_AT_EXPECT_PREFIXES;
     } else if (t == LUA_TTABLE) {
         lua_Integer n = luaL_len(L, -1);
@@ -590,7 +618,7 @@ static hf_at_expect read_expect(lua_State *L, int idx, const char **prefixes, si
         for (lua_Integer i = 1; i <= n; i++) {
             if (lua_geti(L, -1, i) != LUA_TSTRING)
                 luaL_error(L, "option 'prefix' must contain only strings");
-            prefixes[(*np)++] = lua_tostring(L, -1);
+            prefixes[(*np)++] = check_prefix(L, -1, "option 'prefix' entry");
             lua_pop(L, 1); /* the string stays alive in the table */
         }
         ex = HF_AT_EXPECT_PREFIXES;
@@ -618,12 +646,14 @@ static hf_at_expect read_expect(lua_State *L, int idx, const char **prefixes, si
 static int submit(lua_State *L, hf_port *p, lua_Integer *id, int opts_idx)
 {
     size_t len;
-    const char *cmd = luaL_checklstring(L, 2, &len);
+    const char *cmd = lua_tolstring(L, 2, &len);   /* a string: check_command */
     const char *prefixes[HF_AT_PREFIX_MAX];
     size_t np = 0;
     int top = lua_gettop(L);
     hf_at_expect ex = read_expect(L, opts_idx, prefixes, &np);
     double timeout = opt_seconds(L, opts_idx, "timeout", p->default_timeout);
+    if (!(timeout > 0))
+        luaL_error(L, "option 'timeout' must be more than 0 seconds");
     hf_error err;
     hf_error_clear(&err);
     unsigned long uid = 0;
@@ -635,6 +665,13 @@ static int submit(lua_State *L, hf_port *p, lua_Integer *id, int opts_idx)
     return 0;
 }
 
+/* The command argument must be a string: a number would be converted and sent. */
+static void check_command(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) != LUA_TSTRING)
+        luaL_typeerror(L, idx, "string");
+}
+
 /***
  * Send a command and wait for its final result (see lua/hwfota/init.lua for the
  * documented Lua-level API).
@@ -642,7 +679,7 @@ static int submit(lua_State *L, hf_port *p, lua_Integer *id, int opts_idx)
 static int port_command(lua_State *L)
 {
     hf_port *p = check_port(L, 1);
-    luaL_checkstring(L, 2);
+    check_command(L, 2);
     if (!lua_isnoneornil(L, 3))
         luaL_checktype(L, 3, LUA_TTABLE);
     lua_settop(L, 3);
@@ -677,7 +714,7 @@ static int port_command(lua_State *L)
 static int port_send(lua_State *L)
 {
     hf_port *p = check_port(L, 1);
-    luaL_checkstring(L, 2);
+    check_command(L, 2);
     int cb = 0;
     if (lua_type(L, 3) == LUA_TFUNCTION) {
         cb = 3;
@@ -719,8 +756,17 @@ static int port_result(lua_State *L)
     lua_Integer id = luaL_checkinteger(L, 2);
     push_env_field(L, 1, "done");
     if (lua_geti(L, -1, id) != LUA_TTABLE) {
-        lua_pushboolean(L, 0);
-        return 1;
+        /* false only while a result can still come: an id never sent, already
+         * collected, or sent with a callback would make `until port:result(id)` spin */
+        if (push_env_field(L, 1, "waiters") == LUA_TTABLE && lua_geti(L, -1, id) == LUA_TBOOLEAN) {
+            lua_pushboolean(L, 0);
+            return 1;
+        }
+        lua_pushnil(L);
+        lua_pushfstring(L, "no pending command with id %I (unknown, already collected, "
+                        "or sent with a callback)", id);
+        lua_pushliteral(L, "EINVAL");
+        return 3;
     }
     lua_pushnil(L);
     lua_seti(L, -3, id);
@@ -769,7 +815,10 @@ static int core_poll(lua_State *L)
     /* ports[i] stays at stack index 2 + i for the whole call */
     for (lua_Integer i = 0; i < n; i++) {
         lua_geti(L, 1, i + 1);
-        ports[i] = luaL_checkudata(L, -1, HF_PORT_MT);
+        ports[i] = luaL_testudata(L, -1, HF_PORT_MT);
+        if (!ports[i])
+            return luaL_error(L, "bad argument #1 to 'poll' (ports[%d] is a %s, not a "
+                              "hwfota.Port)", (int)(i + 1), luaL_typename(L, -1));
     }
     for (lua_Integer i = 0; i < n; i++) {
         hf_port *p = ports[i];
@@ -802,7 +851,9 @@ static int port_on(lua_State *L)
 {
     hf_port *p = check_port(L, 1);
     size_t plen;
-    const char *prefix = luaL_checklstring(L, 2, &plen);
+    if (lua_type(L, 2) != LUA_TSTRING)
+        luaL_typeerror(L, 2, "string");
+    const char *prefix = lua_tolstring(L, 2, &plen);
     luaL_checktype(L, 3, LUA_TFUNCTION);
     luaL_argcheck(L, plen < PORT_HANDLER_PLEN, 2, "prefix too long");
     luaL_argcheck(L, memchr(prefix, '\r', plen) == NULL && memchr(prefix, '\n', plen) == NULL,
@@ -907,11 +958,18 @@ static int port_stats(lua_State *L)
     return 1;
 }
 
-/* port:reopen() -> true | nil,msg,code: open the same path again after the
- * module reset (same options). Pending commands already failed with EPORTLOST. */
+/* port:reopen([path]) -> true | nil,msg,code: open the port again after the
+ * module reset (same options), at the same path or at `path` when the module
+ * came back under another name (USB re-enumeration). Pending commands already
+ * failed with EPORTLOST. A port that is not lost is left alone. */
 static int port_reopen(lua_State *L)
 {
     hf_port *p = check_port(L, 1);
+    size_t plen = 0;
+    const char *path = luaL_optlstring(L, 2, NULL, &plen);
+    if (path)
+        luaL_argcheck(L, plen > 0 && plen < sizeof p->path && strlen(path) == plen, 2,
+                      "path must be a non-empty string without NUL");
     if (p->closed)
         return push_fail(L, "port is closed", "ECLOSED");
     if (!p->lost) {
@@ -920,9 +978,11 @@ static int port_reopen(lua_State *L)
     }
     hf_error err;
     hf_error_clear(&err);
-    hf_transport *tr = hf_transport_open(p->path, &p->topts, &err);
+    hf_transport *tr = hf_transport_open(path ? path : p->path, &p->topts, &err);
     if (!tr)
         return push_fail(L, err.msg, err.code ? err.code : "EIO");
+    if (path)
+        memcpy(p->path, path, plen + 1);
     p->tr = tr;
     p->lost = 0;
     p->lost_msg[0] = '\0';
@@ -978,14 +1038,19 @@ static int port_tostring(lua_State *L)
 static int core_open(lua_State *L)
 {
     size_t plen;
-    const char *path = luaL_checklstring(L, 1, &plen);
+    if (lua_type(L, 1) != LUA_TSTRING)   /* a number would be opened as a relative path */
+        luaL_typeerror(L, 1, "string");
+    const char *path = lua_tolstring(L, 1, &plen);
     lua_Integer baud = luaL_optinteger(L, 2, 115200);
     const char *flow = luaL_optstring(L, 3, "none");
     double timeout = luaL_optnumber(L, 4, 30.0);
     luaL_argcheck(L, plen > 0 && plen < sizeof(((hf_port *)0)->path) &&
-                     strlen(path) == plen, 1, "path must be a non-empty string without NUL");
+                     strlen(path) == plen, 1, "path must be 1 to 255 bytes without NUL");
     luaL_argcheck(L, baud >= 50 && baud <= 4000000, 2, "baud rate out of range");
-    luaL_argcheck(L, strcmp(flow, "none") == 0 || strcmp(flow, "rtscts") == 0, 3,
+    size_t flen = strlen(flow);
+    if (lua_type(L, 3) == LUA_TSTRING)
+        lua_tolstring(L, 3, &flen);
+    luaL_argcheck(L, flen == strlen(flow) && (strcmp(flow, "none") == 0 || strcmp(flow, "rtscts") == 0), 3,
                   "flow control must be \"none\" or \"rtscts\"");
     luaL_argcheck(L, timeout > 0 && timeout <= 3600, 4, "timeout out of range (0 .. 3600 s)");
 

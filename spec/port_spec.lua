@@ -122,7 +122,8 @@ expect AT+CGSN
 sleep 0.8
 send 867530900000001
 send OK
-expect AT
+expect AT+CMEE?
+send +CMEE: 2
 send OK
 expect AT+GMR
 send 12.815.01.03.00

@@ -71,3 +71,27 @@ print("reopen", select(3, port:reopen()))
     p:finish()
   end)
 end)
+
+describe("USB identity (hwfota.identity)", function()
+  it("reads VID:PID, serial and interface, and finds the port by them", function()
+    local p = peer.start("sleep 0.5\n")
+    local out, ok = run_child(p.path, [[
+local identity = require "hwfota.identity"
+local id = assert(identity.of("/dev/ttyUSB2"))
+print("id", ("%04x:%04x"):format(id.vid, id.pid), id.serial, id.interface)
+print("find", identity.find(id))
+id.interface = 3
+print("other-interface", identity.find(id))
+id.interface, id.serial = 2, "OTHER"
+print("other-serial", identity.find(id))
+print("not-a-port", select(3, identity.of("/dev/ttyUSB9")))
+]])
+    assert.is_true(ok, out)
+    assert.matches("id\t12d1:1573\tSIM0001\t2", out, 1, true)
+    assert.matches("find\t/dev/ttyUSB2", out, 1, true)
+    assert.matches("other-interface\tnil", out, 1, true)
+    assert.matches("other-serial\tnil", out, 1, true)
+    assert.matches("not-a-port\tENOENT", out, 1, true)
+    p:finish()
+  end)
+end)

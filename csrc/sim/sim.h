@@ -5,17 +5,19 @@
  * FOTA state machine, so that a bug in one cannot hide a bug in the other.
  *
  * Files: sim_main.c (options, scenario files, poll loop, ptys, log),
- *        sim_module.c (AT commands, FOTA states, timeline, faults, noise).
+ *        sim_module.c (AT commands, FOTA states, timeline, faults, noise),
+ *        sim_sms.c (text-mode SMS: storage, +CMTI, +CMGR/+CMGL/+CMGD, --sms/--urc).
  */
 #ifndef HWFOTA_SIM_H
 #define HWFOTA_SIM_H
 
 #include <limits.h>
 #include <stddef.h>
+#include <sys/types.h>
 
-#define SIM_MAX_MODULES 256
+#define SIM_MAX_MODULES 1024
 #define SIM_INBUF 4096
-#define SIM_OUTBUF (256 * 1024)
+#define SIM_OUTBUF (64 * 1024)
 #define SIM_STR 256
 #define SIM_DESC 2048
 
@@ -29,6 +31,28 @@ typedef struct {
     int fired;
 } sim_trigger;
 
+/* An SMS (--sms TRIGGER:FROM:TEXT) or a raw URC line (--urc TRIGGER:LINE) to send. */
+#define SIM_SMS_PLAN 8        /* --sms/--urc per module */
+#define SIM_SMS_TEXT 161      /* 160 characters (one GSM 7-bit SMS) */
+#define SIM_SMS_FROM 24       /* 20 characters */
+#define SIM_SMS_SLOTS 20      /* default SIM storage ("SM") */
+#define SIM_SMS_SLOTS_MAX 255
+typedef struct {
+    sim_trigger trig;
+    int urc;                  /* 1: send text as a URC line as is (--urc) */
+    char from[SIM_SMS_FROM];
+    char text[SIM_STR];
+} sim_sms_plan;
+
+/* One stored message in SIM storage. */
+typedef struct {
+    int used;
+    int unread;
+    char from[SIM_SMS_FROM];
+    char scts[32];
+    char text[SIM_SMS_TEXT];
+} sim_sms;
+
 /* Faults one module carries (copied from the configuration). */
 typedef struct {
     int no_new_version;      /* detection ends in 14 */
@@ -41,6 +65,7 @@ typedef struct {
     double port_gone_for;    /* model seconds; < 0: for good */
     sim_trigger hang;
     double hang_for;         /* model seconds */
+    int hang_reject;         /* commands during a hang: +CME ERROR: Previous command is not complete */
     int garbage_every;       /* a garbage burst before every Nth line sent */
     int drop_every;          /* one byte dropped from every Nth line sent */
     int dup_state;           /* every ^FOTASTATE URC twice */
@@ -49,6 +74,8 @@ typedef struct {
     int data_session;        /* a PS data session is up: collision */
     int sim_pin;             /* SIM PIN required */
     int not_registered;      /* +CREG: 0,0; detection/download fail with code 11 */
+    int n_sms;               /* SMS / URC deliveries (trig.fired: done) */
+    sim_sms_plan sms[SIM_SMS_PLAN];
 } sim_faults;
 
 typedef struct {
@@ -68,14 +95,17 @@ typedef struct {
     double rate;                  /* bytes per model second */
     double detect_time, verify_time, upgrade_delay, reset_delay, reset_gap, boot_time;
     double noise;                 /* noise URCs per real second per module */
+    double day;                   /* model seconds per day of the auto-query period */
     unsigned long seed;
     int unknown_error;            /* 1: unknown commands answer ERROR */
     int cmee_default;
     int drop_closed;              /* lines sent while no host holds the port are lost */
     char pin[32];
+    int sms_slots;                /* SIM message storage size */
     sim_faults faults;
     int fault_mask_set;
     unsigned char fault_mask[SIM_MAX_MODULES];
+    sim_faults *module_faults[SIM_MAX_MODULES]; /* scenario [module N] sections */
 } sim_config;
 
 /* Pending timeline step of the FOTA process. */
@@ -98,10 +128,17 @@ typedef struct sim_module {
     int gone_for_good;
     int host;                     /* --closed-port drop: a host holds the slave */
     double host_check_at;         /* ... next look for one */
+    int close_wd;                 /* inotify watch on the slave: a host closed it */
+    int logged_state;             /* last state written to the log (-1 none) */
 
     /* AT settings (reset at boot) */
     int echo, verbose, cmee, curc, creg_n, cgreg_n;
     int sim_locked;
+    int cmgf;                     /* 0 PDU (default), 1 text */
+    int cnmi[5];                  /* +CNMI: mode,mt,bm,ds,bfr (default 0,0,0,0,0) */
+
+    /* SIM message storage: survives resets (it is on the SIM); allocated at first use */
+    sim_sms *sms;
 
     /* FOTA configuration and state */
     char apn[SIM_STR], user[SIM_STR], pw[SIM_STR];
@@ -149,7 +186,7 @@ double sim_rand01(void);
 int sim_parse_trigger(const char *s, sim_trigger *t);
 
 /* sim_module.c */
-void mod_init(sim_module *m, int idx, const sim_config *cfg, int faulty);
+void mod_init(sim_module *m, int idx, const sim_config *cfg, const sim_faults *faults);
 void mod_boot(sim_module *m);                 /* first boot: settings + start-up URCs */
 void mod_input(sim_module *m, const char *buf, size_t n);
 void mod_tick(sim_module *m, double now);     /* run every due timer */
@@ -157,5 +194,31 @@ double mod_next_deadline(const sim_module *m);/* earliest pending real time, or 
 void mod_flush(sim_module *m);                /* write queued output */
 int mod_port_open(const sim_module *m);       /* pty up and (drop mode) held by a host */
 void mod_host_closed(sim_module *m);          /* --closed-port drop: master saw EIO/HUP */
+void mod_free(sim_module *m);                 /* release what the module allocated */
+
+/* sim_module.c helpers that sim_sms.c shares */
+typedef struct {
+    char s[SIM_STR];
+    int quoted;
+} sim_param;
+int mod_params(const char *p, sim_param *out, int max);  /* count, max+1 too many, -1 bad */
+int mod_int_param(const sim_param *q, int lo, int hi, int *out);
+void mod_info(sim_module *m, const char *text);
+void mod_final(sim_module *m, const char *text);
+void mod_urc(sim_module *m, const char *text);
+int mod_cmd_matches(const char *body, const sim_trigger *t);
+double mod_bytes_now(const sim_module *m, double now);
+
+/* sim_sms.c */
+int sms_parse_plan(const char *v, int urc, sim_sms_plan *p); /* "TRIGGER:FROM:TEXT" / "TRIGGER:LINE" */
+void sms_defaults(sim_module *m);             /* +CMGF/+CNMI after boot */
+void sms_deliver(sim_module *m, sim_sms_plan *p);
+void sms_check_state(sim_module *m, int st);  /* state= triggers */
+void sms_check_cmd(sim_module *m, const char *body, int *match); /* cmd= triggers: which match */
+void sms_after_cmd(sim_module *m, const int *match);
+void sms_tick(sim_module *m, double now);     /* time= and byte= triggers */
+double sms_next_deadline(const sim_module *m);
+/* The SMS commands (+CMGF, +CPMS, +CNMI, +CMGR, +CMGL, +CMGD); 1 when name is one. */
+int sms_command(sim_module *m, const char *name, int form, const char *args);
 
 #endif

@@ -13,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
@@ -48,6 +52,28 @@ unsigned long sim_rand(void)
 
 double sim_rand01(void) { return (double)(sim_rand() % 1000000UL) / 1000000.0; }
 
+/* ------------------------------------------------- a host that died holding the port
+ * On a real USB port a host's TIOCEXCL ends with its last close (the tty is freed).
+ * Here our own slave fd keeps the pty alive, so the exclusive flag of a host killed
+ * without closing (SIGKILL) would stay set and make the port "busy" for ever. When
+ * the flag is set but nobody holds a flock on the slave (hwfota takes flock before
+ * TIOCEXCL and keeps it while the port is open), the owner is gone: clear the flag.
+ * Checked when the slave is closed (inotify, below), not on a timer. */
+
+static void release_dead_exclusive(sim_module *m)
+{
+#ifdef TIOCGEXCL
+    int excl = 0;
+    if (m->sfd < 0 || ioctl(m->sfd, TIOCGEXCL, &excl) != 0 || !excl) return;
+    if (flock(m->sfd, LOCK_EX | LOCK_NB) != 0) return;   /* a live host holds it */
+    ioctl(m->sfd, TIOCNXCL);
+    flock(m->sfd, LOCK_UN);
+    sim_log(m->idx, "\"ev\":\"host\",\"what\":\"released\"");
+#else
+    (void)m;
+#endif
+}
+
 /* ---------------------------------------------------------------- log */
 
 void sim_json_str(char *dst, size_t cap, const char *s)
@@ -82,6 +108,42 @@ void sim_log(int m, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- ptys */
 
+/* Closes of a module's slave (a host closed it, or died) are watched with
+ * inotify; each one runs release_dead_exclusive() for that module. */
+static int close_watch = -1;
+
+static void watch_closes(sim_module *m, const char *pts)
+{
+    m->close_wd = -1;
+    if (close_watch < 0)
+        close_watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (close_watch >= 0)
+        m->close_wd = inotify_add_watch(close_watch, pts, IN_CLOSE_WRITE | IN_CLOSE_NOWRITE);
+}
+
+static void unwatch_closes(sim_module *m)
+{
+    if (close_watch >= 0 && m->close_wd >= 0)
+        inotify_rm_watch(close_watch, m->close_wd);
+    m->close_wd = -1;
+}
+
+/* Read the close events; a host closed module k's slave: free its TIOCEXCL. */
+static void handle_closes(sim_module *mods, int n)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t got;
+    while ((got = read(close_watch, buf, sizeof buf)) > 0) {
+        for (char *p = buf; p < buf + got;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            for (int i = 0; i < n; i++)
+                if (mods[i].close_wd == ev->wd)
+                    release_dead_exclusive(&mods[i]);
+            p += sizeof *ev + ev->len;
+        }
+    }
+}
+
 int sim_publish(sim_module *m)
 {
     int mfd, sfd;
@@ -113,6 +175,7 @@ int sim_publish(sim_module *m)
     }
     m->mfd = mfd;
     m->sfd = sfd; /* kept open: the master never sees EIO while no host holds the port */
+    watch_closes(m, name);
     m->host = 0;
     m->host_check_at = 0;
     if (cfg.drop_closed) {
@@ -133,6 +196,7 @@ int sim_publish(sim_module *m)
 void sim_unpublish(sim_module *m, int remove_link)
 {
     if (remove_link) unlink(m->path);
+    unwatch_closes(m);
     if (m->sfd >= 0) close(m->sfd);
     if (m->mfd >= 0) close(m->mfd); /* the host's slave fd now sees hang-up / EIO */
     if (m->mfd >= 0) sim_log(m->idx, "\"ev\":\"port\",\"what\":\"down\"");
@@ -195,13 +259,15 @@ static void usage(FILE *o)
 "remove the links and exit 0. Times are model seconds, multiplied by --time-scale.\n"
 "\n"
 "General:\n"
-"  --modules N            number of modules (1..256, default 1)\n"
+"  --modules N            number of modules (1..1024, default 1)\n"
 "  --dir DIR              where the links go (default /tmp/hwfota-sim)\n"
 "  --name NAME            first link name; a trailing number counts up (default ttyUSB2)\n"
 "  --log FILE             JSON-lines log of every line received/sent and every event\n"
 "  --scenario FILE        read key=value lines (keys = long options without --; '#' comments;\n"
-"                         flags take 1/0); later options override earlier ones\n"
-"  --time-scale X         multiply every model duration (default 1.0; tests use 0.05)\n"
+"                         flags take 1/0); later options override earlier ones. Fault keys\n"
+"                         after a line [module N] or [modules N,M,...] apply to those modules\n"
+"                         only (starting from the global faults so far); [all] ends that\n"
+"  --time-scale X         multiply every model duration (default 1.0; tests use 0.03)\n"
 "  --seed N               seed for noise and garbage (default 1)\n"
 "  --help                 this text\n"
 "Identity:\n"
@@ -226,7 +292,9 @@ static void usage(FILE *o)
 "  --upgrade-delay S      40 -> 50 with automatic upgrade (default 1)\n"
 "  --reset-delay S        50 -> reset (default 2)\n"
 "  --reset-gap S          pty absent during a reset (default 5)\n"
-"  --boot-time S          boot URCs -> ^FOTASTATE: 90/80/31/10 (default 2)\n"
+"  --boot-time S          boot URCs -> ^FOTASTATE: 90/80/31/10 (default 2)\n""  --day S                model seconds per day of AT^FOTAMODE's query period (default 86400).\n"
+"                         Auto query: at once when turned on in idle, after each boot, and\n"
+"                         <period> days after each query that leaves the module idle\n"
 "Noise:\n"
 "  --noise R              ^RSSI/^MODE/^DSFLOWRPT/^SRVST/^HCSQ per real second per module,\n"
 "                         between lines and inside multi-line responses (default 0).\n"
@@ -246,20 +314,39 @@ static void usage(FILE *o)
 "  --port-gone-for S      ... for S model seconds, or for good when S < 0 (default 5)\n"
 "  --hang TRIGGER         no answer: commands wait (echo continues) ...\n"
 "  --hang-for S           ... for S model seconds; a cmd= trigger's own reply comes late\n"
-"                         (default 10)\n"
+"                         (default 10)\n""  --hang-reject          commands sent during a hang answer at once\n"
+"                         +CME ERROR: Previous command is not complete (default: they wait)\n"
 "  --garbage N            a burst of 8 garbage bytes before every Nth line sent\n"
 "  --drop N               one byte missing from every Nth line sent\n"
 "  --dup-state            every ^FOTASTATE URC sent twice\n"
 "  --bad-state S          the URC for state S sent malformed (first half of the line only)\n"
 "  --lose-state S         the URC for state S not sent (state still changes)\n"
 "  --data-session         a data session is up: ^FOTADET and ^FOTADL=1 answer\n"
-"                         +CME ERROR: FOTA is in collision state\n"
+"                         +CME ERROR: FOTA is in collision state, until the host ends it with\n"
+"                         AT^NDISDUP=1,0 or AT+CGACT=0,1 (AT^NDISDUP=1,1 / AT+CGACT=1,1 start one)\n"
 "  --sim-pin              SIM PIN required: +CPIN: SIM PIN; FOTA commands answer\n"
 "                         +CME ERROR: SIM PIN required until AT+CPIN=\"PIN\"\n"
 "  --not-registered       +CREG: 0,0 / +CGREG: 0,0; detection ends in 13,11, download in 20,11\n"
+"  --urc TRIGGER:LINE     send LINE (printable ASCII) as a URC, e.g. a malformed\n"
+"                         --urc 'time=1:+CMTI: \"SM\",1;AT^FWUP' (repeatable)\n"
+"SMS (text mode, 3GPP 27.005; SIM storage \"SM\" survives resets, indexes from 0):\n"
+"  --sms TRIGGER:FROM:TEXT  an SMS from FROM (up to 20 characters, no '\"') with TEXT\n"
+"                         (up to 160 printable ASCII characters) arrives; repeatable (8 in all\n"
+"                         with --urc), also per module. Stored in the first free slot, then\n"
+"                         +CMTI: \"SM\",<index> if AT+CNMI's mode is 1|2 and mt 1|3 (CNMI is\n"
+"                         0,0,0,0,0 after boot: no indication); mt 2: +CMT, not stored.\n"
+"                         Full storage: not stored (logged). While the module resets, it\n"
+"                         arrives after the reboot. e.g. --sms 'time=1:+8613800000000:FOTA UPGRADE'\n"
+"  --sms-slots N          SIM storage size, 1..255 (default 20)\n"
+"  Commands: AT+CMGF=0|1 (0 after boot; reads need 1: PDU mode answers +CMS ERROR: 303),\n"
+"  AT+CPMS? / AT+CPMS=\"SM\"[,\"SM\"[,\"SM\"]] (other memories: 302), AT+CNMI=<mode>,<mt>[,...],\n"
+"  AT+CMGR=<i> (REC UNREAD becomes REC READ), AT+CMGL[=\"REC UNREAD\"|\"REC READ\"|\"ALL\"|...],\n"
+"  AT+CMGD=<i>[,<delflag 0-4>]. +CMS ERROR: <n> is numeric whatever AT+CMEE says: 321 invalid\n"
+"  index (empty or out of range), 304/305 invalid PDU/text mode parameter, 311 SIM PIN.\n"
 "\n"
 "CME errors follow AT+CMEE: 0 ERROR, 1 +CME ERROR: <n>, 2 +CME ERROR: <text>. Numbers:\n"
-"SIM PIN required 11, Operation not supported 4, FOTA is in collision state 54 (inferred),\n"
+"SIM PIN required 11, Operation not supported 4, FOTA is in collision state 54 and\n"
+"Previous command is not complete 2 (both inferred),\n"
 "incorrect parameters 50.\n"
 "\n"
 "Log (--log): one JSON object per line, t = real seconds since start, m = module index:\n"
@@ -270,11 +357,54 @@ static void usage(FILE *o)
 "  {\"t\":0.4,\"m\":0,\"ev\":\"port\",\"what\":\"up\",\"path\":..,\"pty\":..}  what: up|down\n"
 "  {\"t\":0.5,\"m\":0,\"ev\":\"boot\",\"version\":\"...\"}\n"
 "  {\"t\":0.6,\"m\":0,\"ev\":\"fault\",\"fault\":\"<option name>\",...}\n"
-"  {\"t\":0.7,\"m\":0,\"ev\":\"lost\",\"line\":\"...\"}                 line sent while the port was gone\n",
+"  {\"t\":0.7,\"m\":0,\"ev\":\"lost\",\"line\":\"...\"}                 line sent while the port was gone\n"
+"  {\"t\":0.8,\"m\":0,\"ev\":\"sms\",\"what\":\"delivered\",\"index\":0,\"from\":..,\"text\":..,\"cmti\":true}\n"
+"                                     what: delivered|rejected (reason full|sim-locked)|read|deleted|cnmi\n",
         o);
 }
 
 static int apply_option(const char *k, const char *v);
+static sim_faults *cur_faults; /* inside a scenario [module N] section */
+
+static int is_fault_key(const char *k)
+{
+    static const char *keys[] = {"no-new-version", "detect-fail", "download-fail", "download-fail-at",
+        "power-loss", "upgrade-fail", "port-gone", "port-gone-for", "hang", "hang-for", "hang-reject",
+        "garbage", "drop", "dup-state", "bad-state", "lose-state", "data-session", "sim-pin",
+        "not-registered", "sms", "urc", NULL};
+    for (int i = 0; keys[i]; i++)
+        if (!strcmp(k, keys[i])) return 1;
+    return 0;
+}
+
+/* "[module 3]" or "[modules 1,4]": fault keys that follow apply to those modules only,
+ * starting from the global faults set so far; "[all]" goes back to the global set. */
+static int section(char *s, int *targets, int *nt)
+{
+    size_t n = strlen(s);
+    if (n < 2 || s[n - 1] != ']') return -1;
+    s[n - 1] = '\0';
+    s++;
+    *nt = 0;
+    if (!strcmp(s, "all")) return 0;
+    if (!strncmp(s, "modules ", 8)) s += 8;
+    else if (!strncmp(s, "module ", 7)) s += 7;
+    else return -1;
+    while (*s) {
+        char *end;
+        long i = strtol(s, &end, 10);
+        if (end == s || i < 0 || i >= SIM_MAX_MODULES || *nt >= SIM_MAX_MODULES) return -1;
+        if (!cfg.module_faults[i]) {
+            cfg.module_faults[i] = malloc(sizeof(sim_faults));
+            if (!cfg.module_faults[i]) return -1;
+            *cfg.module_faults[i] = cfg.faults;
+        }
+        targets[(*nt)++] = (int)i;
+        s = end;
+        while (*s == ',' || *s == ' ') s++;
+    }
+    return *nt ? 0 : -1;
+}
 
 static int load_scenario(const char *file)
 {
@@ -285,6 +415,8 @@ static int load_scenario(const char *file)
     }
     char line[4096];
     int ln = 0, rc = 0;
+    static int targets[SIM_MAX_MODULES];
+    int nt = 0;
     while (fgets(line, sizeof line, fp)) {
         ln++;
         char *s = line;
@@ -293,6 +425,15 @@ static int load_scenario(const char *file)
         while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
             s[--n] = '\0';
         if (!*s || *s == '#') continue;
+        if (*s == '[') {
+            if (section(s, targets, &nt) < 0) {
+                fprintf(stderr, "hwfota-sim: %s:%d: bad section (want [module N], [modules N,M] or [all])\n",
+                        file, ln);
+                rc = -1;
+                break;
+            }
+            continue;
+        }
         char *eq = strchr(s, '=');
         const char *val = NULL;
         if (eq) {
@@ -302,7 +443,16 @@ static int load_scenario(const char *file)
             val = eq + 1;
             while (*val == ' ' || *val == '\t') val++;
         }
-        if (apply_option(s, val) < 0) {
+        int bad = 0;
+        if (nt == 0) bad = apply_option(s, val) < 0;
+        else if (!is_fault_key(s)) bad = 1;
+        else
+            for (int t = 0; t < nt && !bad; t++) {
+                cur_faults = cfg.module_faults[targets[t]];
+                bad = apply_option(s, val) < 0;
+                cur_faults = NULL;
+            }
+        if (bad) {
             fprintf(stderr, "hwfota-sim: %s:%d: bad setting \"%s\"\n", file, ln, s);
             rc = -1;
             break;
@@ -322,7 +472,7 @@ static int set_str(char *dst, size_t cap, const char *v)
 static int apply_option(const char *k, const char *v)
 {
     double d;
-    sim_faults *f = &cfg.faults;
+    sim_faults *f = cur_faults ? cur_faults : &cfg.faults;
 #define NUM(lo, hi) (parse_num(v, (lo), (hi), &d) < 0 ? -1 : 0)
     if (!strcmp(k, "modules")) { if (NUM(1, SIM_MAX_MODULES)) return -1; cfg.modules = (int)d; }
     else if (!strcmp(k, "dir")) return set_str(cfg.dir, sizeof cfg.dir, v);
@@ -368,6 +518,7 @@ static int apply_option(const char *k, const char *v)
     else if (!strcmp(k, "reset-delay")) { if (NUM(0, 1e7)) return -1; cfg.reset_delay = d; }
     else if (!strcmp(k, "reset-gap")) { if (NUM(0, 1e7)) return -1; cfg.reset_gap = d; }
     else if (!strcmp(k, "boot-time")) { if (NUM(0, 1e7)) return -1; cfg.boot_time = d; }
+    else if (!strcmp(k, "day")) { if (NUM(1e-3, 1e9)) return -1; cfg.day = d; }
     else if (!strcmp(k, "noise")) { if (NUM(0, 1e4)) return -1; cfg.noise = d; }
     else if (!strcmp(k, "fault-modules")) {
         if (!v || !*v) return -1;
@@ -394,6 +545,7 @@ static int apply_option(const char *k, const char *v)
     else if (!strcmp(k, "port-gone-for")) { if (NUM(-1e12, 1e7)) return -1; f->port_gone_for = d; }
     else if (!strcmp(k, "hang")) return v ? sim_parse_trigger(v, &f->hang) : -1;
     else if (!strcmp(k, "hang-for")) { if (NUM(0, 1e7)) return -1; f->hang_for = d; }
+    else if (!strcmp(k, "hang-reject")) { int b = parse_flag(v); if (b < 0) return -1; f->hang_reject = b; }
     else if (!strcmp(k, "garbage")) { if (NUM(0, 1e9)) return -1; f->garbage_every = (int)d; }
     else if (!strcmp(k, "drop")) { if (NUM(0, 1e9)) return -1; f->drop_every = (int)d; }
     else if (!strcmp(k, "dup-state")) { int b = parse_flag(v); if (b < 0) return -1; f->dup_state = b; }
@@ -402,6 +554,12 @@ static int apply_option(const char *k, const char *v)
     else if (!strcmp(k, "data-session")) { int b = parse_flag(v); if (b < 0) return -1; f->data_session = b; }
     else if (!strcmp(k, "sim-pin")) { int b = parse_flag(v); if (b < 0) return -1; f->sim_pin = b; }
     else if (!strcmp(k, "not-registered")) { int b = parse_flag(v); if (b < 0) return -1; f->not_registered = b; }
+    else if (!strcmp(k, "sms") || !strcmp(k, "urc")) {
+        if (f->n_sms >= SIM_SMS_PLAN) return -1;
+        if (sms_parse_plan(v, !strcmp(k, "urc"), &f->sms[f->n_sms]) < 0) return -1;
+        f->n_sms++;
+    }
+    else if (!strcmp(k, "sms-slots")) { if (NUM(1, SIM_SMS_SLOTS_MAX)) return -1; cfg.sms_slots = (int)d; }
     else return -1;
 #undef NUM
     return 0;
@@ -409,7 +567,7 @@ static int apply_option(const char *k, const char *v)
 
 static int is_flag_option(const char *k)
 {
-    static const char *flags[] = {"no-new-version", "dup-state", "data-session", "sim-pin",
+    static const char *flags[] = {"no-new-version", "dup-state", "data-session", "sim-pin", "hang-reject",
                                   "not-registered", NULL};
     for (int i = 0; flags[i]; i++)
         if (!strcmp(k, flags[i])) return 1;
@@ -439,9 +597,11 @@ static void defaults(void)
     cfg.reset_delay = 2;
     cfg.reset_gap = 5;
     cfg.boot_time = 2;
+    cfg.day = 86400;
     cfg.seed = 1;
     cfg.cmee_default = 2;
     snprintf(cfg.pin, sizeof cfg.pin, "1234");
+    cfg.sms_slots = SIM_SMS_SLOTS;
     cfg.faults.download_fail_at = -1;
     cfg.faults.port_gone_for = 5;
     cfg.faults.hang_for = 10;
@@ -526,13 +686,19 @@ int main(int argc, char **argv)
     sigaddset(&block, SIGHUP);
     sigprocmask(SIG_BLOCK, &block, &orig);
 
+    /* two fds per module: raise the soft limit as far as allowed */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     mods = calloc((size_t)cfg.modules, sizeof *mods);
     if (!mods) { fprintf(stderr, "hwfota-sim: out of memory\n"); return 1; }
     int rc = 0;
     for (int i = 0; i < cfg.modules; i++) {
         sim_module *m = &mods[i];
-        int faulty = !cfg.fault_mask_set || (i < SIM_MAX_MODULES && cfg.fault_mask[i]);
-        mod_init(m, i, &cfg, faulty);
+        int faulty = !cfg.fault_mask_set || cfg.fault_mask[i];
+        mod_init(m, i, &cfg, cfg.module_faults[i] ? cfg.module_faults[i] : faulty ? &cfg.faults : NULL);
         if (cfg.name_start >= 0)
             snprintf(m->path, sizeof m->path, "%s/%s%d", cfg.dir, cfg.name_prefix,
                      cfg.name_start + i);
@@ -551,8 +717,8 @@ int main(int argc, char **argv)
         sim_log(-1, "\"ev\":\"ready\",\"modules\":%d", cfg.modules);
     }
 
-    struct pollfd *pfd = calloc((size_t)cfg.modules + 1, sizeof *pfd);
-    int *pmod = calloc((size_t)cfg.modules + 1, sizeof *pmod);
+    struct pollfd *pfd = calloc((size_t)cfg.modules + 2, sizeof *pfd);
+    int *pmod = calloc((size_t)cfg.modules + 2, sizeof *pmod);
     while (rc == 0 && !stop_sig && pfd && pmod) {
         double now = sim_now();
         for (int i = 0; i < cfg.modules; i++) mod_tick(&mods[i], now);
@@ -567,6 +733,14 @@ int main(int argc, char **argv)
             pfd[n].events = POLLIN | (m->outlen ? POLLOUT : 0);
             pfd[n].revents = 0;
             pmod[n++] = i;
+        }
+        int watch_slot = -1;
+        if (close_watch >= 0) {
+            watch_slot = n;
+            pfd[n].fd = close_watch;
+            pfd[n].events = POLLIN;
+            pfd[n].revents = 0;
+            pmod[n++] = -1;
         }
         struct timespec ts, *tsp = NULL;
         if (next > 0) {
@@ -584,7 +758,10 @@ int main(int argc, char **argv)
             rc = 1;
             break;
         }
+        if (watch_slot >= 0 && (pfd[watch_slot].revents & POLLIN))
+            handle_closes(mods, cfg.modules);
         for (int k = 0; k < n; k++) {
+            if (k == watch_slot) continue;
             sim_module *m = &mods[pmod[k]];
             if (m->mfd != pfd[k].fd) continue;
             if (pfd[k].revents & POLLOUT) mod_flush(m);
@@ -600,11 +777,13 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < cfg.modules; i++) {
         sim_unpublish(&mods[i], 1);
+        mod_free(&mods[i]);
     }
     if (stop_sig) sim_log(-1, "\"ev\":\"exit\",\"signal\":%d", (int)stop_sig);
     if (log_fp) fclose(log_fp);
     free(pfd);
     free(pmod);
     free(mods);
+    for (int i = 0; i < SIM_MAX_MODULES; i++) free(cfg.module_faults[i]);
     return rc;
 }

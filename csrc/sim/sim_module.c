@@ -3,6 +3,7 @@
  * parser), the FOTA state machine and its timeline, faults and noise.
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -182,6 +183,7 @@ static void cme(sim_module *m, int num, const char *text)
 
 static void check_state_triggers(sim_module *m, int st)
 {
+    sms_check_state(m, st);
     if (m->f.power_loss.kind == TRIG_STATE && !m->f.power_loss.fired && (int)m->f.power_loss.val == st)
         m->pending_power = 1;
     if (m->f.port_gone.kind == TRIG_STATE && !m->f.port_gone.fired && (int)m->f.port_gone.val == st)
@@ -194,9 +196,13 @@ static void check_state_triggers(sim_module *m, int st)
     }
 }
 
+/* The log's "state" events are changes: a report of the same state after a
+ * boot (^FOTASTATE: 31 again) is a URC, not a new state. */
 static void log_state(sim_module *m, int st)
 {
-    sim_log(m->idx, "\"ev\":\"state\",\"state\":%d", st);
+    if (st != m->logged_state)
+        sim_log(m->idx, "\"ev\":\"state\",\"state\":%d", st);
+    m->logged_state = st;
 }
 
 /* Enter state st and report it with ^FOTASTATE: <st><extra>. */
@@ -222,18 +228,28 @@ static void set_state(sim_module *m, int st, const char *extra)
     check_state_triggers(m, st);
 }
 
+static int state_is_idle(const sim_module *m)
+{
+    /* 10, and the reports after an upgrade (90, or a failure >= 60) */
+    return m->state == 10 || m->state >= 60;
+}
+
+/* Automatic query: the next one <period> days after the module went idle. */
+static void schedule_auto_query(sim_module *m)
+{
+    if (m->auto_query && state_is_idle(m) && m->ev == EV_NONE) {
+        m->ev = EV_AUTO_QUERY;
+        m->ev_at = sim_now() + SC(m, m->period * m->cfg->day);
+    }
+}
+
 /* 13, 14 and 20 return to idle by themselves. */
 static void back_to_idle(sim_module *m)
 {
     m->state = 10;
     m->ev = EV_NONE;
     log_state(m, 10);
-}
-
-static int state_is_idle(const sim_module *m)
-{
-    /* 10, and the reports after an upgrade (90, or a failure >= 60) */
-    return m->state == 10 || m->state >= 60;
+    schedule_auto_query(m);
 }
 
 static double bytes_now(const sim_module *m, double now)
@@ -300,6 +316,12 @@ static void power_loss(sim_module *m)
     sim_log(m->idx, "\"ev\":\"fault\",\"fault\":\"power-loss\",\"state\":%d,\"byte\":%.0f",
             m->state, m->done);
     reset_module(m, "power-loss", BOOT_POWER_LOSS);
+    /* what survives in flash, until the post-boot report */
+    int s = m->state;
+    m->state = (s == 30 || s == 31) ? (m->resume ? 31 : 10) : (s == 40 || s == 50) ? 40
+             : (s == 11 || s == 12) ? 10 : s;
+    if (m->state == 10) { m->done = 0; m->have_delta = 0; }
+    if (m->state != s) log_state(m, m->state);
 }
 
 static void port_gone(sim_module *m)
@@ -326,6 +348,7 @@ static void at_defaults(sim_module *m)
     m->creg_n = 0;
     m->cgreg_n = 0;
     m->resp_info = 0;
+    sms_defaults(m);
 }
 
 static void boot_urcs(sim_module *m)
@@ -479,6 +502,12 @@ static void fota_event(sim_module *m, double now)
     case EV_RESET:
         reset_module(m, "upgrade", BOOT_UPGRADE);
         break;
+    case EV_AUTO_QUERY:
+        if (m->auto_query && state_is_idle(m)) {
+            sim_log(m->idx, "\"ev\":\"auto-query\"");
+            start_detect(m);
+        }
+        break;
     default:
         break;
     }
@@ -506,6 +535,7 @@ void mod_tick(sim_module *m, double now)
         else if (m->mfd >= 0) port_gone(m);
         m->pending_power = m->pending_gone = 0;
     }
+    sms_tick(m, now);
     if (m->port_back_at > 0 && now >= m->port_back_at) port_back(m, now);
     if (m->post_boot_at > 0 && now >= m->post_boot_at && m->mfd >= 0) post_boot(m);
     if (m->ev != EV_NONE && now >= m->ev_at) fota_event(m, now);
@@ -544,6 +574,7 @@ double mod_next_deadline(const sim_module *m)
     c[n++] = trig_time(m, &m->f.port_gone);
     c[n++] = trig_time(m, &m->f.hang);
     c[n++] = m->cfg->drop_closed && m->mfd >= 0 && !m->host ? m->host_check_at : 0;
+    c[n++] = sms_next_deadline(m);
     for (int i = 0; i < n; i++)
         if (c[i] > 0 && (d == 0 || c[i] < d)) d = c[i];
     return d;
@@ -564,12 +595,16 @@ static void luhn_imei(unsigned long long base14, char out[16])
     snprintf(out, 16, "%s%d", d, (10 - sum % 10) % 10);
 }
 
-void mod_init(sim_module *m, int idx, const sim_config *cfg, int faulty)
+void mod_init(sim_module *m, int idx, const sim_config *cfg, const sim_faults *faults)
 {
-    memset(m, 0, sizeof *m);
+    /* the buffers at the end stay untouched (calloc'd) so that idle modules cost no RSS */
+    memset(m, 0, offsetof(sim_module, in));
+    m->inlen = m->outlen = 0;
     m->idx = idx;
     m->cfg = cfg;
-    if (faulty) m->f = cfg->faults;
+    m->logged_state = -1;
+    m->close_wd = -1;
+    if (faults) m->f = *faults;
     else {
         memset(&m->f, 0, sizeof m->f);
         m->f.bad_state = m->f.lose_state = -1;
@@ -642,13 +677,17 @@ static void handle_line(sim_module *m, char *line)
         m->pending_at = sim_now() + FAULT_DRAIN;
         return;
     }
+    int sms_match[SIM_SMS_PLAN];
+    sms_check_cmd(m, body, sms_match);
     execute(m, body);
+    sms_after_cmd(m, sms_match);
 }
 
 static void process_input(sim_module *m)
 {
     /* one command at a time; nothing more once power or port is about to go */
-    while (m->busy_until == 0 && m->mfd >= 0 && !m->pending_power && !m->pending_gone) {
+    while ((m->busy_until == 0 || m->f.hang_reject) && m->mfd >= 0 && !m->pending_power &&
+           !m->pending_gone) {
         char *cr = memchr(m->in, '\r', m->inlen);
         if (!cr) {
             if (m->inlen == sizeof m->in) { m->inlen = 0; m->in_overflow = 1; }
@@ -671,6 +710,15 @@ static void process_input(sim_module *m)
         for (size_t i = 0; i < len; i++)
             if (line[i] != '\n' && line[i] != '\0') line[o++] = line[i];
         line[o] = '\0';
+        if (m->busy_until > 0) {
+            /* --hang-reject: the module is still busy with the held command */
+            char j[SIM_INBUF * 2];
+            sim_json_str(j, sizeof j, line);
+            if (!o) continue;
+            sim_log(m->idx, "\"dir\":\"rx\",\"line\":%s", j);
+            cme(m, 2, "Previous command is not complete");
+            continue;
+        }
         handle_line(m, line);
     }
 }
@@ -687,10 +735,7 @@ void mod_input(sim_module *m, const char *buf, size_t n)
 
 /* ---------------------------------------------------------------- AT commands */
 
-typedef struct {
-    char s[SIM_STR];
-    int quoted;
-} param;
+typedef sim_param param;
 
 /* Split "a,\"b\",c" into params. -1 when malformed. */
 static int parse_params(const char *p, param *out, int max)
@@ -786,6 +831,7 @@ static void cmd_fotadl(sim_module *m, const char *args)
         m->have_delta = 0;
         m->state = 10;
         log_state(m, 10);
+        schedule_auto_query(m);
     }
 }
 
@@ -894,11 +940,36 @@ static void execute(sim_module *m, const char *body)
         if (form == 0) { info(m, m->f.not_registered ? "+CSQ: 99,99" : "+CSQ: 20,99"); ok(m); }
         else if (form == 2) { info(m, "+CSQ: (0-31,99),(99)"); ok(m); }
         else error(m);
+    } else if (IS("^NDISDUP")) {
+        /* ^NDISDUP=<cid>,<connect>[,<apn>...]: the module's own data call (ends a collision) */
+        if (form == 2) { info(m, "^NDISDUP: (1-16),(0-1)"); ok(m); }
+        else if (form == 3 && np >= 2 && int_param(&p[0], 1, 16, &v) == 0 &&
+                 int_param(&p[1], 0, 1, &v) == 0) {
+            m->f.data_session = v;
+            sim_log(m->idx, "\"ev\":\"data-session\",\"up\":%d", v);
+            ok(m);
+            send_line(m, "urc", v ? "^NDISSTAT: 1,,,\"IPV4\"" : "^NDISSTAT: 0,,,\"IPV4\"", 0);
+        } else error(m);
+    } else if (IS("^NDISSTATQRY")) {
+        if (form == 1) {
+            info(m, m->f.data_session ? "^NDISSTATQRY: 1,,,\"IPV4\"" : "^NDISSTATQRY: 0,,,\"IPV4\"");
+            ok(m);
+        } else error(m);
+    } else if (IS("+CGACT")) {
+        if (form == 1) { info(m, m->f.data_session ? "+CGACT: 1,1" : "+CGACT: 1,0"); ok(m); }
+        else if (form == 2) { info(m, "+CGACT: (0,1)"); ok(m); }
+        else if (form == 3 && np >= 1 && int_param(&p[0], 0, 1, &v) == 0) {
+            m->f.data_session = v;
+            sim_log(m->idx, "\"ev\":\"data-session\",\"up\":%d", v);
+            ok(m);
+        } else error(m);
     } else if (IS("^CURC")) {
         if (form == 1) { snprintf(b, sizeof b, "^CURC: %d", m->curc); info(m, b); ok(m); }
         else if (form == 2) { info(m, "^CURC: (0-2)"); ok(m); }
         else if (form == 3 && np >= 1 && int_param(&p[0], 0, 2, &v) == 0) { m->curc = v; ok(m); }
         else error(m);
+    } else if (sms_command(m, name, form, args)) {
+        /* +CMGF +CPMS +CNMI +CMGR +CMGL +CMGD (sim_sms.c) */
     } else if (IS("^FOTACFG")) {
         if (form == 2) { info(m, "^FOTACFG: (APN),(USERNAME),(PASSWORD),(0-2)"); ok(m); return; }
         if (fota_gate(m) < 0) return;
@@ -937,7 +1008,8 @@ static void execute(sim_module *m, const char *body)
             m->resume = a[3];
             m->period = a[4];
             ok(m);
-            if (m->auto_query && m->state == 10) start_detect(m);
+            if (!m->auto_query && m->ev == EV_AUTO_QUERY) m->ev = EV_NONE;
+            if (m->auto_query && state_is_idle(m) && m->ev != EV_DETECT_DONE) start_detect(m);
         } else error(m);
     } else if (IS("^FOTADET")) {
         if (form == 2) { ok(m); return; }
@@ -976,4 +1048,20 @@ static void execute(sim_module *m, const char *body)
         final(m, m->cfg->unknown_error ? "ERROR" : "COMMAND NOT SUPPORT");
     }
 #undef IS
+}
+
+/* ---------------------------------------------------------------- shared with sim_sms.c */
+
+int mod_params(const char *p, sim_param *out, int max) { return parse_params(p, out, max); }
+int mod_int_param(const sim_param *q, int lo, int hi, int *out) { return int_param(q, lo, hi, out); }
+void mod_info(sim_module *m, const char *text) { info(m, text); }
+void mod_final(sim_module *m, const char *text) { final(m, text); }
+void mod_urc(sim_module *m, const char *text) { send_line(m, "urc", text, 0); }
+int mod_cmd_matches(const char *body, const sim_trigger *t) { return cmd_matches(body, t); }
+double mod_bytes_now(const sim_module *m, double now) { return bytes_now(m, now); }
+
+void mod_free(sim_module *m)
+{
+    free(m->sms);
+    m->sms = NULL;
 }

@@ -380,11 +380,11 @@ static void late_answer_case(const char *late, int late_before_at_written, int l
     if (late_before_at_written)
         in(late, 5.05);
     write_out(5.1, 64);
-    CHECK_WIRE("AT\r");   /* the resync, not B */
+    CHECK_WIRE("AT+CMEE?\r");   /* the resync, not B */
     if (!late_before_at_written && !late_in_quiet)
         in(late, 5.15);
     CHECK(hf_at_deadline(&at) > 0, "resync is timed");
-    in("AT\r\r\nOK\r\n", 5.2);   /* the resync's echo and OK */
+    in("AT+CMEE?\r\r\n+CMEE: 2\r\n\r\nOK\r\n", 5.2);   /* the resync's echo and answer */
     if (late_in_quiet)
         in(late, 5.3);
     write_out(5.35, 64);
@@ -404,22 +404,24 @@ static void late_answer_case(const char *late, int late_before_at_written, int l
     CHECK_INT(per_id[b], 1);
     CHECK_INT(at.consecutive_timeouts, 0);
     CHECK(hf_at_idle(&at), "idle");
-    CHECK(strstr(evlog, "TIMEOUT(AT^FOTADET) RESYNC_START(AT) ") == evlog, "events: %s", evlog);
+    CHECK(strstr(evlog, "TIMEOUT(AT^FOTADET) RESYNC_START(AT+CMEE?) ") == evlog, "events: %s",
+          evlog);
     CHECK(strstr(evlog, "RESYNC_DONE(") != NULL, "events: %s", evlog);
     check_once();
 }
 
 static void test_timeout_late_answer(void)
 {
-    /* late OK arrives after AT is written: taken as the resync's OK, the real
-     * OK then restarts the quiet wait */
+    /* late OK arrives after the resync is written: no reply line before it, so
+     * not the resync's answer */
     late_answer_case("\r\nOK\r\n", 0, 0);
-    CHECK(strstr(evlog, "DISCARDED(OK) DISCARDED(OK) RESYNC_DONE(2)") != NULL, "%s", evlog);
+    CHECK(strstr(evlog, "DISCARDED(OK) DISCARDED(+CMEE: 2) DISCARDED(OK) RESYNC_DONE(3)") != NULL,
+          "%s", evlog);
     /* late error before AT goes out */
     late_answer_case("\r\n+CME ERROR: 100\r\n", 1, 0);
     /* late error between AT written and its OK */
     late_answer_case("\r\n+CME ERROR: Previous command is not complete\r\n", 0, 0);
-    /* late OK after the resync OK: quiet interval restarted */
+    /* late OK after the resync's answer (the second guard): quiet restarted */
     late_answer_case("\r\nOK\r\n", 0, 1);
     /* late response lines with their final; a URC in the middle is still delivered */
     late_answer_case("\r\n12.815.01.03.00\r\n\r\n^FOTASTATE: 11\r\n\r\nOK\r\n", 0, 0);
@@ -433,14 +435,14 @@ static void test_timeout_late_answer(void)
     write_out(0, 64);
     hf_at_tick(&at, 1);
     write_out(1, 64);
-    in("\r\nOK\r\n", 1.1);
+    in("\r\n+CMEE: 2\r\n\r\nOK\r\n", 1.1);
     hf_at_tick(&at, 2);
     CHECK(hf_at_idle(&at), "idle after resync");
     in("\r\nOK\r\n", 3);
     CHECK_STR(urclog, "OK|");
     unsigned long b = sub("AT+CGMR", HF_AT_EXPECT_ALL, NULL, 2);
     write_out(4, 64);
-    CHECK_WIRE("AT\rAT\rAT+CGMR\r");
+    CHECK_WIRE("AT\rAT+CMEE?\rAT+CGMR\r");
     hf_at_tick(&at, 6);
     CHECK_INT(per_id[b], 1);
     CHECK(strstr(reslog, "AT+CGMR -> TIMEOUT") != NULL, "%s", reslog);
@@ -455,19 +457,20 @@ static void test_resync_failures(void)
     sub("ATI", HF_AT_EXPECT_ALL, NULL, 5);
     hf_at_tick(&at, 10);                         /* timeout 1 */
     write_out(10, 64);
-    CHECK_WIRE("AT^FOTADLQ\rAT\r");
+    CHECK_WIRE("AT^FOTADLQ\rAT+CMEE?\r");
     hf_at_tick(&at, 10 + HF_AT_RESYNC_TIMEOUT - 0.01);
     CHECK_INT(at.consecutive_timeouts, 1);
     hf_at_tick(&at, 10 + HF_AT_RESYNC_TIMEOUT);  /* timeout 2: retried */
     CHECK_INT(at.consecutive_timeouts, 2);
     CHECK_STR(reslog, "AT^FOTADLQ -> TIMEOUT NONE []\n");
     write_out(13.5, 64);
-    CHECK_WIRE("AT\r");
+    CHECK_WIRE("AT+CSQ\r");   /* a retry uses another command */
     hf_at_tick(&at, 13.5 + HF_AT_RESYNC_TIMEOUT);  /* timeout 3: give up */
     CHECK_INT(at.consecutive_timeouts, 3);
     CHECK_STR(reslog, "AT^FOTADLQ -> TIMEOUT NONE []\nAT+GMR -> TIMEOUT NONE []\n"
                       "ATI -> TIMEOUT NONE []\n");
-    CHECK(strstr(evlog, "RESYNC_FAILED(AT) RESYNC_START(AT) RESYNC_FAILED(AT) GAVE_UP(3)") != NULL,
+    CHECK(strstr(evlog, "RESYNC_FAILED(AT+CMEE?) RESYNC_START(AT+CSQ) RESYNC_FAILED(AT+CSQ) "
+                        "GAVE_UP(3)") != NULL,
           "%s", evlog);
     CHECK(hf_at_idle(&at), "idle after giving up");
     CHECK_INT(at.resync_needed, 1);
@@ -475,12 +478,13 @@ static void test_resync_failures(void)
     write_out(20, 64);
     CHECK_WIRE("");   /* nothing queued: no AT sent */
 
-    /* The next submit resyncs first; this time the module answers. */
+    /* The next submit resyncs first (with the one command not yet written);
+     * this time the module answers. */
     clear_logs();
     sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
     write_out(30, 64);
-    CHECK_WIRE("AT\r");
-    in("\r\nOK\r\n", 30.1);
+    CHECK_WIRE("AT+CSCS?\r");
+    in("\r\n+CSCS: \"IRA\"\r\n\r\nOK\r\n", 30.1);
     CHECK_INT(at.consecutive_timeouts, 0);
     hf_at_tick(&at, 30.1 + HF_AT_RESYNC_QUIET);
     write_out(30.5, 64);
@@ -511,6 +515,378 @@ static void test_resync_failures(void)
     write_out(58, 64);
     hf_at_tick(&at, 58 + HF_AT_RESYNC_TIMEOUT);
     CHECK_STR(reslog, "AT -> TIMEOUT NONE []\n");
+    check_once();
+}
+
+/* ---- resync by recognisable reply: an in-order module model -------------- */
+
+/* The module answers one command at a time, in order: a command written at t
+ * is done at max(t, previous done) + proc and its answer (echo first if echo
+ * is on) arrives then. proc < 0: never answered (lost). Commands without a
+ * rule take 0.05 s; resync queries get their standard answers. */
+struct mod_rule {
+    const char *cmd;
+    double proc;
+    const char *answer;   /* without echo */
+};
+
+static const struct mod_rule *mod_rules;
+static size_t mod_nrules;
+static int mod_used[32];
+static int mod_echo;
+static double mod_busy;
+static struct {
+    long at;              /* in steps of 10 ms */
+    char bytes[256];
+} mod_out[64];
+static size_t mod_nout;
+static char mod_written[1024];   /* "cmd@t " for every command the host wrote */
+
+static void mod_setup(const struct mod_rule *rules, size_t n, int echo)
+{
+    setup();
+    mod_rules = rules;
+    mod_nrules = n;
+    memset(mod_used, 0, sizeof mod_used);
+    mod_echo = echo;
+    mod_busy = 0;
+    mod_nout = 0;
+    mod_written[0] = '\0';
+}
+
+static void mod_emit(long at_step, const char *a, const char *b)
+{
+    if (mod_nout >= sizeof mod_out / sizeof mod_out[0]) {
+        CHECK(0, "model output full");
+        return;
+    }
+    mod_out[mod_nout].at = at_step;
+    snprintf(mod_out[mod_nout].bytes, sizeof mod_out[0].bytes, "%s%s", a, b);
+    mod_nout++;
+}
+
+/* The module takes the complete commands off the wire. */
+static void mod_receive(long step)
+{
+    double now = step / 100.0;
+    char *cr;
+    while ((cr = memchr(wire, '\r', wire_len)) != NULL) {
+        char cmd[256];
+        size_t n = (size_t)(cr - wire);
+        snprintf(cmd, sizeof cmd, "%.*s", (int)n, wire);
+        memmove(wire, cr + 1, wire_len - n - 1);
+        wire_len -= n + 1;
+        wire[wire_len] = '\0';
+        app(mod_written, sizeof mod_written, "%s@%.2f ", cmd, now);
+
+        double proc = 0.05;
+        const char *answer = "\r\nOK\r\n";
+        if (strcmp(cmd, "AT+CMEE?") == 0)
+            answer = "\r\n+CMEE: 2\r\n\r\nOK\r\n";
+        else if (strcmp(cmd, "AT+CSQ") == 0)
+            answer = "\r\n+CSQ: 20,99\r\n\r\nOK\r\n";
+        else if (strcmp(cmd, "AT+CSCS?") == 0)
+            answer = "\r\n+CSCS: \"IRA\"\r\n\r\nOK\r\n";
+        for (size_t i = 0; i < mod_nrules; i++) {
+            if (!mod_used[i] && strcmp(mod_rules[i].cmd, cmd) == 0) {
+                mod_used[i] = 1;
+                proc = mod_rules[i].proc;
+                answer = mod_rules[i].answer;
+                break;
+            }
+        }
+        char echo[300] = "";
+        if (mod_echo)
+            snprintf(echo, sizeof echo, "%s\r", cmd);
+        /* the echo right away (next step: this one's output is read) */
+        if (mod_echo)
+            mod_emit(step + 1, echo, "");
+        if (proc < 0)
+            continue;
+        double start = now > mod_busy ? now : mod_busy;
+        mod_busy = start + proc;
+        long done = (long)(mod_busy * 100 + 0.5);
+        if (done <= step)
+            done = step + 1;
+        mod_emit(done, "", answer);
+    }
+}
+
+/* The owner's loop, every 10 ms from..to (in steps): the module's due output
+ * is read, the clock ticks, pending output is written, the module reads it. */
+static void mod_run(long from, long to)
+{
+    for (long step = from; step <= to; step++) {
+        double now = step / 100.0;
+        for (size_t i = 0; i < mod_nout; i++)
+            if (mod_out[i].at == step)
+                in(mod_out[i].bytes, now);
+        hf_at_tick(&at, now);
+        write_out(now, 64);
+        mod_receive(step);
+    }
+}
+
+/* X times out (timeout 5 s, written at 0); B, queued meanwhile, must get only
+ * its own answer, whatever X's late answer and however long the module then
+ * takes over the resync command. */
+static void late_case(const char *x, const char *x_answer, double x_proc, double resync_proc,
+                      int echo, const char *want_resync)
+{
+    char x_res[600];
+    snprintf(x_res, sizeof x_res, "%s -> TIMEOUT NONE []\n", x);
+    const struct mod_rule rules[] = {
+        {x, x_proc, x_answer},
+        {want_resync, resync_proc,
+         strcmp(want_resync, "AT+CMEE?") == 0 ? "\r\n+CMEE: 2\r\n\r\nOK\r\n"
+         : strcmp(want_resync, "AT+CSQ") == 0 ? "\r\n+CSQ: 20,99\r\n\r\nOK\r\n"
+                                               : "\r\n+CSCS: \"IRA\"\r\n\r\nOK\r\n"},
+        {"AT+GMR", 0.05, "\r\nB-OWN-ANSWER\r\n\r\nOK\r\n"},
+    };
+    mod_setup(rules, 3, echo);
+    sub(x, HF_AT_EXPECT_ALL, NULL, 5);
+    unsigned long b = sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    mod_run(0, 1200);
+    char want[800];
+    snprintf(want, sizeof want, "%sAT+GMR -> DONE OK [B-OWN-ANSWER]\n", x_res);
+    CHECK(strcmp(reslog, want) == 0, "%s late %.2f, resync after %.2f, echo %d: got \"%s\" "
+          "(wrote %s; events %s)", x, x_proc, resync_proc, echo, reslog, mod_written, evlog);
+    CHECK_INT(per_id[b], 1);
+    CHECK_INT(at.echoes, echo ? 3 : 0);   /* X's, the resync's, B's: none discarded */
+    char start[64];
+    snprintf(start, sizeof start, "RESYNC_START(%s) ", want_resync);
+    CHECK(strstr(evlog, start) != NULL, "%s: %s", x, evlog);
+    CHECK(strstr(evlog, "RESYNC_FAILED") == NULL, "%s: %s", x, evlog);
+    CHECK(hf_at_idle(&at), "idle");
+    CHECK_INT(at.consecutive_timeouts, 0);
+    check_once();
+}
+
+static void test_resync_reply_delays(void)
+{
+    /* The resync's answer 0.1, 0.5 and 2 s after X's late answer (which
+     * arrives 0.2 s after the resync was written): the quiet interval alone
+     * (0.3 s) would hand the resync's OK to B from 0.5 s on. */
+    static const double delays[] = {0.1, 0.5, 2.0};
+    for (size_t i = 0; i < 3; i++)
+        for (int echo = 0; echo < 2; echo++)
+            late_case("AT^FOTADET", "\r\nOK\r\n", 5.2, delays[i], echo, "AT+CMEE?");
+    /* X's answer only after the resync was written, the resync's 2.5 s later
+     * (still within HF_AT_RESYNC_TIMEOUT of its write) */
+    late_case("AT^FOTADET", "\r\nOK\r\n", 5.45, 2.5, 1, "AT+CMEE?");
+    /* B is written only once the resync is answered */
+    late_case("AT^FOTADET", "\r\nOK\r\n", 5.2, 2.0, 0, "AT+CMEE?");
+    CHECK(strstr(mod_written, "AT+CMEE?@5.00 AT+GMR@7.") != NULL, "%s", mod_written);
+}
+
+static void test_resync_late_answers(void)
+{
+    static const struct {
+        const char *x, *answer, *resync;
+    } cases[] = {
+        {"AT+GMR", "\r\n12.815.01.03.00\r\n\r\nOK\r\n", "AT+CMEE?"},
+        {"AT^FOTADLQ", "\r\n^FOTADLQ: 1,\"IMAGE\",1324,1324\r\n\r\n^FOTADLQ: 2,\"XNV\",0,77778\r\n"
+                       "\r\nOK\r\n", "AT+CMEE?"},
+        {"AT+CPIN?", "\r\n+CME ERROR: SIM busy\r\n", "AT+CMEE?"},
+        {"AT^FOTADL=1", "\r\nCOMMAND NOT SUPPORT\r\n", "AT+CMEE?"},
+        {"AT^FOTADET", "\r\n+CME ERROR: 54\r\n", "AT+CMEE?"},
+        /* the resync commands themselves timing out: another one is used */
+        {"AT+CMEE?", "\r\n+CMEE: 2\r\n\r\nOK\r\n", "AT+CSQ"},
+        {"at+cmee?", "\r\n+CMEE: 1\r\n\r\nOK\r\n", "AT+CSQ"},
+        {"AT+CMEE=?", "\r\n+CMEE: (0-2)\r\n\r\nOK\r\n", "AT+CSQ"},
+        {"AT+CSQ", "\r\n+CSQ: 31,99\r\n\r\nOK\r\n", "AT+CMEE?"},
+        {"AT+CSCS?", "\r\n+CSCS: \"GSM\"\r\n\r\nOK\r\n", "AT+CMEE?"},
+        {"AT+CMEE?;+CSQ", "\r\n+CMEE: 2\r\n\r\n+CSQ: 20,99\r\n\r\nOK\r\n", "AT+CSCS?"},
+        /* a late answer carrying the next command's own kind of line */
+        {"AT+CGMR", "\r\nB-OWN-ANSWER\r\n\r\nOK\r\n", "AT+CMEE?"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int echo = 0; echo < 2; echo++)
+            late_case(cases[i].x, cases[i].answer, 5.2, 0.5, echo, cases[i].resync);
+
+    /* ^FOTASTATE in the late answer and inside the resync's answer: delivered */
+    const struct mod_rule rules[] = {
+        {"AT^FOTADET", 5.2, "\r\nOK\r\n\r\n^FOTASTATE: 11\r\n"},
+        {"AT+CMEE?", 0.5, "\r\n+CMEE: 2\r\n\r\n^FOTASTATE: 12,12.815.01.04.00,79114,\"x\"\r\n"
+                          "\r\n^RSSI: 17\r\n\r\nOK\r\n"},
+        {"AT+GMR", 0.05, "\r\nB-OWN-ANSWER\r\n\r\nOK\r\n"},
+    };
+    mod_setup(rules, 3, 1);
+    sub("AT^FOTADET", HF_AT_EXPECT_NONE, NULL, 5);
+    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    mod_run(0, 800);
+    CHECK_STR(reslog, "AT^FOTADET -> TIMEOUT NONE []\nAT+GMR -> DONE OK [B-OWN-ANSWER]\n");
+    CHECK_STR(urclog, "^FOTASTATE: 11|^FOTASTATE: 12,12.815.01.04.00,79114,\"x\"|^RSSI: 17|");
+    /* echoes dropped silently: only the late OK, the reply line and the OK discarded */
+    CHECK(strstr(evlog, "RESYNC_START(AT+CMEE?) DISCARDED(OK) DISCARDED(+CMEE: 2) DISCARDED(OK) "
+                        "RESYNC_DONE(3)") != NULL, "%s", evlog);
+    CHECK_INT(at.echoes, 3);   /* X's, the resync's and B's */
+    check_once();
+}
+
+/* A retry after an unanswered resync must not be completed by the first
+ * resync's late answer. */
+static void test_resync_retry(void)
+{
+    /* X answered at 7.0, the first resync (AT+CMEE?, written at 5) at 8.5,
+     * after its deadline 8.0; the retry (AT+CSQ, written at 8) 0.5 s later. */
+    const struct mod_rule rules[] = {
+        {"AT+X", 7.0, "\r\nOK\r\n"},
+        {"AT+CMEE?", 1.5, "\r\n+CMEE: 2\r\n\r\nOK\r\n"},
+        {"AT+CSQ", 0.5, "\r\n+CSQ: 20,99\r\n\r\nOK\r\n"},
+        {"AT+GMR", 0.05, "\r\nB-OWN-ANSWER\r\n\r\nOK\r\n"},
+    };
+    mod_setup(rules, 4, 0);
+    sub("AT+X", HF_AT_EXPECT_ALL, NULL, 5);
+    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    mod_run(0, 1500);
+    CHECK_STR(reslog, "AT+X -> TIMEOUT NONE []\nAT+GMR -> DONE OK [B-OWN-ANSWER]\n");
+    CHECK(strstr(mod_written, "AT+X@0.00 AT+CMEE?@5.00 AT+CSQ@8.00 AT+GMR@9.") == mod_written,
+          "%s", mod_written);
+    CHECK(strstr(evlog, "RESYNC_FAILED(AT+CMEE?) RESYNC_START(AT+CSQ) ") != NULL, "%s", evlog);
+    CHECK(strstr(evlog, "GAVE_UP") == NULL, "%s", evlog);
+    check_once();
+
+    /* The module does not support the first resync command (or refuses it
+     * while busy): an error final is nobody's proof; the next one is tried. */
+    static const char *const refusals[] = {"\r\nCOMMAND NOT SUPPORT\r\n", "\r\nERROR\r\n",
+                                           "\r\n+CME ERROR: 2\r\n"};
+    for (size_t i = 0; i < 3; i++) {
+        const struct mod_rule r2[] = {
+            {"AT+X", 5.2, "\r\nOK\r\n"},
+            {"AT+CMEE?", 0.05, refusals[i]},
+            {"AT+GMR", 0.05, "\r\nB-OWN-ANSWER\r\n\r\nOK\r\n"},
+        };
+        mod_setup(r2, 3, 1);
+        sub("AT+X", HF_AT_EXPECT_ALL, NULL, 5);
+        sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+        mod_run(0, 1200);
+        CHECK_STR(reslog, "AT+X -> TIMEOUT NONE []\nAT+GMR -> DONE OK [B-OWN-ANSWER]\n");
+        CHECK(strstr(mod_written, "AT+X@0.00 AT+CMEE?@5.00 AT+CSQ@8.00 AT+GMR@8.") == mod_written,
+              "%s", mod_written);
+        CHECK_INT(at.timeouts, 2);
+        check_once();
+    }
+
+    /* A module silent through a whole round answers everything afterwards, in
+     * order: the next round's resync (the command not yet used) is recognised
+     * among the late replies of the first round's. */
+    const struct mod_rule r3[] = {
+        {"AT+X", 11.5, "\r\nOK\r\n"},
+        {"AT+GMR", 0.05, "\r\nB-OWN-ANSWER\r\n\r\nOK\r\n"},
+    };
+    mod_setup(r3, 2, 0);
+    sub("AT+X", HF_AT_EXPECT_ALL, NULL, 5);
+    mod_run(0, 1110);
+    CHECK(strstr(evlog, "GAVE_UP(3)") != NULL, "%s", evlog);
+    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    mod_run(1111, 1500);
+    CHECK_STR(reslog, "AT+X -> TIMEOUT NONE []\nAT+GMR -> DONE OK [B-OWN-ANSWER]\n");
+    CHECK(strstr(mod_written, "AT+X@0.00 AT+CMEE?@5.00 AT+CSQ@8.00 AT+CSCS?@11.11 AT+GMR@1") ==
+              mod_written, "%s", mod_written);
+    check_once();
+
+    /* A first resync's late reply frees its command: after a give-up the next
+     * round starts again with it. Never-answered commands stay taken; with all
+     * taken the one unanswered longest is reused. */
+    const struct mod_rule r4[] = {
+        {"AT+X", 7.0, "\r\nOK\r\n"},
+        {"AT+CMEE?", 1.5, "\r\n+CMEE: 2\r\n\r\nOK\r\n"},   /* answered at 8.5, late */
+        {"AT+CSQ", -1, ""},                                 /* lost */
+        {"AT+CMEE?", -1, ""},
+        {"AT+CSCS?", -1, ""},
+        {"AT+CSQ", -1, ""},
+    };
+    mod_setup(r4, 6, 0);
+    sub("AT+X", HF_AT_EXPECT_ALL, NULL, 5);
+    mod_run(0, 1200);
+    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    mod_run(1201, 2200);
+    CHECK(strstr(mod_written, "AT+X@0.00 AT+CMEE?@5.00 AT+CSQ@8.00 AT+CMEE?@12.01 "
+                              "AT+CSCS?@15.01 AT+CSQ@18.01 ") == mod_written, "%s", mod_written);
+    CHECK_STR(reslog, "AT+X -> TIMEOUT NONE []\nAT+GMR -> TIMEOUT NONE []\n");
+    check_once();
+
+    /* Such a reply also proves the timed-out command answered: a command it
+     * ruled out by its name is free again. */
+    const struct mod_rule r5[] = {
+        {"AT+CMEE?", 7.0, "\r\n+CMEE: 2\r\n\r\nOK\r\n"},
+        {"AT+CSQ", 1.5, "\r\n+CSQ: 20,99\r\n\r\nOK\r\n"},   /* answered at 8.5, late */
+        {"AT+CSCS?", -1, ""},                                     /* lost */
+        {"AT+GMR", 0.05, "\r\nB-OWN-ANSWER\r\n\r\nOK\r\n"},
+    };
+    mod_setup(r5, 4, 0);
+    sub("AT+CMEE?", HF_AT_EXPECT_ALL, NULL, 5);
+    mod_run(0, 1200);
+    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    mod_run(1201, 1600);
+    CHECK(strstr(mod_written, "AT+CMEE?@0.00 AT+CSQ@5.00 AT+CSCS?@8.00 AT+CMEE?@12.01 AT+GMR@1") ==
+              mod_written, "%s", mod_written);
+    CHECK_STR(reslog, "AT+CMEE? -> TIMEOUT NONE []\nAT+GMR -> DONE OK [B-OWN-ANSWER]\n");
+    check_once();
+}
+
+/* Lines that look like a resync reply but are not its answer. */
+static void test_resync_reply_shape(void)
+{
+    setup();
+    sub("AT^FOO", HF_AT_EXPECT_NONE, NULL, 1);
+    write_out(0, 64);
+    unsigned long b = sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    hf_at_tick(&at, 1);
+    write_out(1, 64);
+    CHECK_WIRE("AT^FOO\rAT+CMEE?\r");
+    in("\r\n+CMEE: (0-2)\r\n\r\nOK\r\n", 1.1);   /* a test form: not the reply */
+    in("\r\n+CMEE:\r\n\r\nOK\r\n", 1.2);         /* no value */
+    in("\r\n+CSQ: 20,99\r\n\r\nOK\r\n", 1.3);    /* another command's reply */
+    in("\r\n+CMEE: 2\r\n\r\nERROR\r\n", 1.4);    /* the reply line, then not OK */
+    in("\r\n+CMEE: 2\r\n\r\n^FOTASTATE: 40\r\n\r\nstray\r\n", 1.5);
+    hf_at_tick(&at, 2);
+    write_out(2, 64);
+    CHECK_WIRE("");   /* the reply line came, its final not yet */
+    in("\r\nOK\r\n", 2.1);                         /* now */
+    hf_at_tick(&at, 2.1 + HF_AT_RESYNC_QUIET);
+    write_out(2.5, 64);
+    CHECK_WIRE("AT+GMR\r");
+    in("\r\nB-OWN-ANSWER\r\n\r\nOK\r\n", 2.6);
+    CHECK_STR(reslog, "AT^FOO -> TIMEOUT NONE []\nAT+GMR -> DONE OK [B-OWN-ANSWER]\n");
+    CHECK_STR(urclog, "^FOTASTATE: 40|");
+    CHECK_INT(per_id[b], 1);
+    check_once();
+
+    /* "+CMEE:  2" (two spaces) and "+CMEE:2" are the reply too. */
+    setup();
+    sub("AT^FOO", HF_AT_EXPECT_NONE, NULL, 1);
+    write_out(0, 64);
+    hf_at_tick(&at, 1);
+    write_out(1, 64);
+    in("\r\n+CMEE:2\r\n\r\nOK\r\n", 1.1);
+    hf_at_tick(&at, 1.1 + HF_AT_RESYNC_QUIET);
+    CHECK(hf_at_idle(&at), "in step: %s", evlog);
+    sub("AT^FOO", HF_AT_EXPECT_NONE, NULL, 1);
+    write_out(2, 64);
+    hf_at_tick(&at, 3);
+    write_out(3, 64);
+    in("\r\n+CMEE:  1\r\n\r\nOK\r\n", 3.1);
+    hf_at_tick(&at, 3.1 + HF_AT_RESYNC_QUIET);
+    CHECK(hf_at_idle(&at), "in step: %s", evlog);
+
+    /* A reply line arriving while the resync is still being written is not
+     * its answer (the module has not got the CR yet). */
+    setup();
+    sub("AT^FOO", HF_AT_EXPECT_NONE, NULL, 1);
+    write_out(0, 64);
+    hf_at_tick(&at, 1);
+    const char *d;
+    hf_at_output(&at, &d);
+    hf_at_wrote(&at, 4, 1);
+    in("\r\n+CMEE: 2\r\n\r\nOK\r\n", 1.05);
+    write_out(1.1, 64);
+    hf_at_tick(&at, 1.1 + HF_AT_RESYNC_QUIET + 0.1);
+    CHECK(!hf_at_idle(&at), "not in step: %s", evlog);
+    in("\r\n+CMEE: 2\r\n\r\nOK\r\n", 1.6);
+    hf_at_tick(&at, 1.6 + HF_AT_RESYNC_QUIET);
+    CHECK(hf_at_idle(&at), "in step: %s", evlog);
     check_once();
 }
 
@@ -606,10 +982,10 @@ static void test_timeouts_not_in_a_row(void)
     write_out(1, 64);
     hf_at_tick(&at, 1 + HF_AT_RESYNC_TIMEOUT);       /* 2: resync AT */
     write_out(5, 64);
-    in("\r\nOK\r\n", 5.1);                         /* answered: count back to 0 */
+    in("\r\n+CSQ: 20,99\r\n\r\nOK\r\n", 5.1);     /* answered: count back to 0 */
     hf_at_tick(&at, 6);
     write_out(6, 64);
-    CHECK_WIRE("AT+A\rAT\rAT\rAT+B\r");
+    CHECK_WIRE("AT+A\rAT+CMEE?\rAT+CSQ\rAT+B\r");
     CHECK_INT(at.consecutive_timeouts, 0);
     sub("AT+C", HF_AT_EXPECT_NONE, NULL, 1);
     sub("AT+D", HF_AT_EXPECT_NONE, NULL, 1);
@@ -618,10 +994,10 @@ static void test_timeouts_not_in_a_row(void)
     hf_at_tick(&at, 7 + HF_AT_RESYNC_TIMEOUT);       /* 2 */
     CHECK_STR(reslog, "AT+A -> TIMEOUT NONE []\nAT+B -> TIMEOUT NONE []\n");
     write_out(11, 64);
-    in("\r\nOK\r\n", 11.1);
+    in("\r\n+CSQ: 20,99\r\n\r\nOK\r\n", 11.1);
     hf_at_tick(&at, 12);
     write_out(12, 64);
-    CHECK_WIRE("AT\rAT\rAT+C\r");
+    CHECK_WIRE("AT+CMEE?\rAT+CSQ\rAT+C\r");   /* in step again: the choice starts over */
     hf_at_tick(&at, 13);                             /* 1: AT+C, D still queued */
     CHECK_STR(reslog, "AT+A -> TIMEOUT NONE []\nAT+B -> TIMEOUT NONE []\n"
                       "AT+C -> TIMEOUT NONE []\n");
@@ -866,6 +1242,10 @@ int main(void)
     test_submit_refusals();
     test_timeout_late_answer();
     test_resync_failures();
+    test_resync_reply_delays();
+    test_resync_late_answers();
+    test_resync_retry();
+    test_resync_reply_shape();
     test_port_lost();
     test_port_lost_from_callback();
     test_cancel();

@@ -868,6 +868,96 @@ static void test_restore_every_phase(void)
     }
 }
 
+/* A host restarted from a journal written after AT^FWUP finds the module still
+ * up (state 50) and loses the port in the middle of its probe: that is the upgrade's
+ * reset, so the machine waits and verifies; it neither fails nor resends AT^FWUP.
+ * (Found by spec/flow_journal_spec.lua against the simulator: it failed EPORTLOST.) */
+static void test_restore_port_lost_in_probe(void)
+{
+    hf_fota_config c = seed_cfg();
+    harness *h = &H;
+    hf_fota_snapshot s;
+    hf_error e;
+    memset(&s, 0, sizeof s);
+    s.version = HF_FOTA_SNAPSHOT_VERSION;
+    s.phase = HF_PH_REBOOT;
+    strcpy(s.from_version, "12.815.01.03.00");
+    strcpy(s.target_version, "12.815.01.04.00");
+    s.size = 79114;
+    s.fwup_sent = 1;
+    s.image_verified = 1;
+    s.image_seq = 1;
+    h_init(h, &c);
+    CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
+    h_start(h);
+    CHECK_STR(h->pend, "AT+GMR");
+    h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);
+    h_simple(h, HF_EV_PORT_LOST);
+    CHECK_INT(h->f.phase, HF_PH_RECOVER);
+    CHECK(h->reopen, "waits for the port");
+    CHECK_STR(h->failed, "");
+    h_simple(h, HF_EV_PORT_BACK);
+    CHECK_STR(h->pend, "AT^FOTASTATE?");
+    h_ok(h, "^FOTASTATE: 90", NULL);
+    CHECK_INT(h->f.phase, HF_PH_VERIFY);
+    CHECK_STR(h->pend, "AT+GMR");
+    h_ok(h, "12.815.01.04.00", NULL);
+    CHECK_STR(h->pend, "AT^FOTASTATE?");
+    h_ok(h, "^FOTASTATE: 90", NULL);
+    CHECK_STR(h->done, "upgraded");
+    CHECK_INT(h_sent_count(h, "AT^FWUP"), 0);
+
+    /* a journal from before the download: a lost port is still a failure */
+    s.phase = HF_PH_DECIDE_DOWNLOAD;
+    s.fwup_sent = 0;
+    s.image_verified = 0;
+    h_init(h, &c);
+    CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
+    h_start(h);
+    h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);
+    h_simple(h, HF_EV_PORT_LOST);
+    CHECK_STR(h->failed, "EPORTLOST");
+}
+
+/* The module already found a version (12) but the host never saw the 12 URC (it was
+ * restarted before any journal): AT^FOTASTATE? answers a bare 12. Downloading an
+ * image of unknown version would end in ENOTARGET; instead: AT^FOTADL=0, detect again.
+ * (Found by spec/flow_journal_spec.lua: host killed right after AT^FOTADET.) */
+static void test_offer_of_unknown_version(void)
+{
+    hf_fota_config c = seed_cfg();
+    harness *h = &H;
+    h_init(h, &c);
+    h_start(h);
+    h_ok(h, "12.815.01.03.00", NULL);       /* AT+GMR */
+    h_ok(h, NULL, NULL);                    /* AT^FOTACFG */
+    h_ok(h, NULL, NULL);                    /* AT^FOTAMODE */
+    CHECK_STR(h->pend, "AT^FOTASTATE?");
+    h_ok(h, "^FOTASTATE: 12", NULL);
+    CHECK_INT(h->decisions_dl, 0);
+    CHECK_STR(h->pend, "AT^FOTADL=0");
+    h_ok(h, NULL, NULL);
+    CHECK_INT(h->f.phase, HF_PH_DETECT);
+    CHECK_STR(h->pend, "AT^FOTADET");
+    h_ok(h, NULL, NULL);
+    h_urc(h, "^FOTASTATE: 11");
+    h_urc(h, "^FOTASTATE: 12,12.815.01.04.00,79114,\"Support send SMS background\"");
+    CHECK_INT(h->f.phase, HF_PH_DECIDE_DOWNLOAD);
+    CHECK_INT(h->decisions_dl, 1);
+    CHECK_STR(h->failed, "");
+
+    /* forced: the caller accepts an unknown version, no second query */
+    c.force = 1;
+    h_init(h, &c);
+    h_start(h);
+    h_ok(h, "12.815.01.03.00", NULL);
+    h_ok(h, NULL, NULL);
+    h_ok(h, NULL, NULL);
+    h_ok(h, "^FOTASTATE: 12", NULL);
+    CHECK_INT(h->f.phase, HF_PH_DECIDE_DOWNLOAD);
+    CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 0);
+}
+
 static void test_journal_text(void)
 {
     hf_fota_snapshot s, b;
@@ -1017,6 +1107,8 @@ int main(void)
     test_cross_product();
     test_journal_text();
     test_restore_every_phase();
+    test_restore_port_lost_in_probe();
+    test_offer_of_unknown_version();
     test_random();
     return CHECK_END();
 }

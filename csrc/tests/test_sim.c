@@ -84,6 +84,8 @@ static int sim_start(sim *s, int modules, ...)
     argv[n++] = "--log"; argv[n++] = s->log;
     argv[n++] = "--time-scale"; argv[n++] = SCALE;
     argv[n++] = "--modules"; argv[n++] = mods;
+    argv[n++] = "--rate"; argv[n++] = "30000"; /* fast downloads unless a test asks otherwise */
+    argv[n++] = "--reset-gap"; argv[n++] = "3";
     va_list ap;
     va_start(ap, modules);
     const char *a;
@@ -256,10 +258,13 @@ static int wait_for(sim *s, const char *prefix, double timeout, char *got, size_
 /* Wait for the hang-up of the current fd. */
 static int wait_hup(sim *s, double timeout)
 {
-    double end = now_s() + timeout;
+    double end = now_s() + timeout, t0 = now_s();
     char tmp[4096];
     while (now_s() < end)
-        if (next_line(s, tmp, sizeof tmp, end - now_s()) < 0) return 1;
+        if (next_line(s, tmp, sizeof tmp, end - now_s()) < 0) {
+            if (getenv("SIMTEST_TRACE")) fprintf(stderr, "hup after %.3f s\n", now_s() - t0);
+            return 1;
+        }
     return 0;
 }
 
@@ -335,7 +340,7 @@ static int luhn_ok(const char *d)
 static void test_seed_flow(void)
 {
     sim s;
-    CHECK(sim_start(&s, 1, NULL) == 0, "sim starts and prints ready");
+    CHECK(sim_start(&s, 1, "--rate", "8000", NULL) == 0, "sim starts and prints ready");
     CHECK(port_open(&s, 0) == 0, "open %s", s.path[0]);
     CMD(&s, "AT+GMR", "12.815.01.03.00", "OK");
     CMD(&s, "AT^FOTACFG=\"1234\",\"\",\"\",2", "OK");
@@ -391,7 +396,7 @@ static void test_at_basics(void)
 {
     sim s;
     char l[4096];
-    CHECK(sim_start(&s, 1, "--rate", "2000", NULL) == 0, "sim starts");
+    CHECK(sim_start(&s, 1, "--rate", "2000", "--detect-time", "10", NULL) == 0, "sim starts");
     CHECK(port_open(&s, 0) == 0, "open");
     CMD(&s, "AT", "OK");
     CMD(&s, "at", "OK");
@@ -514,6 +519,14 @@ static void test_detect_faults(void)
     CMD(&s, "AT^FOTADET", "+CME ERROR: FOTA is in collision state");
     CMD(&s, "AT+CMEE=1", "OK");
     CMD(&s, "AT^FOTADET", "+CME ERROR: 54");
+    CMD(&s, "AT^NDISSTATQRY?", "^NDISSTATQRY: 1,,,\"IPV4\"", "OK");
+    CMD(&s, "AT^NDISDUP=1,0", "OK", "^NDISSTAT: 0,,,\"IPV4\"");
+    detect(&s);
+    EXPECT(&s, STATE12);
+    CMD(&s, "AT+CGACT=1,1", "OK");
+    CMD(&s, "AT^FOTADL=1", "+CME ERROR: 54");
+    CMD(&s, "AT+CGACT=0,1", "OK");
+    CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30");
     sim_stop(&s);
 
     CHECK(sim_start(&s, 1, "--sim-pin", NULL) == 0, "sim starts");
@@ -574,6 +587,8 @@ static void test_download_faults(void)
     CHECK(wait_hup(&s, 3) == 1, "power loss: hang-up");
     CHECK(port_reopen(&s, 0, 3) == 0, "back after power loss");
     CHECK(wait_for(&s, "^BOOT:", 2, NULL, 0) == 1, "^BOOT after power loss");
+    CHECK(wait_for(&s, "^RSSI:", 2, NULL, 0) == 1, "last boot URC");
+    CMD(&s, "AT^FOTADLQ", "^FOTADLQ: 1,\"IMAGE\",1324,1324", "^FOTADLQ: 2,\"XNV\",28676,77790", "OK");
     CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after boot");
     CHECK_STR(l, "^FOTASTATE: 31");
     CMD(&s, "AT+CMEE?", "+CMEE: 2", "OK"); /* echo on and CMEE back to default after boot */
@@ -632,6 +647,34 @@ static void test_download_faults(void)
     CHECK_STR(l, "^FOTASTATE: 90");
     sim_stop(&s);
 
+    /* power loss in state 50 (before the upgrade reset), from a time trigger elsewhere */
+    CHECK(sim_start(&s, 1, "--power-loss", "state=50", "--boot-time", "10", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    to_download(&s, "0,0,1,1");
+    EXPECT(&s, "^FOTASTATE: 40", "^FOTASTATE: 50");
+    CHECK(wait_hup(&s, 2) == 1, "power loss at 50");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    CHECK(wait_for(&s, "^RSSI:", 2, NULL, 0) == 1, "last boot URC");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 40", "OK"); /* before the post-boot report */
+    CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after boot");
+    CHECK_STR(l, "^FOTASTATE: 50");
+    CHECK(wait_hup(&s, 2) == 1, "upgrade reset");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after upgrade");
+    CHECK_STR(l, "^FOTASTATE: 90");
+    CHECK_INT(log_count(&s, "\"ev\":\"reset\",\"reason\":\"power-loss\",\"state\":50"), 1);
+    CHECK_INT(log_count(&s, "\"ev\":\"reset\",\"reason\":\"upgrade\""), 1);
+    sim_stop(&s);
+
+    /* power loss at a time, while idle: boot, ^FOTASTATE: 10 */
+    CHECK(sim_start(&s, 1, "--power-loss", "time=3", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CHECK(wait_hup(&s, 2) == 1, "power loss at t=3");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after boot");
+    CHECK_STR(l, "^FOTASTATE: 10");
+    sim_stop(&s);
+
     /* upgrade failure after the reset: 80 and the old version */
     CHECK(sim_start(&s, 1, "--upgrade-fail", "80", "--lose-state", "40", NULL) == 0, "sim starts");
     port_open(&s, 0);
@@ -672,6 +715,21 @@ static void test_auto(void)
     sim_stop(&s);
 }
 
+static void test_auto_query(void)
+{
+    sim s;
+    CHECK(sim_start(&s, 1, "--no-new-version", "--day", "5", "--detect-time", "6", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CMD(&s, "AT^FOTAMODE=1,0,0,0,1", "OK", "^FOTASTATE: 11");
+    EXPECT(&s, "^FOTASTATE: 14", "^FOTASTATE: 11", "^FOTASTATE: 14", "^FOTASTATE: 11");
+    CMD(&s, "AT^FOTAMODE=0,0,0,0,1", "OK");
+    EXPECT(&s, "^FOTASTATE: 14");
+    char l[4096];
+    CHECK(next_line(&s, l, sizeof l, 0.4) == 0, "no query after auto query is off (got %s)", l);
+    CHECK(log_count(&s, "\"ev\":\"auto-query\"") >= 2, "auto queries logged");
+    sim_stop(&s);
+}
+
 static void test_port_faults(void)
 {
     sim s;
@@ -709,6 +767,16 @@ static void test_port_faults(void)
     CMD(&s, "AT+CSQ", "+CSQ: 20,99", "OK");
     sim_stop(&s);
 
+    /* hang with rejection: other commands fail at once, the late reply still comes */
+    CHECK(sim_start(&s, 1, "--hang", "cmd=FOTADET", "--hang-for", "10", "--hang-reject", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    send_cmd(&s, "AT^FOTADET");
+    EXPECT(&s, "AT^FOTADET");
+    CMD(&s, "AT^FOTASTATE?", "+CME ERROR: Previous command is not complete");
+    EXPECT(&s, "OK", "^FOTASTATE: 11");
+    CHECK_INT(log_count(&s, "\"dir\":\"rx\""), 2);
+    sim_stop(&s);
+
     /* garbage bytes before every 2nd line; the OK still arrives */
     CHECK(sim_start(&s, 1, "--garbage", "2", NULL) == 0, "sim starts");
     port_open(&s, 0);
@@ -741,14 +809,14 @@ static void test_closed_port(void)
 {
     sim s;
     char l[4096];
-    CHECK(sim_start(&s, 1, "--closed-port", "drop", NULL) == 0, "sim starts");
+    CHECK(sim_start(&s, 1, "--closed-port", "drop", "--detect-time", "10", NULL) == 0, "sim starts");
     sleep_s(0.05);
     CHECK(port_open(&s, 0) == 0, "open");
     CMD(&s, "AT", "OK");
     CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11");
     close(s.fd);
     s.fd = -1;
-    sleep_s(0.2); /* 12 is sent while the port is closed */
+    sleep_s(0.5); /* 12 is sent while the port is closed */
     CHECK(port_open(&s, 0) == 0, "reopen");
     CHECK(next_line(&s, l, sizeof l, 0.1) == 0, "nothing stale after reopen (got %s)", l);
     CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 12", "OK");
@@ -840,11 +908,161 @@ static void test_many(void)
     CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 12", "OK");
     CHECK(log_count(&s, "\"m\":1,\"dir\":\"rx\"") == 2, "module 1's commands logged as m=1");
     sim_stop(&s);
+
+    /* per-module faults from scenario sections */
+    char scen[200];
+    snprintf(scen, sizeof scen, "/tmp/hwfota-simtest-fleet.%d", (int)getpid());
+    FILE *f = fopen(scen, "w");
+    if (f) {
+        fputs("detect-time = 2\ngarbage = 0\n[module 1]\nno-new-version = 1\n"
+              "[modules 2,3]\ndetect-fail = 22\n[module 3]\ndata-session = 1\n[all]\nboot-time = 2\n", f);
+        fclose(f);
+    }
+    CHECK(sim_start(&s, 4, "--scenario", scen, NULL) == 0, "sim starts with a fleet scenario");
+    const char *want[] = {STATE12, "^FOTASTATE: 14", "^FOTASTATE: 13,22"};
+    for (int i = 0; i < 3; i++) {
+        port_open(&s, i);
+        detect(&s);
+        EXPECT(&s, want[i]);
+    }
+    port_open(&s, 3);
+    CMD(&s, "AT^FOTADET", "+CME ERROR: FOTA is in collision state");
+    sim_stop(&s);
+    f = fopen(scen, "w");
+    if (f) { fputs("[module 1]\nrate = 5\n", f); fclose(f); }
+    CHECK(sim_start(&s, 2, "--scenario", scen, NULL) != 0, "non-fault key in a section rejected");
+    if (s.pid > 0) waitpid(s.pid, NULL, 0);
+    s.pid = 0;
+    sim_stop(&s);
+    unlink(scen);
+}
+
+/* SMS: delivery into SIM storage, +CMTI as AT+CNMI allows, text-mode reads, deletion. */
+static void test_sms(void)
+{
+    sim s;
+    char l[4096];
+    /* model seconds x 0.03: time=2 is 0.06 s, time=30 0.9 s, time=60 1.8 s */
+    CHECK(sim_start(&s, 1, "--sms", "time=0:+8613800000000:FOTA UPGRADE", "--sms",
+                    "time=30:+4915112345678:hello, world: 1", "--urc", "time=60:+CMTI: \"SM\",1;AT^FWUP",
+                    "--sms", "cmd=FOTADET:+100:after detect", "--sms", "state=30:+200:during download",
+                    "--sms-slots", "4", NULL) == 0, "sim starts with --sms");
+    CHECK(port_open(&s, 0) == 0, "open");
+    sleep_s(0.1);
+    CMD(&s, "AT+CNMI?", "+CNMI: 0,0,0,0,0", "OK");
+    CMD(&s, "AT+CMGF?", "+CMGF: 0", "OK");
+    CMD(&s, "AT+CMGR=0", "+CMS ERROR: 303"); /* PDU mode reads: not simulated */
+    CMD(&s, "AT+CMGF=1", "OK");
+    CMD(&s, "AT+CMGF=2", "+CMS ERROR: 305");
+    CMD(&s, "AT+CPMS?", "+CPMS: \"SM\",1,4,\"SM\",1,4,\"SM\",1,4", "OK");
+    CMD(&s, "AT+CPMS=\"SM\",\"SM\",\"SM\"", "+CPMS: 1,4,1,4,1,4", "OK");
+    CMD(&s, "AT+CPMS=\"ME\"", "+CMS ERROR: 302");
+    /* delivered while CNMI was off: stored, no indication; the host lists it */
+    CMD(&s, "AT+CMGL=\"REC UNREAD\"", "+CMGL: 0,\"REC UNREAD\",\"+8613800000000\",,\"24/11/25,10:00:00+32\"",
+        "FOTA UPGRADE", "OK");
+    CMD(&s, "AT+CMGL=\"REC UNREAD\"", "OK");
+    CMD(&s, "AT+CMGR=0", "+CMGR: \"REC READ\",\"+8613800000000\",,\"24/11/25,10:00:00+32\"", "FOTA UPGRADE",
+        "OK");
+    CMD(&s, "AT+CNMI=2,1,0,0,0", "OK");
+    CMD(&s, "AT+CNMI=2,1,1,0,0", "+CMS ERROR: 305");
+    CMD(&s, "AT+CNMI?", "+CNMI: 2,1,0,0,0", "OK");
+    CHECK(wait_for(&s, "+CMTI:", 3, l, sizeof l) == 1, "+CMTI after AT+CNMI=2,1");
+    CHECK_STR(l, "+CMTI: \"SM\",1");
+    CMD(&s, "AT+CMGR=1", "+CMGR: \"REC UNREAD\",\"+4915112345678\",,\"24/11/25,10:00:30+32\"",
+        "hello, world: 1", "OK");
+    CMD(&s, "AT+CMGR=1", "+CMGR: \"REC READ\",\"+4915112345678\",,\"24/11/25,10:00:30+32\"",
+        "hello, world: 1", "OK");
+    CHECK(wait_for(&s, "+CMTI:", 3, l, sizeof l) == 1, "--urc line");
+    CHECK_STR(l, "+CMTI: \"SM\",1;AT^FWUP");
+    CMD(&s, "AT+CMGR=3", "+CMS ERROR: 321");
+    CMD(&s, "AT+CMGR=4", "+CMS ERROR: 321");
+    CMD(&s, "AT+CMGR=x", "+CMS ERROR: 305");
+    CMD(&s, "AT+CMGL=\"BOGUS\"", "+CMS ERROR: 305");
+    CMD(&s, "AT+CMGD=?", "+CMGD: (0-3),(0-4)", "OK");
+    CMD(&s, "AT+CMGD=0", "OK");
+    CMD(&s, "AT+CMGD=0", "OK");          /* empty slot */
+    CMD(&s, "AT+CMGD=4", "+CMS ERROR: 321");
+    CMD(&s, "AT+CMGL=\"ALL\"", "+CMGL: 1,\"REC READ\",\"+4915112345678\",,\"24/11/25,10:00:30+32\"",
+        "hello, world: 1", "OK");
+    /* cmd= delivers after the command's response; state= after the state's URC */
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", "+CMTI: \"SM\",0");
+    EXPECT(&s, STATE12);
+    CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30", "+CMTI: \"SM\",2");
+    CMD(&s, "AT+CPMS?", "+CPMS: \"SM\",3,4,\"SM\",3,4,\"SM\",3,4", "OK");
+    CMD(&s, "AT+CMGD=0,1", "OK");         /* every read message */
+    send_cmd(&s, "AT+CMGL=\"ALL\"");
+    EXPECT(&s, "AT+CMGL=\"ALL\"");
+    next_nn(&s, l, sizeof l, 2);          /* time stamps of cmd=/state= SMS: model time now */
+    CHECK(!strncmp(l, "+CMGL: 0,\"REC UNREAD\",\"+100\",,\"24/11/25,10:0", 38), "listed: %s", l);
+    EXPECT(&s, "after detect");
+    next_nn(&s, l, sizeof l, 2);
+    CHECK(!strncmp(l, "+CMGL: 2,\"REC UNREAD\",\"+200\",,\"24/11/25,10:0", 38), "listed: %s", l);
+    EXPECT(&s, "during download", "OK");
+    CMD(&s, "AT+CMGD=0,4", "OK");
+    CMD(&s, "AT+CMGL=\"ALL\"", "OK");
+    CHECK_INT(log_count(&s, "\"ev\":\"sms\",\"what\":\"delivered\""), 4);
+    CHECK_INT(log_count(&s, "\"what\":\"delivered\",\"index\":0,\"from\":\"+8613800000000\",\"text\":\"FOTA UPGRADE\",\"cmti\":false"), 1);
+    CHECK_INT(log_count(&s, "\"what\":\"delivered\",\"index\":1,\"from\":\"+4915112345678\",\"text\":\"hello, world: 1\",\"cmti\":true"), 1);
+    CHECK_INT(log_count(&s, "\"ev\":\"sms\",\"what\":\"read\",\"index\":0,\"by\":\"CMGL\",\"was\":\"unread\""), 2); /* slot 0 twice */
+    CHECK_INT(log_count(&s, "\"ev\":\"sms\",\"what\":\"read\",\"index\":1,\"by\":\"CMGR\""), 2);
+    CHECK_INT(log_count(&s, "\"ev\":\"sms\",\"what\":\"deleted\""), 4);
+    CHECK_INT(log_count(&s, "\"fault\":\"urc\""), 1);
+    sim_stop(&s);
+
+    /* full storage; SIM PIN; storage survives the upgrade reset, CNMI/CMGF do not */
+    CHECK(sim_start(&s, 1, "--sms-slots", "2", "--sms", "time=0:111:one", "--sms", "time=1:222:two",
+                    "--sms", "state=50:333:three", "--sms", "byte=40000:444:four", "--sim-pin", NULL) == 0,
+          "sim starts");
+    CHECK(port_open(&s, 0) == 0, "open");
+    sleep_s(0.1);
+    CMD(&s, "AT+CMGF=1", "OK");
+    CMD(&s, "AT+CMGR=0", "+CMS ERROR: 311");
+    CMD(&s, "AT+CPIN=\"1234\"", "OK");
+    CMD(&s, "AT+CMGL=\"ALL\"", "OK");  /* both arrived while the SIM was locked: rejected */
+    CHECK_INT(log_count(&s, "\"what\":\"rejected\",\"index\":-1,\"from\":\"111\",\"text\":\"one\",\"reason\":\"sim-locked\""), 1);
+    CMD(&s, "AT^FOTAMODE=0,1,1,1", "OK");
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", STATE12, "^FOTASTATE: 30", "^FOTASTATE: 40",
+        "^FOTASTATE: 50");
+    CHECK(wait_hup(&s, 3) == 1, "reset");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    CHECK(wait_for(&s, "^FOTASTATE: 90", 3, NULL, 0) == 1, "upgraded");
+    CMD(&s, "AT+CNMI?", "+CNMI: 0,0,0,0,0", "OK");
+    CMD(&s, "AT+CMGF?", "+CMGF: 0", "OK");
+    CMD(&s, "AT+CMGF=1", "OK");
+    CMD(&s, "AT+CPIN=\"1234\"", "OK");
+    for (int i = 0; i < 2; i++) {
+        send_cmd(&s, i ? "AT+CMGR=1" : "AT+CMGR=0");
+        EXPECT(&s, i ? "AT+CMGR=1" : "AT+CMGR=0");
+        next_nn(&s, l, sizeof l, 2);
+        CHECK(!strncmp(l, i ? "+CMGR: \"REC UNREAD\",\"333\",,\"24/11/25," : "+CMGR: \"REC UNREAD\",\"444\",,\"24/11/25,",
+                       35), "kept across the reset: %s", l);
+        EXPECT(&s, i ? "three" : "four", "OK");
+    }
+    CHECK_INT(log_count(&s, "\"what\":\"delivered\",\"index\":0,\"from\":\"444\""), 1); /* byte= */
+    sim_stop(&s);
+
+    CHECK(sim_start(&s, 1, "--sms-slots", "1", "--sms", "time=0:111:one", "--sms", "time=1:222:two", NULL) == 0,
+          "sim starts");
+    CHECK(port_open(&s, 0) == 0, "open");
+    sleep_s(0.1);
+    CMD(&s, "AT+CMGF=1", "OK");
+    CMD(&s, "AT+CMGL=\"ALL\"", "+CMGL: 0,\"REC UNREAD\",\"111\",,\"24/11/25,10:00:00+32\"", "one", "OK");
+    CHECK_INT(log_count(&s, "\"what\":\"rejected\",\"index\":-1,\"from\":\"222\",\"text\":\"two\",\"reason\":\"full\""), 1);
+    sim_stop(&s);
+
+    /* bad values are refused */
+    const char *bad[] = {"time=1", "time=1:", "time=1:+1", "nope=1:+1:x", "time=1::x", "time=1:a\"b:x",
+                         "time=1:123456789012345678901:x", NULL};
+    char cmd[1600];
+    for (int i = 0; bad[i]; i++) {
+        snprintf(cmd, sizeof cmd, "'%s' --dir /tmp/hwfota-simtest-none --sms '%s' >/dev/null 2>&1", sim_bin, bad[i]);
+        CHECK(system(cmd) != 0, "--sms %s refused", bad[i]);
+    }
 }
 
 static void test_help(void)
 {
-    char cmd[1200];
+    char cmd[1600];
     snprintf(cmd, sizeof cmd, "'%s' --help", sim_bin);
     FILE *p = popen(cmd, "r");
     char *text = calloc(1, 65536);
@@ -859,15 +1077,22 @@ static void test_help(void)
                           "--model", "--version-from", "--version-to", "--description", "--imei-base",
                           "--pin", "--unknown", "--cmee", "--closed-port", "--image-size", "--xnv-size", "--rate",
                           "--detect-time", "--verify-time", "--upgrade-delay", "--reset-delay",
-                          "--reset-gap", "--boot-time", "--noise", "--fault-modules", "--no-new-version",
+                          "--reset-gap", "--boot-time", "--day", "--noise", "--fault-modules", "--no-new-version",
                           "--detect-fail", "--download-fail", "--download-fail-at", "--power-loss",
-                          "--upgrade-fail", "--port-gone", "--port-gone-for", "--hang", "--hang-for",
+                          "--upgrade-fail", "--port-gone", "--port-gone-for", "--hang", "--hang-for", "--hang-reject",
                           "--garbage", "--drop", "--dup-state", "--bad-state", "--lose-state",
-                          "--data-session", "--sim-pin", "--not-registered", NULL};
+                          "--data-session", "--sim-pin", "--not-registered", "--sms", "--urc", "--sms-slots", NULL};
     for (int i = 0; opts[i] && text; i++) CHECK(strstr(text, opts[i]) != NULL, "--help names %s", opts[i]);
     free(text);
     snprintf(cmd, sizeof cmd, "'%s' --no-such-option >/dev/null 2>&1", sim_bin);
     CHECK(system(cmd) != 0, "unknown option rejected");
+    char scen[200];
+    snprintf(scen, sizeof scen, "/tmp/hwfota-simtest-bad.%d", (int)getpid());
+    FILE *f = fopen(scen, "w");
+    if (f) { fputs("no-such-key = 1\n", f); fclose(f); }
+    snprintf(cmd, sizeof cmd, "'%s' --scenario %s --dir /tmp/hwfota-simtest-none >/dev/null 2>&1", sim_bin, scen);
+    CHECK(system(cmd) != 0, "bad scenario key rejected");
+    unlink(scen);
 }
 
 int main(void)
@@ -881,10 +1106,10 @@ int main(void)
     }
     double t0 = now_s();
     void (*tests[])(void) = {test_help, test_seed_flow, test_at_basics, test_detect_faults,
-                             test_download_faults, test_auto, test_port_faults, test_closed_port,
-                             test_gone_during_download, test_noise, test_many};
+                             test_download_faults, test_auto, test_auto_query, test_port_faults, test_closed_port,
+                             test_gone_during_download, test_noise, test_many, test_sms};
     const char *names[] = {"help", "seed_flow", "at_basics", "detect_faults", "download_faults",
-                           "auto", "port_faults", "closed_port", "gone_during_download", "noise", "many"};
+                           "auto", "auto_query", "port_faults", "closed_port", "gone_during_download", "noise", "many", "sms"};
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         double t = now_s();
         tests[i]();

@@ -62,6 +62,19 @@ function M.open(path, opts)
       error(("bad argument #2 to 'open' (unknown option '%s')"):format(tostring(k)), 2)
     end
   end
+  -- name the option in the message (the C core only knows argument numbers)
+  local b, f, t = opts.baudrate, opts.flow, opts.timeout
+  if b ~= nil and (type(b) ~= "number" or math.tointeger(b) == nil) then
+    error(("bad option 'baudrate' to 'open' (integer expected, got %s)"):format(
+      type(b) == "number" and tostring(b) or type(b)), 2)
+  end
+  if f ~= nil and f ~= "none" and f ~= "rtscts" then   -- "none\0x" too
+    error(("bad option 'flow' to 'open' (\"none\" or \"rtscts\" expected, got %s)"):format(
+      type(f) == "string" and ("%q"):format(f:sub(1, 20)) or type(f)), 2)
+  end
+  if t ~= nil and type(t) ~= "number" then
+    error(("bad option 'timeout' to 'open' (number of seconds expected, got %s)"):format(type(t)), 2)
+  end
   return core.open(path, opts.baudrate, opts.flow, opts.timeout)
 end
 
@@ -111,8 +124,13 @@ end
 -- @tparam[opt] table policy hooks (all optional): `on_new_version(info)` ->
 --   "download" | "defer" | "reject" [, retry_after, reason]; `on_downloaded(info)`
 --   -> "upgrade" | "defer"; `on_failure(err, attempt)` -> seconds before a retry,
---   or nil/false to give up; `on_progress(p)`; `on_event(e)`; `before_detect(ctx)`
---   and `after(ctx)` (data-connection guards). See `hwfota.policy`.
+--   or nil/false to give up; `on_progress(p, control)`; `on_event(e, control)`;
+--   `on_start(control)` (once per attempt, before the first command);
+--   `before_detect(ctx)` and `after(ctx)` (data-connection guards). See `hwfota.policy`.
+--   `control` steers the running flow from a hook or another task:
+--   `control.pause()` (phase download: AT^FOTADL=2, phase becomes "paused"),
+--   `control.resume()` (phase paused: AT^FOTADL=1), `control.cancel()`,
+--   `control.phase()`; each returns true or `nil, message, "ESTATE"`.
 -- @tparam[opt] table opts as for `session`
 -- @treturn table report `{status = "upgraded" | "no_new_version" | "deferred" |
 --   "rejected" | "failed", from =, to =, version =, code =, message =,
@@ -146,6 +164,10 @@ end
 -- @tparam string b
 -- @treturn integer -1, 0 or 1, or `nil, message` when a version is malformed
 function M.version_compare(a, b)
+  if type(a) ~= "string" or type(b) ~= "string" then
+    error(("bad argument #%d to 'version_compare' (string expected, got %s)"):format(
+      type(a) ~= "string" and 1 or 2, type(type(a) ~= "string" and a or b)), 2)
+  end
   return core.version_compare(a, b)
 end
 
@@ -177,7 +199,9 @@ end
 --- Collect the result of a command sent without a callback.
 -- @function Port:result
 -- @tparam integer id
--- @return the values `command` would have returned, or `false` when not finished
+-- @return the values `command` would have returned, or `false` when not finished,
+--   or `nil, message, "EINVAL"` for an id that has no result to come (never sent,
+--   already collected, or sent with a callback)
 
 --- Wait up to `seconds` for I/O and dispatch what arrives.
 -- @function Port:poll
@@ -222,8 +246,10 @@ end
 -- @function Port:stats
 -- @treturn table
 
---- Open the same path again after the port was lost (module reset).
+--- Open the port again after it was lost (module reset): at the same path, or
+-- at `path` when the module came back under another name.
 -- @function Port:reopen
+-- @tparam[opt] string path
 -- @return `true` or `nil, message, code`
 
 --- Close the port (idempotent; also `__close` and `__gc`). Commands still

@@ -132,8 +132,9 @@ local timer_mt = {
 --- Sleep `seconds` in the loop (other tasks and ports keep running).
 -- @tparam number seconds
 function M.sleep(seconds)
-  if type(seconds) ~= "number" or seconds < 0 then
-    error("bad argument #1 to 'sleep' (non-negative number expected)", 2)
+  -- NaN would make a deadline no clock ever reaches (a hang), inf likewise
+  if type(seconds) ~= "number" or not (seconds >= 0 and seconds < math.huge) then
+    error("bad argument #1 to 'sleep' (non-negative finite number expected)", 2)
   end
   local cond = M.condition()
   local timer = setmetatable({at = core.now() + seconds, cond = cond}, timer_mt)

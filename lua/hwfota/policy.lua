@@ -92,8 +92,13 @@ end
 
 local function check_number(fname, name, v, min, max, default, integer)
     if v == nil then return default end
-    if type(v) ~= "number" or v ~= v then
+    if type(v) ~= "number" then
         argerr(fmt("hwfota.policy.%s: '%s' must be a number, got %s", fname, name, type(v)))
+    end
+    if v ~= v or v == huge or v == -huge then
+        -- an infinite (or NaN) delay would be handed to sleep
+        argerr(fmt("hwfota.policy.%s: '%s' must be a finite number, got %s", fname, name,
+                  tostring(v)))
     end
     if integer and math_type(v) ~= "integer" and v ~= floor(v) then
         argerr(fmt("hwfota.policy.%s: '%s' must be an integer, got %s", fname, name, tostring(v)))
@@ -471,8 +476,9 @@ function M.window(opts)
     -- Seconds since Sunday 00:00 for the clock's current time, then the window check.
     local function is_open()
         local t = clock()
-        if type(t) ~= "table" or math_type(t.wday) ~= "integer" or type(t.hour) ~= "number"
-           or type(t.min) ~= "number" then
+        local function finite(x) return type(x) == "number" and x == x and x > -huge and x < huge end
+        if type(t) ~= "table" or math_type(t.wday) ~= "integer" or t.wday < 1 or t.wday > 7
+           or not finite(t.hour) or not finite(t.min) or (t.sec ~= nil and not finite(t.sec)) then
             error("hwfota.policy.window: clock() must return a table with wday, hour, min", 3)
         end
         local now = (t.wday - 1) * 86400 + t.hour * 3600 + t.min * 60 + (t.sec or 0)

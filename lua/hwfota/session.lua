@@ -63,6 +63,33 @@ local function new_driver(port, policy, opts, attempt)
   return self
 end
 
+--- The run's control: pause/resume/cancel the flow while it runs (from a hook
+-- or another task). Each returns true, or nil, message, code when the phase
+-- does not allow it (the request never reaches the wire then).
+function Driver:control()
+  if self.ctl then return self.ctl end
+  local d = self
+  local function phase() return d.fsm and d.fsm:phase() or "idle" end
+  local function request(kind, allowed, what)
+    if d.finished then return nil, "the FOTA run is over", "ESTATE" end
+    local ph = phase()
+    if allowed and not allowed[ph] then
+      return nil, ("cannot %s in phase %s"):format(what, ph), "ESTATE"
+    end
+    d:post{kind = kind}
+    return true
+  end
+  self.ctl = {
+    phase = phase,
+    pause = function() return request("pause", {download = true}, "pause") end,
+    resume = function() return request("resume", {paused = true}, "resume") end,
+    cancel = function() return request("cancel", nil, "cancel") end,
+    -- the machine's state as journal text (what Session steps carry to the next step)
+    snapshot = function() return d.fsm and d.fsm:snapshot() or nil end,
+  }
+  return self.ctl
+end
+
 function Driver:trace(dir, text)
   if self.opts.trace then self.opts.trace(dir, text) end
 end
@@ -209,7 +236,8 @@ function Driver:emit(a)
     self.report.from = self.report.from or a.revision
   elseif ev == "progress" then
     local ok, err = call_hook(self.policy, "on_progress",
-                              {files = a.files, done = a.done, total = a.total, percent = a.percent})
+                              {files = a.files, done = a.done, total = a.total, percent = a.percent},
+                              self:control())
     if not ok then self:trace("error", "on_progress: " .. tostring(err)) end
   elseif ev == "decision_needed" then
     self:decide(a)
@@ -219,7 +247,7 @@ function Driver:emit(a)
     self:finish("failed", a)
   end
   if ev ~= "progress" then
-    local ok, err = call_hook(self.policy, "on_event", a)
+    local ok, err = call_hook(self.policy, "on_event", a, self:control())
     if not ok then self:trace("error", "on_event: " .. tostring(err)) end
   end
 end
@@ -272,6 +300,12 @@ function Driver:try_reopen(now)
   if self.finished then return end
   if now >= self.reopen_deadline then
     self.reopen_deadline = nil
+    if self.starting then       -- the machine has not started: fail here
+      return self:finish("failed", {code = "ETIMEDOUT", message =
+        ("the port went away while resuming from the journal and did not come back within "
+         .. "%g s; the module may still be upgrading: do not power it off, check USB and "
+         .. "run again"):format(self.opts.fsm.reboot_timeout or 180)})
+    end
     self:post{kind = "timer"}   -- the machine fails the wait with its reason
     return
   end
@@ -283,7 +317,10 @@ function Driver:try_reopen(now)
   end
   self:trace("event", "port back: " .. self.port:path())
   self:setup_port(function(fine)
-    if fine then
+    if fine and self.starting then
+      self.starting, self.reopen_deadline = false, nil
+      self:run_actions(self.fsm:start(core.now()))
+    elseif fine then
       self.reopen_deadline = nil
       self:post{kind = "port_back"}
     elseif self.reopen_deadline then
@@ -362,10 +399,24 @@ function Driver:start(previous)
       self:trace("error", e.detail)
     end
   end)
+  if self.policy.on_start then
+    local okh, err = pcall(self.policy.on_start, self:control())
+    if not okh then self:trace("error", "on_start: " .. tostring(err)) end
+  end
+  local resumed = snap ~= nil and snap ~= ""
   self:setup_port(function(fine)
     if self.finished then return end
     if fine then
       self:run_actions(fsm:start(core.now()))
+    elseif resumed and self.port:is_lost() then
+      -- resuming from a journal: the module may be resetting under us (power loss,
+      -- or the upgrade's reset when the previous host died after AT^FWUP); wait
+      -- for it as the machine would, bounded by reboot_timeout
+      self.starting = true
+      self.reopen_deadline = core.now() + (self.opts.fsm.reboot_timeout or 180)
+      self.reopen_delay = REOPEN_FIRST
+      self.reopen_at = core.now() + REOPEN_FIRST
+      self:trace("event", "port lost: waiting for the module to come back")
     else
       self:finish("failed", {code = "EPORTLOST", message = "the port was lost during its setup"})
     end
@@ -400,6 +451,38 @@ local function ensure_port(port_or_path, opts)
   return port_or_path
 end
 
+-- A journal left by a run that did not finish means the module may be in the
+-- middle of a reset (the host died during the download or after AT^FWUP): its
+-- port can be absent for a while. Wait for it (bounded by reboot_timeout)
+-- instead of failing at once. Yields inside tasks (loop.sleep).
+local function journal_pending(o)
+  local path = o.journal
+  if not path then return false end
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local head = f:read(16)
+  f:close()
+  return head ~= nil and head ~= ""
+end
+
+local function wait_for_port(path, o, msg, code)
+  local timeout = o.fsm.reboot_timeout or 180
+  local deadline = core.now() + timeout
+  local delay = REOPEN_FIRST
+  while code == "ENOENT" and core.now() < deadline do
+    loop.sleep(math.min(delay, math.max(0, deadline - core.now())))
+    delay = math.min(delay * 2, REOPEN_MAX)
+    local port, m, c, owned = ensure_port(path, o)
+    if port then return port, nil, nil, owned end
+    msg, code = m, c
+  end
+  if code ~= "ENOENT" then return nil, msg, code end
+  return nil, ("%s did not come back within %g s; the journal %s says a FOTA run was in "
+               .. "progress (the module may still be upgrading: do not power it off; "
+               .. "check USB, then run again): %s"):format(path, timeout, o.journal, msg),
+         "ETIMEDOUT"
+end
+
 -- == One attempt, and run() with retries ==
 
 local function one_attempt(port, policy, o, attempt, previous)
@@ -411,8 +494,9 @@ local function one_attempt(port, policy, o, attempt, previous)
   return loop.wait(d.cond, {d}), d
 end
 
---- See `hwfota.run` (lua/hwfota/init.lua).
-function M.run(port_or_path, policy, opts)
+--- See `hwfota.run` (lua/hwfota/init.lua). `carry` (internal, for Session
+-- steps): a snapshot of the previous step's machine, restored like a journal.
+function M.run(port_or_path, policy, opts, carry)
   if policy ~= nil and type(policy) ~= "table" then
     error(("bad argument #2 to 'run' (table expected, got %s)"):format(type(policy)), 2)
   end
@@ -422,10 +506,13 @@ function M.run(port_or_path, policy, opts)
   policy = policy or {}
   local o = split_opts(opts)
   local port, msg, code, owned = ensure_port(port_or_path, o)
+  if not port and code == "ENOENT" and journal_pending(o) then
+    port, msg, code, owned = wait_for_port(port_or_path, o, msg, code)
+  end
   if not port then
     return {status = "failed", code = code, message = msg, attempts = 0}
   end
-  local attempt, previous, report = 0, nil, nil
+  local attempt, previous, report = 0, carry, nil
   while true do
     attempt = attempt + 1
     local ctx = {port = port, attempt = attempt}
@@ -446,7 +533,7 @@ function M.run(port_or_path, policy, opts)
       -- a retry after AT^FWUP must keep knowing it was sent
       if d and d.fsm then
         local info = d.fsm:info()
-        previous = info.fwup_sent and d.fsm:snapshot() or nil
+        previous = (info.fwup_sent or carry) and d.fsm:snapshot() or nil
       end
     else
       report = {status = "failed", code = "EGUARD", attempts = attempt,
@@ -583,11 +670,17 @@ function Session:mode(p)
 end
 
 -- Run the state machine with a fixed internal policy (the safety rules stay in C).
-function Session:drive(policy)
+-- Each step is a run of its own; `carry` restores the previous step's machine so
+-- what it learnt (the announced version, the verified image, AT^FWUP sent) holds
+-- in the next step: the module's AT^FOTASTATE? answer does not repeat the version.
+function Session:drive(policy, carry)
   local o = shallow_copy(self.opts)
   self.active = true
-  local report = M.run(self.port, policy, o)
-  self.active = false
+  local ctl
+  policy.on_start = function(c) ctl = c; self.control = c end
+  local report = M.run(self.port, policy, o, carry and self.snapshot or nil)
+  self.active, self.control = false, nil
+  self.snapshot = ctl and ctl.snapshot() or self.snapshot
   return report
 end
 
@@ -612,11 +705,11 @@ function Session:download(p)
   if p ~= nil and type(p) ~= "table" then error("bad argument #1 to 'download' (table expected)", 2) end
   p = p or {}
   local got
-  local report = self:drive{
+  local report = self:drive({
     on_new_version = function() return "download" end,
     on_downloaded = function(info) got = info; return "defer" end,
     on_progress = p.progress,
-  }
+  }, true)
   if got then return {version = got.version, size = got.size} end
   if report.status == "failed" then return failed(report) end
   if report.status == "no_new_version" then return nil, "no new version to download", "ENOVERSION" end
@@ -625,10 +718,10 @@ end
 
 --- Apply a downloaded, verified image (AT^FWUP), wait for the reset, verify.
 function Session:upgrade()
-  local report = self:drive{
+  local report = self:drive({
     on_new_version = function() return "defer" end,
     on_downloaded = function() return "upgrade" end,
-  }
+  }, true)
   if report.status == "upgraded" then return {from = report.from, to = report.to} end
   if report.status == "failed" then return failed(report) end
   return nil, "no verified image to apply: download it first (" .. tostring(report.status) .. ")",
@@ -641,12 +734,25 @@ local function direct(self, cmd, what)
   return true
 end
 
+-- While a step runs (s:download in another task), pause/resume/cancel go
+-- through the state machine (it sends the command when no other is in flight);
+-- between steps they are direct commands.
+
 --- Pause the download (AT^FOTADL=2; needs resume mode on).
-function Session:pause() return direct(self, "AT^FOTADL=2", "pause") end
+function Session:pause()
+  if self.control then return self.control.pause() end
+  return direct(self, "AT^FOTADL=2", "pause")
+end
 --- Resume a pending download (AT^FOTADL=1 from state 31).
-function Session:resume() return direct(self, "AT^FOTADL=1", "resume") end
+function Session:resume()
+  if self.control then return self.control.resume() end
+  return direct(self, "AT^FOTADL=1", "resume")
+end
 --- Abandon the update and bring the module back to idle (AT^FOTADL=0).
-function Session:cancel() return direct(self, "AT^FOTADL=0", "cancel") end
+function Session:cancel()
+  if self.control then return self.control.cancel() end
+  return direct(self, "AT^FOTADL=0", "cancel")
+end
 
 --- The session's port.
 function Session:port_object() return self.port end

@@ -1,0 +1,299 @@
+#!/usr/bin/env lua5.4
+--- sms-trigger.lua — start the FOTA flow when an SMS with a keyword arrives from an
+-- authorised number (the seed's step 1).
+--
+-- usage: lua5.4 examples/sms-trigger.lua PORT --allow NUMBER [--allow NUMBER ...]
+--          --keyword TEXT [--once] [--timeout S] [--apn APN] [--user U] [--password P]
+--          [--auth none|pap|chap] [--journal FILE] [--reboot-timeout S]
+--
+-- The port stays open. The module is put in text mode with new-message indications
+-- (AT+CMGF=1, AT+CPMS="SM","SM","SM", AT+CNMI=2,1,0,0,0), then:
+--   * messages stored while nobody listened are taken first (AT+CMGL="REC UNREAD");
+--   * each "+CMTI: "SM",<index>" queues that index (port:on, event-driven: port:poll);
+--   * each message is read (AT+CMGR=<index>) and deleted (AT+CMGD=<index>) before it is
+--     judged, whether it is accepted or not: a message is acted on at most once, even if
+--     the flow then resets the module or this script dies, and the SIM's storage (20
+--     slots or so) never fills up with rejected messages. Use a dedicated SIM: every
+--     message that arrives is consumed;
+--   * a message is a trigger when its sender, trimmed, equals one of the --allow numbers
+--     exactly and its text, trimmed, equals --keyword exactly (case matters);
+--   * a trigger runs hwfota.run on the same port (as examples/upgrade.lua does) and prints
+--     the outcome; then text mode and indications are set again (a reset clears them)
+--     and unread messages that arrived meanwhile are listed.
+--
+-- Nothing from an SMS is ever put into a command: the only value taken from the module's
+-- lines is the storage index, and it must be a plain decimal integer (0..65535) in a
+-- well-formed "+CMTI:" / "+CMGL:" line; anything else (e.g. '+CMTI: "SM",1;AT^FWUP') is
+-- reported and ignored.
+-- Known limit of text mode: a text whose single line reads "OK" or "ERROR" ends the
+-- AT+CMGR response early, so the message reads as empty (rejected, deleted).
+--
+-- Exit status: with --once, the flow's (0 upgraded, 3 no new version, 1 failed);
+-- 4 when --timeout expires before a trigger; 2 usage; 1 the port cannot be opened.
+--
+-- Against the simulator (the SMS arrives 1 model second after start):
+--   build/hwfota-sim --time-scale 0.1 --sms "time=1:+8613800000000:FOTA UPGRADE" &
+--   lua5.4 examples/sms-trigger.lua /tmp/hwfota-sim/ttyUSB2 --allow +8613800000000 \
+--       --keyword "FOTA UPGRADE" --once
+local M = {}
+
+--- Leading and trailing white space removed.
+function M.trim(s)
+  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
+-- A storage index from the module: decimal digits only, 0..65535.
+local function index_of(digits)
+  if type(digits) ~= "string" or not digits:match("^%d+$") or #digits > 5 then return nil end
+  local i = math.tointeger(tonumber(digits, 10))
+  if not i or i > 65535 then return nil end
+  return i
+end
+
+--- Parse a new-message indication '+CMTI: "SM",<index>'.
+-- @return index (integer) or nil, reason
+function M.parse_cmti(line)
+  if type(line) ~= "string" then return nil, "not a string" end
+  local mem, digits = line:match('^%+CMTI:%s*"(%w+)",%s*(%d+)$')
+  if not mem then return nil, "malformed +CMTI" end
+  if mem ~= "SM" then return nil, "storage " .. mem .. " is not the SIM's" end
+  local i = index_of(digits)
+  if not i then return nil, "index out of range" end
+  return i
+end
+
+--- Split a comma-separated parameter list; quoted fields may hold commas.
+function M.fields(s)
+  local out, i, n = {}, 1, #s
+  while i <= n + 1 do
+    if s:sub(i, i) == '"' then
+      local close = s:find('"', i + 1, true)
+      if not close then return nil end
+      out[#out + 1] = s:sub(i + 1, close - 1)
+      i = close + 1
+      if i <= n and s:sub(i, i) ~= "," then return nil end
+      i = i + 1
+    else
+      local comma = s:find(",", i, true) or n + 1
+      out[#out + 1] = s:sub(i, comma - 1)
+      i = comma + 1
+    end
+  end
+  return out
+end
+
+--- The lines of an AT+CMGR response -> {status=, from=, time=, text=} or nil, reason.
+function M.parse_cmgr(lines)
+  local head = lines and lines[1]
+  if type(head) ~= "string" or head:sub(1, 7) ~= "+CMGR: " then return nil, "no +CMGR header" end
+  local f = M.fields(head:sub(8))
+  if not f or #f < 4 then return nil, "malformed +CMGR header" end
+  local text = {}
+  for k = 2, #lines do text[#text + 1] = lines[k] end
+  return {status = f[1], from = f[2], time = f[4], text = table.concat(text, "\n")}
+end
+
+--- The indexes in an AT+CMGL response (header lines only; text lines skipped).
+-- @treturn table array of integers; malformed headers are reported in the second value
+function M.parse_cmgl(lines)
+  local out, bad = {}, {}
+  for _, l in ipairs(lines or {}) do
+    local digits = l:match("^%+CMGL:%s*(%d+),")
+    if digits then
+      local i = index_of(digits)
+      if i then out[#out + 1] = i else bad[#bad + 1] = l end
+    end
+  end
+  return out, bad
+end
+
+--- Is the message a trigger? cfg: {allow = {number = true, ...}, keyword = "..."}.
+-- @return true, or false, reason
+function M.check(sms, cfg)
+  local from, text = M.trim(sms.from or ""), M.trim(sms.text or "")
+  if not cfg.allow[from] then return false, "sender not authorised" end
+  if text ~= cfg.keyword then return false, "wrong keyword" end
+  return true
+end
+
+--- Printable form of text from the air (control characters escaped).
+function M.show(s)
+  return '"' .. tostring(s):gsub('[%c\\\128-\255]', function(c)
+    return ("\\x%02x"):format(c:byte())
+  end) .. '"'
+end
+
+if ... == "--as-library" then return M end
+
+-- =================================================================== the script
+
+local hwfota = require "hwfota"
+io.stdout:setvbuf("line")
+
+local function usage(msg)
+  io.stderr:write((msg and msg .. "\n" or "") ..
+    "usage: sms-trigger.lua PORT --allow NUMBER [--allow NUMBER ...] --keyword TEXT [--once]\n" ..
+    "         [--timeout S] [--apn APN] [--user U] [--password P] [--auth none|pap|chap]\n" ..
+    "         [--journal FILE] [--reboot-timeout S]\n")
+  os.exit(2)
+end
+
+local port_path
+local cfg = {allow = {}, keyword = nil}
+local o = {apn = "1234", user = "", password = "", auth = "chap", reboot_timeout = 180}
+local once, timeout = false, nil
+local i = 1
+while i <= #arg do
+  local a = arg[i]
+  local function val() i = i + 1; return arg[i] or usage("missing value after " .. a) end
+  if a == "--allow" then
+    for n in val():gmatch("[^,]+") do
+      n = M.trim(n)
+      if n ~= "" then cfg.allow[n] = true end
+    end
+  elseif a == "--keyword" then cfg.keyword = M.trim(val())
+  elseif a == "--once" then once = true
+  elseif a == "--timeout" then timeout = tonumber(val()) or usage("bad number")
+  elseif a == "--apn" then o.apn = val()
+  elseif a == "--user" then o.user = val()
+  elseif a == "--password" then o.password = val()
+  elseif a == "--auth" then o.auth = val()
+  elseif a == "--journal" then o.journal = val()
+  elseif a == "--reboot-timeout" then o.reboot_timeout = tonumber(val()) or usage("bad number")
+  elseif a:sub(1, 1) == "-" then usage("unknown option " .. a)
+  elseif not port_path then port_path = a
+  else usage("too many arguments") end
+  i = i + 1
+end
+if not port_path then usage() end
+if not next(cfg.allow) then usage("at least one --allow NUMBER is needed") end
+if not cfg.keyword or cfg.keyword == "" then usage("--keyword TEXT is needed") end
+
+local function say(fmt, ...) print("sms-trigger: " .. fmt:format(...)) end
+local function warn(fmt, ...) io.stderr:write("sms-trigger: " .. fmt:format(...) .. "\n") end
+
+local port, msg, code = hwfota.open(port_path)
+if not port then warn("cannot open %s: %s (%s)", port_path, msg, code); os.exit(1) end
+
+local queue, queued = {}, {}
+local function enqueue(idx)
+  if queued[idx] then return end
+  queued[idx] = true
+  queue[#queue + 1] = idx
+end
+
+port:on("+CMTI:", function(line)
+  local idx, why = M.parse_cmti(line)
+  if idx then enqueue(idx)
+  else warn("ignored indication %s: %s", M.show(line), why) end
+end)
+
+-- Text mode, SIM storage, indications on; then what arrived while nobody listened.
+local function setup()
+  for _, c in ipairs{'AT+CMGF=1', 'AT+CPMS="SM","SM","SM"', 'AT+CNMI=2,1,0,0,0'} do
+    local res, m, k = port:command(c, {timeout = 10})
+    if not res then return nil, ("%s: %s"):format(c, m), k end
+  end
+  local res, m, k = port:command('AT+CMGL="REC UNREAD"', {timeout = 20})
+  if not res then return nil, "AT+CMGL: " .. tostring(m), k end
+  local list, bad = M.parse_cmgl(res.lines)
+  for _, l in ipairs(bad) do warn("ignored list line %s", M.show(l)) end
+  for _, idx in ipairs(list) do enqueue(idx) end
+  return true
+end
+
+-- After a reset nobody asked for (power loss, USB glitch): reopen, set up again.
+local function reconnect(until_t)
+  local delay = 0.2
+  while true do
+    if until_t and hwfota.now() >= until_t then return false end
+    if port:reopen() then
+      local ok, m = setup()
+      if ok then return true end
+      warn("setup after reopen failed: %s", m)
+    end
+    hwfota.poll({}, delay)   -- a plain wait (no port to watch), backing off to 5 s
+    delay = math.min(delay * 2, 5)
+  end
+end
+
+local exit_for = {upgraded = 0, no_new_version = 3}
+
+local function run_flow()
+  local report = hwfota.run(port, {
+    on_new_version = function(info)
+      say("new version %s (%d bytes)", tostring(info.version), info.size or 0)
+      return "download"
+    end,
+    on_downloaded = function() return "upgrade" end,
+  }, {
+    apn = o.apn, user = o.user, password = o.password, auth = o.auth,
+    mode = {auto_query = false, auto_download = false, auto_upgrade = true, resume = true},
+    journal = o.journal, reboot_timeout = o.reboot_timeout,
+    skip_model_check = true,   -- the simulator's demo versions are below the supported table
+  })
+  if report.status == "upgraded" then
+    say("upgraded and verified: %s -> %s", report.from or "?", report.to or "?")
+  elseif report.status == "no_new_version" then
+    say("no new version for this module")
+  else
+    say("FOTA %s: %s (%s)", report.status, report.message or "-", report.code or "-")
+  end
+  return exit_for[report.status] or 1
+end
+
+-- Read, delete, judge one message. Returns the flow's exit code when it ran.
+local function handle(idx)
+  local res, m, k = port:command(("AT+CMGR=%d"):format(idx), {timeout = 10})
+  if k == "EPORTLOST" then enqueue(idx); return nil end
+  local dres, dm = port:command(("AT+CMGD=%d"):format(idx), {timeout = 10})
+  if not dres then warn("AT+CMGD=%d failed: %s", idx, tostring(dm)) end
+  if not res then
+    if k ~= "ECMS" then warn("AT+CMGR=%d failed: %s (%s)", idx, tostring(m), tostring(k)) end
+    return nil   -- +CMS ERROR: 321 is an empty slot (already handled)
+  end
+  local sms, why = M.parse_cmgr(res.lines)
+  if not sms then warn("message %d unreadable: %s", idx, why); return nil end
+  local ok, reason = M.check(sms, cfg)
+  if not ok then
+    say("message %d from %s ignored (%s), deleted", idx, M.show(sms.from), reason)
+    return nil
+  end
+  say("trigger from %s (message %d, deleted): starting FOTA", M.trim(sms.from), idx)
+  return run_flow()
+end
+
+local ok, m = setup()
+if not ok then warn("setup failed: %s", m); os.exit(1) end
+say("waiting on %s for %s from %d authorised number(s)", port_path, M.show(cfg.keyword),
+    (function() local n = 0; for _ in pairs(cfg.allow) do n = n + 1 end; return n end)())
+
+local deadline = timeout and hwfota.now() + timeout
+local last
+while true do
+  while #queue > 0 do
+    local idx = table.remove(queue, 1)
+    queued[idx] = nil
+    local rc = handle(idx)
+    if rc then
+      last = rc
+      if once then port:close(); os.exit(rc) end
+      if port:is_lost() then reconnect(nil) end
+      local sok, sm = setup()
+      if not sok then warn("setup after the flow failed: %s", sm) end
+    end
+  end
+  local wait = 3600
+  if deadline then
+    wait = deadline - hwfota.now()
+    if wait <= 0 then break end
+  end
+  local n, pm = port:poll(wait)
+  if not n then
+    warn("port lost (%s); reopening", tostring(pm))
+    if not reconnect(deadline) then break end
+  end
+end
+say("timeout: %s", last and "done" or "no trigger")
+port:close()
+os.exit(last or 4)

@@ -1,0 +1,137 @@
+-- The examples (examples/*.lua) run as integrators run them: lua5.4 processes against
+-- the simulator. (sms-trigger.lua is not here yet: it needs the simulator to deliver
+-- an SMS.)
+local simproc = require "support.simproc"
+
+local top = os.getenv("HWFOTA_TOP") or "."
+local q = simproc.quote
+local ENV = ("LUA_PATH=%s LUA_CPATH=%s "):format(
+  q(top .. "/lua/?.lua;" .. top .. "/lua/?/init.lua;;"), q(top .. "/build/?.so;;"))
+
+-- Run an example to its end (at most 30 s); returns exit code, stdout+stderr.
+local function example(name, args)
+  local quoted = {}
+  for i, a in ipairs(args) do quoted[i] = q(a) end
+  local cmd = ("%s timeout 30 lua5.4 %s %s 2>&1"):format(ENV, q(top .. "/examples/" .. name),
+                                                     table.concat(quoted, " "))
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  local _, _, code = p:close()
+  return code, out
+end
+
+describe("examples/status.lua", function()
+  it("prints model, firmware, IMEI and FOTA state", function()
+    local sim = simproc.start()
+    local rc, out = example("status.lua", {sim.path})
+    sim:stop()
+    assert.equals(0, rc, out)
+    assert.matches("Model:       MU509-b", out, 1, true)
+    assert.matches("Firmware:    12.815.01.03.00", out, 1, true)
+    assert.matches("IMEI:        867530900000009", out, 1, true)
+    assert.matches("FOTA state:  10 (idle)", out, 1, true)
+  end)
+
+  it("prints the download progress of a downloaded image, and fails cleanly without a module", function()
+    local sim = simproc.start()
+    -- download without applying, through the command
+    local cli = require "hwfota.cli"
+    local rc = cli.main({"--port", sim.path, "download", "--skip-model-check", "--poll", "0.2"},
+                        {stdout = function() end, stderr = function() end,
+                         isatty = function() return false end, getenv = function() end})
+    assert.equals(0, rc)
+    local out
+    rc, out = example("status.lua", {sim.path})
+    sim:stop()
+    assert.equals(0, rc, out)
+    assert.matches("FOTA state:  40 (downloaded)", out, 1, true)
+    assert.matches('file 1 IMAGE    1324 / 1324 bytes', out, 1, true)
+    assert.matches("Download:    100% (79114 / 79114 bytes)", out, 1, true)
+    rc, out = example("status.lua", {"/dev/ttyUSB-none"})
+    assert.equals(1, rc)
+    assert.matches("cannot open", out)
+    rc = example("status.lua", {})
+    assert.equals(2, rc)
+  end)
+end)
+
+describe("examples/rollout.lua", function()
+  local sim
+  before_each(function() sim = simproc.start() end)
+  after_each(function() sim:stop() end)
+
+  it("upgrades inside the window and the cohort, WAN down around the data phase", function()
+    local rc, out = example("rollout.lua", {sim.path, "--at", "tue 02:30", "--percent", "100",
+                                            "--skip-model-check"})
+    assert.equals(0, rc, out)
+    local down = out:find("[stub] ifdown wan", 1, true)
+    local offer = out:find("offer: 12.815.01.04.00 (79114 bytes)", 1, true)
+    local up = out:find("[stub] ifup wan", 1, true)
+    local done = out:find("upgraded and verified: 12.815.01.03.00 -> 12.815.01.04.00", 1, true)
+    assert.is_truthy(down and offer and up and done, out)
+    assert.is_true(down < offer and offer < up and up < done, out)
+  end)
+
+  it("defers outside the window (with the time of the next opening) and outside the cohort", function()
+    local rc, out = example("rollout.lua", {sim.path, "--at", "tue 12:00", "--percent", "100",
+                                            "--skip-model-check"})
+    assert.equals(5, rc, out)
+    assert.matches("deferred: window: outside the maintenance window, ask again in 46800 s", out, 1, true)
+    assert.matches("[stub] ifup wan", out, 1, true)
+    rc, out = example("rollout.lua", {sim.path, "--at", "tue 02:30", "--percent", "0",
+                                      "--skip-model-check"})
+    assert.equals(5, rc, out)
+    assert.matches("deferred: cohort: outside the 0 % cohort", out, 1, true)
+    assert.is_nil(out:find("downloading", 1, true))
+  end)
+
+  it("refuses a version the gate does not allow, and bad options", function()
+    local rc, out = example("rollout.lua", {sim.path, "--at", "tue 02:30", "--percent", "100",
+                                            "--target", "12.815.01.05.00", "--skip-model-check"})
+    assert.equals(5, rc, out)
+    assert.matches("rejected: gate: 12.815.01.04.00 is not the pinned target 12.815.01.05.00", out, 1, true)
+    rc = example("rollout.lua", {sim.path, "--window", "late"})
+    assert.equals(2, rc)
+    rc = example("rollout.lua", {sim.path, "--percent", "150"})
+    assert.equals(2, rc)
+  end)
+end)
+
+describe("examples/socket-trigger.lua", function()
+  it("starts the flow on a command received on a unix socket", function()
+    local unix = require "socket.unix"
+    local sim = simproc.start{"--rate", "4000"}
+    local sock = sim.dir .. "/trigger.sock"
+    local cmd = ("%s timeout 30 lua5.4 %s %s --unix %s --once --token s3cret --skip-model-check 2>&1; echo \"exit=$?\"")
+                :format(ENV, q(top .. "/examples/socket-trigger.lua"), q(sim.path), q(sock))
+    local p = assert(io.popen(cmd))
+    local first = p:read("l")
+    local function ask(line)
+      local c = assert(unix.stream())
+      assert(c:connect(sock))
+      c:send(line .. "\n")
+      local a = c:receive("*l")
+      c:close()
+      return a
+    end
+    local ok, err = pcall(function()
+      assert.matches("listening on " .. sock, first, 1, true)
+      assert.equals("idle last=none from=- to=- code=-", ask("status"))
+      assert.equals("error not authorised", ask("upgrade"))
+      assert.equals("error not authorised", ask("upgrade guess"))
+      assert.equals("error unknown command (upgrade, status, quit)", ask("reboot"))
+      assert.equals("started", ask("upgrade s3cret"))
+      local st = ask("status")
+      assert.matches("^running", st)
+      assert.equals("busy", ask("upgrade s3cret"))
+    end)
+    local rest = p:read("a")
+    p:close()
+    sim:stop()
+    assert(ok, err)
+    assert.matches("trigger received", rest, 1, true)
+    assert.matches("upgraded and verified: 12.815.01.03.00 -> 12.815.01.04.00", rest, 1, true)
+    assert.matches("exit=0", rest, 1, true)
+    assert.is_nil(io.open(sock), "the socket file is removed at exit")
+  end)
+end)

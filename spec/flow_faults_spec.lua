@@ -1,0 +1,237 @@
+-- End to end against hwfota-sim: every failure path of issue 4 (no new version,
+-- detection and download failures, pause/resume, power loss with and without resume,
+-- upgrade failure, late and missing port after the reset, collision, SIM PIN).
+-- Each case checks the report AND the simulator's log.
+local hwfota = require "hwfota"
+local sim = require "support.sim"
+
+local SCALE = "0.03"
+
+local function start(...)
+  local args = {"--time-scale", SCALE, ...}
+  return sim.start(args)
+end
+
+-- run with sim.opts(extra) and collect notices and phases
+local function run(s, extra, policy)
+  local seen = {notices = {}, phases = {}}
+  policy = policy or {}
+  local user_event = policy.on_event
+  policy.on_event = function(e, ctl)
+    if e.event == "notice" then seen.notices[#seen.notices + 1] = e.message end
+    if e.event == "phase" then seen.phases[#seen.phases + 1] = e.phase end
+    if user_event then user_event(e, ctl) end
+  end
+  local o = sim.opts(extra)
+  o.skip_model_check = true   -- the simulator's demo versions are below the support table
+  local t0 = hwfota.now()
+  local report = hwfota.run(s.path, policy, o)
+  seen.elapsed = hwfota.now() - t0
+  return report, seen
+end
+
+-- the first n states the module went through (later ones may not be logged yet
+-- when the host is already done: 13/14/20 return to idle right after)
+local function first_states(s, n)
+  return table.move(s:states(), 1, n, 1, {})
+end
+
+local function has(list, value)
+  for _, v in ipairs(list) do if v == value then return true end end
+  return false
+end
+
+describe("flow faults:", function()
+  local s
+  after_each(function() if s then s:stop(); s = nil end end)
+
+  it("no new version (14) ends no_new_version, nothing downloaded", function()
+    s = start("--no-new-version")
+    local report = run(s)
+    assert.equal("no_new_version", report.status, report.message)
+    assert.same({11, 14}, first_states(s, 2))
+    assert.equal(1, s:count("AT^FOTADET"))
+    assert.equal(0, s:count("AT^FOTADL=1"))
+  end)
+
+  it("detection failure 13,<code> fails EDETECT with the module's code and its meaning", function()
+    s = start("--detect-fail", "21")
+    local report = run(s)
+    assert.equal("failed", report.status)
+    assert.equal("EDETECT", report.code)
+    assert.equal(21, report.module_code)
+    assert.matches("HTTP server error", report.message)
+    assert.matches("APN", report.message)
+    assert.same({11, 13}, first_states(s, 2))
+    assert.equal(0, s:count("AT^FOTADL=1"))
+  end)
+
+  it("download failure 20,<code> fails EDOWNLOAD with the module's code", function()
+    s = start("--download-fail", "52", "--download-fail-at", "30000")
+    local report = run(s)
+    assert.equal("failed", report.status)
+    assert.equal("EDOWNLOAD", report.code)
+    assert.equal(52, report.module_code)
+    assert.matches("MD5", report.message)
+    assert.same({11, 12, 30, 20}, first_states(s, 4))
+    assert.equal(0, s:count("AT^FWUP"))
+  end)
+
+  it("pauses the download through the run's control and resumes it", function()
+    s = start("--rate", "4000")
+    local paused_at, resumed, report, seen
+    hwfota.spawn(function()
+      report, seen = run(s, nil, {
+        on_progress = function(p, ctl)
+          if not paused_at and p.done >= 20000 and p.done < p.total then
+            paused_at = p.done
+            assert(ctl.pause())
+          end
+        end,
+        on_event = function(e, ctl)
+          if e.event == "phase" and e.phase == "paused" and not resumed then
+            resumed = true
+            -- another task resumes later; the download must stand still meanwhile
+            hwfota.spawn(function()
+              assert(s:await({ev = "state", state = 31}, 5), "module paused (31)")
+              hwfota.sleep(0.3)
+              assert(ctl.resume())
+            end)
+          end
+        end,
+      })
+    end)
+    local failed = hwfota.loop()
+    assert.same({}, failed)
+    assert.equal("upgraded", report.status, report.message)
+    assert.is_number(paused_at)
+    assert.equal(1, s:count("AT^FOTADL=2"))
+    assert.equal(2, s:count("AT^FOTADL=1"))
+    assert.same({11, 12, 30, 31, 30, 40, 50, 90}, s:states())
+    -- order on the wire: pause, 31, resume
+    local ip = s:index{dir = "rx", line = "AT^FOTADL=2"}
+    local i31 = s:index{ev = "state", state = 31}
+    local cmds = s:select{dir = "rx"}
+    local resume_t
+    for _, e in ipairs(cmds) do
+      if e.line == "AT^FOTADL=1" and e.t > s:read()[i31].t then resume_t = e.t; break end
+    end
+    assert.is_true(ip < i31)
+    assert.is_true(resume_t - s:read()[i31].t >= 0.25, "paused for the resume task's sleep")
+    assert.is_true(has(seen.phases, "paused"))
+    assert.equal(1, s:count("AT^FWUP"))
+  end)
+
+  it("control refuses pause outside the download and resume outside paused (ESTATE)", function()
+    s = start("--no-new-version")
+    local r1, r2
+    local report = run(s, nil, {
+      on_start = function(ctl)
+        r1 = {ctl.pause()}
+        r2 = {ctl.resume()}
+      end,
+    })
+    assert.equal("no_new_version", report.status)
+    assert.same({nil, "cannot pause in phase idle", "ESTATE"}, r1)
+    assert.same({nil, "cannot resume in phase idle", "ESTATE"}, r2)
+    assert.equal(0, s:count("AT^FOTADL=2"))
+  end)
+
+  it("power loss during the download with resume on: picks up from 31 with AT^FOTADL=1", function()
+    s = start("--power-loss", "byte=30000")
+    local report, seen = run(s)
+    assert.equal("upgraded", report.status, report.message)
+    assert.same({11, 12, 30, 31, 30, 40, 50, 90}, s:states())
+    assert.is_not_nil(s:wait_for({ev = "reset", reason = "power-loss"}, 0))
+    -- one detection only: the download was resumed, not restarted
+    assert.equal(1, s:count("AT^FOTADET"))
+    assert.equal(2, s:count("AT^FOTADL=1"))
+    assert.equal(1, s:count("AT^FWUP"))
+    assert.is_true(has(seen.phases, "recover"))
+  end)
+
+  it("power loss during the download with resume off: says it restarted from zero, completes", function()
+    s = start("--power-loss", "byte=30000")
+    local report, seen = run(s, {mode = {auto_query = false, auto_download = false,
+                                         auto_upgrade = false, resume = false}})
+    assert.equal("upgraded", report.status, report.message)
+    assert.equal(1, s:count("AT^FOTAMODE=0,0,0,0"))
+    assert.same({11, 12, 30, 10, 11, 12, 30, 40, 50, 90}, s:states())
+    assert.equal(2, s:count("AT^FOTADET"))
+    local said = false
+    for _, n in ipairs(seen.notices) do
+      if n:find("restarted from zero", 1, true) and n:find("resumable transfer is off", 1, true) then
+        said = true
+      end
+    end
+    assert.is_true(said, "notice: " .. table.concat(seen.notices, " | "))
+    assert.equal(1, s:count("AT^FWUP"))
+  end)
+
+  it("upgrade failure after the reset (80) fails EUPGRADE with module_code 80", function()
+    s = start("--upgrade-fail", "80")
+    local report = run(s)
+    assert.equal("failed", report.status)
+    assert.equal("EUPGRADE", report.code)
+    assert.equal(80, report.module_code)
+    assert.matches("12.815.01.03.00", report.message)   -- still the old version
+    assert.equal(1, s:count("AT^FWUP"))
+    assert.is_not_nil(s:wait_for({ev = "boot", version = "12.815.01.03.00"}, 0))
+  end)
+
+  it("port back late but within reboot_timeout: upgraded", function()
+    -- the pty is absent for 40 model s = 1.2 s; reboot_timeout 3 s
+    s = start("--reset-gap", "40")
+    local report = run(s, {reboot_timeout = 3})
+    assert.equal("upgraded", report.status, report.message)
+    local down = s:select{ev = "port", what = "down"}[1]
+    local up = s:select{ev = "port", what = "up"}[2]
+    assert.is_true(up.t - down.t >= 1.1, "the port was away for the reset gap")
+    assert.equal(1, s:count("AT^FWUP"))
+  end)
+
+  it("port never back: ETIMEDOUT within the bounded reboot_timeout, with advice", function()
+    s = start("--reset-gap", "100000")
+    local report, seen = run(s, {reboot_timeout = 1})
+    assert.equal("failed", report.status)
+    assert.equal("ETIMEDOUT", report.code)
+    assert.matches("did not come back within 1 s", report.message)
+    assert.matches("do not power it off", report.message)
+    assert.is_true(seen.elapsed < 4, "bounded: " .. seen.elapsed)
+    assert.equal(1, s:count("AT^FWUP"))
+    assert.equal(1, #s:select{ev = "port", what = "up"})   -- never came back
+  end)
+
+  it("collision (data session) fails ECOLLISION, telling to bring the WAN down", function()
+    s = start("--data-session")
+    local report = run(s)
+    assert.equal("failed", report.status)
+    assert.equal("ECOLLISION", report.code)
+    assert.matches("bring the WAN interface down", report.message)
+    assert.matches("collision", report.message)
+    assert.equal(1, s:count("AT^FOTADET"))
+    assert.equal(0, s:count("AT^FOTADL=1"))
+  end)
+
+  it("SIM PIN required fails ESIM before any FOTA command, telling how to fix it", function()
+    s = start("--sim-pin")
+    local report = run(s)
+    assert.equal("failed", report.status)
+    assert.equal("ESIM", report.code)
+    assert.matches("PIN", report.message)
+    assert.matches("AT%+CPIN=", report.message)
+    assert.equal(1, s:count("AT+CPIN?"))
+    for _, c in ipairs(s:commands()) do
+      assert.is_nil(c:find("FOTA", 1, true), "no FOTA command: " .. c)
+    end
+  end)
+
+  it("SIM PIN with the prerequisite check off: the module's own refusal gives ESIM", function()
+    s = start("--sim-pin")
+    local report = run(s, {check_prereq = false})
+    assert.equal("failed", report.status)
+    assert.equal("ESIM", report.code)
+    assert.matches("SIM PIN required", report.message)
+    assert.equal(0, s:count("AT+CPIN?"))
+  end)
+end)

@@ -1,0 +1,113 @@
+-- End to end against hwfota-sim: the seed's flow with exactly the seed's commands,
+-- and the default flow (every check on) with and without automatic upgrade.
+-- Each case checks the report AND what the simulator received (its JSON-lines log).
+local hwfota = require "hwfota"
+local sim = require "support.sim"
+
+local SCALE = "0.03"
+
+-- The seed's log (../shared/huawei-fota-protocol.md, "The normal flow"), polls collapsed.
+local SEED = {
+  "AT+GMR",
+  'AT^FOTACFG="1234","","",2',
+  "AT^FOTAMODE=0,0,1,1",
+  "AT^FOTASTATE?",
+  "AT^FOTADET",
+  "AT^FOTADL=1",
+  "AT^FOTADLQ",
+  -- the module upgrades and resets by itself (automatic upgrade); after the reset:
+  "AT+GMR",
+}
+
+describe("flow: the seed's sequence", function()
+  local s
+  after_each(function() if s then s:stop(); s = nil end end)
+
+  it("sends exactly the seed's commands and ends upgraded with the new version", function()
+    -- --boot-time 0.1: the 90 is in the port's buffer when the host reopens it, so the
+    -- version read is the only command after the reset (see the note below)
+    s = sim.start{"--time-scale", SCALE, "--boot-time", "0.1"}
+    local report = hwfota.run(s.path, {}, sim.opts{
+      -- setup = {}: no ATE0 / AT+CMEE=2 after open and after the reset (session.lua's
+      -- `setup` is the list of commands sent after every (re)open); echo stays on and
+      -- the AT engine drops it
+      setup = {}, skip_model_check = true, check_prereq = false, read_imei = false,
+      mode = {auto_query = false, auto_download = false, auto_upgrade = true, resume = true},
+    })
+    assert.equal("upgraded", report.status, report.message)
+    assert.equal("12.815.01.03.00", report.from)
+    assert.equal("12.815.01.04.00", report.to)
+    local cmds = s:commands()
+    -- the seed polls AT^FOTADLQ once; we poll while downloading (collapsed here)
+    assert.same(SEED, sim.squeeze(cmds))
+    local dlq = s:count("AT^FOTADLQ")
+    assert.is_true(dlq >= 1, "AT^FOTADLQ polled")
+    -- Note (what the FSM adds for verify): after the reset it reads the version (the
+    -- seed's AT+GMR) and AT^FOTASTATE? only when no ^FOTASTATE came since the port
+    -- returned; here the 90 came first, so the sequence is the seed's exactly.
+    assert.equal(0, s:count("AT^FWUP"))
+    assert.same({11, 12, 30, 40, 50, 90}, s:states())
+    assert.is_not_nil(s:wait_for({ev = "boot", version = "12.815.01.04.00"}, 0))
+  end)
+end)
+
+describe("flow: default options (model, IMEI, SIM and registration checks)", function()
+  local s
+  after_each(function() if s then s:stop(); s = nil end end)
+
+  -- a supported firmware so the model check passes (the seed's demo versions are below it)
+  local ARGS = {"--time-scale", SCALE, "--version-from", "12.815.03.01.00",
+                "--version-to", "12.815.03.02.00"}
+
+  it("sends AT^FWUP exactly once, in state 40, when automatic upgrade is off", function()
+    s = sim.start(ARGS)
+    local events = {}
+    local report = hwfota.run(s.path, {
+      on_event = function(e) if e.event == "phase" then events[#events + 1] = e.phase end end,
+    }, sim.opts())
+    assert.equal("upgraded", report.status, report.message)
+    assert.equal("12.815.03.01.00", report.from)
+    assert.equal("12.815.03.02.00", report.to)
+    assert.equal("867530900000009", report.imei)
+    assert.equal(1, s:count("AT^FWUP"))
+    -- AT^FWUP only after the module said 40, and the 50 only after AT^FWUP
+    local i40 = s:index{ev = "state", state = 40}
+    local ifw = s:index{dir = "rx", line = "AT^FWUP"}
+    local i50 = s:index{ev = "state", state = 50}
+    assert.is_true(i40 > 0 and i40 < ifw and ifw < i50, "40 < FWUP < 50 in the log")
+    local cmds = s:commands()
+    assert.equal("ATE0", cmds[1])
+    assert.equal("AT+CMEE=2", cmds[2])
+    assert.equal("ATI", cmds[3])
+    for _, c in ipairs{"AT+CPIN?", "AT+CREG?", "AT+CGREG?", "AT^FOTAMODE=0,0,0,1"} do
+      assert.equal(1, s:count(c), c)
+    end
+    -- the IMEI is read before and checked again after the reset
+    assert.equal(2, s:count("AT+CGSN"))
+    assert.same({"probe", "prepare", "configure", "detect", "decide_download", "download",
+                 "downloaded", "decide_upgrade", "upgrade", "reboot", "verify"}, events)
+  end)
+
+  it("never sends AT^FWUP when automatic upgrade is on (the module upgrades itself)", function()
+    s = sim.start(ARGS)
+    local report = hwfota.run(s.path, {}, sim.opts{
+      mode = {auto_query = false, auto_download = false, auto_upgrade = true, resume = true},
+    })
+    assert.equal("upgraded", report.status, report.message)
+    assert.equal("12.815.03.02.00", report.to)
+    assert.equal(0, s:count("AT^FWUP"))
+    assert.equal(1, s:count("AT^FOTAMODE=0,0,1,1"))
+    assert.same({11, 12, 30, 40, 50, 90}, s:states())
+  end)
+
+  it("refuses an unsupported firmware before touching FOTA (EUNSUPPORTED)", function()
+    s = sim.start{"--time-scale", SCALE}    -- 12.815.01.03.00 is below the MU509-b minimum
+    local report = hwfota.run(s.path, {}, sim.opts())
+    assert.equal("failed", report.status)
+    assert.equal("EUNSUPPORTED", report.code)
+    assert.matches("skip_model_check", report.message)
+    for _, c in ipairs(s:commands()) do
+      assert.is_nil(c:find("FOTA", 1, true), "no FOTA command: " .. c)
+    end
+  end)
+end)
