@@ -493,9 +493,10 @@ local function run_one(seed, o)
   local snap
   for i, e in ipairs(ev) do
     if e.ev == "state" then
-      if e.state == 40 and st ~= 30 and st ~= 31 then
-        -- only a download reaches 40: the simulator's own timeline went wrong (S1)
-        res.sim_anomaly = ("state %d -> 40"):format(st)
+      if (e.state == 40 and st ~= 30 and st ~= 31) or (e.state == 12 and st ~= 11) then
+        -- only a download reaches 40, only a query 12: the simulator's own timeline
+        -- went wrong (S1)
+        res.sim_anomaly = res.sim_anomaly or ("state %d -> %d"):format(st, e.state)
       end
       st = e.state
       settling = false
@@ -673,8 +674,9 @@ local function run_one(seed, o)
       if v:find("^I[467] ") then res.violations[i] = "[K4] " .. v end
     end
   end
-  -- Simulator bug S1: a download started between a power loss's reboot and its boot
-  -- report goes on after that report set the state back to 10 (30 -> 10 -> 40). What
+  -- Simulator bug S1: a download or a query started between a power loss's reboot and
+  -- its boot report goes on after that report set the state back to 10 (30 -> 10 -> 40,
+  -- 11 -> 10 -> 12). What
   -- the host is blamed for at the end of such a run (I4, I7) carries the tag.
   if res.sim_anomaly then
     for i, v in ipairs(res.violations) do
