@@ -458,7 +458,11 @@ local function run_one(seed, o)
   local log_main, journal_main, followup = nil, read_file(journal), nil
   if final and final.report and final.report.status == "failed" and p.transient then
     log_main = #(read_file(dir .. "/sim.log") or "")
-    sleep(p.restart_delay)
+    -- the faults must be over: the port back (a port gone for a while, a reset) and
+    -- the module booted (the simulator's boot time, 2 model s, and as much again)
+    local t_end = now() + 10
+    while now() < t_end and not os.execute("test -e " .. sh_quote(port)) do sleep(0.05) end
+    sleep(4 * p.sim_scale + p.restart_delay)
     followup = host_processes(#res.children + 1, {}, false)
     res.followup = followup and followup.report and followup.report.status or "none"
   end
