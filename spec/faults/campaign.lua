@@ -607,6 +607,9 @@ local function run_one(seed, o)
       local why
       if (not port_up or settling) and (c == "EPORTLOST" or c == "ETIMEDOUT" or c == "ENOENT") then
         why = "module unreachable or rebooting at the end"
+      elseif (st == 11 or st == 12) and (r.phase == nil or r.phase == "detect") and
+             (c == "EPORTLOST" or c == "ETIMEDOUT" or c == "ENOENT") then
+        why = "the module finished its query after the host lost the port"
       elseif (st == 30 or st == 31) and (c == "ESTALLED" or c == "ETIMEDOUT" or c == "EPORTLOST") then
         why = "download kept for resume"
       elseif st == 50 and (c == "ETIMEDOUT" or c == "EPORTLOST" or c == "EUPGRADE") then
