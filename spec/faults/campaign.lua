@@ -498,7 +498,8 @@ local function run_one(seed, o)
   local snap
   for i, e in ipairs(ev) do
     if e.ev == "state" then
-      if (e.state == 40 and st ~= 30 and st ~= 31) or (e.state == 12 and st ~= 11) then
+      if (e.state == 40 and st ~= 30 and st ~= 31) or (e.state == 12 and st ~= 11) or
+         (e.state == 31 and st ~= 30 and st ~= 31) then
         -- only a download reaches 40, only a query 12: the simulator's own timeline
         -- went wrong (S1)
         res.sim_anomaly = res.sim_anomaly or ("state %d -> %d"):format(st, e.state)
@@ -693,6 +694,13 @@ local function run_one(seed, o)
     violate(4, "[K4] AT^FWUP lost: the module stays in 40 with a verified image that no run will apply")
     for i, v in ipairs(res.violations) do
       if v:find("^I[467] ") then res.violations[i] = "[K4] " .. v end
+    end
+  end
+  -- K7: the discard of a refused offer (AT^FOTADL=0) timed out or lost the port, and
+  -- the run still ends "not_newer"/"rejected" with the offer pending in 12.
+  if r and (r.status == "not_newer" or r.status == "rejected") and st == 12 then
+    for i, v in ipairs(res.violations) do
+      if v:find("^I4 ") then res.violations[i] = "[K7] " .. v end
     end
   end
   -- K6: hwfota.run's retry after a port loss reopens the port at once, before waiting
