@@ -303,3 +303,33 @@ san-busted: san-lua $(SUPPORT) all
 	[ $$nok -eq 0 ] || grep -A8 '^not ok ' $$d/busted.log | head -n 80; \
 	echo "#note san-busted: busted $(SAN_SPECS) against $$d/hwfota/core.so (ASan+UBSan), $$reports sanitizer reports"; \
 	echo "#tally san-busted passed=$$ok failed=$$nok"; [ $$nok -eq 0 ]
+
+# ======================================================================================
+# Fault campaign (issue 6): spec/faults/campaign.lua draws a fault plan per run from a
+# seeded PRNG, starts hwfota-sim with it, runs the FOTA flow in a child lua5.4 that it
+# SIGKILLs and restarts on its journal, and checks the invariants (spec/faults/README.md).
+#
+#   make faults                      10000 runs from SEED=1, JOBS=2 at a time
+#   make faults SEED=4242 RUNS=1     replay one run (its seed is its plan), verbose
+#   make faults RUNS=2000 JOBS=3     a shorter campaign
+# `make test` runs a stratified seeded subset through spec/checks/faults.
+# ======================================================================================
+.PHONY: faults faults-tools
+
+SEED ?= 1
+RUNS ?= 10000
+JOBS ?= 2
+
+faults-tools: $(B)/faults/tty-release
+
+$(B)/faults/tty-release: spec/faults/tty_release.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(HF_CFLAGS) $(LDFLAGS) -o $@ $<
+
+faults: all faults-tools
+	@if [ "$(RUNS)" = 1 ]; then \
+	  HWFOTA_TOP=$(CURDIR) $(LUA) spec/faults/campaign.lua --one $(SEED) --verbose --keep; \
+	else \
+	  HWFOTA_TOP=$(CURDIR) $(LUA) spec/faults/campaign.lua --seed $(SEED) --runs $(RUNS) \
+	    --jobs $(JOBS) --regressions spec/faults/regressions.txt; \
+	fi

@@ -1,0 +1,149 @@
+-- spec/faults/child.lua — one host process of a fault-campaign run.
+--
+-- Runs hwfota.run on the simulator's port with scaled timings and a fixed
+-- policy (download, upgrade), and tells the runner (campaign.lua) on stdout,
+-- one line each, what happens:
+--   pid <n>                       first line
+--   fd0 <count>                   open fds before the run
+--   phase <name> | state <code>   on_event phase/state events
+--   offer <version|?>             the policy was asked to download this version
+--   killself <what>               about to SIGKILL itself (planned fault)
+--   report k=v ...                hwfota.run's report (values percent-encoded)
+--   fd1 <count> <pty fds>         open fds after the run (and pty/ptmx ones)
+-- Arguments: key=value words:
+--   port= journal= scale= auto_upgrade=0|1 resume=0|1 retry=0|1
+--   kill_phase=<name> kill_nth=<n> kill_state=<code> trace=<file>
+-- A Lua error propagates (the runner counts a non-zero exit as a crash).
+
+local opt = {}
+for _, a in ipairs(arg) do
+  local k, v = a:match("^([%w_]+)=(.*)$")
+  if not k then error("bad argument " .. a) end
+  opt[k] = v
+end
+
+local out = io.stdout
+local function say(s)
+  out:write(s, "\n")
+  out:flush()
+end
+
+local function mypid()
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("n")
+  f:close()
+  return pid
+end
+local pid = mypid()
+say("pid " .. pid)
+
+-- fds of this process: count, and those that are terminals (a leaked port).
+-- popen may still hold its pipe's write end while ls runs: a transient extra fd,
+-- so the smallest of three listings counts.
+local function fds_once()
+  local n, ttys = 0, {}
+  local p = assert(io.popen("ls -l /proc/" .. pid .. "/fd 2>/dev/null"))
+  for l in p:lines() do
+    local fd, target = l:match("%s(%d+) %-> (.*)$")
+    if fd then
+      n = n + 1
+      if target:find("^/dev/pts/") or target:find("^/dev/ptmx") or target:find("^/dev/tty") then
+        ttys[#ttys + 1] = fd .. ":" .. target
+      end
+    end
+  end
+  p:close()
+  return n, ttys
+end
+
+local function fds()
+  local n, ttys = fds_once()
+  for _ = 1, 2 do
+    local m, t = fds_once()
+    if m < n then n, ttys = m, t end
+  end
+  return n, ttys
+end
+
+local hwfota = require "hwfota"
+local n0 = fds()
+say("fd0 " .. n0)
+
+local scale = tonumber(opt.scale) or 0.02
+local function S(x) return x * scale end
+
+local phase_seen, kill_nth = {}, tonumber(opt.kill_nth) or 1
+local function killself(what)
+  say("killself " .. what)
+  os.execute("kill -KILL " .. pid)
+  -- not reached
+  os.exit(99)
+end
+
+local retried = false
+local policy = {
+  on_new_version = function(info)
+    -- the runner checks that no download starts of a version the host never read
+    say("offer " .. tostring(info.version or "?"))
+    return "download"
+  end,
+  on_downloaded = function() return "upgrade" end,
+  on_event = function(e)
+    if e.event == "phase" then
+      say("phase " .. tostring(e.phase))
+      phase_seen[e.phase] = (phase_seen[e.phase] or 0) + 1
+      if opt.kill_phase == e.phase and phase_seen[e.phase] == kill_nth then
+        killself("phase=" .. e.phase)
+      end
+    elseif e.event == "state" then
+      say("state " .. tostring(e.code))
+      if opt.kill_state and tonumber(opt.kill_state) == e.code then
+        killself("state=" .. e.code)
+      end
+    end
+  end,
+}
+if opt.retry == "1" then
+  policy.on_failure = function()
+    if retried then return nil end
+    retried = true
+    say("retry")
+    return S(10)
+  end
+end
+
+-- the AT exchange, for the post-mortem of a failing run (not read by the checks)
+local tracef = opt.trace and assert(io.open(opt.trace, "w"))
+local function trace(dir, text)
+  tracef:write(("%.4f %s %s\n"):format(hwfota.now(), dir, (text:gsub("\n", "\\n"))))
+  tracef:flush()
+end
+
+local report = hwfota.run(opt.port, policy, {
+  trace = tracef and trace or nil,
+  journal = opt.journal,
+  apn = "1234", user = "", password = "", auth = "chap",
+  mode = {auto_query = false, auto_download = false,
+          auto_upgrade = opt.auto_upgrade == "1", resume = opt.resume ~= "0"},
+  skip_model_check = true,
+  command_timeout = S(30),
+  poll_interval = S(3), dl_poll = S(3), dl_poll_idle = S(5), state_poll = S(15),
+  resume_interval = S(30), reboot_timeout = S(180), detect_timeout = S(120),
+  stall_timeout = S(300), auto_upgrade_wait = S(120), busy_delay = S(2),
+})
+
+local function enc(v)
+  return (tostring(v):gsub("[%%%s=%c]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+local parts = {}
+for _, k in ipairs{"status", "code", "from", "to", "version", "module_code", "phase",
+                   "attempts", "journal_error", "guard_error", "message"} do
+  if report[k] ~= nil then parts[#parts + 1] = k .. "=" .. enc(report[k]) end
+end
+say("report " .. table.concat(parts, " "))
+
+if tracef then tracef:close() end
+collectgarbage()
+collectgarbage()
+local n1, ttys = fds()
+say("fd1 " .. n1 .. " " .. table.concat(ttys, ","))
