@@ -12,7 +12,9 @@
  *
  *   tty-release PATH      exit 0: released or not exclusive; 1: held; 2: error
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
