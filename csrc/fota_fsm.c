@@ -483,8 +483,11 @@ static void dispatch(hf_fota *f)
         enter(f, HF_PH_DETECT);
         break;
     case 12:
-        if (f->restored && f->restored_phase >= HF_PH_DOWNLOAD && f->have_target) {
-            f->want_dl_start = 1;  /* the policy already said download */
+        if (f->restored && f->restored_phase >= HF_PH_DOWNLOAD &&
+            f->restored_phase < HF_PH_DISCARD && f->have_target) {
+            /* the policy already said download. Not after discard, done or failed
+             * (a refused, rejected or deferred offer): those decide again. */
+            f->want_dl_start = 1;
             enter(f, HF_PH_DOWNLOAD);
         } else if (!f->have_target && !f->cfg.force &&
                    f->detect_attempts <= f->cfg.max_redetect) {
@@ -565,6 +568,19 @@ static void poll_state(hf_fota *f)
 
 static void decide_download_enter(hf_fota *f)
 {
+    if (!f->have_target && !f->cfg.force) {
+        /* the 12 with the version was lost (URC dropped or garbled): an image of
+         * unknown version could not be checked as newer, so never download it */
+        /* either way the offer is dropped (AT^FOTADL=0) so the module is left idle */
+        f->unseen_offers++;
+        if (f->detect_attempts <= f->cfg.max_redetect) {
+            notice(f, "a new version was announced but its version was not seen: "
+                   "AT^FOTADL=0, then detect again to learn it");
+            f->redetect = 1;
+        }
+        enter(f, HF_PH_DISCARD);
+        return;
+    }
     if (f->have_target && f->have_running && !f->cfg.force &&
         hf_version_compare(&f->target, &f->running) <= 0) {
         notice(f, "the server offers %s, not newer than the running %s: refused (force "
@@ -895,6 +911,11 @@ static void discard_done(hf_fota *f)
     }
     if (f->cancel_requested)
         fail(f, "ECANCELED", -1, "cancelled by the caller");
+    else if (f->unseen_offers && !f->have_target)
+        fail(f, "ENOTARGET", -1, "a new version was announced %u times without its version "
+             "being seen (its ^FOTASTATE: 12 report lost or garbled); the offer was dropped: "
+             "an image that cannot be checked as newer is never downloaded (force overrides)",
+             f->unseen_offers);
     else
         finish(f, f->outcome ? f->outcome : "rejected");
 }
@@ -1113,18 +1134,31 @@ static int absorb_creg(hf_fota *f, const hf_fota_event *ev, int ps)
 
 /* A response that should hold a ^FOTASTATE line. A URC that slipped in before the
  * answer has the same prefix: the last line is the answer. */
+/* The answer to AT^FOTASTATE? is its last ^FOTASTATE line. Lines before it are
+ * URCs the engine took as response (same prefix): a "^FOTASTATE: 12,<version>,..."
+ * among them carries the offer's version that the bare "^FOTASTATE: 12" answer
+ * lacks, so it is kept rather than lost with the URC. */
 static int absorb_state(hf_fota *f, const hf_fota_event *ev)
 {
     size_t i = ev->nlines;
     hf_fotastate st;
     while (i > 0 && !(ev->lines[i - 1] && hf_is_fotastate(ev->lines[i - 1], ev->line_lens[i - 1])))
         i--;
-    if (i-- > 0 &&
-        hf_parse_fotastate(ev->lines[i], ev->line_lens[i], &st, NULL) == 0) {
-        handle_state(f, &st);
-        return 0;
+    if (i-- == 0 || hf_parse_fotastate(ev->lines[i], ev->line_lens[i], &st, NULL) != 0)
+        return 1;   /* unreadable: the caller retries the query */
+    if (st.state == 12 && !st.has_version) {
+        hf_fotastate earlier;
+        for (size_t k = i; k-- > 0;) {
+            if (ev->lines[k] && hf_is_fotastate(ev->lines[k], ev->line_lens[k]) &&
+                hf_parse_fotastate(ev->lines[k], ev->line_lens[k], &earlier, NULL) == 0 &&
+                earlier.state == 12 && earlier.has_version) {
+                st = earlier;
+                break;
+            }
+        }
     }
-    return 1;   /* unreadable: the caller retries the query */
+    handle_state(f, &st);
+    return 0;
 }
 
 static void absorb_progress(hf_fota *f, const hf_fotadlq *files, size_t n)

@@ -256,6 +256,7 @@ typedef struct hf_fota {
     hf_fota_phase restored_phase;
     int port_lost;                  /* waiting for PORT_BACK */
     int pause_requested, cancel_requested;
+    int unseen_offers;              /* offers discarded because their version was never seen */
     int redetect;                   /* DISCARD then DETECT: an offer of unknown version */
     int parse_errors;               /* malformed status lines tolerated in a row */
     const char *outcome;            /* for DISCARD: the outcome to finish with */

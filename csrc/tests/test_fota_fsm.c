@@ -919,6 +919,44 @@ static void test_restore_port_lost_in_probe(void)
     CHECK_STR(h->failed, "EPORTLOST");
 }
 
+/* K3 (fault campaign): a host killed while discarding a refused offer (journal
+ * phase discard) must not, restarted, download that offer; a deferred run's
+ * journal (phase done) asks the policy again. Only a journal from the download
+ * on means the policy already said download. */
+static void test_restore_discard_never_downloads(void)
+{
+    static const hf_fota_phase phases[] = {HF_PH_DISCARD, HF_PH_DONE, HF_PH_DOWNLOAD};
+    for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++) {
+        hf_fota_config c = seed_cfg();
+        harness *h = &H;
+        hf_fota_snapshot s;
+        hf_error e;
+        memset(&s, 0, sizeof s);
+        s.version = HF_FOTA_SNAPSHOT_VERSION;
+        s.phase = phases[i];
+        strcpy(s.from_version, "12.815.01.03.00");
+        strcpy(s.target_version, phases[i] == HF_PH_DISCARD ? "11.815.01.04.00" : "12.815.01.04.00");
+        s.size = 79114;
+        h_init(h, &c);
+        CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
+        h_start(h);
+        h_ok(h, "12.815.01.03.00", NULL);   /* AT+GMR */
+        h_ok(h, NULL, NULL);                /* AT^FOTACFG */
+        h_ok(h, NULL, NULL);                /* AT^FOTAMODE */
+        CHECK_STR(h->pend, "AT^FOTASTATE?");
+        h_ok(h, "^FOTASTATE: 12", NULL);
+        if (phases[i] == HF_PH_DOWNLOAD) {
+            CHECK_STR(h->pend, "AT^FOTADL=1");
+        } else {
+            CHECK_INT(h_sent_count(h, "AT^FOTADL=1"), 0);
+            if (phases[i] == HF_PH_DISCARD)
+                CHECK_STR(h->pend, "AT^FOTADL=0");   /* older: refused again */
+            else
+                CHECK_INT(h->decisions_dl, 1);       /* deferred: asked again */
+        }
+    }
+}
+
 /* The module already found a version (12) but the host never saw the 12 URC (it was
  * restarted before any journal): AT^FOTASTATE? answers a bare 12. Downloading an
  * image of unknown version would end in ENOTARGET; instead: AT^FOTADL=0, detect again.
@@ -956,6 +994,64 @@ static void test_offer_of_unknown_version(void)
     h_ok(h, "^FOTASTATE: 12", NULL);
     CHECK_INT(h->f.phase, HF_PH_DECIDE_DOWNLOAD);
     CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 0);
+}
+
+/* K1 (fault campaign): the 12 URC with the version is lost during detection and
+ * the state poll answers a bare 12. No download of an image whose version was
+ * never read: discard and detect again; after max_redetect, ENOTARGET. */
+static void test_lost_offer_urc_never_downloads(void)
+{
+    hf_fota_config c = seed_cfg();
+    harness *h = &H;
+    h_init(h, &c);
+    h_start(h);
+    h_ok(h, "12.815.01.03.00", NULL);       /* AT+GMR */
+    h_ok(h, NULL, NULL);                    /* AT^FOTACFG */
+    h_ok(h, NULL, NULL);                    /* AT^FOTAMODE */
+    h_ok(h, "^FOTASTATE: 10", NULL);
+    CHECK_STR(h->pend, "AT^FOTADET");
+    h_ok(h, NULL, NULL);
+    h_urc(h, "^FOTASTATE: 11");
+    h_urc(h, "^FOTASTATE: 12");             /* the version fields were lost */
+    CHECK_INT(h->decisions_dl, 0);
+    CHECK_INT(h_sent_count(h, "AT^FOTADL=1"), 0);
+    CHECK_STR(h->pend, "AT^FOTADL=0");
+    h_ok(h, NULL, NULL);
+    CHECK_STR(h->pend, "AT^FOTADET");
+
+    /* every detection loses the version: give up with ENOTARGET, never download */
+    for (int i = 0; i < 5 && !h->failed[0]; i++) {
+        if (strcmp(h->pend, "AT^FOTADET") == 0) {
+            h_ok(h, NULL, NULL);
+            h_urc(h, "^FOTASTATE: 11");
+            h_urc(h, "^FOTASTATE: 12");
+        } else if (h->pend[0]) {
+            h_ok(h, NULL, NULL);
+        }
+    }
+    CHECK_STR(h->failed, "ENOTARGET");
+    CHECK_INT(h_sent_count(h, "AT^FOTADL=1"), 0);
+    CHECK_INT(h->decisions_dl, 0);
+    /* the last offer was dropped too: the module is left idle */
+    CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), h_sent_count(h, "AT^FOTADET"));
+}
+
+/* The URC "^FOTASTATE: 12,<version>,..." arriving inside the AT^FOTASTATE? answer
+ * (same prefix, taken as a response line) keeps its version. */
+static void test_offer_inside_state_answer(void)
+{
+    hf_fota_config c = seed_cfg();
+    harness *h = &H;
+    h_init(h, &c);
+    h_start(h);
+    h_ok(h, "12.815.01.03.00", NULL);
+    h_ok(h, NULL, NULL);
+    h_ok(h, NULL, NULL);
+    CHECK_STR(h->pend, "AT^FOTASTATE?");
+    h_ok(h, "^FOTASTATE: 12,12.815.01.04.00,79114,\"x\"", "^FOTASTATE: 12");
+    CHECK_INT(h->f.phase, HF_PH_DECIDE_DOWNLOAD);
+    CHECK_INT(h->decisions_dl, 1);
+    CHECK_STR(h->f.target.text, "12.815.01.04.00");
 }
 
 static void test_journal_text(void)
@@ -1109,6 +1205,9 @@ int main(void)
     test_restore_every_phase();
     test_restore_port_lost_in_probe();
     test_offer_of_unknown_version();
+    test_lost_offer_urc_never_downloads();
+    test_restore_discard_never_downloads();
+    test_offer_inside_state_answer();
     test_random();
     return CHECK_END();
 }

@@ -355,7 +355,8 @@ function Driver:settle_journal(r)
   local path = self.opts.journal
   if not path or self.journal_error then return end
   local info = self.fsm and self.fsm:info() or {}
-  if r.status == "failed" and info.fwup_sent then return end
+  -- after AT^FWUP keep it until that reboot's result is seen (EUPGRADE is that result)
+  if r.status == "failed" and info.fwup_sent and r.code ~= "EUPGRADE" then return end
   if r.status == "deferred" then
     -- keep what this run learnt (the announced version, a verified image) for the
     -- next run: the module's AT^FOTASTATE? does not repeat the version
