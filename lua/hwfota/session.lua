@@ -625,8 +625,16 @@ function M.run(port_or_path, policy, opts, carry)
                             {code = report.code, message = report.message,
                              module_code = report.module_code}, attempt)
     if not okf or type(wait) ~= "number" or wait < 0 then break end
-    if port:is_lost() then port:reopen() end
     loop.sleep(wait)
+    -- the module may still be away (reset, port gone): reopen after the wait, with
+    -- back-off, up to reboot_timeout; the next attempt reports what is still wrong
+    local delay, deadline = REOPEN_FIRST, core.now() + (o.fsm.reboot_timeout or 180)
+    while port:is_lost() and core.now() < deadline do
+      local back, _, why = port:reopen()
+      if back or why == "ECLOSED" then break end
+      loop.sleep(math.min(delay, math.max(0, deadline - core.now())))
+      delay = math.min(delay * 2, REOPEN_MAX)
+    end
   end
   report.attempts = attempt
   if owned then port:close() end
