@@ -36,6 +36,7 @@ local TMP = os.getenv("HWFOTA_FAULTS_TMP") or os.getenv("TMPDIR") or "/tmp"
 local RELEASE = os.getenv("HWFOTA_TTY_RELEASE") or (TOP .. "/build/faults/tty-release")
 
 package.cpath = TOP .. "/build/?.so;" .. package.cpath
+package.path = TOP .. "/spec/?.lua;" .. TOP .. "/lua/?.lua;" .. TOP .. "/lua/?/init.lua;" .. package.path
 local core = require "hwfota.core"      -- only for its monotonic clock
 local now = core.now
 
@@ -240,61 +241,8 @@ local function vcmp(a, b)
   return 0
 end
 
--- A flat JSON object (the simulator's log lines): strings, numbers, literals.
-local function json_obj(line)
-  local o, i, n = {}, 1, #line
-  local function ws() i = line:find("[^ \t]", i) or n + 1 end
-  local function str()
-    i = i + 1
-    local b = {}
-    while i <= n do
-      local c = line:sub(i, i)
-      if c == '"' then i = i + 1; return table.concat(b) end
-      if c == "\\" then
-        local e = line:sub(i + 1, i + 1)
-        if e == "u" then
-          local cp = tonumber(line:sub(i + 2, i + 5), 16) or 63
-          b[#b + 1] = cp < 128 and string.char(cp) or utf8.char(cp)
-          i = i + 6
-        else
-          b[#b + 1] = ({n = "\n", r = "\r", t = "\t", b = "\b", f = "\f"})[e] or e
-          i = i + 2
-        end
-      else
-        b[#b + 1] = c
-        i = i + 1
-      end
-    end
-    return nil
-  end
-  ws()
-  if line:sub(i, i) ~= "{" then return nil end
-  i = i + 1
-  while true do
-    ws()
-    local c = line:sub(i, i)
-    if c == "}" then return o end
-    if c == "," then i = i + 1; ws(); c = line:sub(i, i) end
-    if c ~= '"' then return nil end
-    local k = str()
-    ws()
-    if line:sub(i, i) ~= ":" then return nil end
-    i = i + 1
-    ws()
-    local v
-    if line:sub(i, i) == '"' then v = str()
-    else
-      local lit = line:match("^[^,}]+", i)
-      if not lit then return nil end
-      i = i + #lit
-      lit = lit:gsub("%s+$", "")
-      if lit == "true" then v = true elseif lit == "false" then v = false
-      elseif lit == "null" then v = nil else v = tonumber(lit) end
-    end
-    if k == nil then return nil end
-    o[k] = v
-  end
-end
+-- The simulator's log lines (flat JSON objects): the specs' reader serves here too.
+local json_obj = require("support.sim").parse
 
 local function decode(v) return (v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)) end
 
