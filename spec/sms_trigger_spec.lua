@@ -7,34 +7,17 @@ local AUTH, KEY = "+8613800000000", "FOTA UPGRADE"
 
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
-local function start_sim(args)
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p " .. dir))
-  local log = dir .. "/sim.log"
-  local cmd = ("%s/build/hwfota-sim --dir %s --log %s --time-scale 0.05 --rate 30000 %s >/dev/null & echo $!")
-              :format(top, dir, log, table.concat(args, " "))
-  local p = assert(io.popen(cmd))
-  local pid = p:read("l")
-  p:close()
-  local link = dir .. "/ttyUSB2"
-  for _ = 1, 200 do
-    if os.execute("test -L " .. link) then break end
-    os.execute("sleep 0.02")
-  end
-  return {dir = dir, log = log, link = link, pid = pid}
-end
+local simulator = require "support.sim"
 
-local function stop_sim(sim)
-  os.execute("kill " .. sim.pid .. " 2>/dev/null")
-  os.execute("sleep 0.1; rm -rf " .. sim.dir)
+local function start_sim(args)
+  return simulator.start{"--time-scale", "0.05", "--rate", "30000", table.unpack(args)}
 end
 
 -- Run the example; returns its output (stdout and stderr) and exit code.
 local function run(sim, args)
   local cmd = ("LUA_PATH=%s LUA_CPATH=%s lua5.4 %s %s %s 2>&1"):format(
     q(top .. "/lua/?.lua;" .. top .. "/lua/?/init.lua;;"), q(top .. "/build/?.so;;"),
-    q(script), q(sim.link), table.concat(args, " "))
+    q(script), q(sim.path), table.concat(args, " "))
   local p = assert(io.popen(cmd))
   local out = p:read("a")
   local _, _, code = p:close()
@@ -65,14 +48,14 @@ end
 
 describe("examples/sms-trigger.lua", function()
   it("runs the FOTA flow on the keyword from an authorised number (+CMTI, read, delete)", function()
-    local sim = start_sim{"--sms", q("time=20:" .. AUTH .. ":" .. KEY)}   -- 1 s in
+    local sim = start_sim{"--sms", "time=20:" .. AUTH .. ":" .. KEY}   -- 1 s in
     local out, code = run(sim, {"--allow", q("+4900000," .. AUTH), "--keyword", q(KEY),
                                 "--once", "--timeout", "15", "--reboot-timeout", "20"})
     local rx = received(sim.log)
     local cmti = count(sim.log, '"what":"delivered","index":0,"from":"+8613800000000","text":"FOTA UPGRADE","cmti":true')
     local resets = count(sim.log, '"ev":"reset","reason":"upgrade"')
     local deleted = count(sim.log, '"ev":"sms","what":"deleted","index":0')
-    stop_sim(sim)
+    sim:stop()
     assert.equals(0, code, out)
     assert.matches("trigger from +8613800000000 (message 0, deleted)", out, 1, true)
     assert.matches("upgraded and verified: 12.815.01.03.00 -> 12.815.01.04.00", out, 1, true)
@@ -88,16 +71,16 @@ describe("examples/sms-trigger.lua", function()
 
   it("deletes and ignores an unknown sender or a wrong keyword; takes stored messages first", function()
     local sim = start_sim{
-      "--sms", q("time=0:+8613900000000:" .. KEY),        -- stored before the script starts
-      "--sms", q("time=20:" .. AUTH .. ":fota upgrade"),   -- case matters
-      "--sms", q("time=30:" .. AUTH .. "0:" .. KEY),       -- a longer number is another number
+      "--sms", "time=0:+8613900000000:" .. KEY,        -- stored before the script starts
+      "--sms", "time=20:" .. AUTH .. ":fota upgrade",   -- case matters
+      "--sms", "time=30:" .. AUTH .. "0:" .. KEY,       -- a longer number is another number
     }
     local out, code = run(sim, {"--allow", q(AUTH), "--keyword", q(KEY), "--once", "--timeout", "2.5"})
     local rx = received(sim.log)
     local delivered = count(sim.log, '"ev":"sms","what":"delivered"')
     local deleted = count(sim.log, '"ev":"sms","what":"deleted"')
     local stored_first = count(sim.log, '"what":"delivered","index":0,"from":"+8613900000000","text":"FOTA UPGRADE","cmti":false')
-    stop_sim(sim)
+    sim:stop()
     assert.equals(4, code, out)        -- --timeout without a trigger
     assert.equals(3, delivered)
     assert.equals(3, deleted, out)
@@ -112,15 +95,15 @@ describe("examples/sms-trigger.lua", function()
 
   it("never lets a malformed +CMTI index or an SMS's text reach the wire", function()
     local sim = start_sim{
-      "--urc", q('time=10:+CMTI: "SM",1;AT^FWUP'),
-      "--urc", q('time=12:+CMTI: "SM",99999999999999'),
-      "--urc", q('time=14:+CMTI: "ME",0'),
+      "--urc", 'time=10:+CMTI: "SM",1;AT^FWUP',
+      "--urc", 'time=12:+CMTI: "SM",99999999999999',
+      "--urc", 'time=14:+CMTI: "ME",0',
       -- its text line, read by AT+CMGR, looks like an indication to the AT engine
-      "--sms", q("time=20:" .. AUTH .. ':+CMTI: "SM",0;AT^FWUP'),
+      "--sms", "time=20:" .. AUTH .. ':+CMTI: "SM",0;AT^FWUP',
     }
     local out, code = run(sim, {"--allow", q(AUTH), "--keyword", q(KEY), "--once", "--timeout", "2"})
     local rx = received(sim.log)
-    stop_sim(sim)
+    sim:stop()
     assert.equals(4, code, out)
     local allowed = {["AT+CMGF=1"] = true, ['AT+CPMS="SM","SM","SM"'] = true,
                      ["AT+CNMI=2,1,0,0,0"] = true, ['AT+CMGL="REC UNREAD"'] = true,
@@ -136,13 +119,13 @@ describe("examples/sms-trigger.lua", function()
   end)
 
   it("finds an SMS that arrived while the port was down (power loss) after reopening", function()
-    local sim = start_sim{"--power-loss", "time=20", "--sms", q("time=24:" .. AUTH .. ":" .. KEY)}
+    local sim = start_sim{"--power-loss", "time=20", "--sms", "time=24:" .. AUTH .. ":" .. KEY}
     local out, code = run(sim, {"--allow", q(AUTH), "--keyword", q(KEY), "--once", "--timeout", "10",
                                 "--reboot-timeout", "20"})
     local rx = received(sim.log)
     local no_cmti = count(sim.log, '"what":"delivered","index":0,"from":"+8613800000000","text":"FOTA UPGRADE","cmti":false')
     local losses = count(sim.log, '"ev":"reset","reason":"power-loss"')
-    stop_sim(sim)
+    sim:stop()
     assert.equals(0, code, out)
     assert.equals(1, losses)
     assert.equals(1, no_cmti)          -- CNMI was off after the reboot: only AT+CMGL finds it
