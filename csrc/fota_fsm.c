@@ -435,6 +435,8 @@ static void configure_enter(hf_fota *f)
 }
 
 static void verify_evaluate(hf_fota *f);
+static void discard_then_fail(hf_fota *f, const char *code, long module_code,
+                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* The module is past the offer (downloading, paused, downloaded, upgrading): enter
  * the phase that carries on from its state and return 1; 0 for any other state.
@@ -777,21 +779,48 @@ static void decide_upgrade_enter(hf_fota *f)
         enter(f, HF_PH_REBOOT);
         return;
     }
+    /* An image that may never be applied is not left in 40 (the module would apply
+     * it at its next boot): AT^FOTADL=0 discards it. */
     if (!f->cfg.force && !f->have_target) {
-        fail(f, "ENOTARGET", -1, "a downloaded image waits on the module but its version is "
-             "unknown: not upgrading (force overrides; AT^FOTADL=0 discards it)");
+        if (f->detect_attempts <= f->cfg.max_redetect) {
+            /* e.g. downloaded by a run whose journal is gone or not trusted:
+             * ^FOTASTATE: 40 names no version; fetch it again from a fresh offer */
+            notice(f, "a downloaded image of unknown version waits on the module: "
+                   "AT^FOTADL=0, then detect again to learn its version");
+            f->redetect = 1;
+            enter(f, HF_PH_DISCARD);
+        } else {
+            discard_then_fail(f, "ENOTARGET", 40, "a downloaded image waited on the module "
+                              "but its version is unknown: discarded with AT^FOTADL=0, not "
+                              "applied (force overrides)");
+        }
         return;
     }
     if (!f->cfg.force && !version_newer(f)) {
-        fail(f, "ENOTNEWER", -1, "the downloaded version %s is not newer than the running "
-             "%s: not upgrading (force overrides)", f->target.text, f->running.text);
+        discard_then_fail(f, "ENOTNEWER", 40, "the downloaded version %s is not newer than "
+                          "the running %s: discarded with AT^FOTADL=0, not applied (force "
+                          "overrides)", f->target.text,
+                          f->have_running ? f->running.text : "?");
         return;
     }
     emit(f, HF_EMIT_DECISION, "upgrade", -1);
 }
 
+/* A module that boots with a complete image applies it by itself ("the upgrade starts
+ * at the next boot"), reporting 50 a moment after its port is back; until then
+ * AT^FOTASTATE? still says 40. AT^FWUP in that window would race the module's own
+ * upgrade (a second upgrade start, or an ERROR in 50). So AT^FWUP waits until the
+ * port has been up for boot_settle s; a 50 meanwhile goes to reboot (to_reboot_on_50). */
 static void upgrade_enter(hf_fota *f)
 {
+    double settled = f->up_at + f->cfg.boot_settle;
+    if (f->now < settled) {
+        if (f->next_poll < 0)
+            notice(f, "the port opened %.1f s ago: waiting %.1f s for a boot-time upgrade "
+                   "report before AT^FWUP", f->now - f->up_at, settled - f->now);
+        f->next_poll = settled;    /* upgrade_enter again from the timer */
+        return;
+    }
     hf_fota_cmd list[] = {HF_CMD_STATE};   /* fresh proof of state 40 before AT^FWUP */
     run_script(f, list, 1);
 }
@@ -851,6 +880,24 @@ static void verify_evaluate(hf_fota *f)
         enter(f, HF_PH_DOWNLOADED);  /* reset without upgrade: the image is still there */
         return;
     }
+    if (st == 40) {
+        /* AT^FWUP went out but the module never acted on it (lost with the port as it
+         * was written): still 40, old firmware. It is never repeated. Give a boot-time
+         * upgrade its chance first, then discard the image so the module is not left
+         * in 40; a later run downloads it anew and decides again. */
+        if (f->phase != HF_PH_VERIFY) {
+            enter(f, HF_PH_VERIFY);
+            return;
+        }
+        if (f->now < f->up_at + f->cfg.boot_settle)
+            return;                  /* polled meanwhile (verify_every) */
+        discard_then_fail(f, "EUPGRADE", 40, "AT^FWUP was not acted on: the module stayed "
+                          "in 40 running %s (the command was lost with the port?). It is "
+                          "never repeated: the image was discarded with AT^FOTADL=0 and the "
+                          "module is idle; run again to download it anew",
+                          f->have_running ? f->running.text : "the old firmware");
+        return;
+    }
     int same = f->have_target ? hf_version_compare(&f->running, &f->target) == 0
                               : hf_version_compare(&f->running, &f->from) > 0;
     if (st == 90 && same && f->have_running) {
@@ -864,7 +911,7 @@ static void verify_evaluate(hf_fota *f)
 
 static double verify_every(const hf_fota *f)
 {
-    return f->last_state == 50 ? f->cfg.poll_interval : 0;
+    return f->last_state == 50 || f->last_state == 40 ? f->cfg.poll_interval : 0;
 }
 
 static void verify_poll(hf_fota *f)
@@ -896,14 +943,80 @@ static void verify_port_lost(hf_fota *f)
 
 /* ---- phase: discard ------------------------------------------------------------------- */
 
+/* AT^FOTADL=0, then AT^FOTASTATE? to see that it took: an offer or image left behind
+ * is never reported as discarded (discard_check). */
 static void discard_enter(hf_fota *f)
 {
-    hf_fota_cmd list[] = {HF_CMD_DL_STOP};
+    hf_fota_cmd list[] = {HF_CMD_DL_STOP, HF_CMD_STATE};
+    run_script(f, list, 2);
+}
+
+static void discard_start(hf_fota *f)
+{
+    f->discard_tries = 0;
+    discard_enter(f);
+}
+
+static void discard_then_fail(hf_fota *f, const char *code, long module_code,
+                              const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->discard_msg, sizeof f->discard_msg, fmt, ap);
+    va_end(ap);
+    f->discard_code = code;
+    f->discard_mcode = module_code;
+    enter(f, HF_PH_DISCARD);
+}
+
+static void discard_done(hf_fota *f);
+
+/* The state after AT^FOTADL=0 (answered, refused or timed out): idle means done;
+ * anything else is tried again, a bounded number of times. */
+static void discard_check(hf_fota *f)
+{
+    int st = f->last_state;
+    if (st == 10 || st == 11 || st == 13 || st == 14 || st == 20) {
+        discard_done(f);
+        return;
+    }
+    if (st == 50) {              /* the module applies the image by itself */
+        enter(f, HF_PH_REBOOT);
+        return;
+    }
+    if (++f->discard_tries <= f->cfg.cmd_retries) {
+        discard_enter(f);
+        return;
+    }
+    fail(f, "EMODULE", st, "AT^FOTADL=0 did not bring the module back to idle: it is still "
+         "in state %d (%s) after %u tries", st, hf_fota_state_name(st), f->discard_tries);
+}
+
+/* AT^FOTADL=0 refused or unanswered: ask the state rather than assume. */
+static void discard_confirm(hf_fota *f)
+{
+    hf_fota_cmd list[] = {HF_CMD_STATE};
     run_script(f, list, 1);
+}
+
+static void discard_port_lost(hf_fota *f)
+{
+    if (++f->discard_tries > f->cfg.cmd_retries) {
+        fail(f, "EPORTLOST", f->last_state, "the port went away %u times while discarding "
+             "with AT^FOTADL=0; the module may still be in state %d (%s)", f->discard_tries,
+             f->last_state, hf_fota_state_name(f->last_state));
+        return;
+    }
+    f->deadline = f->now + f->cfg.reboot_timeout;
+    reopen(f);                   /* on port_back: discard_enter again */
 }
 
 static void discard_done(hf_fota *f)
 {
+    if (f->discard_code) {
+        fail(f, f->discard_code, f->discard_mcode, "%s", f->discard_msg);
+        return;
+    }
     if (f->redetect && !f->cancel_requested) {
         f->redetect = 0;
         enter(f, HF_PH_DETECT);
@@ -992,7 +1105,7 @@ static const phase_def phases[HF_PH_COUNT] = {
         .on_port_lost = reboot_port_lost, .accepts = COMMON | EV_BIT(HF_EV_DECISION),
         .journal = 1},
     [HF_PH_UPGRADE] = {.name = "upgrade", .enter = upgrade_enter, .on_done = upgrade_done,
-        .on_state = to_reboot_on_50, .deadline_off = NO_DEADLINE,
+        .on_poll = upgrade_enter, .on_state = to_reboot_on_50, .deadline_off = NO_DEADLINE,
         .on_port_lost = reboot_port_lost, .accepts = COMMON},
     [HF_PH_REBOOT] = {.name = "reboot", .on_state = reboot_state, .on_poll = poll_state,
         .poll_every = reboot_every, .deadline_off = CFG(reboot_timeout),
@@ -1002,8 +1115,11 @@ static const phase_def phases[HF_PH_COUNT] = {
         .on_state = verify_state, .on_poll = verify_poll, .poll_every = verify_every,
         .deadline_off = CFG(reboot_timeout), .on_deadline = verify_deadline,
         .on_port_lost = verify_port_lost, .accepts = COMMON},
-    [HF_PH_DISCARD] = {.name = "discard", .enter = discard_enter, .on_done = discard_done,
-        .deadline_off = NO_DEADLINE, .on_port_lost = discard_done, .accepts = COMMON},
+    [HF_PH_DISCARD] = {.name = "discard", .enter = discard_start, .on_done = discard_check,
+        .deadline_off = NO_DEADLINE, .deadline_code = "ETIMEDOUT",
+        .deadline_msg = "the module did not come back within %.0f s to discard its offer "
+                        "or image (AT^FOTADL=0)",
+        .on_port_lost = discard_port_lost, .accepts = COMMON | EV_BIT(HF_EV_PORT_BACK)},
     [HF_PH_DONE] = {.name = "done", .deadline_off = NO_DEADLINE, .journal = 1},
     [HF_PH_FAILED] = {.name = "failed", .deadline_off = NO_DEADLINE, .journal = 1},
 };
@@ -1249,7 +1365,7 @@ static void on_timeout(hf_fota *f, hf_fota_cmd c)
         send_cmd(f, HF_CMD_STATE, 0);   /* not repeated blindly: ask what happened */
         break;
     case HF_CMD_DL_STOP:
-        discard_done(f);
+        discard_confirm(f);
         break;
     default:
         resend_or_fail(f, c, "got no answer");
@@ -1269,7 +1385,7 @@ static void on_error(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
         hf_strlcpy(text, sizeof text, ev->final == HF_FF_CME ? "CME error" : "ERROR");
     long code = ev->final == HF_FF_CME ? ev->code : -1;
     if (c == HF_CMD_DL_STOP) {
-        discard_done(f);
+        discard_confirm(f);
     } else if (c == HF_CMD_FWUP) {
         fail(f, "EUPGRADE", code, "the module refused AT^FWUP (%s); it is not retried", text);
     } else if (is_collision(ev)) {
@@ -1434,9 +1550,13 @@ static void on_port_back(hf_fota *f)
         return;
     f->port_lost = 0;
     f->state_seen_since_back = 0;
+    f->up_at = f->now;
     if (f->phase == HF_PH_RECOVER) {
         hf_fota_cmd list[] = {HF_CMD_STATE};
         run_script(f, list, 1);
+    } else if (f->phase == HF_PH_DISCARD) {
+        f->deadline = NO_TIME;
+        discard_enter(f);
     } else {
         enter(f, HF_PH_VERIFY);
     }
@@ -1523,6 +1643,7 @@ void hf_fota_config_default(hf_fota_config *c)
     c->stall_timeout = 300;
     c->auto_upgrade_wait = 120;
     c->busy_delay = 2;
+    c->boot_settle = 20;
     c->cmd_retries = 2;
     c->max_redetect = 2;
 }
@@ -1568,6 +1689,7 @@ static int check_config(const hf_fota_config *c, hf_error *err)
         {"resume_interval", c->resume_interval}, {"reboot_timeout", c->reboot_timeout},
         {"detect_timeout", c->detect_timeout}, {"stall_timeout", c->stall_timeout},
         {"auto_upgrade_wait", c->auto_upgrade_wait}, {"busy_delay", c->busy_delay},
+        {"boot_settle", c->boot_settle},
     };
     for (size_t i = 0; i < sizeof secs / sizeof secs[0]; i++)
         if (check_secs(secs[i].n, secs[i].v, err) < 0)
@@ -1631,6 +1753,7 @@ size_t hf_fota_start(hf_fota *f, double now, hf_fota_actions *out)
     }
     if (!f->restored)
         f->started_at = f->now;
+    f->up_at = f->now;
     enter(f, HF_PH_PROBE);
     return end(f);
 }
@@ -1740,6 +1863,12 @@ int hf_fota_restore(hf_fota *f, const hf_fota_snapshot *s, hf_error *err)
     f->restored_phase = s->phase;
     f->from = from;
     f->have_from = have_from;
+    /* The target of a finished run (done: deferred; failed, cancelled) is not trusted
+     * unless AT^FWUP went out: no process watched the module since, and it may have
+     * dropped that image and fetched another (^FOTASTATE: 12/40 of a later query), which
+     * would then be applied under the old version's name. The run detects again. */
+    if ((s->phase == HF_PH_DONE || s->phase == HF_PH_FAILED) && !s->fwup_sent)
+        have_target = 0;
     f->target = target;
     f->have_target = have_target;
     f->announced = have_target;

@@ -176,6 +176,7 @@ typedef struct hf_fota_config {
     double stall_timeout;           /* no download progress (300 s) */
     double auto_upgrade_wait;       /* 40 -> module's own 50 with auto upgrade (120 s) */
     double busy_delay;              /* retry after "previous command not complete" (2 s) */
+    double boot_settle;             /* AT^FWUP no sooner after the port (re)opens (20 s) */
     unsigned cmd_retries;           /* retries of timed-out idempotent queries (2) */
     unsigned max_redetect;          /* re-detections after a lost download (2) */
 } hf_fota_config;
@@ -258,6 +259,11 @@ typedef struct hf_fota {
     int pause_requested, cancel_requested;
     int unseen_offers;              /* offers discarded because their version was never seen */
     int redetect;                   /* DISCARD then DETECT: an offer of unknown version */
+    const char *discard_code;       /* DISCARD then fail with this code (and discard_msg) */
+    long discard_mcode;
+    char discard_msg[200];
+    unsigned discard_tries;         /* AT^FOTADL=0 rounds in this DISCARD */
+    double up_at;                   /* when the port was last opened or came back */
     int parse_errors;               /* malformed status lines tolerated in a row */
     const char *outcome;            /* for DISCARD: the outcome to finish with */
     const char *fail_code;          /* last failure */

@@ -100,7 +100,7 @@ static const char *const fota_keys[] = {
     "force", "skip_model_check", "check_prereq", "read_imei", "resume", "apn", "user",
     "password", "auth", "mode", "poll_interval", "dl_poll", "dl_poll_idle", "state_poll",
     "resume_interval", "reboot_timeout", "detect_timeout", "stall_timeout",
-    "auto_upgrade_wait", "busy_delay", "cmd_retries", "max_redetect", NULL};
+    "auto_upgrade_wait", "busy_delay", "boot_settle", "cmd_retries", "max_redetect", NULL};
 static const char *const mode_keys[] = {
     "auto_query", "auto_download", "auto_upgrade", "resume", "period", NULL};
 
@@ -182,6 +182,7 @@ static const char *read_opts(lua_State *L, int t, hf_fota_config *c)
     c->stall_timeout = opt_num(L, t, "stall_timeout", c->stall_timeout);
     c->auto_upgrade_wait = opt_num(L, t, "auto_upgrade_wait", c->auto_upgrade_wait);
     c->busy_delay = opt_num(L, t, "busy_delay", c->busy_delay);
+    c->boot_settle = opt_num(L, t, "boot_settle", c->boot_settle);
     double r = opt_num(L, t, "cmd_retries", c->cmd_retries);
     double d = opt_num(L, t, "max_redetect", c->max_redetect);
     if (!(r >= 0 && r <= 10) || !(d >= 0 && d <= 10))
@@ -198,7 +199,7 @@ static const char *read_opts(lua_State *L, int t, hf_fota_config *c)
  *   apn, user, password, auth ("none"|"pap"|"chap"|0..2), mode {auto_query, auto_download,
  *   auto_upgrade, resume, period}, resume, poll_interval, dl_poll, dl_poll_idle, state_poll,
  *   resume_interval, reboot_timeout (180), detect_timeout, stall_timeout,
- *   auto_upgrade_wait, busy_delay, cmd_retries, max_redetect
+ *   auto_upgrade_wait, busy_delay, boot_settle (20), cmd_retries, max_redetect
  * @return hwfota.Fota userdata, or nil, message, "EINVAL"
  */
 static int l_fota_new(lua_State *L)

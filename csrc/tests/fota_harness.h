@@ -80,6 +80,7 @@ typedef struct harness {
     /* policy */
     hf_fota_decision on_download, on_upgrade;
     int auto_decide;
+    const char *stop_cmd;       /* h_run stops when this command is in flight */
     hf_fota_event_kind last_kind;
 } harness;
 
@@ -386,6 +387,8 @@ static int h_run(harness *h, int stop_phase, int max_steps)
     int steps = 0;
     while (steps++ < max_steps && !hf_fota_terminal(&h->f)) {
         if ((int)h->f.phase == stop_phase)
+            break;
+        if (h->stop_cmd && h->pending && !strcmp(h->pend, h->stop_cmd))
             break;
         if (h->reopen) {               /* the owner reopens the port */
             h->reopen = 0;

@@ -501,6 +501,9 @@ static void test_stale_answers(void)
     h_result(h, HF_FF_TIMEOUT, -1, NULL, NULL, 0);
     CHECK_STR(h->pend, "AT^FOTADL=0");
     h_ok(h, NULL, NULL);
+    CHECK_STR(h->pend, "AT^FOTASTATE?");         /* the discard is confirmed */
+    CHECK_STR(h->failed, "");
+    h_ok(h, "^FOTASTATE: 10", NULL);
     CHECK_STR(h->failed, "ECANCELED");
     CHECK_INT(h_sent_count(h, "AT^FOTADLQ"), 1);
 
@@ -921,7 +924,7 @@ static void test_restore_port_lost_in_probe(void)
 
 /* K3 (fault campaign): a host killed while discarding a refused offer (journal
  * phase discard) must not, restarted, download that offer; a deferred run's
- * journal (phase done) asks the policy again. Only a journal from the download
+ * journal (phase done) detects again. Only a journal from the download
  * on means the policy already said download. */
 static void test_restore_discard_never_downloads(void)
 {
@@ -949,10 +952,10 @@ static void test_restore_discard_never_downloads(void)
             CHECK_STR(h->pend, "AT^FOTADL=1");
         } else {
             CHECK_INT(h_sent_count(h, "AT^FOTADL=1"), 0);
-            if (phases[i] == HF_PH_DISCARD)
-                CHECK_STR(h->pend, "AT^FOTADL=0");   /* older: refused again */
-            else
-                CHECK_INT(h->decisions_dl, 1);       /* deferred: asked again */
+            /* older: refused again; deferred: the journal's target is not trusted
+             * (the module may have fetched another image since): detect again */
+            CHECK_STR(h->pend, "AT^FOTADL=0");
+            CHECK_INT(h->decisions_dl, 0);
         }
     }
 }
@@ -975,6 +978,7 @@ static void test_offer_of_unknown_version(void)
     CHECK_INT(h->decisions_dl, 0);
     CHECK_STR(h->pend, "AT^FOTADL=0");
     h_ok(h, NULL, NULL);
+    h_ok(h, "^FOTASTATE: 10", NULL);        /* AT^FOTASTATE?: the discard took */
     CHECK_INT(h->f.phase, HF_PH_DETECT);
     CHECK_STR(h->pend, "AT^FOTADET");
     h_ok(h, NULL, NULL);
@@ -1017,14 +1021,17 @@ static void test_lost_offer_urc_never_downloads(void)
     CHECK_INT(h_sent_count(h, "AT^FOTADL=1"), 0);
     CHECK_STR(h->pend, "AT^FOTADL=0");
     h_ok(h, NULL, NULL);
+    h_ok(h, "^FOTASTATE: 10", NULL);
     CHECK_STR(h->pend, "AT^FOTADET");
 
     /* every detection loses the version: give up with ENOTARGET, never download */
-    for (int i = 0; i < 5 && !h->failed[0]; i++) {
+    for (int i = 0; i < 12 && !h->failed[0]; i++) {
         if (strcmp(h->pend, "AT^FOTADET") == 0) {
             h_ok(h, NULL, NULL);
             h_urc(h, "^FOTASTATE: 11");
             h_urc(h, "^FOTASTATE: 12");
+        } else if (!strcmp(h->pend, "AT^FOTASTATE?")) {
+            h_ok(h, "^FOTASTATE: 10", NULL);
         } else if (h->pend[0]) {
             h_ok(h, NULL, NULL);
         }
@@ -1186,6 +1193,193 @@ static void test_random(void)
     CHECK(1, "%d random sequences", sequences);
 }
 
+/* Time the owner reopens the port after a loss: the module is back. */
+static void h_port_back_after(harness *h, double secs)
+{
+    CHECK_INT(h->reopen, 1);
+    h->reopen = 0;
+    h->now += secs;
+    h->m.port_up = 1;
+    h_simple(h, HF_EV_PORT_BACK);
+}
+
+/* K4 (fault campaign): AT^FWUP lost with the port (the module never got it). Back,
+ * the module is still in 40 on the old firmware: AT^FWUP is never repeated; after
+ * boot_settle the image is discarded so the module is not left in 40, and the run
+ * fails EUPGRADE saying so. A module that starts its boot-time upgrade within the
+ * settle time is followed to the end instead. */
+static void test_fwup_lost_with_port(void)
+{
+    for (int boot_upgrade = 0; boot_upgrade <= 1; boot_upgrade++) {
+        hf_fota_config c = full_cfg(0);
+        harness *h = &H;
+        h_init(h, &c);
+        h->m.auto_upgrade = 0;
+        h->stop_cmd = "AT^FWUP";
+        h_start(h);
+        h_run(h, -1, 500);
+        CHECK_STR(h->pend, "AT^FWUP");
+        h->stop_cmd = NULL;
+        h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);   /* lost as it was written */
+        h_simple(h, HF_EV_PORT_LOST);
+        CHECK_INT(h->f.phase, HF_PH_REBOOT);
+        h_port_back_after(h, 3);
+        double back = h->now;
+        CHECK_INT(h->f.phase, HF_PH_VERIFY);
+        if (boot_upgrade) {
+            h_run(h, -1, 3);                      /* AT+CGSN, AT+GMR, AT^FOTASTATE?: 40 */
+            h->m.state = 50;                      /* the module applies it by itself */
+            h_urc(h, "^FOTASTATE: 50");
+            h_run(h, -1, 500);
+            CHECK_STR(h->done, "upgraded");
+            CHECK_STR(h->failed, "");
+            CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 0);
+        } else {
+            h_run(h, -1, 500);
+            CHECK_STR(h->failed, "EUPGRADE");
+            CHECK(strstr(h->failed_msg, "never repeated") != NULL, "message: %s", h->failed_msg);
+            CHECK_INT(h->failed_module_code, 40);
+            CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 1);
+            CHECK_INT(h->m.state, 10);            /* not left in 40 */
+            CHECK(h->now >= back + c.boot_settle, "discarded %.1f s after the port came "
+                  "back, before boot_settle", h->now - back);
+        }
+        CHECK_INT(h_sent_count(h, "AT^FWUP"), 1);
+        CHECK_INT(h->m.fwup_count, 0);
+        CHECK_INT(h->violations, 0);
+    }
+}
+
+/* K5 (fault campaign): a power loss in 40; back, the module reads 40 but will start
+ * its own boot-time upgrade a moment later. AT^FWUP waits boot_settle after the
+ * port came back: the module's 50 arrives first and is followed, no AT^FWUP. Without
+ * a 50 the AT^FWUP goes out once the settle time has passed, after a fresh 40. */
+static void test_fwup_waits_for_boot_report(void)
+{
+    for (int boot_upgrade = 0; boot_upgrade <= 1; boot_upgrade++) {
+        hf_fota_config c = full_cfg(0);
+        harness *h = &H;
+        h_init(h, &c);
+        h->m.auto_upgrade = 0;
+        h->auto_decide = 0;
+        h_start(h);
+        h->now += 100;                             /* the port has been up long */
+        h_run(h, HF_PH_DECIDE_DOWNLOAD, 500);
+        h_decide(h, HF_DEC_DOWNLOAD);
+        h_run(h, HF_PH_DECIDE_UPGRADE, 500);
+        CHECK_INT(h->f.phase, HF_PH_DECIDE_UPGRADE);
+        h->m.port_up = 0;                          /* power loss */
+        h_simple(h, HF_EV_PORT_LOST);
+        h_port_back_after(h, 5);
+        double back = h->now;
+        h_run(h, HF_PH_DECIDE_UPGRADE, 50);       /* verify: 40 without AT^FWUP */
+        CHECK_INT(h->f.phase, HF_PH_DECIDE_UPGRADE);
+        h_decide(h, HF_DEC_UPGRADE);
+        CHECK_INT(h->f.phase, HF_PH_UPGRADE);
+        CHECK_INT(h->pending, 0);                  /* nothing written yet */
+        CHECK(h->timer >= back + c.boot_settle - 1e-9, "timer at %.1f, settle until %.1f",
+              h->timer, back + c.boot_settle);
+        if (boot_upgrade) {
+            h->now += 2;
+            h->m.state = 50;
+            h_urc(h, "^FOTASTATE: 50");
+            CHECK_INT(h->f.phase, HF_PH_REBOOT);
+            h_run(h, -1, 500);
+            CHECK_STR(h->done, "upgraded");
+            CHECK_INT(h_sent_count(h, "AT^FWUP"), 0);
+        } else {
+            h_timer(h);
+            CHECK_STR(h->pend, "AT^FOTASTATE?");
+            h_run(h, -1, 500);
+            CHECK_STR(h->done, "upgraded");
+            CHECK_INT(h_sent_count(h, "AT^FWUP"), 1);
+        }
+        CHECK_INT(h->violations, 0);
+    }
+}
+
+/* K7 (fault campaign): the discard of a refused offer is confirmed by the state:
+ * AT^FOTADL=0 timed out or lost with the port is tried again; the run reports
+ * "not_newer" only once the module is idle, and fails when it never gets there. */
+static void test_discard_confirmed(void)
+{
+    for (int how = 0; how < 3; how++) {
+        hf_fota_config c = seed_cfg();
+        harness *h = &H;
+        h_init(h, &c);
+        strcpy(h->m.offer, "12.815.01.02.00");      /* older: refused */
+        h->stop_cmd = "AT^FOTADL=0";
+        h_start(h);
+        h_run(h, -1, 500);
+        CHECK_INT(h->f.phase, HF_PH_DISCARD);
+        CHECK_STR(h->pend, "AT^FOTADL=0");
+        h->stop_cmd = NULL;
+        if (how == 0) {                              /* no answer: ask the state */
+            h_result(h, HF_FF_TIMEOUT, -1, NULL, NULL, 0);
+            CHECK_STR(h->pend, "AT^FOTASTATE?");
+            h_ok(h, "^FOTASTATE: 12,12.815.01.02.00,79114,\"x\"", NULL);
+            CHECK_STR(h->done, "");
+            CHECK_STR(h->pend, "AT^FOTADL=0");       /* still 12: again */
+        } else if (how == 1) {                       /* port lost: again once back */
+            h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);
+            h_simple(h, HF_EV_PORT_LOST);
+            CHECK_STR(h->done, "");
+            h_port_back_after(h, 2);
+            CHECK_STR(h->pend, "AT^FOTADL=0");
+        } else {                                     /* the module never leaves 12 */
+            for (int i = 0; i < 12 && !h->failed[0]; i++) {
+                if (!strcmp(h->pend, "AT^FOTADL=0"))
+                    h_ok(h, NULL, NULL);
+                else
+                    h_ok(h, "^FOTASTATE: 12", NULL);
+            }
+            CHECK_STR(h->failed, "EMODULE");
+            CHECK_INT(h->failed_module_code, 12);
+            CHECK_STR(h->done, "");
+            continue;
+        }
+        h_run(h, -1, 50);
+        CHECK_STR(h->done, "not_newer");
+        CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 2);
+        CHECK_INT(h->m.state, 10);
+    }
+}
+
+/* Fuzz finding (offer-after-failed-run-then-restart-same-version): a finished run's
+ * journal names target T; unwatched, the module fetched another image U to 40. The
+ * restored target is not trusted: the image is discarded and detected again, never
+ * AT^FWUP judged by T. */
+static void test_restore_terminal_target_not_trusted(void)
+{
+    static const hf_fota_phase phases[] = {HF_PH_DONE, HF_PH_FAILED};
+    for (size_t i = 0; i < 2; i++) {
+        hf_fota_config c = seed_cfg();
+        c.mode.auto_upgrade = 0;
+        harness *h = &H;
+        hf_fota_snapshot s;
+        hf_error e;
+        memset(&s, 0, sizeof s);
+        s.version = HF_FOTA_SNAPSHOT_VERSION;
+        s.phase = phases[i];
+        strcpy(s.from_version, "12.815.01.03.00");
+        strcpy(s.target_version, "12.815.01.04.00");
+        s.image_verified = 1;
+        h_init(h, &c);
+        h->m.auto_upgrade = 0;
+        h->m.state = 40;                  /* holds U = the running version */
+        strcpy(h->m.offer, "12.815.01.05.00");
+        CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
+        h_start(h);
+        h_run(h, -1, 500);
+        CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 1);
+        CHECK(h_sent_count(h, "AT^FOTADET") >= 1, "detected again");
+        CHECK_STR(h->done, "upgraded");
+        CHECK_STR(h->f.target.text, "12.815.01.05.00");
+        CHECK_INT(h_sent_count(h, "AT^FWUP"), 1);
+        CHECK_INT(h->violations, 0);
+    }
+}
+
 int main(void)
 {
     CHECK_SUITE("fota_fsm");
@@ -1208,6 +1402,10 @@ int main(void)
     test_lost_offer_urc_never_downloads();
     test_restore_discard_never_downloads();
     test_offer_inside_state_answer();
+    test_fwup_lost_with_port();
+    test_fwup_waits_for_boot_report();
+    test_discard_confirmed();
+    test_restore_terminal_target_not_trusted();
     test_random();
     return CHECK_END();
 }

@@ -635,10 +635,11 @@ local function run_one(seed, o)
     end
   end
   -- 4/6 (cause). AT^FWUP written, the port gone before the module acted on it: after
-  -- the port came back the module is still in 40 with the old version, no reset. The
-  -- host calls it a failed upgrade (EUPGRADE, module state 40) and keeps the journal
-  -- (fwup_sent=1), so no later run ever applies the verified image. Known open bug K4.
-  if r and r.status == "failed" and r.code == "EUPGRADE" and r.module_code == "40" then
+  -- the port came back the module is still in 40 with the old version, no reset. K4
+  -- (fixed): the host never repeats AT^FWUP; it discards the image (AT^FOTADL=0) and
+  -- fails EUPGRADE with module code 40. A run that still leaves the module in 40 after
+  -- such a failure carries the tag.
+  if r and r.status == "failed" and r.code == "EUPGRADE" and r.module_code == "40" and st == 40 then
     violate(4, "[K4] AT^FWUP lost: the module stays in 40 with a verified image that no run will apply")
     for i, v in ipairs(res.violations) do
       if v:find("^I[467] ") then res.violations[i] = "[K4] " .. v end

@@ -129,7 +129,7 @@ local report = hwfota.run(opt.port, policy, {
   command_timeout = S(30),
   poll_interval = S(3), dl_poll = S(3), dl_poll_idle = S(5), state_poll = S(15),
   resume_interval = S(30), reboot_timeout = S(180), detect_timeout = S(120),
-  stall_timeout = S(300), auto_upgrade_wait = S(120), busy_delay = S(2),
+  stall_timeout = S(300), auto_upgrade_wait = S(120), busy_delay = S(2), boot_settle = S(20),
 })
 
 local function enc(v)
