@@ -811,18 +811,37 @@ static void decide_upgrade_enter(hf_fota *f)
  * AT^FOTASTATE? still says 40. AT^FWUP in that window would race the module's own
  * upgrade (a second upgrade start, or an ERROR in 50). So AT^FWUP waits until the
  * port has been up for boot_settle s; a 50 meanwhile goes to reboot (to_reboot_on_50). */
-static void upgrade_enter(hf_fota *f)
+static double upgrade_settled_at(const hf_fota *f)
 {
-    double settled = f->up_at + f->cfg.boot_settle;
-    if (f->now < settled) {
-        if (f->next_poll < 0)
-            notice(f, "the port opened %.1f s ago: waiting %.1f s for a boot-time upgrade "
-                   "report before AT^FWUP", f->now - f->up_at, settled - f->now);
-        f->next_poll = settled;    /* upgrade_enter again from the timer */
-        return;
-    }
+    return f->up_at + f->cfg.boot_settle;
+}
+
+/* Read the state (then AT^FWUP in upgrade_done) once the port has settled. */
+static void upgrade_start(hf_fota *f)
+{
+    if (f->now < upgrade_settled_at(f))
+        return;                    /* upgrade_every arms the timer */
     hf_fota_cmd list[] = {HF_CMD_STATE};   /* fresh proof of state 40 before AT^FWUP */
     run_script(f, list, 1);
+}
+
+static void upgrade_enter(hf_fota *f)
+{
+    double left = upgrade_settled_at(f) - f->now;
+    if (left > 0)
+        notice(f, "the port opened %.1f s ago: waiting %.1f s for a boot-time upgrade "
+               "report before AT^FWUP", f->now - f->up_at, left);
+    upgrade_start(f);
+}
+
+/* The wake-up for upgrade_start while nothing is in flight and nothing started yet
+ * (a timer that fell while an older answer was pending is not lost). */
+static double upgrade_every(const hf_fota *f)
+{
+    if (f->fwup_sent || f->nscript)
+        return 0;
+    double left = upgrade_settled_at(f) - f->now;
+    return left > 0 ? left : 1e-3;
 }
 
 static void upgrade_done(hf_fota *f)
@@ -1105,7 +1124,8 @@ static const phase_def phases[HF_PH_COUNT] = {
         .on_port_lost = reboot_port_lost, .accepts = COMMON | EV_BIT(HF_EV_DECISION),
         .journal = 1},
     [HF_PH_UPGRADE] = {.name = "upgrade", .enter = upgrade_enter, .on_done = upgrade_done,
-        .on_poll = upgrade_enter, .on_state = to_reboot_on_50, .deadline_off = NO_DEADLINE,
+        .on_poll = upgrade_start, .poll_every = upgrade_every,
+        .on_state = to_reboot_on_50, .deadline_off = NO_DEADLINE,
         .on_port_lost = reboot_port_lost, .accepts = COMMON},
     [HF_PH_REBOOT] = {.name = "reboot", .on_state = reboot_state, .on_poll = poll_state,
         .poll_every = reboot_every, .deadline_off = CFG(reboot_timeout),

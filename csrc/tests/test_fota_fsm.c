@@ -1380,6 +1380,36 @@ static void test_restore_terminal_target_not_trusted(void)
     }
 }
 
+/* Fault campaign seed 179 (hang): the 40 URC ends the download while an AT^FOTADLQ
+ * hangs; the boot_settle wake-up falls while that answer is still pending. When it
+ * comes, the upgrade must still start (the wait was lost: the host hung). */
+static void test_settle_timer_during_stale_command(void)
+{
+    hf_fota_config c = full_cfg(0);
+    harness *h = &H;
+    h_init(h, &c);
+    h->m.auto_upgrade = 0;
+    h->stop_cmd = "AT^FOTADLQ";
+    h_start(h);
+    h_run(h, -1, 500);
+    CHECK_STR(h->pend, "AT^FOTADLQ");
+    h->stop_cmd = NULL;
+    h->m.state = 40;
+    h->m.done = h->m.total;
+    h_urc(h, "^FOTASTATE: 40");
+    CHECK_INT(h->f.phase, HF_PH_DECIDE_UPGRADE);
+    h_decide(h, HF_DEC_UPGRADE);
+    CHECK_INT(h->f.phase, HF_PH_UPGRADE);
+    h_timer(h);                                /* settle over, AT^FOTADLQ still hangs */
+    CHECK_STR(h->pend, "AT^FOTADLQ");
+    h->now += 5;
+    h_ok(h, "^FOTADLQ: 1,\"IMAGE\",1324,1324", NULL);
+    h_run(h, -1, 500);
+    CHECK_STR(h->done, "upgraded");
+    CHECK_INT(h_sent_count(h, "AT^FWUP"), 1);
+    CHECK_INT(h->violations, 0);
+}
+
 int main(void)
 {
     CHECK_SUITE("fota_fsm");
@@ -1405,6 +1435,7 @@ int main(void)
     test_fwup_lost_with_port();
     test_fwup_waits_for_boot_report();
     test_discard_confirmed();
+    test_settle_timer_during_stale_command();
     test_restore_terminal_target_not_trusted();
     test_random();
     return CHECK_END();
