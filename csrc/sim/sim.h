@@ -155,7 +155,7 @@ typedef struct sim_module {
     double port_back_at;          /* real time the pty returns (0: not pending) */
     sim_boot boot_kind;           /* what the pty's return means */
     sim_boot post_kind;           /* what the post-boot step reports */
-    int state_at_loss;
+    int post_superseded;          /* a state change since the boot: no boot report */
     double post_boot_at;          /* real time of the post-boot ^FOTASTATE */
     double noise_at;
     double busy_until;            /* hang: commands wait until then */

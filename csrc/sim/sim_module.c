@@ -200,8 +200,17 @@ static void check_state_triggers(sim_module *m, int st)
  * boot (^FOTASTATE: 31 again) is a URC, not a new state. */
 static void log_state(sim_module *m, int st)
 {
-    if (st != m->logged_state)
+    if (st != m->logged_state) {
         sim_log(m->idx, "\"ev\":\"state\",\"state\":%d", st);
+        /* A change while the module boots (the host's AT^FOTADET in 10, AT^FOTADL=1
+         * in 31, AT^FOTADL=0, AT^FWUP in 40, and what follows from them) happens
+         * after the boot: the pending boot report, which tells the state at boot,
+         * must not override it. */
+        if (m->post_boot_at > 0 && m->post_kind != BOOT_NONE && !m->post_superseded) {
+            m->post_superseded = 1;
+            sim_log(m->idx, "\"ev\":\"boot-report\",\"what\":\"superseded\",\"state\":%d", st);
+        }
+    }
     m->logged_state = st;
 }
 
@@ -302,6 +311,7 @@ static void reset_module(sim_module *m, const char *reason, sim_boot kind)
     m->port_back_at = m->gone_for_good ? 0 : sim_now() + SC(m, m->cfg->reset_gap);
     m->post_boot_at = 0;
     m->post_kind = BOOT_NONE;
+    m->post_superseded = 0;
     m->busy_until = 0;
     m->have_held = 0;
     m->ev = EV_NONE;
@@ -312,11 +322,10 @@ static void power_loss(sim_module *m)
     m->f.power_loss.fired = 1;
     m->pending_power = 0;
     if (m->state == 30) m->done = bytes_now(m, sim_now());
-    m->state_at_loss = m->state;
     sim_log(m->idx, "\"ev\":\"fault\",\"fault\":\"power-loss\",\"state\":%d,\"byte\":%.0f",
             m->state, m->done);
     reset_module(m, "power-loss", BOOT_POWER_LOSS);
-    /* what survives in flash, until the post-boot report */
+    /* what survives in flash: the state at boot, which the boot report tells */
     int s = m->state;
     m->state = (s == 30 || s == 31) ? (m->resume ? 31 : 10) : (s == 40 || s == 50) ? 40
              : (s == 11 || s == 12) ? 10 : s;
@@ -386,15 +395,23 @@ static void port_back(sim_module *m, double now)
     m->sim_locked = m->f.sim_pin;
     m->inlen = 0;
     boot_urcs(m);
+    m->post_superseded = 0;
     m->post_boot_at = now + SC(m, m->cfg->boot_time);
 }
 
+/* The boot report, --boot-time after the boot: the state the module booted in
+ * (m->state, set at the reset), unless a later change superseded it. */
 static void post_boot(sim_module *m)
 {
     sim_boot kind = m->post_kind;
+    int superseded = m->post_superseded;
     m->post_boot_at = 0;
     m->post_kind = BOOT_NONE;
-    if (kind == BOOT_UPGRADE) {
+    m->post_superseded = 0;
+    if (superseded) {
+        /* the host moved the module on after the boot: that state stands, and the
+         * module already reported it; nothing stale is sent */
+    } else if (kind == BOOT_UPGRADE) {
         m->have_delta = 0;
         m->done = 0;
         if (m->f.upgrade_fail > 0) {
@@ -403,19 +420,15 @@ static void post_boot(sim_module *m)
             set_state(m, m->f.upgrade_fail, NULL);
         } else set_state(m, 90, NULL);
     } else if (kind == BOOT_POWER_LOSS) {
-        int s = m->state_at_loss;
-        if (s == 30 || s == 31) {
-            if (m->resume) set_state(m, 31, NULL);
-            else { m->done = 0; m->have_delta = 0; set_state(m, 10, NULL); }
-        } else if (s == 40 || s == 50) {
+        /* power_loss() left the state at boot: 31 or 10 after a download, 40 with a
+         * complete image (lost in 40 or 50), 10 after a query, else as it was */
+        if (m->state == 40) {
             set_state(m, 50, NULL); /* the complete delta is applied at boot */
             m->ev = EV_RESET;
             m->ev_at = sim_now() + SC(m, m->cfg->reset_delay);
             return;
-        } else if (s == 11 || s == 12) {
-            m->have_delta = 0;
-            set_state(m, 10, NULL);
-        } else set_state(m, m->state, NULL);
+        }
+        set_state(m, m->state, NULL);
     }
     if (m->auto_query && state_is_idle(m)) start_detect(m);
 }

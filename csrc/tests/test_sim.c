@@ -689,6 +689,59 @@ static void test_download_faults(void)
     sim_stop(&s);
 }
 
+/* The boot report after a power loss tells the state at boot: a command the host
+ * sends during --boot-time comes after the boot, and the late report must not
+ * override what it started (S1: 11 -> 10 -> 12, 30 -> 31 -> 40, 40 -> 10 -> 50). */
+static void test_boot_report_order(void)
+{
+    sim s;
+    char l[4096];
+    /* lost in 12: boots in 10; a query started before the report goes on to 12 */
+    CHECK(sim_start(&s, 1, "--power-loss", "state=12", "--boot-time", "20", "--detect-time", "30",
+                    NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11");
+    CHECK(wait_hup(&s, 3) == 1, "power loss at 12");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    CHECK(wait_for(&s, "^RSSI:", 2, NULL, 0) == 1, "last boot URC");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11");
+    EXPECT(&s, STATE12); /* no stale ^FOTASTATE: 10 in between */
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 12", "OK");
+    CHECK_INT(log_count(&s, "\"ev\":\"state\",\"state\":10"), 1); /* the state at boot only */
+    CHECK_INT(log_count(&s, "\"ev\":\"boot-report\",\"what\":\"superseded\",\"state\":11"), 1);
+    sim_stop(&s);
+
+    /* lost in 30 with resume on: boots in 31; a resume before the report goes on to 40 */
+    CHECK(sim_start(&s, 1, "--power-loss", "byte=30000", "--boot-time", "20", "--rate", "2000",
+                    NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    to_download(&s, "0,0,0,1");
+    CHECK(wait_hup(&s, 3) == 1, "power loss at byte 30000");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    CHECK(wait_for(&s, "^RSSI:", 2, NULL, 0) == 1, "last boot URC");
+    CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30");
+    EXPECT(&s, "^FOTASTATE: 40"); /* no stale ^FOTASTATE: 31 in between */
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 40", "OK");
+    CHECK_INT(log_count(&s, "\"ev\":\"state\",\"state\":31"), 1);
+    sim_stop(&s);
+
+    /* lost in 40: boots in 40; an image discarded before the report is not applied */
+    CHECK(sim_start(&s, 1, "--power-loss", "state=40", "--boot-time", "20", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    to_download(&s, "0,0,0,1");
+    EXPECT(&s, "^FOTASTATE: 40");
+    CHECK(wait_hup(&s, 2) == 1, "power loss at 40");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    CHECK(wait_for(&s, "^RSSI:", 2, NULL, 0) == 1, "last boot URC");
+    CMD(&s, "AT^FOTADL=0", "OK");
+    CHECK(next_nn(&s, l, sizeof l, 1.2) == 0, "no boot report nor upgrade after the discard (got %s)", l);
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
+    CMD(&s, "AT+GMR", "12.815.01.03.00", "OK");
+    CHECK_INT(log_count(&s, "\"ev\":\"state\",\"state\":50"), 0);
+    sim_stop(&s);
+}
+
 static void test_auto(void)
 {
     sim s;
@@ -1106,10 +1159,12 @@ int main(void)
     }
     double t0 = now_s();
     void (*tests[])(void) = {test_help, test_seed_flow, test_at_basics, test_detect_faults,
-                             test_download_faults, test_auto, test_auto_query, test_port_faults, test_closed_port,
-                             test_gone_during_download, test_noise, test_many, test_sms};
+                             test_download_faults, test_boot_report_order, test_auto, test_auto_query,
+                             test_port_faults, test_closed_port, test_gone_during_download, test_noise,
+                             test_many, test_sms};
     const char *names[] = {"help", "seed_flow", "at_basics", "detect_faults", "download_faults",
-                           "auto", "auto_query", "port_faults", "closed_port", "gone_during_download", "noise", "many", "sms"};
+                           "boot_report_order", "auto", "auto_query", "port_faults", "closed_port",
+                           "gone_during_download", "noise", "many", "sms"};
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         double t = now_s();
         tests[i]();

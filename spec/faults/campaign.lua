@@ -660,10 +660,10 @@ local function run_one(seed, o)
       if v:find("^I[47] ") then res.violations[i] = "[K6] " .. v end
     end
   end
-  -- Simulator bug S1: a download or a query started between a power loss's reboot and
-  -- its boot report goes on after that report set the state back to 10 (30 -> 10 -> 40,
-  -- 11 -> 10 -> 12). What
-  -- the host is blamed for at the end of such a run (I4, I7) carries the tag.
+  -- Simulator bug S1 (fixed): a download or a query started between a power loss's
+  -- reboot and its boot report went on after that report set a stale state (30 -> 10 ->
+  -- 40, 11 -> 10 -> 12, 10 -> 31). What the host is blamed for at the end of a run with
+  -- such an impossible transition (I4, I7) carries the tag; S1 fixed, it fails.
   if res.sim_anomaly then
     for i, v in ipairs(res.violations) do
       if v:find("^I[47] ") then res.violations[i] = "[S1] " .. v .. " (simulator: " .. res.sim_anomaly .. ")" end
