@@ -456,7 +456,8 @@ for _, k in ipairs{"apn", "user", "password"} do
   add("core.fota_new{" .. k .. "=42}", function() return core.fota_new{[k] = 42} end, RAISE("option '" .. k .. "'"))
 end
 for _, k in ipairs{"poll_interval", "dl_poll", "dl_poll_idle", "state_poll", "resume_interval", "reboot_timeout",
-                   "detect_timeout", "stall_timeout", "auto_upgrade_wait", "busy_delay"} do
+                   "detect_timeout", "stall_timeout", "auto_upgrade_wait", "busy_delay",
+                   "boot_settle"} do
   for _, v in ipairs{{"NaN", NAN}, {"-1", -1}, {"inf", INF}, {"huge", 1e300}} do
     add("core.fota_new{" .. k .. "=" .. v[1] .. "}", function() return core.fota_new{[k] = v[2]} end, FAIL("EINVAL"))
   end
