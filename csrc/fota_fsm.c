@@ -828,7 +828,7 @@ static void upgrade_start(hf_fota *f)
 static void upgrade_enter(hf_fota *f)
 {
     double left = upgrade_settled_at(f) - f->now;
-    if (left > 0)
+    if (left > 0 && isfinite(left))
         notice(f, "the port opened %.1f s ago: waiting %.1f s for a boot-time upgrade "
                "report before AT^FWUP", f->now - f->up_at, left);
     upgrade_start(f);
@@ -1773,7 +1773,10 @@ size_t hf_fota_start(hf_fota *f, double now, hf_fota_actions *out)
     }
     if (!f->restored)
         f->started_at = f->now;
-    f->up_at = f->now;
+    /* A restored run may follow the module's boot (power loss, the host restarted with
+     * the router): the settle applies from now. A fresh run has nothing to wait for:
+     * it never applies an image it did not see announced and downloaded itself. */
+    f->up_at = f->restored ? f->now : -HUGE_VAL;
     enter(f, HF_PH_PROBE);
     return end(f);
 }
@@ -1849,6 +1852,11 @@ static int check_text_version(const char *what, const char *s, size_t cap, hf_ve
 
 int hf_fota_restore(hf_fota *f, const hf_fota_snapshot *s, hf_error *err)
 {
+    return hf_fota_restore_from(f, s, 0, err);
+}
+
+int hf_fota_restore_from(hf_fota *f, const hf_fota_snapshot *s, int carried, hf_error *err)
+{
     hf_version from, target;
     int have_from, have_target;
     if (f->phase != HF_PH_IDLE)
@@ -1887,7 +1895,7 @@ int hf_fota_restore(hf_fota *f, const hf_fota_snapshot *s, hf_error *err)
      * unless AT^FWUP went out: no process watched the module since, and it may have
      * dropped that image and fetched another (^FOTASTATE: 12/40 of a later query), which
      * would then be applied under the old version's name. The run detects again. */
-    if ((s->phase == HF_PH_DONE || s->phase == HF_PH_FAILED) && !s->fwup_sent)
+    if ((s->phase == HF_PH_DONE || s->phase == HF_PH_FAILED) && !s->fwup_sent && !carried)
         have_target = 0;
     f->target = target;
     f->have_target = have_target;

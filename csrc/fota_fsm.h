@@ -291,6 +291,13 @@ void hf_fota_snapshot_take(const hf_fota *fsm, hf_fota_snapshot *snap);
  * checked (untrusted file); -1 + EJOURNAL when it is not acceptable. */
 int hf_fota_restore(hf_fota *fsm, const hf_fota_snapshot *snap, hf_error *err);
 
+/* The same for a snapshot carried from a machine of this process that held the port
+ * until now (session steps): not an unwatched gap, so the target of a finished
+ * machine (e.g. a deferred download) is trusted. hf_fota_restore (carried = 0)
+ * drops the target of a finished journal unless AT^FWUP was sent. */
+int hf_fota_restore_from(hf_fota *fsm, const hf_fota_snapshot *snap, int carried,
+                         hf_error *err);
+
 const char *hf_fota_phase_name(hf_fota_phase phase);
 int hf_fota_phase_from_name(const char *name, size_t len);   /* -1 unknown */
 int hf_fota_terminal(const hf_fota *fsm);

@@ -521,6 +521,10 @@ static int l_snapshot(lua_State *L)
  * Resume from a journal text, before start().
  * @function Fota:restore
  * @tparam string text
+ * @tparam[opt] boolean carried true when the text is a snapshot of a machine of this
+ *   process that held the port until now (session steps): the target of a finished
+ *   machine is then trusted; a journal from disk (false) names a target only a run
+ *   that AT^FWUP'd may keep
  * @return true, or nil, message, "EJOURNAL"|"EBUSY"
  */
 static int l_restore(lua_State *L)
@@ -528,11 +532,14 @@ static int l_restore(lua_State *L)
     lfota *u = check_fota(L);
     size_t n;
     const char *text = luaL_checklstring(L, 2, &n);
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TBOOLEAN);
+    int carried = lua_toboolean(L, 3);
     if (u->closed)
         return fail3(L, "closed", "ECLOSED");
     hf_fota_snapshot s;
     hf_error err;
-    if (hf_journal_parse(text, n, &s, &err) < 0 || hf_fota_restore(&u->fsm, &s, &err) < 0)
+    if (hf_journal_parse(text, n, &s, &err) < 0 || hf_fota_restore_from(&u->fsm, &s, carried, &err) < 0)
         return fail3(L, err.msg, err.code);
     lua_pushboolean(L, 1);
     return 1;

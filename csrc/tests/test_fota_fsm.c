@@ -1378,6 +1378,30 @@ static void test_restore_terminal_target_not_trusted(void)
         CHECK_INT(h_sent_count(h, "AT^FWUP"), 1);
         CHECK_INT(h->violations, 0);
     }
+
+    /* carried within one process (session steps: the port stayed open): trusted */
+    hf_fota_config c = seed_cfg();
+    c.mode.auto_upgrade = 0;
+    harness *h = &H;
+    hf_fota_snapshot s;
+    hf_error e;
+    memset(&s, 0, sizeof s);
+    s.version = HF_FOTA_SNAPSHOT_VERSION;
+    s.phase = HF_PH_DONE;
+    strcpy(s.from_version, "12.815.01.03.00");
+    strcpy(s.target_version, "12.815.01.04.00");
+    s.image_verified = 1;
+    h_init(h, &c);
+    h->m.auto_upgrade = 0;
+    h->m.state = 40;
+    strcpy(h->fed_offer, "12.815.01.04.00");
+    CHECK_INT(hf_fota_restore_from(&h->f, &s, 1, &e), 0);
+    h_start(h);
+    h_run(h, -1, 500);
+    CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 0);
+    CHECK_INT(h_sent_count(h, "AT^FOTADET"), 0);
+    CHECK_STR(h->done, "upgraded");
+    CHECK_INT(h->violations, 0);
 }
 
 /* Fault campaign seed 179 (hang): the 40 URC ends the download while an AT^FOTADLQ
@@ -1387,12 +1411,23 @@ static void test_settle_timer_during_stale_command(void)
 {
     hf_fota_config c = full_cfg(0);
     harness *h = &H;
+    hf_fota_snapshot snap;
+    hf_error e;
+    memset(&snap, 0, sizeof snap);          /* restored: the settle applies */
+    snap.version = HF_FOTA_SNAPSHOT_VERSION;
+    snap.phase = HF_PH_DOWNLOAD;
+    strcpy(snap.from_version, "12.815.01.03.00");
+    strcpy(snap.target_version, "12.815.01.04.00");
     h_init(h, &c);
+    CHECK_INT(hf_fota_restore(&h->f, &snap, &e), 0);
     h->m.auto_upgrade = 0;
+    h->m.state = 30;
+    strcpy(h->fed_offer, "12.815.01.04.00");   /* announced to the earlier process */
     h->stop_cmd = "AT^FOTADLQ";
     h_start(h);
     h_run(h, -1, 500);
     CHECK_STR(h->pend, "AT^FOTADLQ");
+    CHECK(h->now < c.boot_settle, "still within the settle time (%.1f s)", h->now);
     h->stop_cmd = NULL;
     h->m.state = 40;
     h->m.done = h->m.total;
@@ -1408,6 +1443,25 @@ static void test_settle_timer_during_stale_command(void)
     CHECK_STR(h->done, "upgraded");
     CHECK_INT(h_sent_count(h, "AT^FWUP"), 1);
     CHECK_INT(h->violations, 0);
+}
+
+/* A fresh run (no journal) applies only an image it saw announced and downloaded
+ * itself: no settle wait before AT^FWUP, however soon after the port opened. */
+static void test_fresh_run_no_settle(void)
+{
+    hf_fota_config c = full_cfg(0);
+    harness *h = &H;
+    h_init(h, &c);
+    h->m.auto_upgrade = 0;
+    h->stop_cmd = "AT^FWUP";
+    h_start(h);
+    h_run(h, -1, 500);
+    CHECK_STR(h->pend, "AT^FWUP");
+    CHECK_INT(h->f.phase, HF_PH_UPGRADE);
+    CHECK(h->now - h->f.phase_at < 1, "AT^FWUP %.1f s after the decision", h->now - h->f.phase_at);
+    h->stop_cmd = NULL;
+    h_run(h, -1, 500);
+    CHECK_STR(h->done, "upgraded");
 }
 
 int main(void)
@@ -1436,6 +1490,7 @@ int main(void)
     test_fwup_waits_for_boot_report();
     test_discard_confirmed();
     test_settle_timer_during_stale_command();
+    test_fresh_run_no_settle();
     test_restore_terminal_target_not_trusted();
     test_random();
     return CHECK_END();

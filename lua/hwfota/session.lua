@@ -410,7 +410,10 @@ function Driver:start(previous)
     snap = data
   end
   if snap and snap ~= "" then
-    local ok, m, c = fsm:restore(snap)
+    -- a snapshot carried from this process's previous step or attempt: no unwatched
+    -- gap (the port stayed open; URCs meanwhile wait in its buffer), so a finished
+    -- machine's target still holds; a journal file's may not (see fota_fsm.md)
+    local ok, m, c = fsm:restore(snap, previous ~= nil)
     if not ok then
       return nil, ("journal %s cannot be used: %s (inspect it; delete it only if the module is idle)")
                   :format(self.opts.journal or "(previous attempt)", m), c or "EJOURNAL"
