@@ -1891,11 +1891,14 @@ int hf_fota_restore_from(hf_fota *f, const hf_fota_snapshot *s, int carried, hf_
     f->restored_phase = s->phase;
     f->from = from;
     f->have_from = have_from;
-    /* The target of a finished run (done: deferred; failed, cancelled) is not trusted
-     * unless AT^FWUP went out: no process watched the module since, and it may have
-     * dropped that image and fetched another (^FOTASTATE: 12/40 of a later query), which
-     * would then be applied under the old version's name. The run detects again. */
-    if ((s->phase == HF_PH_DONE || s->phase == HF_PH_FAILED) && !s->fwup_sent && !carried)
+    /* The target of a failed (or cancelled) run is not trusted unless AT^FWUP went
+     * out: no process watched the module since, and it may have dropped that image
+     * and fetched another (^FOTASTATE: 12/40 of a later query), which would then be
+     * applied under the old version's name. The run detects again. A deferral (done)
+     * is trusted: deferring a download or an upgrade to a later run is its purpose,
+     * and nothing else drives the module's FOTA meanwhile (documented assumption:
+     * delete the journal if something might). */
+    if (s->phase == HF_PH_FAILED && !s->fwup_sent && !carried)
         have_target = 0;
     f->target = target;
     f->have_target = have_target;

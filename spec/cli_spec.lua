@@ -41,6 +41,17 @@ end
 -- FOTA options every flow against the simulator needs: its demo firmware is below the
 -- supported-model table; quick polls keep the specs short.
 local FAST = {"--skip-model-check", "--poll", "0.2"}
+-- How many times the simulator received a command (its JSON-lines log).
+local function rx_count(sim, cmd)
+  local f = assert(io.open(sim.log))
+  local n, want = 0, '"dir":"rx","line":' .. ('%q'):format(cmd)
+  for l in f:lines() do
+    if l:find(want, 1, true) then n = n + 1 end
+  end
+  f:close()
+  return n
+end
+
 local function with(args, extra)
   local t = {}
   for _, a in ipairs(args) do t[#t + 1] = a end
@@ -246,14 +257,24 @@ describe("hwfota command against the simulator", function()
     assert.equals(2, #doc.progress.files)
     rc = run(with{"--port", sim.path, "download"})
     assert.equals(3, rc)
-    -- the module does not tell the image's version: the state machine refuses ...
-    rc, out, err = run(with{"--port", sim.path, "upgrade", "--yes"})
-    assert.equals(1, rc)
-    assert.matches("ENOTARGET", err)
-    -- ... unless forced
+    -- the module does not tell the image's version; forced, it is applied unchecked
     rc, out, err = run(with{"--port", sim.path, "upgrade", "--yes", "--force"})
     assert.equals(0, rc, err)
     assert.matches("upgraded and verified", out)
+    assert.equals(1, rx_count(sim, "AT^FOTADL=1"))
+  end)
+
+  it("upgrade of a downloaded image of unknown version (no journal) fetches it again to learn it", function()
+    local rc, out, err = run(with{"--port", sim.path, "download"})
+    assert.equals(0, rc, err)
+    rc, out, err = run(with{"--port", sim.path, "upgrade", "--yes"})
+    assert.equals(0, rc, err)
+    assert.matches("upgraded and verified", out)
+    -- never applied unseen: AT^FOTADL=0, a new query, a second download, one AT^FWUP
+    assert.equals(1, rx_count(sim, "AT^FOTADL=0"))
+    assert.equals(2, rx_count(sim, "AT^FOTADET"))
+    assert.equals(2, rx_count(sim, "AT^FOTADL=1"))
+    assert.equals(1, rx_count(sim, "AT^FWUP"))
   end)
 
   it("download --journal then upgrade --journal: the journal keeps the version, no --force", function()

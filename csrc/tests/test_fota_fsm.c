@@ -924,7 +924,7 @@ static void test_restore_port_lost_in_probe(void)
 
 /* K3 (fault campaign): a host killed while discarding a refused offer (journal
  * phase discard) must not, restarted, download that offer; a deferred run's
- * journal (phase done) detects again. Only a journal from the download
+ * journal (phase done) asks the policy again. Only a journal from the download
  * on means the policy already said download. */
 static void test_restore_discard_never_downloads(void)
 {
@@ -952,10 +952,10 @@ static void test_restore_discard_never_downloads(void)
             CHECK_STR(h->pend, "AT^FOTADL=1");
         } else {
             CHECK_INT(h_sent_count(h, "AT^FOTADL=1"), 0);
-            /* older: refused again; deferred: the journal's target is not trusted
-             * (the module may have fetched another image since): detect again */
-            CHECK_STR(h->pend, "AT^FOTADL=0");
-            CHECK_INT(h->decisions_dl, 0);
+            if (phases[i] == HF_PH_DISCARD)
+                CHECK_STR(h->pend, "AT^FOTADL=0");   /* older: refused again */
+            else
+                CHECK_INT(h->decisions_dl, 1);       /* deferred: asked again */
         }
     }
 }
@@ -1345,14 +1345,14 @@ static void test_discard_confirmed(void)
     }
 }
 
-/* Fuzz finding (offer-after-failed-run-then-restart-same-version): a finished run's
+/* Fuzz finding (offer-after-failed-run-then-restart-same-version): a failed run's
  * journal names target T; unwatched, the module fetched another image U to 40. The
  * restored target is not trusted: the image is discarded and detected again, never
- * AT^FWUP judged by T. */
+ * AT^FWUP judged by T. (A deferral's journal, phase done, is trusted: below.) */
 static void test_restore_terminal_target_not_trusted(void)
 {
-    static const hf_fota_phase phases[] = {HF_PH_DONE, HF_PH_FAILED};
-    for (size_t i = 0; i < 2; i++) {
+    static const hf_fota_phase phases[] = {HF_PH_FAILED};
+    for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++) {
         hf_fota_config c = seed_cfg();
         c.mode.auto_upgrade = 0;
         harness *h = &H;
@@ -1379,29 +1379,32 @@ static void test_restore_terminal_target_not_trusted(void)
         CHECK_INT(h->violations, 0);
     }
 
-    /* carried within one process (session steps: the port stayed open): trusted */
-    hf_fota_config c = seed_cfg();
-    c.mode.auto_upgrade = 0;
-    harness *h = &H;
-    hf_fota_snapshot s;
-    hf_error e;
-    memset(&s, 0, sizeof s);
-    s.version = HF_FOTA_SNAPSHOT_VERSION;
-    s.phase = HF_PH_DONE;
-    strcpy(s.from_version, "12.815.01.03.00");
-    strcpy(s.target_version, "12.815.01.04.00");
-    s.image_verified = 1;
-    h_init(h, &c);
-    h->m.auto_upgrade = 0;
-    h->m.state = 40;
-    strcpy(h->fed_offer, "12.815.01.04.00");
-    CHECK_INT(hf_fota_restore_from(&h->f, &s, 1, &e), 0);
-    h_start(h);
-    h_run(h, -1, 500);
-    CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 0);
-    CHECK_INT(h_sent_count(h, "AT^FOTADET"), 0);
-    CHECK_STR(h->done, "upgraded");
-    CHECK_INT(h->violations, 0);
+    /* a deferral (phase done) from disk, and a failed machine carried within one
+     * process (session steps: the port stayed open): trusted */
+    for (int carried = 0; carried <= 1; carried++) {
+        hf_fota_config c = seed_cfg();
+        c.mode.auto_upgrade = 0;
+        harness *h = &H;
+        hf_fota_snapshot s;
+        hf_error e;
+        memset(&s, 0, sizeof s);
+        s.version = HF_FOTA_SNAPSHOT_VERSION;
+        s.phase = carried ? HF_PH_FAILED : HF_PH_DONE;
+        strcpy(s.from_version, "12.815.01.03.00");
+        strcpy(s.target_version, "12.815.01.04.00");
+        s.image_verified = 1;
+        h_init(h, &c);
+        h->m.auto_upgrade = 0;
+        h->m.state = 40;
+        strcpy(h->fed_offer, "12.815.01.04.00");
+        CHECK_INT(hf_fota_restore_from(&h->f, &s, carried, &e), 0);
+        h_start(h);
+        h_run(h, -1, 500);
+        CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 0);
+        CHECK_INT(h_sent_count(h, "AT^FOTADET"), 0);
+        CHECK_STR(h->done, "upgraded");
+        CHECK_INT(h->violations, 0);
+    }
 }
 
 /* Fault campaign seed 179 (hang): the 40 URC ends the download while an AT^FOTADLQ

@@ -842,11 +842,14 @@ function CMD.download(self)
   if downloaded then
     if not self.o.json then
       -- the module does not report a downloaded image's version: the journal keeps
-      -- it for the next run; without one, applying needs --force
+      -- it for the next run; without one, applying it unchecked needs --force (a plain
+      -- upgrade discards it and downloads it again to learn its version)
       self:out(("downloaded and verified%s; apply it with: %s"):format(
         r.version and (" " .. r.version) or "",
         self.o.journal and "hwfota upgrade --journal " .. self.o.journal
-                       or "hwfota upgrade --force (or download with --journal FILE)"))
+                       or "hwfota upgrade --force (applies it unchecked: the module does "
+                          .. "not report its version; plain hwfota upgrade downloads it again "
+                          .. "to learn it; download with --journal FILE keeps it)"))
     end
     return EXIT.OK
   elseif r.status == "no_new_version" or r.status == "not_newer" then

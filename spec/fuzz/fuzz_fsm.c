@@ -13,6 +13,9 @@
  * The harness keeps its own view of the world (what the module said last, which
  * firmware runs, which image was announced, how often AT^FWUP went out for the
  * image on the module) and aborts when:
+ * Modelled assumption: after a run ends in phase done (a deferral keeps its journal),
+ * nothing else drives the module's FOTA until the next run (see note_state).
+ *
  *   - AT^FWUP is sent unless the last module state told to this process was 40,
  *     or a second time for the same downloaded image (across restarts), or for a
  *     version not newer than the running one without force, or without a JOURNAL
@@ -81,6 +84,12 @@ static uint8_t take(h *z)
 static void note_state(h *z, const hf_fotastate *st)
 {
     z->seen_state = st->state;
+    /* The documented assumption of a deferral (csrc/fota_fsm.md, "Journal restore"):
+     * while a finished run's journal waits (phase done), no other program drives the
+     * module's FOTA, so it is not offered another image unwatched. Lines fed to the
+     * ended machine then do not change the image the harness believes in. */
+    if (hf_fota_terminal(&z->f) && z->f.phase == HF_PH_DONE)
+        return;
     if (st->state == 12 && st->has_version) {
         z->offer = st->version;
         z->have_offer = 1;
