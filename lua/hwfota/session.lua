@@ -567,6 +567,29 @@ end
 
 -- == One attempt, and run() with retries ==
 
+-- Module states in which the module holds (part of) the image of the offer the
+-- machine saw announced: downloading, download pending, downloaded, upgrading.
+local HOLDS_IMAGE = {[30] = true, [31] = true, [40] = true, [50] = true}
+
+-- What the next attempt of run() restores (nil: it starts afresh). A retry must keep
+-- what the module does not tell again: that AT^FWUP was sent, and the version of an
+-- image the module holds (AT^FOTASTATE? answers 30/31/40 without the 12's version: a
+-- new machine would resume the download, then refuse to apply an image of unknown
+-- version, ENOTARGET, and leave the module in 40). The retry then carries on as a
+-- host restarted on the journal does. An attempt restored from `previous` that failed
+-- before reading any module state learnt nothing new: `previous` still holds.
+-- Nothing is carried when the module was last seen without the image (idle,
+-- querying, a bare offer): the next attempt decides on a fresh query.
+local function carry_over(d, previous, carry)
+  if not (d and d.fsm) then return previous end
+  local info = d.fsm:info()
+  if info.fwup_sent or carry or (info.version and HOLDS_IMAGE[info.state]) then
+    return d.fsm:snapshot()
+  end
+  if previous and info.state == nil then return previous end
+  return nil
+end
+
 local function one_attempt(port, policy, o, attempt, previous)
   local d = new_driver(port, policy, o, attempt)
   local ok, msg, code = d:start(previous)
@@ -614,11 +637,7 @@ function M.run(port_or_path, policy, opts, carry)
         local okc, r1, r2 = pcall(policy.after, ctx)
         if not (okc and r1) then report.guard_error = tostring(okc and r2 or r1) end
       end
-      -- a retry after AT^FWUP must keep knowing it was sent
-      if d and d.fsm then
-        local info = d.fsm:info()
-        previous = (info.fwup_sent or carry) and d.fsm:snapshot() or nil
-      end
+      previous = carry_over(d, previous, carry)
     else
       report = {status = "failed", code = "EGUARD", attempts = attempt,
                 message = "data-connection guard failed: " .. tostring(gmsg)}

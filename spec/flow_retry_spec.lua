@@ -1,0 +1,97 @@
+-- End to end against hwfota-sim: hwfota.run's retry (policy.on_failure) after an
+-- attempt failed while the module held part or all of the announced image.
+-- Fault campaign seed 201290: a power loss during the download, the port's setup
+-- after the reopen (ATE0) outlasted the reopen deadline, the attempt failed
+-- ETIMEDOUT in recover, and the retry started a new state machine that had never
+-- seen the announced ^FOTASTATE: 12: it resumed the download from 31 to 40, then
+-- could not apply an image of unknown version (ENOTARGET) and left the module in 40.
+-- The retry must carry on with what the failed attempt knew (the target), as a host
+-- restarted on the journal does.
+local hwfota = require "hwfota"
+local sim = require "support.sim"
+
+local SCALE = "0.03"
+
+describe("flow retry:", function()
+  local s
+  after_each(function()
+    if s then s:stop(); s = nil end
+  end)
+
+  -- Seed 201290's timeline, made deterministic: a power loss at 30000 bytes; the
+  -- module is away 15 model s (0.45 s), boots, reports 31 (resume on) and then
+  -- answers nothing for 100 model s (3 s, --hang state=31). The host's reopen after
+  -- 0.7 s (back-off 0.1, 0.2, 0.4 s) finds the port, sends ATE0, and no answer comes
+  -- within reboot_timeout (2 s) of the loss: the attempt fails ETIMEDOUT in recover.
+  -- on_failure retries once, after 0.05 s; the module answers again 3.5 s after the loss.
+  local function run_with_retry(extra, policy_extra)
+    s = sim.start{"--time-scale", SCALE, "--power-loss", "byte=30000", "--reset-gap", "15",
+                  "--hang", "state=31", "--hang-for", "100"}
+    local o = sim.opts(extra)
+    o.skip_model_check = true
+    o.reboot_timeout = 2
+    local seen = {phases = {}, failures = {}, offers = {}}
+    local policy = {
+      on_new_version = function(info) seen.offers[#seen.offers + 1] = info.version or "?"; return "download" end,
+      on_downloaded = function(info) seen.upgrade_version = info.version; return "upgrade" end,
+      on_failure = function(err, attempt)
+        seen.failures[#seen.failures + 1] = err.code
+        if attempt > 1 then return nil end
+        return 0.05
+      end,
+      on_event = function(e)
+        if e.event == "phase" then seen.phases[#seen.phases + 1] = e.phase end
+      end,
+    }
+    for k, v in pairs(policy_extra or {}) do policy[k] = v end
+    local report = hwfota.run(s.path, policy, o)
+    return report, seen
+  end
+
+  it("a retry after a failure in recover keeps the announced target: resumes from 31 and upgrades", function()
+    local report, seen = run_with_retry()
+    -- the first attempt failed in recover: the port was back, its setup unanswered ...
+    assert.same({"ETIMEDOUT"}, seen.failures)
+    assert.is_true(#s:select{ev = "port", what = "up"} >= 2)
+    local recover = 0
+    for _, ph in ipairs(seen.phases) do if ph == "recover" then recover = recover + 1 end end
+    assert.equal(1, recover)
+    assert.equal(2, report.attempts)
+    -- ... and the retry carried on with the version it had seen in the 12
+    assert.equal("upgraded", report.status, tostring(report.code) .. ": " .. tostring(report.message))
+    assert.equal("12.815.01.04.00", report.to)
+    assert.equal("12.815.01.04.00", seen.upgrade_version)
+    assert.same({"12.815.01.04.00"}, seen.offers)        -- asked once, with the version
+    assert.equal(1, s:count("AT^FOTADET"))               -- no new detection
+    assert.equal(1, s:count("AT^FWUP"))
+    assert.is_not_nil(s:wait_for({ev = "reset", reason = "power-loss"}, 0))
+    assert.is_not_nil(s:wait_for({ev = "boot", version = "12.815.01.04.00"}, 0))
+    local states = s:states()
+    assert.equal(90, states[#states])
+  end)
+
+  it("after a download failure (module back to idle) the retry starts afresh", function()
+    -- the module deleted the image (20, then idle): nothing of the failed attempt is
+    -- carried; the retry configures and queries again and decides on the new 12
+    s = sim.start{"--time-scale", SCALE, "--download-fail", "52", "--download-fail-at", "30000"}
+    local o = sim.opts()
+    o.skip_model_check = true
+    local failures, offers = {}, {}
+    local report = hwfota.run(s.path, {
+      on_new_version = function(info) offers[#offers + 1] = info.version or "?"; return "download" end,
+      on_failure = function(err, attempt)
+        failures[#failures + 1] = err.code
+        if attempt > 1 then return nil end
+        return 0.01
+      end,
+    }, o)
+    assert.equal("EDOWNLOAD", failures[1])
+    assert.equal(2, s:count("AT^FOTADET"))
+    assert.equal(2, s:count("AT+CPIN?"))                  -- a fresh attempt: prepare again
+    assert.equal(2, s:count('AT^FOTACFG="1234","","",2'))
+    assert.same({"12.815.01.04.00", "12.815.01.04.00"}, offers)
+    -- the fault fires once: the second download completes
+    assert.equal("upgraded", report.status, tostring(report.code) .. ": " .. tostring(report.message))
+    assert.equal(1, s:count("AT^FWUP"))
+  end)
+end)
