@@ -7,15 +7,25 @@
 -- could not apply an image of unknown version (ENOTARGET) and left the module in 40.
 -- The retry must carry on with what the failed attempt knew (the target), as a host
 -- restarted on the journal does.
+local core = require "hwfota.core"
 local hwfota = require "hwfota"
 local sim = require "support.sim"
 
 local SCALE = "0.03"
 
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local d = f:read("a")
+  f:close()
+  return d
+end
+
 describe("flow retry:", function()
-  local s
+  local s, jdir
   after_each(function()
     if s then s:stop(); s = nil end
+    if jdir then os.execute("rm -rf " .. sim.sh_quote(jdir)); jdir = nil end
   end)
 
   -- Seed 201290's timeline, made deterministic: a power loss at 30000 bytes; the
@@ -68,6 +78,51 @@ describe("flow retry:", function()
     assert.is_not_nil(s:wait_for({ev = "boot", version = "12.815.01.04.00"}, 0))
     local states = s:states()
     assert.equal(90, states[#states])
+  end)
+
+  it("while the retry waits, the journal holds the retry's machine: a host killed then restarts with the target", function()
+    jdir = sim.tmpdir()
+    local journal = jdir .. "/journal"
+    local during, report
+    hwfota.spawn(function()
+      report = run_with_retry({journal = journal}, {
+        on_failure = function(_, attempt)
+          if attempt > 1 then return nil end
+          hwfota.spawn(function()
+            hwfota.sleep(0.15)       -- inside the 0.3 s wait before the retry
+            during = read_file(journal)
+          end)
+          return 0.3
+        end,
+      })
+    end)
+    hwfota.loop()
+    assert.equal("upgraded", report.status, tostring(report.code) .. ": " .. tostring(report.message))
+    assert.is_string(during, "no journal while the retry waited")
+    assert.matches("^hwfota%-journal 1\n", during)
+    assert.matches("\ntarget=12.815.01.04.00\n", during)
+    assert.matches("\nfwup_sent=0\n", during)
+    -- what a restarted host does with it: restore, knowing the announced version
+    local f = assert(core.fota_new{})
+    assert.is_true(f:restore(during))
+    assert.equal("12.815.01.04.00", f:info().version)
+    f:close()
+    assert.is_nil(read_file(journal))   -- removed after the upgrade
+  end)
+
+  it("a retry refused by the data-connection guard leaves no journal behind", function()
+    jdir = sim.tmpdir()
+    local journal = jdir .. "/journal"
+    local report = run_with_retry({journal = journal}, {
+      before_detect = function(ctx)
+        if ctx.attempt > 1 then return false, "WAN busy" end
+        return true
+      end,
+    })
+    assert.equal("failed", report.status)
+    assert.equal("EGUARD", report.code)
+    assert.equal(2, report.attempts)
+    assert.is_nil(read_file(journal))   -- no AT^FWUP was sent: a failed run keeps none
   end)
 
   it("after a download failure (module back to idle) the retry starts afresh", function()

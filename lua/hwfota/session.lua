@@ -620,6 +620,7 @@ function M.run(port_or_path, policy, opts, carry)
     return {status = "failed", code = code, message = msg, attempts = 0}
   end
   local attempt, previous, report = 0, carry, nil
+  local held = false   -- the journal file holds `previous`, written for a retry not run yet
   while true do
     attempt = attempt + 1
     local ctx = {port = port, attempt = attempt}
@@ -632,6 +633,7 @@ function M.run(port_or_path, policy, opts, carry)
     local d
     if entered then
       report, d = one_attempt(port, policy, o, attempt, previous)
+      if d.finished then held = false end   -- its driver settled the journal
       ctx.outcome = report.status
       if policy.after then
         local okc, r1, r2 = pcall(policy.after, ctx)
@@ -647,6 +649,17 @@ function M.run(port_or_path, policy, opts, carry)
                             {code = report.code, message = report.message,
                              module_code = report.module_code}, attempt)
     if not okf or type(wait) ~= "number" or wait < 0 then break end
+    -- the failed attempt removed its journal (no AT^FWUP sent), but the retry carries
+    -- on with its machine: write that down, so that a host killed while it waits
+    -- restarts where the retry would (with the announced target), not afresh
+    if previous and o.journal and not journal_pending(o) then
+      local okw, wmsg = core.write_file_atomic(o.journal, previous)
+      if okw then
+        held = true
+      elseif o.trace then
+        o.trace("error", "cannot write the journal for the retry: " .. tostring(wmsg))
+      end
+    end
     loop.sleep(wait)
     -- the module may still be away (reset, port gone): reopen after the wait, with
     -- back-off, up to reboot_timeout; the next attempt reports what is still wrong
@@ -658,6 +671,9 @@ function M.run(port_or_path, policy, opts, carry)
       delay = math.min(delay * 2, REOPEN_MAX)
     end
   end
+  -- no attempt ran after the journal was written for it (a guard refused the retry):
+  -- a failed run leaves no journal unless AT^FWUP was sent
+  if held then os.remove(o.journal) end
   report.attempts = attempt
   if owned then port:close() end
   return report
