@@ -290,15 +290,25 @@ end
 
 -- reopen after the module's reset ----------------------------------------
 
+-- A setup command's answer may be lost (a dropped byte): that costs its timeout,
+-- 5 s, or command_timeout when shorter, so that after a reopen the setup ends
+-- within the machine's reboot_timeout and the same machine carries on (port_back)
+-- instead of failing ETIMEDOUT with the port back. A timeout is not a failure of
+-- the setup (the next command goes on); a lost port is. A finished driver sends
+-- no more of it (the next attempt's commands would queue behind it).
+local SETUP_TIMEOUT = 5
+
 function Driver:setup_port(done)
   local cmds = self.opts.setup or {"ATE0", "AT+CMEE=2"}
+  local timeout = math.min(SETUP_TIMEOUT, self.opts.command_timeout or SETUP_TIMEOUT)
   local i = 0
   local function next_cmd(res, msg, code)
+    if self.finished then return end
     if code == "EPORTLOST" or code == "ECLOSED" then return done(false) end
     i = i + 1
     if i > #cmds then return done(true) end
     self:trace("run", cmds[i])
-    local ok, m, c = self.port:send(cmds[i], {timeout = 5}, next_cmd)
+    local ok, m, c = self.port:send(cmds[i], {timeout = timeout}, next_cmd)
     if not ok then return done(false, m, c) end
   end
   next_cmd(true)
