@@ -148,6 +148,29 @@ describe("flow retry:", function()
     assert.equal(3, s:count("XX"))            -- at the start, after the power loss, after the reset
   end)
 
+  it("the retry's reopen tries once more at its deadline (port back after the last back-off step)", function()
+    -- the port goes away for 32 model s (0.96 s) right after AT^FOTADET: the attempt
+    -- fails EPORTLOST in detect (nothing carried). on_failure retries after 0.05 s;
+    -- with reboot_timeout 1.1 s the reopen tries at +0.05, +0.15, +0.35, +0.75 s, then
+    -- at its deadline +1.15 s: only that try finds the port. It used not to be made,
+    -- and the retry failed at once "the port was lost during its setup" (EPORTLOST).
+    s = sim.start{"--time-scale", SCALE, "--port-gone", "cmd=FOTADET", "--port-gone-for", "32"}
+    local o = sim.opts{reboot_timeout = 1.1}
+    o.skip_model_check = true
+    local failures = {}
+    local report = hwfota.run(s.path, {
+      on_failure = function(err, attempt)
+        failures[#failures + 1] = err.code
+        if attempt > 1 then return nil end
+        return 0.05
+      end,
+    }, o)
+    assert.same({"EPORTLOST"}, failures)
+    assert.equal("upgraded", report.status, tostring(report.code) .. ": " .. tostring(report.message))
+    assert.equal(2, report.attempts)
+    assert.equal(1, s:count("AT^FWUP"))
+  end)
+
   it("after a download failure (module back to idle) the retry starts afresh", function()
     -- the module deleted the image (20, then idle): nothing of the failed attempt is
     -- carried; the retry configures and queries again and decides on the new 12

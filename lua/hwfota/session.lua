@@ -672,11 +672,12 @@ function M.run(port_or_path, policy, opts, carry)
     end
     loop.sleep(wait)
     -- the module may still be away (reset, port gone): reopen after the wait, with
-    -- back-off, up to reboot_timeout; the next attempt reports what is still wrong
+    -- back-off, up to reboot_timeout, the last try at the deadline itself; the next
+    -- attempt reports what is still wrong
     local delay, deadline = REOPEN_FIRST, core.now() + (o.fsm.reboot_timeout or 180)
-    while port:is_lost() and core.now() < deadline do
+    while port:is_lost() do
       local back, _, why = port:reopen()
-      if back or why == "ECLOSED" then break end
+      if back or why == "ECLOSED" or core.now() >= deadline then break end
       loop.sleep(math.min(delay, math.max(0, deadline - core.now())))
       delay = math.min(delay * 2, REOPEN_MAX)
     end
