@@ -83,7 +83,7 @@ describe("flow retry:", function()
     assert.equal(90, states[#states])
   end)
 
-  it("while the retry waits, the journal holds the retry's machine: a host killed then restarts with the target", function()
+  it("while the retry waits, the failed attempt's last journal is back on disk: a host killed then restarts with the target", function()
     jdir = sim.tmpdir()
     local journal = jdir .. "/journal"
     local during, report
@@ -105,7 +105,8 @@ describe("flow retry:", function()
     assert.matches("^hwfota%-journal 1\n", during)
     assert.matches("\ntarget=12.815.01.04.00\n", during)
     assert.matches("\nfwup_sent=0\n", during)
-    -- what a restarted host does with it: restore, knowing the announced version
+    assert.matches("\nphase=download\n", during)   -- the last journal before the failure
+    -- what a restarted host does with it: restore from the file, knowing the version
     local f = assert(core.fota_new{})
     assert.is_true(f:restore(during))
     assert.equal("12.815.01.04.00", f:info().version)

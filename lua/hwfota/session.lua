@@ -282,6 +282,9 @@ function Driver:run_actions(actions)
         self:post{kind = "cancel"}
         return
       end
+      -- what a host killed now would restart from (a retry writes it back during
+      -- its wait: the file is removed when the attempt fails)
+      if a.phase ~= "done" and a.phase ~= "failed" then self.last_journal = a.data end
     elseif a.kind == "emit" then
       self:emit(a)
     end
@@ -630,7 +633,8 @@ function M.run(port_or_path, policy, opts, carry)
     return {status = "failed", code = code, message = msg, attempts = 0}
   end
   local attempt, previous, report = 0, carry, nil
-  local held = false   -- the journal file holds `previous`, written for a retry not run yet
+  local held = false   -- the journal file was written for a retry not run yet
+  local resume_text    -- the journal a host killed before the retry restarts from
   while true do
     attempt = attempt + 1
     local ctx = {port = port, attempt = attempt}
@@ -649,7 +653,13 @@ function M.run(port_or_path, policy, opts, carry)
         local okc, r1, r2 = pcall(policy.after, ctx)
         if not (okc and r1) then report.guard_error = tostring(okc and r2 or r1) end
       end
-      previous = carry_over(d, previous, carry)
+      local carried = carry_over(d, previous, carry)
+      if carried == nil then
+        resume_text = nil
+      elseif carried ~= previous then
+        resume_text = d.last_journal
+      end
+      previous = carried
     else
       report = {status = "failed", code = "EGUARD", attempts = attempt,
                 message = "data-connection guard failed: " .. tostring(gmsg)}
@@ -660,10 +670,12 @@ function M.run(port_or_path, policy, opts, carry)
                              module_code = report.module_code}, attempt)
     if not okf or type(wait) ~= "number" or wait < 0 then break end
     -- the failed attempt removed its journal (no AT^FWUP sent), but the retry carries
-    -- on with its machine: write that down, so that a host killed while it waits
-    -- restarts where the retry would (with the announced target), not afresh
-    if previous and o.journal and not journal_pending(o) then
-      local okw, wmsg = core.write_file_atomic(o.journal, previous)
+    -- on with its machine: put back the attempt's last journal before its failure, so
+    -- that a host killed while it waits restarts as the retry would (with the
+    -- announced target), not afresh. Not the failed machine's own snapshot: a
+    -- journal file of a finished machine names a target a restart does not trust.
+    if resume_text and o.journal and not journal_pending(o) then
+      local okw, wmsg = core.write_file_atomic(o.journal, resume_text)
       if okw then
         held = true
       elseif o.trace then
