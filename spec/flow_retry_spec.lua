@@ -13,6 +13,15 @@ local sim = require "support.sim"
 
 local SCALE = "0.03"
 
+-- sim.opts plus the wait before AT^FWUP after the port came back or in a restored
+-- run (boot_settle, 20 s by default) scaled as the simulator is: 20 model s
+local function opts(extra)
+  local o = sim.opts(extra)
+  o.skip_model_check = true
+  if o.boot_settle == nil then o.boot_settle = 20 * tonumber(SCALE) end
+  return o
+end
+
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
@@ -37,8 +46,7 @@ describe("flow retry:", function()
   local function run_with_retry(extra, policy_extra)
     s = sim.start{"--time-scale", SCALE, "--power-loss", "byte=30000", "--reset-gap", "15",
                   "--hang", "state=31", "--hang-for", "100"}
-    local o = sim.opts(extra)
-    o.skip_model_check = true
+    local o = opts(extra)
     o.reboot_timeout = 2
     local seen = {phases = {}, failures = {}, offers = {}}
     local policy = {
@@ -133,9 +141,8 @@ describe("flow retry:", function()
     -- the simulator never answers a line without the AT prefix: "XX" stands for a
     -- setup command whose answer is lost (seed 201290: a dropped byte in ATE0's OK)
     s = sim.start{"--time-scale", SCALE, "--power-loss", "byte=30000"}
-    local o = sim.opts{setup = {"ATE0", "XX", "AT+CMEE=2"}, command_timeout = 0.3,
-                       reboot_timeout = 2}
-    o.skip_model_check = true
+    local o = opts{setup = {"ATE0", "XX", "AT+CMEE=2"}, command_timeout = 0.3,
+                   reboot_timeout = 2}
     local failures = {}
     local report = hwfota.run(s.path, {
       on_failure = function(err) failures[#failures + 1] = err.code; return nil end,
@@ -156,8 +163,7 @@ describe("flow retry:", function()
     -- at its deadline +1.15 s: only that try finds the port. It used not to be made,
     -- and the retry failed at once "the port was lost during its setup" (EPORTLOST).
     s = sim.start{"--time-scale", SCALE, "--port-gone", "cmd=FOTADET", "--port-gone-for", "32"}
-    local o = sim.opts{reboot_timeout = 1.1}
-    o.skip_model_check = true
+    local o = opts{reboot_timeout = 1.1}
     local failures = {}
     local report = hwfota.run(s.path, {
       on_failure = function(err, attempt)
@@ -176,8 +182,7 @@ describe("flow retry:", function()
     -- the module deleted the image (20, then idle): nothing of the failed attempt is
     -- carried; the retry configures and queries again and decides on the new 12
     s = sim.start{"--time-scale", SCALE, "--download-fail", "52", "--download-fail-at", "30000"}
-    local o = sim.opts()
-    o.skip_model_check = true
+    local o = opts()
     local failures, offers = {}, {}
     local report = hwfota.run(s.path, {
       on_new_version = function(info) offers[#offers + 1] = info.version or "?"; return "download" end,
