@@ -519,6 +519,10 @@ static void detect_enter(hf_fota *f)
 {
     f->saw_querying = f->detect_wait_only;
     f->detect_attempts++;
+    /* A new query may bring another offer: the version known so far (restored, or of
+     * an offer lost since) must not be taken for it when its 12 comes without one. */
+    f->have_target = 0;
+    f->announced = 0;
     if (!f->detect_wait_only) {
         hf_fota_cmd list[] = {HF_CMD_FOTADET};
         run_script(f, list, 1);

@@ -1467,6 +1467,35 @@ static void test_fresh_run_no_settle(void)
     CHECK_STR(h->done, "upgraded");
 }
 
+/* A machine that knew a target (restored from a deferral) finds the module idle and
+ * detects again; the new 12 comes without its version (URC garbled): the old
+ * target is not taken for it, the offer is dropped and detected again. */
+static void test_detect_forgets_old_target(void)
+{
+    hf_fota_config c = seed_cfg();
+    harness *h = &H;
+    hf_fota_snapshot s;
+    hf_error e;
+    memset(&s, 0, sizeof s);
+    s.version = HF_FOTA_SNAPSHOT_VERSION;
+    s.phase = HF_PH_DONE;                     /* deferred, offer 12.815.01.04.00 */
+    strcpy(s.from_version, "12.815.01.03.00");
+    strcpy(s.target_version, "12.815.01.04.00");
+    h_init(h, &c);
+    CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
+    h_start(h);
+    h_ok(h, "12.815.01.03.00", NULL);          /* AT+GMR */
+    CHECK_STR(h->pend, "AT^FOTASTATE?");
+    h_ok(h, "^FOTASTATE: 10", NULL);           /* the offer is gone */
+    CHECK_STR(h->pend, "AT^FOTADET");
+    h_ok(h, NULL, NULL);
+    h_urc(h, "^FOTASTATE: 11");
+    h_urc(h, "^FOTASTATE: 12");                /* its version lost */
+    CHECK_INT(h->decisions_dl, 0);
+    CHECK_STR(h->pend, "AT^FOTADL=0");
+    CHECK_INT(h_sent_count(h, "AT^FOTADL=1"), 0);
+}
+
 int main(void)
 {
     CHECK_SUITE("fota_fsm");
@@ -1494,6 +1523,7 @@ int main(void)
     test_discard_confirmed();
     test_settle_timer_during_stale_command();
     test_fresh_run_no_settle();
+    test_detect_forgets_old_target();
     test_restore_terminal_target_not_trusted();
     test_random();
     return CHECK_END();
