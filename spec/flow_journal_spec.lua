@@ -19,13 +19,7 @@ local function child(path, journal, hold, extra)
   return p, pid
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local d = f:read("a")
-  f:close()
-  return d
-end
+local read_file = sim.read_file
 
 -- Run a child that stops at `hold`; kill it there. Returns the journal at the kill
 -- and the child's output lines.

@@ -22,13 +22,7 @@ local function opts(extra)
   return o
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local d = f:read("a")
-  f:close()
-  return d
-end
+local read_file = sim.read_file
 
 describe("flow retry:", function()
   local s, jdir

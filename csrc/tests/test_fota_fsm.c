@@ -30,6 +30,18 @@ static hf_fota_config full_cfg(int auto_upgrade)
     return c;
 }
 
+/* A journal of an earlier run in phase p: offer 12.815.01.04.00 over 12.815.01.03.00. */
+static hf_fota_snapshot snap_in(hf_fota_phase p)
+{
+    hf_fota_snapshot s;
+    memset(&s, 0, sizeof s);
+    s.version = HF_FOTA_SNAPSHOT_VERSION;
+    s.phase = p;
+    strcpy(s.from_version, "12.815.01.03.00");
+    strcpy(s.target_version, "12.815.01.04.00");
+    return s;
+}
+
 static harness H;   /* big: keep it off the stack */
 
 static void expect_sent(const harness *h, const char *const *want, size_t n)
@@ -879,13 +891,8 @@ static void test_restore_port_lost_in_probe(void)
 {
     hf_fota_config c = seed_cfg();
     harness *h = &H;
-    hf_fota_snapshot s;
+    hf_fota_snapshot s = snap_in(HF_PH_REBOOT);
     hf_error e;
-    memset(&s, 0, sizeof s);
-    s.version = HF_FOTA_SNAPSHOT_VERSION;
-    s.phase = HF_PH_REBOOT;
-    strcpy(s.from_version, "12.815.01.03.00");
-    strcpy(s.target_version, "12.815.01.04.00");
     s.size = 79114;
     s.fwup_sent = 1;
     s.image_verified = 1;
@@ -1356,13 +1363,8 @@ static void test_restore_terminal_target_not_trusted(void)
         hf_fota_config c = seed_cfg();
         c.mode.auto_upgrade = 0;
         harness *h = &H;
-        hf_fota_snapshot s;
+        hf_fota_snapshot s = snap_in(phases[i]);
         hf_error e;
-        memset(&s, 0, sizeof s);
-        s.version = HF_FOTA_SNAPSHOT_VERSION;
-        s.phase = phases[i];
-        strcpy(s.from_version, "12.815.01.03.00");
-        strcpy(s.target_version, "12.815.01.04.00");
         s.image_verified = 1;
         h_init(h, &c);
         h->m.auto_upgrade = 0;
@@ -1385,13 +1387,8 @@ static void test_restore_terminal_target_not_trusted(void)
         hf_fota_config c = seed_cfg();
         c.mode.auto_upgrade = 0;
         harness *h = &H;
-        hf_fota_snapshot s;
+        hf_fota_snapshot s = snap_in(carried ? HF_PH_FAILED : HF_PH_DONE);
         hf_error e;
-        memset(&s, 0, sizeof s);
-        s.version = HF_FOTA_SNAPSHOT_VERSION;
-        s.phase = carried ? HF_PH_FAILED : HF_PH_DONE;
-        strcpy(s.from_version, "12.815.01.03.00");
-        strcpy(s.target_version, "12.815.01.04.00");
         s.image_verified = 1;
         h_init(h, &c);
         h->m.auto_upgrade = 0;
@@ -1414,13 +1411,8 @@ static void test_settle_timer_during_stale_command(void)
 {
     hf_fota_config c = full_cfg(0);
     harness *h = &H;
-    hf_fota_snapshot snap;
+    hf_fota_snapshot snap = snap_in(HF_PH_DOWNLOAD);
     hf_error e;
-    memset(&snap, 0, sizeof snap);          /* restored: the settle applies */
-    snap.version = HF_FOTA_SNAPSHOT_VERSION;
-    snap.phase = HF_PH_DOWNLOAD;
-    strcpy(snap.from_version, "12.815.01.03.00");
-    strcpy(snap.target_version, "12.815.01.04.00");
     h_init(h, &c);
     CHECK_INT(hf_fota_restore(&h->f, &snap, &e), 0);
     h->m.auto_upgrade = 0;
@@ -1474,13 +1466,8 @@ static void test_detect_forgets_old_target(void)
 {
     hf_fota_config c = seed_cfg();
     harness *h = &H;
-    hf_fota_snapshot s;
+    hf_fota_snapshot s = snap_in(HF_PH_DONE);                     /* deferred, offer 12.815.01.04.00 */
     hf_error e;
-    memset(&s, 0, sizeof s);
-    s.version = HF_FOTA_SNAPSHOT_VERSION;
-    s.phase = HF_PH_DONE;                     /* deferred, offer 12.815.01.04.00 */
-    strcpy(s.from_version, "12.815.01.03.00");
-    strcpy(s.target_version, "12.815.01.04.00");
     h_init(h, &c);
     CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
     h_start(h);

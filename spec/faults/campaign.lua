@@ -216,13 +216,7 @@ local function capture(cmd)
   return s
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = require("support.sim").read_file
 
 local function sleep(s)
   if s > 0 then core.poll({}, s) end

@@ -30,6 +30,15 @@ function M.tmpdir()
   return d
 end
 
+--- The whole content of a file, or nil when it cannot be read (e.g. a journal).
+function M.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local d = f:read("a")
+  f:close()
+  return d
+end
+
 local escapes = {['"'] = '"', ['\\'] = '\\', ['/'] = '/', b = '\b', f = '\f',
                  n = '\n', r = '\r', t = '\t'}
 
