@@ -13,11 +13,9 @@
  * The harness keeps its own view of the world (what the module said last, which
  * firmware runs, which image was announced, how often AT^FWUP went out for the
  * image on the module) and aborts when:
- * Modelled assumption: after a run ends in phase done (a deferral keeps its journal),
- * nothing else drives the module's FOTA until the next run (see note_state).
- *
  *   - AT^FWUP is sent unless the last module state told to this process was 40,
- *     or a second time for the same downloaded image (across restarts), or for a
+ *     or a second time for the same downloaded image (across restarts; an image
+ *     ends when the module says it holds none: 10-14, 20, 90), or for a
  *     version not newer than the running one without force, or without a JOURNAL
  *     action before it in the same step;
  *   - a command is sent while another is in flight (no result, no port loss), or
@@ -25,6 +23,9 @@
  *   - a command text would be refused by the AT engine (empty, CR/LF/NUL, too long);
  *   - a journal the machine asks to write does not parse back or cannot be restored;
  *   - actions were dropped, a timer is not finite, progress exceeds 100 %.
+ *
+ * Modelled assumption: after a run ends in phase done (a deferral keeps its journal),
+ * nothing else drives the module's FOTA until the next run (see note_state).
  */
 #include <math.h>
 #include <stdint.h>
@@ -90,6 +91,11 @@ static void note_state(h *z, const hf_fotastate *st)
      * ended machine then do not change the image the harness believes in. */
     if (hf_fota_terminal(&z->f) && z->f.phase == HF_PH_DONE)
         return;
+    /* A module idle, querying, offering, failed a download or upgraded holds no
+     * downloaded image: a later 40 is of a new download (by the host or the module's
+     * own automatic mode), with its own AT^FWUP allowance. */
+    if ((st->state >= 10 && st->state <= 14) || st->state == 20 || st->state == 90)
+        z->image_fwups = 0;
     if (st->state == 12 && st->has_version) {
         z->offer = st->version;
         z->have_offer = 1;
@@ -194,6 +200,37 @@ static void actions(h *z, int after_port_lost)
     FZ_CHECK(sends <= 1, "%d commands in one step", sends);
 }
 
+/* FZ_TRACE=1 (replaying one input): every event and action on stderr. */
+static int tracing(void)
+{
+    static int t = -1;
+    if (t < 0)
+        t = getenv("FZ_TRACE") != NULL;
+    return t;
+}
+
+static void trace_step(const h *z, const hf_fota_event *ev)
+{
+    if (ev)
+        fprintf(stderr, "%8.1f [%s] ev %d %.*s final=%d nlines=%zu%s%.*s\n", z->now,
+                hf_fota_phase_name(z->f.phase), (int)ev->kind,
+                (int)(ev->line ? ev->line_len : 0), ev->line ? ev->line : "",
+                (int)ev->final, ev->nlines, ev->nlines ? " first=" : "",
+                (int)(ev->nlines ? ev->line_lens[0] : 0), ev->nlines ? ev->lines[0] : "");
+    for (size_t i = 0; i < z->a.n; i++) {
+        const hf_fota_action *x = &z->a.a[i];
+        if (x->kind == HF_ACT_SEND)
+            fprintf(stderr, "          -> send %s\n", x->text);
+        else if (x->kind == HF_ACT_JOURNAL)
+            fprintf(stderr, "          -> journal (phase %s)\n", hf_fota_phase_name(z->f.phase));
+        else if (x->kind == HF_ACT_REOPEN)
+            fprintf(stderr, "          -> reopen\n");
+        else if (x->kind == HF_ACT_EMIT && (x->emit == HF_EMIT_FAILED || x->emit == HF_EMIT_DONE ||
+                                            x->emit == HF_EMIT_PHASE || x->emit == HF_EMIT_STATE))
+            fprintf(stderr, "          -> emit %s %ld %s\n", x->name ? x->name : "", x->code, x->text);
+    }
+}
+
 static void feed(h *z, hf_fota_event *ev)
 {
     int was_terminal = hf_fota_terminal(&z->f);
@@ -203,6 +240,8 @@ static void feed(h *z, hf_fota_event *ev)
     if (ev->kind == HF_EV_RESULT && ev->id == 0 && !ev->command)
         z->pending = 0;          /* matches whatever is in flight */
     hf_fota_feed(&z->f, ev, &z->a);
+    if (tracing())
+        trace_step(z, ev);
     if (was_terminal)
         for (size_t i = 0; i < z->a.n; i++)
             FZ_CHECK(z->a.a[i].kind != HF_ACT_SEND, "send after the end");
@@ -212,6 +251,12 @@ static void feed(h *z, hf_fota_event *ev)
 static void start(h *z)
 {
     hf_fota_start(&z->f, z->now, &z->a);
+    if (tracing()) {
+        fprintf(stderr, "%8.1f start (restored %d, phase %s, target %s)\n", z->now,
+                z->f.restored, hf_fota_phase_name(z->f.restored_phase),
+                z->f.have_target ? z->f.target.text : "-");
+        trace_step(z, NULL);
+    }
     actions(z, 0);
 }
 
