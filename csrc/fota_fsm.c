@@ -485,10 +485,10 @@ static void dispatch(hf_fota *f)
         enter(f, HF_PH_DETECT);
         break;
     case 12:
-        if (f->restored && f->restored_phase >= HF_PH_DOWNLOAD &&
-            f->restored_phase < HF_PH_DISCARD && f->have_target) {
-            /* the policy already said download. Not after discard, done or failed
-             * (a refused, rejected or deferred offer): those decide again. */
+        if (f->dl_approved) {
+            /* the policy already said download (a journal from the download on). Not
+             * after discard, done or failed (a refused, rejected or deferred offer):
+             * those decide again. */
             f->want_dl_start = 1;
             enter(f, HF_PH_DOWNLOAD);
         } else if (!f->have_target && !f->cfg.force &&
@@ -523,6 +523,7 @@ static void detect_enter(hf_fota *f)
      * an offer lost since) must not be taken for it when its 12 comes without one. */
     f->have_target = 0;
     f->announced = 0;
+    f->dl_approved = 0;
     if (!f->detect_wait_only) {
         hf_fota_cmd list[] = {HF_CMD_FOTADET};
         run_script(f, list, 1);
@@ -716,9 +717,16 @@ static void recover_done(hf_fota *f)
     if (enter_download_side(f, f->last_state))
         return;
     switch (f->last_state) {
-    case 12:   /* the offer survived, its download did not start: start it */
-        f->want_dl_start = 1;
-        enter(f, HF_PH_DOWNLOAD);
+    case 12:
+        /* the offer survived, its download did not start: start it — if it is the
+         * offer the policy approved. A 12 after AT^FWUP, or in a run that approved
+         * nothing, is another offer whose version this bare state does not tell. */
+        if (f->dl_approved && !f->fwup_sent) {
+            f->want_dl_start = 1;
+            enter(f, HF_PH_DOWNLOAD);
+        } else {
+            dispatch(f);
+        }
         break;
     case 90:   /* the whole delta was in: the module upgraded at boot */
         enter(f, HF_PH_VERIFY);
@@ -1591,6 +1599,7 @@ static void on_decision(hf_fota *f, hf_fota_decision d)
     if (f->phase == HF_PH_DECIDE_DOWNLOAD) {
         if (d == HF_DEC_DOWNLOAD) {
             f->want_dl_start = 1;
+            f->dl_approved = 1;
             enter(f, HF_PH_DOWNLOAD);
         } else if (d == HF_DEC_DEFER) {
             finish(f, "deferred");
@@ -1910,6 +1919,9 @@ int hf_fota_restore_from(hf_fota *f, const hf_fota_snapshot *s, int carried, hf_
     f->size = s->size;
     f->fwup_sent = s->fwup_sent;
     f->fwup_count = (unsigned)s->fwup_sent;
+    /* the journal of a run past the download decision: the policy approved the target */
+    f->dl_approved = have_target && !s->fwup_sent && s->phase >= HF_PH_DOWNLOAD &&
+                     s->phase < HF_PH_DISCARD;
     f->image_verified = s->image_verified;
     f->image_seq = s->image_seq;
     f->detect_attempts = s->detect_attempts;

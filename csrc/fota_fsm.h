@@ -258,6 +258,7 @@ typedef struct hf_fota {
     int port_lost;                  /* waiting for PORT_BACK */
     int pause_requested, cancel_requested;
     int unseen_offers;              /* offers discarded because their version was never seen */
+    int dl_approved;                /* the policy approved downloading the target */
     int redetect;                   /* DISCARD then DETECT: an offer of unknown version */
     const char *discard_code;       /* DISCARD then fail with this code (and discard_msg) */
     long discard_mcode;

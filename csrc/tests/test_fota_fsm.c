@@ -1483,6 +1483,38 @@ static void test_detect_forgets_old_target(void)
     CHECK_INT(h_sent_count(h, "AT^FOTADL=1"), 0);
 }
 
+/* Fuzz finding (recover-bare-12-after-fwup): restored after a refused AT^FWUP (journal
+ * failed, fwup_sent=1, target kept to judge that upgrade), the port goes away in
+ * configure; back, the module says a bare 12: a new offer of unknown version, not the
+ * journal's target. No AT^FOTADL=1 for it. */
+static void test_recover_bare_12_not_approved(void)
+{
+    hf_fota_config c = seed_cfg();
+    harness *h = &H;
+    hf_fota_snapshot s = snap_in(HF_PH_FAILED);
+    hf_error e;
+    s.fwup_sent = 1;
+    s.image_verified = 1;
+    h_init(h, &c);
+    CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
+    h_start(h);
+    h_ok(h, "12.815.01.03.00", NULL);          /* AT+GMR */
+    CHECK_STR(h->pend, "AT^FOTASTATE?");
+    h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);
+    h_simple(h, HF_EV_PORT_LOST);
+    CHECK_INT(h->f.phase, HF_PH_RECOVER);
+    h_port_back_after(h, 2);
+    CHECK_STR(h->pend, "AT^FOTASTATE?");
+    for (int i = 0; i < 8 && !h->failed[0] && h->pending; i++) {
+        if (!strcmp(h->pend, "AT^FOTASTATE?"))
+            h_ok(h, "^FOTASTATE: 12", NULL);
+        else
+            h_ok(h, NULL, NULL);
+    }
+    CHECK_INT(h_sent_count(h, "AT^FOTADL=1"), 0);
+    CHECK_STR(h->failed, "EUPGRADE");      /* the upgrade's result is not 90 */
+}
+
 int main(void)
 {
     CHECK_SUITE("fota_fsm");
@@ -1511,6 +1543,7 @@ int main(void)
     test_settle_timer_during_stale_command();
     test_fresh_run_no_settle();
     test_detect_forgets_old_target();
+    test_recover_bare_12_not_approved();
     test_restore_terminal_target_not_trusted();
     test_random();
     return CHECK_END();

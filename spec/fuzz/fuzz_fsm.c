@@ -211,12 +211,14 @@ static int tracing(void)
 
 static void trace_step(const h *z, const hf_fota_event *ev)
 {
-    if (ev)
+    if (ev) {
+        int first = ev->nlines && ev->lines && ev->line_lens && ev->lines[0];
         fprintf(stderr, "%8.1f [%s] ev %d %.*s final=%d nlines=%zu%s%.*s\n", z->now,
                 hf_fota_phase_name(z->f.phase), (int)ev->kind,
                 (int)(ev->line ? ev->line_len : 0), ev->line ? ev->line : "",
-                (int)ev->final, ev->nlines, ev->nlines ? " first=" : "",
-                (int)(ev->nlines ? ev->line_lens[0] : 0), ev->nlines ? ev->lines[0] : "");
+                (int)ev->final, ev->nlines, first ? " first=" : "",
+                (int)(first ? ev->line_lens[0] : 0), first ? ev->lines[0] : "");
+    }
     for (size_t i = 0; i < z->a.n; i++) {
         const hf_fota_action *x = &z->a.a[i];
         if (x->kind == HF_ACT_SEND)
