@@ -1294,6 +1294,15 @@ static int absorb_state(hf_fota *f, const hf_fota_event *ev)
         i--;
     if (i-- == 0 || hf_parse_fotastate(ev->lines[i], ev->line_lens[i], &st, NULL) != 0)
         return 1;   /* unreadable: the caller retries the query */
+    /* Earlier ^FOTASTATE lines are URCs that arrived inside the answer (same prefix):
+     * recorded in order, so that an offer announced there (12 with its version) is
+     * the target the state after it is judged by. */
+    for (size_t k = 0; k < i; k++) {
+        hf_fotastate urc;
+        if (ev->lines[k] && hf_is_fotastate(ev->lines[k], ev->line_lens[k]) &&
+            hf_parse_fotastate(ev->lines[k], ev->line_lens[k], &urc, NULL) == 0)
+            record_state(f, &urc);
+    }
     if (st.state == 12 && !st.has_version) {
         hf_fotastate earlier;
         for (size_t k = i; k-- > 0;) {

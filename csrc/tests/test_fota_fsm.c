@@ -1515,6 +1515,24 @@ static void test_recover_bare_12_not_approved(void)
     CHECK_STR(h->failed, "EUPGRADE");      /* the upgrade's result is not 90 */
 }
 
+/* Fuzz finding (offer-inside-answer-before-40): the AT^FOTASTATE? before AT^FWUP
+ * answers "^FOTASTATE: 12,<older>,..." (a URC inside the answer) then 40: the offer
+ * announced there is what the image is judged by: no AT^FWUP for an older version. */
+static void test_offer_urc_inside_fwup_gate(void)
+{
+    hf_fota_config c = full_cfg(0);
+    harness *h = &H;
+    h_init(h, &c);
+    h->m.auto_upgrade = 0;
+    h_start(h);
+    h_run(h, HF_PH_UPGRADE, 500);
+    CHECK_INT(h->f.phase, HF_PH_UPGRADE);
+    CHECK_STR(h->pend, "AT^FOTASTATE?");
+    h_ok(h, "^FOTASTATE: 12,11.0,79114,\"x\"", "^FOTASTATE: 40");
+    CHECK_INT(h_sent_count(h, "AT^FWUP"), 0);
+    CHECK_STR(h->failed, "ESAFETY");
+}
+
 int main(void)
 {
     CHECK_SUITE("fota_fsm");
@@ -1544,6 +1562,7 @@ int main(void)
     test_fresh_run_no_settle();
     test_detect_forgets_old_target();
     test_recover_bare_12_not_approved();
+    test_offer_urc_inside_fwup_gate();
     test_restore_terminal_target_not_trusted();
     test_random();
     return CHECK_END();

@@ -668,7 +668,10 @@ local function run_one(seed, o)
   -- past the download decision. Known open bug K3; its I1/I3 violations carry the tag.
   local killed_discarding = false
   for _, c in ipairs(res.children) do
-    if killed_discarding and c.phases_set and c.phases_set.download then
+    -- (a restarted host that detected again downloads a fresh offer whose version it
+    -- read: that is the K1 redetect path, not K3; I3 judges that offer by itself)
+    if killed_discarding and c.phases_set and c.phases_set.download and
+       not c.phases_set.detect then
       violate(3, "[K3] download by a host restarted on a journal written in phase discard")
       for i, v in ipairs(res.violations) do
         if v:find("^I[13] ") then res.violations[i] = "[K3] " .. v end
