@@ -258,6 +258,9 @@ function M.opts(extra)
     poll_interval = 0.2, dl_poll = 0.05, dl_poll_idle = 0.1, state_poll = 2,
     resume_interval = 0.3, reboot_timeout = 5, detect_timeout = 5, stall_timeout = 5,
     auto_upgrade_wait = 5, busy_delay = 0.1, command_timeout = 2,
+    -- the wait before AT^FWUP after the port came back (20 s for a real module)
+    -- scaled like the rest: the simulator's boot report comes 2 model s after boot
+    boot_settle = 0.5,
   }
   for k, v in pairs(extra or {}) do o[k] = v end
   return o
