@@ -98,6 +98,7 @@ typedef struct {
     double day;                   /* model seconds per day of the auto-query period */
     unsigned long seed;
     int unknown_error;            /* 1: unknown commands answer ERROR */
+    char unsupported[SIM_STR];    /* --unsupported: "+CMEE?,+CPIN" (names or name+form) */
     int cmee_default;
     int drop_closed;              /* lines sent while no host holds the port are lost */
     char pin[32];

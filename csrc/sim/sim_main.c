@@ -279,6 +279,9 @@ static void usage(FILE *o)
 "  --imei-base N          14 digits; module i gets N+i plus a Luhn digit (default 86753090000000)\n"
 "  --pin PIN              PIN that AT+CPIN=\"PIN\" accepts with --sim-pin (default 1234)\n"
 "  --unknown error|cns    unknown commands answer ERROR or COMMAND NOT SUPPORT (default cns)\n"
+"  --unsupported LIST     commands this firmware lacks, answered like unknown ones: a comma\n"
+"                         list of names (+CPIN: every form) or forms (+CMEE?, ^FOTADL=?,\n"
+"                         +CREG=); e.g. --unsupported '+CMEE?,+CSCS?,+CPIN?'\n"
 "  --cmee N               AT+CMEE value after boot, 0..2 (default 2)\n"
 "  --closed-port keep|drop  lines sent while no host holds the port: kept in the pty buffer\n"
 "                         and read on the next open (default, deterministic), or lost as on\n"
@@ -502,6 +505,11 @@ static int apply_option(const char *k, const char *v)
         if (v && !strcmp(v, "error")) cfg.unknown_error = 1;
         else if (v && !strcmp(v, "cns")) cfg.unknown_error = 0;
         else return -1;
+    }
+    else if (!strcmp(k, "unsupported")) {
+        if (!v || strspn(v, "+^ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789?=,") != strlen(v))
+            return -1;
+        return set_str(cfg.unsupported, sizeof cfg.unsupported, v);
     }
     else if (!strcmp(k, "closed-port")) {
         if (v && !strcmp(v, "drop")) cfg.drop_closed = 1;

@@ -864,6 +864,23 @@ static void cmd_fotadlq(sim_module *m)
     ok(m);
 }
 
+/* --unsupported: is this command (name in upper case, form as typed: "", "?", "=?",
+ * "=") one the configured firmware lacks? A list item without a form covers all. */
+static int unsupported(const sim_module *m, const char *name, const char *form)
+{
+    const char *p = m->cfg->unsupported;
+    size_t nl = strlen(name), fl = strlen(form);
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        if (n >= nl && strncasecmp(p, name, nl) == 0 &&
+            (n == nl || (n - nl == fl && strncmp(p + nl, form, fl) == 0)))
+            return 1;
+        p += n;
+        if (*p == ',') p++;
+    }
+    return 0;
+}
+
 static void execute(sim_module *m, const char *body)
 {
     char b[SIM_DESC + 64];
@@ -908,6 +925,11 @@ static void execute(sim_module *m, const char *body)
     else if (!strcmp(q, "=?")) form = 2;
     else if (*q == '=') { form = 3; args = q + 1; }
     else { error(m); return; }
+    static const char *const form_text[] = {"", "?", "=?", "="};
+    if (unsupported(m, name, form_text[form])) {
+        final(m, m->cfg->unknown_error ? "ERROR" : "COMMAND NOT SUPPORT");
+        return;
+    }
     int np = form == 3 ? parse_params(args, p, 6) : 0;
     if (np < 0) { error(m); return; }
 

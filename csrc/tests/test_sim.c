@@ -473,6 +473,26 @@ static void test_at_basics(void)
     sim_stop(&s);
 }
 
+/* --unsupported: firmware without some commands (or some forms of them). */
+static void test_unsupported(void)
+{
+    sim s;
+    CHECK(sim_start(&s, 1, "--unsupported", "+CMEE?,+cscs?,+CPIN", NULL) == 0, "sim starts");
+    CHECK(port_open(&s, 0) == 0, "open");
+    CMD(&s, "AT+CMEE?", "COMMAND NOT SUPPORT");
+    CMD(&s, "AT+CMEE=2", "OK");
+    CMD(&s, "AT+CSCS?", "COMMAND NOT SUPPORT");
+    CMD(&s, "AT+CPIN?", "COMMAND NOT SUPPORT");
+    CMD(&s, "AT+CPIN=?", "COMMAND NOT SUPPORT");
+    CMD(&s, "AT+CREG?", "+CREG: 0,1", "OK");
+    CMD(&s, "AT", "OK");
+    sim_stop(&s);
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "'%s' --unsupported 'AT+X;Y' --dir /tmp/hwfota-simtest-none >/dev/null 2>&1",
+             sim_bin);
+    CHECK(system(cmd) != 0, "--unsupported with a bad character rejected");
+}
+
 /* Run detection on a sim started with the given faults; returns after the "OK". */
 static void detect(sim *s)
 {
@@ -1128,7 +1148,7 @@ static void test_help(void)
     CHECK(st == 0, "--help exits 0");
     const char *opts[] = {"--modules", "--dir", "--name", "--log", "--scenario", "--time-scale", "--seed",
                           "--model", "--version-from", "--version-to", "--description", "--imei-base",
-                          "--pin", "--unknown", "--cmee", "--closed-port", "--image-size", "--xnv-size", "--rate",
+                          "--pin", "--unknown", "--unsupported", "--cmee", "--closed-port", "--image-size", "--xnv-size", "--rate",
                           "--detect-time", "--verify-time", "--upgrade-delay", "--reset-delay",
                           "--reset-gap", "--boot-time", "--day", "--noise", "--fault-modules", "--no-new-version",
                           "--detect-fail", "--download-fail", "--download-fail-at", "--power-loss",
@@ -1158,11 +1178,11 @@ int main(void)
         return CHECK_END();
     }
     double t0 = now_s();
-    void (*tests[])(void) = {test_help, test_seed_flow, test_at_basics, test_detect_faults,
+    void (*tests[])(void) = {test_help, test_seed_flow, test_at_basics, test_unsupported, test_detect_faults,
                              test_download_faults, test_boot_report_order, test_auto, test_auto_query,
                              test_port_faults, test_closed_port, test_gone_during_download, test_noise,
                              test_many, test_sms};
-    const char *names[] = {"help", "seed_flow", "at_basics", "detect_faults", "download_faults",
+    const char *names[] = {"help", "seed_flow", "at_basics", "unsupported", "detect_faults", "download_faults",
                            "boot_report_order", "auto", "auto_query", "port_faults", "closed_port",
                            "gone_during_download", "noise", "many", "sms"};
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
