@@ -158,7 +158,7 @@ static void h_init(harness *h, const hf_fota_config *cfg)
     memset(h, 0, sizeof *h);
     sim_init(&h->m);
     hf_error e;
-    CHECK_INT(hf_fota_init(&h->f, cfg, &e), 0);
+    REQUIRE(hf_fota_init(&h->f, cfg, &e) == 0, "hf_fota_init: %s", e.msg);
     h->timer = -1;
     h->seen_state = -1;
     h->force = cfg->force;

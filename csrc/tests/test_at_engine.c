@@ -98,7 +98,7 @@ static unsigned long sub(const char *cmd, hf_at_expect ex, const char *p1, doubl
     unsigned long id = 0;
     hf_error err;
     int rc = hf_at_submit(&at, cmd, strlen(cmd), ex, ps, p1 ? 1 : 0, timeout, &id, &err);
-    CHECK(rc == 0, "submit %s: %s", cmd, err.msg);
+    REQUIRE(rc == 0, "submit %s: %s", cmd, err.msg);   /* setup: counts nothing */
     return id;
 }
 

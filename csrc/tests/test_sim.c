@@ -340,8 +340,8 @@ static int luhn_ok(const char *d)
 static void test_seed_flow(void)
 {
     sim s;
-    CHECK(sim_start(&s, 1, "--rate", "8000", NULL) == 0, "sim starts and prints ready");
-    CHECK(port_open(&s, 0) == 0, "open %s", s.path[0]);
+    REQUIRE(sim_start(&s, 1, "--rate", "8000", NULL) == 0, "sim starts and prints ready");
+    REQUIRE(port_open(&s, 0) == 0, "open %s", s.path[0]);
     CMD(&s, "AT+GMR", "12.815.01.03.00", "OK");
     CMD(&s, "AT^FOTACFG=\"1234\",\"\",\"\",2", "OK");
     CMD(&s, "AT^FOTAMODE=0,0,1,1", "OK");
@@ -396,8 +396,8 @@ static void test_at_basics(void)
 {
     sim s;
     char l[4096];
-    CHECK(sim_start(&s, 1, "--rate", "2000", "--detect-time", "10", NULL) == 0, "sim starts");
-    CHECK(port_open(&s, 0) == 0, "open");
+    REQUIRE(sim_start(&s, 1, "--rate", "2000", "--detect-time", "10", NULL) == 0, "sim starts");
+    REQUIRE(port_open(&s, 0) == 0, "open");
     CMD(&s, "AT", "OK");
     CMD(&s, "at", "OK");
     CMD(&s, "AT+CMEE?", "+CMEE: 2", "OK");
@@ -477,8 +477,8 @@ static void test_at_basics(void)
 static void test_unsupported(void)
 {
     sim s;
-    CHECK(sim_start(&s, 1, "--unsupported", "+CMEE?,+cscs?,+CPIN", NULL) == 0, "sim starts");
-    CHECK(port_open(&s, 0) == 0, "open");
+    REQUIRE(sim_start(&s, 1, "--unsupported", "+CMEE?,+cscs?,+CPIN", NULL) == 0, "sim starts");
+    REQUIRE(port_open(&s, 0) == 0, "open");
     CMD(&s, "AT+CMEE?", "COMMAND NOT SUPPORT");
     CMD(&s, "AT+CMEE=2", "OK");
     CMD(&s, "AT+CSCS?", "COMMAND NOT SUPPORT");
@@ -503,14 +503,14 @@ static void test_detect_faults(void)
 {
     sim s;
     char scen[400];
-    CHECK(sim_start(&s, 1, NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, NULL) == 0, "sim starts");
     sim_stop(&s);
     /* no new version, from a scenario file */
     snprintf(scen, sizeof scen, "/tmp/hwfota-simtest-scen.%d", (int)getpid());
     FILE *f = fopen(scen, "w");
     CHECK(f != NULL, "scenario file");
     if (f) { fputs("# scenario\nno-new-version = 1\ndetect-time=2\n", f); fclose(f); }
-    CHECK(sim_start(&s, 1, "--scenario", scen, NULL) == 0, "sim starts with a scenario");
+    REQUIRE(sim_start(&s, 1, "--scenario", scen, NULL) == 0, "sim starts with a scenario");
     port_open(&s, 0);
     detect(&s);
     EXPECT(&s, "^FOTASTATE: 14");
@@ -519,14 +519,14 @@ static void test_detect_faults(void)
     sim_stop(&s);
     unlink(scen);
 
-    CHECK(sim_start(&s, 1, "--detect-fail", "21", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--detect-fail", "21", NULL) == 0, "sim starts");
     port_open(&s, 0);
     detect(&s);
     EXPECT(&s, "^FOTASTATE: 13,21");
     CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
     sim_stop(&s);
 
-    CHECK(sim_start(&s, 1, "--not-registered", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--not-registered", NULL) == 0, "sim starts");
     port_open(&s, 0);
     CMD(&s, "AT+CREG?", "+CREG: 0,0", "OK");
     CMD(&s, "AT+CGREG?", "+CGREG: 0,0", "OK");
@@ -534,7 +534,7 @@ static void test_detect_faults(void)
     EXPECT(&s, "^FOTASTATE: 13,11");
     sim_stop(&s);
 
-    CHECK(sim_start(&s, 1, "--data-session", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--data-session", NULL) == 0, "sim starts");
     port_open(&s, 0);
     CMD(&s, "AT^FOTADET", "+CME ERROR: FOTA is in collision state");
     CMD(&s, "AT+CMEE=1", "OK");
@@ -549,7 +549,7 @@ static void test_detect_faults(void)
     CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30");
     sim_stop(&s);
 
-    CHECK(sim_start(&s, 1, "--sim-pin", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--sim-pin", NULL) == 0, "sim starts");
     port_open(&s, 0);
     CMD(&s, "AT+CPIN?", "+CPIN: SIM PIN", "OK");
     CMD(&s, "AT^FOTADET", "+CME ERROR: SIM PIN required");
@@ -560,7 +560,7 @@ static void test_detect_faults(void)
     EXPECT(&s, STATE12);
     sim_stop(&s);
 
-    CHECK(sim_start(&s, 1, "--dup-state", "--bad-state", "12", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--dup-state", "--bad-state", "12", NULL) == 0, "sim starts");
     port_open(&s, 0);
     CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", "^FOTASTATE: 11");
     char l[4096];
@@ -588,7 +588,7 @@ static void test_download_faults(void)
 {
     sim s;
     char l[4096];
-    CHECK(sim_start(&s, 1, "--download-fail", "52", "--download-fail-at", "40000", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--download-fail", "52", "--download-fail-at", "40000", NULL) == 0, "sim starts");
     port_open(&s, 0);
     to_download(&s, "0,0,1,1");
     EXPECT(&s, "^FOTASTATE: 20,52");
@@ -598,7 +598,7 @@ static void test_download_faults(void)
     sim_stop(&s);
 
     /* power loss at a byte, resume on: 31 at boot, then resume and FWUP by hand */
-    CHECK(sim_start(&s, 1, "--power-loss", "byte=30000", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--power-loss", "byte=30000", NULL) == 0, "sim starts");
     port_open(&s, 0);
     CMD(&s, "AT+CMEE=0", "OK");
     CMD(&s, "ATE0", "OK");
@@ -628,7 +628,7 @@ static void test_download_faults(void)
     sim_stop(&s);
 
     /* power loss, resume off: back to 10 */
-    CHECK(sim_start(&s, 1, "--power-loss", "byte=30000", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--power-loss", "byte=30000", NULL) == 0, "sim starts");
     port_open(&s, 0);
     to_download(&s, "0,0,0,0");
     CHECK(wait_hup(&s, 3) == 1, "power loss: hang-up");
@@ -639,7 +639,7 @@ static void test_download_faults(void)
     sim_stop(&s);
 
     /* power loss on a command: no answer, the port goes */
-    CHECK(sim_start(&s, 1, "--power-loss", "cmd=FOTADL", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--power-loss", "cmd=FOTADL", NULL) == 0, "sim starts");
     port_open(&s, 0);
     CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", STATE12);
     send_cmd(&s, "AT^FOTADL=1");
@@ -653,7 +653,7 @@ static void test_download_faults(void)
     sim_stop(&s);
 
     /* power loss in state 40: the delta is applied at the next boot */
-    CHECK(sim_start(&s, 1, "--power-loss", "state=40", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--power-loss", "state=40", NULL) == 0, "sim starts");
     port_open(&s, 0);
     to_download(&s, "0,0,0,1");
     EXPECT(&s, "^FOTASTATE: 40");
@@ -668,7 +668,7 @@ static void test_download_faults(void)
     sim_stop(&s);
 
     /* power loss in state 50 (before the upgrade reset), from a time trigger elsewhere */
-    CHECK(sim_start(&s, 1, "--power-loss", "state=50", "--boot-time", "10", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--power-loss", "state=50", "--boot-time", "10", NULL) == 0, "sim starts");
     port_open(&s, 0);
     to_download(&s, "0,0,1,1");
     EXPECT(&s, "^FOTASTATE: 40", "^FOTASTATE: 50");
@@ -687,7 +687,7 @@ static void test_download_faults(void)
     sim_stop(&s);
 
     /* power loss at a time, while idle: boot, ^FOTASTATE: 10 */
-    CHECK(sim_start(&s, 1, "--power-loss", "time=3", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--power-loss", "time=3", NULL) == 0, "sim starts");
     port_open(&s, 0);
     CHECK(wait_hup(&s, 2) == 1, "power loss at t=3");
     CHECK(port_reopen(&s, 0, 3) == 0, "back");
@@ -696,7 +696,7 @@ static void test_download_faults(void)
     sim_stop(&s);
 
     /* upgrade failure after the reset: 80 and the old version */
-    CHECK(sim_start(&s, 1, "--upgrade-fail", "80", "--lose-state", "40", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--upgrade-fail", "80", "--lose-state", "40", NULL) == 0, "sim starts");
     port_open(&s, 0);
     to_download(&s, "0,0,1,1");
     EXPECT(&s, "^FOTASTATE: 50"); /* 40 lost */
@@ -717,7 +717,7 @@ static void test_boot_report_order(void)
     sim s;
     char l[4096];
     /* lost in 12: boots in 10; a query started before the report goes on to 12 */
-    CHECK(sim_start(&s, 1, "--power-loss", "state=12", "--boot-time", "20", "--detect-time", "30",
+    REQUIRE(sim_start(&s, 1, "--power-loss", "state=12", "--boot-time", "20", "--detect-time", "30",
                     NULL) == 0, "sim starts");
     port_open(&s, 0);
     CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11");
@@ -733,7 +733,7 @@ static void test_boot_report_order(void)
     sim_stop(&s);
 
     /* lost in 30 with resume on: boots in 31; a resume before the report goes on to 40 */
-    CHECK(sim_start(&s, 1, "--power-loss", "byte=30000", "--boot-time", "20", "--rate", "2000",
+    REQUIRE(sim_start(&s, 1, "--power-loss", "byte=30000", "--boot-time", "20", "--rate", "2000",
                     NULL) == 0, "sim starts");
     port_open(&s, 0);
     to_download(&s, "0,0,0,1");
@@ -747,7 +747,7 @@ static void test_boot_report_order(void)
     sim_stop(&s);
 
     /* lost in 40: boots in 40; an image discarded before the report is not applied */
-    CHECK(sim_start(&s, 1, "--power-loss", "state=40", "--boot-time", "20", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--power-loss", "state=40", "--boot-time", "20", NULL) == 0, "sim starts");
     port_open(&s, 0);
     to_download(&s, "0,0,0,1");
     EXPECT(&s, "^FOTASTATE: 40");
@@ -772,7 +772,7 @@ static void test_auto(void)
     }
     desc[5 * 256 - 1] = '\0';
     snprintf(want, sizeof want, "^FOTASTATE: 12,12.815.01.04.00,79114,\"%s\"", desc);
-    CHECK(sim_start(&s, 1, "--description", desc, "--name", "ttyHW7", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--description", desc, "--name", "ttyHW7", NULL) == 0, "sim starts");
     CHECK(strstr(s.path[0], "/ttyHW7") != NULL, "--name: %s", s.path[0]);
     port_open(&s, 0);
     CMD(&s, "AT^FOTAMODE=0,1,1,1", "OK");
@@ -791,7 +791,7 @@ static void test_auto(void)
 static void test_auto_query(void)
 {
     sim s;
-    CHECK(sim_start(&s, 1, "--no-new-version", "--day", "5", "--detect-time", "6", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--no-new-version", "--day", "5", "--detect-time", "6", NULL) == 0, "sim starts");
     port_open(&s, 0);
     CMD(&s, "AT^FOTAMODE=1,0,0,0,1", "OK", "^FOTASTATE: 11");
     EXPECT(&s, "^FOTASTATE: 14", "^FOTASTATE: 11", "^FOTASTATE: 14", "^FOTASTATE: 11");
@@ -808,7 +808,7 @@ static void test_port_faults(void)
     sim s;
     char l[4096];
     /* port gone for a while: no boot, settings kept */
-    CHECK(sim_start(&s, 1, "--port-gone", "cmd=CSQ", "--port-gone-for", "6", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--port-gone", "cmd=CSQ", "--port-gone-for", "6", NULL) == 0, "sim starts");
     port_open(&s, 0);
     CMD(&s, "ATE0", "OK");
     send_cmd(&s, "AT+CSQ");
@@ -821,14 +821,14 @@ static void test_port_faults(void)
     sim_stop(&s);
 
     /* port gone for good */
-    CHECK(sim_start(&s, 1, "--port-gone", "time=2", "--port-gone-for", "-1", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--port-gone", "time=2", "--port-gone-for", "-1", NULL) == 0, "sim starts");
     port_open(&s, 0);
     CHECK(wait_hup(&s, 2) == 1, "port gone for good: hang-up");
     CHECK(port_reopen(&s, 0, 0.6) < 0, "port stays gone");
     sim_stop(&s);
 
     /* no answer for a while after a command; the reply comes late, then the queue */
-    CHECK(sim_start(&s, 1, "--hang", "cmd=AT+CSQ", "--hang-for", "10", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--hang", "cmd=AT+CSQ", "--hang-for", "10", NULL) == 0, "sim starts");
     port_open(&s, 0);
     double t0 = now_s();
     send_cmd(&s, "AT+CSQ");
@@ -841,7 +841,7 @@ static void test_port_faults(void)
     sim_stop(&s);
 
     /* hang with rejection: other commands fail at once, the late reply still comes */
-    CHECK(sim_start(&s, 1, "--hang", "cmd=FOTADET", "--hang-for", "10", "--hang-reject", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--hang", "cmd=FOTADET", "--hang-for", "10", "--hang-reject", NULL) == 0, "sim starts");
     port_open(&s, 0);
     send_cmd(&s, "AT^FOTADET");
     EXPECT(&s, "AT^FOTADET");
@@ -851,7 +851,7 @@ static void test_port_faults(void)
     sim_stop(&s);
 
     /* garbage bytes before every 2nd line; the OK still arrives */
-    CHECK(sim_start(&s, 1, "--garbage", "2", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--garbage", "2", NULL) == 0, "sim starts");
     port_open(&s, 0);
     CMD(&s, "ATE0", "OK");
     send_cmd(&s, "AT+GMR");
@@ -867,7 +867,7 @@ static void test_port_faults(void)
     sim_stop(&s);
 
     /* a byte dropped from every line */
-    CHECK(sim_start(&s, 1, "--drop", "1", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--drop", "1", NULL) == 0, "sim starts");
     port_open(&s, 0);
     send_cmd(&s, "AT+GMR");
     EXPECT(&s, "AT+GMR");
@@ -882,15 +882,15 @@ static void test_closed_port(void)
 {
     sim s;
     char l[4096];
-    CHECK(sim_start(&s, 1, "--closed-port", "drop", "--detect-time", "10", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--closed-port", "drop", "--detect-time", "10", NULL) == 0, "sim starts");
     sleep_s(0.05);
-    CHECK(port_open(&s, 0) == 0, "open");
+    REQUIRE(port_open(&s, 0) == 0, "open");
     CMD(&s, "AT", "OK");
     CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11");
     close(s.fd);
     s.fd = -1;
     sleep_s(0.5); /* 12 is sent while the port is closed */
-    CHECK(port_open(&s, 0) == 0, "reopen");
+    REQUIRE(port_open(&s, 0) == 0, "reopen");
     CHECK(next_line(&s, l, sizeof l, 0.1) == 0, "nothing stale after reopen (got %s)", l);
     CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 12", "OK");
     CHECK_INT(log_count(&s, "\"ev\":\"lost\",\"kind\":\"urc\",\"line\":\"^FOTASTATE: 12,"), 1);
@@ -911,7 +911,7 @@ static void test_closed_port(void)
 static void test_gone_during_download(void)
 {
     sim s;
-    CHECK(sim_start(&s, 1, "--port-gone", "byte=20000", "--port-gone-for", "30", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--port-gone", "byte=20000", "--port-gone-for", "30", NULL) == 0, "sim starts");
     port_open(&s, 0);
     to_download(&s, "0,0,0,1");
     CHECK(wait_hup(&s, 2) == 1, "port gone during download");
@@ -926,7 +926,7 @@ static void test_noise(void)
 {
     sim s;
     char l[4096];
-    CHECK(sim_start(&s, 1, "--noise", "80", "--seed", "7", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--noise", "80", "--seed", "7", NULL) == 0, "sim starts");
     port_open(&s, 0);
     noise_seen = 0;
     CMD(&s, "ATE0", "OK");
@@ -962,7 +962,7 @@ static void test_many(void)
 {
     sim s;
     char l[4096], imei[2][64];
-    CHECK(sim_start(&s, 2, "--fault-modules", "1", "--no-new-version", NULL) == 0, "sim starts with 2");
+    REQUIRE(sim_start(&s, 2, "--fault-modules", "1", "--no-new-version", NULL) == 0, "sim starts with 2");
     CHECK(strstr(s.path[0], "/ttyUSB2") != NULL, "path 0: %s", s.path[0]);
     CHECK(strstr(s.path[1], "/ttyUSB3") != NULL, "path 1: %s", s.path[1]);
     for (int i = 0; i < 2; i++) {
@@ -991,7 +991,7 @@ static void test_many(void)
               "[modules 2,3]\ndetect-fail = 22\n[module 3]\ndata-session = 1\n[all]\nboot-time = 2\n", f);
         fclose(f);
     }
-    CHECK(sim_start(&s, 4, "--scenario", scen, NULL) == 0, "sim starts with a fleet scenario");
+    REQUIRE(sim_start(&s, 4, "--scenario", scen, NULL) == 0, "sim starts with a fleet scenario");
     const char *want[] = {STATE12, "^FOTASTATE: 14", "^FOTASTATE: 13,22"};
     for (int i = 0; i < 3; i++) {
         port_open(&s, i);
@@ -1003,7 +1003,7 @@ static void test_many(void)
     sim_stop(&s);
     f = fopen(scen, "w");
     if (f) { fputs("[module 1]\nrate = 5\n", f); fclose(f); }
-    CHECK(sim_start(&s, 2, "--scenario", scen, NULL) != 0, "non-fault key in a section rejected");
+    REQUIRE(sim_start(&s, 2, "--scenario", scen, NULL) != 0, "non-fault key in a section rejected");
     if (s.pid > 0) waitpid(s.pid, NULL, 0);
     s.pid = 0;
     sim_stop(&s);
@@ -1016,11 +1016,11 @@ static void test_sms(void)
     sim s;
     char l[4096];
     /* model seconds x 0.03: time=2 is 0.06 s, time=30 0.9 s, time=60 1.8 s */
-    CHECK(sim_start(&s, 1, "--sms", "time=0:+8613800000000:FOTA UPGRADE", "--sms",
+    REQUIRE(sim_start(&s, 1, "--sms", "time=0:+8613800000000:FOTA UPGRADE", "--sms",
                     "time=30:+4915112345678:hello, world: 1", "--urc", "time=60:+CMTI: \"SM\",1;AT^FWUP",
                     "--sms", "cmd=FOTADET:+100:after detect", "--sms", "state=30:+200:during download",
                     "--sms-slots", "4", NULL) == 0, "sim starts with --sms");
-    CHECK(port_open(&s, 0) == 0, "open");
+    REQUIRE(port_open(&s, 0) == 0, "open");
     sleep_s(0.1);
     CMD(&s, "AT+CNMI?", "+CNMI: 0,0,0,0,0", "OK");
     CMD(&s, "AT+CMGF?", "+CMGF: 0", "OK");
@@ -1083,10 +1083,10 @@ static void test_sms(void)
     sim_stop(&s);
 
     /* full storage; SIM PIN; storage survives the upgrade reset, CNMI/CMGF do not */
-    CHECK(sim_start(&s, 1, "--sms-slots", "2", "--sms", "time=0:111:one", "--sms", "time=1:222:two",
+    REQUIRE(sim_start(&s, 1, "--sms-slots", "2", "--sms", "time=0:111:one", "--sms", "time=1:222:two",
                     "--sms", "state=50:333:three", "--sms", "byte=40000:444:four", "--sim-pin", NULL) == 0,
           "sim starts");
-    CHECK(port_open(&s, 0) == 0, "open");
+    REQUIRE(port_open(&s, 0) == 0, "open");
     sleep_s(0.1);
     CMD(&s, "AT+CMGF=1", "OK");
     CMD(&s, "AT+CMGR=0", "+CMS ERROR: 311");
@@ -1114,9 +1114,9 @@ static void test_sms(void)
     CHECK_INT(log_count(&s, "\"what\":\"delivered\",\"index\":0,\"from\":\"444\""), 1); /* byte= */
     sim_stop(&s);
 
-    CHECK(sim_start(&s, 1, "--sms-slots", "1", "--sms", "time=0:111:one", "--sms", "time=1:222:two", NULL) == 0,
+    REQUIRE(sim_start(&s, 1, "--sms-slots", "1", "--sms", "time=0:111:one", "--sms", "time=1:222:two", NULL) == 0,
           "sim starts");
-    CHECK(port_open(&s, 0) == 0, "open");
+    REQUIRE(port_open(&s, 0) == 0, "open");
     sleep_s(0.1);
     CMD(&s, "AT+CMGF=1", "OK");
     CMD(&s, "AT+CMGL=\"ALL\"", "+CMGL: 0,\"REC UNREAD\",\"111\",,\"24/11/25,10:00:00+32\"", "one", "OK");

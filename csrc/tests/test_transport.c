@@ -293,7 +293,7 @@ static void test_open_errors(void)
     check_open_fails("/dev/hwfota-no-such-tty9", "ENOENT", "No such file or directory");
     char file[] = "/tmp/hwfota-test-file-XXXXXX";
     int fd = mkstemp(file);
-    CHECK(fd >= 0, "mkstemp");
+    REQUIRE(fd >= 0, "mkstemp");
     close(fd);
     check_open_fails(file, "EINVAL", "regular file");
     unlink(file);
@@ -511,7 +511,7 @@ static void test_under_preload(const char *argv0)
         return;
     }
     int fds[2];
-    CHECK_INT(pipe(fds), 0);
+    REQUIRE_INT(pipe(fds), 0);
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
