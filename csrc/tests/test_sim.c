@@ -1003,7 +1003,7 @@ static void test_many(void)
     sim_stop(&s);
     f = fopen(scen, "w");
     if (f) { fputs("[module 1]\nrate = 5\n", f); fclose(f); }
-    REQUIRE(sim_start(&s, 2, "--scenario", scen, NULL) != 0, "non-fault key in a section rejected");
+    CHECK(sim_start(&s, 2, "--scenario", scen, NULL) != 0, "non-fault key in a section rejected");
     if (s.pid > 0) waitpid(s.pid, NULL, 0);
     s.pid = 0;
     sim_stop(&s);
