@@ -229,14 +229,18 @@ $(B)/fuzz-replay/%: spec/fuzz/%.c spec/fuzz/replay_main.c $(CORE_SAN)
 	$(CC) $(HF_CFLAGS) $(SAN_FLAGS) -DHARNESS_NAME='"$*"' -o $@ $< spec/fuzz/replay_main.c \
 	  $(CORE_SAN) $(SERIAL_LIBS) -lutil -lm
 
-# One tally for all harnesses: passed = corpus files replayed clean; a crash, a sanitizer
-# report or an invariant failure fails that harness (its last input is named).
+# One tally for all harnesses, one check per harness (not per file: a corpus file is an
+# input, not a test): passed = harnesses whose whole corpus replayed clean; a crash, a
+# sanitizer report or an invariant failure fails that harness (its last input is named).
 fuzz-replay: $(REPLAY_BIN)
 	@p=0; f=0; for h in $(FUZZ_NAMES); do \
 	  log=$(B)/fuzz-replay/$$h.log; \
 	  if $(B)/fuzz-replay/$$h spec/fuzz/corpus/$$h >$$log 2>&1; then \
-	    n=$$(sed -n 's/^#tally .* passed=\([0-9]*\).*/\1/p' $$log); p=$$((p + n)); \
-	    echo "#note fuzz-replay $$h: $$n corpus files clean"; \
+	    n=$$(sed -n 's/^#tally .* passed=\([0-9]*\).*/\1/p' $$log); \
+	    if [ "$${n:-0}" -gt 0 ]; then p=$$((p + 1)); \
+	      echo "#note fuzz-replay $$h: $$n corpus files clean"; \
+	    else echo "!! fuzz-replay $$h: no corpus file replayed (spec/fuzz/corpus/$$h empty?)"; \
+	      f=$$((f + 1)); fi; \
 	  else \
 	    tail -n 30 $$log; echo "!! fuzz-replay $$h failed: $$(grep '^replay: ' $$log | tail -n 1)"; \
 	    f=$$((f + 1)); \

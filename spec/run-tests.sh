@@ -1,12 +1,45 @@
 #!/bin/sh
-# Run every hwfota suite and print one closing line "N passed, N failed".
-#   C unit tests (build/tests/*), the same under ASan+UBSan (build/tests-san/*),
-#   busted specs (spec/*_spec.lua) with lua5.4 against the build tree.
+# Run every hwfota suite and print one closing line "N passed, N failed", above it the
+# totals per kind (their sum is the closing line):
+#   C unit          C test binaries (build/tests/*): one pass per real check (setup steps
+#                   count nothing, a random-sequence test counts once)
+#   C sanitized     the same binaries built with ASan+UBSan (build/tests-san/*)
+#   C valgrind      spec/checks/valgrind: one per C test binary clean under memcheck
+#   specs           busted specs (spec/*_spec.lua) with lua5.4 against the build tree
+#   sanitized specs spec/checks/san-busted: the same specs again against an ASan+UBSan
+#                   build of the Lua module (a rerun, counted as its own kind)
+#   corpus replay   spec/checks/fuzz-replay: one per fuzz harness whose corpus replays clean
+#   fault runs      spec/checks/faults: one per seeded fault-campaign run
+#   packaging       spec/checks/{musl,rock,openwrt,size}
 # Exit status is non-zero when anything failed or a suite could not run.
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 2
 passed=0
 failed=0
+kinds="cunit csan cvalgrind specs sanspecs corpus faults packaging other"
+for k in $kinds; do eval "p_$k=0 f_$k=0"; done
+kind_name() {
+    case $1 in
+    cunit) echo "C unit";; csan) echo "C sanitized";; cvalgrind) echo "C valgrind";;
+    specs) echo "specs";; sanspecs) echo "sanitized specs";; corpus) echo "corpus replay";;
+    faults) echo "fault runs";; packaging) echo "packaging checks";; *) echo "other checks";;
+    esac
+}
+# Which kind a binary or check counts under.
+kind_of() {
+    case $1 in
+    build/tests/*) echo cunit;; build/tests-san/*) echo csan;;
+    spec/checks/valgrind) echo cvalgrind;; spec/checks/san-busted) echo sanspecs;;
+    spec/checks/fuzz-replay) echo corpus;; spec/checks/faults) echo faults;;
+    spec/checks/musl|spec/checks/rock|spec/checks/openwrt|spec/checks/size) echo packaging;;
+    *) echo other;;
+    esac
+}
+add() {  # add KIND PASSED FAILED
+    eval "p_$1=\$((p_$1 + $2)) f_$1=\$((f_$1 + $3))"
+    passed=$((passed + $2))
+    failed=$((failed + $3))
+}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
@@ -19,7 +52,7 @@ run_c() {
     if [ -z "$tally" ]; then
         cat "$log"
         echo "!! $bin: no tally (exit $rc)"
-        failed=$((failed + 1))
+        add "$(kind_of "$bin")" 0 1
         return
     fi
     p=$(echo "$tally" | sed -n 's/.*passed=\([0-9]*\).*/\1/p')
@@ -30,8 +63,7 @@ run_c() {
         cat "$log"
     fi
     echo "-- $bin: $p ok, $f not ok"
-    passed=$((passed + p))
-    failed=$((failed + f))
+    add "$(kind_of "$bin")" "$p" "$f"
 }
 
 for t in build/tests/* build/tests-san/*; do
@@ -61,9 +93,13 @@ if ls spec/*_spec.lua >/dev/null 2>&1; then
         echo "!! busted exited $rc"; nok=1
     fi
     echo "-- busted: $ok ok, $nok not ok"
-    passed=$((passed + ok))
-    failed=$((failed + nok))
+    add specs "$ok" "$nok"
 fi
 
+for k in $kinds; do
+    eval "kp=\$p_$k kf=\$f_$k"
+    [ "$k" = other ] && [ "$kp" -eq 0 ] && [ "$kf" -eq 0 ] && continue
+    printf '   %-17s %6d passed, %d failed\n' "$(kind_name $k):" "$kp" "$kf"
+done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
