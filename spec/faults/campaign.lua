@@ -799,9 +799,11 @@ local xp = assert(io.popen(xcmd))
 local stats = {runs = 0, bad = 0, known = 0, known_by = {}, known_seeds = {}, outcomes = {},
                kinds = {}, slowest = nil, times = {}}
 local bad_lines = {}
+local seen = {}
 for l in xp:lines() do
-  local seed = tonumber(l:match("seed=(%d+)"))
+  local seed = tonumber(l:match("^#run seed=(%d+)"))
   if seed then
+    seen[seed] = (seen[seed] or 0) + 1
     stats.runs = stats.runs + 1
     local kind, outcome = l:match("kind=(%S+)"), l:match("outcome=(%S+)")
     local t = tonumber(l:match("time=([%d.]+)")) or 0
@@ -850,6 +852,26 @@ end
 xp:close()
 os.remove(list)
 local wall = now() - t0
+-- A run that died before printing its result line (a crash of the runner, an
+-- assert, a kill) would otherwise vanish from the count: every seed started must
+-- have been seen exactly once; a missing one is a failed run.
+local missing = {}
+for _, s in ipairs(run_seeds) do
+  if not seen[s] then missing[#missing + 1] = s
+  else seen[s] = nil end
+end
+for s in pairs(seen) do   -- seen but never started (or seen twice): the log is confused
+  print(("!! fault campaign: result line for seed %d that was not started once"):format(s))
+  stats.bad = stats.bad + 1
+end
+for _, s in ipairs(missing) do
+  print(("!! fault campaign: seed %d printed no result line (the run crashed?): replay it with "
+         .. "`make faults SEED=%d RUNS=1`"):format(s, s))
+  stats.bad = stats.bad + 1
+end
+print(("#note fault campaign: %d runs started, %d result lines seen, %d missing"):format(
+  #run_seeds, stats.runs, #missing))
+stats.runs = stats.runs + #missing
 
 -- the table
 local function pad(s, n) s = tostring(s); return s .. (" "):rep(math.max(0, n - #s)) end

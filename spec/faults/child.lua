@@ -126,7 +126,10 @@ local report = hwfota.run(opt.port, policy, {
   mode = {auto_query = false, auto_download = false,
           auto_upgrade = opt.auto_upgrade == "1", resume = opt.resume ~= "0"},
   skip_model_check = true,
-  command_timeout = S(30),
+  -- not scaled below 2 s: at scale 0.01-0.02 it was 0.3-0.6 s of wall time, which a
+  -- loaded machine (3 jobs on 2 cores) misses now and then, turning a clean run into a
+  -- timeout the plan never asked for; a planned drop still times out, only later
+  command_timeout = math.max(S(30), 2),
   poll_interval = S(3), dl_poll = S(3), dl_poll_idle = S(5), state_poll = S(15),
   resume_interval = S(30), reboot_timeout = S(180), detect_timeout = S(120),
   stall_timeout = S(300), auto_upgrade_wait = S(120), busy_delay = S(2), boot_settle = S(20),
