@@ -79,13 +79,14 @@ describe("flow faults:", function()
 
   it("pauses the download through the run's control and resumes it", function()
     s = start("--rate", "4000")
-    local paused_at, resumed, report, seen
+    -- hooks run under pcall: what they see is recorded there and asserted after the run
+    local paused_at, resumed, report, seen, pause_r, resume_r, saw31
     hwfota.spawn(function()
       report, seen = run(s, nil, {
         on_progress = function(p, ctl)
           if not paused_at and p.done >= 20000 and p.done < p.total then
             paused_at = p.done
-            assert(ctl.pause())
+            pause_r = {ctl.pause()}
           end
         end,
         on_event = function(e, ctl)
@@ -93,9 +94,9 @@ describe("flow faults:", function()
             resumed = true
             -- another task resumes later; the download must stand still meanwhile
             hwfota.spawn(function()
-              assert(s:await({ev = "state", state = 31}, 5), "module paused (31)")
+              saw31 = s:await({ev = "state", state = 31}, 20) ~= nil
               hwfota.sleep(0.3)
-              assert(ctl.resume())
+              resume_r = {ctl.resume()}
             end)
           end
         end,
@@ -104,7 +105,11 @@ describe("flow faults:", function()
     local failed = hwfota.loop()
     assert.same({}, failed)
     assert.equal("upgraded", report.status, report.message)
+    assert.is_nil(report.hook_errors)
     assert.is_number(paused_at)
+    assert.same({true}, pause_r)
+    assert.is_true(saw31, "module paused (31)")
+    assert.same({true}, resume_r)
     assert.equal(1, s:count("AT^FOTADL=2"))
     assert.equal(2, s:count("AT^FOTADL=1"))
     assert.same({11, 12, 30, 31, 30, 40, 50, 90}, s:states())
@@ -120,6 +125,32 @@ describe("flow faults:", function()
     assert.is_true(resume_t - s:read()[i31].t >= 0.25, "paused for the resume task's sleep")
     assert.is_true(has(seen.phases, "paused"))
     assert.equal(1, s:count("AT^FWUP"))
+  end)
+
+  it("a policy hook that raises is listed in report.hook_errors (the run goes on)", function()
+    s = start("--no-new-version")
+    local calls = 0
+    local report = run(s, nil, {
+      on_start = function() error("start hook broke") end,
+      on_event = function(e)
+        if e.event == "phase" then calls = calls + 1; error("event hook broke") end
+      end,
+    })
+    assert.equal("no_new_version", report.status, report.message)
+    assert.is_table(report.hook_errors)
+    assert.is_true(calls >= 1)
+    assert.matches("^on_start: .*start hook broke", report.hook_errors[1])
+    local events = 0
+    for _, m in ipairs(report.hook_errors) do
+      if m:match("^on_event: .*event hook broke") then events = events + 1 end
+    end
+    assert.equal(calls, events)
+    -- a guard that raises: the attempt is refused (EGUARD) and the error is listed
+    local r2 = run(s, nil, {before_detect = function() error("guard hook broke") end})
+    assert.equal("EGUARD", r2.code)
+    assert.matches("^before_detect: .*guard hook broke", r2.hook_errors[1])
+    -- a quiet run has none
+    assert.is_nil(run(s).hook_errors)
   end)
 
   it("control refuses pause outside the download and resume outside paused (ESTATE)", function()

@@ -132,9 +132,13 @@ end
 --   `control.resume()` (phase paused: AT^FOTADL=1), `control.cancel()`,
 --   `control.phase()`; each returns true or `nil, message, "ESTATE"`.
 -- @tparam[opt] table opts as for `session`
+-- Hooks run protected: one that raises does not stop the run (a decision hook that
+-- raises fails it with `EPOLICY`, a guard that raises refuses the attempt), and the
+-- error is listed in the report's `hook_errors` ("hook: message", the first 32).
 -- @treturn table report `{status = "upgraded" | "no_new_version" | "deferred" |
---   "rejected" | "failed", from =, to =, version =, code =, message =,
---   module_code =, attempts =, events = {...}}`
+--   "rejected" | "not_newer" | "failed", from =, to =, version =, code =, message =,
+--   module_code =, attempts =, events = {...}, hook_errors = {...} (nil when no
+--   hook raised), guard_error =, journal_error =}`
 function M.run(port_or_path, policy, opts)
   return session.run(port_or_path, policy, opts)
 end

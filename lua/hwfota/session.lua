@@ -190,11 +190,23 @@ function Driver:write_journal(a)
   return true
 end
 
--- Call a policy hook protected; returns ok, values...
-local function call_hook(policy, name, ...)
+-- A hook that raised: recorded for the report's hook_errors (the first
+-- HOOK_ERRORS_MAX of the run; a hook raising on every progress line stays bounded).
+local HOOK_ERRORS_MAX = 32
+local function note_hook_error(list, name, err)
+  if list and #list < HOOK_ERRORS_MAX then
+    list[#list + 1] = ("%s: %s"):format(name, tostring(err))
+  end
+end
+
+-- Call a policy hook protected; returns ok, values... A hook that raises is
+-- recorded in `errs` (the run's hook_errors list).
+local function call_hook(policy, name, errs, ...)
   local fn = policy[name]
   if fn == nil then return true end
-  return pcall(fn, ...)
+  local res = table.pack(pcall(fn, ...))
+  if not res[1] then note_hook_error(errs, name, res[2]) end
+  return table.unpack(res, 1, res.n)
 end
 
 function Driver:offer_info(a)
@@ -209,7 +221,7 @@ end
 function Driver:decide(a)
   local info = self:offer_info(a)
   local hook = a.decision == "upgrade" and "on_downloaded" or "on_new_version"
-  local ok, choice, retry_after, reason = call_hook(self.policy, hook, info)
+  local ok, choice, retry_after, reason = call_hook(self.policy, hook, self.opts.hook_errors, info)
   local default = a.decision == "upgrade" and "upgrade" or "download"
   if not ok then
     self.policy_error = ("policy %s failed: %s"):format(hook, tostring(choice))
@@ -243,7 +255,7 @@ function Driver:emit(a)
     self.report.model, self.report.imei = a.model, a.imei
     self.report.from = self.report.from or a.revision
   elseif ev == "progress" then
-    local ok, err = call_hook(self.policy, "on_progress",
+    local ok, err = call_hook(self.policy, "on_progress", self.opts.hook_errors,
                               {files = a.files, done = a.done, total = a.total, percent = a.percent},
                               self:control())
     if not ok then self:trace("error", "on_progress: " .. tostring(err)) end
@@ -255,7 +267,7 @@ function Driver:emit(a)
     self:finish("failed", a)
   end
   if ev ~= "progress" then
-    local ok, err = call_hook(self.policy, "on_event", a, self:control())
+    local ok, err = call_hook(self.policy, "on_event", self.opts.hook_errors, a, self:control())
     if not ok then self:trace("error", "on_event: " .. tostring(err)) end
   end
 end
@@ -445,7 +457,7 @@ function Driver:start(previous)
     end
   end)
   if self.policy.on_start then
-    local okh, err = pcall(self.policy.on_start, self:control())
+    local okh, err = call_hook(self.policy, "on_start", self.opts.hook_errors, self:control())
     if not okh then self:trace("error", "on_start: " .. tostring(err)) end
   end
   local resumed = snap ~= nil and snap ~= ""
@@ -633,6 +645,8 @@ function M.run(port_or_path, policy, opts, carry)
     return {status = "failed", code = code, message = msg, attempts = 0}
   end
   local attempt, previous, report = 0, carry, nil
+  local hook_errors = {}   -- hooks that raised, this run (all attempts)
+  o.hook_errors = hook_errors
   local held = false   -- the journal file was written for a retry not run yet
   local resume_text    -- the journal a host killed before the retry restarts from
   while true do
@@ -640,7 +654,7 @@ function M.run(port_or_path, policy, opts, carry)
     local ctx = {port = port, attempt = attempt}
     local entered, gmsg = true, nil
     if policy.before_detect then
-      local okc, r1, r2 = pcall(policy.before_detect, ctx)
+      local okc, r1, r2 = call_hook(policy, "before_detect", hook_errors, ctx)
       entered = okc and r1
       gmsg = okc and r2 or r1
     end
@@ -650,7 +664,7 @@ function M.run(port_or_path, policy, opts, carry)
       if d.finished then held = false end   -- its driver settled the journal
       ctx.outcome = report.status
       if policy.after then
-        local okc, r1, r2 = pcall(policy.after, ctx)
+        local okc, r1, r2 = call_hook(policy, "after", hook_errors, ctx)
         if not (okc and r1) then report.guard_error = tostring(okc and r2 or r1) end
       end
       local carried = carry_over(d, previous, carry)
@@ -665,9 +679,9 @@ function M.run(port_or_path, policy, opts, carry)
                 message = "data-connection guard failed: " .. tostring(gmsg)}
     end
     if report.status ~= "failed" then break end
-    local okf, wait = pcall(policy.on_failure or function() return nil end,
-                            {code = report.code, message = report.message,
-                             module_code = report.module_code}, attempt)
+    local okf, wait = call_hook(policy, "on_failure", hook_errors,
+                                {code = report.code, message = report.message,
+                                 module_code = report.module_code}, attempt)
     if not okf or type(wait) ~= "number" or wait < 0 then break end
     -- the failed attempt removed its journal (no AT^FWUP sent), but the retry carries
     -- on with its machine: put back the attempt's last journal before its failure, so
@@ -698,6 +712,7 @@ function M.run(port_or_path, policy, opts, carry)
   -- a failed run leaves no journal unless AT^FWUP was sent
   if held then os.remove(o.journal) end
   report.attempts = attempt
+  if #hook_errors > 0 then report.hook_errors = hook_errors end
   if owned then port:close() end
   return report
 end
