@@ -283,9 +283,9 @@ static void usage(FILE *o)
 "                         list of names (+CPIN: every form) or forms (+CMEE?, ^FOTADL=?,\n"
 "                         +CREG=); e.g. --unsupported '+CMEE?,+CSCS?,+CPIN?'\n"
 "  --cmee N               AT+CMEE value after boot, 0..2 (default 2)\n"
-"  --closed-port keep|drop  lines sent while no host holds the port: kept in the pty buffer\n"
-"                         and read on the next open (default, deterministic), or lost as on\n"
-"                         a real USB port (URCs missed while closed; poll ^FOTASTATE?)\n"
+"  --closed-port drop|keep  lines sent while no host holds the port: lost as on a real USB\n"
+"                         port (default: URCs missed while closed; poll ^FOTASTATE?), or kept\n"
+"                         in the pty buffer and read on the next open (a pty's behaviour)\n"
 "Timeline (model seconds):\n"
 "  --image-size B         size of file 1 \"IMAGE\" (default 1324)\n"
 "  --xnv-size B           size of file 2 \"XNV\" (default 77790; delta = sum = 79114)\n"
@@ -608,6 +608,7 @@ static void defaults(void)
     cfg.day = 86400;
     cfg.seed = 1;
     cfg.cmee_default = 2;
+    cfg.drop_closed = 1;   /* the demanding case: a real USB port loses lines sent while closed */
     snprintf(cfg.pin, sizeof cfg.pin, "1234");
     cfg.sms_slots = SIM_SMS_SLOTS;
     cfg.faults.download_fail_at = -1;

@@ -340,7 +340,8 @@ static int luhn_ok(const char *d)
 static void test_seed_flow(void)
 {
     sim s;
-    REQUIRE(sim_start(&s, 1, "--rate", "8000", NULL) == 0, "sim starts and prints ready");
+    /* keep: the boot URCs sent before the reopen are read here (drop, the default, loses them) */
+    REQUIRE(sim_start(&s, 1, "--closed-port", "keep", "--rate", "8000", NULL) == 0, "sim starts and prints ready");
     REQUIRE(port_open(&s, 0) == 0, "open %s", s.path[0]);
     CMD(&s, "AT+GMR", "12.815.01.03.00", "OK");
     CMD(&s, "AT^FOTACFG=\"1234\",\"\",\"\",2", "OK");
@@ -598,7 +599,7 @@ static void test_download_faults(void)
     sim_stop(&s);
 
     /* power loss at a byte, resume on: 31 at boot, then resume and FWUP by hand */
-    REQUIRE(sim_start(&s, 1, "--power-loss", "byte=30000", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--closed-port", "keep", "--power-loss", "byte=30000", NULL) == 0, "sim starts");
     port_open(&s, 0);
     CMD(&s, "AT+CMEE=0", "OK");
     CMD(&s, "ATE0", "OK");
@@ -668,7 +669,7 @@ static void test_download_faults(void)
     sim_stop(&s);
 
     /* power loss in state 50 (before the upgrade reset), from a time trigger elsewhere */
-    REQUIRE(sim_start(&s, 1, "--power-loss", "state=50", "--boot-time", "10", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--closed-port", "keep", "--power-loss", "state=50", "--boot-time", "10", NULL) == 0, "sim starts");
     port_open(&s, 0);
     to_download(&s, "0,0,1,1");
     EXPECT(&s, "^FOTASTATE: 40", "^FOTASTATE: 50");
@@ -717,7 +718,7 @@ static void test_boot_report_order(void)
     sim s;
     char l[4096];
     /* lost in 12: boots in 10; a query started before the report goes on to 12 */
-    REQUIRE(sim_start(&s, 1, "--power-loss", "state=12", "--boot-time", "20", "--detect-time", "30",
+    REQUIRE(sim_start(&s, 1, "--closed-port", "keep", "--power-loss", "state=12", "--boot-time", "20", "--detect-time", "30",
                     NULL) == 0, "sim starts");
     port_open(&s, 0);
     CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11");
@@ -733,7 +734,7 @@ static void test_boot_report_order(void)
     sim_stop(&s);
 
     /* lost in 30 with resume on: boots in 31; a resume before the report goes on to 40 */
-    REQUIRE(sim_start(&s, 1, "--power-loss", "byte=30000", "--boot-time", "20", "--rate", "2000",
+    REQUIRE(sim_start(&s, 1, "--closed-port", "keep", "--power-loss", "byte=30000", "--boot-time", "20", "--rate", "2000",
                     NULL) == 0, "sim starts");
     port_open(&s, 0);
     to_download(&s, "0,0,0,1");
@@ -747,7 +748,7 @@ static void test_boot_report_order(void)
     sim_stop(&s);
 
     /* lost in 40: boots in 40; an image discarded before the report is not applied */
-    REQUIRE(sim_start(&s, 1, "--power-loss", "state=40", "--boot-time", "20", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--closed-port", "keep", "--power-loss", "state=40", "--boot-time", "20", NULL) == 0, "sim starts");
     port_open(&s, 0);
     to_download(&s, "0,0,0,1");
     EXPECT(&s, "^FOTASTATE: 40");
@@ -877,12 +878,33 @@ static void test_port_faults(void)
     sim_stop(&s);
 }
 
-/* --closed-port drop: what is sent while no host holds the port is lost */
+/* --closed-port keep: what is sent while no host holds the port waits in the pty
+ * buffer and is read on the next open (a pty's behaviour, not a USB port's) */
+static void test_closed_port_keep(void)
+{
+    sim s;
+    char l[4096];
+    REQUIRE(sim_start(&s, 1, "--closed-port", "keep", "--detect-time", "10", NULL) == 0, "sim starts");
+    REQUIRE(port_open(&s, 0) == 0, "open");
+    CMD(&s, "AT", "OK");
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11");
+    close(s.fd);
+    s.fd = -1;
+    sleep_s(0.5); /* 12 is sent while the port is closed */
+    REQUIRE(port_open(&s, 0) == 0, "reopen");
+    CHECK(next_line(&s, l, sizeof l, 2) == 1 && !strcmp(l, STATE12), "the 12 kept for the next open "
+          "(got %s)", l);
+    CHECK_INT(log_count(&s, "\"ev\":\"lost\""), 0);
+    sim_stop(&s);
+}
+
+/* --closed-port drop (the default): what is sent while no host holds the port is lost;
+ * then the same with keep */
 static void test_closed_port(void)
 {
     sim s;
     char l[4096];
-    REQUIRE(sim_start(&s, 1, "--closed-port", "drop", "--detect-time", "10", NULL) == 0, "sim starts");
+    REQUIRE(sim_start(&s, 1, "--detect-time", "10", NULL) == 0, "sim starts (default: drop)");
     sleep_s(0.05);
     REQUIRE(port_open(&s, 0) == 0, "open");
     CMD(&s, "AT", "OK");
@@ -905,6 +927,7 @@ static void test_closed_port(void)
     CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 90", "OK");
     CMD(&s, "AT+GMR", "12.815.01.04.00", "OK");
     sim_stop(&s);
+    test_closed_port_keep();
 }
 
 /* The port disappears during the download: URCs are lost, the module goes on. */

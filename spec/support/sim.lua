@@ -127,6 +127,17 @@ function M.start(args)
   local dir = M.tmpdir()
   local log = dir .. "/sim.jsonl"
   local parts = {"exec", sh_quote(M.bin), "--dir", sh_quote(dir), "--log", sh_quote(log)}
+  -- HWFOTA_SIM_CLOSED_PORT=keep|drop: run every spec that does not choose with that
+  -- closed-port behaviour (the simulator's default is drop, as a USB port)
+  local closed = os.getenv("HWFOTA_SIM_CLOSED_PORT")
+  if closed and closed ~= "" then
+    local chosen = false
+    for _, a in ipairs(args or {}) do if a == "--closed-port" then chosen = true end end
+    if not chosen then
+      parts[#parts + 1] = "--closed-port"
+      parts[#parts + 1] = sh_quote(closed)
+    end
+  end
   for _, a in ipairs(args or {}) do parts[#parts + 1] = sh_quote(a) end
   -- the shell prints the simulator's pid (exec keeps it), then the simulator its ready line
   local cmd = ("echo $$; %s 2>%s"):format(table.concat(parts, " "), sh_quote(dir .. "/sim.err"))
