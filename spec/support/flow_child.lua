@@ -51,6 +51,9 @@ local report = hwfota.run(port, {
   mode = {auto_query = false, auto_download = false, auto_upgrade = false, resume = true},
   poll_interval = 0.2, dl_poll = 0.05, dl_poll_idle = 0.1, resume_interval = 0.3,
   reboot_timeout = 5, detect_timeout = 5, command_timeout = 2,
+  -- scaled like the rest (as sim.opts): unset, each restart waited 20 s real before
+  -- AT^FWUP (the spec took 88 s)
+  boot_settle = 0.5,
   trace = function(dir, text)
     if dir == "run" then
       last_run = text
