@@ -13,12 +13,10 @@ local sim = require "support.sim"
 
 local SCALE = "0.03"
 
--- sim.opts plus the wait before AT^FWUP after the port came back or in a restored
--- run (boot_settle, 20 s by default) scaled as the simulator is: 20 model s
+-- sim.opts (boot_settle included, scaled) for the simulator's demo versions
 local function opts(extra)
   local o = sim.opts(extra)
   o.skip_model_check = true
-  if o.boot_settle == nil then o.boot_settle = 20 * tonumber(SCALE) end
   return o
 end
 
@@ -93,11 +91,17 @@ describe("flow retry:", function()
       report = run_with_retry({journal = journal}, {
         on_failure = function(_, attempt)
           if attempt > 1 then return nil end
+          -- the journal is put back right after this hook returns: watch for it
+          -- (an event) during the 2 s wait before the retry, not at a fixed time
           hwfota.spawn(function()
-            hwfota.sleep(0.15)       -- inside the 0.3 s wait before the retry
-            during = read_file(journal)
+            local deadline = hwfota.now() + 1.8
+            repeat
+              during = read_file(journal)
+              if during then break end
+              hwfota.sleep(0.01)
+            until hwfota.now() > deadline
           end)
-          return 0.3
+          return 2
         end,
       })
     end)
@@ -135,8 +139,10 @@ describe("flow retry:", function()
     -- the simulator never answers a line without the AT prefix: "XX" stands for a
     -- setup command whose answer is lost (seed 201290: a dropped byte in ATE0's OK)
     s = sim.start{"--time-scale", SCALE, "--power-loss", "byte=30000"}
-    local o = opts{setup = {"ATE0", "XX", "AT+CMEE=2"}, command_timeout = 0.3,
-                   reboot_timeout = 2}
+    -- command_timeout 0.8 s (not 0.3: the answered setup commands must beat it on a
+    -- loaded machine), reboot_timeout 4 s: the lost answer's fixed 5 s would outlast it
+    local o = opts{setup = {"ATE0", "XX", "AT+CMEE=2"}, command_timeout = 0.8,
+                   reboot_timeout = 4}
     local failures = {}
     local report = hwfota.run(s.path, {
       on_failure = function(err) failures[#failures + 1] = err.code; return nil end,

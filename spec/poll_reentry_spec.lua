@@ -6,17 +6,19 @@ local peer = require "support.peer"
 
 describe("hwfota.poll and callbacks that reopen another port", function()
   it("a port reopened by another port's handler is not marked lost by a stale hang-up", function()
+    -- A's line comes before B's hang-up; both after the host opened the ports (1 s of
+    -- margin for that on a loaded machine); C stays long enough for the reopen
     local pa = peer.start[[
-sleep 0.5
+sleep 1
 send ^TEST: 1
-sleep 3
+sleep 5
 ]]
     local pb = peer.start[[
-sleep 0.3
+sleep 1.5
 hangup
 ]]
     local pc = peer.start[[
-sleep 3
+sleep 5
 ]]
     local A = assert(hwfota.open(pa.path))
     local B = assert(hwfota.open(pb.path))
@@ -27,13 +29,16 @@ sleep 3
       seen.code = code
       seen.reopened = B:reopen(pc.path)
     end)
-    os.execute("sleep 1")          -- A's line and B's hang-up both wait for one poll
+    -- A's line and B's hang-up both wait for one poll: wait for the hang-up itself
+    -- (B's peer ends right after it), not a fixed time
+    local pb_ok, pb_err = pb:finish()
+    assert.is_true(pb_ok, pb_err)
     hwfota.poll({A, B}, 2)
     assert.equals("EPORTLOST", seen.code)
     assert.is_true(seen.reopened)
     assert.is_false(B:is_lost())
     assert.equals(pc.path, B:path())
     A:close(); B:close()
-    pa:finish(); pb:finish(); pc:finish()
+    pa:finish(); pc:finish()
   end)
 end)
