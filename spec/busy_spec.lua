@@ -87,8 +87,10 @@ local function assert_refused(out)
   assert.matches("^run\tfailed\tEBUSY\t.*ModemManager", line)
 end
 
--- The first process, as a child: opens, says so, then talks for `n` rounds.
-local function first_talker(path, n)
+-- The first process, as a child: opens, says so, then talks for `n` rounds, then
+-- keeps the port until the file `hold` exists (at most 30 s): the parent ends the
+-- hold when its tries are done (an event, not a race with the child's talk).
+local function first_talker(path, n, hold)
   return ([[
 local hwfota = require "hwfota"
 io.stdout:setvbuf("line")
@@ -100,9 +102,20 @@ for i = 1, %d do
   if res and res.final == "OK" then ok = ok + 1 else bad = bad + 1; print("fail", msg, code) end
   port:poll(0.05)
 end
+local deadline = hwfota.now() + 30
+while hwfota.now() < deadline do
+  local f = io.open(%q)
+  if f then f:close(); break end
+  port:poll(0.05)
+end
 print("talked", ok, bad)
 port:close()
-]]):format(path, n)
+]]):format(path, n, hold)
+end
+
+local function release(hold)
+  local f = assert(io.open(hold, "w"))
+  f:close()
 end
 
 describe("two processes on one port", function()
@@ -131,7 +144,8 @@ describe("two processes on one port", function()
   end)
 
   it("refuses this process while a child process holds the port and talks", function()
-    local pa, name = child(first_talker(sim.path, 20))
+    local hold = sim.dir .. "/hold"
+    local pa, name = child(first_talker(sim.path, 20, hold))
     local first = pa:read("l")
     assert.equals("opened\tpty", first)
     for _ = 1, 3 do
@@ -144,6 +158,7 @@ describe("two processes on one port", function()
       assert.equals("EBUSY", scode)
       assert.equals("EBUSY", hwfota.run(sim.path).code)
     end
+    release(hold)
     local rest = pa:read("a")
     assert.is_true(pa:close(), rest)
     os.remove(name)
@@ -155,7 +170,8 @@ describe("two processes on one port", function()
 
   it("refuses a second opener through libserialport (fake USB device), both ways", function()
     -- first: a child on /dev/ttyUSB2 through libserialport; second: this process, POSIX path
-    local pa, name = child(first_talker("/dev/ttyUSB2", 15), true)
+    local hold = sim.dir .. "/hold"
+    local pa, name = child(first_talker("/dev/ttyUSB2", 15, hold), true)
     assert.equals("opened\tserial", pa:read("l"))
     local p, msg, code = hwfota.open(sim.path)
     assert.is_nil(p)
@@ -165,6 +181,7 @@ describe("two processes on one port", function()
     local out, ok = run_child(second_opener("/dev/ttyUSB2"), true)
     assert.is_true(ok, out)
     assert_refused(out)
+    release(hold)
     local rest = pa:read("a")
     assert.is_true(pa:close(), rest)
     os.remove(name)
