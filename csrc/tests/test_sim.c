@@ -296,6 +296,16 @@ static int log_count(sim *s, const char *needle)
     return n;
 }
 
+/* Wait (bounded) until the log holds `needle` at least n times: an event, where a
+ * fixed sleep would race the simulator on a loaded machine. */
+static int wait_log(sim *s, const char *needle, int n, double timeout)
+{
+    double end = now_s() + timeout;
+    while (log_count(s, needle) < n && now_s() < end)
+        sleep_s(0.01);
+    return log_count(s, needle) >= n;
+}
+
 static void sim_stop(sim *s)
 {
     if (s->fd >= 0) close(s->fd);
@@ -890,7 +900,8 @@ static void test_closed_port_keep(void)
     CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11");
     close(s.fd);
     s.fd = -1;
-    sleep_s(0.5); /* 12 is sent while the port is closed */
+    /* the 12 is sent while the port is closed */
+    CHECK(wait_log(&s, "\"ev\":\"state\",\"state\":12", 1, 5), "12 while closed");
     REQUIRE(port_open(&s, 0) == 0, "reopen");
     CHECK(next_line(&s, l, sizeof l, 2) == 1 && !strcmp(l, STATE12), "the 12 kept for the next open "
           "(got %s)", l);
@@ -911,7 +922,8 @@ static void test_closed_port(void)
     CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11");
     close(s.fd);
     s.fd = -1;
-    sleep_s(0.5); /* 12 is sent while the port is closed */
+    /* the 12 is sent (and lost) while the port is closed */
+    CHECK(wait_log(&s, "\"ev\":\"lost\",\"kind\":\"urc\",\"line\":\"^FOTASTATE: 12,", 1, 5), "12 lost");
     REQUIRE(port_open(&s, 0) == 0, "reopen");
     CHECK(next_line(&s, l, sizeof l, 0.1) == 0, "nothing stale after reopen (got %s)", l);
     CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 12", "OK");
@@ -964,11 +976,13 @@ static void test_noise(void)
     CHECK(noise_seen > 0, "noise seen (%d)", noise_seen);
     CHECK(inner > 0, "noise inside a response (%d)", inner);
     /* raw bytes: some URCs end in CR CR LF (echo is off, so none comes from echo) */
-    sleep_s(0.3);
     s.len = 0;
-    double end = now_s() + 0.5;
-    while (now_s() < end) fill(&s, 0.05);
-    s.buf[s.len] = '\0';
+    s.buf[0] = '\0';
+    double end = now_s() + 5;   /* until one comes (bounded), not a fixed window */
+    while (now_s() < end && !strstr(s.buf, "\r\r\n") && s.len + 1 < sizeof s.buf) {
+        fill(&s, 0.05);
+        s.buf[s.len] = '\0';
+    }
     CHECK(strstr(s.buf, "\r\r\n") != NULL, "CR CR LF endings");
     CHECK(log_count(&s, "\"kind\":\"noise\"") > 0, "noise logged");
     /* ^CURC=0 silences it */
@@ -1044,7 +1058,8 @@ static void test_sms(void)
                     "--sms", "cmd=FOTADET:+100:after detect", "--sms", "state=30:+200:during download",
                     "--sms-slots", "4", NULL) == 0, "sim starts with --sms");
     REQUIRE(port_open(&s, 0) == 0, "open");
-    sleep_s(0.1);
+    CHECK(wait_log(&s, "\"what\":\"delivered\",\"index\":0,\"from\":\"+8613800000000\"", 1, 5),
+          "the time=0 SMS stored");
     CMD(&s, "AT+CNMI?", "+CNMI: 0,0,0,0,0", "OK");
     CMD(&s, "AT+CMGF?", "+CMGF: 0", "OK");
     CMD(&s, "AT+CMGR=0", "+CMS ERROR: 303"); /* PDU mode reads: not simulated */
@@ -1110,7 +1125,7 @@ static void test_sms(void)
                     "--sms", "state=50:333:three", "--sms", "byte=40000:444:four", "--sim-pin", NULL) == 0,
           "sim starts");
     REQUIRE(port_open(&s, 0) == 0, "open");
-    sleep_s(0.1);
+    CHECK(wait_log(&s, "\"reason\":\"sim-locked\"", 2, 5), "both time= SMS refused (SIM locked)");
     CMD(&s, "AT+CMGF=1", "OK");
     CMD(&s, "AT+CMGR=0", "+CMS ERROR: 311");
     CMD(&s, "AT+CPIN=\"1234\"", "OK");
@@ -1140,7 +1155,7 @@ static void test_sms(void)
     REQUIRE(sim_start(&s, 1, "--sms-slots", "1", "--sms", "time=0:111:one", "--sms", "time=1:222:two", NULL) == 0,
           "sim starts");
     REQUIRE(port_open(&s, 0) == 0, "open");
-    sleep_s(0.1);
+    CHECK(wait_log(&s, "\"reason\":\"full\"", 1, 5), "the second SMS refused (storage full)");
     CMD(&s, "AT+CMGF=1", "OK");
     CMD(&s, "AT+CMGL=\"ALL\"", "+CMGL: 0,\"REC UNREAD\",\"111\",,\"24/11/25,10:00:00+32\"", "one", "OK");
     CHECK_INT(log_count(&s, "\"what\":\"rejected\",\"index\":-1,\"from\":\"222\",\"text\":\"two\",\"reason\":\"full\""), 1);
