@@ -782,6 +782,14 @@ int hf_lua_fota_register(lua_State *L)
     lua_pop(L, 1);
     lua_pushvalue(L, mod);
     luaL_setfuncs(L, funcs, 0);
+    /* core.fota_options: the option names fota_new accepts (what the README's options
+     * table must list; spec/docs_spec.lua compares them) */
+    lua_newtable(L);
+    for (int i = 0; fota_keys[i]; i++) {
+        lua_pushstring(L, fota_keys[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "fota_options");
     lua_pop(L, 1);
     return 0;
 }

@@ -6,7 +6,8 @@
 --
 -- Prints the AT exchange as the FOTA application guide's test log does
 -- ("Run:" / "Response:"), a progress bar while downloading, and ends with the
--- verified new version (exit 0), or the reason of the failure (exit 1).
+-- verified new version (exit 0), nothing to do (exit 3: no new version, or one not
+-- newer than the running firmware), or the reason of the failure (exit 1).
 -- Against the simulator: `make demo`.
 local hwfota = require "hwfota"
 
@@ -93,6 +94,11 @@ if report.status == "upgraded" then
   os.exit(0)
 elseif report.status == "no_new_version" then
   out("No new version for this module.")
+  os.exit(3)
+elseif report.status == "not_newer" then
+  -- the server offers the version the module runs (or an older one): nothing to do
+  out(("The offered version %s is not newer than the running %s: nothing to do.")
+      :format(report.version or "?", report.from or "?"))
   os.exit(3)
 else
   out(("FOTA %s: %s (%s)"):format(report.status, report.message or "-", report.code or "-"))

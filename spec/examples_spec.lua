@@ -135,3 +135,40 @@ describe("examples/socket-trigger.lua", function()
     assert.is_nil(io.open(sock), "the socket file is removed at exit")
   end)
 end)
+
+describe("examples/upgrade.lua", function()
+  local simdefaults = require "support.sim"   -- the simulator's default versions
+
+  it("runs the seed's flow to a verified upgrade, then says there is nothing to do", function()
+    local sim = simproc.start()
+    local journal = sim.dir .. "/journal"
+    local rc, out = example("upgrade.lua", {sim.path, "--journal", journal})
+    local rc2, out2 = example("upgrade.lua", {sim.path, "--quiet"})
+    sim:stop()
+    assert.equals(0, rc, out)
+    for _, line in ipairs{"Run: AT+GMR", 'Run: AT^FOTACFG="1234","","",2', "Run: AT^FOTAMODE=0,0,1,1",
+                          "Run: AT^FOTADET", "Run: AT^FOTADL=1"} do
+      assert.matches("\n" .. line .. "\n", "\n" .. out, 1, true)
+    end
+    assert.matches(("Upgraded and verified: %s -> %s"):format(simdefaults.FROM, simdefaults.TO), out, 1, true)
+    assert.is_nil(out:find("Run: AT^FWUP", 1, true), "automatic upgrade: no AT^FWUP")
+    assert.is_nil(io.open(journal), "journal removed after the upgrade")
+    -- (AT^FOTADLQ only if the 3 s poll comes before the simulated download's end)
+    -- the module now runs the new version (the server offers it again, or nothing):
+    -- nothing to do, exit 3
+    assert.equals(3, rc2, out2)
+    local same = ("The offered version %s is not newer than the running %s: nothing to do.")
+                 :format(simdefaults.TO, simdefaults.TO)
+    assert.is_truthy(out2:find(same, 1, true) or out2:find("No new version for this module.", 1, true),
+                     out2)
+  end)
+
+  it("exits 1 with the reason when the run fails, 2 on bad usage", function()
+    local sim = simproc.start{"--detect-fail", "21"}
+    local rc, out = example("upgrade.lua", {sim.path, "--quiet"})
+    sim:stop()
+    assert.equals(1, rc, out)
+    assert.matches("FOTA failed: .*%(EDETECT%)", out)
+    assert.equals(2, (example("upgrade.lua", {})))
+  end)
+end)

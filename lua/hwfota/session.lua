@@ -487,6 +487,19 @@ end
 local own_keys = {journal = true, trace = true, setup = true, command_timeout = true,
                   baudrate = true, flow = true, timeout = true}
 
+--- Every option name `hwfota.run` and `hwfota.session` accept (the session's own and
+-- the state machine's), sorted: what the README's options table documents.
+-- @treturn {string,...}
+function M.option_names()
+  local names = {}
+  for k in pairs(own_keys) do names[#names + 1] = k end
+  for _, k in ipairs(core.fota_options) do
+    if not own_keys[k] then names[#names + 1] = k end
+  end
+  table.sort(names)
+  return names
+end
+
 local function bad_option(name, what, level)
   error(("bad option '%s' (%s)"):format(name, what), level + 1)
 end
