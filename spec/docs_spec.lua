@@ -117,3 +117,69 @@ describe("doccheck itself", function()
         assert.is_false(modok)
     end)
 end)
+
+-- The README's options table of hwfota.run / hwfota.session lists every option the code
+-- accepts: the session's own and the state machine's (core.fota_options, the list
+-- fota_new checks keys against), as session.option_names() reports them.
+describe("README options table", function()
+    -- option names in the first cell of each row of the table under the heading
+    local function table_options(text)
+        local start = text:find("\n### Options of `hwfota.run` and `hwfota.session`\n", 1, true)
+        if not start then return nil end
+        local stop = text:find("\n#", start + 1) or #text
+        local names = {}
+        for line in text:sub(start, stop):gmatch("[^\n]+") do
+            local first = line:match("^|([^|]*)|")
+            if first then
+                for name in first:gmatch("`([%w_]+)`") do names[name] = true end
+            end
+        end
+        return names
+    end
+
+    it("parses the table (it is there and names options)", function()
+        local names = table_options(read(top .. "/README.md"))
+        assert.is_table(names, "README.md has no section \"### Options of `hwfota.run` and `hwfota.session`\"")
+        local n = 0
+        for _ in pairs(names) do n = n + 1 end
+        assert.is_true(n >= 10, "too few options parsed: " .. n)
+        -- the parser itself: a row's names, not the header's
+        local t = table_options("x\n### Options of `hwfota.run` and `hwfota.session`\n\n" ..
+                                "| option | default |\n|---|---|\n| `a`, `b_c` | 1 |\n\n## Next\n| `z` | 2 |\n")
+        assert.same({a = true, b_c = true}, t)
+    end)
+
+    it("lists every option hwfota.run and hwfota.session accept, and no other", function()
+        local names = table_options(read(top .. "/README.md")) or {}
+        local session = require "hwfota.session"
+        local accepted, missing, extra = {}, {}, {}
+        for _, k in ipairs(session.option_names()) do
+            accepted[k] = true
+            if not names[k] then missing[#missing + 1] = k end
+        end
+        for k in pairs(names) do if not accepted[k] then extra[#extra + 1] = k end end
+        table.sort(extra)
+        assert.same({}, missing, "options the code accepts but README.md's options table does not list: "
+                     .. table.concat(missing, ", "))
+        assert.same({}, extra, "options README.md's options table lists but the code does not accept: "
+                    .. table.concat(extra, ", "))
+    end)
+
+    it("option_names() is what hwfota.session really accepts (each name passes, a typo raises)", function()
+        local hwfota = require "hwfota"
+        local session = require "hwfota.session"
+        local accepted = {}
+        for _, k in ipairs(session.option_names()) do accepted[k] = true end
+        -- hwfota.session knows each name: a wrong value may be refused, but never as an
+        -- unknown option; an unknown name is refused as one
+        for k in pairs(accepted) do
+            local ok, err = pcall(hwfota.session, "/nonexistent/tty", {[k] = true})
+            assert.is_nil(tostring(err):find("unknown", 1, true), k .. ": " .. tostring(err))
+            assert.is_true(ok or err ~= nil)
+        end
+        local ok, err = pcall(hwfota.session, "/nonexistent/tty", {no_such_option = 1})
+        assert.is_false(ok)
+        assert.matches("no_such_option", tostring(err))
+        assert.is_nil(accepted.no_such_option)
+    end)
+end)

@@ -104,7 +104,9 @@ local loop = require "hwfota.loop"
 --   (seconds, default 180), `force`, `skip_model_check` (demo versions below the
 --   supported table), `apn`/`user`/`password`/`auth`, `mode` {auto_query,
 --   auto_download, auto_upgrade, resume, period}, `trace` (function(dir, text)),
---   `baudrate`, `flow`, `timeout`, and the state machine's timing options
+--   `baudrate`, `flow`, `timeout`, `setup`, `command_timeout`, `check_prereq`,
+--   `read_imei`, `resume`, `cmd_retries`, `max_redetect` and the state machine's timing
+--   options: every one, with its default, in the README's options table
 -- @treturn Session or `nil, message, code`
 -- @usage
 -- local s = assert(hwfota.session("/dev/ttyUSB2", {journal = "/etc/hwfota/state"}))
