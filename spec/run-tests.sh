@@ -6,6 +6,10 @@
 #   C sanitized     the same binaries built with ASan+UBSan (build/tests-san/*)
 #   C valgrind      spec/checks/valgrind: one per C test binary clean under memcheck
 #   specs           busted specs (spec/*_spec.lua) with lua5.4 against the build tree
+#   flow specs, keep the end-to-end flow specs (spec/flow_*_spec.lua) again with the
+#                   simulator's other closed-port behaviour (HWFOTA_SIM_CLOSED_PORT=keep:
+#                   lines sent while no host holds the port are kept, as in a pty; the
+#                   default, drop, loses them as a USB port does)
 #   sanitized specs spec/checks/san-busted: the same specs again against an ASan+UBSan
 #                   build of the Lua module (a rerun, counted as its own kind)
 #   corpus replay   spec/checks/fuzz-replay: one per fuzz harness whose corpus replays clean
@@ -16,12 +20,12 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 2
 passed=0
 failed=0
-kinds="cunit csan cvalgrind specs sanspecs corpus faults packaging other"
+kinds="cunit csan cvalgrind specs keepspecs sanspecs corpus faults packaging other"
 for k in $kinds; do eval "p_$k=0 f_$k=0"; done
 kind_name() {
     case $1 in
     cunit) echo "C unit";; csan) echo "C sanitized";; cvalgrind) echo "C valgrind";;
-    specs) echo "specs";; sanspecs) echo "sanitized specs";; corpus) echo "corpus replay";;
+    specs) echo "specs";; keepspecs) echo "flow specs, keep";; sanspecs) echo "sanitized specs";; corpus) echo "corpus replay";;
     faults) echo "fault runs";; packaging) echo "packaging checks";; *) echo "other checks";;
     esac
 }
@@ -94,6 +98,18 @@ if ls spec/*_spec.lua >/dev/null 2>&1; then
     fi
     echo "-- busted: $ok ok, $nok not ok"
     add specs "$ok" "$nok"
+fi
+if ls spec/flow_*_spec.lua >/dev/null 2>&1; then
+    if HWFOTA_SIM_CLOSED_PORT=keep busted --lua=lua5.4 -o TAP spec/flow_*_spec.lua >"$log" 2>&1
+    then rc=0; else rc=$?; fi
+    ok=$(grep -c '^ok ' "$log")
+    nok=$(grep -c '^not ok ' "$log")
+    grep -v '^ok ' "$log" | grep -v '^1\.\.' | sed 's/^/   /'
+    if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then
+        echo "!! busted (closed port keep) exited $rc"; nok=1
+    fi
+    echo "-- busted spec/flow_*_spec.lua, closed port keep: $ok ok, $nok not ok"
+    add keepspecs "$ok" "$nok"
 fi
 
 for k in $kinds; do
