@@ -1125,6 +1125,10 @@ static void discard_port_lost(hf_fota *f)
 static void discard_done(hf_fota *f)
 {
     f->clearing_end = 0;
+    /* the module is idle: no verified image is left (a deferral's journal then names
+     * none, and the next run detects again) */
+    if (!f->fwup_sent)
+        f->image_verified = 0;
     if (f->discard_code) {
         fail(f, f->discard_code, f->discard_mcode, "%s", f->discard_msg);
         return;
