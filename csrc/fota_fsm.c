@@ -1135,6 +1135,7 @@ static void discard_done(hf_fota *f)
     }
     if (f->redetect && !f->cancel_requested) {
         f->redetect = 0;
+        f->detect_wait_only = f->last_state == 11;   /* an automatic query began */
         enter(f, HF_PH_DETECT);
         return;
     }
@@ -1508,7 +1509,14 @@ static int is_collision(const hf_fota_event *ev)
 static void detect_collision_in_state(hf_fota *f, const char *text)
 {
     int st = f->last_state;
-    if (!f->end_cleared && st != 11) {
+    if (st == 11) {
+        /* querying already (an automatic query): wait for its result */
+        notice(f, "the module refused AT^FOTADET (%s) while querying (11): waiting for "
+               "that query's result", text);
+        f->saw_querying = 1;
+        return;
+    }
+    if (!f->end_cleared) {
         notice(f, "the module refused AT^FOTADET (%s) in state %d (%s), not idle: "
                "AT^FOTADL=0, then detect again", text, st, hf_fota_state_name(st));
         clear_end_state(f);

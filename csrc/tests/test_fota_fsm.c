@@ -1459,6 +1459,22 @@ static void test_end_state_tolerated(void)
     CHECK_STR(h->done, "upgraded");
     CHECK_INT(h_sent_count(h, "AT^FOTADET"), 3);   /* first, refused in 14, after the clear */
     CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 1);
+    /* a collision because an automatic query began (11 reported): wait for its result */
+    h_init(h, &c);
+    h->stop_cmd = "AT^FOTADET";
+    h_start(h);
+    h_run(h, -1, 500);
+    CHECK_STR(h->pend, "AT^FOTADET");
+    h->stop_cmd = NULL;
+    h_urc(h, "^FOTASTATE: 11");
+    h_result(h, HF_FF_CME, -1, "FOTA is in collision state", NULL, 0);
+    CHECK_STR(h->failed, "");
+    CHECK_INT(h->f.phase, HF_PH_DETECT);
+    h->m.state = 12;
+    h_urc(h, "^FOTASTATE: 12,12.815.01.04.00,79114,\"x\"");
+    h_run(h, -1, 2000);
+    CHECK_STR(h->done, "upgraded");
+    CHECK_INT(h_sent_count(h, "AT^FOTADET"), 1);
     /* a real data session while idle is still ECOLLISION with its advice */
     h_init(h, &c);
     h->m.collision = 1;

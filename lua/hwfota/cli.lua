@@ -752,7 +752,8 @@ function Cli:prepare_flow()
   end
   local port, rc = self:open_port()
   if not port then return nil, rc end
-  local s = session_of(self, port)
+  -- the poll interval paces the wait of s:cancel() for the module to be idle
+  local s = session_of(self, port, {poll_interval = fopts.poll_interval})
   local st, m = s:state()
   if not st then
     port:close()

@@ -942,9 +942,29 @@ function Session:resume()
   return direct(self, "AT^FOTADL=1", "resume")
 end
 --- Abandon the update and bring the module back to idle (AT^FOTADL=0).
+-- The module may answer `OK` before it is idle: between steps this waits until
+-- `AT^FOTASTATE?` says 10 (or 11, an automatic query that began), asking every
+-- `poll_interval` s (session option, default 3) up to `discard_timeout` s (default 30).
+-- @return true, or nil, message, code (`EMODULE` with the state when the module is
+--   still not idle at the deadline)
 function Session:cancel()
   if self.control then return self.control.cancel() end
-  return direct(self, "AT^FOTADL=0", "cancel")
+  local ok, msg, code = direct(self, "AT^FOTADL=0", "cancel")
+  if not ok then return nil, msg, code end
+  local every = self.opts.poll_interval or 3
+  local limit = self.opts.discard_timeout or 30
+  local deadline = core.now() + limit
+  while true do
+    local st, m, c = self:state()
+    if not st then return nil, "cancel: " .. tostring(m), c end
+    if st.code == 10 or st.code == 11 then return true end
+    local left = deadline - core.now()
+    if left <= 0 then
+      return nil, ("cancel: AT^FOTADL=0 did not bring the module back to idle within %g s: "
+                   .. "it is still in state %d (%s)"):format(limit, st.code, st.name), "EMODULE"
+    end
+    loop.sleep(math.min(every, left))
+  end
 end
 
 --- The session's port.
