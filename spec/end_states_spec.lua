@@ -77,6 +77,33 @@ describe("end states (issue 11.1)", function()
     end)
   end
 
+  for _, v in ipairs(VARIANTS) do
+    it("hwfota.run twice, the second under a window policy (hwfota run): not_newer, idle (" .. label(v) .. ")", function()
+      local policy = require "hwfota.policy"
+      local s = start(v)
+      local ok, e = pcall(function()
+        local r = hwfota.run(s.path, {}, sim.opts{skip_model_check = true})
+        assert.equals("upgraded", r.status, r.message)
+        local open = policy.window{ranges = {{"00:00", "24:00"}},
+                                   clock = function() return {wday = 2, hour = 12, min = 0} end}
+        r = hwfota.run(s.path, open, sim.opts{skip_model_check = true})
+        assert.equals("not_newer", r.status, r.message)
+        assert.equals(10, last_state(s))
+        -- and the command with a policy file
+        local f = os.tmpname()
+        local fh = assert(io.open(f, "w"))
+        fh:write('return require("hwfota.policy").window{ranges = {{"00:00", "24:00"}}}')
+        fh:close()
+        local rc, out, err = run(cmd(s, "run", "--policy", f))
+        os.remove(f)
+        assert.equals(3, rc, out .. err)
+        assert.not_matches("ECOLLISION", err)
+      end)
+      s:stop()
+      assert(ok, e)
+    end)
+  end
+
   it("a module keeping 80 after a failed upgrade: the next check clears it and shows the offer", function()
     local s = start{"--upgrade-fail", "80"}
     local ok, e = pcall(function()
