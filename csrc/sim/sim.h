@@ -108,6 +108,9 @@ typedef struct {
     int n_ttys;                   /* --ttys: ttys per module, in interface order (1..SIM_MAX_TTYS) */
     int tty_role[SIM_MAX_TTYS];   /* SIM_ROLE_* of each */
     int pcui_index;               /* which of them is the AT port the module runs on */
+    int n_ttys_after;             /* --ttys-after: the layout after an upgrade (0: unchanged) */
+    int tty_role_after[SIM_MAX_TTYS];
+    int pcui_after;
     int reenumerate;              /* --reenumerate next: back under the next free numbers */
     char pin[32];
     int sms_slots;                /* SIM message storage size */

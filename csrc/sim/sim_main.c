@@ -164,31 +164,43 @@ typedef struct {
     double nmea_at;
 } sim_aux;
 
-static sim_aux *auxs;         /* modules x n_ttys; the PCUI's slot is unused */
+static sim_aux *auxs;         /* modules x tty_stride; the PCUI's slot is unused */
+static int tty_stride = 1;    /* the larger of the two layouts */
 static int *generation;       /* --reenumerate: how many times each module came back */
+static int *layout;           /* 1: the module runs the --ttys-after layout (upgraded) */
+
+static int lay_n(const sim_module *m) { return layout[m->idx] ? cfg.n_ttys_after : cfg.n_ttys; }
+static int lay_pcui(const sim_module *m) { return layout[m->idx] ? cfg.pcui_after : cfg.pcui_index; }
+static int lay_role(const sim_module *m, int j)
+{
+    return layout[m->idx] ? cfg.tty_role_after[j] : cfg.tty_role[j];
+}
+
+/* several ttys, other names or another layout: sidecars tell the harness */
+static int describe_ttys(void) { return tty_stride > 1 || cfg.reenumerate || cfg.n_ttys_after; }
 static const char *const role_names[] = {"pcui", "modem", "diag", "gps"};
 static const char *const role_triples[] = {"ff 01 02", "ff 01 01", "ff 01 03", "ff 01 05"};
 
-static sim_aux *aux_of(const sim_module *m, int j) { return &auxs[m->idx * cfg.n_ttys + j]; }
+static sim_aux *aux_of(const sim_module *m, int j) { return &auxs[m->idx * tty_stride + j]; }
 
 /* DIR/<prefix><n>: n counts up per tty and module; after each return with
  * --reenumerate the module takes the next block of numbers. */
 static void tty_path(const sim_module *m, int j, char *out, size_t cap)
 {
-    long n = cfg.name_start + ((long)generation[m->idx] * cfg.modules + m->idx) * cfg.n_ttys + j;
+    long n = cfg.name_start + ((long)generation[m->idx] * cfg.modules + m->idx) * tty_stride + j;
     snprintf(out, cap, "%s/%s%ld", cfg.dir, cfg.name_prefix, n);
 }
 
-static void write_sidecar(const char *path, int j)
+static void write_sidecar(const char *path, int j, int role)
 {
     char p[PATH_MAX + 160];
     snprintf(p, sizeof p, "%s.usb", path);
     FILE *f = fopen(p, "w");
     if (!f) return;
     char c[3], sc[3], pr[3];
-    sscanf(role_triples[cfg.tty_role[j]], "%2s %2s %2s", c, sc, pr);
+    sscanf(role_triples[role], "%2s %2s %2s", c, sc, pr);
     fprintf(f, "interface=%02x class=%s subclass=%s protocol=%s role=%s\n", j, c, sc, pr,
-            role_names[cfg.tty_role[j]]);
+            role_names[role]);
     fclose(f);
 }
 
@@ -235,8 +247,7 @@ static int link_pty(const char *name, const char *path)
 
 static void aux_down(sim_module *m)
 {
-    for (int j = 0; j < cfg.n_ttys; j++) {
-        if (j == cfg.pcui_index) continue;
+    for (int j = 0; j < tty_stride; j++) {
         sim_aux *a = aux_of(m, j);
         if (a->mfd < 0) continue;
         unlink(a->path);
@@ -253,15 +264,15 @@ static void aux_down(sim_module *m)
 
 static int aux_up(sim_module *m)
 {
-    for (int j = 0; j < cfg.n_ttys; j++) {
-        if (j == cfg.pcui_index) continue;
+    for (int j = 0; j < lay_n(m); j++) {
+        if (j == lay_pcui(m)) continue;
         sim_aux *a = aux_of(m, j);
         char name[64];
-        a->role = cfg.tty_role[j];
+        a->role = lay_role(m, j);
         a->iface = j;
         tty_path(m, j, a->path, sizeof a->path);
         if (new_pty(&a->mfd, &a->sfd, name) < 0) return -1;
-        write_sidecar(a->path, j);
+        write_sidecar(a->path, j, a->role);
         if (link_pty(name, a->path) < 0) {
             close(a->mfd);
             close(a->sfd);
@@ -330,8 +341,7 @@ static void aux_input(sim_module *m, sim_aux *a)
 /* GPS: one NMEA sentence (no fix) every model second while the port is up. */
 static void aux_tick(sim_module *m, double now, double *next)
 {
-    for (int j = 0; j < cfg.n_ttys; j++) {
-        if (j == cfg.pcui_index) continue;
+    for (int j = 0; j < tty_stride; j++) {
         sim_aux *a = aux_of(m, j);
         if (a->mfd < 0 || a->role != SIM_ROLE_GPS) continue;
         if (now >= a->nmea_at) {
@@ -353,8 +363,11 @@ int sim_publish(sim_module *m)
     char name[64];
     if (new_pty(&mfd, &sfd, name) < 0)
         return -1;
+    /* a new firmware may bring another USB composition (--ttys-after) */
+    if (cfg.n_ttys_after && m->boot_kind == BOOT_UPGRADE && m->f.upgrade_fail <= 0)
+        layout[m->idx] = 1;
     if (cfg.name_start >= 0)
-        tty_path(m, cfg.pcui_index, m->path, sizeof m->path);
+        tty_path(m, lay_pcui(m), m->path, sizeof m->path);
     /* the other ttys first: once the AT port's link is there, all are */
     if (aux_up(m) < 0) {
         aux_down(m);
@@ -362,8 +375,8 @@ int sim_publish(sim_module *m)
         close(sfd);
         return -1;
     }
-    if (cfg.n_ttys > 1 || cfg.reenumerate)
-        write_sidecar(m->path, cfg.pcui_index);
+    if (describe_ttys())
+        write_sidecar(m->path, lay_pcui(m), SIM_ROLE_PCUI);
     /* Publish atomically: a temporary link renamed over the stable path. */
     if (link_pty(name, m->path) < 0) {
         aux_down(m);
@@ -394,7 +407,7 @@ int sim_publish(sim_module *m)
 void sim_unpublish(sim_module *m, int remove_link)
 {
     if (remove_link) unlink(m->path);
-    if (remove_link && (cfg.n_ttys > 1 || cfg.reenumerate)) remove_sidecar(m->path);
+    if (remove_link && describe_ttys()) remove_sidecar(m->path);
     aux_down(m);
     /* a USB device that went away comes back under the next free tty numbers */
     if (cfg.reenumerate && m->mfd >= 0) generation[m->idx]++;
@@ -498,6 +511,10 @@ static void usage(FILE *o)
 "                         (default) or, as a USB device re-enumerated while the host still held\n"
 "                         its old ttys, under the next free numbers (modules x ttys further on:\n"
 "                         ttyUSB2 -> ttyUSB6 with 4 ttys); the .usb sidecars are written too\n"
+"  --ttys-after LIST      the ttys after a successful upgrade, as --ttys: a new firmware's USB\n"
+"                         composition (inferred: Huawei firmware can change its port layout),\n"
+"                         e.g. modem,pcui,diag,gps: the AT port is interface 1 and the old\n"
+"                         AT port's name another tty. Default: as before the upgrade\n"
 "  --closed-port keep|drop  lines sent while no host holds the port: kept in the pty buffer\n"
 "                         and read on the next open (default, deterministic), or lost as on\n"
 "                         a real USB port (URCs missed while closed; poll ^FOTASTATE?)\n"
@@ -688,7 +705,7 @@ static int set_str(char *dst, size_t cap, const char *v)
 }
 
 /* --ttys pcui,modem,diag,gps: roles in interface order, exactly one pcui. */
-static int parse_ttys(const char *v)
+static int parse_ttys(const char *v, int *roles, int *count, int *pcui_out)
 {
     if (!v || !*v || strlen(v) >= 128) return -1;
     char buf[128];
@@ -703,11 +720,11 @@ static int parse_ttys(const char *v)
             if (pcui >= 0) return -1;
             pcui = n;
         }
-        cfg.tty_role[n++] = r;
+        roles[n++] = r;
     }
     if (pcui < 0) return -1;
-    cfg.n_ttys = n;
-    cfg.pcui_index = pcui;
+    *count = n;
+    *pcui_out = pcui;
     return 0;
 }
 
@@ -755,7 +772,9 @@ static int apply_option(const char *k, const char *v)
         else if (v && !strcmp(v, "keep")) cfg.drop_closed = 0;
         else return -1;
     }
-    else if (!strcmp(k, "ttys")) return parse_ttys(v);
+    else if (!strcmp(k, "ttys")) return parse_ttys(v, cfg.tty_role, &cfg.n_ttys, &cfg.pcui_index);
+    else if (!strcmp(k, "ttys-after"))
+        return parse_ttys(v, cfg.tty_role_after, &cfg.n_ttys_after, &cfg.pcui_after);
     else if (!strcmp(k, "reenumerate")) {
         if (v && !strcmp(v, "next")) cfg.reenumerate = 1;
         else if (v && !strcmp(v, "same")) cfg.reenumerate = 0;
@@ -947,15 +966,21 @@ int main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    if ((cfg.n_ttys > 1 || cfg.reenumerate) && cfg.name_start < 0) {
-        fprintf(stderr, "hwfota-sim: --ttys/--reenumerate need a numbered --name (e.g. ttyUSB0)\n");
+    tty_stride = cfg.n_ttys > cfg.n_ttys_after ? cfg.n_ttys : cfg.n_ttys_after;
+    if (describe_ttys() && cfg.name_start < 0) {
+        fprintf(stderr, "hwfota-sim: --ttys/--ttys-after/--reenumerate need a numbered --name "
+                "(e.g. ttyUSB0)\n");
         return 2;
     }
     mods = calloc((size_t)cfg.modules, sizeof *mods);
-    auxs = calloc((size_t)cfg.modules * (size_t)cfg.n_ttys, sizeof *auxs);
+    auxs = calloc((size_t)cfg.modules * (size_t)tty_stride, sizeof *auxs);
     generation = calloc((size_t)cfg.modules, sizeof *generation);
-    if (!mods || !auxs || !generation) { fprintf(stderr, "hwfota-sim: out of memory\n"); return 1; }
-    for (int i = 0; i < cfg.modules * cfg.n_ttys; i++) auxs[i].mfd = auxs[i].sfd = -1;
+    layout = calloc((size_t)cfg.modules, sizeof *layout);
+    if (!mods || !auxs || !generation || !layout) {
+        fprintf(stderr, "hwfota-sim: out of memory\n");
+        return 1;
+    }
+    for (int i = 0; i < cfg.modules * tty_stride; i++) auxs[i].mfd = auxs[i].sfd = -1;
     int rc = 0;
     for (int i = 0; i < cfg.modules; i++) {
         sim_module *m = &mods[i];
@@ -979,7 +1004,7 @@ int main(int argc, char **argv)
         sim_log(-1, "\"ev\":\"ready\",\"modules\":%d", cfg.modules);
     }
 
-    size_t nslots = (size_t)cfg.modules * (size_t)cfg.n_ttys + 2;
+    size_t nslots = (size_t)cfg.modules * (size_t)tty_stride + 2;
     struct pollfd *pfd = calloc(nslots, sizeof *pfd);
     int *pmod = calloc(nslots, sizeof *pmod);
     while (rc == 0 && !stop_sig && pfd && pmod) {
@@ -991,15 +1016,15 @@ int main(int argc, char **argv)
             sim_module *m = &mods[i];
             double d = mod_next_deadline(m);
             if (d > 0 && (next == 0 || d < next)) next = d;
-            if (cfg.n_ttys > 1) {
+            if (tty_stride > 1) {
                 aux_tick(m, now, &next);
-                for (int j = 0; j < cfg.n_ttys; j++) {
+                for (int j = 0; j < tty_stride; j++) {
                     sim_aux *a = aux_of(m, j);
-                    if (j == cfg.pcui_index || a->mfd < 0) continue;
+                    if (a->mfd < 0) continue;
                     pfd[n].fd = a->mfd;
                     pfd[n].events = POLLIN;
                     pfd[n].revents = 0;
-                    pmod[n++] = -2 - (i * cfg.n_ttys + j);   /* an aux tty */
+                    pmod[n++] = -2 - (i * tty_stride + j);   /* an aux tty */
                 }
             }
             if (!mod_port_open(m)) continue;
@@ -1040,7 +1065,7 @@ int main(int argc, char **argv)
                 int slot = -2 - pmod[k];
                 sim_aux *a = &auxs[slot];
                 if (a->mfd == pfd[k].fd && (pfd[k].revents & POLLIN))
-                    aux_input(&mods[slot / cfg.n_ttys], a);
+                    aux_input(&mods[slot / tty_stride], a);
                 continue;
             }
             sim_module *m = &mods[pmod[k]];
@@ -1067,6 +1092,7 @@ int main(int argc, char **argv)
     free(mods);
     free(auxs);
     free(generation);
+    free(layout);
     for (int i = 0; i < SIM_MAX_MODULES; i++) free(cfg.module_faults[i]);
     return rc;
 }
