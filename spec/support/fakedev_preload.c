@@ -286,6 +286,50 @@ static int is_tty_name(const char *n)
            strspn(n + 6, "0123456789") == strlen(n + 6) && strlen(n) < 32;
 }
 
+/* What each listed tty was built from (its sidecar line and pty), by name. */
+#define MAX_SEEN 64
+static struct {
+    char name[32];
+    char key[192];
+} g_seen[MAX_SEEN];
+
+static int seen_slot(const char *name)
+{
+    int free_slot = -1;
+    for (int i = 0; i < MAX_SEEN; i++) {
+        if (!strcmp(g_seen[i].name, name))
+            return i;
+        if (free_slot < 0 && !g_seen[i].name[0])
+            free_slot = i;
+    }
+    if (free_slot >= 0 && strlen(name) < sizeof g_seen[0].name) {
+        memcpy(g_seen[free_slot].name, name, strlen(name) + 1);
+        g_seen[free_slot].key[0] = '\0';
+    }
+    return free_slot;
+}
+
+/* Remove the by-id links (in the tree's directory byid) that point to tty. */
+static void unlink_by_id_of(const char *byid, const char *tty)
+{
+    DIR *d = opendir(byid);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        char p[PATH_MAX], target[PATH_MAX];
+        if (snprintf(p, sizeof p, "%s/%s", byid, de->d_name) >= (int)sizeof p)
+            continue;
+        ssize_t n = readlink(p, target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        const char *t = strrchr(target, '/');
+        if (!strcmp(t ? t + 1 : target, tty))
+            unlink(p);
+    }
+    if (d)
+        closedir(d);
+}
+
 /* Directory mode: make the tree list exactly the ttys whose link and sidecar
  * exist in the simulator's directory now. */
 static void refresh_dir(void)
@@ -346,26 +390,40 @@ static void refresh_dir(void)
             continue;
         if (stat(p, &st) != 0)
             continue;           /* dangling: the pty is gone */
-        if (snprintf(p, sizeof p, "%s/%s", cls, de->d_name) >= (int)sizeof p)
-            continue;
-        if (lstat(p, &st) == 0)
-            continue;           /* listed already */
         if (snprintf(p, sizeof p, "%s/%s.usb", dir, de->d_name) >= (int)sizeof p)
             continue;
         FILE *f = fopen(p, "r");
         if (!f)
             continue;
+        char line[128] = "";
+        char *got_line = fgets(line, sizeof line, f);
+        fclose(f);
         unsigned iface = 0;
         char c[8] = "", sc[8] = "", pr[8] = "", triple[32];
-        int got = fscanf(f, "interface=%x class=%7s subclass=%7s protocol=%7s", &iface, c, sc, pr);
-        fclose(f);
-        if (got != 4 || iface > 255)
+        if (!got_line || sscanf(line, "interface=%x class=%7s subclass=%7s protocol=%7s", &iface,
+                                c, sc, pr) != 4 || iface > 255)
             continue;
         if (snprintf(triple, sizeof triple, "%s/%s/%s", c, sc, pr) >= (int)sizeof triple)
             continue;
+        /* listed already with this description and pty? (a tty of the same name may
+         * come back as another interface after a reset: then it is rebuilt) */
+        char key[sizeof g_seen[0].key], pts[PATH_MAX] = "";
+        if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= (int)sizeof p)
+            continue;
+        ssize_t pl = readlink(p, pts, sizeof pts - 1);
+        pts[pl > 0 ? pl : 0] = '\0';
+        snprintf(key, sizeof key, "%s %s", line, pts);
+        int slot = seen_slot(de->d_name);
+        if (snprintf(p, sizeof p, "%s/%s", cls, de->d_name) >= (int)sizeof p)
+            continue;
+        if (lstat(p, &st) == 0 && slot >= 0 && !strcmp(g_seen[slot].key, key))
+            continue;
+        unlink(p);
+        unlink_by_id_of(byid, de->d_name);
         char rel[PATH_MAX];
-        if (build_node(usbdev, de->d_name, (int)iface, triple, rel, sizeof rel) == 0)
-            link_tty(de->d_name, (int)iface, rel);
+        if (build_node(usbdev, de->d_name, (int)iface, triple, rel, sizeof rel) == 0 &&
+            link_tty(de->d_name, (int)iface, rel) == 0 && slot >= 0)
+            memcpy(g_seen[slot].key, key, sizeof key);
     }
     if (d)
         closedir(d);
