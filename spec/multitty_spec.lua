@@ -75,6 +75,7 @@ describe("several ttys per module (hwfota-sim --ttys, fakedev directory mode)", 
     local s = sim.start(args())
     local out, rc = lua_child(s, LIST)
     local listed, lrc = hwfota_cmd(s, "list")
+    local js, jrc = sh(under(s) .. "lua5.4 " .. q(top .. "/lua/bin/hwfota") .. " list --json")
     local hidden = lua_child(s, LIST, {HWFOTA_FAKEDEV_HIDE = "class"})
     s:stop()
     assert.equals(0, rc, out)
@@ -89,6 +90,14 @@ describe("several ttys per module (hwfota-sim --ttys, fakedev directory mode)", 
     assert.equals(0, lrc, listed)
     assert.matches("/dev/ttyUSB2%s+12d1:1573.-huawei  if02 pcui", listed)
     assert.matches("/dev/ttyUSB3%s+12d1:1573.-huawei  if03 gps", listed)
+    assert.equals(0, jrc, js)
+    local doc = assert(require("dkjson").decode(js), js)
+    local pcui = doc.ports[3]
+    assert.equals("/dev/ttyUSB2", pcui.path)
+    assert.equals("pcui", pcui.role)
+    assert.equals(2, pcui.interface)
+    assert.equals("ff/01/02", pcui.class)
+    assert.matches("^/dev/serial/by%-id/usb%-.*%-if02%-port0$", pcui.by_id)
     -- without the class triple the role is unknown; the interface number stays
     assert.matches("port /dev/ttyUSB2 if=2 class=nil role=nil huawei=true", hidden, 1, true)
   end)
