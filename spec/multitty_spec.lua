@@ -170,27 +170,30 @@ print("to", report.to)
 print("path-after", port:path())
 ]]
 
-  it("hwfota.run on the found PCUI follows it to another ttyUSB name and confirms the IMEI", function()
-    local s = sim.start(args{"--reenumerate", "next"})
-    local out, rc = lua_child(s, RUN)
-    local up2 = s:index({ev = "port", what = "up", path = s.dir .. "/ttyUSB6"})
-    local cgsn_after = 0
-    for i, e in ipairs(s:read()) do
-      if i > up2 and up2 > 0 and e.m == 0 and e.dir == "rx" and e.line == "AT+CGSN" then
-        cgsn_after = cgsn_after + 1
+  for _, closed in ipairs{"keep", "drop"} do
+    it("hwfota.run on the found PCUI follows it to another ttyUSB name and confirms the IMEI " ..
+       "(--closed-port " .. closed .. ")", function()
+      local s = sim.start(args{"--reenumerate", "next", "--closed-port", closed})
+      local out, rc = lua_child(s, RUN)
+      local up2 = s:index({ev = "port", what = "up", path = s.dir .. "/ttyUSB6"})
+      local cgsn_after = 0
+      for i, e in ipairs(s:read()) do
+        if i > up2 and up2 > 0 and e.m == 0 and e.dir == "rx" and e.line == "AT+CGSN" then
+          cgsn_after = cgsn_after + 1
+        end
       end
-    end
-    local aux = aux_rx(s)
-    s:stop()
-    assert.equals(0, rc, out)
-    assert.matches("found\t/dev/ttyUSB2", out, 1, true)
-    assert.matches("status\tupgraded", out, 1, true)
-    assert.matches("to\t" .. sim.TO, out, 1, true)
-    assert.matches("path-after\t/dev/ttyUSB6", out, 1, true)
-    assert.is_true(up2 > 0, "the module came back as ttyUSB6")
-    assert.is_true(cgsn_after >= 1, "the IMEI was read again on the new port")
-    assert.same({}, aux)
-  end)
+      local aux = aux_rx(s)
+      s:stop()
+      assert.equals(0, rc, out)
+      assert.matches("found\t/dev/ttyUSB2", out, 1, true)
+      assert.matches("status\tupgraded", out, 1, true)
+      assert.matches("to\t" .. sim.TO, out, 1, true)
+      assert.matches("path-after\t/dev/ttyUSB6", out, 1, true)
+      assert.is_true(up2 > 0, "the module came back as ttyUSB6")
+      assert.is_true(cgsn_after >= 1, "the IMEI was read again on the new port")
+      assert.same({}, aux)
+    end)
+  end
 
   it("never reopens the old name when it is another tty now (a new firmware's layout)", function()
     -- after the upgrade the module's AT port is interface 1 (ttyUSB1) and ttyUSB2
