@@ -63,6 +63,22 @@ local function same_tty(p, id)
   return true
 end
 
+-- Paths of the ports with identity id now.
+local function matches(id)
+  local found = {}
+  for _, p in ipairs(core.list_ports() or {}) do
+    if p.vid == id.vid and p.pid == id.pid and p.serial == id.serial and same_tty(p, id) then
+      found[#found + 1] = p.path
+    end
+  end
+  return found
+end
+
+local function ambiguous(id, found)
+  return ("%d ports match %04x:%04x serial %s: %s"):format(#found, id.vid, id.pid,
+         tostring(id.serial), table.concat(found, ", "))
+end
+
 --- Find the port that has identity `id` now.
 -- @tparam table id from `of`
 -- @treturn string|nil the path, or nil when no port matches (yet)
@@ -71,18 +87,9 @@ function M.find(id)
   if type(id) ~= "table" then
     error(("bad argument #1 to 'find' (table expected, got %s)"):format(type(id)), 2)
   end
-  local ports = core.list_ports()
-  local found = {}
-  for _, p in ipairs(ports or {}) do
-    if p.vid == id.vid and p.pid == id.pid and p.serial == id.serial and same_tty(p, id) then
-      found[#found + 1] = p.path
-    end
-  end
+  local found = matches(id)
   if #found == 1 then return found[1] end
-  if #found > 1 then
-    return nil, ("%d ports match %04x:%04x serial %s: %s"):format(#found, id.vid, id.pid,
-                tostring(id.serial), table.concat(found, ", "))
-  end
+  if #found > 1 then return nil, ambiguous(id, found) end
   return nil
 end
 
@@ -90,7 +97,9 @@ end
 -- After a reset the module's ttys may come back under other numbers, and its old
 -- name may then be another of its ttys: with an identity that tells its ttys apart
 -- (`distinct`) only the port found by identity is opened, never the old name
--- blindly; without one, the old name first, then a single match by identity.
+-- blindly (when several ports match, as identical modules without a USB serial
+-- do, the old name only if it is one of them); without one, the old name first,
+-- then a single match by identity.
 -- The caller still confirms the module (IMEI) before sending anything that
 -- changes its state.
 -- @param port a lost port (`hwfota.open`)
@@ -102,9 +111,16 @@ function M.reopen(port, id)
     error(("bad argument #2 to 'reopen' (table expected, got %s)"):format(type(id)), 2)
   end
   if M.distinct(id) then
-    local path, why = M.find(id)
+    local found, path = matches(id), nil
+    if #found == 1 then
+      path = found[1]
+    else
+      -- several (identical modules without a USB serial): the old name if it is one
+      -- of them (the IMEI check tells whether it is still our module)
+      for _, f in ipairs(found) do if f == port:path() then path = f end end
+    end
     if not path then
-      if why then return nil, why, "EAMBIGUOUS" end
+      if #found > 1 then return nil, ambiguous(id, found), "EAMBIGUOUS" end
       return nil, ("no port with the identity of %s yet"):format(tostring(id.path)), "ENOENT"
     end
     local ok, msg, code = port:reopen(path)
