@@ -101,6 +101,7 @@ typedef struct {
     char unsupported[SIM_STR];    /* --unsupported: "+CMEE?,+CPIN" (names or name+form) */
     int cmee_default;
     int drop_closed;              /* lines sent while no host holds the port are lost */
+    int resume_needs_mode;        /* after a boot, 31 resumes only after AT^FOTAMODE ..,1 */
     char pin[32];
     int sms_slots;                /* SIM message storage size */
     sim_faults faults;
@@ -145,6 +146,8 @@ typedef struct sim_module {
     char apn[SIM_STR], user[SIM_STR], pw[SIM_STR];
     int auth;
     int auto_query, auto_dl, auto_up, resume, period;
+    int mode_wanted;              /* a download pending in 31 survived a boot and no
+                                     AT^FOTAMODE with resume=1 came since */
     int state;
     int have_delta;               /* a version was found (12 reached) */
     double done;                  /* bytes downloaded */
