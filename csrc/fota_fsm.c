@@ -1486,6 +1486,18 @@ static int is_collision(const hf_fota_event *ev)
     return hf_contains_ci(ev->text, ev->text_len, "collision");
 }
 
+/* A prerequisite query (AT+CPIN?, AT+CREG?, AT+CGREG?) this firmware does not know:
+ * ERROR / COMMAND NOT SUPPORT / TOO MANY PARAMETERS, or +CME ERROR 4 / 100 / "not
+ * support". Its answer is unknown, not a failed SIM or registration. */
+static int prereq_unsupported(const hf_fota_event *ev)
+{
+    if (ev->final == HF_FF_ERROR)
+        return 1;
+    return ev->final == HF_FF_CME && (ev->code == 4 || ev->code == 100 ||
+                                      hf_contains_ci(ev->text, ev->text_len, "not support") ||
+                                      hf_contains_ci(ev->text, ev->text_len, "unknown"));
+}
+
 static void on_error(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
 {
     char text[96];
@@ -1521,8 +1533,17 @@ static void on_error(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
         f->pause_requested = 0;
         notice(f, "the module refused to pause (%s): resumable transfer off or not "
                "supported; the download continues", text);
+    } else if ((c == HF_CMD_CPIN || c == HF_CMD_CREG || c == HF_CMD_CGREG) &&
+               f->cmd_in_script && prereq_unsupported(ev)) {
+        notice(f, "the module answered %s with \"%s\": %s is unknown, going on (a real "
+               "problem shows in the version query; check_prereq=false, hwfota "
+               "--no-prereq, skips these queries)", hf_fota_cmd_name(c), text,
+               c == HF_CMD_CPIN ? "the SIM state" : c == HF_CMD_CREG ?
+               "the network registration" : "the packet data registration");
+        script_next(f);
     } else if (c == HF_CMD_CPIN) {
-        fail(f, "ESIM", code, "SIM not ready (%s): insert or unlock the SIM", text);
+        fail(f, "ESIM", code, "SIM not ready: the module answered AT+CPIN? with \"%s\"; "
+             "insert or unlock the SIM", text);
     } else if (c == HF_CMD_FOTADET) {
         fail(f, "EDETECT", code, "the module refused AT^FOTADET (%s): its FOTA state must "
              "be idle and no data session active", text);
@@ -1533,7 +1554,8 @@ static void on_error(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
         fail(f, "EUNSUPPORTED", code, "AT^FOTASTATE? failed (%s): this firmware may lack "
              "FOTA", text);
     } else if (c == HF_CMD_CREG || c == HF_CMD_CGREG) {
-        fail(f, "ENOTREG", code, "%s failed (%s)", hf_fota_cmd_name(c), text);
+        fail(f, "ENOTREG", code, "not registered: the module answered %s with \"%s\"",
+             hf_fota_cmd_name(c), text);
     } else {
         fail(f, "EMODULE", code, "the module refused %s (%s)", f->cmd_text, text);
     }

@@ -1717,6 +1717,60 @@ static void test_fwup_record_without_command(void)
     CHECK_INT(hf_fota_restore(&h->f, &b, &e), -1);
 }
 
+/* Issue 11.8: a prerequisite query the firmware does not know (COMMAND NOT SUPPORT,
+ * ERROR, +CME ERROR: operation not supported) is unknown, not "SIM not ready": a
+ * notice that quotes the module, and the run goes on. A SIM that needs its PIN or
+ * is missing stays ESIM, and a real "not registered" stays ENOTREG. */
+static void test_prereq_unsupported(void)
+{
+    harness *h = &H;
+    static const struct {
+        const char *cmd;
+        hf_fota_final fin;
+        long code;
+        const char *text;
+        const char *fails;          /* NULL: goes on */
+    } cases[] = {
+        {"AT+CPIN?", HF_FF_ERROR, -1, "COMMAND NOT SUPPORT", NULL},
+        {"AT+CPIN?", HF_FF_ERROR, -1, "ERROR", NULL},
+        {"AT+CPIN?", HF_FF_CME, 4, "operation not supported", NULL},
+        {"AT+CREG?", HF_FF_ERROR, -1, "COMMAND NOT SUPPORT", NULL},
+        {"AT+CGREG?", HF_FF_ERROR, -1, "ERROR", NULL},
+        {"AT+CPIN?", HF_FF_CME, 11, "SIM PIN required", "ESIM"},
+        {"AT+CPIN?", HF_FF_CME, 10, "SIM not inserted", "ESIM"},
+        {"AT+CREG?", HF_FF_CME, 30, "no network service", "ENOTREG"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hf_fota_config c = full_cfg(0);
+        h_init(h, &c);
+        h->m.auto_upgrade = 0;
+        h->stop_cmd = cases[i].cmd;
+        h_start(h);
+        h_run(h, -1, 100);
+        CHECK_STR(h->pend, cases[i].cmd);
+        h->stop_cmd = NULL;
+        int notices = h->notices;
+        h_result(h, cases[i].fin, cases[i].code, cases[i].text, NULL, 0);
+        if (cases[i].fails) {
+            CHECK_STR(h->failed, cases[i].fails);
+            CHECK(strstr(h->failed_msg, cases[i].text) != NULL, "says what the module said: %s",
+                  h->failed_msg);
+            continue;
+        }
+        CHECK_STR(h->failed, "");
+        CHECK(h->notices > notices, "case %zu: a notice", i);
+        h_run(h, -1, 500);
+        CHECK_STR(h->done, "upgraded");
+    }
+    /* +CPIN: SIM PIN answered: ESIM as before */
+    hf_fota_config c = full_cfg(0);
+    h_init(h, &c);
+    h->m.sim_pin = 1;
+    h_start(h);
+    h_run(h, -1, 100);
+    CHECK_STR(h->failed, "ESIM");
+}
+
 int main(void)
 {
     CHECK_SUITE("fota_fsm");
@@ -1750,6 +1804,7 @@ int main(void)
     test_restore_terminal_target_not_trusted();
     test_mode_before_every_download();
     test_fwup_record_without_command();
+    test_prereq_unsupported();
     test_random();
     return CHECK_END();
 }

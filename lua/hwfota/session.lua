@@ -153,7 +153,9 @@ function Driver:on_result(id, command, res, msg, code, detail)
     ev.final = status_final[code] or (detail and detail.kind) or "ERROR"
     if ev.final == "NONE" then ev.final = "ERROR" end
     if detail then
-      ev.lines, ev.code, ev.text = detail.lines, detail.code, detail.text
+      -- the module's words: the CME text, else the final line (COMMAND NOT SUPPORT)
+      local final_line = detail.final ~= "" and detail.final or nil
+      ev.lines, ev.code, ev.text = detail.lines, detail.code, detail.text or final_line
     end
     self:trace("response", tostring(msg))
   end
@@ -409,7 +411,14 @@ end
 
 --- Start the machine (restoring the journal when there is one).
 function Driver:start(previous)
-  local fsm, msg, code = core.fota_new(self.opts.fsm)
+  local fopts = self.opts.fsm
+  if fopts.auto_upgrade_ok and self.policy.on_downloaded ~= nil then
+    -- a policy decides after the download: the module must not apply the image by
+    -- itself before it is asked (AT^FOTAMODE=0,0,0,1, then AT^FWUP on "upgrade")
+    fopts = shallow_copy(fopts)
+    fopts.auto_upgrade_ok = false
+  end
+  local fsm, msg, code = core.fota_new(fopts)
   if not fsm then return nil, msg, code end
   self.fsm = fsm
   -- USB identity of a serial port, to find it again after the module's reset
