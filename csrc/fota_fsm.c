@@ -963,7 +963,7 @@ static void verify_evaluate(hf_fota *f)
         if (f->now < f->up_at + f->cfg.boot_settle)
             return;                  /* polled meanwhile (verify_every) */
         const char *run = f->have_running ? f->running.text : "the old firmware";
-        if (f->restored_file && f->fwup_count == 1 && !f->fwup_retry && f->image_verified &&
+        if (f->fwup_restored && f->fwup_count == 1 && !f->fwup_retry && f->image_verified &&
             f->have_target && (f->cfg.force || version_newer(f))) {
             /* A restarted host: the journal says AT^FWUP, but the previous process may
              * have died after writing that record and before the command reached the
@@ -978,7 +978,7 @@ static void verify_evaluate(hf_fota *f)
             enter(f, HF_PH_DECIDE_UPGRADE);
             return;
         }
-        if (f->restored_file && f->fwup_retry)
+        if (f->fwup_restored && f->fwup_retry)
             discard_then_fail(f, "EUPGRADE", 40, "AT^FWUP may not have reached the module: "
                               "it still holds the image in 40 and runs %s, after the one "
                               "AT^FWUP a restart allows was sent too. It is never repeated "
@@ -2011,7 +2011,7 @@ int hf_fota_restore_from(hf_fota *f, const hf_fota_snapshot *s, int carried, hf_
         signbit(s->phase_at) || s->started_at > 1e12 || s->phase_at > 1e12)   /* -0.0 too */
         return hf_error_set(err, "EJOURNAL", "journal timestamps out of range");
     f->restored = 1;
-    f->restored_file = !carried;
+    f->fwup_restored = !carried && s->fwup_sent;
     f->restored_phase = s->phase;
     f->from = from;
     f->have_from = have_from;

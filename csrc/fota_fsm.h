@@ -259,7 +259,8 @@ typedef struct hf_fota {
     int fwup_sent, image_verified;
     unsigned image_seq, detect_attempts, resume_attempts, fwup_count;
     int restored;                   /* started from a journal */
-    int restored_file;              /* ... from a journal file (not a carried snapshot) */
+    int fwup_restored;              /* ... from a journal file (not a carried snapshot)
+                                       saying AT^FWUP was sent (by an earlier process) */
     int fwup_retry;                 /* the once-only AT^FWUP after a restart went out */
     int fwup_again;                 /* that AT^FWUP is allowed now (not journaled) */
     /* AT^FOTAMODE since the port last opened: the module resumes a download only

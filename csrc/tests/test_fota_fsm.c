@@ -1690,6 +1690,35 @@ static void test_fwup_record_without_command(void)
     CHECK_STR(h->failed, "EUPGRADE");
     CHECK_INT(h_sent_count(h, "AT^FWUP"), 0);
 
+    /* found by fuzz_fsm: restored from a journal WITHOUT fwup_sent (decide_upgrade),
+     * this process sends AT^FWUP, the port goes with it, the module stays in 40: that
+     * is the in-process case (the command was written), no retry */
+    {
+        hf_fota_snapshot s = snap_in(HF_PH_DECIDE_UPGRADE);
+        hf_error e;
+        s.size = 79114;
+        s.image_verified = 1;
+        s.image_seq = 1;
+        h_init(h, &c);
+        h->m.auto_upgrade = 0;
+        h->m.state = 40;
+        hf_strlcpy(h->fed_offer, sizeof h->fed_offer, "12.815.01.04.00");
+        CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
+        h->stop_cmd = "AT^FWUP";
+        h_start(h);
+        h_run(h, -1, 500);
+        CHECK_STR(h->pend, "AT^FWUP");
+        h->stop_cmd = NULL;
+        h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);   /* lost as it was written */
+        h_simple(h, HF_EV_PORT_LOST);
+        h_port_back_after(h, 3);
+        h_run(h, -1, 500);
+        CHECK_STR(h->failed, "EUPGRADE");
+        CHECK_INT(h_sent_count(h, "AT^FWUP"), 1);
+        CHECK_INT(h->f.fwup_retry, 0);
+        CHECK_INT(h->violations, 0);
+    }
+
     /* the module starts its boot-time upgrade within the settle time: followed */
     start_after_fwup_record(h, &c, 0, 0);
     h_run(h, -1, 4);
