@@ -138,3 +138,40 @@ describe("flow: host killed in the download, module power loss, new host from th
     end)
   end
 end)
+
+describe("session: s:resume() between steps after a power loss", function()
+  local s
+  after_each(function() if s then s:stop(); s = nil end end)
+
+  it("sends the mode (resume on) before AT^FOTADL=1: the download continues", function()
+    s = sim.start{"--time-scale", "0.03", "--power-loss", "byte=30000"}
+    local ses = assert(hwfota.session(s.path, sim.opts{skip_model_check = true}))
+    assert.is_table(ses:detect())
+    local port = ses:port_object()
+    assert(port:command("AT^FOTADL=1", {expect = "none"}))
+    assert.is_not_nil(s:wait_for({ev = "fault", fault = "power-loss"}, 10), "power loss")
+    local lost = s:index{ev = "fault", fault = "power-loss"}
+    local deadline = core.now() + 10
+    local up = false
+    while not up and core.now() < deadline do
+      for i, e in ipairs(s:read()) do
+        if i > lost and e.m == 0 and e.ev == "port" and e.what == "up" then up = true end
+      end
+      if not up then core.poll({}, 0.02) end
+    end
+    while not port:is_lost() and core.now() < deadline do core.poll({port}, 0.05) end
+    assert.is_true(port:is_lost(), "the host saw the port go")
+    local back
+    repeat
+      core.poll({}, 0.05)
+      back = port:reopen()
+    until back or core.now() > deadline
+    assert.is_truthy(back, "the port came back")
+    assert.is_not_nil(s:wait_for({ev = "state", state = 31}, 5))
+    assert(ses:resume())
+    assert.equal(2, mode_before_each_download(s))
+    assert.equal(1, #s:select{ev = "resume", what = "continued"})
+    assert.equal(0, #s:select{ev = "resume", what = "from-zero"})
+    ses:close()
+  end)
+end)

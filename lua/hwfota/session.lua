@@ -843,6 +843,8 @@ function Session:mode(p)
   end
   local res, msg, code = command(self, cmd)
   if not res then return nil, msg, code end
+  self.mode_set = {b("auto_query", false), b("auto_download", false), b("auto_upgrade", false),
+                   p.period}
   return true
 end
 
@@ -928,9 +930,22 @@ function Session:pause()
   if self.control then return self.control.pause() end
   return direct(self, "AT^FOTADL=2", "pause")
 end
---- Resume a pending download (AT^FOTADL=1 from state 31).
+--- Resume a pending download (AT^FOTADL=1 from state 31). Between steps the mode
+-- goes first, resume on (the last `s:mode`, else the session's `mode` option, else
+-- 0,0,0,1): after a boot the module continues only after AT^FOTAMODE (guide 2.3.3).
 function Session:resume()
   if self.control then return self.control.resume() end
+  local m = self.mode_set
+  if not m and type(self.opts.mode) == "table" then
+    local o = self.opts.mode
+    m = {o.auto_query and 1 or 0, o.auto_download and 1 or 0, o.auto_upgrade and 1 or 0,
+         o.period}
+  end
+  m = m or {0, 0, 0}
+  local cmd = ("AT^FOTAMODE=%d,%d,%d,1"):format(m[1], m[2], m[3])
+  if math.type(m[4]) == "integer" then cmd = cmd .. "," .. m[4] end
+  local ok, msg, code = direct(self, cmd, "resume")
+  if not ok then return nil, msg, code end
   return direct(self, "AT^FOTADL=1", "resume")
 end
 --- Abandon the update and bring the module back to idle (AT^FOTADL=0).
