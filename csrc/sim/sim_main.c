@@ -529,6 +529,10 @@ static void usage(FILE *o)
 "                         reported and a download stops\n"
 "  --discard-urc on|off   ^FOTASTATE: 10 URC when a discard took (default off: the host must\n"
 "                         query AT^FOTASTATE? to see it)\n"
+"  --resume-needs-mode on|off  after a boot, a download pending in 31 continues the remained\n"
+"                         data only if AT^FOTAMODE with resume=1 came since that boot (guide\n"
+"                         2.3.3); otherwise AT^FOTADL=1 downloads from zero (on, default), or\n"
+"                         it resumes anyway (off)\n"
 "Timeline (model seconds):\n"
 "  --image-size B         size of file 1 \"IMAGE\" (default 1324)\n"
 "  --xnv-size B           size of file 2 \"XNV\" (default 77790; delta = sum = 79114)\n"
@@ -783,6 +787,11 @@ static int apply_option(const char *k, const char *v)
         else if (v && !strcmp(v, "keep")) cfg.drop_closed = 0;
         else return -1;
     }
+    else if (!strcmp(k, "resume-needs-mode")) {
+        if (v && !strcmp(v, "on")) cfg.resume_needs_mode = 1;
+        else if (v && !strcmp(v, "off")) cfg.resume_needs_mode = 0;
+        else return -1;
+    }
     else if (!strcmp(k, "ttys")) return parse_ttys(v, cfg.tty_role, &cfg.n_ttys, &cfg.pcui_index);
     else if (!strcmp(k, "ttys-after"))
         return parse_ttys(v, cfg.tty_role_after, &cfg.n_ttys_after, &cfg.pcui_after);
@@ -898,6 +907,7 @@ static void defaults(void)
     cfg.end_state = END_KEEP;
     cfg.discard_delay = 2;
     cfg.discard_urc = 0;
+    cfg.resume_needs_mode = 1;
     snprintf(cfg.pin, sizeof cfg.pin, "1234");
     cfg.sms_slots = SIM_SMS_SLOTS;
     cfg.n_ttys = 1;
