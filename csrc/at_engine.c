@@ -493,9 +493,11 @@ static void on_line(void *ud, hf_tok_kind kind, const char *line, size_t len)
     if (at->input_aborted)
         return;
     if (kind == HF_TOK_OVERFLOW) {
+        /* Dropped, counted, reported; the command in flight goes on. A line
+         * that long is no answer of any AT command we send (noise, a port
+         * streaming data, a final buried in garbage): the command still gets
+         * its own final, or times out honestly, never a verdict from noise. */
         at->overflows++;
-        if (at->in_flight && flight_cmd(at)->expect != HF_AT_EXPECT_NONE)
-            at->resp_overflow = 1;   /* the lost line may have been its answer */
         emit_num(at, HF_AT_EV_OVERFLOW, len);
         return;
     }

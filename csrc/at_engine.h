@@ -25,8 +25,11 @@
  *      ("^FOTASTATE:" for AT^FOTASTATE?, "+CREG:" for AT+CREG?): response;
  *   6. else, in HF_AT_EXPECT_ALL mode the line is response, otherwise unsolicited.
  * Unsolicited lines go to on_urc; nothing is ever left in a buffer. A line
- * dropped as over-long while a command is in flight marks that command's
- * response as incomplete (status HF_AT_STATUS_OVERFLOW).
+ * longer than HF_AT_LINE_MAX - 1 bytes (noise, a flood without line ends) is
+ * dropped, counted (overflows) and reported (HF_AT_EV_OVERFLOW, its length);
+ * it does not touch the command in flight, which still completes with its own
+ * final result or times out (HF_AT_STATUS_OVERFLOW only means the response
+ * itself exceeded HF_AT_RESP_LINES or HF_AT_RESP_BYTES).
  *
  * After a timeout the line is out of step: the module answers one command at a
  * time, in order, so the timed-out command's answer may still come. Before the
@@ -123,7 +126,8 @@ typedef enum {
     HF_AT_STATUS_DONE = 0,    /* a final result arrived (OK or an error final) */
     HF_AT_STATUS_TIMEOUT,     /* deadline passed; engine resynchronises */
     HF_AT_STATUS_PORTLOST,    /* hf_at_port_lost() while queued or in flight */
-    HF_AT_STATUS_OVERFLOW,    /* final arrived but response exceeded HF_AT_RESP_* (lines kept so far delivered) */
+    HF_AT_STATUS_OVERFLOW,    /* final arrived but response exceeded HF_AT_RESP_* (lines kept so far delivered);
+                                 an over-long line alone never causes it */
     HF_AT_STATUS_CANCELLED,   /* hf_at_cancel_queued() */
 } hf_at_status;
 

@@ -1123,8 +1123,9 @@ static void test_overflow(void)
     CHECK_STR(reslog, "AT^FOTASTATE? -> DONE OK [<1400 bytes>]\n");
     CHECK_STR(urclog, "<1400 bytes>|");
 
-    /* An over-long line inside a response: dropped, counted, the command is
-     * told its answer is incomplete, the next line is fine. */
+    /* An over-long line inside a response: dropped, counted, reported; the
+     * command goes on and gets its own answer (issue 12.7: it used to fail
+     * as OVERFLOW, read as "the module refused AT+CGSN"). */
     clear_logs();
     sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
     write_out(1, 64);
@@ -1135,12 +1136,37 @@ static void test_overflow(void)
     char want[64];
     snprintf(want, sizeof want, "OVERFLOW(%d) ", HF_AT_LINE_MAX + 100);
     CHECK_STR(evlog, want);
-    CHECK_STR(reslog, "AT+GMR -> OVERFLOW OK [12.815.01.03.00]\n");
+    CHECK_STR(reslog, "AT+GMR -> DONE OK [12.815.01.03.00]\n");
     CHECK_INT(at.overflows, 1);
     in_chunks(big, HF_AT_LINE_MAX + 2, 4096, 1.2);   /* while idle: only counted */
     in("\r\n", 1.2);
     CHECK_INT(at.overflows, 2);
     CHECK_STR(urclog, "");
+
+    /* A 10 MB flood without a line end while AT+CGSN waits: one dropped
+     * line, no verdict; the answer after it completes the command. */
+    clear_logs();
+    sub("AT+CGSN", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(1.5, 64);
+    memset(big, 'n', sizeof big);
+    for (int i = 0; i < 500; i++)   /* 500 * 20000 bytes */
+        hf_at_input(&at, big, sizeof big, 1.6);
+    CHECK_STR(reslog, "");
+    in("\r\n867530900000009\r\n\r\nOK\r\n", 1.7);
+    CHECK_STR(reslog, "AT+CGSN -> DONE OK [867530900000009]\n");
+    snprintf(want, sizeof want, "OVERFLOW(%d) ", 500 * 20000);
+    CHECK_STR(evlog, want);
+    CHECK_INT(at.overflows, 3);
+    /* The same flood swallowing the final: the command times out honestly. */
+    clear_logs();
+    sub("AT+CGSN", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(1.8, 64);
+    for (int i = 0; i < 500; i++)
+        hf_at_input(&at, big, sizeof big, 1.9);
+    in("OK\r\n", 1.9);
+    hf_at_tick(&at, 6.8);
+    CHECK(strstr(reslog, "AT+CGSN -> TIMEOUT NONE []\n") == reslog, "%s", reslog);
+    hf_at_port_lost(&at);
 
     /* More than HF_AT_RESP_LINES lines: the first ones are kept. */
     clear_logs();
