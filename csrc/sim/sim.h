@@ -74,6 +74,8 @@ typedef struct {
     int data_session;        /* a PS data session is up: collision */
     int sim_pin;             /* SIM PIN required */
     int not_registered;      /* +CREG: 0,0; detection/download fail with code 11 */
+    sim_trigger long_line;   /* --long-line cmd=NAME:N: N noise bytes, no line end, before its answer */
+    long long_line_len;
     int n_sms;               /* SMS / URC deliveries (trig.fired: done) */
     sim_sms_plan sms[SIM_SMS_PLAN];
 } sim_faults;
@@ -101,6 +103,7 @@ typedef struct {
     char unsupported[SIM_STR];    /* --unsupported: "+CMEE?,+CPIN" (names or name+form) */
     int cmee_default;
     int drop_closed;              /* lines sent while no host holds the port are lost */
+    int release_dead_host;        /* clear a dead host's TIOCEXCL (off: as a bare pty keeps it) */
     char pin[32];
     int sms_slots;                /* SIM message storage size */
     sim_faults faults;
