@@ -151,6 +151,8 @@ typedef enum {
     HF_AT_EV_RESYNC_FAILED,   /* resync unanswered in time (detail: it); counts as a timeout */
     HF_AT_EV_DISCARDED,       /* a line discarded while resynchronising (detail: the line) */
     HF_AT_EV_GAVE_UP,         /* HF_AT_MAX_TIMEOUTS in a row: queue failed (detail: count) */
+    HF_AT_EV_RESYNC_REFUSED,  /* a resync query got an error final ("AT+CMEE?: COMMAND NOT SUPPORT") */
+    HF_AT_EV_RESYNC_FALLBACK, /* no query left: resync with AT + quiet (detail: why), once per port */
 } hf_at_event;
 
 typedef struct hf_at_callbacks {
@@ -194,8 +196,14 @@ typedef struct hf_at {
     int resync_needed;                    /* resync before the next command */
     int resync_state;                     /* 0 none, 1 writing, 2 awaiting reply, 3 quiet */
     size_t resync_written;                /* bytes of the current resync command written */
-    unsigned char resync_sent[HF_AT_RESYNC_CMDS]; /* resync commands written and not known
-                                             answered, oldest first; the last is current */
+    unsigned char resync_sent[HF_AT_RESYNC_CMDS + 1]; /* resync commands (queries and the
+                                             fallback AT) written and not known answered,
+                                             oldest first; the last is current */
+    unsigned resync_refused;              /* mask: queries this firmware refused */
+    unsigned finals_owed;                 /* writes since the line was in step whose final
+                                             has not come yet (unknown ones at open: 0) */
+    int resync_maybe_refused;             /* an error final came while an earlier one was owed */
+    int resync_fell_back;                 /* HF_AT_EV_RESYNC_FALLBACK reported */
     size_t resync_nsent;
     unsigned resync_named;                /* mask: resync replies the timed-out command may give */
     size_t resync_reply;                  /* 1 + position in resync_sent whose reply line just
@@ -252,6 +260,12 @@ void hf_at_cancel_queued(hf_at *at);
  * the table is full or the prefix too long. */
 int hf_at_urc_prefix_add(hf_at *at, const char *prefix);
 void hf_at_urc_prefix_remove(hf_at *at, const char *prefix);
+
+/* The line's state is unknown (a port just opened or reopened: a previous
+ * process may have left a command unanswered, its answer still to come):
+ * resynchronise, exactly as after a timeout, before the first command is
+ * written. Call right after hf_at_init or a reopen. */
+void hf_at_require_sync(hf_at *at);
 
 /* Is the engine idle (nothing queued, not resynchronising)? */
 int hf_at_idle(const hf_at *at);
