@@ -990,6 +990,19 @@ static int port_stats(lua_State *L)
     return 1;
 }
 
+/* What the open had to do (a stale exclusive flag taken over): an on_event
+ * item {event = "stale_exclusive", detail = message}, delivered once a handler
+ * is set and the port is next driven. */
+static void report_open_note(lua_State *L, hf_port *p, int idx)
+{
+    const char *note = hf_transport_note(p->tr);
+    if (!note || !note[0])
+        return;
+    enter(L, p, idx);
+    queue_diag(L, p, "stale_exclusive", note, strlen(note));
+    leave(p);
+}
+
 /* port:reopen([path]) -> true | nil,msg,code: open the port again after the
  * module reset (same options), at the same path or at `path` when the module
  * came back under another name (USB re-enumeration). Pending commands already
@@ -1021,6 +1034,7 @@ static int port_reopen(lua_State *L)
     p->lost_msg[0] = '\0';
     if (p->sync)
         hf_at_require_sync(&p->at);   /* the module may still answer the old port's last command */
+    report_open_note(L, p, 1);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -1119,6 +1133,7 @@ static int core_open(lua_State *L)
     hf_at_init(&p->at, &port_callbacks, p);
     if (sync)
         hf_at_require_sync(&p->at);
+    report_open_note(L, p, lua_gettop(L));
     return 1;
 }
 

@@ -139,9 +139,12 @@ static void handle_closes(sim_module *mods, int n)
     while ((got = read(close_watch, buf, sizeof buf)) > 0) {
         for (char *p = buf; p < buf + got;) {
             const struct inotify_event *ev = (const struct inotify_event *)p;
-            for (int i = 0; i < n; i++)
-                if (mods[i].close_wd == ev->wd)
-                    release_dead_exclusive(&mods[i]);
+            for (int i = 0; i < n; i++) {
+                if (mods[i].close_wd != ev->wd) continue;
+                /* --closed-port drop logs its own "closed" (the master's EIO) */
+                if (!cfg.drop_closed) sim_log(mods[i].idx, "\"ev\":\"host\",\"what\":\"closed\"");
+                release_dead_exclusive(&mods[i]);
+            }
             p += sizeof *ev + ev->len;
         }
     }

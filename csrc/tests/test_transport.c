@@ -288,6 +288,76 @@ static void test_foreign_tiocexcl(void)
     close(p.master);
 }
 
+/* Issue 12.8: a holder that ended without closing (SIGKILL) leaves TIOCEXCL on
+ * a pty while its master lives. Nobody holds the port: the open takes it over
+ * and says so; it used to be EBUSY "often ModemManager" for good. A live
+ * holder in another process (TIOCEXCL without flock, as ModemManager) or a
+ * live hwfota (flock) is still EBUSY. */
+static void test_stale_tiocexcl(void)
+{
+    pty_pair p;
+    CHECK_INT(make_pty(&p), 0);
+    int fd = open(p.slave, O_RDWR | O_NOCTTY | O_NONBLOCK);
+    CHECK(fd >= 0, "plain open");
+    CHECK_INT(ioctl(fd, TIOCEXCL), 0);
+    close(fd);   /* as a killed process's last close: the flag stays */
+    fd = open(p.slave, O_RDWR | O_NOCTTY | O_NONBLOCK);
+    int excl = 0;
+    CHECK_INT(ioctl(fd, TIOCGEXCL, &excl), 0);
+    CHECK_INT(excl, 1);
+    close(fd);
+    hf_error e;
+    hf_transport *t = hf_transport_open(p.slave, NULL, &e);
+    CHECK(t != NULL, "stale flag taken over: %s", e.msg);
+    if (t) {
+        CHECK(strstr(hf_transport_note(t), "taken over") != NULL, "note: %s", hf_transport_note(t));
+        check_io(t, p.master);
+        check_busy(p.slave);   /* ours now: a second open is busy */
+        hf_transport_close(t);
+    }
+    /* closed by us: the flag is gone, the next open is ordinary */
+    t = hf_transport_open(p.slave, NULL, &e);
+    CHECK(t != NULL, "open after close: %s", e.msg);
+    if (t) {
+        CHECK_STR(hf_transport_note(t), "");
+        hf_transport_close(t);
+    }
+
+    /* a live holder in another process: TIOCEXCL, no flock */
+    int ready[2];
+    CHECK_INT(pipe(ready), 0);
+    pid_t child = fork();
+    if (child == 0) {
+        close(p.master);
+        int cfd = open(p.slave, O_RDWR | O_NOCTTY | O_NONBLOCK);
+        if (cfd < 0 || ioctl(cfd, TIOCEXCL) != 0)
+            _exit(1);
+        if (write(ready[1], "r", 1) != 1)
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    char c;
+    CHECK_INT(read(ready[0], &c, 1), 1);
+    t = hf_transport_open(p.slave, NULL, &e);
+    CHECK(t == NULL, "live holder: busy");
+    hf_transport_close(t);
+    CHECK(e.code && !strcmp(e.code, "EBUSY"), "code %s", e.code ? e.code : "(null)");
+    char pid_s[32];
+    snprintf(pid_s, sizeof pid_s, "pid %d", (int)child);
+    CHECK(strstr(e.msg, pid_s) != NULL, "names the holder: %s", e.msg);
+    CHECK(strstr(e.msg, "ModemManager") != NULL, "keeps the hint: %s", e.msg);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    close(ready[0]);
+    close(ready[1]);
+    /* the child died holding it: stale again, taken over */
+    t = hf_transport_open(p.slave, NULL, &e);
+    CHECK(t != NULL, "after the holder died: %s", e.msg);
+    hf_transport_close(t);
+    close(p.master);
+}
+
 static void test_open_errors(void)
 {
     check_open_fails("/dev/hwfota-no-such-tty9", "ENOENT", "No such file or directory");
@@ -542,6 +612,7 @@ int main(int argc, char **argv)
     test_nonblocking_and_revents();
     test_symlink_and_reopen();
     test_foreign_tiocexcl();
+    test_stale_tiocexcl();
     test_open_errors();
     test_list_real_machine();
     test_under_preload(argv[0]);
