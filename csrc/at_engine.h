@@ -60,9 +60,26 @@
  *     before it (the timed-out command too) answered: they are forgotten, the
  *     wait goes on. Any other final (the late answer's OK or error, an error
  *     answer to the resync itself: "COMMAND NOT SUPPORT", "+CME ERROR: ...")
- *     never completes a resync: an error final cannot say whose it is, and a
- *     module that cannot answer the query is not known to be in step. The
- *     resync then runs into its timeout and the next candidate is tried;
+ *     never completes a query resync: an error final cannot say whose it is;
+ *   - finals are counted: every write since the line was last in step (the
+ *     timed-out command, each resync write) is owed one final. An error final
+ *     with no reply line pending that settles the last one owed is the
+ *     query's own: the firmware refuses it (HF_AT_EV_RESYNC_REFUSED, e.g.
+ *     "AT+CMEE?: COMMAND NOT SUPPORT"); it is never used again on this port
+ *     (until a port loss) and the next candidate goes out at once. An error
+ *     final while an earlier final is still owed only marks the query as
+ *     possibly refused: refused if its resync then times out (the count is
+ *     then reset: what is unanswered counts as lost);
+ *   - when no query is left to use and one was refused, the fallback is a
+ *     plain "AT" (every module answers it; HF_AT_EV_RESYNC_FALLBACK once per
+ *     port says why): any final after it was written that settles the last
+ *     final owed answers it, then the quiet interval below decides. Weaker
+ *     than a reply line (a late final can pass for AT's when a write was lost
+ *     and never answered), hence used only when the firmware leaves no choice;
+ *   - hf_at_require_sync() (a port just opened or reopened) starts the same
+ *     resync before the first command; nothing is known to be owed then
+ *     (another process's unanswered command), so its reply line and the quiet
+ *     interval are the guards;
  *     Why this holds: the module answers in order, and no outstanding write
  *     can produce the current resync's reply line, so that line then OK means
  *     every earlier write was answered (or lost, and a lost one never is).
@@ -85,7 +102,7 @@
  *     (a new round; the writes of the old one are still treated as
  *     outstanding);
  *   - HF_AT_EV_RESYNC_START and HF_AT_EV_RESYNC_FAILED carry the resync
- *     command ("AT+CMEE?").
+ *     command ("AT+CMEE?", or "AT" for the fallback).
  * Consecutive timeouts are counted (reset by any final result).
  *
  * Callbacks may call hf_at_submit, hf_at_cancel_queued, hf_at_port_lost and

@@ -233,7 +233,10 @@ end
 -- @treturn boolean whether it existed
 
 --- Set the diagnostics callback: `fn{event=, detail=}` with events `timeout`,
--- `resync`, `resync_done`, `resync_failed`, `discarded`, `overflow`,
+-- `resync`, `resync_done`, `resync_failed`, `resync_refused` (the firmware
+-- answered a resync query with an error), `resync_fallback` (none left: plain
+-- `AT`), `discarded`, `overflow` (an over-long line dropped; detail: its
+-- length), `stale_exclusive` (the open took over a flag a killed process left),
 -- `port_lost`, `callback_error`.
 -- @function Port:on_event
 -- @tparam function|nil fn
