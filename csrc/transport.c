@@ -309,10 +309,11 @@ static void set_busy_unprivileged(hf_error *err, const char *dev, const char *pa
         fclose(f);
     if (locked == 0)
         hf_error_set(err, "EBUSY", "%s is marked exclusive (TIOCEXCL) but no process holds its "
-                     "lock: if nothing else uses it (%s), a program killed without closing it "
-                     "left the flag set (a pseudo-terminal keeps it while its other side is "
-                     "open); open it once as root (hwfota clears a stale flag) or restart the "
-                     "program that provides the terminal", path, busy_hint);
+                     "lock: probably left by a program killed without closing it (a "
+                     "pseudo-terminal keeps the flag while its other side is open); open it "
+                     "once as root (hwfota takes a stale flag over) or restart the program "
+                     "that provides the terminal; if ModemManager uses it, inhibit the modem "
+                     "(mmcli -m N --inhibit)", path);
     else
         set_busy(err, path);
 }

@@ -358,6 +358,67 @@ static void test_stale_tiocexcl(void)
     close(p.master);
 }
 
+/* Not root: open(2) itself refuses a TIOCEXCL tty with EBUSY. The message
+ * then says whether anyone holds the port's lock: nobody (a stale flag, and
+ * how to clear it) or somebody (a plain busy). Run in a child as nobody. */
+static int unprivileged_open_msg(const char *path, char *msg, size_t cap)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        return -1;
+    pid_t child = fork();
+    if (child == 0) {
+        close(pfd[0]);
+        hf_error e;
+        hf_error_clear(&e);
+        if (setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(3);
+        hf_transport *t = hf_transport_open(path, NULL, &e);
+        int rc = t ? 1 : (e.code && !strcmp(e.code, "EBUSY")) ? 0 : 2;
+        hf_transport_close(t);
+        if (write(pfd[1], e.msg, strlen(e.msg)) < 0)
+            rc = 4;
+        _exit(rc);
+    }
+    close(pfd[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < cap && (r = read(pfd[0], msg + n, cap - 1 - n)) > 0)
+        n += (size_t)r;
+    msg[n] = '\0';
+    close(pfd[0]);
+    int st = 0;
+    waitpid(child, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_stale_tiocexcl_unprivileged(void)
+{
+    if (geteuid() != 0) {
+        printf("# skipped: needs root to become nobody\n");
+        return;
+    }
+    pty_pair p;
+    CHECK_INT(make_pty(&p), 0);
+    CHECK_INT(chmod(p.slave, 0666), 0);
+    int fd = open(p.slave, O_RDWR | O_NOCTTY | O_NONBLOCK);
+    CHECK_INT(ioctl(fd, TIOCEXCL), 0);
+    close(fd);   /* stale */
+    char msg[1024];
+    CHECK_INT(unprivileged_open_msg(p.slave, msg, sizeof msg), 0);
+    CHECK(strstr(msg, "no process holds its lock") != NULL, "stale explained: %s", msg);
+    CHECK(strstr(msg, "as root") != NULL, "says how to clear it: %s", msg);
+    /* a live hwfota (flock + TIOCEXCL): plain busy */
+    hf_error e;
+    hf_transport *t = hf_transport_open(p.slave, NULL, &e);
+    CHECK(t != NULL, "root takes it over: %s", e.msg);
+    CHECK_INT(unprivileged_open_msg(p.slave, msg, sizeof msg), 0);
+    CHECK(strstr(msg, "no process holds") == NULL, "a live holder is not stale: %s", msg);
+    CHECK(strstr(msg, "in use by another process") != NULL, "%s", msg);
+    hf_transport_close(t);
+    close(p.master);
+}
+
 static void test_open_errors(void)
 {
     check_open_fails("/dev/hwfota-no-such-tty9", "ENOENT", "No such file or directory");
@@ -613,6 +674,7 @@ int main(int argc, char **argv)
     test_symlink_and_reopen();
     test_foreign_tiocexcl();
     test_stale_tiocexcl();
+    test_stale_tiocexcl_unprivileged();
     test_open_errors();
     test_list_real_machine();
     test_under_preload(argv[0]);
