@@ -21,6 +21,10 @@
 #define SIM_STR 256
 #define SIM_DESC 2048
 
+/* --ttys: the USB interfaces a module exposes as ttys, and what each one does. */
+#define SIM_MAX_TTYS 6
+enum { SIM_ROLE_PCUI = 0, SIM_ROLE_MODEM, SIM_ROLE_DIAG, SIM_ROLE_GPS };
+
 /* When a fault fires. */
 typedef enum { TRIG_NONE = 0, TRIG_BYTE, TRIG_STATE, TRIG_CMD, TRIG_TIME } trig_kind;
 
@@ -104,6 +108,13 @@ typedef struct {
     int cmee_default;
     int drop_closed;              /* lines sent while no host holds the port are lost */
     int release_dead_host;        /* clear a dead host's TIOCEXCL (off: as a bare pty keeps it) */
+    int n_ttys;                   /* --ttys: ttys per module, in interface order (1..SIM_MAX_TTYS) */
+    int tty_role[SIM_MAX_TTYS];   /* SIM_ROLE_* of each */
+    int pcui_index;               /* which of them is the AT port the module runs on */
+    int n_ttys_after;             /* --ttys-after: the layout after an upgrade (0: unchanged) */
+    int tty_role_after[SIM_MAX_TTYS];
+    int pcui_after;
+    int reenumerate;              /* --reenumerate next: back under the next free numbers */
     char pin[32];
     int sms_slots;                /* SIM message storage size */
     sim_faults faults;

@@ -330,15 +330,13 @@ function Driver:try_reopen(now)
     self:post{kind = "timer"}   -- the machine fails the wait with its reason
     return
   end
-  local ok = self.port:reopen()
-  if not ok and self.identity then
-    -- the module may have come back under another ttyUSB number: find its AT
-    -- port by USB identity (the machine then confirms the IMEI)
-    local path = identity.find(self.identity)
-    if path and path ~= self.port:path() then
-      ok = self.port:reopen(path)
-      if ok then self:trace("event", "module found again by USB identity at " .. path) end
-    end
+  -- the module may have come back under another ttyUSB number, and its old name
+  -- may be another of its ttys: find its AT port by USB identity (the machine
+  -- then confirms the IMEI)
+  local before = self.port:path()
+  local ok = identity.reopen(self.port, self.identity)
+  if ok and ok ~= before then
+    self:trace("event", "module found again by USB identity at " .. ok)
   end
   if not ok then
     self.reopen_delay = math.min(self.reopen_delay * 2, REOPEN_MAX)
@@ -414,7 +412,7 @@ function Driver:start(previous)
   self.fsm = fsm
   -- USB identity of a serial port, to find it again after the module's reset
   if not self.port:is_lost() and self.port:kind() == "serial" then
-    self.identity = identity.of(self.port:path())
+    self.identity = identity.of(self.port:path()) or self.identity
   end
   local snap = previous
   if not snap and self.opts.journal then
@@ -608,8 +606,9 @@ local function carry_over(d, previous, carry)
   return nil
 end
 
-local function one_attempt(port, policy, o, attempt, previous)
+local function one_attempt(port, policy, o, attempt, previous, ident)
   local d = new_driver(port, policy, o, attempt)
+  d.identity = ident   -- known from an earlier attempt, while the port is away now
   local ok, msg, code = d:start(previous)
   if not ok then
     return {status = "failed", code = code, message = msg, attempts = attempt}, d
@@ -639,6 +638,7 @@ function M.run(port_or_path, policy, opts, carry)
   end
   local attempt, previous, report = 0, carry, nil
   local held = false   -- the journal file was written for a retry not run yet
+  local ident          -- the port's USB identity, to find it again between attempts
   local resume_text    -- the journal a host killed before the retry restarts from
   while true do
     attempt = attempt + 1
@@ -651,7 +651,8 @@ function M.run(port_or_path, policy, opts, carry)
     end
     local d
     if entered then
-      report, d = one_attempt(port, policy, o, attempt, previous)
+      report, d = one_attempt(port, policy, o, attempt, previous, ident)
+      ident = d.identity or ident
       if d.finished then held = false end   -- its driver settled the journal
       ctx.outcome = report.status
       if policy.after then
@@ -693,7 +694,7 @@ function M.run(port_or_path, policy, opts, carry)
     -- attempt reports what is still wrong
     local delay, deadline = REOPEN_FIRST, core.now() + (o.fsm.reboot_timeout or 180)
     while port:is_lost() do
-      local back, _, why = port:reopen()
+      local back, _, why = identity.reopen(port, ident)
       if back or why == "ECLOSED" or core.now() >= deadline then break end
       loop.sleep(math.min(delay, math.max(0, deadline - core.now())))
       delay = math.min(delay * 2, REOPEN_MAX)
