@@ -480,7 +480,8 @@ function Cli:probe(cands)
     if uucp_locked(p.path) then
       note = "locked (pppd?), not probed"
     else
-      local port, msg, code = self.hwfota.open(p.path)
+      -- sync = false: the one AT is all a port of unknown kind gets (no line-sync query)
+      local port, msg, code = self.hwfota.open(p.path, {sync = false})
       if not port then
         note = code == "EBUSY" and "busy, not probed" or ("cannot open: " .. tostring(msg))
       else
