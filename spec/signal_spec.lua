@@ -30,6 +30,24 @@ local function reopen_events(s)
   return table.concat(ev, " ")
 end
 
+describe("the next hwfota command after a SIGKILL", function()
+  it("says that it took over the stale exclusive flag", function()
+    local s = sim.start{"--time-scale", "0.03", "--rate", "200"}
+    local p, pid = start_download(s)
+    assert.is_not_nil(s:wait_for({dir = "rx", line = "AT^FOTADLQ"}, 20), "the download started")
+    os.execute(("kill -KILL %d"):format(pid))
+    p:close()
+    local cmd = ("%s %s --port %s status 2>&1"):format(LUA, sim.sh_quote(CMD), sim.sh_quote(s.path))
+    local sp = assert(io.popen(cmd, "r"))
+    local out = sp:read("a")
+    local ok = sp:close()
+    s:stop()
+    assert.is_true(ok, out)
+    assert.matches("exclusive flag (TIOCEXCL) left set by a process that ended without closing",
+                   out, 1, true)
+  end)
+end)
+
 describe("hwfota command ended by a signal during a download", function()
   local s
   after_each(function() if s then s:stop() end s = nil end)
