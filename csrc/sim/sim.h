@@ -108,6 +108,7 @@ typedef struct {
     int cmee_default;
     int drop_closed;              /* lines sent while no host holds the port are lost */
     int release_dead_host;        /* clear a dead host's TIOCEXCL (off: as a bare pty keeps it) */
+    int resume_needs_mode;        /* after a boot, 31 resumes only after AT^FOTAMODE ..,1 */
     int n_ttys;                   /* --ttys: ttys per module, in interface order (1..SIM_MAX_TTYS) */
     int tty_role[SIM_MAX_TTYS];   /* SIM_ROLE_* of each */
     int pcui_index;               /* which of them is the AT port the module runs on */
@@ -159,6 +160,8 @@ typedef struct sim_module {
     char apn[SIM_STR], user[SIM_STR], pw[SIM_STR];
     int auth;
     int auto_query, auto_dl, auto_up, resume, period;
+    int mode_wanted;              /* a download pending in 31 survived a boot and no
+                                     AT^FOTAMODE with resume=1 came since */
     int state;
     int have_delta;               /* a version was found (12 reached) */
     double done;                  /* bytes downloaded */

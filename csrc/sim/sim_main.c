@@ -528,6 +528,10 @@ static void usage(FILE *o)
 "  --closed-port keep|drop  lines sent while no host holds the port: kept in the pty buffer\n"
 "                         and read on the next open (default, deterministic), or lost as on\n"
 "                         a real USB port (URCs missed while closed; poll ^FOTASTATE?)\n"
+"  --resume-needs-mode on|off  after a boot, a download pending in 31 continues the remained\n"
+"                         data only if AT^FOTAMODE with resume=1 came since that boot (guide\n"
+"                         2.3.3); otherwise AT^FOTADL=1 downloads from zero (on, default), or\n"
+"                         it resumes anyway (off)\n"
 "Timeline (model seconds):\n"
 "  --image-size B         size of file 1 \"IMAGE\" (default 1324)\n"
 "  --xnv-size B           size of file 2 \"XNV\" (default 77790; delta = sum = 79114)\n"
@@ -789,6 +793,11 @@ static int apply_option(const char *k, const char *v)
         else if (v && !strcmp(v, "keep")) cfg.drop_closed = 0;
         else return -1;
     }
+    else if (!strcmp(k, "resume-needs-mode")) {
+        if (v && !strcmp(v, "on")) cfg.resume_needs_mode = 1;
+        else if (v && !strcmp(v, "off")) cfg.resume_needs_mode = 0;
+        else return -1;
+    }
     else if (!strcmp(k, "ttys")) return parse_ttys(v, cfg.tty_role, &cfg.n_ttys, &cfg.pcui_index);
     else if (!strcmp(k, "ttys-after"))
         return parse_ttys(v, cfg.tty_role_after, &cfg.n_ttys_after, &cfg.pcui_after);
@@ -899,6 +908,7 @@ static void defaults(void)
     cfg.day = 86400;
     cfg.seed = 1;
     cfg.cmee_default = 2;
+    cfg.resume_needs_mode = 1;
     snprintf(cfg.pin, sizeof cfg.pin, "1234");
     cfg.sms_slots = SIM_SMS_SLOTS;
     cfg.n_ttys = 1;

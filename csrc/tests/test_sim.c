@@ -938,6 +938,47 @@ static void test_port_faults(void)
     sim_stop(&s);
 }
 
+/* --resume-needs-mode (guide 2.3.3): after a boot, a download pending in 31 continues
+ * the remained data only after AT^FOTAMODE with resume=1; without it AT^FOTADL=1
+ * starts over from zero (on, the default); off resumes anyway. */
+static void test_resume_needs_mode(void)
+{
+    sim s;
+    char l[4096];
+    for (int variant = 0; variant < 3; variant++) {
+        /* 0: default, no mode after the boot; 1: default, mode after the boot;
+         * 2: --resume-needs-mode off, no mode */
+        if (variant == 2)
+            CHECK(sim_start(&s, 1, "--power-loss", "byte=30000", "--resume-needs-mode", "off",
+                            NULL) == 0, "sim starts");
+        else
+            CHECK(sim_start(&s, 1, "--power-loss", "byte=30000", NULL) == 0, "sim starts");
+        port_open(&s, 0);
+        to_download(&s, "0,0,0,1");
+        CHECK(wait_hup(&s, 3) == 1, "power loss: hang-up");
+        CHECK(port_reopen(&s, 0, 3) == 0, "back after power loss");
+        CHECK(wait_for(&s, "^RSSI:", 2, NULL, 0) == 1, "last boot URC");
+        CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after boot");
+        CHECK_STR(l, "^FOTASTATE: 31");
+        if (variant == 1)
+            CMD(&s, "AT^FOTAMODE=0,0,0,1", "OK");
+        CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30");
+        CMD(&s, "AT^FOTADL=2", "OK", "^FOTASTATE: 31");   /* freeze the count */
+        int from_zero = variant == 0;
+        CHECK_INT(log_count(&s, "\"ev\":\"resume\",\"what\":\"from-zero\",\"byte\":30000"), from_zero);
+        CHECK_INT(log_count(&s, "\"ev\":\"resume\",\"what\":\"continued\",\"byte\":30000"), !from_zero);
+        send_cmd(&s, "AT^FOTADLQ");
+        CHECK(wait_for(&s, "^FOTADLQ: 2", 2, l, sizeof l) == 1, "progress");
+        long xnv = -1;
+        sscanf(l, "^FOTADLQ: 2,\"XNV\",%ld", &xnv);
+        if (from_zero)
+            CHECK(xnv < 28676, "downloaded from zero again (XNV %ld)", xnv);
+        else
+            CHECK(xnv >= 28676, "continued from the remained data (XNV %ld)", xnv);
+        sim_stop(&s);
+    }
+}
+
 /* --closed-port drop: what is sent while no host holds the port is lost */
 static void test_closed_port(void)
 {
@@ -1280,7 +1321,7 @@ static void test_help(void)
     const char *opts[] = {"--modules", "--dir", "--name", "--log", "--scenario", "--time-scale", "--seed",
                           "--model", "--version-from", "--version-to", "--description", "--imei-base",
                           "--pin", "--unknown", "--unsupported", "--cmee", "--ttys", "--ttys-after", "--reenumerate",
-                          "--closed-port", "--image-size", "--xnv-size", "--rate",
+                          "--closed-port", "--resume-needs-mode", "--image-size", "--xnv-size", "--rate",
                           "--detect-time", "--verify-time", "--upgrade-delay", "--reset-delay",
                           "--reset-gap", "--boot-time", "--day", "--noise", "--fault-modules", "--no-new-version",
                           "--detect-fail", "--download-fail", "--download-fail-at", "--power-loss",
@@ -1314,11 +1355,12 @@ int main(void)
     void (*tests[])(void) = {test_help, test_seed_flow, test_at_basics, test_unsupported, test_detect_faults,
                              test_download_faults, test_boot_report_order, test_auto, test_auto_query,
                              test_port_faults, test_closed_port, test_gone_during_download, test_noise,
-                             test_many, test_sms, test_long_line, test_release_dead_host, test_ttys};
+                             test_many, test_sms, test_long_line, test_release_dead_host, test_ttys,
+                             test_resume_needs_mode};
     const char *names[] = {"help", "seed_flow", "at_basics", "unsupported", "detect_faults", "download_faults",
                            "boot_report_order", "auto", "auto_query", "port_faults", "closed_port",
                            "gone_during_download", "noise", "many", "sms", "long_line",
-                           "release_dead_host", "ttys"};
+                           "release_dead_host", "ttys", "resume_needs_mode"};
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         double t = now_s();
         tests[i]();

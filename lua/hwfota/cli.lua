@@ -74,9 +74,13 @@ FOTA options (defaults from the environment the OpenWrt service sets):
                       default 180)
   --skip-model-check  accept firmware below the supported-model table (demo versions)
   --force             apply an image whose version is unknown or not newer
+  --no-prereq         skip the SIM and registration queries (AT+CPIN?, AT+CREG?,
+                      AT+CGREG?); without it a query the firmware does not support
+                      is reported and the run goes on
   --poll S            seconds between state/progress queries (default 3)
 hwfota sets AT^FOTAMODE=0,0,0,1 (no automatic query, download or upgrade; resume on)
-so that nothing happens on the module without hwfota's decision.
+so that nothing happens on the module without hwfota's decision; again before a
+download resumes after the module's boot (the module continues only after it).
 ]]
 
 local EXITS = [[
@@ -229,6 +233,7 @@ local OPTIONS = {
   ["--reboot-timeout"] = {"reboot_timeout", true, FLOW_CMDS},
   ["--skip-model-check"] = {"skip_model_check", false, FLOW_CMDS},
   ["--force"] = {"force", false, FLOW_CMDS},
+  ["--no-prereq"] = {"no_prereq", false, FLOW_CMDS},
   ["--poll"] = {"poll", true, {check = true, download = true, upgrade = true, run = true,
                                 monitor = true}},
   ["--yes"] = {"yes", false, {upgrade = true}}, ["-y"] = {"yes", false, {upgrade = true}},
@@ -770,6 +775,7 @@ function Cli:flow_opts()
   end
   f.skip_model_check = o.skip_model_check or nil
   f.force = o.force or nil
+  if o.no_prereq then f.check_prereq = false end
   if o.poll then
     if o.poll <= 0 then return nil, "--poll must be more than 0 seconds" end
     f.poll_interval, f.dl_poll, f.dl_poll_idle = o.poll, o.poll, o.poll

@@ -121,8 +121,12 @@ local loop = require "hwfota.loop"
 -- @tparam[opt] table opts `journal` (path of the journal file), `reboot_timeout`
 --   (seconds, default 180), `force`, `skip_model_check` (demo versions below the
 --   supported table), `apn`/`user`/`password`/`auth`, `mode` {auto_query,
---   auto_download, auto_upgrade, resume, period}, `trace` (function(dir, text)),
---   `baudrate`, `flow`, `timeout`, and the state machine's timing options
+--   auto_download, auto_upgrade, resume, period}, `check_prereq` (default true:
+--   `AT+CPIN?`, `AT+CREG?`, `AT+CGREG?`; a query the firmware does not support is a
+--   notice), `auto_upgrade_ok` (default false; without `mode` the `AT^FOTAMODE` sent
+--   before each download is 0,0,0,1, with it 0,0,1,1 unless the policy has
+--   `on_downloaded`), `trace` (function(dir, text)), `baudrate`, `flow`, `timeout`,
+--   and the state machine's timing options
 -- @treturn Session or `nil, message, code`
 -- @usage
 -- local s = assert(hwfota.session("/dev/ttyUSB2", {journal = "/etc/hwfota/state"}))

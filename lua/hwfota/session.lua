@@ -153,7 +153,9 @@ function Driver:on_result(id, command, res, msg, code, detail)
     ev.final = status_final[code] or (detail and detail.kind) or "ERROR"
     if ev.final == "NONE" then ev.final = "ERROR" end
     if detail then
-      ev.lines, ev.code, ev.text = detail.lines, detail.code, detail.text
+      -- the module's words: the CME text, else the final line (COMMAND NOT SUPPORT)
+      local final_line = detail.final ~= "" and detail.final or nil
+      ev.lines, ev.code, ev.text = detail.lines, detail.code, detail.text or final_line
     end
     self:trace("response", tostring(msg))
   end
@@ -407,7 +409,14 @@ end
 
 --- Start the machine (restoring the journal when there is one).
 function Driver:start(previous)
-  local fsm, msg, code = core.fota_new(self.opts.fsm)
+  local fopts = self.opts.fsm
+  if fopts.auto_upgrade_ok and self.policy.on_downloaded ~= nil then
+    -- a policy decides after the download: the module must not apply the image by
+    -- itself before it is asked (AT^FOTAMODE=0,0,0,1, then AT^FWUP on "upgrade")
+    fopts = shallow_copy(fopts)
+    fopts.auto_upgrade_ok = false
+  end
+  local fsm, msg, code = core.fota_new(fopts)
   if not fsm then return nil, msg, code end
   self.fsm = fsm
   -- USB identity of a serial port, to find it again after the module's reset
@@ -840,6 +849,8 @@ function Session:mode(p)
   end
   local res, msg, code = command(self, cmd)
   if not res then return nil, msg, code end
+  self.mode_set = {b("auto_query", false), b("auto_download", false), b("auto_upgrade", false),
+                   p.period}
   return true
 end
 
@@ -925,9 +936,22 @@ function Session:pause()
   if self.control then return self.control.pause() end
   return direct(self, "AT^FOTADL=2", "pause")
 end
---- Resume a pending download (AT^FOTADL=1 from state 31).
+--- Resume a pending download (AT^FOTADL=1 from state 31). Between steps the mode
+-- goes first, resume on (the last `s:mode`, else the session's `mode` option, else
+-- 0,0,0,1): after a boot the module continues only after AT^FOTAMODE (guide 2.3.3).
 function Session:resume()
   if self.control then return self.control.resume() end
+  local m = self.mode_set
+  if not m and type(self.opts.mode) == "table" then
+    local o = self.opts.mode
+    m = {o.auto_query and 1 or 0, o.auto_download and 1 or 0, o.auto_upgrade and 1 or 0,
+         o.period}
+  end
+  m = m or {0, 0, 0}
+  local cmd = ("AT^FOTAMODE=%d,%d,%d,1"):format(m[1], m[2], m[3])
+  if math.type(m[4]) == "integer" then cmd = cmd .. "," .. m[4] end
+  local ok, msg, code = direct(self, cmd, "resume")
+  if not ok then return nil, msg, code end
   return direct(self, "AT^FOTADL=1", "resume")
 end
 --- Abandon the update and bring the module back to idle (AT^FOTADL=0).
