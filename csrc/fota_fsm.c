@@ -180,22 +180,43 @@ static int version_newer(const hf_fota *f)
  * image, and a newer (or forced) target. */
 static int fwup_allowed(const hf_fota *f)
 {
-    return f->last_state == 40 && !f->fwup_sent && f->image_verified &&
+    return f->last_state == 40 && (!f->fwup_sent || f->fwup_again) && f->image_verified &&
            (f->cfg.force || version_newer(f));
+}
+
+/* The mode to send: the caller's, else 0,0,<auto_upgrade_ok>,<resume>; resumable
+ * transfer on whenever a pending download (31) is to continue (guide 2.3.3). */
+static hf_fotamode mode_to_send(const hf_fota *f)
+{
+    const hf_fota_config *g = &f->cfg;
+    hf_fotamode m;
+    if (g->has_mode) {
+        m = g->mode;
+    } else {
+        memset(&m, 0, sizeof m);
+        m.auto_upgrade = g->auto_upgrade_ok;
+        m.resume = g->resume;
+    }
+    if (f->phase == HF_PH_DOWNLOAD && f->last_state == 31)
+        m.resume = 1;
+    return m;
 }
 
 static void build_text(hf_fota *f, hf_fota_cmd c, char *dst, size_t cap)
 {
     const hf_fota_config *g = &f->cfg;
+    if (c == HF_CMD_FOTAMODE)
+        f->mode_now = mode_to_send(f);
+    const hf_fotamode *m = &f->mode_now;
     if (c == HF_CMD_FOTACFG)
         snprintf(dst, cap, "AT^FOTACFG=\"%s\",\"%s\",\"%s\",%d", g->apn, g->user,
                  g->password, g->auth);
-    else if (c == HF_CMD_FOTAMODE && g->mode.has_period)
-        snprintf(dst, cap, "AT^FOTAMODE=%d,%d,%d,%d,%u", g->mode.auto_query,
-                 g->mode.auto_download, g->mode.auto_upgrade, g->mode.resume, g->mode.period);
+    else if (c == HF_CMD_FOTAMODE && m->has_period)
+        snprintf(dst, cap, "AT^FOTAMODE=%d,%d,%d,%d,%u", m->auto_query, m->auto_download,
+                 m->auto_upgrade, m->resume, m->period);
     else if (c == HF_CMD_FOTAMODE)
-        snprintf(dst, cap, "AT^FOTAMODE=%d,%d,%d,%d", g->mode.auto_query,
-                 g->mode.auto_download, g->mode.auto_upgrade, g->mode.resume);
+        snprintf(dst, cap, "AT^FOTAMODE=%d,%d,%d,%d", m->auto_query, m->auto_download,
+                 m->auto_upgrade, m->resume);
     else
         hf_strlcpy(dst, cap, cmds[c].text);
 }
@@ -216,7 +237,11 @@ static void send_cmd(hf_fota *f, hf_fota_cmd c, int in_script)
             return;
         }
         /* persisted before the command is written: a crash right after the write
-         * must never lead to a second AT^FWUP */
+         * must never lead to a second AT^FWUP (nor to a third, after the one retry) */
+        if (f->fwup_again) {
+            f->fwup_again = 0;
+            f->fwup_retry = 1;
+        }
         f->fwup_sent = 1;
         f->fwup_count++;
         journal(f);
@@ -462,6 +487,23 @@ static int enter_download_side(hf_fota *f, int st)
     }
 }
 
+/* The results of an operation: query failed (13), no new version (14), download
+ * failed (20), upgraded (90) or an upgrade failure (>= 60). The guide says 13/14/20
+ * return to idle; a module may keep reporting any of them until AT^FOTADL=0. */
+static int end_state(int st)
+{
+    return st == 13 || st == 14 || st == 20 || st >= 60;
+}
+
+/* AT^FOTADL=0, wait for 10, then detect; once per run. */
+static void clear_end_state(hf_fota *f)
+{
+    f->end_cleared = 1;
+    f->clearing_end = 1;
+    f->redetect = 1;
+    enter(f, HF_PH_DISCARD);
+}
+
 /* Where to go from the module's FOTA state (after configure or a journal restore). */
 static void dispatch(hf_fota *f)
 {
@@ -477,7 +519,7 @@ static void dispatch(hf_fota *f)
         return;
     }
     switch (st) {
-    case 10: case 13: case 14: case 20: case 90:
+    case 10:
         enter(f, HF_PH_DETECT);
         break;
     case 11:
@@ -507,6 +549,15 @@ static void dispatch(hf_fota *f)
     default:
         if (enter_download_side(f, st))
             break;
+        if (end_state(st)) {
+            /* the result of an earlier operation, which the module may keep reporting
+             * (and refuse AT^FOTADET in): detection is for 10, so clear it first */
+            notice(f, "the module still reports state %d (%s) from an earlier operation: "
+                   "AT^FOTADL=0 to bring it back to idle before detecting", st,
+                   hf_fota_state_name(st));
+            clear_end_state(f);
+            break;
+        }
         fail(f, "EMODULE", st, "module reports FOTA state %d (%s), which hwfota does not "
              "handle; bring it back to idle with AT^FOTADL=0 and retry", st,
              hf_fota_state_name(st));
@@ -611,6 +662,18 @@ static void decide_download_state(hf_fota *f, const hf_fotastate *st)
 
 /* ---- phase: download, paused, recover ---------------------------------------------- */
 
+/* AT^FOTADL=1, preceded by AT^FOTAMODE unless one went out since the port opened
+ * (with resumable transfer on when a pending download is to continue): after a boot
+ * the module continues the remained data only once AT^FOTAMODE enabled it (guide
+ * 2.3.3). A first start right after configure's AT^FOTAMODE sends none again. */
+static void dl_start(hf_fota *f)
+{
+    int resuming = f->last_state == 31;
+    int need = !f->mode_sent || (resuming && !f->mode_resume);
+    hf_fota_cmd list[] = {need ? HF_CMD_FOTAMODE : HF_CMD_NONE, HF_CMD_DL_START};
+    run_script(f, list, 2);
+}
+
 static void download_enter(hf_fota *f)
 {
     f->progress_at = f->now;
@@ -620,10 +683,11 @@ static void download_enter(hf_fota *f)
         if (f->last_state == 12) {     /* a new image: its own AT^FWUP allowance */
             f->image_seq++;
             f->fwup_sent = 0;
+            f->fwup_retry = f->fwup_again = 0;
             f->image_verified = 0;
         }
         f->last_resume_at = f->now;
-        send_cmd(f, HF_CMD_DL_START, 0);
+        dl_start(f);
     }
     f->want_dl_start = 0;
 }
@@ -643,7 +707,7 @@ static void download_state(hf_fota *f, const hf_fotastate *st)
                    f->cmd == HF_CMD_NONE) {
             f->last_resume_at = f->now;
             f->resume_attempts++;
-            send_cmd(f, HF_CMD_DL_START, 0);
+            dl_start(f);
         } else {
             f->resume_due = f->last_resume_at + f->cfg.resume_interval;
         }
@@ -651,7 +715,7 @@ static void download_state(hf_fota *f, const hf_fotastate *st)
     case 12:
         if (f->now - f->last_resume_at >= f->cfg.resume_interval && f->cmd == HF_CMD_NONE) {
             f->last_resume_at = f->now;
-            send_cmd(f, HF_CMD_DL_START, 0);
+            dl_start(f);
         }
         break;
     case 40:
@@ -684,7 +748,7 @@ static void download_poll(hf_fota *f)
         f->resume_due = NO_TIME;
         f->last_resume_at = f->now;
         f->resume_attempts++;
-        send_cmd(f, HF_CMD_DL_START, 0);
+        dl_start(f);
     } else if (f->now - f->last_state_at >= f->cfg.state_poll) {
         send_cmd(f, HF_CMD_STATE, 0);   /* URCs may be silenced (AT^CURC=0) or lost */
     } else {
@@ -753,9 +817,11 @@ static void recover_done(hf_fota *f)
 
 /* ---- phase: downloaded, decide_upgrade, upgrade ---------------------------------- */
 
+/* Automatic upgrade on: the caller's mode says so, or the mode this machine sent
+ * before the download did (auto_upgrade_ok). */
 static int auto_upgrade(const hf_fota *f)
 {
-    return f->cfg.has_mode && f->cfg.mode.auto_upgrade;
+    return f->cfg.has_mode ? f->cfg.mode.auto_upgrade : f->mode_up;
 }
 
 static void downloaded_enter(hf_fota *f)
@@ -787,7 +853,7 @@ static void reboot_port_lost(hf_fota *f)
 
 static void decide_upgrade_enter(hf_fota *f)
 {
-    if (f->fwup_sent) {
+    if (f->fwup_sent && !f->fwup_again) {
         enter(f, HF_PH_REBOOT);
         return;
     }
@@ -850,7 +916,7 @@ static void upgrade_enter(hf_fota *f)
  * (a timer that fell while an older answer was pending is not lost). */
 static double upgrade_every(const hf_fota *f)
 {
-    if (f->fwup_sent || f->nscript)
+    if ((f->fwup_sent && !f->fwup_again) || f->nscript)
         return 0;
     double left = upgrade_settled_at(f) - f->now;
     return left > 0 ? left : 1e-3;
@@ -922,11 +988,34 @@ static void verify_evaluate(hf_fota *f)
         }
         if (f->now < f->up_at + f->cfg.boot_settle)
             return;                  /* polled meanwhile (verify_every) */
-        discard_then_fail(f, "EUPGRADE", 40, "AT^FWUP was not acted on: the module stayed "
-                          "in 40 running %s (the command was lost with the port?). It is "
-                          "never repeated: the image was discarded with AT^FOTADL=0 and the "
-                          "module is idle; run again to download it anew",
-                          f->have_running ? f->running.text : "the old firmware");
+        const char *run = f->have_running ? f->running.text : "the old firmware";
+        if (f->fwup_restored && f->fwup_count == 1 && !f->fwup_retry && f->image_verified &&
+            f->have_target && (f->cfg.force || version_newer(f))) {
+            /* A restarted host: the journal says AT^FWUP, but the previous process may
+             * have died after writing that record and before the command reached the
+             * wire. The module has been up boot_settle s, still in 40 with the old
+             * firmware: the command never acted. One more AT^FWUP for this image,
+             * recorded in the journal before it goes out (fwup_retry), never again. */
+            notice(f, "AT^FWUP may not have reached the module: it still holds the image "
+                   "in 40 and runs %s %.0f s after the port came up. The journal allows "
+                   "one more AT^FWUP for this image (recorded; never a third)", run,
+                   f->now - f->up_at);
+            f->fwup_again = 1;
+            enter(f, HF_PH_DECIDE_UPGRADE);
+            return;
+        }
+        if (f->fwup_restored && f->fwup_retry)
+            discard_then_fail(f, "EUPGRADE", 40, "AT^FWUP may not have reached the module: "
+                              "it still holds the image in 40 and runs %s, after the one "
+                              "AT^FWUP a restart allows was sent too. It is never repeated "
+                              "again: the image was discarded with AT^FOTADL=0 and the module "
+                              "is idle; run again to download it anew", run);
+        else
+            discard_then_fail(f, "EUPGRADE", 40, "AT^FWUP was not acted on: the module "
+                              "stayed in 40 running %s (the command was lost with the "
+                              "port?). It is never repeated: the image was discarded with "
+                              "AT^FOTADL=0 and the module is idle; run again to download it "
+                              "anew", run);
         return;
     }
     int same = f->have_target ? hf_version_compare(&f->running, &f->target) == 0
@@ -975,9 +1064,12 @@ static void verify_port_lost(hf_fota *f)
 /* ---- phase: discard ------------------------------------------------------------------- */
 
 /* AT^FOTADL=0, then AT^FOTASTATE? to see that it took: an offer or image left behind
- * is never reported as discarded (discard_check). */
+ * is never reported as discarded (discard_check). The module may answer OK before it
+ * is idle: the phase then waits for the change (a URC, or AT^FOTASTATE? every
+ * poll_interval) up to discard_timeout. */
 static void discard_enter(hf_fota *f)
 {
+    f->discard_resend = 0;
     hf_fota_cmd list[] = {HF_CMD_DL_STOP, HF_CMD_STATE};
     run_script(f, list, 2);
 }
@@ -985,6 +1077,7 @@ static void discard_enter(hf_fota *f)
 static void discard_start(hf_fota *f)
 {
     f->discard_tries = 0;
+    f->discard_from = f->last_state;
     discard_enter(f);
 }
 
@@ -1002,12 +1095,21 @@ static void discard_then_fail(hf_fota *f, const char *code, long module_code,
 
 static void discard_done(hf_fota *f);
 
+/* Has AT^FOTADL=0 taken? 10, or 11 (an automatic query began), or another result
+ * (13/14/20) than the one being cleared (an automatic query ended). */
+static int discard_took(const hf_fota *f, int st)
+{
+    if (st == 10 || st == 11)
+        return 1;
+    return (st == 13 || st == 14 || st == 20) && st != f->discard_from;
+}
+
 /* The state after AT^FOTADL=0 (answered, refused or timed out): idle means done;
- * anything else is tried again, a bounded number of times. */
+ * anything else is waited for (discard_every polls; discard_timeout bounds it). */
 static void discard_check(hf_fota *f)
 {
     int st = f->last_state;
-    if (st == 10 || st == 11 || st == 13 || st == 14 || st == 20) {
+    if (discard_took(f, st)) {
         discard_done(f);
         return;
     }
@@ -1015,17 +1117,58 @@ static void discard_check(hf_fota *f)
         enter(f, HF_PH_REBOOT);
         return;
     }
-    if (++f->discard_tries <= f->cfg.cmd_retries) {
-        discard_enter(f);
-        return;
-    }
-    fail(f, "EMODULE", st, "AT^FOTADL=0 did not bring the module back to idle: it is still "
-         "in state %d (%s) after %u tries", st, hf_fota_state_name(st), f->discard_tries);
+    /* not yet: the next poll asks again (and resends a refused AT^FOTADL=0) */
 }
 
-/* AT^FOTADL=0 refused or unanswered: ask the state rather than assume. */
+/* A URC (or a poll's answer) while the discard waits. */
+static void discard_state(hf_fota *f, const hf_fotastate *st)
+{
+    (void)st;
+    if (f->nscript == 0 && f->cmd == HF_CMD_NONE)
+        discard_check(f);
+}
+
+static double discard_every(const hf_fota *f)
+{
+    return f->nscript ? 0 : f->cfg.poll_interval;
+}
+
+static void discard_poll(hf_fota *f)
+{
+    if (f->discard_resend && f->discard_tries < f->cfg.cmd_retries) {
+        f->discard_tries++;
+        discard_enter(f);
+    } else {
+        send_cmd(f, HF_CMD_STATE, 0);
+    }
+}
+
+static void discard_deadline(hf_fota *f)
+{
+    int st = f->last_state;
+    if (f->port_lost) {
+        fail(f, "ETIMEDOUT", -1, "the module did not come back within %.0f s to discard its "
+             "offer or image (AT^FOTADL=0)", f->cfg.reboot_timeout);
+    } else if (f->clearing_end && !f->discard_code && !f->cancel_requested) {
+        /* some firmware keeps its result but detects from it: try */
+        notice(f, "AT^FOTADL=0 did not bring the module from state %d (%s) to idle within "
+               "%.0f s; detecting from that state", st, hf_fota_state_name(st),
+               f->cfg.discard_timeout);
+        f->clearing_end = 0;
+        f->redetect = 0;
+        enter(f, HF_PH_DETECT);
+    } else {
+        fail(f, "EMODULE", st, "AT^FOTADL=0 did not bring the module back to idle within "
+             "%.0f s: it is still in state %d (%s)", f->cfg.discard_timeout, st,
+             hf_fota_state_name(st));
+    }
+}
+
+/* AT^FOTADL=0 refused or unanswered: ask the state rather than assume, and send it
+ * again at the next poll if the module is not idle (bounded by cmd_retries). */
 static void discard_confirm(hf_fota *f)
 {
+    f->discard_resend = 1;
     hf_fota_cmd list[] = {HF_CMD_STATE};
     run_script(f, list, 1);
 }
@@ -1044,12 +1187,18 @@ static void discard_port_lost(hf_fota *f)
 
 static void discard_done(hf_fota *f)
 {
+    f->clearing_end = 0;
+    /* the module is idle: no verified image is left (a deferral's journal then names
+     * none, and the next run detects again) */
+    if (!f->fwup_sent)
+        f->image_verified = 0;
     if (f->discard_code) {
         fail(f, f->discard_code, f->discard_mcode, "%s", f->discard_msg);
         return;
     }
     if (f->redetect && !f->cancel_requested) {
         f->redetect = 0;
+        f->detect_wait_only = f->last_state == 11;   /* an automatic query began */
         enter(f, HF_PH_DETECT);
         return;
     }
@@ -1148,9 +1297,8 @@ static const phase_def phases[HF_PH_COUNT] = {
         .deadline_off = CFG(reboot_timeout), .on_deadline = verify_deadline,
         .on_port_lost = verify_port_lost, .accepts = COMMON},
     [HF_PH_DISCARD] = {.name = "discard", .enter = discard_start, .on_done = discard_check,
-        .deadline_off = NO_DEADLINE, .deadline_code = "ETIMEDOUT",
-        .deadline_msg = "the module did not come back within %.0f s to discard its offer "
-                        "or image (AT^FOTADL=0)",
+        .on_state = discard_state, .on_poll = discard_poll, .poll_every = discard_every,
+        .deadline_off = CFG(discard_timeout), .on_deadline = discard_deadline,
         .on_port_lost = discard_port_lost, .accepts = COMMON | EV_BIT(HF_EV_PORT_BACK)},
     [HF_PH_DONE] = {.name = "done", .deadline_off = NO_DEADLINE, .journal = 1},
     [HF_PH_FAILED] = {.name = "failed", .deadline_off = NO_DEADLINE, .journal = 1},
@@ -1368,6 +1516,11 @@ static int absorb_ok(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
     case HF_CMD_STATE: return absorb_state(f, ev);
     case HF_CMD_DLQ: absorb_dlq(f, ev); return 0;
     case HF_CMD_DL_START: f->last_resume_at = f->now; return 0;
+    case HF_CMD_FOTAMODE:
+        f->mode_sent = 1;
+        f->mode_resume = f->mode_now.resume;
+        f->mode_up = f->mode_now.auto_upgrade;
+        return 0;
     default: return 0;
     }
 }
@@ -1418,6 +1571,43 @@ static int is_collision(const hf_fota_event *ev)
     return hf_contains_ci(ev->text, ev->text_len, "collision");
 }
 
+/* AT^FOTADET refused as a collision while the module is not idle: its own state
+ * explains the refusal (a kept 13/14/20/90/...), not a data session. Clear it with
+ * AT^FOTADL=0 and detect again, once; then name the state. */
+static void detect_collision_in_state(hf_fota *f, const char *text)
+{
+    int st = f->last_state;
+    if (st == 11) {
+        /* querying already (an automatic query): wait for its result */
+        notice(f, "the module refused AT^FOTADET (%s) while querying (11): waiting for "
+               "that query's result", text);
+        f->saw_querying = 1;
+        return;
+    }
+    if (!f->end_cleared) {
+        notice(f, "the module refused AT^FOTADET (%s) in state %d (%s), not idle: "
+               "AT^FOTADL=0, then detect again", text, st, hf_fota_state_name(st));
+        clear_end_state(f);
+        return;
+    }
+    fail(f, "EMODULE", st, "the module refused AT^FOTADET (%s) in FOTA state %d (%s)%s: "
+         "its own state explains the refusal, not a data connection; check AT^FOTASTATE? "
+         "and power-cycle the module if it stays there", text, st, hf_fota_state_name(st),
+         f->end_cleared ? ", which AT^FOTADL=0 did not clear" : "");
+}
+
+/* A prerequisite query (AT+CPIN?, AT+CREG?, AT+CGREG?) this firmware does not know:
+ * ERROR / COMMAND NOT SUPPORT / TOO MANY PARAMETERS, or +CME ERROR 4 / 100 / "not
+ * support". Its answer is unknown, not a failed SIM or registration. */
+static int prereq_unsupported(const hf_fota_event *ev)
+{
+    if (ev->final == HF_FF_ERROR)
+        return 1;
+    return ev->final == HF_FF_CME && (ev->code == 4 || ev->code == 100 ||
+                                      hf_contains_ci(ev->text, ev->text_len, "not support") ||
+                                      hf_contains_ci(ev->text, ev->text_len, "unknown"));
+}
+
 static void on_error(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
 {
     char text[96];
@@ -1429,6 +1619,8 @@ static void on_error(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
         discard_confirm(f);
     } else if (c == HF_CMD_FWUP) {
         fail(f, "EUPGRADE", code, "the module refused AT^FWUP (%s); it is not retried", text);
+    } else if (c == HF_CMD_FOTADET && is_collision(ev) && f->last_state != 10) {
+        detect_collision_in_state(f, text);
     } else if (is_collision(ev)) {
         fail(f, "ECOLLISION", code, "a data connection is active; bring the WAN interface "
              "down first (the module reports: %s)", text);
@@ -1445,12 +1637,25 @@ static void on_error(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
         }
     } else if (c == HF_CMD_DLQ) {
         /* progress is optional: keep polling */
+    } else if (c == HF_CMD_FOTAMODE && f->phase == HF_PH_DOWNLOAD && f->cmd_in_script) {
+        notice(f, "the module refused %s (%s): a pending download may restart from zero",
+               f->cmd_text, text);
+        script_next(f);       /* AT^FOTADL=1 all the same */
     } else if (c == HF_CMD_DL_PAUSE) {
         f->pause_requested = 0;
         notice(f, "the module refused to pause (%s): resumable transfer off or not "
                "supported; the download continues", text);
+    } else if ((c == HF_CMD_CPIN || c == HF_CMD_CREG || c == HF_CMD_CGREG) &&
+               f->cmd_in_script && prereq_unsupported(ev)) {
+        notice(f, "the module answered %s with \"%s\": %s is unknown, going on (a real "
+               "problem shows in the version query; check_prereq=false, hwfota "
+               "--no-prereq, skips these queries)", hf_fota_cmd_name(c), text,
+               c == HF_CMD_CPIN ? "the SIM state" : c == HF_CMD_CREG ?
+               "the network registration" : "the packet data registration");
+        script_next(f);
     } else if (c == HF_CMD_CPIN) {
-        fail(f, "ESIM", code, "SIM not ready (%s): insert or unlock the SIM", text);
+        fail(f, "ESIM", code, "SIM not ready: the module answered AT+CPIN? with \"%s\"; "
+             "insert or unlock the SIM", text);
     } else if (c == HF_CMD_FOTADET) {
         fail(f, "EDETECT", code, "the module refused AT^FOTADET (%s): its FOTA state must "
              "be idle and no data session active", text);
@@ -1461,7 +1666,8 @@ static void on_error(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
         fail(f, "EUNSUPPORTED", code, "AT^FOTASTATE? failed (%s): this firmware may lack "
              "FOTA", text);
     } else if (c == HF_CMD_CREG || c == HF_CMD_CGREG) {
-        fail(f, "ENOTREG", code, "%s failed (%s)", hf_fota_cmd_name(c), text);
+        fail(f, "ENOTREG", code, "not registered: the module answered %s with \"%s\"",
+             hf_fota_cmd_name(c), text);
     } else {
         fail(f, "EMODULE", code, "the module refused %s (%s)", f->cmd_text, text);
     }
@@ -1592,11 +1798,12 @@ static void on_port_back(hf_fota *f)
     f->port_lost = 0;
     f->state_seen_since_back = 0;
     f->up_at = f->now;
+    f->mode_sent = f->mode_resume = 0;   /* a new boot, maybe: set the mode again */
     if (f->phase == HF_PH_RECOVER) {
         hf_fota_cmd list[] = {HF_CMD_STATE};
         run_script(f, list, 1);
     } else if (f->phase == HF_PH_DISCARD) {
-        f->deadline = NO_TIME;
+        f->deadline = f->now + f->cfg.discard_timeout;
         discard_enter(f);
     } else {
         enter(f, HF_PH_VERIFY);
@@ -1610,8 +1817,8 @@ static void on_decision(hf_fota *f, hf_fota_decision d)
             f->want_dl_start = 1;
             f->dl_approved = 1;
             enter(f, HF_PH_DOWNLOAD);
-        } else if (d == HF_DEC_DEFER) {
-            finish(f, "deferred");
+        } else if (d == HF_DEC_DEFER || d == HF_DEC_KEEP) {
+            finish(f, "deferred");     /* an offer (12) is not applied at a reboot */
         } else if (d == HF_DEC_REJECT) {
             f->outcome = "rejected";
             enter(f, HF_PH_DISCARD);
@@ -1619,19 +1826,41 @@ static void on_decision(hf_fota *f, hf_fota_decision d)
             f->ignored++;
         }
     } else if (f->phase == HF_PH_DECIDE_UPGRADE) {
-        if (d == HF_DEC_UPGRADE)
+        if (d == HF_DEC_UPGRADE) {
             enter(f, HF_PH_UPGRADE);
-        else if (d == HF_DEC_DEFER || d == HF_DEC_REJECT)
-            finish(f, "deferred");   /* the image stays on the module (state 40) */
-        else
+        } else if (d == HF_DEC_KEEP) {
+            /* explicitly kept: the module applies it at its next reboot (guide 2.3.3) */
+            notice(f, "the downloaded image stays on the module (state 40): the module "
+                   "applies it at its next reboot");
+            finish(f, "deferred");
+        } else if (d == HF_DEC_DEFER || d == HF_DEC_REJECT) {
+            /* a module in 40 applies the image at its next reboot: deferring means
+             * discarding it (a later run downloads it again) */
+            f->outcome = d == HF_DEC_DEFER ? "deferred" : "rejected";
+            enter(f, HF_PH_DISCARD);
+        } else {
             f->ignored++;
+        }
     }
 }
 
 static void on_cancel(hf_fota *f)
 {
     switch (f->phase) {
+    case HF_PH_UPGRADE:
+        if (f->fwup_sent && !f->fwup_again) {
+            notice(f, "cannot cancel now: AT^FWUP was sent; wait for the module");
+            break;
+        }
+        if (f->fwup_sent) {
+            /* the journal records an earlier AT^FWUP: left to the next run, as before */
+            fail(f, "ECANCELED", -1, "cancelled by the caller");
+            break;
+        }
+        /* the image in 40 would be applied at the next reboot: discard it */
+        /* fall through */
     case HF_PH_DECIDE_DOWNLOAD: case HF_PH_DOWNLOAD: case HF_PH_PAUSED:
+    case HF_PH_DOWNLOADED: case HF_PH_DECIDE_UPGRADE:
         f->cancel_requested = 1;
         enter(f, HF_PH_DISCARD);   /* AT^FOTADL=0 after the command in flight */
         break;
@@ -1639,16 +1868,7 @@ static void on_cancel(hf_fota *f)
         notice(f, "cannot cancel now: %s; wait for the module", f->phase == HF_PH_DISCARD
                ? "already stopping" : "the upgrade is running");
         break;
-    case HF_PH_UPGRADE:
-        if (f->fwup_sent) {
-            notice(f, "cannot cancel now: AT^FWUP was sent; wait for the module");
-            break;
-        }
-        /* fall through */
     default:
-        if (f->phase == HF_PH_DOWNLOADED || f->phase == HF_PH_DECIDE_UPGRADE ||
-            f->phase == HF_PH_UPGRADE)
-            notice(f, "the downloaded image stays on the module (AT^FOTADL=0 discards it)");
         fail(f, "ECANCELED", -1, "cancelled by the caller");
     }
 }
@@ -1686,6 +1906,7 @@ void hf_fota_config_default(hf_fota_config *c)
     c->auto_upgrade_wait = 120;
     c->busy_delay = 2;
     c->boot_settle = 20;
+    c->discard_timeout = 30;
     c->cmd_retries = 2;
     c->max_redetect = 2;
 }
@@ -1731,11 +1952,13 @@ static int check_config(const hf_fota_config *c, hf_error *err)
         {"resume_interval", c->resume_interval}, {"reboot_timeout", c->reboot_timeout},
         {"detect_timeout", c->detect_timeout}, {"stall_timeout", c->stall_timeout},
         {"auto_upgrade_wait", c->auto_upgrade_wait}, {"busy_delay", c->busy_delay},
-        {"boot_settle", c->boot_settle},
+        {"boot_settle", c->boot_settle}, {"discard_timeout", c->discard_timeout},
     };
     for (size_t i = 0; i < sizeof secs / sizeof secs[0]; i++)
         if (check_secs(secs[i].n, secs[i].v, err) < 0)
             return -1;
+    if ((unsigned)c->auto_upgrade_ok > 1)
+        return hf_error_set(err, "EINVAL", "auto_upgrade_ok must be 0 or 1");
     if (c->cmd_retries > 10 || c->max_redetect > 10)
         return hf_error_set(err, "EINVAL", "cmd_retries and max_redetect must be <= 10");
     return 0;
@@ -1847,6 +2070,7 @@ void hf_fota_snapshot_take(const hf_fota *f, hf_fota_snapshot *s)
         hf_strlcpy(s->target_version, sizeof s->target_version, f->target.text);
     s->size = f->size;
     s->fwup_sent = f->fwup_sent;
+    s->fwup_retry = f->fwup_retry;
     s->image_verified = f->image_verified;
     s->image_seq = f->image_seq;
     s->detect_attempts = f->detect_attempts;
@@ -1895,6 +2119,9 @@ int hf_fota_restore_from(hf_fota *f, const hf_fota_snapshot *s, int carried, hf_
         return -1;
     if ((unsigned)s->fwup_sent > 1 || (unsigned)s->image_verified > 1)
         return hf_error_set(err, "EJOURNAL", "journal flags must be 0 or 1");
+    if ((unsigned)s->fwup_retry > 1 || (s->fwup_retry && !s->fwup_sent))
+        return hf_error_set(err, "EJOURNAL", "journal fwup_retry must be 0, or 1 with "
+                            "fwup_sent=1");
     if (s->fwup_sent && !s->image_verified)
         return hf_error_set(err, "EJOURNAL", "journal says AT^FWUP was sent for an image "
                             "never verified");
@@ -1910,6 +2137,7 @@ int hf_fota_restore_from(hf_fota *f, const hf_fota_snapshot *s, int carried, hf_
         signbit(s->phase_at) || s->started_at > 1e12 || s->phase_at > 1e12)   /* -0.0 too */
         return hf_error_set(err, "EJOURNAL", "journal timestamps out of range");
     f->restored = 1;
+    f->fwup_restored = !carried && s->fwup_sent;
     f->restored_phase = s->phase;
     f->from = from;
     f->have_from = have_from;
@@ -1928,6 +2156,7 @@ int hf_fota_restore_from(hf_fota *f, const hf_fota_snapshot *s, int carried, hf_
     f->size = s->size;
     f->fwup_sent = s->fwup_sent;
     f->fwup_count = (unsigned)s->fwup_sent;
+    f->fwup_retry = s->fwup_retry;
     /* the journal of a run past the download decision: the policy approved the target */
     f->dl_approved = have_target && !s->fwup_sent && s->phase >= HF_PH_DOWNLOAD &&
                      s->phase < HF_PH_DISCARD;

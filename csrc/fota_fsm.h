@@ -86,6 +86,8 @@ typedef enum hf_fota_decision {
     HF_DEC_DEFER,
     HF_DEC_REJECT,
     HF_DEC_UPGRADE,
+    HF_DEC_KEEP,        /* "keep_until_reboot": leave a downloaded image in 40 (the module
+                         * applies it at its next reboot); elsewhere as DEFER */
 } hf_fota_decision;
 
 typedef struct hf_fota_event {
@@ -167,6 +169,9 @@ typedef struct hf_fota_config {
     int has_mode;                   /* send AT^FOTAMODE= */
     hf_fotamode mode;
     int resume;                     /* resumable download on (taken from mode when given) */
+    int auto_upgrade_ok;            /* without has_mode: the mode sent before a download
+                                       may turn automatic upgrade on (0,0,1,1): no policy
+                                       decision stands between download and upgrade (0) */
     double poll_interval;           /* AT^FOTASTATE? fallback while waiting (3 s) */
     double dl_poll, dl_poll_idle;   /* AT^FOTADLQ while downloading (3 s, 5 s when idle) */
     double state_poll;              /* during download, AT^FOTASTATE? if no URC for (15 s) */
@@ -177,6 +182,7 @@ typedef struct hf_fota_config {
     double auto_upgrade_wait;       /* 40 -> module's own 50 with auto upgrade (120 s) */
     double busy_delay;              /* retry after "previous command not complete" (2 s) */
     double boot_settle;             /* AT^FWUP no sooner after the port (re)opens (20 s) */
+    double discard_timeout;         /* AT^FOTADL=0 -> idle (10) confirmed (30 s) */
     unsigned cmd_retries;           /* retries of timed-out idempotent queries (2) */
     unsigned max_redetect;          /* re-detections after a lost download (2) */
 } hf_fota_config;
@@ -189,6 +195,8 @@ typedef struct hf_fota_snapshot {
     char target_version[HF_VERSION_TEXT_MAX];   /* "" when unknown */
     unsigned long size;
     int fwup_sent;                  /* AT^FWUP written for this image: never again */
+    int fwup_retry;                 /* the one AT^FWUP after a restart that found the image
+                                       untouched in 40 went out (journal line only when 1) */
     int image_verified;             /* state 40 seen for this image */
     unsigned image_seq;             /* downloads started (an image per download) */
     unsigned detect_attempts, resume_attempts;
@@ -254,6 +262,14 @@ typedef struct hf_fota {
     int fwup_sent, image_verified;
     unsigned image_seq, detect_attempts, resume_attempts, fwup_count;
     int restored;                   /* started from a journal */
+    int fwup_restored;              /* ... from a journal file (not a carried snapshot)
+                                       saying AT^FWUP was sent (by an earlier process) */
+    int fwup_retry;                 /* the once-only AT^FWUP after a restart went out */
+    int fwup_again;                 /* that AT^FWUP is allowed now (not journaled) */
+    /* AT^FOTAMODE since the port last opened: the module resumes a download only
+     * after it (guide 2.3.3) */
+    int mode_sent, mode_resume, mode_up;
+    hf_fotamode mode_now;           /* the mode of the AT^FOTAMODE in flight */
     hf_fota_phase restored_phase;
     int port_lost;                  /* waiting for PORT_BACK */
     int pause_requested, cancel_requested;
@@ -264,6 +280,10 @@ typedef struct hf_fota {
     long discard_mcode;
     char discard_msg[200];
     unsigned discard_tries;         /* AT^FOTADL=0 rounds in this DISCARD */
+    int discard_from;               /* the state the DISCARD started from */
+    int discard_resend;             /* AT^FOTADL=0 refused/unanswered: send it again */
+    int clearing_end;               /* this DISCARD clears an end state (13/14/20/90/...) */
+    int end_cleared;                /* an end state was cleared this run (once only) */
     double up_at;                   /* when the port was last opened or came back */
     int parse_errors;               /* malformed status lines tolerated in a row */
     const char *outcome;            /* for DISCARD: the outcome to finish with */

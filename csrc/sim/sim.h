@@ -21,6 +21,10 @@
 #define SIM_STR 256
 #define SIM_DESC 2048
 
+/* --ttys: the USB interfaces a module exposes as ttys, and what each one does. */
+#define SIM_MAX_TTYS 6
+enum { SIM_ROLE_PCUI = 0, SIM_ROLE_MODEM, SIM_ROLE_DIAG, SIM_ROLE_GPS };
+
 /* When a fault fires. */
 typedef enum { TRIG_NONE = 0, TRIG_BYTE, TRIG_STATE, TRIG_CMD, TRIG_TIME } trig_kind;
 
@@ -74,6 +78,8 @@ typedef struct {
     int data_session;        /* a PS data session is up: collision */
     int sim_pin;             /* SIM PIN required */
     int not_registered;      /* +CREG: 0,0; detection/download fail with code 11 */
+    sim_trigger long_line;   /* --long-line cmd=NAME:N: N noise bytes, no line end, before its answer */
+    long long_line_len;
     int n_sms;               /* SMS / URC deliveries (trig.fired: done) */
     sim_sms_plan sms[SIM_SMS_PLAN];
 } sim_faults;
@@ -101,6 +107,18 @@ typedef struct {
     char unsupported[SIM_STR];    /* --unsupported: "+CMEE?,+CPIN" (names or name+form) */
     int cmee_default;
     int drop_closed;              /* lines sent while no host holds the port are lost */
+    int end_state;                /* --end-state: END_KEEP (default), END_KEEP_ALL, END_IDLE */
+    double discard_delay;         /* --discard-delay: AT^FOTADL=0 OK -> 10 (model seconds) */
+    int discard_urc;              /* --discard-urc on: ^FOTASTATE: 10 when the discard took */
+    int release_dead_host;        /* clear a dead host's TIOCEXCL (off: as a bare pty keeps it) */
+    int resume_needs_mode;        /* after a boot, 31 resumes only after AT^FOTAMODE ..,1 */
+    int n_ttys;                   /* --ttys: ttys per module, in interface order (1..SIM_MAX_TTYS) */
+    int tty_role[SIM_MAX_TTYS];   /* SIM_ROLE_* of each */
+    int pcui_index;               /* which of them is the AT port the module runs on */
+    int n_ttys_after;             /* --ttys-after: the layout after an upgrade (0: unchanged) */
+    int tty_role_after[SIM_MAX_TTYS];
+    int pcui_after;
+    int reenumerate;              /* --reenumerate next: back under the next free numbers */
     char pin[32];
     int sms_slots;                /* SIM message storage size */
     sim_faults faults;
@@ -109,10 +127,13 @@ typedef struct {
     sim_faults *module_faults[SIM_MAX_MODULES]; /* scenario [module N] sections */
 } sim_config;
 
+/* --end-state: what the end-of-operation states (90, failures >= 60; 13, 14, 20) do. */
+enum { END_KEEP = 0, END_KEEP_ALL, END_IDLE };
+
 /* Pending timeline step of the FOTA process. */
 typedef enum {
     EV_NONE = 0, EV_DETECT_DONE, EV_DL_THRESHOLD, EV_VERIFY_DONE, EV_UPGRADE_START,
-    EV_RESET, EV_AUTO_QUERY
+    EV_RESET, EV_AUTO_QUERY, EV_DISCARD_DONE
 } sim_event;
 
 typedef enum { BOOT_NONE = 0, BOOT_UPGRADE, BOOT_POWER_LOSS, BOOT_PORT_BACK } sim_boot;
@@ -145,6 +166,8 @@ typedef struct sim_module {
     char apn[SIM_STR], user[SIM_STR], pw[SIM_STR];
     int auth;
     int auto_query, auto_dl, auto_up, resume, period;
+    int mode_wanted;              /* a download pending in 31 survived a boot and no
+                                     AT^FOTAMODE with resume=1 came since */
     int state;
     int have_delta;               /* a version was found (12 reached) */
     double done;                  /* bytes downloaded */

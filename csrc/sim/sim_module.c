@@ -239,8 +239,10 @@ static void set_state(sim_module *m, int st, const char *extra)
 
 static int state_is_idle(const sim_module *m)
 {
-    /* 10, and the reports after an upgrade (90, or a failure >= 60) */
-    return m->state == 10 || m->state >= 60;
+    /* 10; with --end-state idle also the reports after an upgrade (90, or a failure
+     * >= 60). With keep / keep-all they are results the module holds until
+     * AT^FOTADL=0: AT^FOTADET in them is a collision. */
+    return m->state == 10 || (m->cfg->end_state == END_IDLE && m->state >= 60);
 }
 
 /* Automatic query: the next one <period> days after the module went idle. */
@@ -252,12 +254,31 @@ static void schedule_auto_query(sim_module *m)
     }
 }
 
-/* 13, 14 and 20 return to idle by themselves. */
+/* 13, 14 and 20 return to idle by themselves (--end-state keep-all: they persist
+ * until AT^FOTADL=0, like 90). */
 static void back_to_idle(sim_module *m)
 {
+    if (m->cfg->end_state == END_KEEP_ALL) {
+        m->ev = EV_NONE;
+        return;
+    }
     m->state = 10;
     m->ev = EV_NONE;
     log_state(m, 10);
+    schedule_auto_query(m);
+}
+
+/* AT^FOTADL=0 took: back to 10 (a ^FOTASTATE: 10 URC only with --discard-urc on). */
+static void discard_done(sim_module *m)
+{
+    m->ev = EV_NONE;
+    m->done = 0;
+    m->have_delta = 0;
+    if (m->cfg->discard_urc) set_state(m, 10, NULL);
+    else {
+        m->state = 10;
+        log_state(m, 10);
+    }
     schedule_auto_query(m);
 }
 
@@ -330,6 +351,7 @@ static void power_loss(sim_module *m)
     m->state = (s == 30 || s == 31) ? (m->resume ? 31 : 10) : (s == 40 || s == 50) ? 40
              : (s == 11 || s == 12) ? 10 : s;
     if (m->state == 10) { m->done = 0; m->have_delta = 0; }
+    m->mode_wanted = m->state == 31 && m->cfg->resume_needs_mode;
     if (m->state != s) log_state(m, m->state);
 }
 
@@ -515,6 +537,9 @@ static void fota_event(sim_module *m, double now)
     case EV_RESET:
         reset_module(m, "upgrade", BOOT_UPGRADE);
         break;
+    case EV_DISCARD_DONE:
+        discard_done(m);
+        break;
     case EV_AUTO_QUERY:
         if (m->auto_query && state_is_idle(m)) {
             sim_log(m->idx, "\"ev\":\"auto-query\"");
@@ -690,6 +715,19 @@ static void handle_line(sim_module *m, char *line)
         m->pending_at = sim_now() + FAULT_DRAIN;
         return;
     }
+    if (m->f.long_line.kind == TRIG_CMD && !m->f.long_line.fired && cmd_matches(body, &m->f.long_line)) {
+        /* N printable bytes without a line end; the answer's own CR LF ends them */
+        char chunk[1024];
+        m->f.long_line.fired = 1;
+        sim_log(m->idx, "\"ev\":\"fault\",\"fault\":\"long-line\",\"bytes\":%ld,\"cmd\":%s",
+                m->f.long_line_len, j);
+        for (long left = m->f.long_line_len; left > 0;) {
+            size_t k = left < (long)sizeof chunk ? (size_t)left : sizeof chunk;
+            for (size_t i = 0; i < k; i++) chunk[i] = (char)(0x21 + sim_rand() % 94);
+            out_raw(m, chunk, k);
+            left -= (long)k;
+        }
+    }
     int sms_match[SIM_SMS_PLAN];
     sms_check_cmd(m, body, sms_match);
     execute(m, body);
@@ -828,6 +866,15 @@ static void cmd_fotadl(sim_module *m, const char *args)
         if (m->f.data_session) { cme(m, 54, "FOTA is in collision state"); return; }
         if (m->state != 12 && m->state != 31) { error(m); return; }
         ok(m);
+        if (m->state == 31 && m->mode_wanted) {
+            /* guide 2.3.3: the remained data continues only after AT^FOTAMODE enabled
+             * resumable transfer since the boot; without it the transfer starts over */
+            sim_log(m->idx, "\"ev\":\"resume\",\"what\":\"from-zero\",\"byte\":%.0f", m->done);
+            m->done = 0;
+        } else if (m->state == 31) {
+            sim_log(m->idx, "\"ev\":\"resume\",\"what\":\"continued\",\"byte\":%.0f", m->done);
+        }
+        m->mode_wanted = 0;
         start_download(m);
     } else if (v == 2) {
         if (m->state != 30) { error(m); return; }
@@ -839,12 +886,24 @@ static void cmd_fotadl(sim_module *m, const char *args)
     } else {
         if (m->state == 50) { error(m); return; }
         ok(m);
-        m->ev = EV_NONE;
-        m->done = 0;
-        m->have_delta = 0;
-        m->state = 10;
-        log_state(m, 10);
-        schedule_auto_query(m);
+        if (m->state == 10) return;
+        if (m->cfg->discard_delay > 0) {
+            /* --discard-delay: OK now, idle later; the old state is reported meanwhile.
+             * A repeated AT^FOTADL=0 does not restart the wait. */
+            if (m->ev == EV_DISCARD_DONE) return;
+            if (m->state == 30) {      /* the download stops: progress frozen */
+                double now = sim_now();
+                m->done = bytes_now(m, now);
+                m->dl_b0 = m->dl_target = m->done;
+                m->dl_t0 = now;
+            }
+            m->ev = EV_DISCARD_DONE;
+            m->ev_at = sim_now() + SC(m, m->cfg->discard_delay);
+            sim_log(m->idx, "\"ev\":\"discard\",\"what\":\"pending\",\"state\":%d,\"delay\":%g",
+                    m->state, m->cfg->discard_delay);
+            return;
+        }
+        discard_done(m);
     }
 }
 
@@ -1042,6 +1101,7 @@ static void execute(sim_module *m, const char *body)
             m->auto_up = a[2];
             m->resume = a[3];
             m->period = a[4];
+            if (m->resume) m->mode_wanted = 0;
             ok(m);
             if (!m->auto_query && m->ev == EV_AUTO_QUERY) m->ev = EV_NONE;
             if (m->auto_query && state_is_idle(m) && m->ev != EV_DETECT_DONE) start_detect(m);

@@ -764,9 +764,15 @@ static void test_transitions(void)
         {HF_PH_DOWNLOADED, "^FOTASTATE: 50", 0, 0, HF_PH_REBOOT, NULL},
         {HF_PH_DOWNLOADED, NULL, HF_EV_PORT_LOST, 0, HF_PH_REBOOT, NULL},
         {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_DECISION, HF_DEC_UPGRADE, HF_PH_UPGRADE, NULL},
-        {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_DECISION, HF_DEC_DEFER, HF_PH_DONE, NULL},
+        /* issue 11.4: an image left in 40 is applied at the next reboot: defer,
+         * reject and cancel discard it; only keep_until_reboot leaves it */
+        {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_DECISION, HF_DEC_DEFER, HF_PH_DISCARD, NULL},
+        {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_DECISION, HF_DEC_REJECT, HF_PH_DISCARD, NULL},
+        {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_DECISION, HF_DEC_KEEP, HF_PH_DONE, NULL},
         {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_DECISION, HF_DEC_DOWNLOAD, HF_PH_DECIDE_UPGRADE, NULL},
-        {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_CANCEL, 0, HF_PH_FAILED, "ECANCELED"},
+        {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_CANCEL, 0, HF_PH_DISCARD, NULL},
+        {HF_PH_DOWNLOADED, NULL, HF_EV_CANCEL, 0, HF_PH_DISCARD, NULL},
+        {HF_PH_DECIDE_DOWNLOAD, NULL, HF_EV_DECISION, HF_DEC_KEEP, HF_PH_DONE, NULL},
         {HF_PH_REBOOT, NULL, HF_EV_CANCEL, 0, HF_PH_REBOOT, NULL},
         {HF_PH_REBOOT, NULL, HF_EV_PORT_BACK, 0, HF_PH_REBOOT, NULL},   /* port never lost */
         {HF_PH_REBOOT, "^FOTASTATE: 90", 0, 0, HF_PH_VERIFY, NULL},
@@ -956,6 +962,9 @@ static void test_restore_discard_never_downloads(void)
         CHECK_STR(h->pend, "AT^FOTASTATE?");
         h_ok(h, "^FOTASTATE: 12", NULL);
         if (phases[i] == HF_PH_DOWNLOAD) {
+            /* a restored run continues the download: the mode again first (2.3.3) */
+            CHECK_STR(h->pend, "AT^FOTAMODE=0,0,1,1");
+            h_ok(h, NULL, NULL);
             CHECK_STR(h->pend, "AT^FOTADL=1");
         } else {
             CHECK_INT(h_sent_count(h, "AT^FOTADL=1"), 0);
@@ -1332,7 +1341,9 @@ static void test_discard_confirmed(void)
             CHECK_STR(h->pend, "AT^FOTASTATE?");
             h_ok(h, "^FOTASTATE: 12,12.815.01.02.00,79114,\"x\"", NULL);
             CHECK_STR(h->done, "");
-            CHECK_STR(h->pend, "AT^FOTADL=0");       /* still 12: again */
+            CHECK_INT(h->pending, 0);                /* still 12: again at the next poll */
+            h_timer(h);
+            CHECK_STR(h->pend, "AT^FOTADL=0");
         } else if (how == 1) {                       /* port lost: again once back */
             h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);
             h_simple(h, HF_EV_PORT_LOST);
@@ -1340,8 +1351,11 @@ static void test_discard_confirmed(void)
             h_port_back_after(h, 2);
             CHECK_STR(h->pend, "AT^FOTADL=0");
         } else {                                     /* the module never leaves 12 */
-            for (int i = 0; i < 12 && !h->failed[0]; i++) {
-                if (!strcmp(h->pend, "AT^FOTADL=0"))
+            double t0 = h->now;
+            for (int i = 0; i < 100 && !h->failed[0]; i++) {
+                if (!h->pending)
+                    h_timer(h);                      /* paced: poll_interval */
+                else if (!strcmp(h->pend, "AT^FOTADL=0"))
                     h_ok(h, NULL, NULL);
                 else
                     h_ok(h, "^FOTASTATE: 12", NULL);
@@ -1349,12 +1363,204 @@ static void test_discard_confirmed(void)
             CHECK_STR(h->failed, "EMODULE");
             CHECK_INT(h->failed_module_code, 12);
             CHECK_STR(h->done, "");
+            /* bounded by discard_timeout, not by a count of instant retries */
+            CHECK(h->now - t0 >= c.discard_timeout - 1e-9, "failed after %.1f s", h->now - t0);
+            CHECK(h->now - t0 <= c.discard_timeout + c.poll_interval, "failed after %.1f s",
+                  h->now - t0);
             continue;
         }
         h_run(h, -1, 50);
         CHECK_STR(h->done, "not_newer");
         CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 2);
         CHECK_INT(h->m.state, 10);
+    }
+}
+
+/* Issue 11.1: a module that keeps an end state (90 after its upgrade, 80, a kept 14)
+ * and refuses AT^FOTADET in it ("collision") is cleared with AT^FOTADL=0, confirmed
+ * idle, then detected from 10; never ECOLLISION "bring the WAN down". */
+static void test_end_state_cleared(void)
+{
+    static const int states[] = {90, 80, 14, 13, 20};
+    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
+        hf_fota_config c = seed_cfg();
+        harness *h = &H;
+        h_init(h, &c);
+        h->m.state = states[i];               /* the harness module refuses FOTADET != 10 */
+        if (states[i] == 90)
+            strcpy(h->m.version, h->m.offer); /* upgraded: the same version is offered */
+        h_start(h);
+        h_run(h, -1, 500);
+        CHECK(strcmp(h->failed, "ECOLLISION") != 0, "state %d: %s", states[i], h->failed_msg);
+        CHECK_STR(h->failed, "");
+        CHECK_STR(h->done, states[i] == 90 ? "not_newer" : "upgraded");
+        CHECK_INT(h_sent_count(h, "AT^FOTADET"), 1);   /* from 10 only */
+        CHECK(h->nsent > 0 && h_sent_count(h, "AT^FOTADL=0") >= 1, "state %d: no clear",
+              states[i]);
+        /* AT^FOTADL=0 went out before AT^FOTADET */
+        int dl0 = -1, det = -1;
+        for (size_t k = 0; k < h->nsent; k++) {
+            if (dl0 < 0 && !strcmp(h->sent[k], "AT^FOTADL=0")) dl0 = (int)k;
+            if (det < 0 && !strcmp(h->sent[k], "AT^FOTADET")) det = (int)k;
+        }
+        CHECK(dl0 >= 0 && det > dl0, "state %d: clear %d, detect %d", states[i], dl0, det);
+    }
+}
+
+/* Issue 11.1, the other firmware: the module keeps 90 through AT^FOTADL=0 (never 10)
+ * but detects from it; and one that refuses detection in its kept state even after
+ * the clear: an error naming the state, not the WAN. Also a collision during
+ * detection while the module says 14 (kept, e.g. after a lost partial download). */
+static void test_end_state_tolerated(void)
+{
+    for (int how = 0; how < 3; how++) {
+        hf_fota_config c = seed_cfg();
+        harness *h = &H;
+        h_init(h, &c);
+        h->m.state = 90;
+        h->stop_cmd = "AT^FOTADL=0";
+        h_start(h);
+        h_run(h, -1, 500);
+        CHECK_INT(h->f.phase, HF_PH_DISCARD);
+        h_ok(h, NULL, NULL);                  /* OK, but the state stays 90 */
+        double t0 = h->now;
+        h->stop_cmd = "AT^FOTADET";
+        for (int i = 0; i < 100 && h->f.phase == HF_PH_DISCARD; i++) {
+            if (!h->pending)
+                h_timer(h);
+            else if (!strcmp(h->pend, "AT^FOTASTATE?"))
+                h_ok(h, "^FOTASTATE: 90", NULL);
+            else
+                h_ok(h, NULL, NULL);
+        }
+        CHECK(h->now - t0 >= c.discard_timeout - 1e-9, "gave up after %.1f s", h->now - t0);
+        CHECK_INT(h->f.phase, HF_PH_DETECT);   /* tries detection from 90 */
+        CHECK_STR(h->pend, "AT^FOTADET");
+        h->stop_cmd = NULL;
+        if (how == 0) {                       /* accepted from 90 */
+            h->m.state = 10;
+            h_run(h, -1, 500);
+            CHECK_STR(h->done, "upgraded");
+        } else {                              /* refused: name the state */
+            h_result(h, HF_FF_CME, -1, "FOTA is in collision state", NULL, 0);
+            CHECK_STR(h->failed, "EMODULE");
+            CHECK_INT(h->failed_module_code, 90);
+            CHECK(strstr(h->failed_msg, "90") && !strstr(h->failed_msg, "WAN"), "msg: %s",
+                  h->failed_msg);
+        }
+    }
+    /* the port came back during the download with the module in a kept 14 (the
+     * partial download lost): detection is refused as a collision in 14, so the
+     * state is cleared once and detection runs again */
+    hf_fota_config c = seed_cfg();
+    harness *h = &H;
+    h_init(h, &c);
+    h_start(h);
+    h_run(h, HF_PH_DOWNLOAD, 500);
+    CHECK_INT(h->f.phase, HF_PH_DOWNLOAD);
+    h_run(h, -1, 1);                         /* AT^FOTADL=1 answered */
+    h->m.state = 14;
+    h->m.done = 0;
+    h->m.port_up = 0;
+    h_simple(h, HF_EV_PORT_LOST);
+    h_run(h, -1, 2000);
+    CHECK_STR(h->failed, "");
+    CHECK_STR(h->done, "upgraded");
+    CHECK_INT(h_sent_count(h, "AT^FOTADET"), 3);   /* first, refused in 14, after the clear */
+    CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 1);
+    /* a collision because an automatic query began (11 reported): wait for its result */
+    h_init(h, &c);
+    h->stop_cmd = "AT^FOTADET";
+    h_start(h);
+    h_run(h, -1, 500);
+    CHECK_STR(h->pend, "AT^FOTADET");
+    h->stop_cmd = NULL;
+    h_urc(h, "^FOTASTATE: 11");
+    h_result(h, HF_FF_CME, -1, "FOTA is in collision state", NULL, 0);
+    CHECK_STR(h->failed, "");
+    CHECK_INT(h->f.phase, HF_PH_DETECT);
+    h->m.state = 12;
+    h_urc(h, "^FOTASTATE: 12,12.815.01.04.00,79114,\"x\"");
+    h_run(h, -1, 2000);
+    CHECK_STR(h->done, "upgraded");
+    CHECK_INT(h_sent_count(h, "AT^FOTADET"), 1);
+    /* a real data session while idle is still ECOLLISION with its advice */
+    h_init(h, &c);
+    h->m.collision = 1;
+    h_start(h);
+    h_run(h, -1, 500);
+    CHECK_STR(h->failed, "ECOLLISION");
+}
+
+/* Issue 11.2: AT^FOTADL=0 answers OK before the module is idle. The discard waits
+ * (paced AT^FOTASTATE?, or the ^FOTASTATE: 10 URC) instead of failing at once. */
+static void test_discard_waits(void)
+{
+    for (int urc = 0; urc < 2; urc++) {
+        hf_fota_config c = seed_cfg();
+        harness *h = &H;
+        h_init(h, &c);
+        strcpy(h->m.offer, "12.815.01.02.00");   /* older: refused, discarded */
+        h->stop_cmd = "AT^FOTADL=0";
+        h_start(h);
+        h_run(h, -1, 500);
+        CHECK_STR(h->pend, "AT^FOTADL=0");
+        h->stop_cmd = NULL;
+        h_ok(h, NULL, NULL);                     /* OK; the module is still in 12 */
+        CHECK_STR(h->pend, "AT^FOTASTATE?");
+        h_ok(h, "^FOTASTATE: 12", NULL);
+        double t0 = h->now;
+        for (int i = 0; i < 3; i++) {            /* 3 polls, still 12 */
+            CHECK_INT(h->pending, 0);
+            CHECK_STR(h->done, "");
+            CHECK_STR(h->failed, "");
+            h_timer(h);
+            CHECK_STR(h->pend, "AT^FOTASTATE?");
+            h_ok(h, "^FOTASTATE: 12", NULL);
+        }
+        CHECK(h->now - t0 >= 3 * c.poll_interval - 1e-9, "polls not paced: %.2f s",
+              h->now - t0);
+        h->m.state = 10;
+        if (urc) {
+            h->now += 0.5;
+            h_urc(h, "^FOTASTATE: 10");
+        } else {
+            h_timer(h);
+            h_ok(h, "^FOTASTATE: 10", NULL);
+        }
+        CHECK_STR(h->failed, "");
+        CHECK_STR(h->done, "not_newer");
+        CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 1);
+    }
+}
+
+/* Issue 11.4: after the download, defer/reject/cancel discard the image (a module in
+ * 40 applies it at its next reboot); keep_until_reboot keeps it. */
+static void test_decide_upgrade_discards(void)
+{
+    const hf_fota_decision ds[] = {HF_DEC_DEFER, HF_DEC_REJECT, HF_DEC_KEEP, 0};
+    const char *want[] = {"deferred", "rejected", "deferred", ""};
+    for (int i = 0; i < 4; i++) {
+        hf_fota_config c = seed_cfg();
+        c.mode.auto_upgrade = 0;
+        harness *h = &H;
+        h_init(h, &c);
+        h->m.auto_upgrade = 0;
+        h_start(h);
+        h_run(h, HF_PH_DECIDE_UPGRADE, 2000);
+        CHECK_INT(h->f.phase, HF_PH_DECIDE_UPGRADE);
+        CHECK_INT(h->m.state, 40);
+        if (ds[i])
+            h_decide(h, ds[i]);
+        else
+            h_simple(h, HF_EV_CANCEL);
+        h_run(h, -1, 500);
+        CHECK_STR(h->done, want[i]);
+        if (!ds[i])
+            CHECK_STR(h->failed, "ECANCELED");
+        CHECK_INT(h->m.state, ds[i] == HF_DEC_KEEP ? 40 : 10);
+        CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), ds[i] == HF_DEC_KEEP ? 0 : 1);
+        CHECK_INT(h_sent_count(h, "AT^FWUP"), 0);
     }
 }
 
@@ -1539,6 +1745,270 @@ static void test_offer_urc_inside_fwup_gate(void)
     CHECK_STR(h->failed, "ESAFETY");
 }
 
+/* Index of the n-th (0-based) sent command equal to cmd, -1 when none. */
+static int sent_at(const harness *h, const char *cmd, int n)
+{
+    for (size_t i = 0; i < h->nsent; i++)
+        if (strcmp(h->sent[i], cmd) == 0 && n-- == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Issue 11.3 (guide 2.3.3): the module continues a pending download only after
+ * AT^FOTAMODE enabled resumable transfer since its boot. Every AT^FOTADL=1 that
+ * starts or resumes a download follows an AT^FOTAMODE sent since the port last
+ * opened: after a power loss (recover), with the caller's mode (resume forced on for
+ * a resume), and without one (0,0,<auto_upgrade_ok>,1). The seed flow stays the
+ * seed's sequence (test_seed_flow): configure's mode covers its first start. */
+static void test_mode_before_every_download(void)
+{
+    harness *h = &H;
+    for (int variant = 0; variant < 4; variant++) {
+        /* 0: seed mode 0,0,1,1; 1: caller's mode with resume off; 2: no mode;
+         * 3: no mode, auto_upgrade_ok */
+        hf_fota_config c = seed_cfg();
+        const char *first = NULL, *again = "AT^FOTAMODE=0,0,1,1";
+        if (variant == 1) {
+            c.mode.auto_upgrade = 0;
+            c.mode.resume = 0;
+            again = "AT^FOTAMODE=0,0,0,1";   /* resume forced on to continue 31 */
+        } else if (variant == 2) {
+            c.has_mode = 0;
+            first = again = "AT^FOTAMODE=0,0,0,1";
+        } else if (variant == 3) {
+            c.has_mode = 0;
+            c.auto_upgrade_ok = 1;
+            first = again = "AT^FOTAMODE=0,0,1,1";
+        }
+        h_init(h, &c);
+        h->m.auto_upgrade = variant == 0 || variant == 3;
+        h_start(h);
+        h_run(h, HF_PH_DOWNLOAD, 100);
+        h_run(h, -1, 4);                  /* some progress */
+        CHECK_INT(h->f.phase, HF_PH_DOWNLOAD);
+        int dl1 = sent_at(h, "AT^FOTADL=1", 0);
+        CHECK(dl1 > 0, "download started (variant %d)", variant);
+        if (first) {
+            CHECK_STR(h->sent[dl1 - 1], first);
+            CHECK_INT(sent_at(h, first, 1), -1);   /* once before the first start */
+        } else {
+            CHECK(strncmp(h->sent[dl1 - 1], "AT^FOTAMODE", 11) != 0,
+                  "configure's mode covers the first start: no second AT^FOTAMODE (%s)",
+                  h->sent[dl1 - 1]);
+        }
+        h->m.resume = 1;                  /* the partial download survives: 31 */
+        h->m.port_up = 0;
+        h_simple(h, HF_EV_PORT_LOST);     /* power loss */
+        CHECK_INT(h->f.phase, HF_PH_RECOVER);
+        h_port_back_after(h, 20);
+        sim_reset(&h->m);
+        CHECK_INT(h->m.state, 31);
+        CHECK_STR(h->pend, "AT^FOTASTATE?");
+        h_run(h, -1, 1);
+        CHECK_STR(h->pend, again);        /* the mode, resume on ... */
+        h_ok(h, NULL, NULL);
+        CHECK_STR(h->pend, "AT^FOTADL=1"); /* ... then the resume */
+        h_run(h, -1, 500);
+        CHECK_STR(h->done, "upgraded");
+        CHECK_INT(h_sent_count(h, "AT^FOTADET"), 1);   /* resumed, not detected again */
+        CHECK_INT(h_sent_count(h, "AT^FWUP"), variant == 0 || variant == 3 ? 0 : 1);
+        CHECK_INT(h->violations, 0);
+    }
+    /* refused: said, and the download is started all the same */
+    hf_fota_config c = seed_cfg();
+    c.has_mode = 0;
+    h_init(h, &c);
+    h->m.auto_upgrade = 0;
+    h->stop_cmd = "AT^FOTAMODE=0,0,0,1";
+    h_start(h);
+    h_run(h, -1, 100);
+    CHECK_STR(h->pend, "AT^FOTAMODE=0,0,0,1");
+    h->stop_cmd = NULL;
+    int notices = h->notices;
+    h_result(h, HF_FF_ERROR, -1, "COMMAND NOT SUPPORT", NULL, 0);
+    CHECK(h->notices > notices, "the refusal is reported");
+    CHECK_STR(h->pend, "AT^FOTADL=1");
+}
+
+/* A journal of a run whose AT^FWUP record was written (fwup_sent=1) and the module
+ * in 40 on the old firmware: the module in 40 with hf_fota_restore. */
+static void start_after_fwup_record(harness *h, const hf_fota_config *c, int retry,
+                                    int carried)
+{
+    hf_fota_snapshot s = snap_in(HF_PH_UPGRADE);
+    hf_error e;
+    s.size = 79114;
+    s.fwup_sent = 1;
+    s.fwup_retry = retry;
+    s.image_verified = 1;
+    s.image_seq = 1;
+    h_init(h, c);
+    h->m.auto_upgrade = 0;
+    h->m.state = 40;
+    hf_strlcpy(h->fed_offer, sizeof h->fed_offer, "12.815.01.04.00");
+    CHECK_INT(hf_fota_restore_from(&h->f, &s, carried, &e), 0);
+    h_start(h);
+}
+
+/* Issue 12.9: the host was killed after the fwup_sent journal record, before
+ * AT^FWUP reached the wire. Restarted, it finds the module in 40 on the old
+ * firmware. Once the port has been up boot_settle s without a boot-time upgrade,
+ * the command never acted: the policy is asked, and AT^FWUP goes out once more,
+ * after a journal that records the retry (fwup_retry=1). A journal that already
+ * records it discards and says what happened; a carried snapshot (the same process
+ * wrote the command) keeps the old rule. */
+static void test_fwup_record_without_command(void)
+{
+    hf_fota_config c = full_cfg(0);
+    harness *h = &H;
+    start_after_fwup_record(h, &c, 0, 0);
+    double t0 = h->now;
+    h->stop_cmd = "AT^FWUP";
+    h_run(h, -1, 500);
+    CHECK_STR(h->pend, "AT^FWUP");
+    CHECK(h->now >= t0 + c.boot_settle, "AT^FWUP %.1f s after the start, before boot_settle",
+          h->now - t0);
+    CHECK_INT(h->decisions_up, 1);        /* the policy decides again */
+    CHECK_INT(h->f.fwup_retry, 1);
+    hf_fota_snapshot snap;
+    hf_fota_snapshot_take(&h->f, &snap);
+    CHECK_INT(snap.fwup_sent, 1);
+    CHECK_INT(snap.fwup_retry, 1);
+    char text[HF_JOURNAL_TEXT_MAX];
+    CHECK(hf_journal_format(&snap, text, sizeof text) > 0, "format");
+    CHECK(strstr(text, "\nfwup_retry=1\n") != NULL, "journal records the retry:\n%s", text);
+    h->stop_cmd = NULL;
+    h_run(h, -1, 500);
+    CHECK_STR(h->done, "upgraded");
+    CHECK_INT(h->m.fwup_count, 1);
+    CHECK_INT(h_sent_count(h, "AT^FWUP"), 1);
+    CHECK_INT(h->violations, 0);
+
+    /* the retry recorded and still 40: never a third time */
+    start_after_fwup_record(h, &c, 1, 0);
+    h_run(h, -1, 500);
+    CHECK_STR(h->failed, "EUPGRADE");
+    CHECK(strstr(h->failed_msg, "may not have reached the module") != NULL, "message: %s",
+          h->failed_msg);
+    CHECK_INT(h_sent_count(h, "AT^FWUP"), 0);
+    CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 1);
+
+    /* a carried snapshot: this process wrote AT^FWUP; the old rule holds */
+    start_after_fwup_record(h, &c, 0, 1);
+    h_run(h, -1, 500);
+    CHECK_STR(h->failed, "EUPGRADE");
+    CHECK_INT(h_sent_count(h, "AT^FWUP"), 0);
+
+    /* found by fuzz_fsm: restored from a journal WITHOUT fwup_sent (decide_upgrade),
+     * this process sends AT^FWUP, the port goes with it, the module stays in 40: that
+     * is the in-process case (the command was written), no retry */
+    {
+        hf_fota_snapshot s = snap_in(HF_PH_DECIDE_UPGRADE);
+        hf_error e;
+        s.size = 79114;
+        s.image_verified = 1;
+        s.image_seq = 1;
+        h_init(h, &c);
+        h->m.auto_upgrade = 0;
+        h->m.state = 40;
+        hf_strlcpy(h->fed_offer, sizeof h->fed_offer, "12.815.01.04.00");
+        CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
+        h->stop_cmd = "AT^FWUP";
+        h_start(h);
+        h_run(h, -1, 500);
+        CHECK_STR(h->pend, "AT^FWUP");
+        h->stop_cmd = NULL;
+        h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);   /* lost as it was written */
+        h_simple(h, HF_EV_PORT_LOST);
+        h_port_back_after(h, 3);
+        h_run(h, -1, 500);
+        CHECK_STR(h->failed, "EUPGRADE");
+        CHECK_INT(h_sent_count(h, "AT^FWUP"), 1);
+        CHECK_INT(h->f.fwup_retry, 0);
+        CHECK_INT(h->violations, 0);
+    }
+
+    /* the module starts its boot-time upgrade within the settle time: followed */
+    start_after_fwup_record(h, &c, 0, 0);
+    h_run(h, -1, 4);
+    h->m.state = 50;
+    h_urc(h, "^FOTASTATE: 50");
+    h_run(h, -1, 500);
+    CHECK_STR(h->done, "upgraded");
+    CHECK_INT(h_sent_count(h, "AT^FWUP"), 0);
+
+    /* journal text: fwup_retry reads back; without fwup_sent it is refused */
+    hf_fota_snapshot b;
+    hf_error e;
+    snap.fwup_retry = 1;
+    int n = hf_journal_format(&snap, text, sizeof text);
+    CHECK_INT(hf_journal_parse(text, (size_t)n, &b, &e), 0);
+    CHECK_INT(b.fwup_retry, 1);
+    snap.fwup_retry = 0;
+    n = hf_journal_format(&snap, text, sizeof text);
+    CHECK(strstr(text, "fwup_retry") == NULL, "no line when 0");
+    CHECK_INT(hf_journal_parse(text, (size_t)n, &b, &e), 0);
+    CHECK_INT(b.fwup_retry, 0);
+    b.fwup_sent = 0;
+    b.fwup_retry = 1;
+    h_init(h, &c);
+    CHECK_INT(hf_fota_restore(&h->f, &b, &e), -1);
+}
+
+/* Issue 11.8: a prerequisite query the firmware does not know (COMMAND NOT SUPPORT,
+ * ERROR, +CME ERROR: operation not supported) is unknown, not "SIM not ready": a
+ * notice that quotes the module, and the run goes on. A SIM that needs its PIN or
+ * is missing stays ESIM, and a real "not registered" stays ENOTREG. */
+static void test_prereq_unsupported(void)
+{
+    harness *h = &H;
+    static const struct {
+        const char *cmd;
+        hf_fota_final fin;
+        long code;
+        const char *text;
+        const char *fails;          /* NULL: goes on */
+    } cases[] = {
+        {"AT+CPIN?", HF_FF_ERROR, -1, "COMMAND NOT SUPPORT", NULL},
+        {"AT+CPIN?", HF_FF_ERROR, -1, "ERROR", NULL},
+        {"AT+CPIN?", HF_FF_CME, 4, "operation not supported", NULL},
+        {"AT+CREG?", HF_FF_ERROR, -1, "COMMAND NOT SUPPORT", NULL},
+        {"AT+CGREG?", HF_FF_ERROR, -1, "ERROR", NULL},
+        {"AT+CPIN?", HF_FF_CME, 11, "SIM PIN required", "ESIM"},
+        {"AT+CPIN?", HF_FF_CME, 10, "SIM not inserted", "ESIM"},
+        {"AT+CREG?", HF_FF_CME, 30, "no network service", "ENOTREG"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hf_fota_config c = full_cfg(0);
+        h_init(h, &c);
+        h->m.auto_upgrade = 0;
+        h->stop_cmd = cases[i].cmd;
+        h_start(h);
+        h_run(h, -1, 100);
+        CHECK_STR(h->pend, cases[i].cmd);
+        h->stop_cmd = NULL;
+        int notices = h->notices;
+        h_result(h, cases[i].fin, cases[i].code, cases[i].text, NULL, 0);
+        if (cases[i].fails) {
+            CHECK_STR(h->failed, cases[i].fails);
+            CHECK(strstr(h->failed_msg, cases[i].text) != NULL, "says what the module said: %s",
+                  h->failed_msg);
+            continue;
+        }
+        CHECK_STR(h->failed, "");
+        CHECK(h->notices > notices, "case %zu: a notice", i);
+        h_run(h, -1, 500);
+        CHECK_STR(h->done, "upgraded");
+    }
+    /* +CPIN: SIM PIN answered: ESIM as before */
+    hf_fota_config c = full_cfg(0);
+    h_init(h, &c);
+    h->m.sim_pin = 1;
+    h_start(h);
+    h_run(h, -1, 100);
+    CHECK_STR(h->failed, "ESIM");
+}
+
 int main(void)
 {
     CHECK_SUITE("fota_fsm");
@@ -1564,12 +2034,19 @@ int main(void)
     test_fwup_lost_with_port();
     test_fwup_waits_for_boot_report();
     test_discard_confirmed();
+    test_end_state_cleared();
+    test_end_state_tolerated();
+    test_discard_waits();
+    test_decide_upgrade_discards();
     test_settle_timer_during_stale_command();
     test_fresh_run_no_settle();
     test_detect_forgets_old_target();
     test_recover_bare_12_not_approved();
     test_offer_urc_inside_fwup_gate();
     test_restore_terminal_target_not_trusted();
+    test_mode_before_every_download();
+    test_fwup_record_without_command();
+    test_prereq_unsupported();
     test_random();
     return CHECK_END();
 }

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -407,7 +408,9 @@ static void test_at_basics(void)
 {
     sim s;
     char l[4096];
-    REQUIRE(sim_start(&s, 1, "--rate", "2000", "--detect-time", "10", NULL) == 0, "sim starts");
+    /* --discard-delay 0: AT^FOTADL=0 takes at once (test_end_states plays the delay) */
+    REQUIRE(sim_start(&s, 1, "--rate", "2000", "--detect-time", "10", "--discard-delay", "0",
+                      NULL) == 0, "sim starts");
     REQUIRE(port_open(&s, 0) == 0, "open");
     CMD(&s, "AT", "OK");
     CMD(&s, "at", "OK");
@@ -502,6 +505,66 @@ static void test_unsupported(void)
     snprintf(cmd, sizeof cmd, "'%s' --unsupported 'AT+X;Y' --dir /tmp/hwfota-simtest-none >/dev/null 2>&1",
              sim_bin);
     CHECK(system(cmd) != 0, "--unsupported with a bad character rejected");
+}
+
+/* --long-line cmd=NAME:N: N noise bytes without a line end before NAME's answer, once. */
+static void test_long_line(void)
+{
+    sim s;
+    char line[8192];
+    REQUIRE(sim_start(&s, 1, "--long-line", "cmd=CGSN:6000", NULL) == 0, "sim starts");
+    REQUIRE(port_open(&s, 0) == 0, "open");
+    CMD(&s, "ATE0", "OK");
+    send_cmd(&s, "AT+CGSN");
+    CHECK(next_nn(&s, line, sizeof line, 2) == 1, "a line");
+    CHECK_INT(strlen(line), 6000);
+    CHECK(strspn(line, "0123456789") < 6000, "noise, not an answer");
+    CHECK(next_nn(&s, line, sizeof line, 2) == 1 && luhn_ok(line), "then the IMEI: %s", line);
+    CHECK(next_nn(&s, line, sizeof line, 2) == 1 && !strcmp(line, "OK"), "then OK: %s", line);
+    send_cmd(&s, "AT+CGSN");
+    CHECK(next_nn(&s, line, sizeof line, 2) == 1 && luhn_ok(line), "once only: %s", line);
+    CHECK_INT(log_count(&s, "\"fault\":\"long-line\""), 1);
+    sim_stop(&s);
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "'%s' --long-line time=1:50 --dir /tmp/hwfota-simtest-none >/dev/null 2>&1",
+             sim_bin);
+    CHECK(system(cmd) != 0, "--long-line takes cmd= triggers only");
+}
+
+/* A host that closes without dropping TIOCEXCL (as a killed one does): the
+ * flag stays unless --release-dead-host on. Root opens despite the flag. */
+static int excl_after_dead_host(sim *s)
+{
+    int excl = -1;
+    REQUIRE(port_open(s, 0) == 0, "open");
+    CHECK(ioctl(s->fd, TIOCEXCL) == 0, "TIOCEXCL");
+    close(s->fd);
+    s->fd = -1;
+    sleep_s(0.3);
+    int fd = open(s->path[0], O_RDWR | O_NOCTTY | O_NONBLOCK);
+    CHECK(fd >= 0, "reopen as root");
+    if (fd >= 0) {
+        CHECK(ioctl(fd, TIOCGEXCL, &excl) == 0, "TIOCGEXCL");
+        close(fd);
+    }
+    return excl;
+}
+
+static void test_release_dead_host(void)
+{
+    sim s;
+    REQUIRE(sim_start(&s, 1, NULL) == 0, "sim starts");
+    CHECK_INT(excl_after_dead_host(&s), 1);
+    CHECK_INT(log_count(&s, "\"what\":\"released\""), 0);
+    sim_stop(&s);
+    REQUIRE(sim_start(&s, 1, "--release-dead-host", "on", NULL) == 0, "sim starts");
+    CHECK_INT(excl_after_dead_host(&s), 0);
+    CHECK(log_count(&s, "\"what\":\"released\"") >= 1, "released logged");
+    sim_stop(&s);
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "'%s' --release-dead-host maybe --dir /tmp/hwfota-simtest-none >/dev/null 2>&1",
+             sim_bin);
+    CHECK(system(cmd) != 0, "--release-dead-host takes on|off");
 }
 
 /* Run detection on a sim started with the given faults; returns after the "OK". */
@@ -888,6 +951,47 @@ static void test_port_faults(void)
     sim_stop(&s);
 }
 
+/* --resume-needs-mode (guide 2.3.3): after a boot, a download pending in 31 continues
+ * the remained data only after AT^FOTAMODE with resume=1; without it AT^FOTADL=1
+ * starts over from zero (on, the default); off resumes anyway. */
+static void test_resume_needs_mode(void)
+{
+    sim s;
+    char l[4096];
+    for (int variant = 0; variant < 3; variant++) {
+        /* 0: default, no mode after the boot; 1: default, mode after the boot;
+         * 2: --resume-needs-mode off, no mode */
+        if (variant == 2)
+            REQUIRE(sim_start(&s, 1, "--power-loss", "byte=30000", "--resume-needs-mode", "off",
+                            NULL) == 0, "sim starts");
+        else
+            REQUIRE(sim_start(&s, 1, "--power-loss", "byte=30000", NULL) == 0, "sim starts");
+        port_open(&s, 0);
+        to_download(&s, "0,0,0,1");
+        CHECK(wait_hup(&s, 3) == 1, "power loss: hang-up");
+        CHECK(port_reopen(&s, 0, 3) == 0, "back after power loss");
+        CHECK(wait_for(&s, "^RSSI:", 2, NULL, 0) == 1, "last boot URC");
+        CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after boot");
+        CHECK_STR(l, "^FOTASTATE: 31");
+        if (variant == 1)
+            CMD(&s, "AT^FOTAMODE=0,0,0,1", "OK");
+        CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30");
+        CMD(&s, "AT^FOTADL=2", "OK", "^FOTASTATE: 31");   /* freeze the count */
+        int from_zero = variant == 0;
+        CHECK_INT(log_count(&s, "\"ev\":\"resume\",\"what\":\"from-zero\",\"byte\":30000"), from_zero);
+        CHECK_INT(log_count(&s, "\"ev\":\"resume\",\"what\":\"continued\",\"byte\":30000"), !from_zero);
+        send_cmd(&s, "AT^FOTADLQ");
+        CHECK(wait_for(&s, "^FOTADLQ: 2", 2, l, sizeof l) == 1, "progress");
+        long xnv = -1;
+        sscanf(l, "^FOTADLQ: 2,\"XNV\",%ld", &xnv);
+        if (from_zero)
+            CHECK(xnv < 28676, "downloaded from zero again (XNV %ld)", xnv);
+        else
+            CHECK(xnv >= 28676, "continued from the remained data (XNV %ld)", xnv);
+        sim_stop(&s);
+    }
+}
+
 /* --closed-port keep: what is sent while no host holds the port waits in the pty
  * buffer and is read on the next open (a pty's behaviour, not a USB port's) */
 static void test_closed_port_keep(void)
@@ -1171,6 +1275,147 @@ static void test_sms(void)
     }
 }
 
+/* --end-state and --discard-delay/--discard-urc (issue 11.1, 11.2). */
+static void test_end_states(void)
+{
+    sim s;
+    char l[4096];
+    /* default (keep): 90 persists after the upgrade and refuses detection (collision)
+     * until AT^FOTADL=0, which answers OK at once and takes --discard-delay later */
+    REQUIRE(sim_start(&s, 1, "--discard-delay", "20", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CMD(&s, "AT^FOTAMODE=0,0,1,1", "OK");
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", STATE12);
+    CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30");
+    EXPECT(&s, "^FOTASTATE: 40", "^FOTASTATE: 50");
+    CHECK(wait_hup(&s, 3) == 1, "reset");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    EXPECT(&s, "^BOOT: 20952350,0,0,0,72", "^SIMST: 1", "^SRVST: 2", "^MODE: 5,4", "^RSSI: 20",
+           "^FOTASTATE: 90");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 90", "OK");
+    CMD(&s, "AT^FOTADET", "+CME ERROR: FOTA is in collision state");
+    CMD(&s, "AT^FOTADL=0", "OK");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 90", "OK");     /* not yet: 20 model s */
+    CMD(&s, "AT^FOTADL=0", "OK");                         /* again: the wait is not restarted */
+    CHECK(next_line(&s, l, sizeof l, 0.9) == 0, "no URC with --discard-urc off: %s", l);
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
+    CHECK_INT(log_count(&s, "\"ev\":\"discard\",\"what\":\"pending\",\"state\":90"), 1);
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", STATE12);
+    sim_stop(&s);
+
+    /* keep-all: 14 persists too; --discard-urc on reports the 10 */
+    REQUIRE(sim_start(&s, 1, "--end-state", "keep-all", "--no-new-version", "--discard-urc", "on",
+                    NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", "^FOTASTATE: 14");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 14", "OK");
+    CMD(&s, "AT^FOTADET", "+CME ERROR: FOTA is in collision state");
+    CMD(&s, "AT^FOTADL=0", "OK");
+    EXPECT(&s, "^FOTASTATE: 10");                          /* 2 model s later */
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", "^FOTASTATE: 14");
+    sim_stop(&s);
+
+    /* keep (default): 14 returns to idle as the guide says; idle: 80 detects */
+    REQUIRE(sim_start(&s, 1, "--no-new-version", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", "^FOTASTATE: 14");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
+    sim_stop(&s);
+    REQUIRE(sim_start(&s, 1, "--end-state", "idle", "--upgrade-fail", "80", "--discard-delay", "0",
+                    NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CMD(&s, "AT^FOTAMODE=0,0,1,1", "OK");
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", STATE12);
+    CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30");
+    EXPECT(&s, "^FOTASTATE: 40", "^FOTASTATE: 50");
+    CHECK(wait_hup(&s, 3) == 1, "reset");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    EXPECT(&s, "^BOOT: 20952350,0,0,0,72", "^SIMST: 1", "^SRVST: 2", "^MODE: 5,4", "^RSSI: 20",
+           "^FOTASTATE: 80");
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", STATE12);
+    CMD(&s, "AT^FOTADL=0", "OK");                          /* delay 0: at once, silently */
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
+    sim_stop(&s);
+    /* bad values */
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "'%s' --end-state never --dir /tmp/hwfota-simtest-none >/dev/null 2>&1",
+             sim_bin);
+    CHECK(system(cmd) != 0, "--end-state never rejected");
+    snprintf(cmd, sizeof cmd, "'%s' --discard-urc maybe --dir /tmp/hwfota-simtest-none >/dev/null 2>&1",
+             sim_bin);
+    CHECK(system(cmd) != 0, "--discard-urc maybe rejected");
+}
+
+/* --ttys: several ttys per module, one AT port; --reenumerate next: back under
+ * other numbers after a port loss; sidecars tell each tty's USB interface. */
+static void sidecar_is(const sim *s, const char *name, const char *want)
+{
+    char p[400];
+    snprintf(p, sizeof p, "%s/%s.usb", s->dir, name);
+    char *b = slurp(p);
+    CHECK(b && !strcmp(b, want), "%s: %s", p, b ? b : "(missing)");
+    free(b);
+}
+
+static void test_ttys(void)
+{
+    sim s;
+    char l[4096];
+    REQUIRE(sim_start(&s, 1, "--ttys", "modem,diag,pcui,gps", "--name", "ttyUSB0", "--reenumerate",
+                    "next", "--port-gone", "cmd=CSQ", "--port-gone-for", "2", NULL) == 0, "sim starts");
+    char want[300];
+    snprintf(want, sizeof want, "%s/ttyUSB2", s.dir);
+    CHECK_STR(s.path[0], want);   /* "ready" names the AT port */
+    sidecar_is(&s, "ttyUSB0", "interface=00 class=ff subclass=01 protocol=01 role=modem\n");
+    sidecar_is(&s, "ttyUSB1", "interface=01 class=ff subclass=01 protocol=03 role=diag\n");
+    sidecar_is(&s, "ttyUSB2", "interface=02 class=ff subclass=01 protocol=02 role=pcui\n");
+    sidecar_is(&s, "ttyUSB3", "interface=03 class=ff subclass=01 protocol=05 role=gps\n");
+    /* modem: basic AT answered, FOTA refused */
+    snprintf(s.path[1], sizeof s.path[1], "%s/ttyUSB0", s.dir);
+    CHECK(port_open(&s, 1) == 0, "modem tty opens");
+    CMD(&s, "AT", "OK");
+    CMD(&s, "AT^FOTADET", "ERROR");
+    /* diag: never answers */
+    snprintf(s.path[1], sizeof s.path[1], "%s/ttyUSB1", s.dir);
+    CHECK(port_open(&s, 1) == 0, "diag tty opens");
+    send_cmd(&s, "AT");
+    CHECK(next_line(&s, l, sizeof l, 0.3) == 0, "diag silent (got %s)", l);
+    /* gps: NMEA sentences */
+    snprintf(s.path[1], sizeof s.path[1], "%s/ttyUSB3", s.dir);
+    CHECK(port_open(&s, 1) == 0, "gps tty opens");
+    CHECK(next_line(&s, l, sizeof l, 1) == 1 && !strncmp(l, "$GPGGA,", 7), "NMEA: %s", l);
+    CHECK(log_count(&s, "\"ev\":\"aux\",\"what\":\"rx\",\"role\":\"modem\"") == 2, "modem rx logged");
+    CHECK(log_count(&s, "\"ev\":\"aux\",\"what\":\"rx\",\"role\":\"diag\"") == 1, "diag rx logged");
+    /* the AT port; a port loss re-enumerates the module 4 numbers on */
+    CHECK(port_open(&s, 0) == 0, "pcui opens");
+    CMD(&s, "ATE0", "OK");
+    send_cmd(&s, "AT+CSQ");
+    CHECK(wait_hup(&s, 2) == 1, "port gone: hang-up");
+    snprintf(s.path[1], sizeof s.path[1], "%s/ttyUSB6", s.dir);
+    CHECK(port_reopen(&s, 1, 3) == 0, "back as ttyUSB6");
+    CMD0(&s, "AT", "OK");
+    struct stat sb;
+    char old[400];
+    snprintf(old, sizeof old, "%s/ttyUSB2", s.dir);
+    CHECK(lstat(old, &sb) < 0, "ttyUSB2 gone");
+    snprintf(old, sizeof old, "%s/ttyUSB0.usb", s.dir);
+    CHECK(lstat(old, &sb) < 0, "old sidecar gone");
+    sidecar_is(&s, "ttyUSB4", "interface=00 class=ff subclass=01 protocol=01 role=modem\n");
+    sidecar_is(&s, "ttyUSB6", "interface=02 class=ff subclass=01 protocol=02 role=pcui\n");
+    sim_stop(&s);
+
+    /* bad layouts */
+    const char *bad[][4] = {{"--ttys", "modem,diag", NULL, NULL}, {"--ttys", "pcui,pcui", NULL, NULL},
+                            {"--ttys", "pcui,fax", NULL, NULL}, {"--ttys", "modem,pcui", "--name", "ttyX"},
+                            {"--reenumerate", "sometimes", NULL, NULL}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char cmd[1600];
+        snprintf(cmd, sizeof cmd, "'%s' --dir /tmp/hwfota-simtest-none %s %s %s %s >/dev/null 2>&1",
+                 sim_bin, bad[i][0], bad[i][1], bad[i][2] ? bad[i][2] : "", bad[i][3] ? bad[i][3] : "");
+        CHECK(system(cmd) != 0, "rejected: %s %s %s", bad[i][0], bad[i][1], bad[i][2] ? bad[i][2] : "");
+    }
+}
+
 static void test_help(void)
 {
     char cmd[1600];
@@ -1186,13 +1431,16 @@ static void test_help(void)
     CHECK(st == 0, "--help exits 0");
     const char *opts[] = {"--modules", "--dir", "--name", "--log", "--scenario", "--time-scale", "--seed",
                           "--model", "--version-from", "--version-to", "--description", "--imei-base",
-                          "--pin", "--unknown", "--unsupported", "--cmee", "--closed-port", "--image-size", "--xnv-size", "--rate",
+                          "--pin", "--unknown", "--unsupported", "--cmee", "--ttys", "--ttys-after", "--reenumerate",
+                          "--closed-port", "--resume-needs-mode", "--end-state", "--discard-delay",
+                          "--discard-urc", "--image-size", "--xnv-size", "--rate",
                           "--detect-time", "--verify-time", "--upgrade-delay", "--reset-delay",
                           "--reset-gap", "--boot-time", "--day", "--noise", "--fault-modules", "--no-new-version",
                           "--detect-fail", "--download-fail", "--download-fail-at", "--power-loss",
                           "--upgrade-fail", "--port-gone", "--port-gone-for", "--hang", "--hang-for", "--hang-reject",
                           "--garbage", "--drop", "--dup-state", "--bad-state", "--lose-state",
-                          "--data-session", "--sim-pin", "--not-registered", "--sms", "--urc", "--sms-slots", NULL};
+                          "--data-session", "--sim-pin", "--not-registered", "--sms", "--urc", "--sms-slots",
+                          "--long-line", "--release-dead-host", NULL};
     for (int i = 0; opts[i] && text; i++) CHECK(strstr(text, opts[i]) != NULL, "--help names %s", opts[i]);
     free(text);
     snprintf(cmd, sizeof cmd, "'%s' --no-such-option >/dev/null 2>&1", sim_bin);
@@ -1219,10 +1467,12 @@ int main(void)
     void (*tests[])(void) = {test_help, test_seed_flow, test_at_basics, test_unsupported, test_detect_faults,
                              test_download_faults, test_boot_report_order, test_auto, test_auto_query,
                              test_port_faults, test_closed_port, test_gone_during_download, test_noise,
-                             test_many, test_sms};
+                             test_many, test_sms, test_long_line, test_release_dead_host, test_ttys,
+                             test_resume_needs_mode, test_end_states};
     const char *names[] = {"help", "seed_flow", "at_basics", "unsupported", "detect_faults", "download_faults",
                            "boot_report_order", "auto", "auto_query", "port_faults", "closed_port",
-                           "gone_during_download", "noise", "many", "sms"};
+                           "gone_during_download", "noise", "many", "sms", "long_line",
+                           "release_dead_host", "ttys", "resume_needs_mode", "end_states"};
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         double t = now_s();
         tests[i]();

@@ -35,8 +35,15 @@ end
 
 --- List the serial ports of this machine (through libserialport).
 -- @treturn table array of `{path=, description=, transport=, vid=, pid=,
---   manufacturer=, product=, serial=, usb_bus=, usb_address=, huawei=}`;
---   `huawei` is true for USB vendor 0x12d1. Missing fields are nil.
+--   manufacturer=, product=, serial=, usb_bus=, usb_address=, interface=,
+--   usb_class=, usb_subclass=, usb_protocol=, by_id=, role=, huawei=}`;
+--   `huawei` is true for USB vendor 0x12d1. `interface` is the tty's USB interface
+--   number (sysfs `bInterfaceNumber`, else the by-id name's `-ifNN-`), `usb_class`,
+--   `usb_subclass`, `usb_protocol` that interface's class triple, `by_id` the
+--   `/dev/serial/by-id/...` link to the port, `role` what a Huawei triple says:
+--   `"pcui"` (ff/01|02/02, the AT port FOTA uses), `"modem"` (ff/01|02/01, the PPP
+--   data port), `"diag"` (ff/01|02/03), `"gps"` (ff/01/05, MU609's NMEA port).
+--   Missing fields are nil (unknown).
 -- @return or `nil, message, code`
 function M.list_ports()
   return core.list_ports()
@@ -47,8 +54,16 @@ end
 -- pseudo-terminals and other character devices that libserialport refuses
 -- are opened with POSIX termios (`"pty"`). The port is held exclusively.
 -- @tparam string path e.g. `"/dev/ttyUSB2"` or a simulator's symlink
+-- Before the first command (and after every `port:reopen`) the line is
+-- brought in step: a previous process may have left a command whose answer
+-- is still to come, so a resync query (`AT+CMEE?`, else `AT+CSQ`, `AT+CSCS?`,
+-- else `AT` when the firmware refuses them all) goes out first, stale lines
+-- are discarded (events `resync`, `discarded`, `resync_done`), and the first
+-- command waits about 0.3 s longer (the quiet interval).
 -- @tparam[opt] table opts `baudrate` (default 115200), `flow` (`"none"` or
---   `"rtscts"`), `timeout` (default seconds per command, 30)
+--   `"rtscts"`), `timeout` (default seconds per command, 30), `sync`
+--   (default true; false writes the first command without the sync, only for
+--   a test peer that scripts the exact exchange)
 -- @treturn Port the port
 -- @return or `nil, message, code` (`ENOENT`, `EBUSY` when another process
 --   such as ModemManager holds it, `EACCES`, `EINVAL` ...)
@@ -58,7 +73,7 @@ function M.open(path, opts)
   end
   opts = check_opts(opts, "open")
   for k in pairs(opts) do
-    if k ~= "baudrate" and k ~= "flow" and k ~= "timeout" then
+    if k ~= "baudrate" and k ~= "flow" and k ~= "timeout" and k ~= "sync" then
       error(("bad argument #2 to 'open' (unknown option '%s')"):format(tostring(k)), 2)
     end
   end
@@ -75,7 +90,10 @@ function M.open(path, opts)
   if t ~= nil and type(t) ~= "number" then
     error(("bad option 'timeout' to 'open' (number of seconds expected, got %s)"):format(type(t)), 2)
   end
-  return core.open(path, opts.baudrate, opts.flow, opts.timeout)
+  if opts.sync ~= nil and type(opts.sync) ~= "boolean" then
+    error(("bad option 'sync' to 'open' (boolean expected, got %s)"):format(type(opts.sync)), 2)
+  end
+  return core.open(path, opts.baudrate, opts.flow, opts.timeout, opts.sync ~= false)
 end
 
 --- Wait for I/O on several ports at once (one `poll()`), dispatching results
@@ -103,10 +121,14 @@ local loop = require "hwfota.loop"
 -- @tparam[opt] table opts `journal` (path of the journal file), `reboot_timeout`
 --   (seconds, default 180), `force`, `skip_model_check` (demo versions below the
 --   supported table), `apn`/`user`/`password`/`auth`, `mode` {auto_query,
---   auto_download, auto_upgrade, resume, period}, `trace` (function(dir, text)),
---   `baudrate`, `flow`, `timeout`, `setup`, `command_timeout`, `check_prereq`,
---   `read_imei`, `resume`, `cmd_retries`, `max_redetect` and the state machine's timing
---   options: every one, with its default, in the README's options table
+--   auto_download, auto_upgrade, resume, period}, `check_prereq` (default true:
+--   `AT+CPIN?`, `AT+CREG?`, `AT+CGREG?`; a query the firmware does not support is a
+--   notice), `auto_upgrade_ok` (default false; without `mode` the `AT^FOTAMODE` sent
+--   before each download is 0,0,0,1, with it 0,0,1,1 unless the policy has
+--   `on_downloaded`), `trace` (function(dir, text)), `baudrate`, `flow`, `timeout`,
+--   `setup`, `command_timeout`, `read_imei`, `resume`, `cmd_retries`, `max_redetect`
+--   and the state machine's timing options: every one, with its default, in the
+--   README's options table
 -- @treturn Session or `nil, message, code`
 -- @usage
 -- local s = assert(hwfota.session("/dev/ttyUSB2", {journal = "/etc/hwfota/state"}))
@@ -125,7 +147,12 @@ end
 -- @tparam Port|string port_or_path
 -- @tparam[opt] table policy hooks (all optional): `on_new_version(info)` ->
 --   "download" | "defer" | "reject" [, retry_after, reason]; `on_downloaded(info)`
---   -> "upgrade" | "defer"; `on_failure(err, attempt)` -> seconds before a retry,
+--   -> "upgrade" | "defer" | "reject" | "keep_until_reboot" (defer and reject discard
+--   the image with AT^FOTADL=0, as the module would otherwise apply it at its next
+--   reboot; keep_until_reboot leaves it there, and the module applies it at its next
+--   reboot). A hook that raises or answers anything else: the offer or image is
+--   discarded and the run fails EPOLICY with the hook's error (the message lists the
+--   valid answers). `on_failure(err, attempt)` -> seconds before a retry,
 --   or nil/false to give up; `on_progress(p, control)`; `on_event(e, control)`;
 --   `on_start(control)` (once per attempt, before the first command);
 --   `before_detect(ctx)` and `after(ctx)` (data-connection guards). See `hwfota.policy`.
@@ -228,7 +255,10 @@ end
 -- @treturn boolean whether it existed
 
 --- Set the diagnostics callback: `fn{event=, detail=}` with events `timeout`,
--- `resync`, `resync_done`, `resync_failed`, `discarded`, `overflow`,
+-- `resync`, `resync_done`, `resync_failed`, `resync_refused` (the firmware
+-- answered a resync query with an error), `resync_fallback` (none left: plain
+-- `AT`), `discarded`, `overflow` (an over-long line dropped; detail: its
+-- length), `stale_exclusive` (the open took over a flag a killed process left),
 -- `port_lost`, `callback_error`.
 -- @function Port:on_event
 -- @tparam function|nil fn

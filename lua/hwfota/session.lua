@@ -153,7 +153,9 @@ function Driver:on_result(id, command, res, msg, code, detail)
     ev.final = status_final[code] or (detail and detail.kind) or "ERROR"
     if ev.final == "NONE" then ev.final = "ERROR" end
     if detail then
-      ev.lines, ev.code, ev.text = detail.lines, detail.code, detail.text
+      -- the module's words: the CME text, else the final line (COMMAND NOT SUPPORT)
+      local final_line = detail.final ~= "" and detail.final or nil
+      ev.lines, ev.code, ev.text = detail.lines, detail.code, detail.text or final_line
     end
     self:trace("response", tostring(msg))
   end
@@ -218,23 +220,37 @@ function Driver:offer_info(a)
   }
 end
 
+-- The answers each decision hook may give (nil: the default, the first one).
+local ANSWERS = {
+  download = {"download", "defer", "reject"},
+  -- keep_until_reboot: the image stays in 40 and the module applies it at its next
+  -- reboot; defer and reject discard it (AT^FOTADL=0)
+  upgrade = {"upgrade", "defer", "reject", "keep_until_reboot"},
+}
+
 function Driver:decide(a)
   local info = self:offer_info(a)
   local hook = a.decision == "upgrade" and "on_downloaded" or "on_new_version"
   local ok, choice, retry_after, reason = call_hook(self.policy, hook, self.opts.hook_errors, info)
-  local default = a.decision == "upgrade" and "upgrade" or "download"
+  local answers = ANSWERS[a.decision] or ANSWERS.download
+  local allowed = {}
+  for _, v in ipairs(answers) do allowed[v] = true end
+  -- A policy that fails (raises, or answers what is not an answer) must not leave the
+  -- module holding an offer (12) or an image (40): the machine discards it ("reject")
+  -- and the run reports EPOLICY with the hook's error.
   if not ok then
     self.policy_error = ("policy %s failed: %s"):format(hook, tostring(choice))
-    choice = "defer"
+    choice = "reject"
+  elseif choice == nil then
+    choice = answers[1]
+  elseif not allowed[choice] then
+    self.policy_error = ("policy %s answered %s; expected one of %s (or nil for %s)"):format(
+      hook, type(choice) == "string" and ("%q"):format(choice) or tostring(choice),
+      table.concat(answers, ", "), answers[1])
+    choice = "reject"
   end
-  choice = choice or default
-  local allowed = a.decision == "upgrade" and {upgrade = true, defer = true, reject = true}
-                  or {download = true, defer = true, reject = true}
-  if not allowed[choice] then
-    self.policy_error = ("policy %s answered %q; expected %s or defer"):format(hook, tostring(choice), default)
-    choice = "defer"
-  end
-  if choice == "defer" then
+  if self.policy_error then retry_after, reason = nil, nil end
+  if choice == "defer" or choice == "keep_until_reboot" then
     self.report.retry_after, self.report.reason = retry_after, reason
   elseif choice == "reject" then
     self.report.reason = reason
@@ -342,15 +358,13 @@ function Driver:try_reopen(now)
     self:post{kind = "timer"}   -- the machine fails the wait with its reason
     return
   end
-  local ok = self.port:reopen()
-  if not ok and self.identity then
-    -- the module may have come back under another ttyUSB number: find its AT
-    -- port by USB identity (the machine then confirms the IMEI)
-    local path = identity.find(self.identity)
-    if path and path ~= self.port:path() then
-      ok = self.port:reopen(path)
-      if ok then self:trace("event", "module found again by USB identity at " .. path) end
-    end
+  -- the module may have come back under another ttyUSB number, and its old name
+  -- may be another of its ttys: find its AT port by USB identity (the machine
+  -- then confirms the IMEI)
+  local before = self.port:path()
+  local ok = identity.reopen(self.port, self.identity)
+  if ok and ok ~= before then
+    self:trace("event", "module found again by USB identity at " .. ok)
   end
   if not ok then
     self.reopen_delay = math.min(self.reopen_delay * 2, REOPEN_MAX)
@@ -421,12 +435,19 @@ end
 
 --- Start the machine (restoring the journal when there is one).
 function Driver:start(previous)
-  local fsm, msg, code = core.fota_new(self.opts.fsm)
+  local fopts = self.opts.fsm
+  if fopts.auto_upgrade_ok and self.policy.on_downloaded ~= nil then
+    -- a policy decides after the download: the module must not apply the image by
+    -- itself before it is asked (AT^FOTAMODE=0,0,0,1, then AT^FWUP on "upgrade")
+    fopts = shallow_copy(fopts)
+    fopts.auto_upgrade_ok = false
+  end
+  local fsm, msg, code = core.fota_new(fopts)
   if not fsm then return nil, msg, code end
   self.fsm = fsm
   -- USB identity of a serial port, to find it again after the module's reset
   if not self.port:is_lost() and self.port:kind() == "serial" then
-    self.identity = identity.of(self.port:path())
+    self.identity = identity.of(self.port:path()) or self.identity
   end
   local snap = previous
   if not snap and self.opts.journal then
@@ -454,6 +475,11 @@ function Driver:start(previous)
       self:post{kind = "port_lost"}
     elseif e.event == "callback_error" then
       self:trace("error", e.detail)
+    elseif e.event == "stale_exclusive" or e.event == "resync_fallback" or
+           e.event == "resync_refused" or e.event == "overflow" then
+      -- worth a line in the trace: a killed host's flag taken over, a firmware
+      -- without the resync queries, an over-long line dropped (its length)
+      self:trace("event", e.event .. ": " .. tostring(e.detail))
     end
   end)
   if self.policy.on_start then
@@ -628,8 +654,9 @@ local function carry_over(d, previous, carry)
   return nil
 end
 
-local function one_attempt(port, policy, o, attempt, previous)
+local function one_attempt(port, policy, o, attempt, previous, ident)
   local d = new_driver(port, policy, o, attempt)
+  d.identity = ident   -- known from an earlier attempt, while the port is away now
   local ok, msg, code = d:start(previous)
   if not ok then
     return {status = "failed", code = code, message = msg, attempts = attempt}, d
@@ -661,6 +688,7 @@ function M.run(port_or_path, policy, opts, carry)
   local hook_errors = {}   -- hooks that raised, this run (all attempts)
   o.hook_errors = hook_errors
   local held = false   -- the journal file was written for a retry not run yet
+  local ident          -- the port's USB identity, to find it again between attempts
   local resume_text    -- the journal a host killed before the retry restarts from
   while true do
     attempt = attempt + 1
@@ -673,7 +701,8 @@ function M.run(port_or_path, policy, opts, carry)
     end
     local d
     if entered then
-      report, d = one_attempt(port, policy, o, attempt, previous)
+      report, d = one_attempt(port, policy, o, attempt, previous, ident)
+      ident = d.identity or ident
       if d.finished then held = false end   -- its driver settled the journal
       ctx.outcome = report.status
       if policy.after then
@@ -715,7 +744,7 @@ function M.run(port_or_path, policy, opts, carry)
     -- attempt reports what is still wrong
     local delay, deadline = REOPEN_FIRST, core.now() + (o.fsm.reboot_timeout or 180)
     while port:is_lost() do
-      local back, _, why = port:reopen()
+      local back, _, why = identity.reopen(port, ident)
       if back or why == "ECLOSED" or core.now() >= deadline then break end
       loop.sleep(math.min(delay, math.max(0, deadline - core.now())))
       delay = math.min(delay * 2, REOPEN_MAX)
@@ -862,6 +891,8 @@ function Session:mode(p)
   end
   local res, msg, code = command(self, cmd)
   if not res then return nil, msg, code end
+  self.mode_set = {b("auto_query", false), b("auto_download", false), b("auto_upgrade", false),
+                   p.period}
   return true
 end
 
@@ -901,6 +932,9 @@ function Session:detect()
 end
 
 --- Download the announced version (AT^FOTADL=1) until the module verified it (40).
+-- The image is kept on the module for `Session:upgrade` (the policy answer
+-- `"keep_until_reboot"`): if it is not applied with `s:upgrade()` (or discarded with
+-- `s:cancel()`), **the module applies it at its next reboot** (guide 2.3.3).
 function Session:download(p)
   if p ~= nil and type(p) ~= "table" then error("bad argument #1 to 'download' (table expected)", 2) end
   p = p or {}
@@ -911,7 +945,7 @@ function Session:download(p)
   local got
   local report = self:drive({
     on_new_version = function() return "download" end,
-    on_downloaded = function(info) got = info; return "defer" end,
+    on_downloaded = function(info) got = info; return "keep_until_reboot" end,
     on_progress = p.progress,
   }, true)
   if got then return {version = got.version, size = got.size} end
@@ -947,15 +981,48 @@ function Session:pause()
   if self.control then return self.control.pause() end
   return direct(self, "AT^FOTADL=2", "pause")
 end
---- Resume a pending download (AT^FOTADL=1 from state 31).
+--- Resume a pending download (AT^FOTADL=1 from state 31). Between steps the mode
+-- goes first, resume on (the last `s:mode`, else the session's `mode` option, else
+-- 0,0,0,1): after a boot the module continues only after AT^FOTAMODE (guide 2.3.3).
 function Session:resume()
   if self.control then return self.control.resume() end
+  local m = self.mode_set
+  if not m and type(self.opts.mode) == "table" then
+    local o = self.opts.mode
+    m = {o.auto_query and 1 or 0, o.auto_download and 1 or 0, o.auto_upgrade and 1 or 0,
+         o.period}
+  end
+  m = m or {0, 0, 0}
+  local cmd = ("AT^FOTAMODE=%d,%d,%d,1"):format(m[1], m[2], m[3])
+  if math.type(m[4]) == "integer" then cmd = cmd .. "," .. m[4] end
+  local ok, msg, code = direct(self, cmd, "resume")
+  if not ok then return nil, msg, code end
   return direct(self, "AT^FOTADL=1", "resume")
 end
 --- Abandon the update and bring the module back to idle (AT^FOTADL=0).
+-- The module may answer `OK` before it is idle: between steps this waits until
+-- `AT^FOTASTATE?` says 10 (or 11, an automatic query that began), asking every
+-- `poll_interval` s (session option, default 3) up to `discard_timeout` s (default 30).
+-- @return true, or nil, message, code (`EMODULE` with the state when the module is
+--   still not idle at the deadline)
 function Session:cancel()
   if self.control then return self.control.cancel() end
-  return direct(self, "AT^FOTADL=0", "cancel")
+  local ok, msg, code = direct(self, "AT^FOTADL=0", "cancel")
+  if not ok then return nil, msg, code end
+  local every = self.opts.poll_interval or 3
+  local limit = self.opts.discard_timeout or 30
+  local deadline = core.now() + limit
+  while true do
+    local st, m, c = self:state()
+    if not st then return nil, "cancel: " .. tostring(m), c end
+    if st.code == 10 or st.code == 11 then return true end
+    local left = deadline - core.now()
+    if left <= 0 then
+      return nil, ("cancel: AT^FOTADL=0 did not bring the module back to idle within %g s: "
+                   .. "it is still in state %d (%s)"):format(limit, st.code, st.name), "EMODULE"
+    end
+    loop.sleep(math.min(every, left))
+  end
 end
 
 --- The session's port.
