@@ -36,15 +36,38 @@ end
 
 -- == Journal file (an untrusted file: bounded read, parsed strictly in C) ==
 
+-- Read in C: O_NONBLOCK|O_NOFOLLOW and a regular file only, so a FIFO, a device or
+-- a symbolic link put where the journal belongs neither blocks nor is read.
+-- Returns the text ("" when there is no journal) or nil, message.
 local function read_journal(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local data = f:read(JOURNAL_MAX + 1)
-  f:close()
-  if data and #data > JOURNAL_MAX then
+  local data, msg, code = core.read_file(path, JOURNAL_MAX + 1)
+  if not data then
+    if code == "ENOENT" then return "" end
+    return nil, ("journal %s cannot be read: %s"):format(path, msg)
+  end
+  if #data > JOURNAL_MAX then
     return nil, ("journal %s is larger than %d bytes: not a hwfota journal"):format(path, JOURNAL_MAX)
   end
-  return data or ""
+  return data
+end
+
+-- Remove the journal: a regular file only (lstat in C); what else sits at the path
+-- (a device, a symbolic link) is refused and left alone. Returns true or nil, message.
+local function remove_journal(path)
+  local ok, msg = core.remove_file(path)
+  if not ok then return nil, ("cannot remove the journal %s: %s"):format(path, msg) end
+  return true
+end
+
+-- A journal path is a regular file or a name not yet taken in a directory;
+-- anything else is refused before the first command (nil, message, "EJOURNAL").
+local function check_journal_path(path)
+  if not path then return true end
+  local ok, msg = core.check_file_path(path)
+  if not ok then
+    return nil, ("journal %s cannot be used: %s"):format(path, msg), "EJOURNAL"
+  end
+  return true
 end
 
 -- == Driver ==
@@ -183,9 +206,9 @@ end
 function Driver:write_journal(a)
   local path = self.opts.journal
   if not path then return true end
-  local ok, msg, code = core.write_file_atomic(path, a.data)
+  local ok, msg = core.write_file_atomic(path, a.data)
   if not ok then
-    return nil, ("cannot write the journal: %s"):format(msg), code
+    return nil, ("cannot write the journal %s: %s"):format(path, msg), "EJOURNAL"
   end
   return true
 end
@@ -276,10 +299,13 @@ function Driver:run_actions(actions)
     elseif a.kind == "journal" then
       local ok, msg, code = self:write_journal(a)
       if not ok then
-        -- without a durable journal a crash could repeat a step: stop here,
-        -- before the command this journal entry protects
+        -- without a durable journal a crash could repeat a step: stop here, before
+        -- the command this journal entry protects (the rest of these actions) and
+        -- without asking the machine (a cancel would be refused once it counts
+        -- AT^FWUP as sent, with nothing left to wake the run). The module stays
+        -- as it is; the journal file, if any, still holds the previous record.
         self.journal_error = {code = code or "EJOURNAL", message = msg}
-        self:post{kind = "cancel"}
+        self:finish("failed", {code = "EJOURNAL", message = msg, phase = a.phase})
         return
       end
       -- what a host killed now would restart from (a retry writes it back during
@@ -377,10 +403,8 @@ function Driver:settle_journal(r)
     if not ok then r.journal_error = msg end
     return
   end
-  local ok, err = os.remove(path)
-  if not ok and io.open(path) then
-    r.journal_error = ("cannot remove the journal %s: %s"):format(path, tostring(err))
-  end
+  local ok, err = remove_journal(path)
+  if not ok then r.journal_error = err end
 end
 
 function Driver:finish(status, a)
@@ -419,7 +443,7 @@ function Driver:start(previous)
   local snap = previous
   if not snap and self.opts.journal then
     local data, err = read_journal(self.opts.journal)
-    if err then return nil, err, "EJOURNAL" end
+    if not data then return nil, err, "EJOURNAL" end
     snap = data
   end
   if snap and snap ~= "" then
@@ -553,10 +577,7 @@ end
 local function journal_pending(o)
   local path = o.journal
   if not path then return false end
-  local f = io.open(path, "rb")
-  if not f then return false end
-  local head = f:read(16)
-  f:close()
+  local head = core.read_file(path, 16)
   return head ~= nil and head ~= ""
 end
 
@@ -625,6 +646,8 @@ function M.run(port_or_path, policy, opts, carry)
   local valid, vmsg, vcode = check_opts(opts, 2)
   if not valid then return {status = "failed", code = vcode, message = vmsg, attempts = 0} end
   local o = split_opts(opts)
+  local jok, jmsg, jcode = check_journal_path(o.journal)
+  if not jok then return {status = "failed", code = jcode, message = jmsg, attempts = 0} end
   local port, msg, code, owned = ensure_port(port_or_path, o)
   if not port and code == "ENOENT" and journal_pending(o) then
     port, msg, code, owned = wait_for_port(port_or_path, o, msg, code)
@@ -696,7 +719,10 @@ function M.run(port_or_path, policy, opts, carry)
   end
   -- no attempt ran after the journal was written for it (a guard refused the retry):
   -- a failed run leaves no journal unless AT^FWUP was sent
-  if held then os.remove(o.journal) end
+  if held then
+    local okr, rmsg = remove_journal(o.journal)
+    if not okr then report.journal_error = rmsg end
+  end
   report.attempts = attempt
   if owned then port:close() end
   return report
@@ -715,6 +741,8 @@ function M.session(port_or_path, opts)
   local valid, vmsg, vcode = check_opts(opts, 2)
   if not valid then return nil, vmsg, vcode end
   local o = split_opts(opts)
+  local jok, jmsg, jcode = check_journal_path(o.journal)
+  if not jok then return nil, jmsg, jcode end
   local port, msg, code, owned = ensure_port(port_or_path, o)
   if not port then return nil, msg, code end
   return setmetatable({port = port, opts = shallow_copy(opts), owned = owned}, Session)
