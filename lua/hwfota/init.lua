@@ -100,7 +100,8 @@ local loop = require "hwfota.loop"
 -- Every step runs the C state machine, so its safety rules hold here too
 -- (`AT^FWUP` only in state 40, never twice, never a downgrade unless forced).
 -- @tparam Port|string port_or_path an open port, or a path to open
--- @tparam[opt] table opts `journal` (path of the journal file), `reboot_timeout`
+-- @tparam[opt] table opts `journal` (path of the journal file: a regular file or a
+--   new name in a directory, else `nil, message, "EJOURNAL"`), `reboot_timeout`
 --   (seconds, default 180), `force`, `skip_model_check` (demo versions below the
 --   supported table), `apn`/`user`/`password`/`auth`, `mode` {auto_query,
 --   auto_download, auto_upgrade, resume, period}, `trace` (function(dir, text)),
