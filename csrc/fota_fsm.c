@@ -135,10 +135,12 @@ static void notice(hf_fota *f, const char *fmt, ...)
 
 static void journal(hf_fota *f)
 {
-    push(f, HF_ACT_JOURNAL);
+    if (!f->foreign)        /* the journal describes our module, not the one on the port */
+        push(f, HF_ACT_JOURNAL);
 }
 
 static void enter(hf_fota *f, hf_fota_phase p);
+static void port_back_continue(hf_fota *f);
 
 /* Terminal failure: what failed, a message a person can act on, the module's code. */
 static void fail(hf_fota *f, const char *code, long module_code, const char *fmt, ...)
@@ -156,6 +158,8 @@ static void fail(hf_fota *f, const char *code, long module_code, const char *fmt
     }
     f->fail_code = code;
     f->failed_in = f->phase;
+    if (strcmp(code, "EIDENTITY") == 0)
+        f->foreign = 1;
     enter(f, HF_PH_FAILED);
 }
 
@@ -200,12 +204,31 @@ static void build_text(hf_fota *f, hf_fota_cmd c, char *dst, size_t cap)
         hf_strlcpy(dst, cap, cmds[c].text);
 }
 
+/* Commands that change what the module does or holds (FOTA settings, state). */
+static int changes_state(hf_fota_cmd c)
+{
+    return c == HF_CMD_FOTACFG || c == HF_CMD_FOTAMODE || c == HF_CMD_FOTADET ||
+           c == HF_CMD_DL_START || c == HF_CMD_DL_PAUSE || c == HF_CMD_DL_STOP ||
+           c == HF_CMD_FWUP;
+}
+
 static void send_cmd(hf_fota *f, hf_fota_cmd c, int in_script)
 {
     if (f->cmd != HF_CMD_NONE) {
         /* one command at a time: this one goes out when the answer in flight is in */
         f->next_cmd = c;
         f->next_in_script = in_script;
+        return;
+    }
+    if (changes_state(c) && !f->identity_ok) {
+        /* the second gate: the port came back (or the run resumed a journal) and no
+         * IMEI confirmed that it is still our module (read_imei off, or a journal
+         * without an IMEI): only queries may go to it */
+        fail(f, "EIDENTITY", -1, "refusing %s: the identity of the module on the port was "
+             "not confirmed since it %s (no IMEI to compare: read_imei is off or the "
+             "journal has none); check which module is on the port and run again",
+             hf_fota_cmd_name(c), f->restored && !f->identity_since_back ?
+             "was resumed from the journal" : "came back");
         return;
     }
     if (c == HF_CMD_FWUP) {
@@ -252,6 +275,9 @@ static void script_next(hf_fota *f)
         hf_fota_cmd c = f->script[f->step++];
         /* after a reset the 90 often arrives on its own: no need to ask */
         if (c == HF_CMD_STATE && f->phase == HF_PH_VERIFY && f->state_seen_since_back)
+            continue;
+        /* the IMEI was confirmed when the port came back: no need to ask again */
+        if (c == HF_CMD_CGSN && f->phase == HF_PH_VERIFY && f->identity_since_back)
             continue;
         send_cmd(f, c, 1);
         return;
@@ -370,8 +396,9 @@ static void handle_state(hf_fota *f, const hf_fotastate *st)
 
 static void probe_enter(hf_fota *f)
 {
+    /* a restored IMEI is always compared: it is how a restart knows the module */
     hf_fota_cmd list[] = {f->cfg.skip_model_check ? HF_CMD_GMR : HF_CMD_ATI,
-                          f->cfg.read_imei ? HF_CMD_CGSN : HF_CMD_NONE};
+                          f->cfg.read_imei || f->imei[0] ? HF_CMD_CGSN : HF_CMD_NONE};
     run_script(f, list, 2);
 }
 
@@ -1242,9 +1269,12 @@ static int absorb_cgsn(hf_fota *f, const hf_fota_event *ev)
             continue;
         if (f->imei[0] && strcmp(f->imei, imei) != 0) {
             fail(f, "EIDENTITY", -1, "a different module answered (IMEI %s, expected %s): "
-                 "check which port was reopened", imei, f->imei);
+                 "nothing more is sent to it; check which module is on the port", imei,
+                 f->imei);
             return -1;
         }
+        if (f->imei[0])
+            f->identity_ok = 1;          /* the same module as before */
         hf_strlcpy(f->imei, sizeof f->imei, imei);
         return 0;
     }
@@ -1427,6 +1457,9 @@ static void on_error(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
     long code = ev->final == HF_FF_CME ? ev->code : -1;
     if (c == HF_CMD_DL_STOP) {
         discard_confirm(f);
+    } else if (c == HF_CMD_CGSN && f->confirming) {
+        fail(f, "EIDENTITY", code, "cannot confirm which module came back on the port: "
+             "AT+CGSN failed (%s); nothing more is sent to it", text);
     } else if (c == HF_CMD_FWUP) {
         fail(f, "EUPGRADE", code, "the module refused AT^FWUP (%s); it is not retried", text);
     } else if (is_collision(ev)) {
@@ -1518,7 +1551,11 @@ static void on_result(hf_fota *f, const hf_fota_event *ev)
     f->cmd_tries = 0;
     if (r < 0 || gen != f->gen || hf_fota_terminal(f))
         return;       /* the answer moved the machine on */
-    if (f->cmd_in_script) {
+    if (c == HF_CMD_CGSN && f->confirming) {
+        f->confirming = 0;
+        f->identity_since_back = 1;
+        port_back_continue(f);
+    } else if (f->cmd_in_script) {
         script_next(f);
     } else if (c == HF_CMD_FWUP) {
         enter(f, HF_PH_REBOOT);
@@ -1585,13 +1622,10 @@ static void on_port_lost(hf_fota *f)
         def(f)->on_port_lost(f);
 }
 
-static void on_port_back(hf_fota *f)
+/* The port is back and (when an IMEI is known) the same module answered: the
+ * phase goes on where the loss interrupted it. */
+static void port_back_continue(hf_fota *f)
 {
-    if (!f->port_lost)
-        return;
-    f->port_lost = 0;
-    f->state_seen_since_back = 0;
-    f->up_at = f->now;
     if (f->phase == HF_PH_RECOVER) {
         hf_fota_cmd list[] = {HF_CMD_STATE};
         run_script(f, list, 1);
@@ -1601,6 +1635,28 @@ static void on_port_back(hf_fota *f)
     } else {
         enter(f, HF_PH_VERIFY);
     }
+}
+
+/* Whatever came back at the path may be another module (paths are reused after a
+ * re-enumeration): before anything else, AT+CGSN is compared with the known IMEI.
+ * Without one (read_imei off) the identity stays unconfirmed and send_cmd refuses
+ * every command that would change the module's state (EIDENTITY). */
+static void on_port_back(hf_fota *f)
+{
+    if (!f->port_lost)
+        return;
+    f->port_lost = 0;
+    f->state_seen_since_back = 0;
+    f->identity_since_back = 0;
+    f->identity_ok = 0;
+    f->up_at = f->now;
+    if (f->imei[0]) {
+        f->confirming = 1;
+        f->cmd_tries = 0;
+        send_cmd(f, HF_CMD_CGSN, 0);
+        return;
+    }
+    port_back_continue(f);
 }
 
 static void on_decision(hf_fota *f, hf_fota_decision d)
@@ -1795,6 +1851,10 @@ size_t hf_fota_start(hf_fota *f, double now, hf_fota_actions *out)
     }
     if (!f->restored)
         f->started_at = f->now;
+    /* a fresh run's module is the one the caller opened: its IMEI becomes the
+     * reference; a journal's module is confirmed by the probe's AT+CGSN */
+    if (!f->restored)
+        f->identity_ok = 1;
     /* A restored run may follow the module's boot (power loss, the host restarted with
      * the router): the settle applies from now. A fresh run has nothing to wait for:
      * it never applies an image it did not see announced and downloaded itself. */
@@ -1816,6 +1876,13 @@ size_t hf_fota_feed(hf_fota *f, const hf_fota_event *ev, hf_fota_actions *out)
         safe = *ev;          /* a caller bug must not become a NULL dereference */
         safe.nlines = 0;
         ev = &safe;
+    }
+    if (f->confirming && (ev->kind == HF_EV_URC || ev->kind == HF_EV_STATE ||
+                          ev->kind == HF_EV_PROGRESS)) {
+        /* not yet known to come from our module: nothing it says may move the run or
+         * reach the journal; the phase asks again once the IMEI matched */
+        f->ignored++;
+        return end(f);
     }
     switch (ev->kind) {
     case HF_EV_RESULT: on_result(f, ev); break;
@@ -1937,5 +2004,8 @@ int hf_fota_restore_from(hf_fota *f, const hf_fota_snapshot *s, int carried, hf_
     f->resume_attempts = s->resume_attempts;
     hf_strlcpy(f->imei, sizeof f->imei, s->imei);
     f->started_at = s->started_at;
+    /* a snapshot carried from this process's machine on a port that stayed open is
+     * the same module; a journal file's module is confirmed by the probe's AT+CGSN */
+    f->identity_ok = carried ? 1 : 0;
     return 0;
 }

@@ -256,6 +256,12 @@ typedef struct hf_fota {
     int restored;                   /* started from a journal */
     hf_fota_phase restored_phase;
     int port_lost;                  /* waiting for PORT_BACK */
+    /* identity: no command that changes the module's state goes to a module whose
+     * IMEI was not confirmed since the port (re)opened (send_cmd's second gate) */
+    int identity_ok;                /* confirmed (or the module the caller opened) */
+    int confirming;                 /* PORT_BACK: AT+CGSN in flight before the phase goes on */
+    int identity_since_back;        /* the IMEI was confirmed after the last PORT_BACK */
+    int foreign;                    /* EIDENTITY: another module; nothing journaled */
     int pause_requested, cancel_requested;
     int unseen_offers;              /* offers discarded because their version was never seen */
     int dl_approved;                /* the policy approved downloading the target */

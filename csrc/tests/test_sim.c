@@ -878,6 +878,49 @@ static void test_port_faults(void)
 }
 
 /* --closed-port drop: what is sent while no host holds the port is lost */
+/* --port-swap: the same path comes back as another module (other IMEI, its own state). */
+static void test_port_swap(void)
+{
+    sim s;
+    char a[64] = "", b[64] = "";
+    CHECK(sim_start(&s, 1, "--port-swap", "cmd=FWUP", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    send_cmd(&s, "AT+CGSN");
+    EXPECT(&s, "AT+CGSN");
+    CHECK(next_line(&s, a, sizeof a, 1) == 1 && luhn_ok(a), "IMEI of module A: %s", a);
+    EXPECT(&s, "OK");
+    to_download(&s, "0,0,0,1");
+    EXPECT(&s, "^FOTASTATE: 40");
+    send_cmd(&s, "AT^FWUP");
+    EXPECT(&s, "AT^FWUP");
+    CHECK(wait_hup(&s, 2) == 1, "port swap: hang-up");
+    CHECK(port_reopen(&s, 0, 3) == 0, "the same path is back");
+    send_cmd(&s, "AT+CGSN");
+    EXPECT(&s, "AT+CGSN");
+    CHECK(next_line(&s, b, sizeof b, 1) == 1 && luhn_ok(b), "IMEI of module B: %s", b);
+    EXPECT(&s, "OK");
+    CHECK(strcmp(a, b) != 0, "another module answers (%s vs %s)", a, b);
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 40", "OK");
+    CMD(&s, "AT+GMR", "12.815.01.03.00", "OK");
+    CHECK(next_line(&s, a, sizeof a, 0.3) == 0, "no boot report, nothing applied (got %s)", a);
+    CHECK_INT(log_count(&s, "\"fault\":\"port-swap\""), 1);
+    CHECK_INT(log_count(&s, "\"swapped\":true"), 4);   /* boot + 3 commands */
+    CHECK_INT(log_count(&s, "\"line\":\"AT+CGSN\",\"swapped\":true"), 1);
+    CHECK_INT(log_count(&s, "\"ev\":\"reset\""), 0);
+    sim_stop(&s);
+
+    /* at a byte of the download, into an idle module */
+    CHECK(sim_start(&s, 1, "--port-swap", "byte=20000", "--swap-state", "10", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    to_download(&s, "0,0,0,1");
+    CHECK(wait_hup(&s, 3) == 1, "port swap during the download: hang-up");
+    CHECK(port_reopen(&s, 0, 3) == 0, "the same path is back");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
+    CMD(&s, "AT^FOTADLQ", "ERROR");
+    CHECK_INT(log_count(&s, "\"fault\":\"port-swap\",\"state\":30"), 1);
+    sim_stop(&s);
+}
+
 static void test_closed_port(void)
 {
     sim s;
@@ -1152,7 +1195,7 @@ static void test_help(void)
                           "--detect-time", "--verify-time", "--upgrade-delay", "--reset-delay",
                           "--reset-gap", "--boot-time", "--day", "--noise", "--fault-modules", "--no-new-version",
                           "--detect-fail", "--download-fail", "--download-fail-at", "--power-loss",
-                          "--upgrade-fail", "--port-gone", "--port-gone-for", "--hang", "--hang-for", "--hang-reject",
+                          "--upgrade-fail", "--port-gone", "--port-gone-for", "--port-swap", "--swap-state", "--hang", "--hang-for", "--hang-reject",
                           "--garbage", "--drop", "--dup-state", "--bad-state", "--lose-state",
                           "--data-session", "--sim-pin", "--not-registered", "--sms", "--urc", "--sms-slots", NULL};
     for (int i = 0; opts[i] && text; i++) CHECK(strstr(text, opts[i]) != NULL, "--help names %s", opts[i]);
@@ -1180,10 +1223,10 @@ int main(void)
     double t0 = now_s();
     void (*tests[])(void) = {test_help, test_seed_flow, test_at_basics, test_unsupported, test_detect_faults,
                              test_download_faults, test_boot_report_order, test_auto, test_auto_query,
-                             test_port_faults, test_closed_port, test_gone_during_download, test_noise,
+                             test_port_faults, test_port_swap, test_closed_port, test_gone_during_download, test_noise,
                              test_many, test_sms};
     const char *names[] = {"help", "seed_flow", "at_basics", "unsupported", "detect_faults", "download_faults",
-                           "boot_report_order", "auto", "auto_query", "port_faults", "closed_port",
+                           "boot_report_order", "auto", "auto_query", "port_faults", "port_swap", "closed_port",
                            "gone_during_download", "noise", "many", "sms"};
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         double t = now_s();
