@@ -138,7 +138,7 @@ describe("journal write failure", function()
   local function run_failing(n, op, errno)
     local s = sim.start{"--time-scale", "0.03"}
     local dir = sim.tmpdir()
-    local env = ("JFAIL_LOG=1 JFAIL_AFTER=%d JFAIL_OP=%s JFAIL_ERRNO=%s "):format(n, op, errno)
+    local env = ("JFAIL_LOG=stderr JFAIL_AFTER=%d JFAIL_OP=%s JFAIL_ERRNO=%s "):format(n, op, errno)
     local out, ok = run_host(s.path, dir .. "/j", pre .. env)
     local fwup = s:count("AT^FWUP")
     local listing = dir_listing(dir)

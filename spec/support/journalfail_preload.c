@@ -9,9 +9,12 @@
  * (default 0) go through; from then on every one fails at JFAIL_OP:
  *   create  the open() itself         write  the first write() to it (default)
  *   fsync   its fsync()               rename its rename() over the journal
- * with errno JFAIL_ERRNO (ENOSPC (default), EROFS, EIO or EDQUOT). With JFAIL_LOG set,
- * each journal write is announced on stderr ("jfail: write N ok|fails ..."), so
- * a test can order it against the host's own trace. Nothing else is touched.
+ * with errno JFAIL_ERRNO (ENOSPC (default), EROFS, EIO or EDQUOT). JFAIL_ONLY=1: only
+ * that one write fails, the later ones go through again (a transient error). With
+ * JFAIL_LOG ("stderr" or a file to append to), each journal write is announced
+ * ("jfail: write N ok|fails ... t=<CLOCK_MONOTONIC s>"), so a test can order it
+ * against the host's own trace (hwfota.now() is the same clock). Nothing else is
+ * touched.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -21,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int n_writes;          /* journal writes seen so far */
@@ -53,22 +57,36 @@ static int fail_errno(void)
     return ENOSPC;
 }
 
-static void say(const char *what)
-{
-    if (!getenv("JFAIL_LOG"))
-        return;
-    char buf[128];
-    int n = snprintf(buf, sizeof buf, "jfail: write %d %s\n", n_writes, what);
-    if (n > 0) {
-        ssize_t (*real_write)(int, const void *, size_t) =
-            (ssize_t (*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
-        (void)!real_write(2, buf, (size_t)n);
-    }
-}
-
 static int (*real_open(void))(const char *, int, ...)
 {
     return (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open");
+}
+
+static void say(const char *what)
+{
+    const char *to = getenv("JFAIL_LOG");
+    if (!to || !*to)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    char buf[160];
+    int n = snprintf(buf, sizeof buf, "jfail: write %d %s t=%.6f\n", n_writes, what,
+                     (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+    if (n <= 0 || (size_t)n >= sizeof buf)
+        return;
+    ssize_t (*real_write)(int, const void *, size_t) =
+        (ssize_t (*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
+    int fd = 2;
+    if (strcmp(to, "stderr") != 0) {
+        fd = real_open()(to, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return;
+    }
+    (void)!real_write(fd, buf, (size_t)n);
+    if (fd != 2) {
+        int (*real_close)(int) = (int (*)(int))dlsym(RTLD_NEXT, "close");
+        real_close(fd);
+    }
 }
 
 int open(const char *path, int flags, ...)
@@ -85,7 +103,8 @@ int open(const char *path, int flags, ...)
                                         (pl > 4 && !strcmp(path + pl - 4, ".tmp")));
     if (journal) {
         n_writes++;
-        int fails = n_writes > after();
+        const char *only = getenv("JFAIL_ONLY");
+        int fails = only && !strcmp(only, "1") ? n_writes == after() + 1 : n_writes > after();
         say(fails ? (strcmp(op(), "create") ? "fails later" : "fails at create") : "ok");
         if (fails && !strcmp(op(), "create")) {
             errno = fail_errno();
