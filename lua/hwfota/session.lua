@@ -81,7 +81,7 @@ Driver.__index = Driver
 local function new_driver(port, policy, opts, attempt)
   local self = setmetatable({
     port = port, policy = policy or {}, opts = opts, attempt = attempt or 1,
-    queue = {}, pumping = false, finished = false, cond = loop.condition(),
+    queue = {}, pumping = false, finished = false, cond = loop.condition(), inflight = 0,
     report = {status = nil, events = {}}, handlers = {},
   }, Driver)
   return self
@@ -125,14 +125,42 @@ function Driver:ports()
   return {self.port}
 end
 
+-- Every wait has a deadline: a running machine always waits for a command in
+-- flight (the port's timeout bounds it), a timer or the port's return. One that
+-- waits for none of them, but in phase paused (the caller resumes it), would wait
+-- for good: after idle_limit() it is stopped as an internal error (a bug in the
+-- machine or the driver, not the module's). (The policy's decisions are answered
+-- synchronously, in the same step: hooks run in the loop, not in a task.)
+local WAITS_FOR_CALLER = {paused = true}
+
+function Driver:idle_limit()
+  return math.max(5, 2 * (self.opts.command_timeout or 30))
+end
+
+function Driver:idle()
+  return not self.finished and not self.timer_at and not self.reopen_at and self.inflight == 0
+         and self.fsm ~= nil and not self.pumping and not WAITS_FOR_CALLER[self.fsm:phase()]
+end
+
 function Driver:deadline()
   if self.finished then return nil end
   local d = self.timer_at
   if self.reopen_at and (not d or self.reopen_at < d) then d = self.reopen_at end
+  if self:idle() then
+    self.idle_since = self.idle_since or core.now()
+    return self.idle_since + self:idle_limit()
+  end
+  self.idle_since = nil
   return d
 end
 
 function Driver:fire(now)
+  if self.idle_since and self:idle() and now >= self.idle_since + self:idle_limit() then
+    return self:finish("failed", {code = "EINTERNAL", phase = self.fsm:phase(), message =
+      ("hwfota internal error: in phase %s the state machine waited %g s with no command "
+       .. "in flight, no timer and no port to wait for; stopped (the module is left as it "
+       .. "is)"):format(self.fsm:phase(), self:idle_limit())})
+  end
   if self.reopen_at and now >= self.reopen_at then
     self.reopen_at = nil
     self:try_reopen(now)
@@ -193,8 +221,10 @@ function Driver:send(a)
   self:trace("run", a.command)
   local id, cmd = a.id, a.command
   local ok, msg, code = self.port:send(cmd, opts, function(res, m, c, d)
+    self.inflight = self.inflight - 1
     self:on_result(id, cmd, res, m, c, d)
   end)
+  if ok then self.inflight = self.inflight + 1 end
   if not ok then
     -- refused before the wire (port lost meanwhile, queue full): the machine
     -- hears it as a result, so it never waits for an answer that cannot come
@@ -332,6 +362,7 @@ function Driver:setup_port(done)
   local timeout = math.min(SETUP_TIMEOUT, self.opts.command_timeout or SETUP_TIMEOUT)
   local i = 0
   local function next_cmd(res, msg, code)
+    if i > 0 then self.inflight = self.inflight - 1 end
     if self.finished then return end
     if code == "EPORTLOST" or code == "ECLOSED" then return done(false) end
     i = i + 1
@@ -339,6 +370,7 @@ function Driver:setup_port(done)
     self:trace("run", cmds[i])
     local ok, m, c = self.port:send(cmds[i], {timeout = timeout}, next_cmd)
     if not ok then return done(false, m, c) end
+    self.inflight = self.inflight + 1
   end
   next_cmd(true)
 end
@@ -688,6 +720,9 @@ function M.run(port_or_path, policy, opts, carry)
                 message = "data-connection guard failed: " .. tostring(gmsg)}
     end
     if report.status ~= "failed" then break end
+    -- another module on the port: the run stops, nothing more is sent to it (a retry's
+    -- fresh machine would take it for the module to update)
+    if report.code == "EIDENTITY" then break end
     local okf, wait = pcall(policy.on_failure or function() return nil end,
                             {code = report.code, message = report.message,
                              module_code = report.module_code}, attempt)
