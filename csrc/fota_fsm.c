@@ -1746,18 +1746,27 @@ void hf_fota_config_default(hf_fota_config *c)
     c->max_redetect = 2;
 }
 
-static int check_cred(const char *what, const char *s, size_t cap, hf_error *err)
+int hf_fota_check_at_param(const char *what, const char *s, size_t n, hf_error *err)
 {
-    size_t n = strnlen(s, cap);
-    if (n >= cap || n > HF_FOTA_CRED_MAX)
+    if (n > HF_FOTA_CRED_MAX)
         return hf_error_set(err, "EINVAL", "%s is longer than %d bytes", what, HF_FOTA_CRED_MAX);
-    if (strpbrk(s, "\"\r\n;"))
+    if (memchr(s, '"', n) || memchr(s, ';', n) || memchr(s, '\r', n) || memchr(s, '\n', n))
         return hf_error_set(err, "EINVAL", "%s must not contain '\"', ';', CR or LF "
                             "(it goes into an AT command)", what);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return hf_error_set(err, "EINVAL", "%s contains a control character", what);
+            return hf_error_set(err, "EINVAL", "%s contains the control character 0x%02X at "
+                                "byte %zu (it would go into an AT command)", what,
+                                (unsigned)(unsigned char)s[i], i + 1);
     return 0;
+}
+
+static int check_cred(const char *what, const char *s, size_t cap, hf_error *err)
+{
+    size_t n = strnlen(s, cap);
+    if (n >= cap)
+        return hf_error_set(err, "EINVAL", "%s is longer than %d bytes", what, HF_FOTA_CRED_MAX);
+    return hf_fota_check_at_param(what, s, n, err);
 }
 
 static int check_secs(const char *what, double v, hf_error *err)

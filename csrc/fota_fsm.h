@@ -305,6 +305,11 @@ int hf_fota_restore(hf_fota *fsm, const hf_fota_snapshot *snap, hf_error *err);
 int hf_fota_restore_from(hf_fota *fsm, const hf_fota_snapshot *snap, int carried,
                          hf_error *err);
 
+/* The one rule for a text parameter that goes into an AT command (APN, user,
+ * password): at most HF_FOTA_CRED_MAX bytes, no '"', ';', CR, LF, NUL or other
+ * control byte (0x00-0x1F, 0x7F). 0 or -1 + EINVAL saying what and where. */
+int hf_fota_check_at_param(const char *what, const char *s, size_t len, hf_error *err);
+
 const char *hf_fota_phase_name(hf_fota_phase phase);
 int hf_fota_phase_from_name(const char *name, size_t len);   /* -1 unknown */
 int hf_fota_terminal(const hf_fota *fsm);

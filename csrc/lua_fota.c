@@ -609,6 +609,30 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
+/***
+ * Check a text parameter that goes into an AT command (APN, user, password): the
+ * state machine's own rule, for every path (hwfota.run, Session:configure, the
+ * command). At most 63 bytes; no '"', ';', CR, LF, NUL or control byte (0x00-0x1F,
+ * 0x7F: backspace, Ctrl-Z, ESC ... would edit or end the command line).
+ * @function check_at_param
+ * @tparam string name what the value is (for the message)
+ * @tparam string value
+ * @return true, or nil, message, "EINVAL"
+ */
+static int l_check_at_param(lua_State *L)
+{
+    size_t nl, n;
+    const char *name = luaL_checklstring(L, 1, &nl);
+    const char *v = luaL_checklstring(L, 2, &n);
+    char what[32];
+    hf_strlcpy(what, sizeof what, memchr(name, '\0', nl) ? "parameter" : name);
+    hf_error err;
+    if (hf_fota_check_at_param(what, v, n, &err) < 0)
+        return fail3(L, err.msg, err.code);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* ---- parsers ---------------------------------------------------------------------- */
 
 /***
@@ -768,7 +792,8 @@ int hf_lua_fota_register(lua_State *L)
     static const luaL_Reg meta[] = {
         {"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
-        {"fota_new", l_fota_new}, {"parse_fotastate", l_parse_fotastate},
+        {"fota_new", l_fota_new}, {"check_at_param", l_check_at_param},
+        {"parse_fotastate", l_parse_fotastate},
         {"parse_fotadlq", l_parse_fotadlq}, {"version_compare", l_version_compare},
         {"version_normalize", l_version_normalize}, {"fota_state_name", l_state_name},
         {"fota_error_meaning", l_error_meaning}, {"supported_model", l_supported_model},

@@ -653,6 +653,13 @@ function Cli:flow_opts()
     local ok = {none = true, pap = true, chap = true, [0] = true, [1] = true, [2] = true}
     if not ok[auth] then return nil, ("--auth must be none, pap, chap, 0, 1 or 2, got %q"):format(tostring(auth)) end
     f.auth = auth
+    -- the state machine's rule (C), checked here so that it is a usage error
+    local check = self.hwfota and self.hwfota.check_at_param
+    for _, k in ipairs{"apn", "user", "password"} do
+      local okp, pmsg = true, nil
+      if check then okp, pmsg = check(k, f[k]) end
+      if not okp then return nil, ("--%s: %s"):format(k, pmsg) end
+    end
   end
   f.journal = pick("journal", "HWFOTA_JOURNAL")
   local rt = pick("reboot_timeout", "HWFOTA_REBOOT_TIMEOUT")

@@ -140,6 +140,17 @@ function M.run(port_or_path, policy, opts)
   return session.run(port_or_path, policy, opts)
 end
 
+--- Check a text parameter that goes into an AT command (`apn`, `user`, `password`)
+-- by the state machine's own rule (the one `run`, `Session:configure` and the
+-- `hwfota` command apply): at most 63 bytes, no `"`, `;`, CR, LF, NUL or other
+-- control byte (0x00-0x1F, 0x7F).
+-- @tparam string name what the value is, for the message
+-- @tparam string value
+-- @return true, or `nil, message, "EINVAL"`
+function M.check_at_param(name, value)
+  return core.check_at_param(name, value)
+end
+
 --- Start a task (a coroutine) on the shared poll loop; see `loop`.
 -- @tparam function fn
 -- @param ... its arguments

@@ -70,6 +70,43 @@ local function check_journal_path(path)
   return true
 end
 
+-- == One FOTA operation per module in this process ==
+--
+-- Two operations on one module (two tasks running hwfota.run on one port, two
+-- sessions, ports opened twice on one path) would each send AT^FWUP. A module is
+-- claimed by the canonical path of its port (realpath) for the whole run or
+-- session, and by its IMEI once the probe read it; a second claim is EBUSY, as a
+-- second process meets the port's lock. Released when the run ends or the
+-- session is closed (or collected).
+
+local claims = {}    -- "path:<real path>" | "imei:<imei>" -> owner {what = ...}
+
+local function port_key(port)
+  local p = port:path()
+  return "path:" .. (core.realpath(p) or p)
+end
+
+local function busy_message(key, holder)
+  local what = key:match("^imei:(.*)") and ("the module with IMEI " .. key:sub(6))
+               or ("the module at " .. key:sub(6))
+  return ("%s is already being driven by %s in this process: one FOTA operation per "
+          .. "module at a time; wait for it to end (or close that session)")
+         :format(what, holder.what)
+end
+
+local function claim(key, owner)
+  local holder = claims[key]
+  if holder and holder ~= owner then return nil, busy_message(key, holder), "EBUSY" end
+  claims[key] = owner
+  return true
+end
+
+local function release(owner)
+  for k, o in pairs(claims) do
+    if o == owner then claims[k] = nil end
+  end
+end
+
 -- == Driver ==
 
 local Driver = {}
@@ -295,6 +332,12 @@ function Driver:emit(a)
   elseif ev == "info" then
     self.report.model, self.report.imei = a.model, a.imei
     self.report.from = self.report.from or a.revision
+    -- the same module may be open under another path (a second port object, a
+    -- by-id link to another tty of it): its IMEI is claimed too
+    if a.imei and a.imei ~= "" and self.opts.owner then
+      local ok, msg, code = claim("imei:" .. a.imei, self.opts.owner)
+      if not ok then return self:finish("failed", {code = code, message = msg}) end
+    end
   elseif ev == "progress" then
     local ok, err = call_hook(self.policy, "on_progress",
                               {files = a.files, done = a.done, total = a.total, percent = a.percent},
@@ -404,6 +447,17 @@ function Driver:try_reopen(now)
     return
   end
   self:trace("event", "port back: " .. self.port:path())
+  if self.identity and self.identity.serial then
+    -- a USB serial known from before: another module behind the same path is told
+    -- before a single byte goes to it (the machine then confirms the IMEI too)
+    local now_id = identity.of(self.port:path())
+    if now_id and now_id.serial and now_id.serial ~= self.identity.serial then
+      return self:finish("failed", {code = "EIDENTITY", message =
+        ("a different module is on %s now (USB serial %s, expected %s): nothing is sent to "
+         .. "it; check which module is on the port"):format(self.port:path(),
+         tostring(now_id.serial), tostring(self.identity.serial))})
+    end
+  end
   self:setup_port(function(fine)
     if fine and self.starting then
       self.starting, self.reopen_deadline = false, nil
@@ -426,6 +480,18 @@ function Driver:settle_journal(r)
   local path = self.opts.journal
   if not path or self.journal_error then return end
   local info = self.fsm and self.fsm:info() or {}
+  if r.status == "failed" and r.code == "EIDENTITY" then
+    -- another module is on the port: the journal is our module's (it names its IMEI
+    -- and what it was doing), not this one's: leave it as it is, and say so
+    local f = io.open(path, "rb")
+    if f then
+      f:close()
+      r.message = ("%s; the journal %s was left untouched: it belongs to the module it "
+                   .. "names (IMEI %s), delete it only once that module is idle")
+                  :format(tostring(r.message), path, (info.imei and info.imei ~= "") and info.imei or "not recorded")
+    end
+    return
+  end
   -- after AT^FWUP keep it until that reboot's result is seen (EUPGRADE is that result)
   if r.status == "failed" and info.fwup_sent and r.code ~= "EUPGRADE" then return end
   if r.status == "deferred" then
@@ -535,6 +601,72 @@ local function bad_option(name, what, level)
   error(("bad option '%s' (%s)"):format(name, what), level + 1)
 end
 
+-- Setup commands (sent after every (re)open, outside the state machine) must not
+-- change what the module does: FOTA commands, resets, factory defaults, functionality
+-- changes. An allow-list of forms, so that nothing slips through by spelling:
+--   basic commands E, V, Q, X (optional digit) and &C, &D, &K (digit), in any order
+--   (ATE0, ATE0V1); one extended command +NAME / ^NAME / %NAME / $NAME, bare, `?`,
+--   `=?` or `=` followed by plain parameters (letters, digits, space , . - _ / : and
+--   quoted text without the characters above); not ^FOTA*, ^FWUP, +CFUN, ^RESET,
+--   ^GETPORTMODE (crashes the MU609), ^SETPORT, ^NVWR. `;` chaining, control bytes
+--   and a second command after a first (ATE0^FWUP) are refused. A line with no
+--   "AT" or "A/" anywhere (case-insensitive) is no command (the module discards it)
+--   and is allowed; any other line must start with AT (modules skip bytes before it).
+local SETUP_DENY = {"^FOTA", "^FWUP", "+CFUN", "^RESET", "^GETPORTMODE", "^SETPORT", "^NVWR"}
+local SETUP_BASIC = {E = true, V = true, Q = true, X = true}
+local SETUP_AMP = {C = true, D = true, K = true}
+
+--- Check one `setup` command against the rule above.
+-- @tparam string c the command
+-- @return true, or false and why
+function M.check_setup_command(c)
+  if #c > 200 then return false, "longer than 200 bytes" end
+  if c:find("[%z\1-\31\127]") then return false, "it contains a control character" end
+  if c:find(";", 1, true) then return false, "';' chains commands: one command per entry" end
+  local up = c:upper()
+  if not up:find("^AT") then
+    if up:find("AT", 1, true) or up:find("A/", 1, true) then
+      return false, "a command line must start with AT (modules skip bytes before it)"
+    end
+    return true        -- no command at all: the module discards the line
+  end
+  local body = up:sub(3)
+  if body == "" then return true end
+  local name, rest = body:match("^([%+%^%%%$][%w_]+)(.*)$")
+  if name then
+    for _, d in ipairs(SETUP_DENY) do
+      if name:sub(1, #d) == d then
+        return false, ("%s changes the module's FOTA state or resets it: not a setup command")
+                      :format(name)
+      end
+    end
+    if rest == "" or rest == "?" or rest == "=?" then return true end
+    local params = rest:match("^=(.*)$")
+    if not params then return false, "unexpected text after " .. name end
+    local plain = params:gsub('"[^"]*"', function(q)
+      return q:find("[%+%^%%%$&]") and "\0" or ""
+    end)
+    if plain:find("[^%w ,%.%-_/:]") then
+      return false, "parameters must be plain values (a second command after the first?)"
+    end
+    return true
+  end
+  local i = 1
+  while i <= #body do
+    local ch = body:sub(i, i)
+    if SETUP_BASIC[ch] then
+      i = i + 1
+    elseif ch == "&" and SETUP_AMP[body:sub(i + 1, i + 1)] then
+      i = i + 2
+    else
+      return false, ("basic command %q is not allowed (only E, V, Q, X, &C, &D, &K: Z and &F "
+                     .. "reset the module's settings)"):format(body:sub(i, i + 1))
+    end
+    i = i + #(body:match("^%d*", i))
+  end
+  return true
+end
+
 -- Check the options that are the session's own, and the state machine's (by
 -- building one: it raises on unknown options and wrong types), before any port
 -- is opened or command sent. Raises on misuse; returns nil, msg, "EINVAL" for
@@ -553,6 +685,10 @@ local function check_opts(opts, level)
     if type(opts.setup) ~= "table" then bad_option("setup", "array of commands expected", level) end
     for i, c in ipairs(opts.setup) do
       if type(c) ~= "string" then bad_option("setup", ("command %d is not a string"):format(i), level) end
+      local ok, why = M.check_setup_command(c)
+      if not ok then
+        return nil, ("setup command %d %q refused: %s"):format(i, c:sub(1, 40), why), "EINVAL"
+      end
     end
   end
   local ct = opts.command_timeout
@@ -665,9 +801,11 @@ local function one_attempt(port, policy, o, attempt, previous)
   return loop.wait(d.cond, {d}), d
 end
 
+local run_attempts   -- the attempts of one run (below)
+
 --- See `hwfota.run` (lua/hwfota/init.lua). `carry` (internal, for Session
 -- steps): a snapshot of the previous step's machine, restored like a journal.
-function M.run(port_or_path, policy, opts, carry)
+function M.run(port_or_path, policy, opts, carry, owner)
   if policy ~= nil and type(policy) ~= "table" then
     error(("bad argument #2 to 'run' (table expected, got %s)"):format(type(policy)), 2)
   end
@@ -687,6 +825,21 @@ function M.run(port_or_path, policy, opts, carry)
   if not port then
     return {status = "failed", code = code, message = msg, attempts = 0}
   end
+  local own = owner == nil
+  owner = owner or {what = "another hwfota.run"}
+  local okc, cmsg, ccode = claim(port_key(port), owner)
+  if not okc then
+    if owned then port:close() end
+    return {status = "failed", code = ccode, message = cmsg, attempts = 0}
+  end
+  o.owner = owner
+  local report = run_attempts(port, policy, o, carry)
+  if own then release(owner) end
+  if owned then port:close() end
+  return report
+end
+
+run_attempts = function(port, policy, o, carry)
   local attempt, previous, report = 0, carry, nil
   local held = false   -- the journal file was written for a retry not run yet
   local resume_text    -- the journal a host killed before the retry restarts from
@@ -759,7 +912,6 @@ function M.run(port_or_path, policy, opts, carry)
     if not okr then report.journal_error = rmsg end
   end
   report.attempts = attempt
-  if owned then port:close() end
   return report
 end
 
@@ -780,7 +932,14 @@ function M.session(port_or_path, opts)
   if not jok then return nil, jmsg, jcode end
   local port, msg, code, owned = ensure_port(port_or_path, o)
   if not port then return nil, msg, code end
-  return setmetatable({port = port, opts = shallow_copy(opts), owned = owned}, Session)
+  local owner = {what = "a hwfota.session"}
+  local okc, cmsg, ccode = claim(port_key(port), owner)
+  if not okc then
+    if owned then port:close() end
+    return nil, cmsg, ccode
+  end
+  return setmetatable({port = port, opts = shallow_copy(opts), owned = owned, owner = owner},
+                      Session)
 end
 
 local function command(self, cmd, opts)
@@ -836,13 +995,9 @@ local function check_param(name, v)
   if type(v) ~= "string" then
     error(("bad option '%s' (string expected, got %s)"):format(name, type(v)), 3)
   end
-  if #v > 63 then
-    return nil, ("%s is longer than 63 bytes"):format(name), "EINVAL"
-  end
-  if v:find('[%z\r\n";]') then
-    return nil, ('%s contains a character not allowed in an AT parameter (", ;, CR, LF or NUL)')
-                :format(name), "EINVAL"
-  end
+  -- the state machine's own rule (C), as hwfota.run and the command apply it
+  local ok, msg, code = core.check_at_param(name, v)
+  if not ok then return nil, msg, code end
   return v
 end
 
@@ -913,7 +1068,10 @@ function Session:drive(policy, carry)
   self.active = true
   local ctl
   policy.on_start = function(c) ctl = c; self.control = c end
-  local report = M.run(self.port, policy, o, carry and self.snapshot or nil)
+  if self.closed then
+    return {status = "failed", code = "ECLOSED", message = "session is closed"}
+  end
+  local report = M.run(self.port, policy, o, carry and self.snapshot or nil, self.owner)
   self.active, self.control = false, nil
   self.snapshot = ctl and ctl.snapshot() or self.snapshot
   return report
@@ -998,10 +1156,14 @@ function Session:port_object() return self.port end
 
 --- Close the session (and its port when the session opened it).
 function Session:close()
+  self.closed = true
+  if self.owner then release(self.owner) end   -- the module is free for another operation
   if self.owned then self.port:close() end
   return true
 end
 Session.__close = Session.close
-Session.__gc = nil
+-- a session dropped without close frees its claim on the module when collected
+-- (its port, when owned, is closed by the port's own __gc)
+Session.__gc = function(self) if self.owner then release(self.owner) end end
 
 return M
