@@ -483,9 +483,7 @@ function Driver:settle_journal(r)
   if r.status == "failed" and r.code == "EIDENTITY" then
     -- another module is on the port: the journal is our module's (it names its IMEI
     -- and what it was doing), not this one's: leave it as it is, and say so
-    local f = io.open(path, "rb")
-    if f then
-      f:close()
+    if core.read_file(path, 1) then   -- (never io.open: a FIFO put there would block)
       r.message = ("%s; the journal %s was left untouched: it belongs to the module it "
                    .. "names (IMEI %s), delete it only once that module is idle")
                   :format(tostring(r.message), path, (info.imei and info.imei ~= "") and info.imei or "not recorded")
