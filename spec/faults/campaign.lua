@@ -275,7 +275,7 @@ local function decode(v) return (v:gsub("%%(%x%x)", function(h) return string.ch
 local READ_ONLY = {["AT"] = true, ["ATE0"] = true, ["ATE1"] = true, ["AT+CGSN"] = true,
                    ["AT+GSN"] = true, ["AT+GMR"] = true, ["AT+CGMR"] = true, ["AT+CGMM"] = true,
                    ["AT+GMM"] = true, ["ATI"] = true, ["AT+CIMI"] = true, ["AT^FOTADLQ"] = true,
-                   ["AT^HWVER"] = true}
+                   ["AT^HWVER"] = true, ["AT+CSQ"] = true}   -- (AT+CSQ: the engine's resync query)
 local function read_only(cmd)
   return READ_ONLY[cmd] or cmd:find("^AT%+CMEE=%d$") ~= nil or cmd:find("%?$") ~= nil
 end
