@@ -581,6 +581,33 @@ for _, c in ipairs{{"CR", "\r"}, {"LF", "\n"}, {'"', '"'}, {";", ";"}} do
     return core.write_file_atomic(sim.dir .. "/j" .. c[2] .. "x", "data")
   end, OK(function(r) return r == true end))
 end
+-- the journal's reader, remover and path check (issue 12.2): regular files only
+for _, f in ipairs{"read_file", "remove_file", "check_file_path"} do
+  for _, v in ipairs{{"42", 42}, {"nil", nil}, {"{}", {}}} do
+    add("core." .. f .. "(" .. v[1] .. ")", function() return core[f](v[2], 10) end,
+        RAISE(pat_arg(1, "hwfota.core." .. f)))
+  end
+  add("core." .. f .. "('')", function() return core[f]("", 10) end, RAISE("path"))
+  add("core." .. f .. "(NUL)", function() return core[f](sim.dir .. "/j\0x", 10) end, RAISE("path"))
+  add("core." .. f .. "(1MB)", function() return core[f]("/tmp/" .. MB, 10) end, RAISE("path"))
+  add("core." .. f .. "(/dev/null)", function() return core[f]("/dev/null", 10) end, FAIL("EINVAL"))
+  add("core." .. f .. "(a directory)", function() return core[f](sim.dir, 10) end, FAIL("EINVAL"))
+end
+for _, v in ipairs{{"-1", -1}, {"2^40", 2 ^ 40}, {"'x'", "x"}, {"nil", nil}} do
+  add("core.read_file(path, " .. v[1] .. ")", function() return core.read_file(sim.dir .. "/j", v[2]) end,
+      RAISE(pat_arg(2, "hwfota.core.read_file")))
+end
+add("core.write_file_atomic(/dev/null)", function() return core.write_file_atomic("/dev/null", "x") end,
+    FAIL("EINVAL"))
+add("core.read_file(missing)", function() return core.read_file(sim.dir .. "/none", 10) end, FAIL("ENOENT"))
+add("core.remove_file(missing)", function() return core.remove_file(sim.dir .. "/none") end,
+    OK(function(r) return r == true end))
+add("core.check_file_path(missing dir)", function() return core.check_file_path("/nonexistent-badinput/j") end,
+    FAIL("ENOENT"))
+add("hwfota.run{journal=/dev/null}", function() return hwfota.run(F.pb, {}, {journal = "/dev/null"}) end,
+    REPORT("EJOURNAL"))
+add("hwfota.session{journal=/dev/null}", function() return hwfota.session(F.pb, {journal = "/dev/null"}) end,
+    FAIL("EJOURNAL"))
 add("core.write_file_atomic(1MB data, NULs)", function()
   local ok = core.write_file_atomic(sim.dir .. "/big", MB .. "\0\r\n")
   local f = io.open(sim.dir .. "/big", "rb"); local n = #f:read("a"); f:close()
