@@ -769,6 +769,7 @@ function Cli:prepare_flow()
     self:say("an offer of unknown version is pending: dropping it to ask again", "notice")
     s:cancel()
   end
+  s:close()          -- the flow that follows is the module's one FOTA operation
   return port, st, fopts
 end
 

@@ -71,17 +71,25 @@ local function busy_message(key, holder)
          :format(what, holder.what)
 end
 
-local function claim(key, owner)
-  local holder = claims[key]
-  if holder and holder ~= owner then return nil, busy_message(key, holder), "EBUSY" end
-  claims[key] = owner
-  return true
-end
-
 local function release(owner)
   for k, o in pairs(claims) do
     if o == owner then claims[k] = nil end
   end
+end
+
+local function claim(key, owner)
+  local holder = claims[key]
+  if holder and holder ~= owner and holder.port then
+    -- a session whose port was closed (but not the session) drives nothing any more
+    local _, _, code = holder.port:fileno()
+    if code == "ECLOSED" then
+      release(holder)
+      holder = nil
+    end
+  end
+  if holder and holder ~= owner then return nil, busy_message(key, holder), "EBUSY" end
+  claims[key] = owner
+  return true
 end
 
 -- == Driver ==
@@ -869,7 +877,7 @@ function M.session(port_or_path, opts)
   local o = split_opts(opts)
   local port, msg, code, owned = ensure_port(port_or_path, o)
   if not port then return nil, msg, code end
-  local owner = {what = "a hwfota.session"}
+  local owner = {what = "a hwfota.session", port = port}
   local okc, cmsg, ccode = claim(port_key(port), owner)
   if not okc then
     if owned then port:close() end
