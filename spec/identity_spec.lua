@@ -125,6 +125,39 @@ describe("identity after every reopen (hwfota-sim --port-swap)", function()
     assert.matches(journal, out, 1, true)
   end)
 
+  it("a serial port whose USB serial changed across the reopen: EIDENTITY before a single byte", function()
+    -- libserialport's real path (fakedev preload, /dev/ttyUSB2 = USB 12d1:1573, serial
+    -- 0123456789ABCDEF); while the module resets the script makes the USB device at
+    -- that place report another serial, as another module's would
+    s = sim.start{"--time-scale", "0.05", "--port-swap", "state=50"}
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write[[
+local hwfota = require "hwfota"
+local port = assert(hwfota.open("/dev/ttyUSB2"))
+local report = hwfota.run(port, {on_event = function(e)
+  if e.event == "phase" and e.phase == "reboot" then
+    local w = assert(io.open("/sys/devices/hwfota-fakedev/usb1/1-1/serial", "w"))
+    w:write("FEDCBA9876543210\n")
+    w:close()
+  end
+end}, {apn = "internet", mode = {auto_upgrade = false, resume = true},
+       skip_model_check = true, reboot_timeout = 20})
+print("report", report.code, report.message)
+]]
+    f:close()
+    local p = assert(io.popen(("%s/spec/support/fakedev-run.sh -p %s lua5.4 %s 2>&1")
+                              :format(sim.top, s.path, script)))
+    local out = p:read("a")
+    p:close()
+    os.remove(script)
+    assert.matches("report\tEIDENTITY\t", out, 1, true)
+    assert.matches("USB serial FEDCBA9876543210, expected 0123456789ABCDEF", out, 1, true)
+    assert.is_not_nil(s:wait_for({ev = "fault", fault = "port-swap"}, 0))
+    local cmds = swapped(s)
+    assert.same({}, cmds)                 -- not even ATE0
+  end)
+
   it("read_imei = false: after the port came back nothing that changes the module goes out", function()
     s = sim.start{"--time-scale", SCALE, "--port-swap", "byte=20000"}
     local report = hwfota.run(s.path, {}, sim.opts{skip_model_check = true, read_imei = false})
