@@ -2118,6 +2118,6 @@ int hf_fota_restore_from(hf_fota *f, const hf_fota_snapshot *s, int carried, hf_
     f->started_at = s->started_at;
     /* a snapshot carried from this process's machine on a port that stayed open is
      * the same module; a journal file's module is confirmed by the probe's AT+CGSN */
-    f->identity_ok = carried ? 1 : 0;
+    f->identity_ok = carried == HF_RESTORE_CARRIED;
     return 0;
 }

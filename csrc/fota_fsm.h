@@ -317,6 +317,11 @@ int hf_fota_restore(hf_fota *fsm, const hf_fota_snapshot *snap, hf_error *err);
  * drops the target of a finished journal unless AT^FWUP was sent. */
 int hf_fota_restore_from(hf_fota *fsm, const hf_fota_snapshot *snap, int carried,
                          hf_error *err);
+/* carried: 0 a journal file; HF_RESTORE_CARRIED the port stayed open (the module's
+ * identity holds); HF_RESTORE_CARRIED_REOPENED the target is trusted as carried but the
+ * port was reopened since, so the module is confirmed again (IMEI) as after a reopen */
+#define HF_RESTORE_CARRIED 1
+#define HF_RESTORE_CARRIED_REOPENED 2
 
 /* The one rule for a text parameter that goes into an AT command (APN, user,
  * password): at most HF_FOTA_CRED_MAX bytes, no '"', ';', CR, LF, NUL or other

@@ -529,6 +529,9 @@ static int l_snapshot(lua_State *L)
  *   process that held the port until now (session steps): the target of a finished
  *   machine is then trusted; a journal from disk (false) names a target only a run
  *   that AT^FWUP'd may keep
+ * @tparam[opt] boolean reopened with carried: the port was reopened since that
+ *   machine held it, so the module is confirmed again (its IMEI) before anything
+ *   changes it
  * @return true, or nil, message, "EJOURNAL"|"EBUSY"
  */
 static int l_restore(lua_State *L)
@@ -538,7 +541,10 @@ static int l_restore(lua_State *L)
     const char *text = luaL_checklstring(L, 2, &n);
     if (!lua_isnoneornil(L, 3))
         luaL_checktype(L, 3, LUA_TBOOLEAN);
-    int carried = lua_toboolean(L, 3);
+    if (!lua_isnoneornil(L, 4))
+        luaL_checktype(L, 4, LUA_TBOOLEAN);
+    int carried = lua_toboolean(L, 3) ? (lua_toboolean(L, 4) ? HF_RESTORE_CARRIED_REOPENED
+                                                              : HF_RESTORE_CARRIED) : 0;
     if (u->closed)
         return fail3(L, "closed", "ECLOSED");
     hf_fota_snapshot s;

@@ -400,6 +400,12 @@ function Driver:try_reopen(now)
   self:setup_port(function(fine)
     if fine and self.starting then
       self.starting, self.reopen_deadline = false, nil
+      if self.carried then
+        -- the port came back since the carried machine held it: not trusted to be
+        -- the same module until its IMEI says so (restore again, as reopened)
+        local okr, mr, cr = self.fsm:restore(self.carried, true, true)
+        if not okr then return self:finish("failed", {code = cr, message = mr}) end
+      end
       self:run_actions(self.fsm:start(core.now()))
     elseif fine then
       self.reopen_deadline = nil
@@ -496,7 +502,9 @@ function Driver:start(previous)
     -- a snapshot carried from this process's previous step or attempt: no unwatched
     -- gap (the port stayed open; URCs meanwhile wait in its buffer), so a finished
     -- machine's target still holds; a journal file's may not (see fota_fsm.md)
-    local ok, m, c = fsm:restore(snap, previous ~= nil)
+    -- (reopened: the port was reopened since that machine held it, as between two
+    -- attempts of a run: the module is then confirmed again before anything changes it)
+    local ok, m, c = fsm:restore(snap, previous ~= nil, self.reopened == true)
     if not ok then
       return nil, ("journal %s cannot be used: %s (inspect it; delete it only if the module is idle)")
                   :format(self.opts.journal or "(previous attempt)", m), c or "EJOURNAL"
@@ -519,6 +527,7 @@ function Driver:start(previous)
     if not okh then self:trace("error", "on_start: " .. tostring(err)) end
   end
   local resumed = snap ~= nil and snap ~= ""
+  if previous ~= nil and previous ~= "" then self.carried = previous end
   self:setup_port(function(fine)
     if self.finished then return end
     if fine then
@@ -743,9 +752,10 @@ local function carry_over(d, previous, carry)
   return nil
 end
 
-local function one_attempt(port, policy, o, attempt, previous, ident)
+local function one_attempt(port, policy, o, attempt, previous, ident, reopened)
   local d = new_driver(port, policy, o, attempt)
   d.identity = ident   -- known from an earlier attempt, while the port is away now
+  d.reopened = reopened
   local ok, msg, code = d:start(previous)
   if not ok then
     return {status = "failed", code = code, message = msg, attempts = attempt}, d
@@ -793,6 +803,7 @@ run_attempts = function(port, policy, o, carry)
   local attempt, previous, report = 0, carry, nil
   local held = false   -- the journal file was written for a retry not run yet
   local ident          -- the port's USB identity, to find it again between attempts
+  local reopened = false   -- the port was reopened since the carried machine held it
   local resume_text    -- the journal a host killed before the retry restarts from
   while true do
     attempt = attempt + 1
@@ -805,7 +816,8 @@ run_attempts = function(port, policy, o, carry)
     end
     local d
     if entered then
-      report, d = one_attempt(port, policy, o, attempt, previous, ident)
+      report, d = one_attempt(port, policy, o, attempt, previous, ident, reopened)
+      reopened = false
       ident = d.identity or ident
       if d.finished then held = false end   -- its driver settled the journal
       ctx.outcome = report.status
@@ -847,6 +859,7 @@ run_attempts = function(port, policy, o, carry)
     -- back-off, up to reboot_timeout, the last try at the deadline itself; the next
     -- attempt reports what is still wrong
     local delay, deadline = REOPEN_FIRST, core.now() + (o.fsm.reboot_timeout or 180)
+    if port:is_lost() then reopened = true end   -- whatever comes back is confirmed again
     while port:is_lost() do
       local back, _, why = identity.reopen(port, ident)
       if back or why == "ECLOSED" or core.now() >= deadline then break end
