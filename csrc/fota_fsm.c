@@ -327,6 +327,7 @@ static void enter(hf_fota *f, hf_fota_phase p)
     f->gen++;
     f->nscript = 0;
     f->next_cmd = HF_CMD_NONE;   /* a command queued for the old phase is not wanted now */
+    f->confirming = 0;           /* a deadline moved on: the send gate still holds */
     f->next_poll = NO_TIME;
     f->deadline = NO_TIME;
     const phase_def *d = def(f);
