@@ -115,7 +115,10 @@ local loop = require "hwfota.loop"
 --   notice), `auto_upgrade_ok` (default false; without `mode` the `AT^FOTAMODE` sent
 --   before each download is 0,0,0,1, with it 0,0,1,1 unless the policy has
 --   `on_downloaded`), `trace` (function(dir, text)), `baudrate`, `flow`, `timeout`,
---   and the state machine's timing options
+--   `setup` (commands sent after every open, default `{"ATE0", "AT+CMEE=2"}`; harmless
+--   forms only, else `EINVAL`), and the state machine's timing options. A session
+--   holds its module until `s:close()`: a second session or `run` on it in this
+--   process is `EBUSY`.
 -- @treturn Session or `nil, message, code`
 -- @usage
 -- local s = assert(hwfota.session("/dev/ttyUSB2", {journal = "/etc/hwfota/state"}))
