@@ -160,6 +160,32 @@ print("report", report.status, report.code, report.message)
     assert.equal(1, s:count("AT^FWUP"))
   end)
 
+  for _, read_imei in ipairs{true, false} do
+    it(("the retry's reopen in run (read_imei=%s): the carried machine is not trusted on another module")
+       :format(tostring(read_imei)), function()
+      -- the port goes away during the download for longer than reboot_timeout: the
+      -- attempt fails (ETIMEDOUT) carrying its machine (a version, state 30); the retry
+      -- waits, reopens, and finds another module in 40 at the path
+      s = sim.start{"--time-scale", SCALE, "--port-swap", "byte=20000", "--reset-gap", "200"}
+      local codes = {}
+      local report = hwfota.run(s.path, {
+        on_failure = function(err, attempt)
+          codes[#codes + 1] = err.code
+          if attempt == 1 then return 3 end
+        end,
+      }, sim.opts{skip_model_check = true, read_imei = read_imei, reboot_timeout = 2})
+      assert.equal("ETIMEDOUT", codes[1])
+      assert.equal(2, report.attempts)
+      assert.equal("EIDENTITY", report.code, tostring(report.message))
+      local cmds = swapped(s)
+      assert.is_true(#cmds > 0, "the retry reached the other module")
+      for _, c in ipairs(cmds) do
+        assert.is_true(HARMLESS[c] == true or c == "AT^FOTASTATE?", "the other module received " .. c)
+      end
+      assert.equal(0, s:count("AT^FWUP"))
+    end)
+  end
+
   it("read_imei = false: after the port came back nothing that changes the module goes out", function()
     s = sim.start{"--time-scale", SCALE, "--port-swap", "byte=20000"}
     local report = hwfota.run(s.path, {}, sim.opts{skip_model_check = true, read_imei = false})
