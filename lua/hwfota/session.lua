@@ -356,6 +356,14 @@ function Driver:emit(a)
   elseif ev == "info" then
     self.report.model, self.report.imei = a.model, a.imei
     self.report.from = self.report.from or a.revision
+    -- a later attempt of run() on a reopened port: the module must be the one the run
+    -- started with (the path may now name another one); nothing more is sent to it
+    if self.expect_imei and a.imei and a.imei ~= "" and a.imei ~= self.expect_imei then
+      return self:finish("failed", {code = "EIDENTITY", phase = self.fsm:phase(), message =
+        ("a different module answered (IMEI %s, expected %s, the module this run started "
+         .. "with): nothing more is sent to it; check which module is on the port")
+        :format(a.imei, self.expect_imei)})
+    end
     -- the same module may be open under another path (a second port object, a
     -- by-id link to another tty of it): its IMEI is claimed too
     if a.imei and a.imei ~= "" and self.opts.owner then
@@ -822,8 +830,9 @@ local function carry_over(d, previous, carry)
   return nil
 end
 
-local function one_attempt(port, policy, o, attempt, previous, ident, reopened)
+local function one_attempt(port, policy, o, attempt, previous, ident, reopened, expect_imei)
   local d = new_driver(port, policy, o, attempt)
+  d.expect_imei = expect_imei   -- the IMEI an earlier attempt of this run read
   d.identity = ident   -- known from an earlier attempt, while the port is away now
   d.reopened = reopened
   local ok, msg, code = d:start(previous)
@@ -875,6 +884,7 @@ run_attempts = function(port, policy, o, carry)
   local attempt, previous, report = 0, carry, nil
   local held = false   -- the journal file was written for a retry not run yet
   local ident          -- the port's USB identity, to find it again between attempts
+  local run_imei       -- the module's IMEI as the first attempt that read it saw it
   local reopened = false   -- the port was reopened since the carried machine held it
   local resume_text    -- the journal a host killed before the retry restarts from
   while true do
@@ -888,9 +898,11 @@ run_attempts = function(port, policy, o, carry)
     end
     local d
     if entered then
-      report, d = one_attempt(port, policy, o, attempt, previous, ident, reopened)
+      report, d = one_attempt(port, policy, o, attempt, previous, ident, reopened, run_imei)
       reopened = false
       ident = d.identity or ident
+      local seen = d.fsm and d.fsm:info().imei
+      if not run_imei and seen and seen ~= "" then run_imei = seen end
       if d.finished then held = false end   -- its driver settled the journal
       ctx.outcome = report.status
       if policy.after then
