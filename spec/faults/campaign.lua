@@ -624,6 +624,7 @@ local function run_one(seed, o)
       frozen = {st = st, running = running, port_up = port_up, settling = settling,
                 upgraded_to = upgraded_to, image = image}
       res.swapped = ("swap in state %s to %s"):format(tostring(st), tostring(e.swap_state))
+      res.swap_fired = true
     end
     if swapped then
       -- (module B's events: not module A's timeline)
@@ -754,6 +755,8 @@ local function run_one(seed, o)
         why = "download kept for resume"
       elseif st == 50 and (c == "ETIMEDOUT" or c == "EPORTLOST" or c == "EUPGRADE") then
         why = "module upgrading"
+      elseif r.attempts == "0" and res.swap_fired then
+        why = "the last host never opened the port (the swapped-in module is as found)"
       elseif c == "EJOURNAL" then
         why = "a journal write failed: the host stopped where it was, nothing sent after it (I11)"
       elseif (r.phase == "probe" or r.phase == "prepare") and (c == "EIDENTITY" or c == "EMODULE" or
