@@ -592,6 +592,7 @@ local function run_one(seed, o)
   local swapped, frozen = false, nil
   local b = {}                -- module B's state and firmware while swapped in
   local absorbed = false      -- B became the module judged (see above)
+  local a_identified = false  -- the first module was asked AT+CGSN before the swap
   for i, e in ipairs(ev) do
     while starts[next_start] and e._end > starts[next_start].log_start do
       unconfirmed = "host process start"
@@ -618,7 +619,14 @@ local function run_one(seed, o)
         unconfirmed = nil
       end
     end
-    if e.ev == "fault" and e.fault == "port-swap" and not swapped then
+    if rx == "AT+CGSN" and not swapped and not e.swapped then a_identified = true end
+    if e.ev == "fault" and e.fault == "port-swap" and not a_identified then
+      -- no host ever asked the first module who it is: for every host the module on
+      -- the port is the swapped-in one (nothing could tell them apart on a pty)
+      absorbed, res.swap_fired = true, true
+      st, settling = e.swap_state or st, false   -- (its state as it comes: no transition)
+      note("port swap before any identity query: the swapped-in module is the run's module")
+    elseif e.ev == "fault" and e.fault == "port-swap" and not swapped then
       -- module A is gone: its last state is what I1/I4 judge; B is checked by I8
       swapped = true
       frozen = {st = st, running = running, port_up = port_up, settling = settling,
@@ -630,7 +638,9 @@ local function run_one(seed, o)
       -- (module B's events: not module A's timeline)
       if e.ev == "state" then b.st = e.state elseif e.ev == "boot" then b.running = e.version end
     elseif e.ev == "state" then
-      if (e.state == 40 and st ~= 30 and st ~= 31) or (e.state == 12 and st ~= 11) or
+      if e.state == st then
+        -- (no transition: the swapped-in module's state as it came)
+      elseif (e.state == 40 and st ~= 30 and st ~= 31) or (e.state == 12 and st ~= 11) or
          (e.state == 31 and st ~= 30 and st ~= 31) then
         -- only a download reaches 40, only a query 12: the simulator's own timeline
         -- went wrong (S1)
