@@ -294,8 +294,9 @@ describe("hwfota command against the simulator", function()
   end)
 
   it("draws a progress bar with rate and time left on a terminal", function()
+    -- 80 columns (the bar follows the terminal's width: COLUMNS, else stty size)
     local rc, out = run(with{"--port", sim.path, "download"},
-                        {isatty = function() return true end})
+                        {isatty = function() return true end, env = {COLUMNS = "80"}})
     assert.equals(0, rc)
     assert.matches("\r%[#*%.*%] +%d+%%  [%d.]+ k?B / 79.1 kB  ", out)
     assert.matches("kB/s  %d+:%d%d left\27%[K", out)
