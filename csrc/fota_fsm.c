@@ -938,6 +938,10 @@ static void verify_evaluate(hf_fota *f)
          * upgrade its chance first, then discard the image so the module is not left
          * in 40; a later run downloads it anew and decides again. */
         if (f->phase != HF_PH_VERIFY) {
+            double left = f->up_at + f->cfg.boot_settle - f->now;
+            if (left > 0 && isfinite(left))
+                notice(f, "the module still says 40 after AT^FWUP: waiting %.1f s for a "
+                       "boot-time upgrade report before discarding the image", left);
             enter(f, HF_PH_VERIFY);
             return;
         }

@@ -638,14 +638,22 @@ local function read_fotacfg(port, trace)
   if not apn then return nil, "AT^FOTACFG? gave no readable ^FOTACFG line", "EPROTO" end
   return {apn = apn, user = user, password_set = pw ~= "", auth = tonumber(auth)}
 end
+--- Read the module's FOTA server settings (AT^FOTACFG?), for the command's status.
+-- @tparam Port port an open port
+-- @tparam[opt] function trace function(dir, text)
+-- @return `{apn =, user =, password_set =, auth =}` (never the password), or
+--   `nil, message, code`
 M.read_fotacfg = read_fotacfg
 
---- One line for people: `APN "x", user "", no password, auth 2 (CHAP)`.
 local function fotacfg_text(c)
   local function q(v) return '"' .. v:gsub("[%c\127-\255]", "?") .. '"' end
   return ("APN %s, user %s, %s, auth %d (%s)"):format(q(c.apn), q(c.user),
     c.password_set and "password set" or "no password", c.auth, AUTH_NAMES[c.auth] or "unknown")
 end
+--- The settings of `read_fotacfg` as one line for people:
+-- `APN "x", user "", no password, auth 2 (CHAP)`.
+-- @tparam table c what `read_fotacfg` returned
+-- @treturn string
 M.fotacfg_text = fotacfg_text
 
 local function one_attempt(port, policy, o, attempt, previous)
