@@ -491,9 +491,9 @@ function Cli:progress(p)
     -- one line that fits the terminal (a wrapped bar scrolls at every update): the
     -- text shrinks first (rate and time left go), then the bar, down to the percent
     local cols = self:columns() - 1
-    local texts = {("  %3d%%  %s / %s  %s  %s"):format(pct, human_bytes(done), human_bytes(total),
-                                                      rate_s, left_s),
-                   ("  %3d%%  %s / %s"):format(pct, human_bytes(done), human_bytes(total)),
+    local texts = {(" %3d%%  %s / %s  %s  %s"):format(pct, human_bytes(done), human_bytes(total),
+                                                     rate_s, left_s),
+                   (" %3d%%  %s / %s"):format(pct, human_bytes(done), human_bytes(total)),
                    (" %3d%%"):format(pct)}
     local line
     for _, text in ipairs(texts) do
