@@ -180,22 +180,43 @@ static int version_newer(const hf_fota *f)
  * image, and a newer (or forced) target. */
 static int fwup_allowed(const hf_fota *f)
 {
-    return f->last_state == 40 && !f->fwup_sent && f->image_verified &&
+    return f->last_state == 40 && (!f->fwup_sent || f->fwup_again) && f->image_verified &&
            (f->cfg.force || version_newer(f));
+}
+
+/* The mode to send: the caller's, else 0,0,<auto_upgrade_ok>,<resume>; resumable
+ * transfer on whenever a pending download (31) is to continue (guide 2.3.3). */
+static hf_fotamode mode_to_send(const hf_fota *f)
+{
+    const hf_fota_config *g = &f->cfg;
+    hf_fotamode m;
+    if (g->has_mode) {
+        m = g->mode;
+    } else {
+        memset(&m, 0, sizeof m);
+        m.auto_upgrade = g->auto_upgrade_ok;
+        m.resume = g->resume;
+    }
+    if (f->phase == HF_PH_DOWNLOAD && f->last_state == 31)
+        m.resume = 1;
+    return m;
 }
 
 static void build_text(hf_fota *f, hf_fota_cmd c, char *dst, size_t cap)
 {
     const hf_fota_config *g = &f->cfg;
+    if (c == HF_CMD_FOTAMODE)
+        f->mode_now = mode_to_send(f);
+    const hf_fotamode *m = &f->mode_now;
     if (c == HF_CMD_FOTACFG)
         snprintf(dst, cap, "AT^FOTACFG=\"%s\",\"%s\",\"%s\",%d", g->apn, g->user,
                  g->password, g->auth);
-    else if (c == HF_CMD_FOTAMODE && g->mode.has_period)
-        snprintf(dst, cap, "AT^FOTAMODE=%d,%d,%d,%d,%u", g->mode.auto_query,
-                 g->mode.auto_download, g->mode.auto_upgrade, g->mode.resume, g->mode.period);
+    else if (c == HF_CMD_FOTAMODE && m->has_period)
+        snprintf(dst, cap, "AT^FOTAMODE=%d,%d,%d,%d,%u", m->auto_query, m->auto_download,
+                 m->auto_upgrade, m->resume, m->period);
     else if (c == HF_CMD_FOTAMODE)
-        snprintf(dst, cap, "AT^FOTAMODE=%d,%d,%d,%d", g->mode.auto_query,
-                 g->mode.auto_download, g->mode.auto_upgrade, g->mode.resume);
+        snprintf(dst, cap, "AT^FOTAMODE=%d,%d,%d,%d", m->auto_query, m->auto_download,
+                 m->auto_upgrade, m->resume);
     else
         hf_strlcpy(dst, cap, cmds[c].text);
 }
@@ -216,7 +237,11 @@ static void send_cmd(hf_fota *f, hf_fota_cmd c, int in_script)
             return;
         }
         /* persisted before the command is written: a crash right after the write
-         * must never lead to a second AT^FWUP */
+         * must never lead to a second AT^FWUP (nor to a third, after the one retry) */
+        if (f->fwup_again) {
+            f->fwup_again = 0;
+            f->fwup_retry = 1;
+        }
         f->fwup_sent = 1;
         f->fwup_count++;
         journal(f);
@@ -632,6 +657,18 @@ static void decide_download_state(hf_fota *f, const hf_fotastate *st)
 
 /* ---- phase: download, paused, recover ---------------------------------------------- */
 
+/* AT^FOTADL=1, preceded by AT^FOTAMODE unless one went out since the port opened
+ * (with resumable transfer on when a pending download is to continue): after a boot
+ * the module continues the remained data only once AT^FOTAMODE enabled it (guide
+ * 2.3.3). A first start right after configure's AT^FOTAMODE sends none again. */
+static void dl_start(hf_fota *f)
+{
+    int resuming = f->last_state == 31;
+    int need = !f->mode_sent || (resuming && !f->mode_resume);
+    hf_fota_cmd list[] = {need ? HF_CMD_FOTAMODE : HF_CMD_NONE, HF_CMD_DL_START};
+    run_script(f, list, 2);
+}
+
 static void download_enter(hf_fota *f)
 {
     f->progress_at = f->now;
@@ -641,10 +678,11 @@ static void download_enter(hf_fota *f)
         if (f->last_state == 12) {     /* a new image: its own AT^FWUP allowance */
             f->image_seq++;
             f->fwup_sent = 0;
+            f->fwup_retry = f->fwup_again = 0;
             f->image_verified = 0;
         }
         f->last_resume_at = f->now;
-        send_cmd(f, HF_CMD_DL_START, 0);
+        dl_start(f);
     }
     f->want_dl_start = 0;
 }
@@ -664,7 +702,7 @@ static void download_state(hf_fota *f, const hf_fotastate *st)
                    f->cmd == HF_CMD_NONE) {
             f->last_resume_at = f->now;
             f->resume_attempts++;
-            send_cmd(f, HF_CMD_DL_START, 0);
+            dl_start(f);
         } else {
             f->resume_due = f->last_resume_at + f->cfg.resume_interval;
         }
@@ -672,7 +710,7 @@ static void download_state(hf_fota *f, const hf_fotastate *st)
     case 12:
         if (f->now - f->last_resume_at >= f->cfg.resume_interval && f->cmd == HF_CMD_NONE) {
             f->last_resume_at = f->now;
-            send_cmd(f, HF_CMD_DL_START, 0);
+            dl_start(f);
         }
         break;
     case 40:
@@ -705,7 +743,7 @@ static void download_poll(hf_fota *f)
         f->resume_due = NO_TIME;
         f->last_resume_at = f->now;
         f->resume_attempts++;
-        send_cmd(f, HF_CMD_DL_START, 0);
+        dl_start(f);
     } else if (f->now - f->last_state_at >= f->cfg.state_poll) {
         send_cmd(f, HF_CMD_STATE, 0);   /* URCs may be silenced (AT^CURC=0) or lost */
     } else {
@@ -774,9 +812,11 @@ static void recover_done(hf_fota *f)
 
 /* ---- phase: downloaded, decide_upgrade, upgrade ---------------------------------- */
 
+/* Automatic upgrade on: the caller's mode says so, or the mode this machine sent
+ * before the download did (auto_upgrade_ok). */
 static int auto_upgrade(const hf_fota *f)
 {
-    return f->cfg.has_mode && f->cfg.mode.auto_upgrade;
+    return f->cfg.has_mode ? f->cfg.mode.auto_upgrade : f->mode_up;
 }
 
 static void downloaded_enter(hf_fota *f)
@@ -808,7 +848,7 @@ static void reboot_port_lost(hf_fota *f)
 
 static void decide_upgrade_enter(hf_fota *f)
 {
-    if (f->fwup_sent) {
+    if (f->fwup_sent && !f->fwup_again) {
         enter(f, HF_PH_REBOOT);
         return;
     }
@@ -871,7 +911,7 @@ static void upgrade_enter(hf_fota *f)
  * (a timer that fell while an older answer was pending is not lost). */
 static double upgrade_every(const hf_fota *f)
 {
-    if (f->fwup_sent || f->nscript)
+    if ((f->fwup_sent && !f->fwup_again) || f->nscript)
         return 0;
     double left = upgrade_settled_at(f) - f->now;
     return left > 0 ? left : 1e-3;
@@ -941,17 +981,40 @@ static void verify_evaluate(hf_fota *f)
             double left = f->up_at + f->cfg.boot_settle - f->now;
             if (left > 0 && isfinite(left))
                 notice(f, "the module still says 40 after AT^FWUP: waiting %.1f s for a "
-                       "boot-time upgrade report before discarding the image", left);
+                       "boot-time upgrade report", left);
             enter(f, HF_PH_VERIFY);
             return;
         }
         if (f->now < f->up_at + f->cfg.boot_settle)
             return;                  /* polled meanwhile (verify_every) */
-        discard_then_fail(f, "EUPGRADE", 40, "AT^FWUP was not acted on: the module stayed "
-                          "in 40 running %s (the command was lost with the port?). It is "
-                          "never repeated: the image was discarded with AT^FOTADL=0 and the "
-                          "module is idle; run again to download it anew",
-                          f->have_running ? f->running.text : "the old firmware");
+        const char *run = f->have_running ? f->running.text : "the old firmware";
+        if (f->fwup_restored && f->fwup_count == 1 && !f->fwup_retry && f->image_verified &&
+            f->have_target && (f->cfg.force || version_newer(f))) {
+            /* A restarted host: the journal says AT^FWUP, but the previous process may
+             * have died after writing that record and before the command reached the
+             * wire. The module has been up boot_settle s, still in 40 with the old
+             * firmware: the command never acted. One more AT^FWUP for this image,
+             * recorded in the journal before it goes out (fwup_retry), never again. */
+            notice(f, "AT^FWUP may not have reached the module: it still holds the image "
+                   "in 40 and runs %s %.0f s after the port came up. The journal allows "
+                   "one more AT^FWUP for this image (recorded; never a third)", run,
+                   f->now - f->up_at);
+            f->fwup_again = 1;
+            enter(f, HF_PH_DECIDE_UPGRADE);
+            return;
+        }
+        if (f->fwup_restored && f->fwup_retry)
+            discard_then_fail(f, "EUPGRADE", 40, "AT^FWUP may not have reached the module: "
+                              "it still holds the image in 40 and runs %s, after the one "
+                              "AT^FWUP a restart allows was sent too. It is never repeated "
+                              "again: the image was discarded with AT^FOTADL=0 and the module "
+                              "is idle; run again to download it anew", run);
+        else
+            discard_then_fail(f, "EUPGRADE", 40, "AT^FWUP was not acted on: the module "
+                              "stayed in 40 running %s (the command was lost with the "
+                              "port?). It is never repeated: the image was discarded with "
+                              "AT^FOTADL=0 and the module is idle; run again to download it "
+                              "anew", run);
         return;
     }
     int same = f->have_target ? hf_version_compare(&f->running, &f->target) == 0
@@ -1393,6 +1456,11 @@ static int absorb_ok(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
     case HF_CMD_STATE: return absorb_state(f, ev);
     case HF_CMD_DLQ: absorb_dlq(f, ev); return 0;
     case HF_CMD_DL_START: f->last_resume_at = f->now; return 0;
+    case HF_CMD_FOTAMODE:
+        f->mode_sent = 1;
+        f->mode_resume = f->mode_now.resume;
+        f->mode_up = f->mode_now.auto_upgrade;
+        return 0;
     default: return 0;
     }
 }
@@ -1443,6 +1511,18 @@ static int is_collision(const hf_fota_event *ev)
     return hf_contains_ci(ev->text, ev->text_len, "collision");
 }
 
+/* A prerequisite query (AT+CPIN?, AT+CREG?, AT+CGREG?) this firmware does not know:
+ * ERROR / COMMAND NOT SUPPORT / TOO MANY PARAMETERS, or +CME ERROR 4 / 100 / "not
+ * support". Its answer is unknown, not a failed SIM or registration. */
+static int prereq_unsupported(const hf_fota_event *ev)
+{
+    if (ev->final == HF_FF_ERROR)
+        return 1;
+    return ev->final == HF_FF_CME && (ev->code == 4 || ev->code == 100 ||
+                                      hf_contains_ci(ev->text, ev->text_len, "not support") ||
+                                      hf_contains_ci(ev->text, ev->text_len, "unknown"));
+}
+
 static void on_error(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
 {
     char text[96];
@@ -1470,12 +1550,25 @@ static void on_error(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
         }
     } else if (c == HF_CMD_DLQ) {
         /* progress is optional: keep polling */
+    } else if (c == HF_CMD_FOTAMODE && f->phase == HF_PH_DOWNLOAD && f->cmd_in_script) {
+        notice(f, "the module refused %s (%s): a pending download may restart from zero",
+               f->cmd_text, text);
+        script_next(f);       /* AT^FOTADL=1 all the same */
     } else if (c == HF_CMD_DL_PAUSE) {
         f->pause_requested = 0;
         notice(f, "the module refused to pause (%s): resumable transfer off or not "
                "supported; the download continues", text);
+    } else if ((c == HF_CMD_CPIN || c == HF_CMD_CREG || c == HF_CMD_CGREG) &&
+               f->cmd_in_script && prereq_unsupported(ev)) {
+        notice(f, "the module answered %s with \"%s\": %s is unknown, going on (a real "
+               "problem shows in the version query; check_prereq=false, hwfota "
+               "--no-prereq, skips these queries)", hf_fota_cmd_name(c), text,
+               c == HF_CMD_CPIN ? "the SIM state" : c == HF_CMD_CREG ?
+               "the network registration" : "the packet data registration");
+        script_next(f);
     } else if (c == HF_CMD_CPIN) {
-        fail(f, "ESIM", code, "SIM not ready (%s): insert or unlock the SIM", text);
+        fail(f, "ESIM", code, "SIM not ready: the module answered AT+CPIN? with \"%s\"; "
+             "insert or unlock the SIM", text);
     } else if (c == HF_CMD_FOTADET) {
         fail(f, "EDETECT", code, "the module refused AT^FOTADET (%s): its FOTA state must "
              "be idle and no data session active", text);
@@ -1486,7 +1579,8 @@ static void on_error(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
         fail(f, "EUNSUPPORTED", code, "AT^FOTASTATE? failed (%s): this firmware may lack "
              "FOTA", text);
     } else if (c == HF_CMD_CREG || c == HF_CMD_CGREG) {
-        fail(f, "ENOTREG", code, "%s failed (%s)", hf_fota_cmd_name(c), text);
+        fail(f, "ENOTREG", code, "not registered: the module answered %s with \"%s\"",
+             hf_fota_cmd_name(c), text);
     } else {
         fail(f, "EMODULE", code, "the module refused %s (%s)", f->cmd_text, text);
     }
@@ -1617,6 +1711,7 @@ static void on_port_back(hf_fota *f)
     f->port_lost = 0;
     f->state_seen_since_back = 0;
     f->up_at = f->now;
+    f->mode_sent = f->mode_resume = 0;   /* a new boot, maybe: set the mode again */
     if (f->phase == HF_PH_RECOVER) {
         hf_fota_cmd list[] = {HF_CMD_STATE};
         run_script(f, list, 1);
@@ -1665,7 +1760,7 @@ static void on_cancel(hf_fota *f)
                ? "already stopping" : "the upgrade is running");
         break;
     case HF_PH_UPGRADE:
-        if (f->fwup_sent) {
+        if (f->fwup_sent && !f->fwup_again) {
             notice(f, "cannot cancel now: AT^FWUP was sent; wait for the module");
             break;
         }
@@ -1779,6 +1874,8 @@ static int check_config(const hf_fota_config *c, hf_error *err)
     for (size_t i = 0; i < sizeof secs / sizeof secs[0]; i++)
         if (check_secs(secs[i].n, secs[i].v, err) < 0)
             return -1;
+    if ((unsigned)c->auto_upgrade_ok > 1)
+        return hf_error_set(err, "EINVAL", "auto_upgrade_ok must be 0 or 1");
     if (c->cmd_retries > 10 || c->max_redetect > 10)
         return hf_error_set(err, "EINVAL", "cmd_retries and max_redetect must be <= 10");
     return 0;
@@ -1890,6 +1987,7 @@ void hf_fota_snapshot_take(const hf_fota *f, hf_fota_snapshot *s)
         hf_strlcpy(s->target_version, sizeof s->target_version, f->target.text);
     s->size = f->size;
     s->fwup_sent = f->fwup_sent;
+    s->fwup_retry = f->fwup_retry;
     s->image_verified = f->image_verified;
     s->image_seq = f->image_seq;
     s->detect_attempts = f->detect_attempts;
@@ -1938,6 +2036,9 @@ int hf_fota_restore_from(hf_fota *f, const hf_fota_snapshot *s, int carried, hf_
         return -1;
     if ((unsigned)s->fwup_sent > 1 || (unsigned)s->image_verified > 1)
         return hf_error_set(err, "EJOURNAL", "journal flags must be 0 or 1");
+    if ((unsigned)s->fwup_retry > 1 || (s->fwup_retry && !s->fwup_sent))
+        return hf_error_set(err, "EJOURNAL", "journal fwup_retry must be 0, or 1 with "
+                            "fwup_sent=1");
     if (s->fwup_sent && !s->image_verified)
         return hf_error_set(err, "EJOURNAL", "journal says AT^FWUP was sent for an image "
                             "never verified");
@@ -1953,6 +2054,7 @@ int hf_fota_restore_from(hf_fota *f, const hf_fota_snapshot *s, int carried, hf_
         signbit(s->phase_at) || s->started_at > 1e12 || s->phase_at > 1e12)   /* -0.0 too */
         return hf_error_set(err, "EJOURNAL", "journal timestamps out of range");
     f->restored = 1;
+    f->fwup_restored = !carried && s->fwup_sent;
     f->restored_phase = s->phase;
     f->from = from;
     f->have_from = have_from;
@@ -1971,6 +2073,7 @@ int hf_fota_restore_from(hf_fota *f, const hf_fota_snapshot *s, int carried, hf_
     f->size = s->size;
     f->fwup_sent = s->fwup_sent;
     f->fwup_count = (unsigned)s->fwup_sent;
+    f->fwup_retry = s->fwup_retry;
     /* the journal of a run past the download decision: the policy approved the target */
     f->dl_approved = have_target && !s->fwup_sent && s->phase >= HF_PH_DOWNLOAD &&
                      s->phase < HF_PH_DISCARD;

@@ -181,6 +181,9 @@ typedef struct hf_fota_config {
     int has_mode;                   /* send AT^FOTAMODE= */
     hf_fotamode mode;
     int resume;                     /* resumable download on (taken from mode when given) */
+    int auto_upgrade_ok;            /* without has_mode: the mode sent before a download
+                                       may turn automatic upgrade on (0,0,1,1): no policy
+                                       decision stands between download and upgrade (0) */
     double poll_interval;           /* AT^FOTASTATE? fallback while waiting (3 s) */
     double dl_poll, dl_poll_idle;   /* AT^FOTADLQ while downloading (3 s, 5 s when idle) */
     double state_poll;              /* during download, AT^FOTASTATE? if no URC for (15 s) */
@@ -203,6 +206,8 @@ typedef struct hf_fota_snapshot {
     char target_version[HF_VERSION_TEXT_MAX];   /* "" when unknown */
     unsigned long size;
     int fwup_sent;                  /* AT^FWUP written for this image: never again */
+    int fwup_retry;                 /* the one AT^FWUP after a restart that found the image
+                                       untouched in 40 went out (journal line only when 1) */
     int image_verified;             /* state 40 seen for this image */
     unsigned image_seq;             /* downloads started (an image per download) */
     unsigned detect_attempts, resume_attempts;
@@ -268,6 +273,14 @@ typedef struct hf_fota {
     int fwup_sent, image_verified;
     unsigned image_seq, detect_attempts, resume_attempts, fwup_count;
     int restored;                   /* started from a journal */
+    int fwup_restored;              /* ... from a journal file (not a carried snapshot)
+                                       saying AT^FWUP was sent (by an earlier process) */
+    int fwup_retry;                 /* the once-only AT^FWUP after a restart went out */
+    int fwup_again;                 /* that AT^FWUP is allowed now (not journaled) */
+    /* AT^FOTAMODE since the port last opened: the module resumes a download only
+     * after it (guide 2.3.3) */
+    int mode_sent, mode_resume, mode_up;
+    hf_fotamode mode_now;           /* the mode of the AT^FOTAMODE in flight */
     hf_fota_phase restored_phase;
     int port_lost;                  /* waiting for PORT_BACK */
     int pause_requested, cancel_requested;

@@ -12,12 +12,14 @@
 
 int hf_journal_format(const hf_fota_snapshot *s, char *buf, size_t cap)
 {
+    /* fwup_retry: a line only when set, so journals without it read as before */
     int n = snprintf(buf, cap,
                      "hwfota-journal %u\nphase=%s\nfrom=%s\ntarget=%s\nsize=%lu\n"
-                     "fwup_sent=%d\nimage_verified=%d\nimage_seq=%u\ndetect_attempts=%u\n"
+                     "fwup_sent=%d\n%simage_verified=%d\nimage_seq=%u\ndetect_attempts=%u\n"
                      "resume_attempts=%u\nimei=%s\nstarted=%.3f\nphase_at=%.3f\nend\n",
                      s->version, hf_fota_phase_name(s->phase), s->from_version,
-                     s->target_version, s->size, s->fwup_sent, s->image_verified,
+                     s->target_version, s->size, s->fwup_sent,
+                     s->fwup_retry ? "fwup_retry=1\n" : "", s->image_verified,
                      s->image_seq, s->detect_attempts, s->resume_attempts, s->imei,
                      s->started_at, s->phase_at);
     return (n < 0 || (size_t)n >= cap) ? -1 : n;
@@ -137,6 +139,8 @@ int hf_journal_parse(const char *text, size_t len, hf_fota_snapshot *s, hf_error
         kv(&c, "target", s->target_version, sizeof s->target_version, err) < 0 ||
         kv_ulong(&c, "size", HF_FOTA_SIZE_MAX, &s->size, err) < 0 ||
         kv_flag(&c, "fwup_sent", &s->fwup_sent, err) < 0 ||
+        (c.n > 11 && memcmp(c.p, "fwup_retry=", 11) == 0 &&
+         kv_flag(&c, "fwup_retry", &s->fwup_retry, err) < 0) ||
         kv_flag(&c, "image_verified", &s->image_verified, err) < 0 ||
         kv_uint(&c, "image_seq", 100000, &s->image_seq, err) < 0 ||
         kv_uint(&c, "detect_attempts", 1000, &s->detect_attempts, err) < 0 ||

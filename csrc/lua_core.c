@@ -39,7 +39,8 @@ static void set_int(lua_State *L, const char *k, int v)
 }
 
 /* list_ports() -> array of {path, description, transport, vid, pid,
- * manufacturer, product, serial, usb_bus, usb_address, huawei} | nil,msg,code */
+ * manufacturer, product, serial, usb_bus, usb_address, interface, usb_class,
+ * usb_subclass, usb_protocol, by_id, role, huawei} | nil,msg,code */
 static int core_list_ports(lua_State *L)
 {
     static const size_t cap = CORE_MAX_PORTS;
@@ -58,7 +59,7 @@ static int core_list_ports(lua_State *L)
     lua_createtable(L, (int)found, 0);
     for (size_t i = 0; i < found; i++) {
         const hf_port_info *p = &info[i];
-        lua_createtable(L, 0, 11);
+        lua_createtable(L, 0, 17);
         set_str(L, "path", p->path);
         set_str(L, "description", p->description);
         set_str(L, "transport", p->transport);
@@ -69,6 +70,12 @@ static int core_list_ports(lua_State *L)
         set_str(L, "serial", p->serial);
         set_int(L, "usb_bus", p->usb_bus);
         set_int(L, "usb_address", p->usb_address);
+        set_int(L, "interface", p->interface);
+        set_int(L, "usb_class", p->usb_class);
+        set_int(L, "usb_subclass", p->usb_subclass);
+        set_int(L, "usb_protocol", p->usb_protocol);
+        set_str(L, "by_id", p->by_id);
+        set_str(L, "role", p->role);
         lua_pushboolean(L, p->vid == 0x12d1);
         lua_setfield(L, -2, "huawei");
         lua_seti(L, -2, (lua_Integer)i + 1);

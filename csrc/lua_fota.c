@@ -100,7 +100,8 @@ static const char *const fota_keys[] = {
     "force", "skip_model_check", "models", "check_prereq", "read_imei", "resume", "apn", "user",
     "password", "auth", "mode", "poll_interval", "dl_poll", "dl_poll_idle", "state_poll",
     "resume_interval", "reboot_timeout", "detect_timeout", "stall_timeout",
-    "auto_upgrade_wait", "busy_delay", "boot_settle", "cmd_retries", "max_redetect", NULL};
+    "auto_upgrade_wait", "busy_delay", "boot_settle", "cmd_retries", "max_redetect",
+    "auto_upgrade_ok", NULL};
 static const char *const mode_keys[] = {
     "auto_query", "auto_download", "auto_upgrade", "resume", "period", NULL};
 
@@ -203,6 +204,7 @@ static const char *read_opts(lua_State *L, int t, hf_fota_config *c)
     c->check_prereq = opt_bool(L, t, "check_prereq", 1);
     c->read_imei = opt_bool(L, t, "read_imei", 1);
     c->resume = opt_bool(L, t, "resume", 1);
+    c->auto_upgrade_ok = opt_bool(L, t, "auto_upgrade_ok", 0);
     lua_getfield(L, t, "apn");
     c->has_cfg = !lua_isnil(L, -1);
     lua_pop(L, 1);
@@ -240,7 +242,9 @@ static const char *read_opts(lua_State *L, int t, hf_fota_config *c)
  * @tparam[opt] table opts force, skip_model_check, models ({[model] = minimum firmware}:
  *   rows added to the supported table, matched before it), check_prereq (true), read_imei (true),
  *   apn, user, password, auth ("none"|"pap"|"chap"|0..2), mode {auto_query, auto_download,
- *   auto_upgrade, resume, period}, resume, poll_interval, dl_poll, dl_poll_idle, state_poll,
+ *   auto_upgrade, resume, period}, resume, auto_upgrade_ok (false: without mode, the
+ *   AT^FOTAMODE sent before each download is 0,0,0,<resume>; true: 0,0,1,<resume>),
+ *   poll_interval, dl_poll, dl_poll_idle, state_poll,
  *   resume_interval, reboot_timeout (180), detect_timeout, stall_timeout,
  *   auto_upgrade_wait, busy_delay, boot_settle (20), cmd_retries, max_redetect
  * @return hwfota.Fota userdata, or nil, message, "EINVAL"

@@ -17,8 +17,10 @@
  */
 #include "transport.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -574,6 +576,126 @@ static void fill_port_info(hf_port_info *pi, const struct sp_port *p)
     copy_opt(pi->serial, sizeof pi->serial, sp_get_port_usb_serial(p));
 }
 
+const char *hf_port_role(int vid, int cls, int subclass, int protocol)
+{
+    if (vid != 0x12d1 || cls != 0xff || (subclass != 0x01 && subclass != 0x02))
+        return NULL;
+    switch (protocol) {
+    case 0x01: return "modem";
+    case 0x02: return "pcui";
+    case 0x03: return "diag";
+    case 0x05: return subclass == 0x01 ? "gps" : NULL;
+    default: return NULL;
+    }
+}
+
+/* A two-digit hex sysfs attribute (bInterfaceNumber, bInterfaceClass ...):
+ * 0..255, or -1 when missing or malformed. */
+static int read_hex_attr(const char *dir, const char *name)
+{
+    char path[PATH_MAX], buf[16];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+        return -1;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char *got = fgets(buf, sizeof buf, f);
+    fclose(f);
+    if (!got)
+        return -1;
+    char *end;
+    long v = strtol(buf, &end, 16);
+    if (end == buf || (*end && *end != '\n') || v < 0 || v > 255)
+        return -1;
+    return (int)v;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* The tty's USB interface: its directory is device/ (cdc-acm binds the tty to
+ * the interface) or device/.. (usb-serial puts a port directory between). */
+static void fill_interface(hf_port_info *pi)
+{
+    pi->interface = pi->usb_class = pi->usb_subclass = pi->usb_protocol = -1;
+    const char *name = base_name(pi->path);
+    if (!name[0] || strlen(name) > 64)
+        return;
+    static const char *const rel[] = {"device", "device/.."};
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        char dir[160];
+        snprintf(dir, sizeof dir, "/sys/class/tty/%s/%s", name, rel[i]);
+        int n = read_hex_attr(dir, "bInterfaceNumber");
+        if (n < 0)
+            continue;
+        pi->interface = n;
+        pi->usb_class = read_hex_attr(dir, "bInterfaceClass");
+        pi->usb_subclass = read_hex_attr(dir, "bInterfaceSubClass");
+        pi->usb_protocol = read_hex_attr(dir, "bInterfaceProtocol");
+        return;
+    }
+}
+
+/* /dev/serial/by-id: names and the tty each links to, read once per listing. */
+#define BYID_DIR "/dev/serial/by-id"
+#define BYID_MAX 64
+typedef struct {
+    char name[256];
+    char tty[64];
+} byid_entry;
+
+static size_t read_by_id(byid_entry *e, size_t cap)
+{
+    DIR *d = opendir(BYID_DIR);
+    if (!d)
+        return 0;
+    size_t n = 0;
+    struct dirent *de;
+    while (n < cap && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.' || strlen(de->d_name) >= sizeof e[n].name)
+            continue;
+        char link[PATH_MAX], target[PATH_MAX];
+        snprintf(link, sizeof link, "%s/%s", BYID_DIR, de->d_name);
+        ssize_t len = readlink(link, target, sizeof target - 1);
+        if (len <= 0)
+            continue;
+        target[len] = '\0';
+        const char *tty = base_name(target);
+        if (!tty[0] || strlen(tty) >= sizeof e[n].tty)
+            continue;
+        memcpy(e[n].name, de->d_name, strlen(de->d_name) + 1);
+        memcpy(e[n].tty, tty, strlen(tty) + 1);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* The by-id name of the port (the smallest when several link to it), and the
+ * interface number from its "-ifNN-" when sysfs did not tell it. */
+static void fill_by_id(hf_port_info *pi, const byid_entry *e, size_t n)
+{
+    pi->by_id[0] = '\0';
+    const char *name = base_name(pi->path);
+    const byid_entry *best = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(e[i].tty, name) && (!best || strcmp(e[i].name, best->name) < 0))
+            best = &e[i];
+    if (!best)
+        return;
+    snprintf(pi->by_id, sizeof pi->by_id, "%s/%s", BYID_DIR, best->name);
+    const char *ifp = strstr(best->name, "-if");
+    if (pi->interface < 0 && ifp) {
+        char *end;
+        long v = strtol(ifp + 3, &end, 16);
+        if (end == ifp + 5 && v >= 0 && v <= 255)
+            pi->interface = (int)v;
+    }
+}
+
 static int cmp_port_name(const void *a, const void *b)
 {
     const char *na = sp_get_port_name(*(struct sp_port *const *)a);
@@ -596,8 +718,27 @@ int hf_list_ports(hf_port_info *out, size_t cap, size_t *found, hf_error *err)
         n++;
     /* readdir order is arbitrary: sort by name so callers see a stable order. */
     qsort(list, n, sizeof list[0], cmp_port_name);
-    for (size_t i = 0; i < n && i < cap && out; i++)
-        fill_port_info(&out[i], list[i]);
+    byid_entry *byid = NULL;
+    size_t nbyid = 0;
+    if (out && cap > 0) {
+        byid = calloc(BYID_MAX, sizeof *byid);
+        if (byid)
+            nbyid = read_by_id(byid, BYID_MAX);
+    }
+    for (size_t i = 0; i < n && i < cap && out; i++) {
+        hf_port_info *pi = &out[i];
+        fill_port_info(pi, list[i]);
+        pi->interface = pi->usb_class = pi->usb_subclass = pi->usb_protocol = -1;
+        pi->by_id[0] = pi->role[0] = '\0';
+        if (strcmp(pi->transport, "usb") != 0)
+            continue;
+        fill_interface(pi);
+        fill_by_id(pi, byid, nbyid);
+        const char *role = hf_port_role(pi->vid, pi->usb_class, pi->usb_subclass,
+                                        pi->usb_protocol);
+        hf_strlcpy(pi->role, sizeof pi->role, role ? role : "");
+    }
+    free(byid);
     sp_free_port_list(list);
     if (found)
         *found = n;

@@ -75,11 +75,29 @@ typedef struct hf_port_info {
     char product[128];
     char serial[128];
     int usb_bus, usb_address; /* -1 when unknown */
+    /* The tty's own USB interface (sysfs, or the by-id name's -ifNN-): */
+    int interface;          /* bInterfaceNumber, -1 when unknown */
+    int usb_class, usb_subclass, usb_protocol; /* bInterface{Class,SubClass,Protocol}, -1 unknown */
+    char by_id[288];        /* /dev/serial/by-id/... link to this port, "" when none */
+    char role[8];           /* Huawei port role from the class triple: "pcui" (the AT port),
+                               "modem", "diag", "gps"; "" when unknown */
 } hf_port_info;
 
 /* Enumerate ports through sp_list_ports, sorted by path. Fills at most `cap`
  * entries of `out` (out may be NULL when cap is 0: count only) and stores the
- * number found (may exceed cap) in *found. Returns 0 or -1 + err. */
+ * number found (may exceed cap) in *found. Returns 0 or -1 + err.
+ * USB ports also get their interface number and class triple (sysfs: the
+ * tty's device/ (cdc-acm) or device/.. (usb-serial) directory), their
+ * /dev/serial/by-id name and, for vendor 12d1, the role the class triple
+ * tells (hf_port_role). */
 int hf_list_ports(hf_port_info *out, size_t cap, size_t *found, hf_error *err);
+
+/* The role of a Huawei (vendor 12d1) vendor-specific interface from its USB
+ * class triple, as ModemManager's Huawei port-type rules read it: class ff,
+ * subclass 01|02, protocol 02 = "pcui" (the AT port), 01 = "modem" (PPP; also
+ * answers AT but is the data port), 03 = "diag" (inferred: Huawei's diagnostics
+ * protocol), 05 = "gps" (MU609's NMEA port, ff/01/05). NULL when the triple is
+ * unknown, not vendor-specific or not one of these. */
+const char *hf_port_role(int vid, int cls, int subclass, int protocol);
 
 #endif

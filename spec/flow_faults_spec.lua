@@ -155,7 +155,8 @@ describe("flow faults:", function()
     local report, seen = run(s, {mode = {auto_query = false, auto_download = false,
                                          auto_upgrade = false, resume = false}})
     assert.equal("upgraded", report.status, report.message)
-    assert.equal(1, s:count("AT^FOTAMODE=0,0,0,0"))
+    -- configure's, and again before the new download after the module's boot
+    assert.equal(2, s:count("AT^FOTAMODE=0,0,0,0"))
     assert.same({11, 12, 30, 10, 11, 12, 30, 40, 50, 90}, s:states())
     assert.equal(2, s:count("AT^FOTADET"))
     local said = false

@@ -78,17 +78,20 @@ describe("USB identity (hwfota.identity)", function()
     local out, ok = run_child(p.path, [[
 local identity = require "hwfota.identity"
 local id = assert(identity.of("/dev/ttyUSB2"))
-print("id", ("%04x:%04x"):format(id.vid, id.pid), id.serial, id.interface)
+print("id", ("%04x:%04x"):format(id.vid, id.pid), id.serial, id.interface, id.role)
 print("find", identity.find(id))
-id.interface = 3
+id.role = "modem"
+print("other-role", identity.find(id))
+id.role, id.interface = nil, 3    -- no role known: the interface number decides
 print("other-interface", identity.find(id))
 id.interface, id.serial = 2, "OTHER"
 print("other-serial", identity.find(id))
 print("not-a-port", select(3, identity.of("/dev/ttyUSB9")))
 ]])
     assert.is_true(ok, out)
-    assert.matches("id\t12d1:1573\tSIM0001\t2", out, 1, true)
+    assert.matches("id\t12d1:1573\tSIM0001\t2\tpcui", out, 1, true)
     assert.matches("find\t/dev/ttyUSB2", out, 1, true)
+    assert.matches("other-role\tnil", out, 1, true)
     assert.matches("other-interface\tnil", out, 1, true)
     assert.matches("other-serial\tnil", out, 1, true)
     assert.matches("not-a-port\tENOENT", out, 1, true)

@@ -21,6 +21,10 @@
 #define SIM_STR 256
 #define SIM_DESC 2048
 
+/* --ttys: the USB interfaces a module exposes as ttys, and what each one does. */
+#define SIM_MAX_TTYS 6
+enum { SIM_ROLE_PCUI = 0, SIM_ROLE_MODEM, SIM_ROLE_DIAG, SIM_ROLE_GPS };
+
 /* When a fault fires. */
 typedef enum { TRIG_NONE = 0, TRIG_BYTE, TRIG_STATE, TRIG_CMD, TRIG_TIME } trig_kind;
 
@@ -101,6 +105,14 @@ typedef struct {
     char unsupported[SIM_STR];    /* --unsupported: "+CMEE?,+CPIN" (names or name+form) */
     int cmee_default;
     int drop_closed;              /* lines sent while no host holds the port are lost */
+    int resume_needs_mode;        /* after a boot, 31 resumes only after AT^FOTAMODE ..,1 */
+    int n_ttys;                   /* --ttys: ttys per module, in interface order (1..SIM_MAX_TTYS) */
+    int tty_role[SIM_MAX_TTYS];   /* SIM_ROLE_* of each */
+    int pcui_index;               /* which of them is the AT port the module runs on */
+    int n_ttys_after;             /* --ttys-after: the layout after an upgrade (0: unchanged) */
+    int tty_role_after[SIM_MAX_TTYS];
+    int pcui_after;
+    int reenumerate;              /* --reenumerate next: back under the next free numbers */
     char pin[32];
     int sms_slots;                /* SIM message storage size */
     sim_faults faults;
@@ -145,6 +157,8 @@ typedef struct sim_module {
     char apn[SIM_STR], user[SIM_STR], pw[SIM_STR];
     int auth;
     int auto_query, auto_dl, auto_up, resume, period;
+    int mode_wanted;              /* a download pending in 31 survived a boot and no
+                                     AT^FOTAMODE with resume=1 came since */
     int state;
     int have_delta;               /* a version was found (12 reached) */
     double done;                  /* bytes downloaded */

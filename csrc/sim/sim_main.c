@@ -144,31 +144,242 @@ static void handle_closes(sim_module *mods, int n)
     }
 }
 
-int sim_publish(sim_module *m)
-{
+/* ---------------------------------------------------------------- other ttys
+ * --ttys: besides its AT port (PCUI, the module proper), a module exposes other
+ * USB interfaces as ttys: "modem" (PPP data port; answers basic AT commands,
+ * ERROR to anything else), "diag" (Huawei's binary diagnostics: never answers),
+ * "gps" (NMEA: a sentence every model second, input ignored). Each tty is
+ * published as DIR/<prefix><n> with a sidecar DIR/<prefix><n>.usb telling its
+ * USB interface (number = position in --ttys, class triple per role), written
+ * before the link, removed with it, so a test harness can present it as a USB
+ * tty. They go down and come back with the module (reset, port loss). */
+
+typedef struct {
+    int role, iface;
+    char path[PATH_MAX + 128];
     int mfd, sfd;
-    char name[64];
-    if (openpty(&mfd, &sfd, name, NULL, NULL) < 0) {
+    int echo;
+    char in[256];
+    size_t inlen;
+    double nmea_at;
+} sim_aux;
+
+static sim_aux *auxs;         /* modules x tty_stride; the PCUI's slot is unused */
+static int tty_stride = 1;    /* the larger of the two layouts */
+static int *generation;       /* --reenumerate: how many times each module came back */
+static int *layout;           /* 1: the module runs the --ttys-after layout (upgraded) */
+
+static int lay_n(const sim_module *m) { return layout[m->idx] ? cfg.n_ttys_after : cfg.n_ttys; }
+static int lay_pcui(const sim_module *m) { return layout[m->idx] ? cfg.pcui_after : cfg.pcui_index; }
+static int lay_role(const sim_module *m, int j)
+{
+    return layout[m->idx] ? cfg.tty_role_after[j] : cfg.tty_role[j];
+}
+
+/* several ttys, other names or another layout: sidecars tell the harness */
+static int describe_ttys(void) { return tty_stride > 1 || cfg.reenumerate || cfg.n_ttys_after; }
+static const char *const role_names[] = {"pcui", "modem", "diag", "gps"};
+static const char *const role_triples[] = {"ff 01 02", "ff 01 01", "ff 01 03", "ff 01 05"};
+
+static sim_aux *aux_of(const sim_module *m, int j) { return &auxs[m->idx * tty_stride + j]; }
+
+/* DIR/<prefix><n>: n counts up per tty and module; after each return with
+ * --reenumerate the module takes the next block of numbers. */
+static void tty_path(const sim_module *m, int j, char *out, size_t cap)
+{
+    long n = cfg.name_start + ((long)generation[m->idx] * cfg.modules + m->idx) * tty_stride + j;
+    snprintf(out, cap, "%s/%s%ld", cfg.dir, cfg.name_prefix, n);
+}
+
+static void write_sidecar(const char *path, int j, int role)
+{
+    char p[PATH_MAX + 160];
+    snprintf(p, sizeof p, "%s.usb", path);
+    FILE *f = fopen(p, "w");
+    if (!f) return;
+    char c[3], sc[3], pr[3];
+    sscanf(role_triples[role], "%2s %2s %2s", c, sc, pr);
+    fprintf(f, "interface=%02x class=%s subclass=%s protocol=%s role=%s\n", j, c, sc, pr,
+            role_names[role]);
+    fclose(f);
+}
+
+static void remove_sidecar(const char *path)
+{
+    char p[PATH_MAX + 160];
+    snprintf(p, sizeof p, "%s.usb", path);
+    unlink(p);
+}
+
+/* openpty, raw, master non-blocking; slave name in name. */
+static int new_pty(int *mfd, int *sfd, char *name)
+{
+    if (openpty(mfd, sfd, name, NULL, NULL) < 0) {
         fprintf(stderr, "hwfota-sim: openpty: %s\n", strerror(errno));
         return -1;
     }
     struct termios tio;
-    if (tcgetattr(sfd, &tio) == 0) {
+    if (tcgetattr(*sfd, &tio) == 0) {
         cfmakeraw(&tio);
         cfsetispeed(&tio, B115200);
         cfsetospeed(&tio, B115200);
-        tcsetattr(sfd, TCSANOW, &tio);
+        tcsetattr(*sfd, TCSANOW, &tio);
     }
-    fcntl(mfd, F_SETFL, fcntl(mfd, F_GETFL) | O_NONBLOCK);
-    fcntl(mfd, F_SETFD, FD_CLOEXEC);
-    fcntl(sfd, F_SETFD, FD_CLOEXEC);
-    /* Publish atomically: a temporary link renamed over the stable path. */
+    fcntl(*mfd, F_SETFL, fcntl(*mfd, F_GETFL) | O_NONBLOCK);
+    fcntl(*mfd, F_SETFD, FD_CLOEXEC);
+    fcntl(*sfd, F_SETFD, FD_CLOEXEC);
+    return 0;
+}
+
+/* Link DIR/... to the pty atomically (a temporary link renamed over it). */
+static int link_pty(const char *name, const char *path)
+{
     char tmp[PATH_MAX + 192];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", m->path, (long)getpid());
+    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
     unlink(tmp);
-    if (symlink(name, tmp) < 0 || rename(tmp, m->path) < 0) {
-        fprintf(stderr, "hwfota-sim: publish %s: %s\n", m->path, strerror(errno));
+    if (symlink(name, tmp) < 0 || rename(tmp, path) < 0) {
+        fprintf(stderr, "hwfota-sim: publish %s: %s\n", path, strerror(errno));
         unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static void aux_down(sim_module *m)
+{
+    for (int j = 0; j < tty_stride; j++) {
+        sim_aux *a = aux_of(m, j);
+        if (a->mfd < 0) continue;
+        unlink(a->path);
+        remove_sidecar(a->path);
+        close(a->sfd);
+        close(a->mfd);
+        a->mfd = a->sfd = -1;
+        char jp[2 * PATH_MAX + 300];
+        sim_json_str(jp, sizeof jp, a->path);
+        sim_log(m->idx, "\"ev\":\"aux\",\"what\":\"down\",\"role\":\"%s\",\"path\":%s",
+                role_names[a->role], jp);
+    }
+}
+
+static int aux_up(sim_module *m)
+{
+    for (int j = 0; j < lay_n(m); j++) {
+        if (j == lay_pcui(m)) continue;
+        sim_aux *a = aux_of(m, j);
+        char name[64];
+        a->role = lay_role(m, j);
+        a->iface = j;
+        tty_path(m, j, a->path, sizeof a->path);
+        if (new_pty(&a->mfd, &a->sfd, name) < 0) return -1;
+        write_sidecar(a->path, j, a->role);
+        if (link_pty(name, a->path) < 0) {
+            close(a->mfd);
+            close(a->sfd);
+            a->mfd = a->sfd = -1;
+            return -1;
+        }
+        a->echo = 1;
+        a->inlen = 0;
+        a->nmea_at = sim_now() + cfg.time_scale;
+        char jp[2 * PATH_MAX + 300], jt[96];
+        sim_json_str(jp, sizeof jp, a->path);
+        sim_json_str(jt, sizeof jt, name);
+        sim_log(m->idx, "\"ev\":\"aux\",\"what\":\"up\",\"role\":\"%s\",\"path\":%s,\"pty\":%s",
+                role_names[a->role], jp, jt);
+    }
+    return 0;
+}
+
+static void aux_write(sim_aux *a, const char *text)
+{
+    size_t n = strlen(text);
+    if (write(a->mfd, text, n) < 0) { /* nobody reads: dropped, as on a USB port */ }
+}
+
+/* The modem (PPP) port: answers the basic commands a dialler sends, nothing of FOTA. */
+static void aux_modem_line(sim_module *m, sim_aux *a, const char *line)
+{
+    char up[32];
+    size_t n = strlen(line);
+    if (n >= sizeof up) n = sizeof up - 1;
+    for (size_t i = 0; i < n; i++)
+        up[i] = (char)((line[i] >= 'a' && line[i] <= 'z') ? line[i] - 32 : line[i]);
+    up[n] = '\0';
+    if (a->echo) { aux_write(a, line); aux_write(a, "\r"); }
+    int ok = !strcmp(up, "AT") || !strcmp(up, "ATZ") || !strcmp(up, "AT&F") ||
+             !strcmp(up, "ATE0") || !strcmp(up, "ATE1") || !strcmp(up, "ATE") ||
+             !strcmp(up, "ATV1") || !strncmp(up, "AT+CMEE=", 8);
+    if (!strcmp(up, "ATE0") || !strcmp(up, "ATE")) a->echo = 0;
+    if (!strcmp(up, "ATE1")) a->echo = 1;
+    aux_write(a, ok ? "\r\nOK\r\n" : "\r\nERROR\r\n");
+    (void)m;
+}
+
+static void aux_input(sim_module *m, sim_aux *a)
+{
+    char buf[512];
+    ssize_t got = read(a->mfd, buf, sizeof buf);
+    for (ssize_t i = 0; i < got; i++) {
+        char c = buf[i];
+        if (c != '\r' && c != '\n') {
+            if (a->inlen + 1 < sizeof a->in) a->in[a->inlen++] = c;
+            continue;
+        }
+        if (a->inlen == 0) continue;
+        a->in[a->inlen] = '\0';
+        a->inlen = 0;
+        char jl[600];
+        sim_json_str(jl, sizeof jl, a->in);
+        sim_log(m->idx, "\"ev\":\"aux\",\"what\":\"rx\",\"role\":\"%s\",\"line\":%s",
+                role_names[a->role], jl);
+        if (a->role == SIM_ROLE_MODEM) aux_modem_line(m, a, a->in);
+        /* diag: binary protocol, no answer to text; gps: input ignored */
+    }
+}
+
+/* GPS: one NMEA sentence (no fix) every model second while the port is up. */
+static void aux_tick(sim_module *m, double now, double *next)
+{
+    for (int j = 0; j < tty_stride; j++) {
+        sim_aux *a = aux_of(m, j);
+        if (a->mfd < 0 || a->role != SIM_ROLE_GPS) continue;
+        if (now >= a->nmea_at) {
+            static const char body[] = "GPGGA,000000.00,,,,,0,00,99.99,,,,,,";
+            unsigned cs = 0;
+            for (const char *p = body; *p; p++) cs ^= (unsigned char)*p;
+            char line[96];
+            snprintf(line, sizeof line, "$%s*%02X\r\n", body, cs & 0xff);
+            aux_write(a, line);
+            a->nmea_at = now + cfg.time_scale;
+        }
+        if (*next == 0 || a->nmea_at < *next) *next = a->nmea_at;
+    }
+}
+
+int sim_publish(sim_module *m)
+{
+    int mfd, sfd;
+    char name[64];
+    if (new_pty(&mfd, &sfd, name) < 0)
+        return -1;
+    /* a new firmware may bring another USB composition (--ttys-after) */
+    if (cfg.n_ttys_after && m->boot_kind == BOOT_UPGRADE && m->f.upgrade_fail <= 0)
+        layout[m->idx] = 1;
+    if (cfg.name_start >= 0)
+        tty_path(m, lay_pcui(m), m->path, sizeof m->path);
+    /* the other ttys first: once the AT port's link is there, all are */
+    if (aux_up(m) < 0) {
+        aux_down(m);
+        close(mfd);
+        close(sfd);
+        return -1;
+    }
+    if (describe_ttys())
+        write_sidecar(m->path, lay_pcui(m), SIM_ROLE_PCUI);
+    /* Publish atomically: a temporary link renamed over the stable path. */
+    if (link_pty(name, m->path) < 0) {
+        aux_down(m);
         close(mfd);
         close(sfd);
         return -1;
@@ -196,6 +407,10 @@ int sim_publish(sim_module *m)
 void sim_unpublish(sim_module *m, int remove_link)
 {
     if (remove_link) unlink(m->path);
+    if (remove_link && describe_ttys()) remove_sidecar(m->path);
+    aux_down(m);
+    /* a USB device that went away comes back under the next free tty numbers */
+    if (cfg.reenumerate && m->mfd >= 0) generation[m->idx]++;
     unwatch_closes(m);
     if (m->sfd >= 0) close(m->sfd);
     if (m->mfd >= 0) close(m->mfd); /* the host's slave fd now sees hang-up / EIO */
@@ -283,9 +498,30 @@ static void usage(FILE *o)
 "                         list of names (+CPIN: every form) or forms (+CMEE?, ^FOTADL=?,\n"
 "                         +CREG=); e.g. --unsupported '+CMEE?,+CSCS?,+CPIN?'\n"
 "  --cmee N               AT+CMEE value after boot, 0..2 (default 2)\n"
+"  --ttys LIST            the module's ttys in USB interface order (interface N = Nth), one of\n"
+"                         them pcui, e.g. modem,diag,pcui,gps (default pcui: one tty). pcui (class\n"
+"                         ff/01/02) runs the module; modem (ff/01/01, the PPP data port) answers\n"
+"                         AT, ATZ, ATE, ATV1, AT&F, AT+CMEE= with OK and anything else ERROR;\n"
+"                         diag (ff/01/03) never answers; gps (ff/01/05, MU609's NMEA port) sends\n"
+"                         $GPGGA every model second, ignores input. Each is DIR/<prefix><n>,\n"
+"                         n counting up per tty and module, with DIR/<prefix><n>.usb telling\n"
+"                         \"interface=NN class=ff subclass=SS protocol=PP role=R\" (for a test\n"
+"                         harness that presents them as USB ttys). \"ready\" names the pcui ttys\n"
+"  --reenumerate same|next  after a reset or port loss the ttys come back under the same names\n"
+"                         (default) or, as a USB device re-enumerated while the host still held\n"
+"                         its old ttys, under the next free numbers (modules x ttys further on:\n"
+"                         ttyUSB2 -> ttyUSB6 with 4 ttys); the .usb sidecars are written too\n"
+"  --ttys-after LIST      the ttys after a successful upgrade, as --ttys: a new firmware's USB\n"
+"                         composition (inferred: Huawei firmware can change its port layout),\n"
+"                         e.g. modem,pcui,diag,gps: the AT port is interface 1 and the old\n"
+"                         AT port's name another tty. Default: as before the upgrade\n"
 "  --closed-port keep|drop  lines sent while no host holds the port: kept in the pty buffer\n"
 "                         and read on the next open (default, deterministic), or lost as on\n"
 "                         a real USB port (URCs missed while closed; poll ^FOTASTATE?)\n"
+"  --resume-needs-mode on|off  after a boot, a download pending in 31 continues the remained\n"
+"                         data only if AT^FOTAMODE with resume=1 came since that boot (guide\n"
+"                         2.3.3); otherwise AT^FOTADL=1 downloads from zero (on, default), or\n"
+"                         it resumes anyway (off)\n"
 "Timeline (model seconds):\n"
 "  --image-size B         size of file 1 \"IMAGE\" (default 1324)\n"
 "  --xnv-size B           size of file 2 \"XNV\" (default 77790; delta = sum = 79114)\n"
@@ -472,6 +708,30 @@ static int set_str(char *dst, size_t cap, const char *v)
     return 0;
 }
 
+/* --ttys pcui,modem,diag,gps: roles in interface order, exactly one pcui. */
+static int parse_ttys(const char *v, int *roles, int *count, int *pcui_out)
+{
+    if (!v || !*v || strlen(v) >= 128) return -1;
+    char buf[128];
+    memcpy(buf, v, strlen(v) + 1);
+    int n = 0, pcui = -1;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int r = -1;
+        for (int i = 0; i < 4; i++)
+            if (!strcmp(t, role_names[i])) r = i;
+        if (r < 0 || n >= SIM_MAX_TTYS) return -1;
+        if (r == SIM_ROLE_PCUI) {
+            if (pcui >= 0) return -1;
+            pcui = n;
+        }
+        roles[n++] = r;
+    }
+    if (pcui < 0) return -1;
+    *count = n;
+    *pcui_out = pcui;
+    return 0;
+}
+
 static int apply_option(const char *k, const char *v)
 {
     double d;
@@ -514,6 +774,19 @@ static int apply_option(const char *k, const char *v)
     else if (!strcmp(k, "closed-port")) {
         if (v && !strcmp(v, "drop")) cfg.drop_closed = 1;
         else if (v && !strcmp(v, "keep")) cfg.drop_closed = 0;
+        else return -1;
+    }
+    else if (!strcmp(k, "resume-needs-mode")) {
+        if (v && !strcmp(v, "on")) cfg.resume_needs_mode = 1;
+        else if (v && !strcmp(v, "off")) cfg.resume_needs_mode = 0;
+        else return -1;
+    }
+    else if (!strcmp(k, "ttys")) return parse_ttys(v, cfg.tty_role, &cfg.n_ttys, &cfg.pcui_index);
+    else if (!strcmp(k, "ttys-after"))
+        return parse_ttys(v, cfg.tty_role_after, &cfg.n_ttys_after, &cfg.pcui_after);
+    else if (!strcmp(k, "reenumerate")) {
+        if (v && !strcmp(v, "next")) cfg.reenumerate = 1;
+        else if (v && !strcmp(v, "same")) cfg.reenumerate = 0;
         else return -1;
     }
     else if (!strcmp(k, "cmee")) { if (NUM(0, 2)) return -1; cfg.cmee_default = (int)d; }
@@ -608,8 +881,11 @@ static void defaults(void)
     cfg.day = 86400;
     cfg.seed = 1;
     cfg.cmee_default = 2;
+    cfg.resume_needs_mode = 1;
     snprintf(cfg.pin, sizeof cfg.pin, "1234");
     cfg.sms_slots = SIM_SMS_SLOTS;
+    cfg.n_ttys = 1;
+    cfg.tty_role[0] = SIM_ROLE_PCUI;
     cfg.faults.download_fail_at = -1;
     cfg.faults.port_gone_for = 5;
     cfg.faults.hang_for = 10;
@@ -700,8 +976,21 @@ int main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+    tty_stride = cfg.n_ttys > cfg.n_ttys_after ? cfg.n_ttys : cfg.n_ttys_after;
+    if (describe_ttys() && cfg.name_start < 0) {
+        fprintf(stderr, "hwfota-sim: --ttys/--ttys-after/--reenumerate need a numbered --name "
+                "(e.g. ttyUSB0)\n");
+        return 2;
+    }
     mods = calloc((size_t)cfg.modules, sizeof *mods);
-    if (!mods) { fprintf(stderr, "hwfota-sim: out of memory\n"); return 1; }
+    auxs = calloc((size_t)cfg.modules * (size_t)tty_stride, sizeof *auxs);
+    generation = calloc((size_t)cfg.modules, sizeof *generation);
+    layout = calloc((size_t)cfg.modules, sizeof *layout);
+    if (!mods || !auxs || !generation || !layout) {
+        fprintf(stderr, "hwfota-sim: out of memory\n");
+        return 1;
+    }
+    for (int i = 0; i < cfg.modules * tty_stride; i++) auxs[i].mfd = auxs[i].sfd = -1;
     int rc = 0;
     for (int i = 0; i < cfg.modules; i++) {
         sim_module *m = &mods[i];
@@ -725,8 +1014,9 @@ int main(int argc, char **argv)
         sim_log(-1, "\"ev\":\"ready\",\"modules\":%d", cfg.modules);
     }
 
-    struct pollfd *pfd = calloc((size_t)cfg.modules + 2, sizeof *pfd);
-    int *pmod = calloc((size_t)cfg.modules + 2, sizeof *pmod);
+    size_t nslots = (size_t)cfg.modules * (size_t)tty_stride + 2;
+    struct pollfd *pfd = calloc(nslots, sizeof *pfd);
+    int *pmod = calloc(nslots, sizeof *pmod);
     while (rc == 0 && !stop_sig && pfd && pmod) {
         double now = sim_now();
         for (int i = 0; i < cfg.modules; i++) mod_tick(&mods[i], now);
@@ -736,6 +1026,17 @@ int main(int argc, char **argv)
             sim_module *m = &mods[i];
             double d = mod_next_deadline(m);
             if (d > 0 && (next == 0 || d < next)) next = d;
+            if (tty_stride > 1) {
+                aux_tick(m, now, &next);
+                for (int j = 0; j < tty_stride; j++) {
+                    sim_aux *a = aux_of(m, j);
+                    if (a->mfd < 0) continue;
+                    pfd[n].fd = a->mfd;
+                    pfd[n].events = POLLIN;
+                    pfd[n].revents = 0;
+                    pmod[n++] = -2 - (i * tty_stride + j);   /* an aux tty */
+                }
+            }
             if (!mod_port_open(m)) continue;
             pfd[n].fd = m->mfd;
             pfd[n].events = POLLIN | (m->outlen ? POLLOUT : 0);
@@ -770,6 +1071,13 @@ int main(int argc, char **argv)
             handle_closes(mods, cfg.modules);
         for (int k = 0; k < n; k++) {
             if (k == watch_slot) continue;
+            if (pmod[k] <= -2) {
+                int slot = -2 - pmod[k];
+                sim_aux *a = &auxs[slot];
+                if (a->mfd == pfd[k].fd && (pfd[k].revents & POLLIN))
+                    aux_input(&mods[slot / tty_stride], a);
+                continue;
+            }
             sim_module *m = &mods[pmod[k]];
             if (m->mfd != pfd[k].fd) continue;
             if (pfd[k].revents & POLLOUT) mod_flush(m);
@@ -792,6 +1100,9 @@ int main(int argc, char **argv)
     free(pfd);
     free(pmod);
     free(mods);
+    free(auxs);
+    free(generation);
+    free(layout);
     for (int i = 0; i < SIM_MAX_MODULES; i++) free(cfg.module_faults[i]);
     return rc;
 }

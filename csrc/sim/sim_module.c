@@ -330,6 +330,7 @@ static void power_loss(sim_module *m)
     m->state = (s == 30 || s == 31) ? (m->resume ? 31 : 10) : (s == 40 || s == 50) ? 40
              : (s == 11 || s == 12) ? 10 : s;
     if (m->state == 10) { m->done = 0; m->have_delta = 0; }
+    m->mode_wanted = m->state == 31 && m->cfg->resume_needs_mode;
     if (m->state != s) log_state(m, m->state);
 }
 
@@ -828,6 +829,15 @@ static void cmd_fotadl(sim_module *m, const char *args)
         if (m->f.data_session) { cme(m, 54, "FOTA is in collision state"); return; }
         if (m->state != 12 && m->state != 31) { error(m); return; }
         ok(m);
+        if (m->state == 31 && m->mode_wanted) {
+            /* guide 2.3.3: the remained data continues only after AT^FOTAMODE enabled
+             * resumable transfer since the boot; without it the transfer starts over */
+            sim_log(m->idx, "\"ev\":\"resume\",\"what\":\"from-zero\",\"byte\":%.0f", m->done);
+            m->done = 0;
+        } else if (m->state == 31) {
+            sim_log(m->idx, "\"ev\":\"resume\",\"what\":\"continued\",\"byte\":%.0f", m->done);
+        }
+        m->mode_wanted = 0;
         start_download(m);
     } else if (v == 2) {
         if (m->state != 30) { error(m); return; }
@@ -1042,6 +1052,7 @@ static void execute(sim_module *m, const char *body)
             m->auto_up = a[2];
             m->resume = a[3];
             m->period = a[4];
+            if (m->resume) m->mode_wanted = 0;
             ok(m);
             if (!m->auto_query && m->ev == EV_AUTO_QUERY) m->ev = EV_NONE;
             if (m->auto_query && state_is_idle(m) && m->ev != EV_DETECT_DONE) start_detect(m);

@@ -956,6 +956,9 @@ static void test_restore_discard_never_downloads(void)
         CHECK_STR(h->pend, "AT^FOTASTATE?");
         h_ok(h, "^FOTASTATE: 12", NULL);
         if (phases[i] == HF_PH_DOWNLOAD) {
+            /* a restored run continues the download: the mode again first (2.3.3) */
+            CHECK_STR(h->pend, "AT^FOTAMODE=0,0,1,1");
+            h_ok(h, NULL, NULL);
             CHECK_STR(h->pend, "AT^FOTADL=1");
         } else {
             CHECK_INT(h_sent_count(h, "AT^FOTADL=1"), 0);
@@ -1533,6 +1536,270 @@ static void test_offer_urc_inside_fwup_gate(void)
     CHECK_STR(h->failed, "ESAFETY");
 }
 
+/* Index of the n-th (0-based) sent command equal to cmd, -1 when none. */
+static int sent_at(const harness *h, const char *cmd, int n)
+{
+    for (size_t i = 0; i < h->nsent; i++)
+        if (strcmp(h->sent[i], cmd) == 0 && n-- == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Issue 11.3 (guide 2.3.3): the module continues a pending download only after
+ * AT^FOTAMODE enabled resumable transfer since its boot. Every AT^FOTADL=1 that
+ * starts or resumes a download follows an AT^FOTAMODE sent since the port last
+ * opened: after a power loss (recover), with the caller's mode (resume forced on for
+ * a resume), and without one (0,0,<auto_upgrade_ok>,1). The seed flow stays the
+ * seed's sequence (test_seed_flow): configure's mode covers its first start. */
+static void test_mode_before_every_download(void)
+{
+    harness *h = &H;
+    for (int variant = 0; variant < 4; variant++) {
+        /* 0: seed mode 0,0,1,1; 1: caller's mode with resume off; 2: no mode;
+         * 3: no mode, auto_upgrade_ok */
+        hf_fota_config c = seed_cfg();
+        const char *first = NULL, *again = "AT^FOTAMODE=0,0,1,1";
+        if (variant == 1) {
+            c.mode.auto_upgrade = 0;
+            c.mode.resume = 0;
+            again = "AT^FOTAMODE=0,0,0,1";   /* resume forced on to continue 31 */
+        } else if (variant == 2) {
+            c.has_mode = 0;
+            first = again = "AT^FOTAMODE=0,0,0,1";
+        } else if (variant == 3) {
+            c.has_mode = 0;
+            c.auto_upgrade_ok = 1;
+            first = again = "AT^FOTAMODE=0,0,1,1";
+        }
+        h_init(h, &c);
+        h->m.auto_upgrade = variant == 0 || variant == 3;
+        h_start(h);
+        h_run(h, HF_PH_DOWNLOAD, 100);
+        h_run(h, -1, 4);                  /* some progress */
+        CHECK_INT(h->f.phase, HF_PH_DOWNLOAD);
+        int dl1 = sent_at(h, "AT^FOTADL=1", 0);
+        CHECK(dl1 > 0, "download started (variant %d)", variant);
+        if (first) {
+            CHECK_STR(h->sent[dl1 - 1], first);
+            CHECK_INT(sent_at(h, first, 1), -1);   /* once before the first start */
+        } else {
+            CHECK(strncmp(h->sent[dl1 - 1], "AT^FOTAMODE", 11) != 0,
+                  "configure's mode covers the first start: no second AT^FOTAMODE (%s)",
+                  h->sent[dl1 - 1]);
+        }
+        h->m.resume = 1;                  /* the partial download survives: 31 */
+        h->m.port_up = 0;
+        h_simple(h, HF_EV_PORT_LOST);     /* power loss */
+        CHECK_INT(h->f.phase, HF_PH_RECOVER);
+        h_port_back_after(h, 20);
+        sim_reset(&h->m);
+        CHECK_INT(h->m.state, 31);
+        CHECK_STR(h->pend, "AT^FOTASTATE?");
+        h_run(h, -1, 1);
+        CHECK_STR(h->pend, again);        /* the mode, resume on ... */
+        h_ok(h, NULL, NULL);
+        CHECK_STR(h->pend, "AT^FOTADL=1"); /* ... then the resume */
+        h_run(h, -1, 500);
+        CHECK_STR(h->done, "upgraded");
+        CHECK_INT(h_sent_count(h, "AT^FOTADET"), 1);   /* resumed, not detected again */
+        CHECK_INT(h_sent_count(h, "AT^FWUP"), variant == 0 || variant == 3 ? 0 : 1);
+        CHECK_INT(h->violations, 0);
+    }
+    /* refused: said, and the download is started all the same */
+    hf_fota_config c = seed_cfg();
+    c.has_mode = 0;
+    h_init(h, &c);
+    h->m.auto_upgrade = 0;
+    h->stop_cmd = "AT^FOTAMODE=0,0,0,1";
+    h_start(h);
+    h_run(h, -1, 100);
+    CHECK_STR(h->pend, "AT^FOTAMODE=0,0,0,1");
+    h->stop_cmd = NULL;
+    int notices = h->notices;
+    h_result(h, HF_FF_ERROR, -1, "COMMAND NOT SUPPORT", NULL, 0);
+    CHECK(h->notices > notices, "the refusal is reported");
+    CHECK_STR(h->pend, "AT^FOTADL=1");
+}
+
+/* A journal of a run whose AT^FWUP record was written (fwup_sent=1) and the module
+ * in 40 on the old firmware: the module in 40 with hf_fota_restore. */
+static void start_after_fwup_record(harness *h, const hf_fota_config *c, int retry,
+                                    int carried)
+{
+    hf_fota_snapshot s = snap_in(HF_PH_UPGRADE);
+    hf_error e;
+    s.size = 79114;
+    s.fwup_sent = 1;
+    s.fwup_retry = retry;
+    s.image_verified = 1;
+    s.image_seq = 1;
+    h_init(h, c);
+    h->m.auto_upgrade = 0;
+    h->m.state = 40;
+    hf_strlcpy(h->fed_offer, sizeof h->fed_offer, "12.815.01.04.00");
+    CHECK_INT(hf_fota_restore_from(&h->f, &s, carried, &e), 0);
+    h_start(h);
+}
+
+/* Issue 12.9: the host was killed after the fwup_sent journal record, before
+ * AT^FWUP reached the wire. Restarted, it finds the module in 40 on the old
+ * firmware. Once the port has been up boot_settle s without a boot-time upgrade,
+ * the command never acted: the policy is asked, and AT^FWUP goes out once more,
+ * after a journal that records the retry (fwup_retry=1). A journal that already
+ * records it discards and says what happened; a carried snapshot (the same process
+ * wrote the command) keeps the old rule. */
+static void test_fwup_record_without_command(void)
+{
+    hf_fota_config c = full_cfg(0);
+    harness *h = &H;
+    start_after_fwup_record(h, &c, 0, 0);
+    double t0 = h->now;
+    h->stop_cmd = "AT^FWUP";
+    h_run(h, -1, 500);
+    CHECK_STR(h->pend, "AT^FWUP");
+    CHECK(h->now >= t0 + c.boot_settle, "AT^FWUP %.1f s after the start, before boot_settle",
+          h->now - t0);
+    CHECK_INT(h->decisions_up, 1);        /* the policy decides again */
+    CHECK_INT(h->f.fwup_retry, 1);
+    hf_fota_snapshot snap;
+    hf_fota_snapshot_take(&h->f, &snap);
+    CHECK_INT(snap.fwup_sent, 1);
+    CHECK_INT(snap.fwup_retry, 1);
+    char text[HF_JOURNAL_TEXT_MAX];
+    CHECK(hf_journal_format(&snap, text, sizeof text) > 0, "format");
+    CHECK(strstr(text, "\nfwup_retry=1\n") != NULL, "journal records the retry:\n%s", text);
+    h->stop_cmd = NULL;
+    h_run(h, -1, 500);
+    CHECK_STR(h->done, "upgraded");
+    CHECK_INT(h->m.fwup_count, 1);
+    CHECK_INT(h_sent_count(h, "AT^FWUP"), 1);
+    CHECK_INT(h->violations, 0);
+
+    /* the retry recorded and still 40: never a third time */
+    start_after_fwup_record(h, &c, 1, 0);
+    h_run(h, -1, 500);
+    CHECK_STR(h->failed, "EUPGRADE");
+    CHECK(strstr(h->failed_msg, "may not have reached the module") != NULL, "message: %s",
+          h->failed_msg);
+    CHECK_INT(h_sent_count(h, "AT^FWUP"), 0);
+    CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 1);
+
+    /* a carried snapshot: this process wrote AT^FWUP; the old rule holds */
+    start_after_fwup_record(h, &c, 0, 1);
+    h_run(h, -1, 500);
+    CHECK_STR(h->failed, "EUPGRADE");
+    CHECK_INT(h_sent_count(h, "AT^FWUP"), 0);
+
+    /* found by fuzz_fsm: restored from a journal WITHOUT fwup_sent (decide_upgrade),
+     * this process sends AT^FWUP, the port goes with it, the module stays in 40: that
+     * is the in-process case (the command was written), no retry */
+    {
+        hf_fota_snapshot s = snap_in(HF_PH_DECIDE_UPGRADE);
+        hf_error e;
+        s.size = 79114;
+        s.image_verified = 1;
+        s.image_seq = 1;
+        h_init(h, &c);
+        h->m.auto_upgrade = 0;
+        h->m.state = 40;
+        hf_strlcpy(h->fed_offer, sizeof h->fed_offer, "12.815.01.04.00");
+        CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
+        h->stop_cmd = "AT^FWUP";
+        h_start(h);
+        h_run(h, -1, 500);
+        CHECK_STR(h->pend, "AT^FWUP");
+        h->stop_cmd = NULL;
+        h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);   /* lost as it was written */
+        h_simple(h, HF_EV_PORT_LOST);
+        h_port_back_after(h, 3);
+        h_run(h, -1, 500);
+        CHECK_STR(h->failed, "EUPGRADE");
+        CHECK_INT(h_sent_count(h, "AT^FWUP"), 1);
+        CHECK_INT(h->f.fwup_retry, 0);
+        CHECK_INT(h->violations, 0);
+    }
+
+    /* the module starts its boot-time upgrade within the settle time: followed */
+    start_after_fwup_record(h, &c, 0, 0);
+    h_run(h, -1, 4);
+    h->m.state = 50;
+    h_urc(h, "^FOTASTATE: 50");
+    h_run(h, -1, 500);
+    CHECK_STR(h->done, "upgraded");
+    CHECK_INT(h_sent_count(h, "AT^FWUP"), 0);
+
+    /* journal text: fwup_retry reads back; without fwup_sent it is refused */
+    hf_fota_snapshot b;
+    hf_error e;
+    snap.fwup_retry = 1;
+    int n = hf_journal_format(&snap, text, sizeof text);
+    CHECK_INT(hf_journal_parse(text, (size_t)n, &b, &e), 0);
+    CHECK_INT(b.fwup_retry, 1);
+    snap.fwup_retry = 0;
+    n = hf_journal_format(&snap, text, sizeof text);
+    CHECK(strstr(text, "fwup_retry") == NULL, "no line when 0");
+    CHECK_INT(hf_journal_parse(text, (size_t)n, &b, &e), 0);
+    CHECK_INT(b.fwup_retry, 0);
+    b.fwup_sent = 0;
+    b.fwup_retry = 1;
+    h_init(h, &c);
+    CHECK_INT(hf_fota_restore(&h->f, &b, &e), -1);
+}
+
+/* Issue 11.8: a prerequisite query the firmware does not know (COMMAND NOT SUPPORT,
+ * ERROR, +CME ERROR: operation not supported) is unknown, not "SIM not ready": a
+ * notice that quotes the module, and the run goes on. A SIM that needs its PIN or
+ * is missing stays ESIM, and a real "not registered" stays ENOTREG. */
+static void test_prereq_unsupported(void)
+{
+    harness *h = &H;
+    static const struct {
+        const char *cmd;
+        hf_fota_final fin;
+        long code;
+        const char *text;
+        const char *fails;          /* NULL: goes on */
+    } cases[] = {
+        {"AT+CPIN?", HF_FF_ERROR, -1, "COMMAND NOT SUPPORT", NULL},
+        {"AT+CPIN?", HF_FF_ERROR, -1, "ERROR", NULL},
+        {"AT+CPIN?", HF_FF_CME, 4, "operation not supported", NULL},
+        {"AT+CREG?", HF_FF_ERROR, -1, "COMMAND NOT SUPPORT", NULL},
+        {"AT+CGREG?", HF_FF_ERROR, -1, "ERROR", NULL},
+        {"AT+CPIN?", HF_FF_CME, 11, "SIM PIN required", "ESIM"},
+        {"AT+CPIN?", HF_FF_CME, 10, "SIM not inserted", "ESIM"},
+        {"AT+CREG?", HF_FF_CME, 30, "no network service", "ENOTREG"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hf_fota_config c = full_cfg(0);
+        h_init(h, &c);
+        h->m.auto_upgrade = 0;
+        h->stop_cmd = cases[i].cmd;
+        h_start(h);
+        h_run(h, -1, 100);
+        CHECK_STR(h->pend, cases[i].cmd);
+        h->stop_cmd = NULL;
+        int notices = h->notices;
+        h_result(h, cases[i].fin, cases[i].code, cases[i].text, NULL, 0);
+        if (cases[i].fails) {
+            CHECK_STR(h->failed, cases[i].fails);
+            CHECK(strstr(h->failed_msg, cases[i].text) != NULL, "says what the module said: %s",
+                  h->failed_msg);
+            continue;
+        }
+        CHECK_STR(h->failed, "");
+        CHECK(h->notices > notices, "case %zu: a notice", i);
+        h_run(h, -1, 500);
+        CHECK_STR(h->done, "upgraded");
+    }
+    /* +CPIN: SIM PIN answered: ESIM as before */
+    hf_fota_config c = full_cfg(0);
+    h_init(h, &c);
+    h->m.sim_pin = 1;
+    h_start(h);
+    h_run(h, -1, 100);
+    CHECK_STR(h->failed, "ESIM");
+}
+
 int main(void)
 {
     CHECK_SUITE("fota_fsm");
@@ -1564,6 +1831,9 @@ int main(void)
     test_recover_bare_12_not_approved();
     test_offer_urc_inside_fwup_gate();
     test_restore_terminal_target_not_trusted();
+    test_mode_before_every_download();
+    test_fwup_record_without_command();
+    test_prereq_unsupported();
     test_random();
     return CHECK_END();
 }

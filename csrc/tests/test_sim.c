@@ -877,6 +877,47 @@ static void test_port_faults(void)
     sim_stop(&s);
 }
 
+/* --resume-needs-mode (guide 2.3.3): after a boot, a download pending in 31 continues
+ * the remained data only after AT^FOTAMODE with resume=1; without it AT^FOTADL=1
+ * starts over from zero (on, the default); off resumes anyway. */
+static void test_resume_needs_mode(void)
+{
+    sim s;
+    char l[4096];
+    for (int variant = 0; variant < 3; variant++) {
+        /* 0: default, no mode after the boot; 1: default, mode after the boot;
+         * 2: --resume-needs-mode off, no mode */
+        if (variant == 2)
+            CHECK(sim_start(&s, 1, "--power-loss", "byte=30000", "--resume-needs-mode", "off",
+                            NULL) == 0, "sim starts");
+        else
+            CHECK(sim_start(&s, 1, "--power-loss", "byte=30000", NULL) == 0, "sim starts");
+        port_open(&s, 0);
+        to_download(&s, "0,0,0,1");
+        CHECK(wait_hup(&s, 3) == 1, "power loss: hang-up");
+        CHECK(port_reopen(&s, 0, 3) == 0, "back after power loss");
+        CHECK(wait_for(&s, "^RSSI:", 2, NULL, 0) == 1, "last boot URC");
+        CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after boot");
+        CHECK_STR(l, "^FOTASTATE: 31");
+        if (variant == 1)
+            CMD(&s, "AT^FOTAMODE=0,0,0,1", "OK");
+        CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30");
+        CMD(&s, "AT^FOTADL=2", "OK", "^FOTASTATE: 31");   /* freeze the count */
+        int from_zero = variant == 0;
+        CHECK_INT(log_count(&s, "\"ev\":\"resume\",\"what\":\"from-zero\",\"byte\":30000"), from_zero);
+        CHECK_INT(log_count(&s, "\"ev\":\"resume\",\"what\":\"continued\",\"byte\":30000"), !from_zero);
+        send_cmd(&s, "AT^FOTADLQ");
+        CHECK(wait_for(&s, "^FOTADLQ: 2", 2, l, sizeof l) == 1, "progress");
+        long xnv = -1;
+        sscanf(l, "^FOTADLQ: 2,\"XNV\",%ld", &xnv);
+        if (from_zero)
+            CHECK(xnv < 28676, "downloaded from zero again (XNV %ld)", xnv);
+        else
+            CHECK(xnv >= 28676, "continued from the remained data (XNV %ld)", xnv);
+        sim_stop(&s);
+    }
+}
+
 /* --closed-port drop: what is sent while no host holds the port is lost */
 static void test_closed_port(void)
 {
@@ -1133,6 +1174,76 @@ static void test_sms(void)
     }
 }
 
+/* --ttys: several ttys per module, one AT port; --reenumerate next: back under
+ * other numbers after a port loss; sidecars tell each tty's USB interface. */
+static void sidecar_is(const sim *s, const char *name, const char *want)
+{
+    char p[400];
+    snprintf(p, sizeof p, "%s/%s.usb", s->dir, name);
+    char *b = slurp(p);
+    CHECK(b && !strcmp(b, want), "%s: %s", p, b ? b : "(missing)");
+    free(b);
+}
+
+static void test_ttys(void)
+{
+    sim s;
+    char l[4096];
+    CHECK(sim_start(&s, 1, "--ttys", "modem,diag,pcui,gps", "--name", "ttyUSB0", "--reenumerate",
+                    "next", "--port-gone", "cmd=CSQ", "--port-gone-for", "2", NULL) == 0, "sim starts");
+    char want[300];
+    snprintf(want, sizeof want, "%s/ttyUSB2", s.dir);
+    CHECK_STR(s.path[0], want);   /* "ready" names the AT port */
+    sidecar_is(&s, "ttyUSB0", "interface=00 class=ff subclass=01 protocol=01 role=modem\n");
+    sidecar_is(&s, "ttyUSB1", "interface=01 class=ff subclass=01 protocol=03 role=diag\n");
+    sidecar_is(&s, "ttyUSB2", "interface=02 class=ff subclass=01 protocol=02 role=pcui\n");
+    sidecar_is(&s, "ttyUSB3", "interface=03 class=ff subclass=01 protocol=05 role=gps\n");
+    /* modem: basic AT answered, FOTA refused */
+    snprintf(s.path[1], sizeof s.path[1], "%s/ttyUSB0", s.dir);
+    CHECK(port_open(&s, 1) == 0, "modem tty opens");
+    CMD(&s, "AT", "OK");
+    CMD(&s, "AT^FOTADET", "ERROR");
+    /* diag: never answers */
+    snprintf(s.path[1], sizeof s.path[1], "%s/ttyUSB1", s.dir);
+    CHECK(port_open(&s, 1) == 0, "diag tty opens");
+    send_cmd(&s, "AT");
+    CHECK(next_line(&s, l, sizeof l, 0.3) == 0, "diag silent (got %s)", l);
+    /* gps: NMEA sentences */
+    snprintf(s.path[1], sizeof s.path[1], "%s/ttyUSB3", s.dir);
+    CHECK(port_open(&s, 1) == 0, "gps tty opens");
+    CHECK(next_line(&s, l, sizeof l, 1) == 1 && !strncmp(l, "$GPGGA,", 7), "NMEA: %s", l);
+    CHECK(log_count(&s, "\"ev\":\"aux\",\"what\":\"rx\",\"role\":\"modem\"") == 2, "modem rx logged");
+    CHECK(log_count(&s, "\"ev\":\"aux\",\"what\":\"rx\",\"role\":\"diag\"") == 1, "diag rx logged");
+    /* the AT port; a port loss re-enumerates the module 4 numbers on */
+    CHECK(port_open(&s, 0) == 0, "pcui opens");
+    CMD(&s, "ATE0", "OK");
+    send_cmd(&s, "AT+CSQ");
+    CHECK(wait_hup(&s, 2) == 1, "port gone: hang-up");
+    snprintf(s.path[1], sizeof s.path[1], "%s/ttyUSB6", s.dir);
+    CHECK(port_reopen(&s, 1, 3) == 0, "back as ttyUSB6");
+    CMD0(&s, "AT", "OK");
+    struct stat sb;
+    char old[400];
+    snprintf(old, sizeof old, "%s/ttyUSB2", s.dir);
+    CHECK(lstat(old, &sb) < 0, "ttyUSB2 gone");
+    snprintf(old, sizeof old, "%s/ttyUSB0.usb", s.dir);
+    CHECK(lstat(old, &sb) < 0, "old sidecar gone");
+    sidecar_is(&s, "ttyUSB4", "interface=00 class=ff subclass=01 protocol=01 role=modem\n");
+    sidecar_is(&s, "ttyUSB6", "interface=02 class=ff subclass=01 protocol=02 role=pcui\n");
+    sim_stop(&s);
+
+    /* bad layouts */
+    const char *bad[][4] = {{"--ttys", "modem,diag", NULL, NULL}, {"--ttys", "pcui,pcui", NULL, NULL},
+                            {"--ttys", "pcui,fax", NULL, NULL}, {"--ttys", "modem,pcui", "--name", "ttyX"},
+                            {"--reenumerate", "sometimes", NULL, NULL}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char cmd[1600];
+        snprintf(cmd, sizeof cmd, "'%s' --dir /tmp/hwfota-simtest-none %s %s %s %s >/dev/null 2>&1",
+                 sim_bin, bad[i][0], bad[i][1], bad[i][2] ? bad[i][2] : "", bad[i][3] ? bad[i][3] : "");
+        CHECK(system(cmd) != 0, "rejected: %s %s %s", bad[i][0], bad[i][1], bad[i][2] ? bad[i][2] : "");
+    }
+}
+
 static void test_help(void)
 {
     char cmd[1600];
@@ -1148,7 +1259,8 @@ static void test_help(void)
     CHECK(st == 0, "--help exits 0");
     const char *opts[] = {"--modules", "--dir", "--name", "--log", "--scenario", "--time-scale", "--seed",
                           "--model", "--version-from", "--version-to", "--description", "--imei-base",
-                          "--pin", "--unknown", "--unsupported", "--cmee", "--closed-port", "--image-size", "--xnv-size", "--rate",
+                          "--pin", "--unknown", "--unsupported", "--cmee", "--ttys", "--ttys-after", "--reenumerate",
+                          "--closed-port", "--resume-needs-mode", "--image-size", "--xnv-size", "--rate",
                           "--detect-time", "--verify-time", "--upgrade-delay", "--reset-delay",
                           "--reset-gap", "--boot-time", "--day", "--noise", "--fault-modules", "--no-new-version",
                           "--detect-fail", "--download-fail", "--download-fail-at", "--power-loss",
@@ -1181,10 +1293,10 @@ int main(void)
     void (*tests[])(void) = {test_help, test_seed_flow, test_at_basics, test_unsupported, test_detect_faults,
                              test_download_faults, test_boot_report_order, test_auto, test_auto_query,
                              test_port_faults, test_closed_port, test_gone_during_download, test_noise,
-                             test_many, test_sms};
+                             test_many, test_sms, test_ttys, test_resume_needs_mode};
     const char *names[] = {"help", "seed_flow", "at_basics", "unsupported", "detect_faults", "download_faults",
                            "boot_report_order", "auto", "auto_query", "port_faults", "closed_port",
-                           "gone_during_download", "noise", "many", "sms"};
+                           "gone_during_download", "noise", "many", "sms", "ttys", "resume_needs_mode"};
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         double t = now_s();
         tests[i]();

@@ -318,6 +318,25 @@ static void test_open_errors(void)
     CHECK_INT(hf_transport_fd(NULL), -1);
 }
 
+/* The class triple -> role table (protocol reference, "Several ttys, one AT port"). */
+static void test_port_role(void)
+{
+    static const struct { int vid, c, sc, p; const char *role; } rows[] = {
+        {0x12d1, 0xff, 0x01, 0x02, "pcui"}, {0x12d1, 0xff, 0x02, 0x02, "pcui"},
+        {0x12d1, 0xff, 0x01, 0x01, "modem"}, {0x12d1, 0xff, 0x02, 0x01, "modem"},
+        {0x12d1, 0xff, 0x01, 0x03, "diag"}, {0x12d1, 0xff, 0x01, 0x05, "gps"},
+        {0x12d1, 0xff, 0x02, 0x05, NULL}, {0x12d1, 0xff, 0x03, 0x02, NULL},
+        {0x12d1, 0x02, 0x02, 0x01, NULL}, {0x12d1, -1, -1, -1, NULL},
+        {0x1199, 0xff, 0x01, 0x02, NULL},   /* not Huawei: the triple means nothing here */
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const char *r = hf_port_role(rows[i].vid, rows[i].c, rows[i].sc, rows[i].p);
+        CHECK(rows[i].role ? (r && !strcmp(r, rows[i].role)) : r == NULL,
+              "%04x %02x/%02x/%02x -> %s (want %s)", rows[i].vid, rows[i].c, rows[i].sc,
+              rows[i].p, r ? r : "NULL", rows[i].role ? rows[i].role : "NULL");
+    }
+}
+
 static void test_list_real_machine(void)
 {
     hf_error e;
@@ -349,6 +368,14 @@ static void test_fake_list(void)
     CHECK_INT(pi->usb_bus, 3);
     CHECK_INT(pi->usb_address, 7);
     CHECK(strstr(pi->description, "HUAWEI Mobile") != NULL, "description %s", pi->description);
+    /* the tty's USB interface (the preload's default: 02, class ff/01/02) */
+    CHECK_INT(pi->interface, 2);
+    CHECK_INT(pi->usb_class, 0xff);
+    CHECK_INT(pi->usb_subclass, 0x01);
+    CHECK_INT(pi->usb_protocol, 0x02);
+    CHECK_STR(pi->role, "pcui");
+    CHECK(strncmp(pi->by_id, "/dev/serial/by-id/usb-", 22) == 0 &&
+          strstr(pi->by_id, "SIM-MU609-0001-if02-port0") != NULL, "by-id %s", pi->by_id);
 
     size_t f2 = 0;
     CHECK_INT(hf_list_ports(NULL, 0, &f2, &e), 0);  /* count only */
@@ -544,6 +571,7 @@ int main(int argc, char **argv)
     test_foreign_tiocexcl();
     test_open_errors();
     test_list_real_machine();
+    test_port_role();
     test_under_preload(argv[0]);
     return CHECK_END();
 }

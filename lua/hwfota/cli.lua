@@ -48,9 +48,13 @@ local EXIT = M.EXIT
 
 local COMMON = [[
 Options for every command:
-  --port PATH         the module's AT port (env HWFOTA_PORT); without it, the only
-                      Huawei port (USB vendor 12d1) found is used, or the candidates
-                      are listed (exit 2 when several, 4 when none)
+  --port PATH         the module's AT port (env HWFOTA_PORT); without it, the AT
+                      (PCUI) port of the Huawei module (USB vendor 12d1) found is used:
+                      the one its USB class triple calls PCUI; when no port's role is
+                      known, the candidates (not modem, diag or GPS ports; not busy or
+                      locked by pppd) are probed with a plain AT (1 s each) and the one
+                      that answers is used; else they are listed (exit 2 when several,
+                      4 when none)
   --json              print one JSON document on stdout (messages go to stderr)
   --trace             print the AT exchange: "Run: <command>" / "Response: <lines>"
   --syslog            log messages through syslog (logger -t hwfota -p daemon.*)
@@ -76,9 +80,13 @@ FOTA options (defaults from the environment the OpenWrt service sets):
   --skip-model-check  no model check at all (AT+GMR instead of ATI); prefer
                       --allow-model
   --force             apply an image whose version is unknown or not newer
+  --no-prereq         skip the SIM and registration queries (AT+CPIN?, AT+CREG?,
+                      AT+CGREG?); without it a query the firmware does not support
+                      is reported and the run goes on
   --poll S            seconds between state/progress queries (default 3)
 hwfota sets AT^FOTAMODE=0,0,0,1 (no automatic query, download or upgrade; resume on)
-so that nothing happens on the module without hwfota's decision.
+so that nothing happens on the module without hwfota's decision; again before a
+download resumes after the module's boot (the module continues only after it).
 ]]
 
 local EXITS = [[
@@ -110,9 +118,11 @@ HELP.list = [[
 usage: hwfota list [--json]
 
 Lists the serial ports libserialport finds: path, USB vendor:product, product name;
-"huawei" marks USB vendor 12d1 (the ones --port may be left out for).
+"huawei" marks USB vendor 12d1 (the ones --port may be left out for), then the USB
+interface ("if02") and the port's role from its class triple: pcui (the AT port the
+commands use), modem (PPP data port), diag, gps; "?" when unknown.
 JSON: {"ports": [{"path":, "vid":, "pid":, "product":, "manufacturer":, "serial":,
-"description":, "huawei":}]}.
+"description":, "huawei":, "interface":, "class": "ff/01/02", "role":, "by_id":}]}.
 
 ]] .. COMMON .. "\n" .. EXITS
 
@@ -232,6 +242,7 @@ local OPTIONS = {
   ["--skip-model-check"] = {"skip_model_check", false, FLOW_CMDS},
   ["--allow-model"] = {"allow_model", true, FLOW_CMDS, many = true},
   ["--force"] = {"force", false, FLOW_CMDS},
+  ["--no-prereq"] = {"no_prereq", false, FLOW_CMDS},
   ["--poll"] = {"poll", true, {check = true, download = true, upgrade = true, run = true,
                                 monitor = true}},
   ["--yes"] = {"yes", false, {upgrade = true}}, ["-y"] = {"yes", false, {upgrade = true}},
@@ -524,6 +535,62 @@ local function open_error_exit(code)
   return EXIT.FAILURE
 end
 
+-- A port pppd (or another dialler) holds: its UUCP lock file.
+local function uucp_locked(path)
+  local name = path:match("([^/]+)$") or path
+  for _, dir in ipairs{"/var/lock/", "/run/lock/"} do
+    local f = io.open(dir .. "LCK.." .. name)
+    if f then f:close() return true end
+  end
+  return false
+end
+
+local PROBE_TIMEOUT = 1   -- seconds a candidate has to answer AT
+
+-- No role known: ask each candidate with a plain AT (nothing that changes a state),
+-- never a port someone holds (busy: ModemManager; a lock file: pppd).
+function Cli:probe(cands)
+  local answered, notes = {}, {}
+  for _, p in ipairs(cands) do
+    local note
+    if uucp_locked(p.path) then
+      note = "locked (pppd?), not probed"
+    else
+      local port, msg, code = self.hwfota.open(p.path)
+      if not port then
+        note = code == "EBUSY" and "busy, not probed" or ("cannot open: " .. tostring(msg))
+      else
+        -- wait ourselves and close at the deadline: the engine's own timeout would
+        -- resynchronise, i.e. write more than the one AT to a port of unknown kind
+        local res, rcode
+        local ok, smsg, scode = port:send("AT", {timeout = PROBE_TIMEOUT + 10}, function(r, _, c)
+          res, rcode = r, c or "EIO"
+        end)
+        if not ok then rcode = scode or smsg end
+        local deadline = self.now() + PROBE_TIMEOUT
+        while ok and not (res or rcode) and self.now() < deadline do
+          port:poll(math.max(0.01, deadline - self.now()))
+        end
+        port:close()
+        if res and res.final == "OK" then
+          answered[#answered + 1] = p
+          note = "answered AT"
+        else
+          note = rcode and ("AT: " .. tostring(rcode)) or "no answer to AT"
+        end
+      end
+    end
+    notes[p.path] = note
+  end
+  return answered, notes
+end
+
+local function port_line(p, note)
+  local where = p.interface and ("if%02x "):format(p.interface) or ""
+  return ("  %s  %s%s%s\n"):format(p.path, where, p.product or p.description or "",
+                                   note and ("  (" .. note .. ")") or "")
+end
+
 function Cli:find_port(wait)
   local path = self.o.port or self.getenv("HWFOTA_PORT")
   if path and (#path > 255 or path:find("%z")) then
@@ -553,10 +620,15 @@ function Cli:find_port(wait)
     self:err("cannot list the serial ports: " .. tostring(msg) .. "; give --port PATH")
     return nil, EXIT.PORT
   end
-  local cands = {}
-  for _, p in ipairs(ports) do if p.huawei then cands[#cands + 1] = p end end
-  if #cands == 1 then return cands[1].path end
-  if #cands == 0 then
+  local huawei, pcui, unknown = {}, {}, {}
+  for _, p in ipairs(ports) do
+    if p.huawei then
+      huawei[#huawei + 1] = p
+      if p.role == "pcui" then pcui[#pcui + 1] = p
+      elseif p.role == nil then unknown[#unknown + 1] = p end
+    end
+  end
+  if #huawei == 0 then
     self:err("no Huawei port found (USB vendor 12d1); give --port PATH")
     if #ports > 0 then
       self.stderr("serial ports:\n")
@@ -564,10 +636,30 @@ function Cli:find_port(wait)
     end
     return nil, EXIT.PORT
   end
-  self:err("several Huawei ports found; choose the AT port with --port PATH:")
-  for _, p in ipairs(cands) do
-    self.stderr(("  %s  %s\n"):format(p.path, p.product or p.description or ""))
+  -- the AT port by its class triple (one per module)
+  if #pcui == 1 then return pcui[1].path end
+  if #pcui > 1 then
+    self:err("several Huawei AT (PCUI) ports found (several modules?); choose one with --port PATH:")
+    for _, p in ipairs(pcui) do self.stderr(port_line(p)) end
+    return nil, EXIT.USAGE
   end
+  if #unknown == 0 then
+    self:err("no AT (PCUI) port among the Huawei ports (only modem, diagnostics or GPS " ..
+             "ports); give --port PATH:")
+    for _, p in ipairs(huawei) do self.stderr(port_line(p, p.role)) end
+    return nil, EXIT.PORT
+  end
+  if #unknown == 1 and #huawei == 1 then return unknown[1].path end
+  -- roles unknown: the candidate that answers a plain AT
+  local answered, notes = self:probe(unknown)
+  if #answered == 1 then
+    self:say(("port %s chosen: the only Huawei port whose role is unknown that answered AT")
+             :format(answered[1].path))
+    return answered[1].path
+  end
+  self:err(("%s; choose the AT port with --port PATH:"):format(#answered == 0
+    and "no Huawei port answered AT" or "several Huawei ports answered AT (the modem port does too)"))
+  for _, p in ipairs(huawei) do self.stderr(port_line(p, p.role or notes[p.path])) end
   return nil, EXIT.USAGE
 end
 
@@ -646,7 +738,10 @@ function CMD.list(self)
     for _, p in ipairs(ports) do
       list[#list + 1] = {path = p.path, description = J(self, p.description),
         vid = J(self, p.vid), pid = J(self, p.pid), manufacturer = J(self, p.manufacturer),
-        product = J(self, p.product), serial = J(self, p.serial), huawei = p.huawei == true}
+        product = J(self, p.product), serial = J(self, p.serial), huawei = p.huawei == true,
+        interface = J(self, p.interface), role = J(self, p.role), by_id = J(self, p.by_id),
+        class = J(self, p.usb_class and ("%02x/%02x/%02x"):format(p.usb_class,
+          p.usb_subclass or 0, p.usb_protocol or 0) or nil)}
     end
     self:emit_json({ports = list})
     return EXIT.OK
@@ -654,8 +749,13 @@ function CMD.list(self)
   if #ports == 0 then self:out("no serial ports") end
   for _, p in ipairs(ports) do
     local id = p.vid and ("%04x:%04x"):format(p.vid, p.pid or 0) or "-"
-    self:out(("%-20s %-9s %-30s%s"):format(p.path, id, p.product or p.description or "",
-                                           p.huawei and "  huawei" or ""))
+    local usb = ""
+    if p.huawei or p.interface then
+      usb = ("  %s %s"):format(p.interface and ("if%02x"):format(p.interface) or "if?",
+                               p.role or "?")
+    end
+    self:out(("%-20s %-9s %-30s%s%s"):format(p.path, id, p.product or p.description or "",
+                                             p.huawei and "  huawei" or "", usb))
   end
   return EXIT.OK
 end
@@ -831,6 +931,7 @@ function Cli:flow_opts()
   end
   f.skip_model_check = o.skip_model_check or nil
   f.force = o.force or nil
+  if o.no_prereq then f.check_prereq = false end
   if o.poll then
     if o.poll <= 0 then return nil, "--poll must be more than 0 seconds" end
     f.poll_interval, f.dl_poll, f.dl_poll_idle = o.poll, o.poll, o.poll

@@ -4,8 +4,9 @@
 -- port may come back under another ttyUSB number. A port is identified by the
 -- USB vendor and product IDs, the USB serial string and the interface number
 -- (a Huawei module exposes several ttys with the same IDs and serial; the
--- interface tells the AT port from the modem or diagnostics ports). The
--- identity is read from sysfs and `hwfota.list_ports()` (libserialport).
+-- role its interface's class triple tells, or else the interface number, tells
+-- the AT port from the modem, diagnostics or GPS ports). The identity is read
+-- from `hwfota.list_ports()` (libserialport and sysfs).
 -- The caller confirms the module with its IMEI (`AT+CGSN`) afterwards.
 --
 -- @module hwfota.identity
@@ -14,23 +15,6 @@ local core = require "hwfota.core"
 
 local M = {}
 
-local SYSFS = "/sys/class/tty/"
-
-local function read_line(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("l")
-  f:close()
-  return s and s:match("^%s*(.-)%s*$")
-end
-
--- The USB interface number of a tty (usb-serial: device/../; cdc-acm: device/).
-local function interface_of(name)
-  local dev = SYSFS .. name .. "/device"
-  local n = read_line(dev .. "/../bInterfaceNumber") or read_line(dev .. "/bInterfaceNumber")
-  return n and tonumber(n, 16)
-end
-
 local function tty_name(path)
   local real = core.realpath(path) or path
   return real:match("([^/]+)$"), real
@@ -38,7 +22,10 @@ end
 
 --- The USB identity of the port at `path`.
 -- @tparam string path e.g. "/dev/ttyUSB2" or a /dev/serial/by-id link
--- @treturn table `{vid =, pid =, serial =, interface =, path =}`
+-- @treturn table `{vid =, pid =, serial =, interface =, role =, by_id =, path =}`:
+--   `interface` the USB interface number, `role` what the interface's class triple
+--   says ("pcui", "modem", "diag", "gps"; see `hwfota.list_ports`), `by_id` the
+--   /dev/serial/by-id name; each nil when unknown
 -- @return or `nil, message, code` when the port is not a USB port libserialport knows
 function M.of(path)
   if type(path) ~= "string" then
@@ -52,11 +39,44 @@ function M.of(path)
       if not (p.vid and p.pid) then
         return nil, path .. " is not a USB port: it has no USB identity", "ENOTUSB"
       end
-      return {vid = p.vid, pid = p.pid, serial = p.serial, interface = interface_of(name),
-              path = p.path}
+      return {vid = p.vid, pid = p.pid, serial = p.serial, interface = p.interface,
+              role = p.role, by_id = p.by_id, path = p.path}
     end
   end
   return nil, path .. " is not among the serial ports of this machine", "ENOENT"
+end
+
+--- True when `id` tells one tty of its module from the others (it has a role, an
+-- interface number or a by-id name): then `find` alone says where the port is.
+-- @tparam table id from `of`
+-- @treturn boolean
+function M.distinct(id)
+  return type(id) == "table" and (id.role ~= nil or id.interface ~= nil or id.by_id ~= nil)
+end
+
+-- The same tty of the module: the role first (the class triple survives a new
+-- interface layout), else the interface number, else the by-id name.
+local function same_tty(p, id)
+  if id.role then return p.role == id.role end
+  if id.interface then return p.interface == id.interface end
+  if id.by_id then return p.by_id == id.by_id end
+  return true
+end
+
+-- Paths of the ports with identity id now.
+local function matches(id)
+  local found = {}
+  for _, p in ipairs(core.list_ports() or {}) do
+    if p.vid == id.vid and p.pid == id.pid and p.serial == id.serial and same_tty(p, id) then
+      found[#found + 1] = p.path
+    end
+  end
+  return found
+end
+
+local function ambiguous(id, found)
+  return ("%d ports match %04x:%04x serial %s: %s"):format(#found, id.vid, id.pid,
+         tostring(id.serial), table.concat(found, ", "))
 end
 
 --- Find the port that has identity `id` now.
@@ -67,22 +87,52 @@ function M.find(id)
   if type(id) ~= "table" then
     error(("bad argument #1 to 'find' (table expected, got %s)"):format(type(id)), 2)
   end
-  local ports = core.list_ports()
-  local found = {}
-  for _, p in ipairs(ports or {}) do
-    if p.vid == id.vid and p.pid == id.pid and p.serial == id.serial then
-      local name = p.path:match("([^/]+)$")
-      if id.interface == nil or interface_of(name) == id.interface then
-        found[#found + 1] = p.path
-      end
-    end
-  end
+  local found = matches(id)
   if #found == 1 then return found[1] end
-  if #found > 1 then
-    return nil, ("%d ports match %04x:%04x serial %s: %s"):format(#found, id.vid, id.pid,
-                tostring(id.serial), table.concat(found, ", "))
-  end
+  if #found > 1 then return nil, ambiguous(id, found) end
   return nil
+end
+
+--- Reopen a lost `port` where the module's tty with identity `id` is now.
+-- After a reset the module's ttys may come back under other numbers, and its old
+-- name may then be another of its ttys: with an identity that tells its ttys apart
+-- (`distinct`) only the port found by identity is opened, never the old name
+-- blindly (when several ports match, as identical modules without a USB serial
+-- do, the old name only if it is one of them); without one, the old name first,
+-- then a single match by identity.
+-- The caller still confirms the module (IMEI) before sending anything that
+-- changes its state.
+-- @param port a lost port (`hwfota.open`)
+-- @tparam[opt] table id from `of`
+-- @treturn string|nil the path opened
+-- @return or `nil, message, code` (ENOENT: not back yet; EAMBIGUOUS: several match)
+function M.reopen(port, id)
+  if id ~= nil and type(id) ~= "table" then
+    error(("bad argument #2 to 'reopen' (table expected, got %s)"):format(type(id)), 2)
+  end
+  if M.distinct(id) then
+    local found, path = matches(id), nil
+    if #found == 1 then
+      path = found[1]
+    else
+      -- several (identical modules without a USB serial): the old name if it is one
+      -- of them (the IMEI check tells whether it is still our module)
+      for _, f in ipairs(found) do if f == port:path() then path = f end end
+    end
+    if not path then
+      if #found > 1 then return nil, ambiguous(id, found), "EAMBIGUOUS" end
+      return nil, ("no port with the identity of %s yet"):format(tostring(id.path)), "ENOENT"
+    end
+    local ok, msg, code = port:reopen(path)
+    if not ok then return nil, msg, code end
+    return path
+  end
+  local ok, msg, code = port:reopen()
+  if ok then return port:path() end
+  if code == "ECLOSED" or not id then return nil, msg, code end
+  local path = M.find(id)
+  if path and path ~= port:path() and port:reopen(path) then return path end
+  return nil, msg, code
 end
 
 return M

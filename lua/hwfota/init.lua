@@ -35,8 +35,15 @@ end
 
 --- List the serial ports of this machine (through libserialport).
 -- @treturn table array of `{path=, description=, transport=, vid=, pid=,
---   manufacturer=, product=, serial=, usb_bus=, usb_address=, huawei=}`;
---   `huawei` is true for USB vendor 0x12d1. Missing fields are nil.
+--   manufacturer=, product=, serial=, usb_bus=, usb_address=, interface=,
+--   usb_class=, usb_subclass=, usb_protocol=, by_id=, role=, huawei=}`;
+--   `huawei` is true for USB vendor 0x12d1. `interface` is the tty's USB interface
+--   number (sysfs `bInterfaceNumber`, else the by-id name's `-ifNN-`), `usb_class`,
+--   `usb_subclass`, `usb_protocol` that interface's class triple, `by_id` the
+--   `/dev/serial/by-id/...` link to the port, `role` what a Huawei triple says:
+--   `"pcui"` (ff/01|02/02, the AT port FOTA uses), `"modem"` (ff/01|02/01, the PPP
+--   data port), `"diag"` (ff/01|02/03), `"gps"` (ff/01/05, MU609's NMEA port).
+--   Missing fields are nil (unknown).
 -- @return or `nil, message, code`
 function M.list_ports()
   return core.list_ports()
@@ -105,8 +112,12 @@ local loop = require "hwfota.loop"
 --   added to the supported-firmware table, e.g. `{MU709 = "11.0.0.0.0"}` or the seed's
 --   demo versions `{MU509 = "12.815.01.03.00"}`), `skip_model_check` (no model check at
 --   all), `apn`/`user`/`password`/`auth`, `mode` {auto_query,
---   auto_download, auto_upgrade, resume, period}, `trace` (function(dir, text)),
---   `baudrate`, `flow`, `timeout`, and the state machine's timing options
+--   auto_download, auto_upgrade, resume, period}, `check_prereq` (default true:
+--   `AT+CPIN?`, `AT+CREG?`, `AT+CGREG?`; a query the firmware does not support is a
+--   notice), `auto_upgrade_ok` (default false; without `mode` the `AT^FOTAMODE` sent
+--   before each download is 0,0,0,1, with it 0,0,1,1 unless the policy has
+--   `on_downloaded`), `trace` (function(dir, text)), `baudrate`, `flow`, `timeout`,
+--   and the state machine's timing options
 -- @treturn Session or `nil, message, code`
 -- @usage
 -- local s = assert(hwfota.session("/dev/ttyUSB2", {journal = "/etc/hwfota/state"}))

@@ -153,7 +153,9 @@ function Driver:on_result(id, command, res, msg, code, detail)
     ev.final = status_final[code] or (detail and detail.kind) or "ERROR"
     if ev.final == "NONE" then ev.final = "ERROR" end
     if detail then
-      ev.lines, ev.code, ev.text = detail.lines, detail.code, detail.text
+      -- the module's words: the CME text, else the final line (COMMAND NOT SUPPORT)
+      local final_line = detail.final ~= "" and detail.final or nil
+      ev.lines, ev.code, ev.text = detail.lines, detail.code, detail.text or final_line
     end
     self:trace("response", tostring(msg))
   end
@@ -347,15 +349,13 @@ function Driver:try_reopen(now)
     self:post{kind = "timer"}   -- the machine fails the wait with its reason
     return
   end
-  local ok = self.port:reopen()
-  if not ok and self.identity then
-    -- the module may have come back under another ttyUSB number: find its AT
-    -- port by USB identity (the machine then confirms the IMEI)
-    local path = identity.find(self.identity)
-    if path and path ~= self.port:path() then
-      ok = self.port:reopen(path)
-      if ok then self:trace("event", "module found again by USB identity at " .. path) end
-    end
+  -- the module may have come back under another ttyUSB number, and its old name
+  -- may be another of its ttys: find its AT port by USB identity (the machine
+  -- then confirms the IMEI)
+  local before = self.port:path()
+  local ok = identity.reopen(self.port, self.identity)
+  if ok and ok ~= before then
+    self:trace("event", "module found again by USB identity at " .. ok)
   end
   if not ok then
     self.reopen_delay = math.min(self.reopen_delay * 2, REOPEN_MAX)
@@ -426,12 +426,19 @@ end
 
 --- Start the machine (restoring the journal when there is one).
 function Driver:start(previous)
-  local fsm, msg, code = core.fota_new(self.opts.fsm)
+  local fopts = self.opts.fsm
+  if fopts.auto_upgrade_ok and self.policy.on_downloaded ~= nil then
+    -- a policy decides after the download: the module must not apply the image by
+    -- itself before it is asked (AT^FOTAMODE=0,0,0,1, then AT^FWUP on "upgrade")
+    fopts = shallow_copy(fopts)
+    fopts.auto_upgrade_ok = false
+  end
+  local fsm, msg, code = core.fota_new(fopts)
   if not fsm then return nil, msg, code end
   self.fsm = fsm
   -- USB identity of a serial port, to find it again after the module's reset
   if not self.port:is_lost() and self.port:kind() == "serial" then
-    self.identity = identity.of(self.port:path())
+    self.identity = identity.of(self.port:path()) or self.identity
   end
   local snap = previous
   if not snap and self.opts.journal then
@@ -656,8 +663,9 @@ end
 -- @treturn string
 M.fotacfg_text = fotacfg_text
 
-local function one_attempt(port, policy, o, attempt, previous)
+local function one_attempt(port, policy, o, attempt, previous, ident)
   local d = new_driver(port, policy, o, attempt)
+  d.identity = ident   -- known from an earlier attempt, while the port is away now
   local ok, msg, code = d:start(previous)
   if not ok then
     return {status = "failed", code = code, message = msg, attempts = attempt}, d
@@ -695,6 +703,7 @@ function M.run(port_or_path, policy, opts, carry)
   end
   local attempt, previous, report = 0, carry, nil
   local held = false   -- the journal file was written for a retry not run yet
+  local ident          -- the port's USB identity, to find it again between attempts
   local resume_text    -- the journal a host killed before the retry restarts from
   while true do
     attempt = attempt + 1
@@ -707,7 +716,8 @@ function M.run(port_or_path, policy, opts, carry)
     end
     local d
     if entered then
-      report, d = one_attempt(port, policy, o, attempt, previous)
+      report, d = one_attempt(port, policy, o, attempt, previous, ident)
+      ident = d.identity or ident
       if d.finished then held = false end   -- its driver settled the journal
       ctx.outcome = report.status
       if policy.after then
@@ -749,7 +759,7 @@ function M.run(port_or_path, policy, opts, carry)
     -- attempt reports what is still wrong
     local delay, deadline = REOPEN_FIRST, core.now() + (o.fsm.reboot_timeout or 180)
     while port:is_lost() do
-      local back, _, why = port:reopen()
+      local back, _, why = identity.reopen(port, ident)
       if back or why == "ECLOSED" or core.now() >= deadline then break end
       loop.sleep(math.min(delay, math.max(0, deadline - core.now())))
       delay = math.min(delay * 2, REOPEN_MAX)
@@ -904,6 +914,8 @@ function Session:mode(p)
   end
   local res, msg, code = command(self, cmd)
   if not res then return nil, msg, code end
+  self.mode_set = {b("auto_query", false), b("auto_download", false), b("auto_upgrade", false),
+                   p.period}
   return true
 end
 
@@ -989,9 +1001,22 @@ function Session:pause()
   if self.control then return self.control.pause() end
   return direct(self, "AT^FOTADL=2", "pause")
 end
---- Resume a pending download (AT^FOTADL=1 from state 31).
+--- Resume a pending download (AT^FOTADL=1 from state 31). Between steps the mode
+-- goes first, resume on (the last `s:mode`, else the session's `mode` option, else
+-- 0,0,0,1): after a boot the module continues only after AT^FOTAMODE (guide 2.3.3).
 function Session:resume()
   if self.control then return self.control.resume() end
+  local m = self.mode_set
+  if not m and type(self.opts.mode) == "table" then
+    local o = self.opts.mode
+    m = {o.auto_query and 1 or 0, o.auto_download and 1 or 0, o.auto_upgrade and 1 or 0,
+         o.period}
+  end
+  m = m or {0, 0, 0}
+  local cmd = ("AT^FOTAMODE=%d,%d,%d,1"):format(m[1], m[2], m[3])
+  if math.type(m[4]) == "integer" then cmd = cmd .. "," .. m[4] end
+  local ok, msg, code = direct(self, cmd, "resume")
+  if not ok then return nil, msg, code end
   return direct(self, "AT^FOTADL=1", "resume")
 end
 --- Abandon the update and bring the module back to idle (AT^FOTADL=0).

@@ -15,7 +15,10 @@
  * image on the module) and aborts when:
  *   - AT^FWUP is sent unless the last module state told to this process was 40,
  *     or a second time for the same downloaded image (across restarts; an image
- *     ends when the module says it holds none: 10-14, 20, 90), or for a
+ *     ends when the module says it holds none: 10-14, 20, 90) except the one retry
+ *     a restarted process may send (restored from a journal with fwup_sent=1 and
+ *     no fwup_retry, none sent by this process, the port up boot_settle s, and a
+ *     journal saying fwup_retry=1 before it), never a third, or for a
  *     version not newer than the running one without force, or without a JOURNAL
  *     action before it in the same step;
  *   - a command is sent while another is in flight (no result, no port loss), or
@@ -70,6 +73,10 @@ typedef struct h {
     /* the world, as the harness saw it */
     int seen_state;              /* last ^FOTASTATE told to this process, -1 none */
     int image_fwups;             /* AT^FWUP for the image on the module (all processes) */
+    int retry_used;              /* ... the once-only retry after a restart went out */
+    int proc_fwups;              /* AT^FWUP sent by this process */
+    int restored_fwup;           /* this process restored a journal: fwup_sent=1, no retry */
+    double up_at;                /* this process started or the port came back */
     hf_version running, offer;
     int have_running, have_offer;
     char journal[HF_JOURNAL_TEXT_MAX + 1];
@@ -95,7 +102,7 @@ static void note_state(h *z, const hf_fotastate *st)
      * downloaded image: a later 40 is of a new download (by the host or the module's
      * own automatic mode), with its own AT^FWUP allowance. */
     if ((st->state >= 10 && st->state <= 14) || st->state == 20 || st->state == 90)
-        z->image_fwups = 0;
+        z->image_fwups = z->retry_used = 0;
     if (st->state == 12 && st->has_version) {
         z->offer = st->version;
         z->have_offer = 1;
@@ -151,20 +158,29 @@ static void actions(h *z, int after_port_lost)
                      (x->expect != HF_FOTA_EXPECT_PREFIX || (x->prefix && x->prefix[0])),
                      "expect");
             if (!strcmp(x->text, "AT^FOTADL=1") && z->seen_state == 12)
-                z->image_fwups = 0;   /* a new image replaces the old one */
+                z->image_fwups = z->retry_used = 0;   /* a new image replaces the old one */
             if (!strcmp(x->text, "AT^FWUP")) {
                 int newer = z->have_offer && z->have_running &&
                             hf_version_compare(&z->offer, &z->running) > 0;
                 FZ_CHECK(z->seen_state == 40, "AT^FWUP after state %d", z->seen_state);
-                FZ_CHECK(z->image_fwups == 0, "second AT^FWUP for one image (restarts %u)",
-                         z->restarts);
+                int retry = z->image_fwups == 1 && !z->retry_used && z->proc_fwups == 0 &&
+                            z->restored_fwup && z->now - z->up_at >= z->cfg.boot_settle;
+                FZ_CHECK(z->image_fwups == 0 || retry, "AT^FWUP number %d for one image "
+                         "(restarts %u, retry used %d, this process %d)", z->image_fwups + 1,
+                         z->restarts, z->retry_used, z->proc_fwups);
                 FZ_CHECK(newer || z->cfg.force, "AT^FWUP to %s over running %s",
                          z->have_offer ? z->offer.text : "?",
                          z->have_running ? z->running.text : "?");
                 FZ_CHECK(journaled, "AT^FWUP without a journal before it");
                 FZ_CHECK(z->journal_len && strstr(z->journal, "\nfwup_sent=1\n"),
                          "journal before AT^FWUP does not say fwup_sent=1");
+                if (z->image_fwups) {
+                    FZ_CHECK(strstr(z->journal, "\nfwup_retry=1\n"),
+                             "journal before the retried AT^FWUP does not say fwup_retry=1");
+                    z->retry_used = 1;
+                }
                 z->image_fwups++;
+                z->proc_fwups++;
             }
             z->pending = 1;
             z->pend_id = x->id;
@@ -239,6 +255,8 @@ static void feed(h *z, hf_fota_event *ev)
     ev->now = z->now;
     if (ev->kind == HF_EV_PORT_LOST)
         z->pending = 0;          /* the engine fails what was in flight */
+    if (ev->kind == HF_EV_PORT_BACK && z->f.port_lost)
+        z->up_at = z->now;
     if (ev->kind == HF_EV_RESULT && ev->id == 0 && !ev->command)
         z->pending = 0;          /* matches whatever is in flight */
     hf_fota_feed(&z->f, ev, &z->a);
@@ -252,6 +270,9 @@ static void feed(h *z, hf_fota_event *ev)
 
 static void start(h *z)
 {
+    z->up_at = z->now;
+    z->proc_fwups = 0;
+    z->restored_fwup = z->f.restored && z->f.fwup_sent && !z->f.fwup_retry;
     hf_fota_start(&z->f, z->now, &z->a);
     if (tracing()) {
         fprintf(stderr, "%8.1f start (restored %d, phase %s, target %s)\n", z->now,
@@ -440,6 +461,7 @@ static void initial_journal(h *z)
     s.size = 79114;
     s.image_verified = (c & 1);
     s.fwup_sent = (c & 2) && s.image_verified;
+    s.fwup_retry = (c & 0x20) && s.fwup_sent;
     s.image_seq = (c >> 2) & 3;
     snprintf(s.imei, sizeof s.imei, "%s", (c & 0x10) ? imeis[0] : "");
     s.started_at = 100;
@@ -448,6 +470,10 @@ static void initial_journal(h *z)
     FZ_CHECK(z->journal_len > 0, "format");
     if (s.fwup_sent)
         z->image_fwups = 1;    /* the journal says the image on the module was used */
+    if (s.fwup_retry) {
+        z->image_fwups = 2;    /* ... twice: the retry after a restart too */
+        z->retry_used = 1;
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,10 +1,11 @@
 #!/bin/sh
 # fakedev-run.sh — run one command that sees /dev/ttyUSB2 (USB 12d1:1573) backed by a pty.
 #
-# usage: spec/support/fakedev-run.sh [-p PTY] [-t TTY] [-i VID:PID] [-s SERIAL] [--] CMD [ARG...]
+# usage: spec/support/fakedev-run.sh [-p PTY | -d DIR] [-t TTY] [-i VID:PID] [-s SERIAL] [--] CMD [ARG...]
 #   -p PTY      pty slave, or a symlink to it (hwfota-sim publishes one), backing /dev/TTY;
 #               same as HWFOTA_FAKEDEV_PTY. Read at every open, so the simulator may start,
 #               stop or restart while CMD runs; without it /dev/TTY is "unplugged" (ENOENT).
+#   -d DIR      a hwfota-sim --dir with --ttys: every tty it publishes (HWFOTA_FAKEDEV_DIR)
 #   -t TTY      device name (HWFOTA_FAKEDEV_TTY, default ttyUSB2)
 #   -i VID:PID  USB identity in hex (HWFOTA_FAKEDEV_VIDPID, default 12d1:1573)
 #   -s SERIAL   USB serial string (HWFOTA_FAKEDEV_SERIAL)
@@ -18,11 +19,12 @@
 #   spec/support/fakedev-run.sh -p /tmp/hwfota-sim/ttyUSB2 busted --lua=lua5.4 spec/port_spec.lua
 top=$(cd "$(dirname "$0")/../.." && pwd)
 lib="${HWFOTA_FAKEDEV_LIB:-$top/build/support/fakedev_preload}"
-usage() { sed -n '4,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '4,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
         -p) [ $# -ge 2 ] || usage; HWFOTA_FAKEDEV_PTY=$2; export HWFOTA_FAKEDEV_PTY; shift 2 ;;
+        -d) [ $# -ge 2 ] || usage; HWFOTA_FAKEDEV_DIR=$2; export HWFOTA_FAKEDEV_DIR; shift 2 ;;
         -t) [ $# -ge 2 ] || usage; HWFOTA_FAKEDEV_TTY=$2; export HWFOTA_FAKEDEV_TTY; shift 2 ;;
         -i) [ $# -ge 2 ] || usage; HWFOTA_FAKEDEV_VIDPID=$2; export HWFOTA_FAKEDEV_VIDPID; shift 2 ;;
         -s) [ $# -ge 2 ] || usage; HWFOTA_FAKEDEV_SERIAL=$2; export HWFOTA_FAKEDEV_SERIAL; shift 2 ;;

@@ -32,7 +32,24 @@
  *     pty slaves: DTR/RTS kept per line, reported with CTS|DSR|CD. Everything
  *     else goes to the kernel.
  *
- * Environment (all optional except HWFOTA_FAKEDEV_PTY for I/O):
+ * Several ttys of one module, and re-enumeration (HWFOTA_FAKEDEV_DIR set to
+ * the directory of `hwfota-sim --ttys ...`): every DIR/<tty> link the simulator
+ * publishes with its DIR/<tty>.usb sidecar ("interface=NN class=ff subclass=SS
+ * protocol=PP role=R") is /dev/<tty> (ttyUSB*, ttyACM*), an interface
+ * 1-1:1.<NN> of the one USB device 1-1 with that class triple, a
+ * /sys/class/tty/<tty> entry and a /dev/serial/by-id/usb-..-ifNN-port0 link,
+ * for as long as the link exists: the tree is brought up to date at every
+ * access under /sys/class/tty or /dev/serial, so when the simulator publishes
+ * the module under other numbers after a reset (--reenumerate next), the old
+ * ttys vanish from enumeration and the new ones appear, as on a real machine.
+ *
+ * Environment (all optional except HWFOTA_FAKEDEV_PTY or _DIR for I/O):
+ *   HWFOTA_FAKEDEV_DIR           a simulator directory: several ttys (above); PTY and
+ *                                TTY are then ignored
+ *   HWFOTA_FAKEDEV_HIDE          comma list of what sysfs and /dev do not tell: "class"
+ *                                (no class triple), "interface" (no bInterfaceNumber),
+ *                                "by-id" (no /dev/serial/by-id links): the unknown cases
+ *   HWFOTA_FAKEDEV_CLASS         one tty's class triple, default ff/01/02 (the PCUI)
  *   HWFOTA_FAKEDEV_PTY           pty slave (or a symlink to it) backing /dev/<TTY>
  *   HWFOTA_FAKEDEV_TTY           device name, default ttyUSB2
  *   HWFOTA_FAKEDEV_VIDPID        vid:pid in hex, default 12d1:1573
@@ -46,8 +63,8 @@
  * All but PTY are read once, when the tree is built (first /sys access).
  *
  * Limits: only calls through the PLT are caught (not static binaries, not libc's
- * internal calls); one fake port per process; line settings and DTR are not
- * visible to the simulator.
+ * internal calls); one fake USB device per process; line settings and DTR are
+ * not visible to the simulator.
  */
 #undef _FORTIFY_SOURCE  /* the wrappers below must be real functions */
 #include <dlfcn.h>
@@ -68,6 +85,7 @@
 
 #define FAKE_DEVICES "/sys/devices/hwfota-fakedev"
 #define SYS_TTY "/sys/class/tty"
+#define BY_ID "/dev/serial/by-id"
 
 /* ---- configuration and the tree ----------------------------------------- */
 
@@ -118,14 +136,6 @@ static int mkdirs(const char *path)
     return mkdir(p, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-/* "188:2" style dev numbers: ttyUSB -> 188, ttyACM -> 166, else 4. */
-static void tty_devnum(char *out, size_t cap)
-{
-    const char *d = g_tty + strcspn(g_tty, "0123456789");
-    int major = !strncmp(g_tty, "ttyUSB", 6) ? 188 : !strncmp(g_tty, "ttyACM", 6) ? 166 : 4;
-    snprintf(out, cap, "%d:%d", major, atoi(d));
-}
-
 static int build_usb_device(const char *usbdev)
 {
     unsigned vid = 0x12d1, pid = 0x1573;
@@ -147,43 +157,276 @@ static int build_usb_device(const char *usbdev)
     return 0;
 }
 
-/* usb1/1-1/1-1:1.<if>/<tty>/tty/<tty>/ with dev, and device -> ../../../<tty>. */
-static int build_tty_node(const char *usbdev, char *rel, size_t relcap)
+/* 1 when HWFOTA_FAKEDEV_HIDE lists what. */
+static int hidden(const char *what)
 {
-    int iface = atoi(env_or("HWFOTA_FAKEDEV_IFACE", "2"));
+    const char *h = getenv("HWFOTA_FAKEDEV_HIDE");
+    size_t n = strlen(what);
+    for (const char *p = h; p && *p;) {
+        size_t k = strcspn(p, ",");
+        if (k == n && !strncmp(p, what, n))
+            return 1;
+        p += k + (p[k] == ',');
+    }
+    return 0;
+}
+
+/* "188:2" style dev numbers of tty: ttyUSB -> 188, ttyACM -> 166, else 4. */
+static void devnum_of(const char *tty, char *out, size_t cap)
+{
+    const char *d = tty + strcspn(tty, "0123456789");
+    int major = !strncmp(tty, "ttyUSB", 6) ? 188 : !strncmp(tty, "ttyACM", 6) ? 166 : 4;
+    snprintf(out, cap, "%d:%d", major, atoi(d));
+}
+
+/* usb1/1-1/1-1:1.<if>/<tty>/tty/<tty>/ with dev, and device -> ../../../<tty>;
+ * the interface's number and class triple ("ff/01/02") unless hidden. */
+static int build_node(const char *usbdev, const char *tty, int iface, const char *triple,
+                      char *rel, size_t relcap)
+{
     char ifdir[PATH_MAX], node[PATH_MAX], num[16], link[PATH_MAX], target[128];
     snprintf(num, sizeof num, "%02x", iface & 0xff);
     if (snprintf(ifdir, sizeof ifdir, "%s/1-1:1.%d", usbdev, iface) >= (int)sizeof ifdir ||
-        snprintf(node, sizeof node, "%s/%s/tty/%s", ifdir, g_tty, g_tty) >= (int)sizeof node ||
+        snprintf(node, sizeof node, "%s/%s/tty/%s", ifdir, tty, tty) >= (int)sizeof node ||
         snprintf(link, sizeof link, "%s/device", node) >= (int)sizeof link)
         return -1;
-    tty_devnum(target, sizeof target);
-    if (mkdirs(node) != 0 || put_file(ifdir, "bInterfaceNumber", num) != 0 ||
-        put_file(ifdir, "bInterfaceClass", "ff") != 0 || put_file(node, "dev", target) != 0)
+    devnum_of(tty, target, sizeof target);
+    if (mkdirs(node) != 0 || put_file(node, "dev", target) != 0)
         return -1;
-    snprintf(target, sizeof target, "../../../%s", g_tty);
-    if (symlink(target, link) != 0)
+    if (!hidden("interface") && put_file(ifdir, "bInterfaceNumber", num) != 0)
+        return -1;
+    unsigned c = 0xff, sc = 1, pr = 2;
+    if (sscanf(triple, "%x/%x/%x", &c, &sc, &pr) != 3)
+        c = 0xff, sc = 1, pr = 2;
+    char v[8];
+    if (!hidden("class")) {
+        snprintf(v, sizeof v, "%02x", c & 0xff);
+        if (put_file(ifdir, "bInterfaceClass", v) != 0)
+            return -1;
+        snprintf(v, sizeof v, "%02x", sc & 0xff);
+        if (put_file(ifdir, "bInterfaceSubClass", v) != 0)
+            return -1;
+        snprintf(v, sizeof v, "%02x", pr & 0xff);
+        if (put_file(ifdir, "bInterfaceProtocol", v) != 0)
+            return -1;
+    }
+    snprintf(target, sizeof target, "../../../%s", tty);
+    if (symlink(target, link) != 0 && errno != EEXIST)
         return -1;
     snprintf(rel, relcap, "../../devices/hwfota-fakedev/usb1/1-1/1-1:1.%d/%s/tty/%s", iface,
-             g_tty, g_tty);
+             tty, tty);
     return 0;
+}
+
+/* /sys/class/tty/<tty> and, unless hidden, /dev/serial/by-id/usb-...-ifNN-port0. */
+static int link_tty(const char *tty, int iface, const char *rel)
+{
+    char link[PATH_MAX], name[PATH_MAX], target[128];
+    if (snprintf(link, sizeof link, "%s%s/%s", g_root, SYS_TTY, tty) >= PATH_MAX)
+        return -1;
+    if (symlink(rel, link) != 0 && errno != EEXIST)
+        return -1;
+    if (hidden("by-id"))
+        return 0;
+    /* udev's ID_SERIAL: vendor_model_serial with blanks as '_' */
+    char id[192];
+    snprintf(id, sizeof id, "%s_%s_%s",
+             env_or("HWFOTA_FAKEDEV_MANUFACTURER", "Huawei Technologies Co., Ltd."),
+             env_or("HWFOTA_FAKEDEV_PRODUCT", "HUAWEI Mobile"),
+             env_or("HWFOTA_FAKEDEV_SERIAL", "0123456789ABCDEF"));
+    for (char *p = id; *p; p++)
+        if (*p == ' ' || *p == '/' || *p == ',')
+            *p = '_';
+    if (snprintf(name, sizeof name, "%s%s/usb-%s-if%02x-port0", g_root, BY_ID, id,
+                 iface & 0xff) >= PATH_MAX)
+        return -1;
+    snprintf(target, sizeof target, "../../%s", tty);
+    unlink(name);
+    return symlink(target, name);
+}
+
+static int build_tty_node(const char *usbdev)
+{
+    int iface = atoi(env_or("HWFOTA_FAKEDEV_IFACE", "2"));
+    char rel[PATH_MAX];
+    if (build_node(usbdev, g_tty, iface, env_or("HWFOTA_FAKEDEV_CLASS", "ff/01/02"), rel,
+                   sizeof rel) != 0)
+        return -1;
+    return link_tty(g_tty, iface, rel);
+}
+
+static const char *sim_dir(void)
+{
+    const char *d = getenv("HWFOTA_FAKEDEV_DIR");
+    return d && *d ? d : NULL;
 }
 
 static int build_tree(void)
 {
-    char usbdev[PATH_MAX], cls[PATH_MAX], virt[PATH_MAX], rel[PATH_MAX], link[PATH_MAX];
+    char usbdev[PATH_MAX], cls[PATH_MAX], virt[PATH_MAX], byid[PATH_MAX], link[PATH_MAX];
     if (snprintf(usbdev, sizeof usbdev, "%s%s/usb1/1-1", g_root, FAKE_DEVICES) >= PATH_MAX ||
         snprintf(cls, sizeof cls, "%s%s", g_root, SYS_TTY) >= PATH_MAX ||
+        snprintf(byid, sizeof byid, "%s%s", g_root, BY_ID) >= PATH_MAX ||
         snprintf(virt, sizeof virt, "%s/sys/devices/virtual/tty/console", g_root) >= PATH_MAX)
         return -1;
-    if (build_usb_device(usbdev) != 0 || build_tty_node(usbdev, rel, sizeof rel) != 0 ||
-        mkdirs(cls) != 0 || mkdirs(virt) != 0 || put_file(virt, "dev", "5:1") != 0)
+    if (build_usb_device(usbdev) != 0 || mkdirs(cls) != 0 || mkdirs(byid) != 0 ||
+        mkdirs(virt) != 0 || put_file(virt, "dev", "5:1") != 0)
         return -1;
-    if (snprintf(link, sizeof link, "%s/%s", cls, g_tty) >= PATH_MAX || symlink(rel, link) != 0)
+    if (!sim_dir() && build_tty_node(usbdev) != 0)
         return -1;
     if (snprintf(link, sizeof link, "%s/console", cls) >= PATH_MAX)
         return -1;
     return symlink("../../devices/virtual/tty/console", link);
+}
+
+/* A tty name the simulator may publish: ttyUSB<n> / ttyACM<n>. */
+static int is_tty_name(const char *n)
+{
+    return (!strncmp(n, "ttyUSB", 6) || !strncmp(n, "ttyACM", 6)) && n[6] &&
+           strspn(n + 6, "0123456789") == strlen(n + 6) && strlen(n) < 32;
+}
+
+/* What each listed tty was built from (its sidecar line and pty), by name. */
+#define MAX_SEEN 64
+static struct {
+    char name[32];
+    char key[192];
+} g_seen[MAX_SEEN];
+
+static int seen_slot(const char *name)
+{
+    int free_slot = -1;
+    for (int i = 0; i < MAX_SEEN; i++) {
+        if (!strcmp(g_seen[i].name, name))
+            return i;
+        if (free_slot < 0 && !g_seen[i].name[0])
+            free_slot = i;
+    }
+    if (free_slot >= 0 && strlen(name) < sizeof g_seen[0].name) {
+        memcpy(g_seen[free_slot].name, name, strlen(name) + 1);
+        g_seen[free_slot].key[0] = '\0';
+    }
+    return free_slot;
+}
+
+/* Remove the by-id links (in the tree's directory byid) that point to tty. */
+static void unlink_by_id_of(const char *byid, const char *tty)
+{
+    DIR *d = opendir(byid);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        char p[PATH_MAX], target[PATH_MAX];
+        if (snprintf(p, sizeof p, "%s/%s", byid, de->d_name) >= (int)sizeof p)
+            continue;
+        ssize_t n = readlink(p, target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        const char *t = strrchr(target, '/');
+        if (!strcmp(t ? t + 1 : target, tty))
+            unlink(p);
+    }
+    if (d)
+        closedir(d);
+}
+
+/* Directory mode: make the tree list exactly the ttys whose link and sidecar
+ * exist in the simulator's directory now. */
+static void refresh_dir(void)
+{
+    const char *dir = sim_dir();
+    if (!dir || !g_root[0])
+        return;
+    char usbdev[PATH_MAX], cls[PATH_MAX], p[PATH_MAX];
+    if (snprintf(usbdev, sizeof usbdev, "%s%s/usb1/1-1", g_root, FAKE_DEVICES) >= PATH_MAX ||
+        snprintf(cls, sizeof cls, "%s%s", g_root, SYS_TTY) >= PATH_MAX)
+        return;
+    /* drop what is gone: class entries (and their by-id links) whose tty left */
+    DIR *d = opendir(cls);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        struct stat st;
+        if (!is_tty_name(de->d_name))
+            continue;
+        if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= (int)sizeof p)
+            continue;
+        if (stat(p, &st) == 0)
+            continue;
+        if (snprintf(p, sizeof p, "%s/%s", cls, de->d_name) >= (int)sizeof p)
+            continue;
+        unlink(p);
+    }
+    if (d)
+        closedir(d);
+    char byid[PATH_MAX];
+    if (snprintf(byid, sizeof byid, "%s%s", g_root, BY_ID) >= PATH_MAX)
+        return;
+    d = opendir(byid);
+    while (d && (de = readdir(d)) != NULL) {
+        char target[PATH_MAX];
+        if (snprintf(p, sizeof p, "%s/%s", byid, de->d_name) >= (int)sizeof p)
+            continue;
+        ssize_t n = readlink(p, target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        char live[PATH_MAX];
+        const char *tty = strrchr(target, '/');
+        if (snprintf(live, sizeof live, "%s/%s", dir, tty ? tty + 1 : target) >= PATH_MAX)
+            continue;
+        struct stat st;
+        if (stat(live, &st) != 0)
+            unlink(p);
+    }
+    if (d)
+        closedir(d);
+    /* add what is there */
+    d = opendir(dir);
+    while (d && (de = readdir(d)) != NULL) {
+        struct stat st;
+        if (!is_tty_name(de->d_name))
+            continue;
+        if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= (int)sizeof p)
+            continue;
+        if (stat(p, &st) != 0)
+            continue;           /* dangling: the pty is gone */
+        if (snprintf(p, sizeof p, "%s/%s.usb", dir, de->d_name) >= (int)sizeof p)
+            continue;
+        FILE *f = fopen(p, "r");
+        if (!f)
+            continue;
+        char line[128] = "";
+        char *got_line = fgets(line, sizeof line, f);
+        fclose(f);
+        unsigned iface = 0;
+        char c[8] = "", sc[8] = "", pr[8] = "", triple[32];
+        if (!got_line || sscanf(line, "interface=%x class=%7s subclass=%7s protocol=%7s", &iface,
+                                c, sc, pr) != 4 || iface > 255)
+            continue;
+        if (snprintf(triple, sizeof triple, "%s/%s/%s", c, sc, pr) >= (int)sizeof triple)
+            continue;
+        /* listed already with this description and pty? (a tty of the same name may
+         * come back as another interface after a reset: then it is rebuilt) */
+        char key[sizeof g_seen[0].key], pts[PATH_MAX] = "";
+        if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= (int)sizeof p)
+            continue;
+        ssize_t pl = readlink(p, pts, sizeof pts - 1);
+        pts[pl > 0 ? pl : 0] = '\0';
+        snprintf(key, sizeof key, "%s %s", line, pts);
+        int slot = seen_slot(de->d_name);
+        if (snprintf(p, sizeof p, "%s/%s", cls, de->d_name) >= (int)sizeof p)
+            continue;
+        if (lstat(p, &st) == 0 && slot >= 0 && !strcmp(g_seen[slot].key, key))
+            continue;
+        unlink(p);
+        unlink_by_id_of(byid, de->d_name);
+        char rel[PATH_MAX];
+        if (build_node(usbdev, de->d_name, (int)iface, triple, rel, sizeof rel) == 0 &&
+            link_tty(de->d_name, (int)iface, rel) == 0 && slot >= 0)
+            memcpy(g_seen[slot].key, key, sizeof key);
+    }
+    if (d)
+        closedir(d);
 }
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
@@ -228,18 +471,43 @@ static int has_prefix(const char *path, const char *prefix)
     return !strncmp(path, prefix, n) && (path[n] == '\0' || path[n] == '/');
 }
 
-/* 1 when path names the fake /dev node. */
+/* 1 when path names a fake /dev node. */
 static int is_fake_dev(const char *path)
 {
     if (!path || strncmp(path, "/dev/", 5))
         return 0;
+    if (sim_dir())
+        return is_tty_name(path + 5);
     pthread_once(&g_name_once, load_tty_name);  /* no I/O: safe from inside init */
     return !strcmp(path + 5, g_tty);
 }
 
-static const char *pty_target(void)
+/* What backs the fake node `path`: the simulator's link for it. */
+static const char *pty_target_of(const char *path, char *buf, size_t cap)
 {
+    if (sim_dir() && path && !strncmp(path, "/dev/", 5)) {
+        if (snprintf(buf, cap, "%s/%s", sim_dir(), path + 5) < (int)cap)
+            return buf;
+    }
     return env_or("HWFOTA_FAKEDEV_PTY", "/nonexistent/hwfota-fakedev-unplugged");
+}
+
+/* /dev/serial/by-id/<name> -> "/dev/<tty>" it links to (in buf), or NULL. */
+static const char *by_id_tty(const char *path, char *buf, size_t cap)
+{
+    if (!has_prefix(path, BY_ID) || !path[strlen(BY_ID)] || !g_root[0])
+        return NULL;
+    char link[PATH_MAX], target[PATH_MAX];
+    if (snprintf(link, sizeof link, "%s%s", g_root, path) >= (int)sizeof link)
+        return NULL;
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n <= 0)
+        return NULL;
+    target[n] = '\0';
+    const char *tty = strrchr(target, '/');
+    if (snprintf(buf, cap, "/dev/%s", tty ? tty + 1 : target) >= (int)cap)
+        return NULL;
+    return buf;
 }
 
 /* The path to hand to libc: into our tree, to the pty, or unchanged. */
@@ -248,10 +516,15 @@ static const char *map_path(const char *path, char *buf, size_t cap)
     if (!path)
         return path;
     if (is_fake_dev(path))
-        return pty_target();
-    if (!has_prefix(path, SYS_TTY) && !has_prefix(path, FAKE_DEVICES))
+        return pty_target_of(path, buf, cap);
+    if (!has_prefix(path, SYS_TTY) && !has_prefix(path, FAKE_DEVICES) && !has_prefix(path, BY_ID))
         return path;
     ensure_init();
+    if (has_prefix(path, SYS_TTY) || has_prefix(path, BY_ID))
+        refresh_dir();
+    char dev[64];
+    if (by_id_tty(path, dev, sizeof dev))
+        return pty_target_of(dev, buf, cap);
     if (!g_root[0] || snprintf(buf, cap, "%s%s", g_root, path) >= (int)cap)
         return path;
     if (getenv("HWFOTA_FAKEDEV_DEBUG") && *getenv("HWFOTA_FAKEDEV_DEBUG"))
@@ -353,7 +626,7 @@ int access(const char *path, int mode)
         char buf[PATH_MAX];                                                     \
         if (is_fake_dev(path)) {                                                \
             NEXT_FN(follow_fn, follow);                                         \
-            return follow_fn(pty_target(), st);                                 \
+            return follow_fn(pty_target_of(path, buf, sizeof buf), st);         \
         }                                                                       \
         return real_##name(map_path(path, buf, sizeof buf), st);                \
     }
@@ -370,7 +643,7 @@ STAT_WRAPPER(lstat64, struct stat64, stat64)
         char buf[PATH_MAX];                                                     \
         if (is_fake_dev(path)) {                                                \
             NEXT_FN(follow_fn, follow);                                         \
-            return follow_fn(ver, pty_target(), st);                            \
+            return follow_fn(ver, pty_target_of(path, buf, sizeof buf), st);    \
         }                                                                       \
         return real_##name(ver, map_path(path, buf, sizeof buf), st);           \
     }
@@ -389,6 +662,12 @@ ssize_t readlink(const char *path, char *out, size_t cap)
         return -1;
     }
     char buf[PATH_MAX];
+    if (has_prefix(path, BY_ID) && path[strlen(BY_ID)]) {
+        ensure_init();      /* the by-id link itself, not the pty it stands for */
+        refresh_dir();
+        if (g_root[0] && snprintf(buf, sizeof buf, "%s%s", g_root, path) < (int)sizeof buf)
+            return real_readlink(buf, out, cap);
+    }
     return real_readlink(map_path(path, buf, sizeof buf), out, cap);
 }
 
@@ -414,10 +693,18 @@ static char *give_name(const char *name, char *resolved)
 char *realpath(const char *path, char *resolved)
 {
     REAL(realpath);
+    char dev[64];
+    if (has_prefix(path, BY_ID)) {
+        ensure_init();
+        refresh_dir();
+        if (by_id_tty(path, dev, sizeof dev))
+            path = dev;     /* /dev/serial/by-id/... -> /dev/ttyUSBn */
+    }
     if (is_fake_dev(path)) {
         REAL(stat);
         struct stat st;
-        if (real_stat(pty_target(), &st) != 0)
+        char tb[PATH_MAX];
+        if (real_stat(pty_target_of(path, tb, sizeof tb), &st) != 0)
             return NULL;    /* errno from stat: ENOENT when unplugged */
         return give_name(path, resolved);
     }
