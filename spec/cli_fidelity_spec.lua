@@ -276,6 +276,18 @@ describe("hwfota command: --allow-model (issue 11.5)", function()
   end)
 end)
 
+describe("hwfota info: the supported table as ATI prints the model (issue 11.5)", function()
+  it("\"MU509\" on 11.x firmware is the MU509-c row", function()
+    local sim = simproc.start{"--model", "MU509", "--version-from", "11.815.00.80.00"}
+    finally(function() sim:stop() end)
+    local rc, out = run{"--port", sim.path, "info", "--json"}
+    assert.equals(0, rc)
+    local doc = decode(out)
+    assert.is_true(doc.supported)
+    assert.equals("11.815.00.78.00", doc.min_firmware)
+  end)
+end)
+
 describe("on_progress sees 100 % (issue 11.12)", function()
   for _, poll in ipairs{3, 0.1} do
     it(("when the module reaches 40 before the next progress poll (every %g s)"):format(poll), function()

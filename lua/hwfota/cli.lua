@@ -772,7 +772,7 @@ local function read_info(self, port)
   if not info then return nil, msg, code end
   local core = self.hwfota.core
   if info.model and core and core.supported_model then
-    local min = core.supported_model(info.model)
+    local min = core.supported_model(info.model, info.revision)   -- the firmware family picks the row
     info.supported = min ~= nil
     info.min_firmware = min
   end
