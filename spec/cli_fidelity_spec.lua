@@ -65,6 +65,8 @@ describe("hwfota command: bad values are usage errors (exit 2, one line)", funct
     {"at", "AT", "--timeout", "-1"}, {"at", "AT", "--timeout", "3601"},
     {"at", ("A"):rep(600), "--port", "/nonexistent"},
     {"check", "--journal", "/tmp/" .. long, "--port", "/nonexistent"},
+    {"check", "--journal", "", "--port", "/nonexistent"},
+    {"run", "--policy", "", "--port", "/nonexistent"},
     {"upgrade", "--yes", "--journal", "/tmp/" .. long:sub(1, 3500), "--port", "/nonexistent"},
     {"run", "--policy", "/dev/null", "--journal", "/tmp/" .. long:sub(1, 3500), "--port", "/nonexistent"},
     {"status", "--port", "/tmp/" .. long:sub(1, 300)},
@@ -174,6 +176,22 @@ describe("hwfota command: the journal says a reset is under way (issue 11.9)", f
       assert.equals(cmd == "check" and 0 or 3, rc, err .. out)
     end)
   end
+
+  it("without --port: waits for the module's ports to be listed again", function()
+    leave_journal()
+    local calls = 0
+    local rc, out, err = run(with{"check", "--journal", journal, "--reboot-timeout", "10"}, {
+      list_ports = function()
+        calls = calls + 1
+        if calls < 3 then return {{path = "/dev/ttyS0", huawei = false}} end
+        return {{path = sim.path, huawei = true, role = "pcui", interface = 2}}
+      end,
+    })
+    assert.equals(0, rc, err .. out)   -- state 40 under way: check says so
+    assert.is_true(calls >= 3)
+    assert.matches("no Huawei port and the journal", out, 1, true)
+    assert.matches("an update is under way: state 40", out, 1, true)
+  end)
 
   it("gives up after --reboot-timeout, exit 4, and says why", function()
     leave_journal()

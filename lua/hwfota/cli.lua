@@ -902,6 +902,7 @@ function Cli:flow_opts()
     f.auth = auth
   end
   f.journal = pick("journal", "HWFOTA_JOURNAL")
+  if f.journal == "" then return nil, "--journal needs a file path (got an empty one)" end
   if f.journal and (#f.journal > MAX_JOURNAL or f.journal:find("%z")) then
     return nil, ("the journal path is too long (%d bytes; at most %d)"):format(#f.journal, MAX_JOURNAL)
   end
@@ -1208,7 +1209,7 @@ function CMD.run(self)
   if not chunk then
     lerr = tostring(lerr)
     local i, j = lerr:find(self.o.policy, 1, true)   -- a huge path is shown shortened
-    if i then lerr = lerr:sub(1, i - 1) .. shown(self.o.policy) .. lerr:sub(j + 1) end
+    if i and self.o.policy ~= "" then lerr = lerr:sub(1, i - 1) .. shown(self.o.policy) .. lerr:sub(j + 1) end
     if #lerr > 300 then lerr = lerr:sub(1, 300) .. "..." end
     self:err("cannot load the policy: " .. lerr)
     return EXIT.USAGE
