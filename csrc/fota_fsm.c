@@ -508,6 +508,23 @@ static int enter_download_side(hf_fota *f, int st)
     }
 }
 
+/* The results of an operation: query failed (13), no new version (14), download
+ * failed (20), upgraded (90) or an upgrade failure (>= 60). The guide says 13/14/20
+ * return to idle; a module may keep reporting any of them until AT^FOTADL=0. */
+static int end_state(int st)
+{
+    return st == 13 || st == 14 || st == 20 || st >= 60;
+}
+
+/* AT^FOTADL=0, wait for 10, then detect; once per run. */
+static void clear_end_state(hf_fota *f)
+{
+    f->end_cleared = 1;
+    f->clearing_end = 1;
+    f->redetect = 1;
+    enter(f, HF_PH_DISCARD);
+}
+
 /* Where to go from the module's FOTA state (after configure or a journal restore). */
 static void dispatch(hf_fota *f)
 {
@@ -523,7 +540,7 @@ static void dispatch(hf_fota *f)
         return;
     }
     switch (st) {
-    case 10: case 13: case 14: case 20: case 90:
+    case 10:
         enter(f, HF_PH_DETECT);
         break;
     case 11:
@@ -553,6 +570,15 @@ static void dispatch(hf_fota *f)
     default:
         if (enter_download_side(f, st))
             break;
+        if (end_state(st)) {
+            /* the result of an earlier operation, which the module may keep reporting
+             * (and refuse AT^FOTADET in): detection is for 10, so clear it first */
+            notice(f, "the module still reports state %d (%s) from an earlier operation: "
+                   "AT^FOTADL=0 to bring it back to idle before detecting", st,
+                   hf_fota_state_name(st));
+            clear_end_state(f);
+            break;
+        }
         fail(f, "EMODULE", st, "module reports FOTA state %d (%s), which hwfota does not "
              "handle; bring it back to idle with AT^FOTADL=0 and retry", st,
              hf_fota_state_name(st));
@@ -1063,9 +1089,12 @@ static void verify_port_lost(hf_fota *f)
 /* ---- phase: discard ------------------------------------------------------------------- */
 
 /* AT^FOTADL=0, then AT^FOTASTATE? to see that it took: an offer or image left behind
- * is never reported as discarded (discard_check). */
+ * is never reported as discarded (discard_check). The module may answer OK before it
+ * is idle: the phase then waits for the change (a URC, or AT^FOTASTATE? every
+ * poll_interval) up to discard_timeout. */
 static void discard_enter(hf_fota *f)
 {
+    f->discard_resend = 0;
     hf_fota_cmd list[] = {HF_CMD_DL_STOP, HF_CMD_STATE};
     run_script(f, list, 2);
 }
@@ -1073,6 +1102,7 @@ static void discard_enter(hf_fota *f)
 static void discard_start(hf_fota *f)
 {
     f->discard_tries = 0;
+    f->discard_from = f->last_state;
     discard_enter(f);
 }
 
@@ -1090,12 +1120,21 @@ static void discard_then_fail(hf_fota *f, const char *code, long module_code,
 
 static void discard_done(hf_fota *f);
 
+/* Has AT^FOTADL=0 taken? 10, or 11 (an automatic query began), or another result
+ * (13/14/20) than the one being cleared (an automatic query ended). */
+static int discard_took(const hf_fota *f, int st)
+{
+    if (st == 10 || st == 11)
+        return 1;
+    return (st == 13 || st == 14 || st == 20) && st != f->discard_from;
+}
+
 /* The state after AT^FOTADL=0 (answered, refused or timed out): idle means done;
- * anything else is tried again, a bounded number of times. */
+ * anything else is waited for (discard_every polls; discard_timeout bounds it). */
 static void discard_check(hf_fota *f)
 {
     int st = f->last_state;
-    if (st == 10 || st == 11 || st == 13 || st == 14 || st == 20) {
+    if (discard_took(f, st)) {
         discard_done(f);
         return;
     }
@@ -1103,17 +1142,58 @@ static void discard_check(hf_fota *f)
         enter(f, HF_PH_REBOOT);
         return;
     }
-    if (++f->discard_tries <= f->cfg.cmd_retries) {
-        discard_enter(f);
-        return;
-    }
-    fail(f, "EMODULE", st, "AT^FOTADL=0 did not bring the module back to idle: it is still "
-         "in state %d (%s) after %u tries", st, hf_fota_state_name(st), f->discard_tries);
+    /* not yet: the next poll asks again (and resends a refused AT^FOTADL=0) */
 }
 
-/* AT^FOTADL=0 refused or unanswered: ask the state rather than assume. */
+/* A URC (or a poll's answer) while the discard waits. */
+static void discard_state(hf_fota *f, const hf_fotastate *st)
+{
+    (void)st;
+    if (f->nscript == 0 && f->cmd == HF_CMD_NONE)
+        discard_check(f);
+}
+
+static double discard_every(const hf_fota *f)
+{
+    return f->nscript ? 0 : f->cfg.poll_interval;
+}
+
+static void discard_poll(hf_fota *f)
+{
+    if (f->discard_resend && f->discard_tries < f->cfg.cmd_retries) {
+        f->discard_tries++;
+        discard_enter(f);
+    } else {
+        send_cmd(f, HF_CMD_STATE, 0);
+    }
+}
+
+static void discard_deadline(hf_fota *f)
+{
+    int st = f->last_state;
+    if (f->port_lost) {
+        fail(f, "ETIMEDOUT", -1, "the module did not come back within %.0f s to discard its "
+             "offer or image (AT^FOTADL=0)", f->cfg.reboot_timeout);
+    } else if (f->clearing_end && !f->discard_code && !f->cancel_requested) {
+        /* some firmware keeps its result but detects from it: try */
+        notice(f, "AT^FOTADL=0 did not bring the module from state %d (%s) to idle within "
+               "%.0f s; detecting from that state", st, hf_fota_state_name(st),
+               f->cfg.discard_timeout);
+        f->clearing_end = 0;
+        f->redetect = 0;
+        enter(f, HF_PH_DETECT);
+    } else {
+        fail(f, "EMODULE", st, "AT^FOTADL=0 did not bring the module back to idle within "
+             "%.0f s: it is still in state %d (%s)", f->cfg.discard_timeout, st,
+             hf_fota_state_name(st));
+    }
+}
+
+/* AT^FOTADL=0 refused or unanswered: ask the state rather than assume, and send it
+ * again at the next poll if the module is not idle (bounded by cmd_retries). */
 static void discard_confirm(hf_fota *f)
 {
+    f->discard_resend = 1;
     hf_fota_cmd list[] = {HF_CMD_STATE};
     run_script(f, list, 1);
 }
@@ -1132,12 +1212,18 @@ static void discard_port_lost(hf_fota *f)
 
 static void discard_done(hf_fota *f)
 {
+    f->clearing_end = 0;
+    /* the module is idle: no verified image is left (a deferral's journal then names
+     * none, and the next run detects again) */
+    if (!f->fwup_sent)
+        f->image_verified = 0;
     if (f->discard_code) {
         fail(f, f->discard_code, f->discard_mcode, "%s", f->discard_msg);
         return;
     }
     if (f->redetect && !f->cancel_requested) {
         f->redetect = 0;
+        f->detect_wait_only = f->last_state == 11;   /* an automatic query began */
         enter(f, HF_PH_DETECT);
         return;
     }
@@ -1236,9 +1322,8 @@ static const phase_def phases[HF_PH_COUNT] = {
         .deadline_off = CFG(reboot_timeout), .on_deadline = verify_deadline,
         .on_port_lost = verify_port_lost, .accepts = COMMON},
     [HF_PH_DISCARD] = {.name = "discard", .enter = discard_start, .on_done = discard_check,
-        .deadline_off = NO_DEADLINE, .deadline_code = "ETIMEDOUT",
-        .deadline_msg = "the module did not come back within %.0f s to discard its offer "
-                        "or image (AT^FOTADL=0)",
+        .on_state = discard_state, .on_poll = discard_poll, .poll_every = discard_every,
+        .deadline_off = CFG(discard_timeout), .on_deadline = discard_deadline,
         .on_port_lost = discard_port_lost, .accepts = COMMON | EV_BIT(HF_EV_PORT_BACK)},
     [HF_PH_DONE] = {.name = "done", .deadline_off = NO_DEADLINE, .journal = 1},
     [HF_PH_FAILED] = {.name = "failed", .deadline_off = NO_DEADLINE, .journal = 1},
@@ -1511,6 +1596,31 @@ static int is_collision(const hf_fota_event *ev)
     return hf_contains_ci(ev->text, ev->text_len, "collision");
 }
 
+/* AT^FOTADET refused as a collision while the module is not idle: its own state
+ * explains the refusal (a kept 13/14/20/90/...), not a data session. Clear it with
+ * AT^FOTADL=0 and detect again, once; then name the state. */
+static void detect_collision_in_state(hf_fota *f, const char *text)
+{
+    int st = f->last_state;
+    if (st == 11) {
+        /* querying already (an automatic query): wait for its result */
+        notice(f, "the module refused AT^FOTADET (%s) while querying (11): waiting for "
+               "that query's result", text);
+        f->saw_querying = 1;
+        return;
+    }
+    if (!f->end_cleared) {
+        notice(f, "the module refused AT^FOTADET (%s) in state %d (%s), not idle: "
+               "AT^FOTADL=0, then detect again", text, st, hf_fota_state_name(st));
+        clear_end_state(f);
+        return;
+    }
+    fail(f, "EMODULE", st, "the module refused AT^FOTADET (%s) in FOTA state %d (%s)%s: "
+         "its own state explains the refusal, not a data connection; check AT^FOTASTATE? "
+         "and power-cycle the module if it stays there", text, st, hf_fota_state_name(st),
+         f->end_cleared ? ", which AT^FOTADL=0 did not clear" : "");
+}
+
 /* A prerequisite query (AT+CPIN?, AT+CREG?, AT+CGREG?) this firmware does not know:
  * ERROR / COMMAND NOT SUPPORT / TOO MANY PARAMETERS, or +CME ERROR 4 / 100 / "not
  * support". Its answer is unknown, not a failed SIM or registration. */
@@ -1534,6 +1644,8 @@ static void on_error(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
         discard_confirm(f);
     } else if (c == HF_CMD_FWUP) {
         fail(f, "EUPGRADE", code, "the module refused AT^FWUP (%s); it is not retried", text);
+    } else if (c == HF_CMD_FOTADET && is_collision(ev) && f->last_state != 10) {
+        detect_collision_in_state(f, text);
     } else if (is_collision(ev)) {
         fail(f, "ECOLLISION", code, "a data connection is active; bring the WAN interface "
              "down first (the module reports: %s)", text);
@@ -1716,7 +1828,7 @@ static void on_port_back(hf_fota *f)
         hf_fota_cmd list[] = {HF_CMD_STATE};
         run_script(f, list, 1);
     } else if (f->phase == HF_PH_DISCARD) {
-        f->deadline = NO_TIME;
+        f->deadline = f->now + f->cfg.discard_timeout;
         discard_enter(f);
     } else {
         enter(f, HF_PH_VERIFY);
@@ -1730,8 +1842,8 @@ static void on_decision(hf_fota *f, hf_fota_decision d)
             f->want_dl_start = 1;
             f->dl_approved = 1;
             enter(f, HF_PH_DOWNLOAD);
-        } else if (d == HF_DEC_DEFER) {
-            finish(f, "deferred");
+        } else if (d == HF_DEC_DEFER || d == HF_DEC_KEEP) {
+            finish(f, "deferred");     /* an offer (12) is not applied at a reboot */
         } else if (d == HF_DEC_REJECT) {
             f->outcome = "rejected";
             enter(f, HF_PH_DISCARD);
@@ -1739,19 +1851,41 @@ static void on_decision(hf_fota *f, hf_fota_decision d)
             f->ignored++;
         }
     } else if (f->phase == HF_PH_DECIDE_UPGRADE) {
-        if (d == HF_DEC_UPGRADE)
+        if (d == HF_DEC_UPGRADE) {
             enter(f, HF_PH_UPGRADE);
-        else if (d == HF_DEC_DEFER || d == HF_DEC_REJECT)
-            finish(f, "deferred");   /* the image stays on the module (state 40) */
-        else
+        } else if (d == HF_DEC_KEEP) {
+            /* explicitly kept: the module applies it at its next reboot (guide 2.3.3) */
+            notice(f, "the downloaded image stays on the module (state 40): the module "
+                   "applies it at its next reboot");
+            finish(f, "deferred");
+        } else if (d == HF_DEC_DEFER || d == HF_DEC_REJECT) {
+            /* a module in 40 applies the image at its next reboot: deferring means
+             * discarding it (a later run downloads it again) */
+            f->outcome = d == HF_DEC_DEFER ? "deferred" : "rejected";
+            enter(f, HF_PH_DISCARD);
+        } else {
             f->ignored++;
+        }
     }
 }
 
 static void on_cancel(hf_fota *f)
 {
     switch (f->phase) {
+    case HF_PH_UPGRADE:
+        if (f->fwup_sent && !f->fwup_again) {
+            notice(f, "cannot cancel now: AT^FWUP was sent; wait for the module");
+            break;
+        }
+        if (f->fwup_sent) {
+            /* the journal records an earlier AT^FWUP: left to the next run, as before */
+            fail(f, "ECANCELED", -1, "cancelled by the caller");
+            break;
+        }
+        /* the image in 40 would be applied at the next reboot: discard it */
+        /* fall through */
     case HF_PH_DECIDE_DOWNLOAD: case HF_PH_DOWNLOAD: case HF_PH_PAUSED:
+    case HF_PH_DOWNLOADED: case HF_PH_DECIDE_UPGRADE:
         f->cancel_requested = 1;
         enter(f, HF_PH_DISCARD);   /* AT^FOTADL=0 after the command in flight */
         break;
@@ -1759,16 +1893,7 @@ static void on_cancel(hf_fota *f)
         notice(f, "cannot cancel now: %s; wait for the module", f->phase == HF_PH_DISCARD
                ? "already stopping" : "the upgrade is running");
         break;
-    case HF_PH_UPGRADE:
-        if (f->fwup_sent && !f->fwup_again) {
-            notice(f, "cannot cancel now: AT^FWUP was sent; wait for the module");
-            break;
-        }
-        /* fall through */
     default:
-        if (f->phase == HF_PH_DOWNLOADED || f->phase == HF_PH_DECIDE_UPGRADE ||
-            f->phase == HF_PH_UPGRADE)
-            notice(f, "the downloaded image stays on the module (AT^FOTADL=0 discards it)");
         fail(f, "ECANCELED", -1, "cancelled by the caller");
     }
 }
@@ -1806,6 +1931,7 @@ void hf_fota_config_default(hf_fota_config *c)
     c->auto_upgrade_wait = 120;
     c->busy_delay = 2;
     c->boot_settle = 20;
+    c->discard_timeout = 30;
     c->cmd_retries = 2;
     c->max_redetect = 2;
 }
@@ -1869,7 +1995,7 @@ static int check_config(const hf_fota_config *c, hf_error *err)
         {"resume_interval", c->resume_interval}, {"reboot_timeout", c->reboot_timeout},
         {"detect_timeout", c->detect_timeout}, {"stall_timeout", c->stall_timeout},
         {"auto_upgrade_wait", c->auto_upgrade_wait}, {"busy_delay", c->busy_delay},
-        {"boot_settle", c->boot_settle},
+        {"boot_settle", c->boot_settle}, {"discard_timeout", c->discard_timeout},
     };
     for (size_t i = 0; i < sizeof secs / sizeof secs[0]; i++)
         if (check_secs(secs[i].n, secs[i].v, err) < 0)

@@ -86,6 +86,8 @@ typedef enum hf_fota_decision {
     HF_DEC_DEFER,
     HF_DEC_REJECT,
     HF_DEC_UPGRADE,
+    HF_DEC_KEEP,        /* "keep_until_reboot": leave a downloaded image in 40 (the module
+                         * applies it at its next reboot); elsewhere as DEFER */
 } hf_fota_decision;
 
 typedef struct hf_fota_event {
@@ -194,6 +196,7 @@ typedef struct hf_fota_config {
     double auto_upgrade_wait;       /* 40 -> module's own 50 with auto upgrade (120 s) */
     double busy_delay;              /* retry after "previous command not complete" (2 s) */
     double boot_settle;             /* AT^FWUP no sooner after the port (re)opens (20 s) */
+    double discard_timeout;         /* AT^FOTADL=0 -> idle (10) confirmed (30 s) */
     unsigned cmd_retries;           /* retries of timed-out idempotent queries (2) */
     unsigned max_redetect;          /* re-detections after a lost download (2) */
 } hf_fota_config;
@@ -291,6 +294,10 @@ typedef struct hf_fota {
     long discard_mcode;
     char discard_msg[200];
     unsigned discard_tries;         /* AT^FOTADL=0 rounds in this DISCARD */
+    int discard_from;               /* the state the DISCARD started from */
+    int discard_resend;             /* AT^FOTADL=0 refused/unanswered: send it again */
+    int clearing_end;               /* this DISCARD clears an end state (13/14/20/90/...) */
+    int end_cleared;                /* an end state was cleared this run (once only) */
     double up_at;                   /* when the port was last opened or came back */
     int parse_errors;               /* malformed status lines tolerated in a row */
     const char *outcome;            /* for DISCARD: the outcome to finish with */

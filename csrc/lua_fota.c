@@ -100,8 +100,8 @@ static const char *const fota_keys[] = {
     "force", "skip_model_check", "models", "check_prereq", "read_imei", "resume", "apn", "user",
     "password", "auth", "mode", "poll_interval", "dl_poll", "dl_poll_idle", "state_poll",
     "resume_interval", "reboot_timeout", "detect_timeout", "stall_timeout",
-    "auto_upgrade_wait", "busy_delay", "boot_settle", "cmd_retries", "max_redetect",
-    "auto_upgrade_ok", NULL};
+    "auto_upgrade_wait", "busy_delay", "boot_settle", "discard_timeout", "cmd_retries",
+    "max_redetect", "auto_upgrade_ok", NULL};
 static const char *const mode_keys[] = {
     "auto_query", "auto_download", "auto_upgrade", "resume", "period", NULL};
 
@@ -227,6 +227,7 @@ static const char *read_opts(lua_State *L, int t, hf_fota_config *c)
     c->auto_upgrade_wait = opt_num(L, t, "auto_upgrade_wait", c->auto_upgrade_wait);
     c->busy_delay = opt_num(L, t, "busy_delay", c->busy_delay);
     c->boot_settle = opt_num(L, t, "boot_settle", c->boot_settle);
+    c->discard_timeout = opt_num(L, t, "discard_timeout", c->discard_timeout);
     double r = opt_num(L, t, "cmd_retries", c->cmd_retries);
     double d = opt_num(L, t, "max_redetect", c->max_redetect);
     if (!(r >= 0 && r <= 10) || !(d >= 0 && d <= 10))
@@ -246,7 +247,8 @@ static const char *read_opts(lua_State *L, int t, hf_fota_config *c)
  *   AT^FOTAMODE sent before each download is 0,0,0,<resume>; true: 0,0,1,<resume>),
  *   poll_interval, dl_poll, dl_poll_idle, state_poll,
  *   resume_interval, reboot_timeout (180), detect_timeout, stall_timeout,
- *   auto_upgrade_wait, busy_delay, boot_settle (20), cmd_retries, max_redetect
+ *   auto_upgrade_wait, busy_delay, boot_settle (20), discard_timeout (30), cmd_retries,
+ *   max_redetect
  * @return hwfota.Fota userdata, or nil, message, "EINVAL"
  */
 static int l_fota_new(lua_State *L)
@@ -472,11 +474,13 @@ static hf_fota_decision read_decision(lua_State *L, int t)
 {
     size_t n;
     const char *v = field_str(L, t, "value", &n);
-    static const char *names[] = {"", "download", "defer", "reject", "upgrade"};
-    for (int i = 1; v && i < 5; i++)
+    static const char *names[] = {"", "download", "defer", "reject", "upgrade",
+                                  "keep_until_reboot"};
+    for (int i = 1; v && i < 6; i++)
         if (!strcmp(v, names[i]))
             return (hf_fota_decision)i;
-    luaL_error(L, "decision value must be \"download\", \"defer\", \"reject\" or \"upgrade\"");
+    luaL_error(L, "decision value must be \"download\", \"defer\", \"reject\", \"upgrade\" "
+               "or \"keep_until_reboot\"");
     return 0;
 }
 

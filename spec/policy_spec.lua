@@ -698,10 +698,23 @@ describe("policy.all", function()
 
     it("raises on an invalid member decision, naming the member", function()
         assert.has_error(function() policy.all{ fixed("download"), fixed("upgrade") }.on_new_version{} end)
-        local ok, err = pcall(policy.all{ { name = "mine", on_downloaded = function() return "reject" end } }.on_downloaded, {})
+        local ok, err = pcall(policy.all{ { name = "mine", on_downloaded = function() return "download" end } }.on_downloaded, {})
         assert.is_false(ok)
-        assert.matches("member 1 %(mine%): on_downloaded returned reject", err)
+        assert.matches("member 1 %(mine%): on_downloaded returned download", err)
         assert.has_error(function() policy.all{ fixed("defer", nil, -5) }.on_new_version{} end)
+    end)
+
+    -- issue 11.4: after the download, reject and defer discard the image; an explicit
+    -- keep_until_reboot keeps it, unless another member defers or rejects
+    it("combines on_downloaded: reject, then defer, then keep_until_reboot, then upgrade", function()
+        local function d(v) return { on_downloaded = function() return v end } end
+        assert.equal("reject", (policy.all{ d("keep_until_reboot"), d("reject") }.on_downloaded{}))
+        assert.equal("defer", (policy.all{ d("keep_until_reboot"), d("defer") }.on_downloaded{}))
+        assert.equal("keep_until_reboot", (policy.all{ d("upgrade"), d("keep_until_reboot") }.on_downloaded{}))
+        assert.equal("upgrade", (policy.all{ d("upgrade"), d(nil) }.on_downloaded{}))
+        assert.has_error(function()
+            policy.all{ { on_new_version = function() return "keep_until_reboot" end } }.on_new_version{}
+        end)
     end)
 
     it("combines on_failure: false vetoes, else the smallest delay, else nil", function()

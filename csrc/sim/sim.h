@@ -105,6 +105,9 @@ typedef struct {
     char unsupported[SIM_STR];    /* --unsupported: "+CMEE?,+CPIN" (names or name+form) */
     int cmee_default;
     int drop_closed;              /* lines sent while no host holds the port are lost */
+    int end_state;                /* --end-state: END_KEEP (default), END_KEEP_ALL, END_IDLE */
+    double discard_delay;         /* --discard-delay: AT^FOTADL=0 OK -> 10 (model seconds) */
+    int discard_urc;              /* --discard-urc on: ^FOTASTATE: 10 when the discard took */
     int resume_needs_mode;        /* after a boot, 31 resumes only after AT^FOTAMODE ..,1 */
     int n_ttys;                   /* --ttys: ttys per module, in interface order (1..SIM_MAX_TTYS) */
     int tty_role[SIM_MAX_TTYS];   /* SIM_ROLE_* of each */
@@ -121,10 +124,13 @@ typedef struct {
     sim_faults *module_faults[SIM_MAX_MODULES]; /* scenario [module N] sections */
 } sim_config;
 
+/* --end-state: what the end-of-operation states (90, failures >= 60; 13, 14, 20) do. */
+enum { END_KEEP = 0, END_KEEP_ALL, END_IDLE };
+
 /* Pending timeline step of the FOTA process. */
 typedef enum {
     EV_NONE = 0, EV_DETECT_DONE, EV_DL_THRESHOLD, EV_VERIFY_DONE, EV_UPGRADE_START,
-    EV_RESET, EV_AUTO_QUERY
+    EV_RESET, EV_AUTO_QUERY, EV_DISCARD_DONE
 } sim_event;
 
 typedef enum { BOOT_NONE = 0, BOOT_UPGRADE, BOOT_POWER_LOSS, BOOT_PORT_BACK } sim_boot;

@@ -518,6 +518,17 @@ static void usage(FILE *o)
 "  --closed-port keep|drop  lines sent while no host holds the port: kept in the pty buffer\n"
 "                         and read on the next open (default, deterministic), or lost as on\n"
 "                         a real USB port (URCs missed while closed; poll ^FOTASTATE?)\n"
+"  --end-state keep|keep-all|idle  end-of-operation states: keep (default): 90 and failure\n"
+"                         states (>= 60) persist, across resets, until AT^FOTADL=0, and\n"
+"                         AT^FOTADET in them answers +CME ERROR: FOTA is in collision state;\n"
+"                         keep-all: 13, 14 and 20 persist the same way (else they return to\n"
+"                         10 at once); idle: 90/failure states persist but count as idle for\n"
+"                         AT^FOTADET (the behaviour before this option)\n"
+"  --discard-delay S      AT^FOTADL=0 answers OK at once, the state becomes 10 S model\n"
+"                         seconds later (default 2; 0: at once); meanwhile the old state is\n"
+"                         reported and a download stops\n"
+"  --discard-urc on|off   ^FOTASTATE: 10 URC when a discard took (default off: the host must\n"
+"                         query AT^FOTASTATE? to see it)\n"
 "  --resume-needs-mode on|off  after a boot, a download pending in 31 continues the remained\n"
 "                         data only if AT^FOTAMODE with resume=1 came since that boot (guide\n"
 "                         2.3.3); otherwise AT^FOTADL=1 downloads from zero (on, default), or\n"
@@ -790,6 +801,18 @@ static int apply_option(const char *k, const char *v)
         else return -1;
     }
     else if (!strcmp(k, "cmee")) { if (NUM(0, 2)) return -1; cfg.cmee_default = (int)d; }
+    else if (!strcmp(k, "end-state")) {
+        if (v && !strcmp(v, "keep")) cfg.end_state = END_KEEP;
+        else if (v && !strcmp(v, "keep-all")) cfg.end_state = END_KEEP_ALL;
+        else if (v && !strcmp(v, "idle")) cfg.end_state = END_IDLE;
+        else return -1;
+    }
+    else if (!strcmp(k, "discard-delay")) { if (NUM(0, 1e7)) return -1; cfg.discard_delay = d; }
+    else if (!strcmp(k, "discard-urc")) {
+        if (v && !strcmp(v, "on")) cfg.discard_urc = 1;
+        else if (v && !strcmp(v, "off")) cfg.discard_urc = 0;
+        else return -1;
+    }
     else if (!strcmp(k, "image-size")) { if (NUM(1, 1e9)) return -1; cfg.image_size = (long)d; }
     else if (!strcmp(k, "xnv-size")) { if (NUM(1, 1e9)) return -1; cfg.xnv_size = (long)d; }
     else if (!strcmp(k, "rate")) { if (NUM(1e-3, 1e12)) return -1; cfg.rate = d; }
@@ -881,6 +904,9 @@ static void defaults(void)
     cfg.day = 86400;
     cfg.seed = 1;
     cfg.cmee_default = 2;
+    cfg.end_state = END_KEEP;
+    cfg.discard_delay = 2;
+    cfg.discard_urc = 0;
     cfg.resume_needs_mode = 1;
     snprintf(cfg.pin, sizeof cfg.pin, "1234");
     cfg.sms_slots = SIM_SMS_SLOTS;

@@ -239,8 +239,10 @@ static void set_state(sim_module *m, int st, const char *extra)
 
 static int state_is_idle(const sim_module *m)
 {
-    /* 10, and the reports after an upgrade (90, or a failure >= 60) */
-    return m->state == 10 || m->state >= 60;
+    /* 10; with --end-state idle also the reports after an upgrade (90, or a failure
+     * >= 60). With keep / keep-all they are results the module holds until
+     * AT^FOTADL=0: AT^FOTADET in them is a collision. */
+    return m->state == 10 || (m->cfg->end_state == END_IDLE && m->state >= 60);
 }
 
 /* Automatic query: the next one <period> days after the module went idle. */
@@ -252,12 +254,31 @@ static void schedule_auto_query(sim_module *m)
     }
 }
 
-/* 13, 14 and 20 return to idle by themselves. */
+/* 13, 14 and 20 return to idle by themselves (--end-state keep-all: they persist
+ * until AT^FOTADL=0, like 90). */
 static void back_to_idle(sim_module *m)
 {
+    if (m->cfg->end_state == END_KEEP_ALL) {
+        m->ev = EV_NONE;
+        return;
+    }
     m->state = 10;
     m->ev = EV_NONE;
     log_state(m, 10);
+    schedule_auto_query(m);
+}
+
+/* AT^FOTADL=0 took: back to 10 (a ^FOTASTATE: 10 URC only with --discard-urc on). */
+static void discard_done(sim_module *m)
+{
+    m->ev = EV_NONE;
+    m->done = 0;
+    m->have_delta = 0;
+    if (m->cfg->discard_urc) set_state(m, 10, NULL);
+    else {
+        m->state = 10;
+        log_state(m, 10);
+    }
     schedule_auto_query(m);
 }
 
@@ -515,6 +536,9 @@ static void fota_event(sim_module *m, double now)
         break;
     case EV_RESET:
         reset_module(m, "upgrade", BOOT_UPGRADE);
+        break;
+    case EV_DISCARD_DONE:
+        discard_done(m);
         break;
     case EV_AUTO_QUERY:
         if (m->auto_query && state_is_idle(m)) {
@@ -849,12 +873,24 @@ static void cmd_fotadl(sim_module *m, const char *args)
     } else {
         if (m->state == 50) { error(m); return; }
         ok(m);
-        m->ev = EV_NONE;
-        m->done = 0;
-        m->have_delta = 0;
-        m->state = 10;
-        log_state(m, 10);
-        schedule_auto_query(m);
+        if (m->state == 10) return;
+        if (m->cfg->discard_delay > 0) {
+            /* --discard-delay: OK now, idle later; the old state is reported meanwhile.
+             * A repeated AT^FOTADL=0 does not restart the wait. */
+            if (m->ev == EV_DISCARD_DONE) return;
+            if (m->state == 30) {      /* the download stops: progress frozen */
+                double now = sim_now();
+                m->done = bytes_now(m, now);
+                m->dl_b0 = m->dl_target = m->done;
+                m->dl_t0 = now;
+            }
+            m->ev = EV_DISCARD_DONE;
+            m->ev_at = sim_now() + SC(m, m->cfg->discard_delay);
+            sim_log(m->idx, "\"ev\":\"discard\",\"what\":\"pending\",\"state\":%d,\"delay\":%g",
+                    m->state, m->cfg->discard_delay);
+            return;
+        }
+        discard_done(m);
     }
 }
 

@@ -764,9 +764,15 @@ static void test_transitions(void)
         {HF_PH_DOWNLOADED, "^FOTASTATE: 50", 0, 0, HF_PH_REBOOT, NULL},
         {HF_PH_DOWNLOADED, NULL, HF_EV_PORT_LOST, 0, HF_PH_REBOOT, NULL},
         {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_DECISION, HF_DEC_UPGRADE, HF_PH_UPGRADE, NULL},
-        {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_DECISION, HF_DEC_DEFER, HF_PH_DONE, NULL},
+        /* issue 11.4: an image left in 40 is applied at the next reboot: defer,
+         * reject and cancel discard it; only keep_until_reboot leaves it */
+        {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_DECISION, HF_DEC_DEFER, HF_PH_DISCARD, NULL},
+        {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_DECISION, HF_DEC_REJECT, HF_PH_DISCARD, NULL},
+        {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_DECISION, HF_DEC_KEEP, HF_PH_DONE, NULL},
         {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_DECISION, HF_DEC_DOWNLOAD, HF_PH_DECIDE_UPGRADE, NULL},
-        {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_CANCEL, 0, HF_PH_FAILED, "ECANCELED"},
+        {HF_PH_DECIDE_UPGRADE, NULL, HF_EV_CANCEL, 0, HF_PH_DISCARD, NULL},
+        {HF_PH_DOWNLOADED, NULL, HF_EV_CANCEL, 0, HF_PH_DISCARD, NULL},
+        {HF_PH_DECIDE_DOWNLOAD, NULL, HF_EV_DECISION, HF_DEC_KEEP, HF_PH_DONE, NULL},
         {HF_PH_REBOOT, NULL, HF_EV_CANCEL, 0, HF_PH_REBOOT, NULL},
         {HF_PH_REBOOT, NULL, HF_EV_PORT_BACK, 0, HF_PH_REBOOT, NULL},   /* port never lost */
         {HF_PH_REBOOT, "^FOTASTATE: 90", 0, 0, HF_PH_VERIFY, NULL},
@@ -1329,7 +1335,9 @@ static void test_discard_confirmed(void)
             CHECK_STR(h->pend, "AT^FOTASTATE?");
             h_ok(h, "^FOTASTATE: 12,12.815.01.02.00,79114,\"x\"", NULL);
             CHECK_STR(h->done, "");
-            CHECK_STR(h->pend, "AT^FOTADL=0");       /* still 12: again */
+            CHECK_INT(h->pending, 0);                /* still 12: again at the next poll */
+            h_timer(h);
+            CHECK_STR(h->pend, "AT^FOTADL=0");
         } else if (how == 1) {                       /* port lost: again once back */
             h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);
             h_simple(h, HF_EV_PORT_LOST);
@@ -1337,8 +1345,11 @@ static void test_discard_confirmed(void)
             h_port_back_after(h, 2);
             CHECK_STR(h->pend, "AT^FOTADL=0");
         } else {                                     /* the module never leaves 12 */
-            for (int i = 0; i < 12 && !h->failed[0]; i++) {
-                if (!strcmp(h->pend, "AT^FOTADL=0"))
+            double t0 = h->now;
+            for (int i = 0; i < 100 && !h->failed[0]; i++) {
+                if (!h->pending)
+                    h_timer(h);                      /* paced: poll_interval */
+                else if (!strcmp(h->pend, "AT^FOTADL=0"))
                     h_ok(h, NULL, NULL);
                 else
                     h_ok(h, "^FOTASTATE: 12", NULL);
@@ -1346,12 +1357,204 @@ static void test_discard_confirmed(void)
             CHECK_STR(h->failed, "EMODULE");
             CHECK_INT(h->failed_module_code, 12);
             CHECK_STR(h->done, "");
+            /* bounded by discard_timeout, not by a count of instant retries */
+            CHECK(h->now - t0 >= c.discard_timeout - 1e-9, "failed after %.1f s", h->now - t0);
+            CHECK(h->now - t0 <= c.discard_timeout + c.poll_interval, "failed after %.1f s",
+                  h->now - t0);
             continue;
         }
         h_run(h, -1, 50);
         CHECK_STR(h->done, "not_newer");
         CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 2);
         CHECK_INT(h->m.state, 10);
+    }
+}
+
+/* Issue 11.1: a module that keeps an end state (90 after its upgrade, 80, a kept 14)
+ * and refuses AT^FOTADET in it ("collision") is cleared with AT^FOTADL=0, confirmed
+ * idle, then detected from 10; never ECOLLISION "bring the WAN down". */
+static void test_end_state_cleared(void)
+{
+    static const int states[] = {90, 80, 14, 13, 20};
+    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
+        hf_fota_config c = seed_cfg();
+        harness *h = &H;
+        h_init(h, &c);
+        h->m.state = states[i];               /* the harness module refuses FOTADET != 10 */
+        if (states[i] == 90)
+            strcpy(h->m.version, h->m.offer); /* upgraded: the same version is offered */
+        h_start(h);
+        h_run(h, -1, 500);
+        CHECK(strcmp(h->failed, "ECOLLISION") != 0, "state %d: %s", states[i], h->failed_msg);
+        CHECK_STR(h->failed, "");
+        CHECK_STR(h->done, states[i] == 90 ? "not_newer" : "upgraded");
+        CHECK_INT(h_sent_count(h, "AT^FOTADET"), 1);   /* from 10 only */
+        CHECK(h->nsent > 0 && h_sent_count(h, "AT^FOTADL=0") >= 1, "state %d: no clear",
+              states[i]);
+        /* AT^FOTADL=0 went out before AT^FOTADET */
+        int dl0 = -1, det = -1;
+        for (size_t k = 0; k < h->nsent; k++) {
+            if (dl0 < 0 && !strcmp(h->sent[k], "AT^FOTADL=0")) dl0 = (int)k;
+            if (det < 0 && !strcmp(h->sent[k], "AT^FOTADET")) det = (int)k;
+        }
+        CHECK(dl0 >= 0 && det > dl0, "state %d: clear %d, detect %d", states[i], dl0, det);
+    }
+}
+
+/* Issue 11.1, the other firmware: the module keeps 90 through AT^FOTADL=0 (never 10)
+ * but detects from it; and one that refuses detection in its kept state even after
+ * the clear: an error naming the state, not the WAN. Also a collision during
+ * detection while the module says 14 (kept, e.g. after a lost partial download). */
+static void test_end_state_tolerated(void)
+{
+    for (int how = 0; how < 3; how++) {
+        hf_fota_config c = seed_cfg();
+        harness *h = &H;
+        h_init(h, &c);
+        h->m.state = 90;
+        h->stop_cmd = "AT^FOTADL=0";
+        h_start(h);
+        h_run(h, -1, 500);
+        CHECK_INT(h->f.phase, HF_PH_DISCARD);
+        h_ok(h, NULL, NULL);                  /* OK, but the state stays 90 */
+        double t0 = h->now;
+        h->stop_cmd = "AT^FOTADET";
+        for (int i = 0; i < 100 && h->f.phase == HF_PH_DISCARD; i++) {
+            if (!h->pending)
+                h_timer(h);
+            else if (!strcmp(h->pend, "AT^FOTASTATE?"))
+                h_ok(h, "^FOTASTATE: 90", NULL);
+            else
+                h_ok(h, NULL, NULL);
+        }
+        CHECK(h->now - t0 >= c.discard_timeout - 1e-9, "gave up after %.1f s", h->now - t0);
+        CHECK_INT(h->f.phase, HF_PH_DETECT);   /* tries detection from 90 */
+        CHECK_STR(h->pend, "AT^FOTADET");
+        h->stop_cmd = NULL;
+        if (how == 0) {                       /* accepted from 90 */
+            h->m.state = 10;
+            h_run(h, -1, 500);
+            CHECK_STR(h->done, "upgraded");
+        } else {                              /* refused: name the state */
+            h_result(h, HF_FF_CME, -1, "FOTA is in collision state", NULL, 0);
+            CHECK_STR(h->failed, "EMODULE");
+            CHECK_INT(h->failed_module_code, 90);
+            CHECK(strstr(h->failed_msg, "90") && !strstr(h->failed_msg, "WAN"), "msg: %s",
+                  h->failed_msg);
+        }
+    }
+    /* the port came back during the download with the module in a kept 14 (the
+     * partial download lost): detection is refused as a collision in 14, so the
+     * state is cleared once and detection runs again */
+    hf_fota_config c = seed_cfg();
+    harness *h = &H;
+    h_init(h, &c);
+    h_start(h);
+    h_run(h, HF_PH_DOWNLOAD, 500);
+    CHECK_INT(h->f.phase, HF_PH_DOWNLOAD);
+    h_run(h, -1, 1);                         /* AT^FOTADL=1 answered */
+    h->m.state = 14;
+    h->m.done = 0;
+    h->m.port_up = 0;
+    h_simple(h, HF_EV_PORT_LOST);
+    h_run(h, -1, 2000);
+    CHECK_STR(h->failed, "");
+    CHECK_STR(h->done, "upgraded");
+    CHECK_INT(h_sent_count(h, "AT^FOTADET"), 3);   /* first, refused in 14, after the clear */
+    CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 1);
+    /* a collision because an automatic query began (11 reported): wait for its result */
+    h_init(h, &c);
+    h->stop_cmd = "AT^FOTADET";
+    h_start(h);
+    h_run(h, -1, 500);
+    CHECK_STR(h->pend, "AT^FOTADET");
+    h->stop_cmd = NULL;
+    h_urc(h, "^FOTASTATE: 11");
+    h_result(h, HF_FF_CME, -1, "FOTA is in collision state", NULL, 0);
+    CHECK_STR(h->failed, "");
+    CHECK_INT(h->f.phase, HF_PH_DETECT);
+    h->m.state = 12;
+    h_urc(h, "^FOTASTATE: 12,12.815.01.04.00,79114,\"x\"");
+    h_run(h, -1, 2000);
+    CHECK_STR(h->done, "upgraded");
+    CHECK_INT(h_sent_count(h, "AT^FOTADET"), 1);
+    /* a real data session while idle is still ECOLLISION with its advice */
+    h_init(h, &c);
+    h->m.collision = 1;
+    h_start(h);
+    h_run(h, -1, 500);
+    CHECK_STR(h->failed, "ECOLLISION");
+}
+
+/* Issue 11.2: AT^FOTADL=0 answers OK before the module is idle. The discard waits
+ * (paced AT^FOTASTATE?, or the ^FOTASTATE: 10 URC) instead of failing at once. */
+static void test_discard_waits(void)
+{
+    for (int urc = 0; urc < 2; urc++) {
+        hf_fota_config c = seed_cfg();
+        harness *h = &H;
+        h_init(h, &c);
+        strcpy(h->m.offer, "12.815.01.02.00");   /* older: refused, discarded */
+        h->stop_cmd = "AT^FOTADL=0";
+        h_start(h);
+        h_run(h, -1, 500);
+        CHECK_STR(h->pend, "AT^FOTADL=0");
+        h->stop_cmd = NULL;
+        h_ok(h, NULL, NULL);                     /* OK; the module is still in 12 */
+        CHECK_STR(h->pend, "AT^FOTASTATE?");
+        h_ok(h, "^FOTASTATE: 12", NULL);
+        double t0 = h->now;
+        for (int i = 0; i < 3; i++) {            /* 3 polls, still 12 */
+            CHECK_INT(h->pending, 0);
+            CHECK_STR(h->done, "");
+            CHECK_STR(h->failed, "");
+            h_timer(h);
+            CHECK_STR(h->pend, "AT^FOTASTATE?");
+            h_ok(h, "^FOTASTATE: 12", NULL);
+        }
+        CHECK(h->now - t0 >= 3 * c.poll_interval - 1e-9, "polls not paced: %.2f s",
+              h->now - t0);
+        h->m.state = 10;
+        if (urc) {
+            h->now += 0.5;
+            h_urc(h, "^FOTASTATE: 10");
+        } else {
+            h_timer(h);
+            h_ok(h, "^FOTASTATE: 10", NULL);
+        }
+        CHECK_STR(h->failed, "");
+        CHECK_STR(h->done, "not_newer");
+        CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 1);
+    }
+}
+
+/* Issue 11.4: after the download, defer/reject/cancel discard the image (a module in
+ * 40 applies it at its next reboot); keep_until_reboot keeps it. */
+static void test_decide_upgrade_discards(void)
+{
+    const hf_fota_decision ds[] = {HF_DEC_DEFER, HF_DEC_REJECT, HF_DEC_KEEP, 0};
+    const char *want[] = {"deferred", "rejected", "deferred", ""};
+    for (int i = 0; i < 4; i++) {
+        hf_fota_config c = seed_cfg();
+        c.mode.auto_upgrade = 0;
+        harness *h = &H;
+        h_init(h, &c);
+        h->m.auto_upgrade = 0;
+        h_start(h);
+        h_run(h, HF_PH_DECIDE_UPGRADE, 2000);
+        CHECK_INT(h->f.phase, HF_PH_DECIDE_UPGRADE);
+        CHECK_INT(h->m.state, 40);
+        if (ds[i])
+            h_decide(h, ds[i]);
+        else
+            h_simple(h, HF_EV_CANCEL);
+        h_run(h, -1, 500);
+        CHECK_STR(h->done, want[i]);
+        if (!ds[i])
+            CHECK_STR(h->failed, "ECANCELED");
+        CHECK_INT(h->m.state, ds[i] == HF_DEC_KEEP ? 40 : 10);
+        CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), ds[i] == HF_DEC_KEEP ? 0 : 1);
+        CHECK_INT(h_sent_count(h, "AT^FWUP"), 0);
     }
 }
 
@@ -1825,6 +2028,10 @@ int main(void)
     test_fwup_lost_with_port();
     test_fwup_waits_for_boot_report();
     test_discard_confirmed();
+    test_end_state_cleared();
+    test_end_state_tolerated();
+    test_discard_waits();
+    test_decide_upgrade_discards();
     test_settle_timer_during_stale_command();
     test_fresh_run_no_settle();
     test_detect_forgets_old_target();

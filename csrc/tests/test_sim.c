@@ -396,7 +396,9 @@ static void test_at_basics(void)
 {
     sim s;
     char l[4096];
-    CHECK(sim_start(&s, 1, "--rate", "2000", "--detect-time", "10", NULL) == 0, "sim starts");
+    /* --discard-delay 0: AT^FOTADL=0 takes at once (test_end_states plays the delay) */
+    CHECK(sim_start(&s, 1, "--rate", "2000", "--detect-time", "10", "--discard-delay", "0",
+                    NULL) == 0, "sim starts");
     CHECK(port_open(&s, 0) == 0, "open");
     CMD(&s, "AT", "OK");
     CMD(&s, "at", "OK");
@@ -1174,6 +1176,77 @@ static void test_sms(void)
     }
 }
 
+/* --end-state and --discard-delay/--discard-urc (issue 11.1, 11.2). */
+static void test_end_states(void)
+{
+    sim s;
+    char l[4096];
+    /* default (keep): 90 persists after the upgrade and refuses detection (collision)
+     * until AT^FOTADL=0, which answers OK at once and takes --discard-delay later */
+    CHECK(sim_start(&s, 1, "--discard-delay", "20", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CMD(&s, "AT^FOTAMODE=0,0,1,1", "OK");
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", STATE12);
+    CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30");
+    EXPECT(&s, "^FOTASTATE: 40", "^FOTASTATE: 50");
+    CHECK(wait_hup(&s, 3) == 1, "reset");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    EXPECT(&s, "^BOOT: 20952350,0,0,0,72", "^SIMST: 1", "^SRVST: 2", "^MODE: 5,4", "^RSSI: 20",
+           "^FOTASTATE: 90");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 90", "OK");
+    CMD(&s, "AT^FOTADET", "+CME ERROR: FOTA is in collision state");
+    CMD(&s, "AT^FOTADL=0", "OK");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 90", "OK");     /* not yet: 20 model s */
+    CMD(&s, "AT^FOTADL=0", "OK");                         /* again: the wait is not restarted */
+    CHECK(next_line(&s, l, sizeof l, 0.9) == 0, "no URC with --discard-urc off: %s", l);
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
+    CHECK_INT(log_count(&s, "\"ev\":\"discard\",\"what\":\"pending\",\"state\":90"), 1);
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", STATE12);
+    sim_stop(&s);
+
+    /* keep-all: 14 persists too; --discard-urc on reports the 10 */
+    CHECK(sim_start(&s, 1, "--end-state", "keep-all", "--no-new-version", "--discard-urc", "on",
+                    NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", "^FOTASTATE: 14");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 14", "OK");
+    CMD(&s, "AT^FOTADET", "+CME ERROR: FOTA is in collision state");
+    CMD(&s, "AT^FOTADL=0", "OK");
+    EXPECT(&s, "^FOTASTATE: 10");                          /* 2 model s later */
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", "^FOTASTATE: 14");
+    sim_stop(&s);
+
+    /* keep (default): 14 returns to idle as the guide says; idle: 80 detects */
+    CHECK(sim_start(&s, 1, "--no-new-version", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", "^FOTASTATE: 14");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
+    sim_stop(&s);
+    CHECK(sim_start(&s, 1, "--end-state", "idle", "--upgrade-fail", "80", "--discard-delay", "0",
+                    NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    CMD(&s, "AT^FOTAMODE=0,0,1,1", "OK");
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", STATE12);
+    CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30");
+    EXPECT(&s, "^FOTASTATE: 40", "^FOTASTATE: 50");
+    CHECK(wait_hup(&s, 3) == 1, "reset");
+    CHECK(port_reopen(&s, 0, 3) == 0, "back");
+    EXPECT(&s, "^BOOT: 20952350,0,0,0,72", "^SIMST: 1", "^SRVST: 2", "^MODE: 5,4", "^RSSI: 20",
+           "^FOTASTATE: 80");
+    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11", STATE12);
+    CMD(&s, "AT^FOTADL=0", "OK");                          /* delay 0: at once, silently */
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
+    sim_stop(&s);
+    /* bad values */
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "'%s' --end-state never --dir /tmp/hwfota-simtest-none >/dev/null 2>&1",
+             sim_bin);
+    CHECK(system(cmd) != 0, "--end-state never rejected");
+    snprintf(cmd, sizeof cmd, "'%s' --discard-urc maybe --dir /tmp/hwfota-simtest-none >/dev/null 2>&1",
+             sim_bin);
+    CHECK(system(cmd) != 0, "--discard-urc maybe rejected");
+}
+
 /* --ttys: several ttys per module, one AT port; --reenumerate next: back under
  * other numbers after a port loss; sidecars tell each tty's USB interface. */
 static void sidecar_is(const sim *s, const char *name, const char *want)
@@ -1260,7 +1333,8 @@ static void test_help(void)
     const char *opts[] = {"--modules", "--dir", "--name", "--log", "--scenario", "--time-scale", "--seed",
                           "--model", "--version-from", "--version-to", "--description", "--imei-base",
                           "--pin", "--unknown", "--unsupported", "--cmee", "--ttys", "--ttys-after", "--reenumerate",
-                          "--closed-port", "--resume-needs-mode", "--image-size", "--xnv-size", "--rate",
+                          "--closed-port", "--resume-needs-mode", "--end-state", "--discard-delay",
+                          "--discard-urc", "--image-size", "--xnv-size", "--rate",
                           "--detect-time", "--verify-time", "--upgrade-delay", "--reset-delay",
                           "--reset-gap", "--boot-time", "--day", "--noise", "--fault-modules", "--no-new-version",
                           "--detect-fail", "--download-fail", "--download-fail-at", "--power-loss",
@@ -1293,10 +1367,11 @@ int main(void)
     void (*tests[])(void) = {test_help, test_seed_flow, test_at_basics, test_unsupported, test_detect_faults,
                              test_download_faults, test_boot_report_order, test_auto, test_auto_query,
                              test_port_faults, test_closed_port, test_gone_during_download, test_noise,
-                             test_many, test_sms, test_ttys, test_resume_needs_mode};
+                             test_many, test_sms, test_ttys, test_resume_needs_mode, test_end_states};
     const char *names[] = {"help", "seed_flow", "at_basics", "unsupported", "detect_faults", "download_faults",
                            "boot_report_order", "auto", "auto_query", "port_faults", "closed_port",
-                           "gone_during_download", "noise", "many", "sms", "ttys", "resume_needs_mode"};
+                           "gone_during_download", "noise", "many", "sms", "ttys", "resume_needs_mode",
+                           "end_states"};
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         double t = now_s();
         tests[i]();

@@ -164,7 +164,8 @@ HELP.download = [[
 usage: hwfota [--port PATH] download [--json] [FOTA options]
 
 Detects and downloads the new version (resuming a pending download), until the
-module verified the image (state 40); does not apply it. A progress bar with rate
+module verified the image (state 40); does not apply it, but the module applies a
+downloaded image by itself at its next reboot (guide 2.3.3). A progress bar with rate
 and time left on a terminal, plain lines otherwise. Exit 3: no new version, or an
 image is already downloaded.
 Note: the module does not report the version of a downloaded image; applying it
@@ -1032,7 +1033,8 @@ function Cli:prepare_flow()
   end
   local port, rc = self:open_port(wait)
   if not port then return nil, rc end
-  local s = session_of(self, port)
+  -- the poll interval paces the wait of s:cancel() for the module to be idle
+  local s = session_of(self, port, {poll_interval = fopts.poll_interval})
   local st, m = s:state()
   if not st then
     port:close()
@@ -1110,8 +1112,11 @@ function CMD.download(self)
     end
     return EXIT.NOTHING
   end
+  -- the image stays on the module for a later upgrade (the module applies it at its
+  -- next reboot): the explicit keep answer, not "defer" (which discards it)
   local r = self:run_flow(port, {on_new_version = function() return "download" end,
-                                  on_downloaded = function() return "defer" end}, fopts)
+                                  on_downloaded = function() return "keep_until_reboot" end},
+                          fopts)
   port:close()
   local downloaded = (r.status == "deferred" and self.last_state == 40) or
     (r.status == "failed" and self.last_state == 40 and
@@ -1125,7 +1130,9 @@ function CMD.download(self)
       -- the module does not report a downloaded image's version: the journal keeps
       -- it for the next run; without one, applying it unchecked needs --force (a plain
       -- upgrade discards it and downloads it again to learn its version)
-      self:out(("downloaded and verified%s; apply it with: %s"):format(
+      self:out(("downloaded and verified%s; apply it with: %s. Until then the image "
+                .. "waits on the module, which applies it by itself at its next reboot")
+               :format(
         r.version and (" " .. r.version) or "",
         self.o.journal and "hwfota upgrade --journal " .. self.o.journal
                        or "hwfota upgrade --force (applies it unchecked: the module does "

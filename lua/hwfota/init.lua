@@ -136,7 +136,12 @@ end
 -- @tparam Port|string port_or_path
 -- @tparam[opt] table policy hooks (all optional): `on_new_version(info)` ->
 --   "download" | "defer" | "reject" [, retry_after, reason]; `on_downloaded(info)`
---   -> "upgrade" | "defer"; `on_failure(err, attempt)` -> seconds before a retry,
+--   -> "upgrade" | "defer" | "reject" | "keep_until_reboot" (defer and reject discard
+--   the image with AT^FOTADL=0, as the module would otherwise apply it at its next
+--   reboot; keep_until_reboot leaves it there, and the module applies it at its next
+--   reboot). A hook that raises or answers anything else: the offer or image is
+--   discarded and the run fails EPOLICY with the hook's error (the message lists the
+--   valid answers). `on_failure(err, attempt)` -> seconds before a retry,
 --   or nil/false to give up; `on_progress(p, control)`; `on_event(e, control)`;
 --   `on_start(control)` (once per attempt, before the first command);
 --   `before_detect(ctx)` and `after(ctx)` (data-connection guards). See `hwfota.policy`.

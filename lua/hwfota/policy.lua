@@ -9,8 +9,12 @@
 --  * `on_new_version(info) -> decision [, retry_after [, reason]]`, `info` =
 --    `{from=, version=, size=, description=, imei=, ...}`; decision is `"download"`,
 --    `"defer"` (not now, ask again later) or `"reject"` (not this version).
---  * `on_downloaded(info) -> decision [, retry_after [, reason]]`; decision is `"upgrade"`
---    or `"defer"`.
+--  * `on_downloaded(info) -> decision [, retry_after [, reason]]`; decision is `"upgrade"`,
+--    `"defer"` or `"reject"` — both **discard** the downloaded image (`AT^FOTADL=0`,
+--    confirmed idle): a module holding a complete image applies it at its next reboot
+--    (guide 2.3.3), so leaving it there is not a deferral — or `"keep_until_reboot"`: the
+--    image stays on the module, **which applies it at its next reboot** (or when a later
+--    run upgrades it). Decide windows and gates in `on_new_version`, before the download.
 --  * A decision hook may also return `nil` ("no opinion": treat as proceed).
 --    `retry_after` (seconds, number >= 0, or nil when unknown) goes with `"defer"` and
 --    says when asking again can give another answer; `reason` is a string for the log.
@@ -423,6 +427,10 @@ end
 -- `days = {"fri"}`, `{"23:00", "02:00"}` covers Friday 23:00 to Saturday 02:00.
 -- Outside the window `on_new_version` and `on_downloaded` return
 -- `"defer", seconds_to_next_opening, reason`; inside they return `"download"`/`"upgrade"`.
+-- The decision that matters is taken before the download (`on_new_version`): a download
+-- starts only inside the window. If it outlasts the window, `on_downloaded` defers, which
+-- discards the image (a module keeping it would apply it at its next reboot, outside
+-- the window); the next run inside the window downloads it again.
 -- The delay is computed on the clock's local fields (a DST change can shift it by an hour;
 -- the window is checked again when asked again).
 -- @tparam table opts
@@ -685,10 +693,10 @@ end
 -- =====================================================================================
 -- all
 
-local RANK = { download = 1, upgrade = 1, defer = 2, reject = 3 }
+local RANK = { download = 1, upgrade = 1, keep_until_reboot = 2, defer = 3, reject = 4 }
 local VALID = {
     on_new_version = { download = true, defer = true, reject = true },
-    on_downloaded = { upgrade = true, defer = true },
+    on_downloaded = { upgrade = true, defer = true, reject = true, keep_until_reboot = true },
 }
 
 --- Combine policies into one; `all` is itself a policy and nests.
@@ -698,8 +706,9 @@ local VALID = {
 --   (later members are not asked) and its `retry_after`, `reason` are returned. Otherwise,
 --   if any member defers, the result is `"defer"` with the **largest** `retry_after` given
 --   by a deferring member (`nil` if none gave one) and the deferring members' reasons
---   joined with `"; "`. Otherwise `"download"` / `"upgrade"`. A member answering anything
---   else raises an error naming it.
+--   joined with `"; "`. Otherwise, if a member answered `"keep_until_reboot"` (only
+--   `on_downloaded`), that. Otherwise `"download"` / `"upgrade"`. A member answering
+--   anything else raises an error naming it.
 -- * `on_failure(err, attempt)`: every member with the hook is asked; any `false` -> `false`
 --   (veto); else the **smallest** number; else `nil`.
 -- * `on_progress`, `on_event`: called on every member in order.
@@ -742,7 +751,7 @@ function M.all(policies)
 
     local function decision(hook, proceed)
         return function(info)
-            local deferred, wait, reasons = false, nil, {}
+            local deferred, keep, wait, reasons = false, false, nil, {}
             for i, m in ipairs(members) do
                 local f = m[hook]
                 if f then
@@ -757,6 +766,7 @@ function M.all(policies)
                                       label(i), hook), 2)
                         end
                         if d == "reject" then return "reject", after, reason end
+                        if d == "keep_until_reboot" then keep = true end
                         if d == "defer" then
                             deferred = true
                             if after and (wait == nil or after > wait) then wait = after end
@@ -768,6 +778,7 @@ function M.all(policies)
             if deferred then
                 return "defer", wait, #reasons > 0 and table.concat(reasons, "; ") or nil
             end
+            if keep then return "keep_until_reboot" end
             return proceed
         end
     end

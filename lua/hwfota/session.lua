@@ -208,23 +208,37 @@ function Driver:offer_info(a)
   }
 end
 
+-- The answers each decision hook may give (nil: the default, the first one).
+local ANSWERS = {
+  download = {"download", "defer", "reject"},
+  -- keep_until_reboot: the image stays in 40 and the module applies it at its next
+  -- reboot; defer and reject discard it (AT^FOTADL=0)
+  upgrade = {"upgrade", "defer", "reject", "keep_until_reboot"},
+}
+
 function Driver:decide(a)
   local info = self:offer_info(a)
   local hook = a.decision == "upgrade" and "on_downloaded" or "on_new_version"
   local ok, choice, retry_after, reason = call_hook(self.policy, hook, info)
-  local default = a.decision == "upgrade" and "upgrade" or "download"
+  local answers = ANSWERS[a.decision] or ANSWERS.download
+  local allowed = {}
+  for _, v in ipairs(answers) do allowed[v] = true end
+  -- A policy that fails (raises, or answers what is not an answer) must not leave the
+  -- module holding an offer (12) or an image (40): the machine discards it ("reject")
+  -- and the run reports EPOLICY with the hook's error.
   if not ok then
     self.policy_error = ("policy %s failed: %s"):format(hook, tostring(choice))
-    choice = "defer"
+    choice = "reject"
+  elseif choice == nil then
+    choice = answers[1]
+  elseif not allowed[choice] then
+    self.policy_error = ("policy %s answered %s; expected one of %s (or nil for %s)"):format(
+      hook, type(choice) == "string" and ("%q"):format(choice) or tostring(choice),
+      table.concat(answers, ", "), answers[1])
+    choice = "reject"
   end
-  choice = choice or default
-  local allowed = a.decision == "upgrade" and {upgrade = true, defer = true, reject = true}
-                  or {download = true, defer = true, reject = true}
-  if not allowed[choice] then
-    self.policy_error = ("policy %s answered %q; expected %s or defer"):format(hook, tostring(choice), default)
-    choice = "defer"
-  end
-  if choice == "defer" then
+  if self.policy_error then retry_after, reason = nil, nil end
+  if choice == "defer" or choice == "keep_until_reboot" then
     self.report.retry_after, self.report.reason = retry_after, reason
   elseif choice == "reject" then
     self.report.reason = reason
@@ -955,6 +969,9 @@ function Session:detect()
 end
 
 --- Download the announced version (AT^FOTADL=1) until the module verified it (40).
+-- The image is kept on the module for `Session:upgrade` (the policy answer
+-- `"keep_until_reboot"`): if it is not applied with `s:upgrade()` (or discarded with
+-- `s:cancel()`), **the module applies it at its next reboot** (guide 2.3.3).
 function Session:download(p)
   if p ~= nil and type(p) ~= "table" then error("bad argument #1 to 'download' (table expected)", 2) end
   p = p or {}
@@ -965,7 +982,7 @@ function Session:download(p)
   local got
   local report = self:drive({
     on_new_version = function() return "download" end,
-    on_downloaded = function(info) got = info; return "defer" end,
+    on_downloaded = function(info) got = info; return "keep_until_reboot" end,
     on_progress = p.progress,
   }, true)
   if got then return {version = got.version, size = got.size} end
@@ -1020,9 +1037,29 @@ function Session:resume()
   return direct(self, "AT^FOTADL=1", "resume")
 end
 --- Abandon the update and bring the module back to idle (AT^FOTADL=0).
+-- The module may answer `OK` before it is idle: between steps this waits until
+-- `AT^FOTASTATE?` says 10 (or 11, an automatic query that began), asking every
+-- `poll_interval` s (session option, default 3) up to `discard_timeout` s (default 30).
+-- @return true, or nil, message, code (`EMODULE` with the state when the module is
+--   still not idle at the deadline)
 function Session:cancel()
   if self.control then return self.control.cancel() end
-  return direct(self, "AT^FOTADL=0", "cancel")
+  local ok, msg, code = direct(self, "AT^FOTADL=0", "cancel")
+  if not ok then return nil, msg, code end
+  local every = self.opts.poll_interval or 3
+  local limit = self.opts.discard_timeout or 30
+  local deadline = core.now() + limit
+  while true do
+    local st, m, c = self:state()
+    if not st then return nil, "cancel: " .. tostring(m), c end
+    if st.code == 10 or st.code == 11 then return true end
+    local left = deadline - core.now()
+    if left <= 0 then
+      return nil, ("cancel: AT^FOTADL=0 did not bring the module back to idle within %g s: "
+                   .. "it is still in state %d (%s)"):format(limit, st.code, st.name), "EMODULE"
+    end
+    loop.sleep(math.min(every, left))
+  end
 end
 
 --- The session's port.
