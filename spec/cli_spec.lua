@@ -291,6 +291,8 @@ describe("hwfota command against the simulator", function()
     rc, out, err = run(with{"--port", sim.path, "upgrade", "--yes", "--journal", journal})
     assert.equals(0, rc, err)
     assert.matches("upgraded and verified", out)
+    -- a run resumed from a journal waits boot_settle (20 s) before AT^FWUP, and says so
+    assert.matches("note: [^\n]*waiting 20%.0 s for a boot%-time upgrade report before AT%^FWUP", out)
     assert.is_nil(io.open(journal), "the journal is removed once the run is over")
   end)
 
