@@ -25,14 +25,19 @@ static const struct {
     {"AT+CMEE?\r", "CMEE", "+CMEE:", 'd'},
     {"AT+CSQ\r", "CSQ", "+CSQ:", 'd'},
     {"AT+CSCS?\r", "CSCS", "+CSCS:", '"'},
+    /* The fallback, after the queries were refused ("COMMAND NOT SUPPORT",
+     * "ERROR"): every module answers AT. It has no reply line, so any final
+     * after it was written, then the quiet interval, proves the line in step. */
+    {"AT\r", NULL, NULL, 0},
 };
-#define N_RESYNC_CMDS (sizeof resync_cmds / sizeof resync_cmds[0])
+#define N_RESYNC_CMDS (sizeof resync_cmds / sizeof resync_cmds[0] - 1)
+#define RESYNC_FALLBACK N_RESYNC_CMDS
 
 /* One round writes at most HF_AT_MAX_TIMEOUTS - 1 resync commands after the
  * timed-out one; with one candidate ruled out by its text there must still be
  * a fresh one for each. */
-_Static_assert(HF_AT_RESYNC_CMDS == sizeof resync_cmds / sizeof resync_cmds[0],
-               "HF_AT_RESYNC_CMDS matches the table");
+_Static_assert(HF_AT_RESYNC_CMDS + 1 == sizeof resync_cmds / sizeof resync_cmds[0],
+               "HF_AT_RESYNC_CMDS matches the table (plus the fallback)");
 _Static_assert(HF_AT_RESYNC_CMDS >= HF_AT_MAX_TIMEOUTS,
                "a fresh resync reply for every write of a round");
 _Static_assert(HF_AT_RESYNC_CMDS <= 8 * sizeof(unsigned), "candidate masks fit");
@@ -196,6 +201,8 @@ static unsigned candidates_named_by(const hf_at_cmd *c)
 /* Is the line the information line of resync command i ("+CMEE: 2")? */
 static int is_resync_reply(size_t i, const char *line, size_t len)
 {
+    if (i >= N_RESYNC_CMDS)
+        return 0;   /* the fallback AT has no reply line */
     if (!starts_with(line, len, resync_cmds[i].prefix))
         return 0;
     size_t k = strlen(resync_cmds[i].prefix);
@@ -210,7 +217,7 @@ static int is_resync_reply(size_t i, const char *line, size_t len)
 
 static int is_resync_echo(const char *line, size_t len)
 {
-    for (size_t i = 0; i < N_RESYNC_CMDS; i++)
+    for (size_t i = 0; i <= RESYNC_FALLBACK; i++)
         if (len == strlen(resync_cmds[i].text) - 1 && memcmp(line, resync_cmds[i].text, len) == 0)
             return 1;
     return 0;
@@ -232,9 +239,22 @@ static void emit_resync(hf_at *at, hf_at_event ev)
  * possibly unanswered can produce (the timed-out command, by its text, and the
  * resync commands already written since the line was last in step). Append it
  * to resync_sent (oldest first). */
+/* Move resync command c to the end of resync_sent (written again now). */
+static void resend_resync(hf_at *at, size_t c)
+{
+    for (size_t i = 0; i < at->resync_nsent; i++) {
+        if (at->resync_sent[i] == c) {
+            memmove(at->resync_sent + i, at->resync_sent + i + 1, at->resync_nsent - i - 1);
+            at->resync_nsent--;
+            break;
+        }
+    }
+    at->resync_sent[at->resync_nsent++] = (unsigned char)c;
+}
+
 static void choose_resync(hf_at *at)
 {
-    unsigned busy = at->resync_named;
+    unsigned busy = at->resync_named | at->resync_refused;
     for (size_t i = 0; i < at->resync_nsent; i++)
         busy |= 1u << at->resync_sent[i];
     for (size_t i = 0; i < N_RESYNC_CMDS; i++) {
@@ -243,16 +263,27 @@ static void choose_resync(hf_at *at)
             return;
         }
     }
+    if (at->resync_refused) {
+        /* No query left that this firmware answers: plain AT, any final,
+         * then the quiet interval (see at_engine.h). Said once per port. */
+        if (!at->resync_fell_back) {
+            at->resync_fell_back = 1;
+            char msg[160];
+            int k = snprintf(msg, sizeof msg, "resync queries refused by the module:%s%s%s; "
+                             "falling back to AT and %.1f s of quiet",
+                             at->resync_refused & 1u ? " AT+CMEE?" : "",
+                             at->resync_refused & 2u ? " AT+CSQ" : "",
+                             at->resync_refused & 4u ? " AT+CSCS?" : "", HF_AT_RESYNC_QUIET);
+            emit(at, HF_AT_EV_RESYNC_FALLBACK, msg,
+                 k < 0 ? 0 : (size_t)k < sizeof msg ? (size_t)k : sizeof msg - 1);
+        }
+        resend_resync(at, RESYNC_FALLBACK);
+        return;
+    }
     /* None is fresh (only after a give-up, or a command naming every
      * candidate): reuse the one unanswered longest; the quiet interval is then
      * the only guard. */
-    size_t c = 0;
-    if (at->resync_nsent) {
-        c = at->resync_sent[0];
-        memmove(at->resync_sent, at->resync_sent + 1, at->resync_nsent - 1);
-        at->resync_nsent--;
-    }
-    at->resync_sent[at->resync_nsent++] = (unsigned char)c;
+    resend_resync(at, at->resync_nsent ? at->resync_sent[0] : 0);
 }
 
 static void begin_resync_write(hf_at *at)
@@ -261,6 +292,7 @@ static void begin_resync_write(hf_at *at)
     at->resync_state = RS_WRITING;
     at->resync_written = 0;
     at->resync_reply = 0;
+    at->resync_maybe_refused = 0;
     emit_resync(at, HF_AT_EV_RESYNC_START);
 }
 
@@ -284,6 +316,24 @@ static void forget_resync(hf_at *at)
     at->resync_named = 0;
     at->resync_reply = 0;
     at->round_timeouts = 0;
+    at->finals_owed = 0;
+    at->resync_maybe_refused = 0;
+}
+
+/* The module answered the current resync query with an error final and no
+ * reply line, the last final owed (see at_engine.h): it does not know the
+ * command. Marked, so that no later resync on this port uses it; the write
+ * stays outstanding (should the error have been an earlier write's after all,
+ * its reply line still completes it, and clears the mark). */
+static void mark_refused(hf_at *at, const char *line, size_t len)
+{
+    size_t c = current_resync(at);
+    at->resync_refused |= 1u << c;
+    char msg[96];
+    int k = snprintf(msg, sizeof msg, "%.*s: %.*s", (int)(strlen(resync_cmds[c].text) - 1),
+                     resync_cmds[c].text, (int)(len > 60 ? 60 : len), line);
+    emit(at, HF_AT_EV_RESYNC_REFUSED, msg,
+         k < 0 ? 0 : (size_t)k < sizeof msg ? (size_t)k : sizeof msg - 1);
 }
 
 /* HF_AT_MAX_TIMEOUTS in a row: the module is gone or rebooting. Fail what is
@@ -315,6 +365,7 @@ static void command_timed_out(hf_at *at)
     at->resync_needed = 1;
     at->resync_discarded = 0;
     at->resync_named |= candidates_named_by(c);
+    at->finals_owed++;   /* its final may still come */
     if (at->round_timeouts >= HF_AT_MAX_TIMEOUTS) {
         give_up(at);   /* fails this command first, then the rest of the queue */
         return;
@@ -327,6 +378,9 @@ static void resync_timed_out(hf_at *at)
 {
     count_timeout(at);
     emit_resync(at, HF_AT_EV_RESYNC_FAILED);
+    if (at->resync_maybe_refused && current_resync(at) != RESYNC_FALLBACK)
+        mark_refused(at, "an error final", 14);   /* not provably its own: a write was lost */
+    at->finals_owed = 0;   /* what is still unanswered is taken as lost; the quiet guards */
     if (at->round_timeouts >= HF_AT_MAX_TIMEOUTS)
         give_up(at);
     else
@@ -364,6 +418,7 @@ static int outstanding_reply(const hf_at *at, const char *line, size_t len)
  * so every write before it (the timed-out command too) is answered or lost. */
 static void resync_answered(hf_at *at, size_t pos)
 {
+    at->resync_refused &= ~(1u << at->resync_sent[pos]);   /* it does answer */
     if (pos + 1 == at->resync_nsent) {
         /* Ours: in step. The quiet interval is a second guard only. */
         at->resync_state = RS_QUIET;
@@ -374,6 +429,7 @@ static void resync_answered(hf_at *at, size_t pos)
     memmove(at->resync_sent, at->resync_sent + pos + 1, at->resync_nsent - pos - 1);
     at->resync_nsent -= pos + 1;
     at->resync_named = 0;
+    at->finals_owed = (unsigned)at->resync_nsent - (at->resync_state == RS_WRITING ? 1u : 0u);
 }
 
 /* While resynchronising nothing is response: a resync reply line followed by
@@ -386,11 +442,29 @@ static void route_resync(hf_at *at, const char *line, size_t len)
         size_t reply = at->resync_reply;
         at->resync_reply = 0;
         at->consecutive_timeouts = 0;
+        if (at->finals_owed)
+            at->finals_owed--;
         discard(at, line, len);
-        if (at->resync_state == RS_QUIET)
+        if (at->resync_state == RS_QUIET) {
             at->deadline = at->now + HF_AT_RESYNC_QUIET;   /* a final after ours: wait on */
-        else if (reply && k == HF_FINAL_OK)
+        } else if (reply && k == HF_FINAL_OK) {
             resync_answered(at, reply - 1);
+        } else if (at->resync_state == RS_AWAIT_REPLY &&
+                   current_resync(at) == RESYNC_FALLBACK) {
+            /* any final after AT was written, once no earlier write is owed
+             * one (the module answers in order); then the quiet interval */
+            if (!at->finals_owed) {
+                at->resync_state = RS_QUIET;
+                at->deadline = at->now + HF_AT_RESYNC_QUIET;
+            }
+        } else if (at->resync_state == RS_AWAIT_REPLY && k != HF_FINAL_OK && !reply) {
+            if (at->finals_owed) {
+                at->resync_maybe_refused = 1;   /* maybe an earlier write's: wait on */
+            } else {
+                mark_refused(at, line, len);   /* the last final owed: the query's own */
+                begin_resync_write(at);        /* the next one at once, no timeout */
+            }
+        }
         return;
     }
     if (is_resync_echo(line, len)) {
@@ -493,9 +567,11 @@ static void on_line(void *ud, hf_tok_kind kind, const char *line, size_t len)
     if (at->input_aborted)
         return;
     if (kind == HF_TOK_OVERFLOW) {
+        /* Dropped, counted, reported; the command in flight goes on. A line
+         * that long is no answer of any AT command we send (noise, a port
+         * streaming data, a final buried in garbage): the command still gets
+         * its own final, or times out honestly, never a verdict from noise. */
         at->overflows++;
-        if (at->in_flight && flight_cmd(at)->expect != HF_AT_EXPECT_NONE)
-            at->resp_overflow = 1;   /* the lost line may have been its answer */
         emit_num(at, HF_AT_EV_OVERFLOW, len);
         return;
     }
@@ -606,6 +682,7 @@ void hf_at_wrote(hf_at *at, size_t n, double now)
         if (at->resync_written == total) {
             at->resync_state = RS_AWAIT_REPLY;
             at->deadline = now + HF_AT_RESYNC_TIMEOUT;
+            at->finals_owed++;
         }
         return;
     }
@@ -659,6 +736,8 @@ void hf_at_port_lost(hf_at *at)
 {
     /* Clean first, so callbacks (which may submit) see the new port's state. */
     forget_resync(at);
+    at->resync_refused = 0;   /* the port may come back with another firmware */
+    at->resync_fell_back = 0;
     hf_tok_reset(&at->tok);
     if (at->in_input)
         at->input_aborted = 1;
@@ -732,6 +811,13 @@ void hf_at_urc_prefix_remove(hf_at *at, const char *prefix)
     }
 }
 
+void hf_at_require_sync(hf_at *at)
+{
+    at->resync_needed = 1;
+    at->resync_discarded = 0;
+    maybe_start_resync(at);
+}
+
 int hf_at_idle(const hf_at *at)
 {
     return at->count == 0 && at->resync_state == RS_NONE;
@@ -747,6 +833,8 @@ const char *hf_at_event_name(hf_at_event ev)
     case HF_AT_EV_RESYNC_FAILED: return "RESYNC_FAILED";
     case HF_AT_EV_DISCARDED: return "DISCARDED";
     case HF_AT_EV_GAVE_UP: return "GAVE_UP";
+    case HF_AT_EV_RESYNC_REFUSED: return "RESYNC_REFUSED";
+    case HF_AT_EV_RESYNC_FALLBACK: return "RESYNC_FALLBACK";
     }
     return "UNKNOWN";
 }

@@ -25,8 +25,11 @@
  *      ("^FOTASTATE:" for AT^FOTASTATE?, "+CREG:" for AT+CREG?): response;
  *   6. else, in HF_AT_EXPECT_ALL mode the line is response, otherwise unsolicited.
  * Unsolicited lines go to on_urc; nothing is ever left in a buffer. A line
- * dropped as over-long while a command is in flight marks that command's
- * response as incomplete (status HF_AT_STATUS_OVERFLOW).
+ * longer than HF_AT_LINE_MAX - 1 bytes (noise, a flood without line ends) is
+ * dropped, counted (overflows) and reported (HF_AT_EV_OVERFLOW, its length);
+ * it does not touch the command in flight, which still completes with its own
+ * final result or times out (HF_AT_STATUS_OVERFLOW only means the response
+ * itself exceeded HF_AT_RESP_LINES or HF_AT_RESP_BYTES).
  *
  * After a timeout the line is out of step: the module answers one command at a
  * time, in order, so the timed-out command's answer may still come. Before the
@@ -57,9 +60,26 @@
  *     before it (the timed-out command too) answered: they are forgotten, the
  *     wait goes on. Any other final (the late answer's OK or error, an error
  *     answer to the resync itself: "COMMAND NOT SUPPORT", "+CME ERROR: ...")
- *     never completes a resync: an error final cannot say whose it is, and a
- *     module that cannot answer the query is not known to be in step. The
- *     resync then runs into its timeout and the next candidate is tried;
+ *     never completes a query resync: an error final cannot say whose it is;
+ *   - finals are counted: every write since the line was last in step (the
+ *     timed-out command, each resync write) is owed one final. An error final
+ *     with no reply line pending that settles the last one owed is the
+ *     query's own: the firmware refuses it (HF_AT_EV_RESYNC_REFUSED, e.g.
+ *     "AT+CMEE?: COMMAND NOT SUPPORT"); it is never used again on this port
+ *     (until a port loss) and the next candidate goes out at once. An error
+ *     final while an earlier final is still owed only marks the query as
+ *     possibly refused: refused if its resync then times out (the count is
+ *     then reset: what is unanswered counts as lost);
+ *   - when no query is left to use and one was refused, the fallback is a
+ *     plain "AT" (every module answers it; HF_AT_EV_RESYNC_FALLBACK once per
+ *     port says why): any final after it was written that settles the last
+ *     final owed answers it, then the quiet interval below decides. Weaker
+ *     than a reply line (a late final can pass for AT's when a write was lost
+ *     and never answered), hence used only when the firmware leaves no choice;
+ *   - hf_at_require_sync() (a port just opened or reopened) starts the same
+ *     resync before the first command; nothing is known to be owed then
+ *     (another process's unanswered command), so its reply line and the quiet
+ *     interval are the guards;
  *     Why this holds: the module answers in order, and no outstanding write
  *     can produce the current resync's reply line, so that line then OK means
  *     every earlier write was answered (or lost, and a lost one never is).
@@ -82,7 +102,7 @@
  *     (a new round; the writes of the old one are still treated as
  *     outstanding);
  *   - HF_AT_EV_RESYNC_START and HF_AT_EV_RESYNC_FAILED carry the resync
- *     command ("AT+CMEE?").
+ *     command ("AT+CMEE?", or "AT" for the fallback).
  * Consecutive timeouts are counted (reset by any final result).
  *
  * Callbacks may call hf_at_submit, hf_at_cancel_queued, hf_at_port_lost and
@@ -123,7 +143,8 @@ typedef enum {
     HF_AT_STATUS_DONE = 0,    /* a final result arrived (OK or an error final) */
     HF_AT_STATUS_TIMEOUT,     /* deadline passed; engine resynchronises */
     HF_AT_STATUS_PORTLOST,    /* hf_at_port_lost() while queued or in flight */
-    HF_AT_STATUS_OVERFLOW,    /* final arrived but response exceeded HF_AT_RESP_* (lines kept so far delivered) */
+    HF_AT_STATUS_OVERFLOW,    /* final arrived but response exceeded HF_AT_RESP_* (lines kept so far delivered);
+                                 an over-long line alone never causes it */
     HF_AT_STATUS_CANCELLED,   /* hf_at_cancel_queued() */
 } hf_at_status;
 
@@ -147,6 +168,8 @@ typedef enum {
     HF_AT_EV_RESYNC_FAILED,   /* resync unanswered in time (detail: it); counts as a timeout */
     HF_AT_EV_DISCARDED,       /* a line discarded while resynchronising (detail: the line) */
     HF_AT_EV_GAVE_UP,         /* HF_AT_MAX_TIMEOUTS in a row: queue failed (detail: count) */
+    HF_AT_EV_RESYNC_REFUSED,  /* a resync query got an error final ("AT+CMEE?: COMMAND NOT SUPPORT") */
+    HF_AT_EV_RESYNC_FALLBACK, /* no query left: resync with AT + quiet (detail: why), once per port */
 } hf_at_event;
 
 typedef struct hf_at_callbacks {
@@ -190,8 +213,14 @@ typedef struct hf_at {
     int resync_needed;                    /* resync before the next command */
     int resync_state;                     /* 0 none, 1 writing, 2 awaiting reply, 3 quiet */
     size_t resync_written;                /* bytes of the current resync command written */
-    unsigned char resync_sent[HF_AT_RESYNC_CMDS]; /* resync commands written and not known
-                                             answered, oldest first; the last is current */
+    unsigned char resync_sent[HF_AT_RESYNC_CMDS + 1]; /* resync commands (queries and the
+                                             fallback AT) written and not known answered,
+                                             oldest first; the last is current */
+    unsigned resync_refused;              /* mask: queries this firmware refused */
+    unsigned finals_owed;                 /* writes since the line was in step whose final
+                                             has not come yet (unknown ones at open: 0) */
+    int resync_maybe_refused;             /* an error final came while an earlier one was owed */
+    int resync_fell_back;                 /* HF_AT_EV_RESYNC_FALLBACK reported */
     size_t resync_nsent;
     unsigned resync_named;                /* mask: resync replies the timed-out command may give */
     size_t resync_reply;                  /* 1 + position in resync_sent whose reply line just
@@ -248,6 +277,12 @@ void hf_at_cancel_queued(hf_at *at);
  * the table is full or the prefix too long. */
 int hf_at_urc_prefix_add(hf_at *at, const char *prefix);
 void hf_at_urc_prefix_remove(hf_at *at, const char *prefix);
+
+/* The line's state is unknown (a port just opened or reopened: a previous
+ * process may have left a command unanswered, its answer still to come):
+ * resynchronise, exactly as after a timeout, before the first command is
+ * written. Call right after hf_at_init or a reopen. */
+void hf_at_require_sync(hf_at *at);
 
 /* Is the engine idle (nothing queued, not resynchronising)? */
 int hf_at_idle(const hf_at *at);

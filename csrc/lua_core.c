@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +178,65 @@ static int core_realpath(lua_State *L)
     return 1;
 }
 
+/* ---- ports released on a fatal signal ---------------------------------
+ * A process ended by a signal never runs the ports' close: on a pty TIOCEXCL
+ * then stays (see transport.c), and a procd service gets SIGTERM (then SIGKILL
+ * 5 s later). release_ports_on_signals() installs, for SIGTERM and SIGHUP, a
+ * handler that drops every port's exclusive flag and lock
+ * (hf_transport_release_all, async-signal-safe) and then ends the process by
+ * the same signal, as before. SIGINT: the interpreter's own handler (lua.c:
+ * "interrupted!" at the next Lua instruction, the command's graceful stop)
+ * runs first; it resets SIGINT to the default, and a second SIGINT then
+ * releases the ports and ends the process. The journal is written only at
+ * phase changes, so dying here is what a SIGKILL would do, minus the flag. */
+
+static struct sigaction prev_int;
+
+static void die_releasing(int sig)
+{
+    hf_transport_release_all();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void on_sigint(int sig)
+{
+    if (prev_int.sa_handler != SIG_DFL && prev_int.sa_handler != SIG_IGN &&
+        !(prev_int.sa_flags & SA_SIGINFO)) {
+        prev_int.sa_handler(sig);   /* lua.c's: stop at the next Lua instruction */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = die_releasing;   /* the second one ends the process */
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        return;
+    }
+    die_releasing(sig);
+}
+
+/* release_ports_on_signals() -> true. Idempotent. */
+static int core_release_ports_on_signals(lua_State *L)
+{
+    static int installed;
+    if (!installed) {
+        struct sigaction sa, cur;
+        memset(&sa, 0, sizeof sa);
+        sigemptyset(&sa.sa_mask);
+        sa.sa_handler = die_releasing;
+        static const int fatal[] = {SIGTERM, SIGHUP};
+        for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
+            if (sigaction(fatal[i], NULL, &cur) == 0 && cur.sa_handler != SIG_IGN)
+                sigaction(fatal[i], &sa, NULL);
+        if (sigaction(SIGINT, NULL, &prev_int) == 0 && prev_int.sa_handler != SIG_IGN) {
+            sa.sa_handler = on_sigint;
+            sigaction(SIGINT, &sa, NULL);
+        }
+        installed = 1;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 int luaopen_hwfota_core(lua_State *L);
 
 int luaopen_hwfota_core(lua_State *L)
@@ -190,5 +250,7 @@ int luaopen_hwfota_core(lua_State *L)
     lua_setfield(L, -2, "write_file_atomic");
     lua_pushcfunction(L, core_realpath);
     lua_setfield(L, -2, "realpath");
+    lua_pushcfunction(L, core_release_ports_on_signals);
+    lua_setfield(L, -2, "release_ports_on_signals");
     return 1;
 }

@@ -47,6 +47,7 @@ typedef struct port_handler {
 typedef struct hf_port {
     hf_transport *tr;
     unsigned long opens;      /* transports opened so far: tells a reopened port */
+    int sync;                 /* resynchronise before the first command after (re)open */
     char path[256];
     hf_transport_opts topts;
     double default_timeout;
@@ -235,6 +236,8 @@ static const char *event_name(hf_at_event ev)
     case HF_AT_EV_RESYNC_FAILED: return "resync_failed";
     case HF_AT_EV_DISCARDED: return "discarded";
     case HF_AT_EV_GAVE_UP: return "gave_up";
+    case HF_AT_EV_RESYNC_REFUSED: return "resync_refused";
+    case HF_AT_EV_RESYNC_FALLBACK: return "resync_fallback";
     }
     return "unknown";
 }
@@ -675,7 +678,9 @@ static int submit(lua_State *L, hf_port *p, lua_Integer *id, int opts_idx)
     hf_error err;
     hf_error_clear(&err);
     unsigned long uid = 0;
+    enter(L, p, 1);   /* a submit may start the resync: its event reaches on_event */
     int rc = hf_at_submit(&p->at, cmd, len, ex, prefixes, np, timeout, &uid, &err);
+    leave(p);
     lua_settop(L, top);
     if (rc < 0)
         return push_fail(L, err.msg, err.code ? err.code : "EINVAL");
@@ -985,6 +990,19 @@ static int port_stats(lua_State *L)
     return 1;
 }
 
+/* What the open had to do (a stale exclusive flag taken over): an on_event
+ * item {event = "stale_exclusive", detail = message}, delivered once a handler
+ * is set and the port is next driven. */
+static void report_open_note(lua_State *L, hf_port *p, int idx)
+{
+    const char *note = hf_transport_note(p->tr);
+    if (!note || !note[0])
+        return;
+    enter(L, p, idx);
+    queue_diag(L, p, "stale_exclusive", note, strlen(note));
+    leave(p);
+}
+
 /* port:reopen([path]) -> true | nil,msg,code: open the port again after the
  * module reset (same options), at the same path or at `path` when the module
  * came back under another name (USB re-enumeration). Pending commands already
@@ -1014,6 +1032,9 @@ static int port_reopen(lua_State *L)
     p->opens++;
     p->lost = 0;
     p->lost_msg[0] = '\0';
+    if (p->sync)
+        hf_at_require_sync(&p->at);   /* the module may still answer the old port's last command */
+    report_open_note(L, p, 1);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -1062,7 +1083,9 @@ static int port_tostring(lua_State *L)
     return 1;
 }
 
-/* hwfota.core.open(path, baudrate, flow, timeout) -> port | nil, msg, code */
+/* hwfota.core.open(path, baudrate, flow, timeout, sync) -> port | nil, msg, code.
+ * sync (default true): resynchronise before the first command (at_engine.h,
+ * hf_at_require_sync), and again after every reopen. */
 static int core_open(lua_State *L)
 {
     size_t plen;
@@ -1072,6 +1095,7 @@ static int core_open(lua_State *L)
     lua_Integer baud = luaL_optinteger(L, 2, 115200);
     const char *flow = luaL_optstring(L, 3, "none");
     double timeout = luaL_optnumber(L, 4, 30.0);
+    int sync = lua_isnoneornil(L, 5) ? 1 : lua_toboolean(L, 5);
     luaL_argcheck(L, plen > 0 && plen < sizeof(((hf_port *)0)->path) &&
                      strlen(path) == plen, 1, "path must be 1 to 255 bytes without NUL");
     luaL_argcheck(L, baud >= 50 && baud <= 4000000, 2, "baud rate out of range");
@@ -1105,7 +1129,11 @@ static int core_open(lua_State *L)
         return push_fail(L, err.msg, err.code ? err.code : "EIO");
     p->closed = 0;
     p->opens = 1;
+    p->sync = sync;
     hf_at_init(&p->at, &port_callbacks, p);
+    if (sync)
+        hf_at_require_sync(&p->at);
+    report_open_note(L, p, lua_gettop(L));
     return 1;
 }
 

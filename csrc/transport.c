@@ -14,6 +14,22 @@
  * libserialport >= 0.1.2 set it). On the serial path that check and the flock
  * first run on a guard fd held across sp_open, because sp_open rewrites termios
  * and modem lines and must not do that under another owner's feet.
+ *
+ * A stale flag. A pseudo-terminal keeps TIOCEXCL after its holder died without
+ * closing it (SIGKILL, os.exit): its tty lives on while the other side (the
+ * master) is open; a real USB tty is freed at its last close and never has
+ * this. When TIOCGEXCL says "exclusive" we therefore ask who holds it:
+ *   - our flock is refused: a live hwfota (or another flock user): EBUSY;
+ *   - else any other process has the tty open (/proc/PID/fd; a process that
+ *     also holds the pty's master is the terminal's provider, not a client):
+ *     EBUSY naming it (ModemManager and others set TIOCEXCL without flock);
+ *   - else nobody holds it: the flag is stale. We keep the flock we just took
+ *     and take the port (TIOCEXCL is ours now, dropped again at close), and
+ *     say so (hf_transport_note). Safe because every opener that could still
+ *     use the port would show up above, and our flock keeps a second hwfota
+ *     out while we look. Root only: anyone else gets EBUSY from open(2) on a
+ *     TIOCEXCL tty, and is told instead whether a holder was found
+ *     (/proc/locks) and how to clear a stale flag.
  */
 #include "transport.h"
 
@@ -27,19 +43,61 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <libserialport.h>
 
+#include <signal.h>
+
 #define HF_DEFAULT_BAUD 115200
+
+/* Ports this process holds exclusively, for hf_transport_release_all() (called
+ * from a signal handler: fixed slots, no locks, no allocation). */
+#define HF_OWNED_MAX 64
+static volatile sig_atomic_t owned_fds[HF_OWNED_MAX];   /* fd + 1; 0 = free */
+
+static void owned_add(int fd)
+{
+    for (int i = 0; i < HF_OWNED_MAX; i++) {
+        if (owned_fds[i] == 0) {
+            owned_fds[i] = fd + 1;
+            return;
+        }
+    }
+}
+
+static void owned_remove(int fd)
+{
+    for (int i = 0; i < HF_OWNED_MAX; i++)
+        if (owned_fds[i] == fd + 1)
+            owned_fds[i] = 0;
+}
+
+void hf_transport_release_all(void)
+{
+    for (int i = 0; i < HF_OWNED_MAX; i++) {
+        int fd = (int)owned_fds[i] - 1;
+        if (fd < 0)
+            continue;
+        owned_fds[i] = 0;
+        (void)tcflush(fd, TCIOFLUSH);
+        (void)ioctl(fd, TIOCNXCL);
+        (void)close(fd);   /* releases the flock */
+    }
+}
 
 struct hf_transport {
     int fd;
     int owned;              /* 1 once flock + TIOCEXCL are ours */
     struct sp_port *sp;     /* NULL on the POSIX path */
     char path[PATH_MAX];    /* as given to open */
+    char note[256];         /* what the open had to do (a stale flag taken over), or "" */
 };
 
 static const char busy_hint[] =
@@ -91,6 +149,177 @@ static int held_exclusive(int fd)
     return 0;
 }
 
+/* The pty index of a pty slave device (Unix98 majors 136..143), else -1. */
+static long pty_index(dev_t rdev)
+{
+    unsigned ma = major(rdev);
+    return ma >= 136 && ma <= 143 ? (long)(ma - 136) * 256 + (long)minor(rdev) : -1;
+}
+
+/* Does process `pid` hold the master of pty `index` (a ptmx fd whose fdinfo
+ * says "tty-index: index")? */
+static int holds_pty_master(const char *pid, long index)
+{
+    char dpath[300];
+    snprintf(dpath, sizeof dpath, "/proc/%s/fd", pid);
+    DIR *d = opendir(dpath);
+    if (!d)
+        return 0;
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        if (!isdigit((unsigned char)e->d_name[0]))
+            continue;
+        char lpath[600], target[64];
+        snprintf(lpath, sizeof lpath, "%s/%s", dpath, e->d_name);
+        ssize_t n = readlink(lpath, target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        if (strcmp(target, "/dev/ptmx") != 0 && strcmp(target, "/dev/pts/ptmx") != 0)
+            continue;
+        char ipath[600], line[128];
+        snprintf(ipath, sizeof ipath, "/proc/%s/fdinfo/%s", pid, e->d_name);
+        FILE *f = fopen(ipath, "r");
+        if (!f)
+            continue;
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, "tty-index:", 10) == 0 && strtol(line + 10, NULL, 10) == index)
+                found = 1;
+        fclose(f);
+    }
+    closedir(d);
+    return found;
+}
+
+/* How many processes have the tty of `fd` open besides this fd (our own
+ * process counts with any other fd on it; another process that holds the pty's
+ * master does not). The first one
+ * found goes into who ("pid 123 (ModemManager)"). -1 when /proc cannot be read. */
+static int other_openers(int fd, char *who, size_t cap)
+{
+    struct stat me;
+    if (fstat(fd, &me) != 0)
+        return -1;
+    long index = pty_index(me.st_rdev);
+    DIR *proc = opendir("/proc");
+    if (!proc)
+        return -1;
+    char self[32];
+    snprintf(self, sizeof self, "%ld", (long)getpid());
+    int count = 0;
+    struct dirent *pe;
+    while ((pe = readdir(proc)) != NULL) {
+        if (!isdigit((unsigned char)pe->d_name[0]))
+            continue;
+        char dpath[300];
+        snprintf(dpath, sizeof dpath, "/proc/%s/fd", pe->d_name);
+        DIR *d = opendir(dpath);
+        if (!d)
+            continue;   /* gone, or not ours to read (only root sees every process) */
+        int holds = 0;
+        struct dirent *e;
+        while (!holds && (e = readdir(d)) != NULL) {
+            if (!isdigit((unsigned char)e->d_name[0]))
+                continue;
+            if (strcmp(pe->d_name, self) == 0 && atoi(e->d_name) == fd)
+                continue;
+            char lpath[600];
+            struct stat st;
+            snprintf(lpath, sizeof lpath, "%s/%s", dpath, e->d_name);
+            if (stat(lpath, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == me.st_rdev)
+                holds = 1;
+        }
+        closedir(d);
+        /* another process holding the pty's master provides the terminal (the
+         * simulator keeps a slave fd of its own): not a client. Our own process
+         * always counts: a second open in one process is busy. */
+        if (!holds || (index >= 0 && strcmp(pe->d_name, self) != 0 &&
+                       holds_pty_master(pe->d_name, index)))
+            continue;
+        if (count++ == 0) {
+            char cpath[300], comm[64] = "?";
+            snprintf(cpath, sizeof cpath, "/proc/%s/comm", pe->d_name);
+            FILE *f = fopen(cpath, "r");
+            if (f) {
+                if (fgets(comm, sizeof comm, f))
+                    comm[strcspn(comm, "\n")] = '\0';
+                fclose(f);
+            }
+            snprintf(who, cap, "pid %.20s (%.40s)", pe->d_name, comm);
+        }
+    }
+    closedir(proc);
+    return count;
+}
+
+/* TIOCEXCL is set on fd (root got through): is it live? 0: nobody holds the
+ * port, the flag is stale, and our flock is taken (note says so); -1: busy
+ * (err set, no lock kept). See the header comment. */
+static int judge_exclusive(hf_transport *t, int fd, hf_error *err)
+{
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        set_busy(err, t->path);
+        return -1;
+    }
+    char who[96] = "";
+    int n = other_openers(fd, who, sizeof who);
+    if (n != 0) {
+        (void)flock(fd, LOCK_UN);
+        if (n > 0)
+            hf_error_set(err, "EBUSY", "%s is in use by another process, %s (%s)", t->path, who,
+                         busy_hint);
+        else
+            set_busy(err, t->path);
+        return -1;
+    }
+    snprintf(t->note, sizeof t->note,
+             "%.100s: exclusive flag (TIOCEXCL) left set by a process that ended without "
+             "closing the port, and no process holds it: taken over", t->path);
+    return 0;
+}
+
+/* open(2) said EBUSY (not root: TIOCEXCL refuses us). Whether anybody holds the
+ * port's flock (/proc/locks) tells a live hwfota from a stale flag. */
+static void set_busy_unprivileged(hf_error *err, const char *dev, const char *path)
+{
+    struct stat st;
+    FILE *f = fopen("/proc/locks", "r");
+    int locked = -1;
+    if (f && stat(dev, &st) == 0) {
+        char line[256];
+        locked = 0;
+        while (fgets(line, sizeof line, f)) {
+            unsigned ma, mi;
+            unsigned long ino;
+            char *p = strstr(line, "FLOCK");
+            if (!p)
+                continue;
+            /* "1: FLOCK  ADVISORY  WRITE 1234 00:05:3 0 EOF" */
+            char *q = p;
+            for (int field = 0; field < 4 && q; field++) {
+                q = strchr(q, ' ');
+                while (q && *q == ' ')
+                    q++;
+            }
+            if (q && sscanf(q, "%x:%x:%lu", &ma, &mi, &ino) == 3 && ma == major(st.st_dev) &&
+                mi == minor(st.st_dev) && ino == (unsigned long)st.st_ino)
+                locked = 1;
+        }
+    }
+    if (f)
+        fclose(f);
+    if (locked == 0)
+        hf_error_set(err, "EBUSY", "%s is marked exclusive (TIOCEXCL) but no process holds its "
+                     "lock: probably left by a program killed without closing it (a "
+                     "pseudo-terminal keeps the flag while its other side is open); open it "
+                     "once as root (hwfota takes a stale flag over) or restart the program "
+                     "that provides the terminal; if ModemManager uses it, inhibit the modem "
+                     "(mmcli -m N --inhibit)", path);
+    else
+        set_busy(err, path);
+}
+
 /* Take the port for us: TIOCGEXCL check (when check_foreign), flock, TIOCEXCL.
  * The serial path skips the check here: it ran on the guard before sp_open, and
  * libserialport > 0.1.1 sets TIOCEXCL itself inside sp_open. 0 or -1 + err. */
@@ -98,10 +327,8 @@ static int take_exclusive(hf_transport *t, int check_foreign, hf_error *err)
 {
     int fd = t->fd;
     const char *path = t->path;
-    if (check_foreign && held_exclusive(fd)) {
-        set_busy(err, path);
+    if (check_foreign && held_exclusive(fd) && judge_exclusive(t, fd, err) != 0)
         return -1;
-    }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EWOULDBLOCK || errno == EAGAIN)
             set_busy(err, path);
@@ -110,6 +337,7 @@ static int take_exclusive(hf_transport *t, int check_foreign, hf_error *err)
         return -1;
     }
     t->owned = 1;   /* the lock is ours now: close must drop TIOCEXCL again */
+    owned_add(fd);
     if (ioctl(fd, TIOCEXCL) != 0) {
         set_errno(err, "set exclusive mode on", path, errno);
         return -1;
@@ -128,6 +356,7 @@ static void close_fd_quietly(int fd, int owned)
     if (fd < 0)
         return;
     if (owned) {
+        owned_remove(fd);
         (void)tcflush(fd, TCIOFLUSH);
         (void)ioctl(fd, TIOCNXCL);
     }
@@ -225,7 +454,10 @@ static int open_posix(hf_transport *t, const char *dev, const hf_transport_opts 
 {
     t->fd = open(dev, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
     if (t->fd < 0) {
-        set_errno(err, "open", t->path, errno);
+        if (errno == EBUSY)
+            set_busy_unprivileged(err, dev, t->path);
+        else
+            set_errno(err, "open", t->path, errno);
         return -1;
     }
     if (check_is_tty(t->fd, t->path, err) != 0 || take_exclusive(t, 1, err) != 0 ||
@@ -247,15 +479,20 @@ static int sp_errno(void)
  * touching its termios. Returns the guard fd, holding our flock, or -1. The
  * caller keeps it open across sp_open (so the tty is never fully closed in
  * between, which would drop DTR through HUPCL) and closes it afterwards. */
-static int guard_open(const char *dev, const char *path, hf_error *err)
+static int guard_open(hf_transport *t, const char *dev, hf_error *err)
 {
     int fd = open(dev, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
-        set_errno(err, "open", path, errno);
+        if (errno == EBUSY)
+            set_busy_unprivileged(err, dev, t->path);
+        else
+            set_errno(err, "open", t->path, errno);
         return -1;
     }
-    if (held_exclusive(fd) || flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        set_busy(err, path);
+    if (held_exclusive(fd) ? judge_exclusive(t, fd, err) != 0
+                           : flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (!held_exclusive(fd))
+            set_busy(err, t->path);
         (void)close(fd);
         return -1;
     }
@@ -334,7 +571,7 @@ static int adopt_sp_fd(hf_transport *t, hf_error *err)
 static int open_serial(hf_transport *t, const char *dev, const hf_transport_opts *o,
                        hf_error *err)
 {
-    int guard = guard_open(dev, t->path, err);
+    int guard = guard_open(t, dev, err);
     if (guard < 0)
         return -1;
     enum sp_return rc = sp_open(t->sp, SP_MODE_READ_WRITE);
@@ -412,6 +649,11 @@ hf_transport *hf_transport_open(const char *path, const hf_transport_opts *opts,
 int hf_transport_fd(const hf_transport *t)
 {
     return t ? t->fd : -1;
+}
+
+const char *hf_transport_note(const hf_transport *t)
+{
+    return t ? t->note : "";
 }
 
 const char *hf_transport_kind(const hf_transport *t)

@@ -59,6 +59,17 @@ ssize_t hf_transport_write(hf_transport *t, const void *buf, size_t n, hf_error 
  * they mean the port is gone (POLLHUP/POLLERR/POLLNVAL without readable data), else 0. */
 int hf_transport_check_revents(hf_transport *t, short revents, hf_error *err);
 
+/* What the open had to do beyond the ordinary, for the owner to report: ""
+ * or e.g. a stale exclusive flag (TIOCEXCL left by a killed process, no
+ * holder) taken over (see transport.c). */
+const char *hf_transport_note(const hf_transport *t);
+
+/* Drop TIOCEXCL on every port this process holds and close them (their flock
+ * goes too). Async-signal-safe: for a handler of a signal that ends the
+ * process (SIGTERM), so that the next open finds the port free. Transports
+ * stay allocated; the process is about to end. */
+void hf_transport_release_all(void);
+
 /* Close and free. Never blocks (no tcdrain on a dead USB port; unsent output is
  * discarded so the kernel's close-time drain cannot stall). Drops TIOCEXCL and
  * the flock. Accepts NULL. */

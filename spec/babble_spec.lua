@@ -18,7 +18,7 @@ sleep 2
 ]]
     local out, ok = run_child(([[
 local hwfota = require "hwfota"
-local port = assert(hwfota.open(%q))
+local port = assert(hwfota.open(%q, {sync = false}))
 local rssi = 0
 port:on("^RSSI:", function() rssi = rssi + 1 end)
 local t0 = hwfota.now()

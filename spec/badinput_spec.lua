@@ -767,7 +767,10 @@ describe("bad input from the caller", function()
     hwfota.poll({F.pa, F.pb}, 0.2)   -- let the simulator log the last lines
     local got = received()
     for m = 0, 2 do
-      assert.same(expected_sent[m], got[m], "module " .. m)
+      -- the line sync at each open (AT+CMEE?, side-effect free; issue 11.6) is not a row's
+      local rows = {}
+      for _, l in ipairs(got[m]) do if l ~= "AT+CMEE?" then rows[#rows + 1] = l end end
+      assert.same(expected_sent[m], rows, "module " .. m)
     end
     for m = 0, 2 do
       for _, l in ipairs(got[m]) do

@@ -123,7 +123,7 @@ describe("two processes on one port", function()
     assert.is_table(got, tostring(got))
     assert.equals("OK", got.final)
     assert.equals("OK", assert(a:command("AT+CGSN")).final)
-    assert.same({"AT", "AT+GMR", "AT+CGSN"}, received())
+    assert.same({"AT+CMEE?", "AT", "AT+GMR", "AT+CGSN"}, received())   -- the line sync first
     a:close()
     -- once the first one closed, the port is free again (no stale lock)
     local again = assert(hwfota.open(sim.path))
@@ -149,7 +149,8 @@ describe("two processes on one port", function()
     os.remove(name)
     assert.matches("talked\t20\t0", rest, 1, true)
     local log = received()
-    assert.equals(20, #log)
+    assert.equals(21, #log)
+    assert.equals("AT+CMEE?", table.remove(log, 1))   -- the child's line sync at open
     for _, l in ipairs(log) do assert.equals("AT+CSQ", l) end
   end)
 
@@ -178,8 +179,11 @@ describe("two processes on one port", function()
     assert.equals("OK", assert(a:command("AT")).final)
     a:close()
     local log = received()
-    assert.equals(16, #log, table.concat(log, ","))
-    for i = 1, 15 do assert.equals("AT+CSQ", log[i]) end
-    assert.equals("AT", log[16])
+    -- each opener's line sync (AT+CMEE?) before its first command
+    assert.equals(18, #log, table.concat(log, ","))
+    assert.equals("AT+CMEE?", log[1])
+    for i = 2, 16 do assert.equals("AT+CSQ", log[i]) end
+    assert.equals("AT+CMEE?", log[17])
+    assert.equals("AT", log[18])
   end)
 end)

@@ -43,8 +43,17 @@ describe("flow: the seed's sequence", function()
     assert.equal(SEED_FROM, report.from)
     assert.equal(SEED_TO, report.to)
     local cmds = s:commands()
-    -- the seed polls AT^FOTADLQ once; we poll while downloading (collapsed here)
-    assert.same(SEED, sim.squeeze(cmds))
+    -- the seed polls AT^FOTADLQ once; we poll while downloading (collapsed here).
+    -- Added to the seed's: the line sync after each open (AT+CMEE?, a side-effect-free
+    -- query whose answer is recognisable: a previous process's late answer is never
+    -- taken for the first command's; issue 11.6), before the first AT+GMR and after
+    -- the reset.
+    local want = {"AT+CMEE?"}
+    for i, c in ipairs(SEED) do
+      if i == #SEED then want[#want + 1] = "AT+CMEE?" end
+      want[#want + 1] = c
+    end
+    assert.same(want, sim.squeeze(cmds))
     local dlq = s:count("AT^FOTADLQ")
     assert.is_true(dlq >= 1, "AT^FOTADLQ polled")
     -- Note (what the FSM adds for verify): after the reset it reads the version (the
@@ -80,9 +89,10 @@ describe("flow: default options (model, IMEI, SIM and registration checks)", fun
     local i50 = s:index{ev = "state", state = 50}
     assert.is_true(i40 > 0 and i40 < ifw and ifw < i50, "40 < FWUP < 50 in the log")
     local cmds = s:commands()
-    assert.equal("ATE0", cmds[1])
-    assert.equal("AT+CMEE=2", cmds[2])
-    assert.equal("ATI", cmds[3])
+    assert.equal("AT+CMEE?", cmds[1])   -- the line sync at open
+    assert.equal("ATE0", cmds[2])
+    assert.equal("AT+CMEE=2", cmds[3])
+    assert.equal("ATI", cmds[4])
     for _, c in ipairs{"AT+CPIN?", "AT+CREG?", "AT+CGREG?", "AT^FOTAMODE=0,0,0,1"} do
       assert.equal(1, s:count(c), c)
     end

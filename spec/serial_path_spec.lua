@@ -37,7 +37,7 @@ for _, d in ipairs(assert(hwfota.list_ports())) do
 end
 assert(found, "ttyUSB2 not listed")
 print("vidpid", ("%04x:%04x"):format(found.vid, found.pid), found.huawei, found.serial)
-local port = assert(hwfota.open("/dev/ttyUSB2"))
+local port = assert(hwfota.open("/dev/ttyUSB2", {sync = false}))
 print("kind", port:kind())
 print("gmr", assert(port:command("AT+GMR")).lines[1])
 port:close()
@@ -57,7 +57,7 @@ hangup
 ]]
     local out, ok = run_child(p.path, [[
 local hwfota = require "hwfota"
-local port = assert(hwfota.open("/dev/ttyUSB2"))
+local port = assert(hwfota.open("/dev/ttyUSB2", {sync = false}))
 print("kind", port:kind())
 local res, msg, code = port:command("AT", {timeout = 5})
 print("lost", code)

@@ -78,6 +78,8 @@ typedef struct {
     int data_session;        /* a PS data session is up: collision */
     int sim_pin;             /* SIM PIN required */
     int not_registered;      /* +CREG: 0,0; detection/download fail with code 11 */
+    sim_trigger long_line;   /* --long-line cmd=NAME:N: N noise bytes, no line end, before its answer */
+    long long_line_len;
     int n_sms;               /* SMS / URC deliveries (trig.fired: done) */
     sim_sms_plan sms[SIM_SMS_PLAN];
 } sim_faults;
@@ -108,6 +110,7 @@ typedef struct {
     int end_state;                /* --end-state: END_KEEP (default), END_KEEP_ALL, END_IDLE */
     double discard_delay;         /* --discard-delay: AT^FOTADL=0 OK -> 10 (model seconds) */
     int discard_urc;              /* --discard-urc on: ^FOTASTATE: 10 when the discard took */
+    int release_dead_host;        /* clear a dead host's TIOCEXCL (off: as a bare pty keeps it) */
     int resume_needs_mode;        /* after a boot, 31 resumes only after AT^FOTAMODE ..,1 */
     int n_ttys;                   /* --ttys: ttys per module, in interface order (1..SIM_MAX_TTYS) */
     int tty_role[SIM_MAX_TTYS];   /* SIM_ROLE_* of each */

@@ -58,12 +58,15 @@ double sim_rand01(void) { return (double)(sim_rand() % 1000000UL) / 1000000.0; }
  * without closing (SIGKILL) would stay set and make the port "busy" for ever. When
  * the flag is set but nobody holds a flock on the slave (hwfota takes flock before
  * TIOCEXCL and keeps it while the port is open), the owner is gone: clear the flag.
- * Checked when the slave is closed (inotify, below), not on a timer. */
+ * Checked when the slave is closed (inotify, below), not on a timer. Only with
+ * --release-dead-host on: by default the flag stays, as on any pty whose other
+ * side stays open, and the host has to recognise a stale flag itself. */
 
 static void release_dead_exclusive(sim_module *m)
 {
 #ifdef TIOCGEXCL
     int excl = 0;
+    if (!cfg.release_dead_host) return;   /* default: the host must cope (a bare pty) */
     if (m->sfd < 0 || ioctl(m->sfd, TIOCGEXCL, &excl) != 0 || !excl) return;
     if (flock(m->sfd, LOCK_EX | LOCK_NB) != 0) return;   /* a live host holds it */
     ioctl(m->sfd, TIOCNXCL);
@@ -136,9 +139,12 @@ static void handle_closes(sim_module *mods, int n)
     while ((got = read(close_watch, buf, sizeof buf)) > 0) {
         for (char *p = buf; p < buf + got;) {
             const struct inotify_event *ev = (const struct inotify_event *)p;
-            for (int i = 0; i < n; i++)
-                if (mods[i].close_wd == ev->wd)
-                    release_dead_exclusive(&mods[i]);
+            for (int i = 0; i < n; i++) {
+                if (mods[i].close_wd != ev->wd) continue;
+                /* --closed-port drop logs its own "closed" (the master's EIO) */
+                if (!cfg.drop_closed) sim_log(mods[i].idx, "\"ev\":\"host\",\"what\":\"closed\"");
+                release_dead_exclusive(&mods[i]);
+            }
             p += sizeof *ev + ev->len;
         }
     }
@@ -498,6 +504,10 @@ static void usage(FILE *o)
 "                         list of names (+CPIN: every form) or forms (+CMEE?, ^FOTADL=?,\n"
 "                         +CREG=); e.g. --unsupported '+CMEE?,+CSCS?,+CPIN?'\n"
 "  --cmee N               AT+CMEE value after boot, 0..2 (default 2)\n"
+"  --release-dead-host on|off  a host killed without closing the port leaves TIOCEXCL set on\n"
+"                         the pty: off (default) keeps it, as a pty does (a real USB tty is\n"
+"                         freed at its last close); on clears it when no flock is held\n"
+"                         (logged {\"ev\":\"host\",\"what\":\"released\"})\n"
 "  --ttys LIST            the module's ttys in USB interface order (interface N = Nth), one of\n"
 "                         them pcui, e.g. modem,diag,pcui,gps (default pcui: one tty). pcui (class\n"
 "                         ff/01/02) runs the module; modem (ff/01/01, the PPP data port) answers\n"
@@ -577,6 +587,8 @@ static void usage(FILE *o)
 "  --sim-pin              SIM PIN required: +CPIN: SIM PIN; FOTA commands answer\n"
 "                         +CME ERROR: SIM PIN required until AT+CPIN=\"PIN\"\n"
 "  --not-registered       +CREG: 0,0 / +CGREG: 0,0; detection ends in 13,11, download in 20,11\n"
+"  --long-line cmd=NAME:N  when command NAME arrives, N printable noise bytes without a line\n"
+"                         end (1..60000) go out before its answer (an over-long line, a flood)\n"
 "  --urc TRIGGER:LINE     send LINE (printable ASCII) as a URC, e.g. a malformed\n"
 "                         --urc 'time=1:+CMTI: \"SM\",1;AT^FWUP' (repeatable)\n"
 "SMS (text mode, 3GPP 27.005; SIM storage \"SM\" survives resets, indexes from 0):\n"
@@ -621,7 +633,7 @@ static int is_fault_key(const char *k)
     static const char *keys[] = {"no-new-version", "detect-fail", "download-fail", "download-fail-at",
         "power-loss", "upgrade-fail", "port-gone", "port-gone-for", "hang", "hang-for", "hang-reject",
         "garbage", "drop", "dup-state", "bad-state", "lose-state", "data-session", "sim-pin",
-        "not-registered", "sms", "urc", NULL};
+        "not-registered", "sms", "urc", "long-line", NULL};
     for (int i = 0; keys[i]; i++)
         if (!strcmp(k, keys[i])) return 1;
     return 0;
@@ -782,6 +794,11 @@ static int apply_option(const char *k, const char *v)
             return -1;
         return set_str(cfg.unsupported, sizeof cfg.unsupported, v);
     }
+    else if (!strcmp(k, "release-dead-host")) {
+        if (v && !strcmp(v, "on")) cfg.release_dead_host = 1;
+        else if (v && !strcmp(v, "off")) cfg.release_dead_host = 0;
+        else return -1;
+    }
     else if (!strcmp(k, "closed-port")) {
         if (v && !strcmp(v, "drop")) cfg.drop_closed = 1;
         else if (v && !strcmp(v, "keep")) cfg.drop_closed = 0;
@@ -858,6 +875,16 @@ static int apply_option(const char *k, const char *v)
     else if (!strcmp(k, "data-session")) { int b = parse_flag(v); if (b < 0) return -1; f->data_session = b; }
     else if (!strcmp(k, "sim-pin")) { int b = parse_flag(v); if (b < 0) return -1; f->sim_pin = b; }
     else if (!strcmp(k, "not-registered")) { int b = parse_flag(v); if (b < 0) return -1; f->not_registered = b; }
+    else if (!strcmp(k, "long-line")) {
+        const char *colon = v ? strrchr(v, ':') : NULL;
+        char trig[96];
+        if (!colon || (size_t)(colon - v) >= sizeof trig) return -1;
+        memcpy(trig, v, (size_t)(colon - v));
+        trig[colon - v] = '\0';
+        if (sim_parse_trigger(trig, &f->long_line) < 0 || f->long_line.kind != TRIG_CMD) return -1;
+        if (parse_num(colon + 1, 1, 60000, &d) < 0) return -1;
+        f->long_line_len = (long)d;
+    }
     else if (!strcmp(k, "sms") || !strcmp(k, "urc")) {
         if (f->n_sms >= SIM_SMS_PLAN) return -1;
         if (sms_parse_plan(v, !strcmp(k, "urc"), &f->sms[f->n_sms]) < 0) return -1;

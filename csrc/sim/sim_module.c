@@ -715,6 +715,19 @@ static void handle_line(sim_module *m, char *line)
         m->pending_at = sim_now() + FAULT_DRAIN;
         return;
     }
+    if (m->f.long_line.kind == TRIG_CMD && !m->f.long_line.fired && cmd_matches(body, &m->f.long_line)) {
+        /* N printable bytes without a line end; the answer's own CR LF ends them */
+        char chunk[1024];
+        m->f.long_line.fired = 1;
+        sim_log(m->idx, "\"ev\":\"fault\",\"fault\":\"long-line\",\"bytes\":%ld,\"cmd\":%s",
+                m->f.long_line_len, j);
+        for (long left = m->f.long_line_len; left > 0;) {
+            size_t k = left < (long)sizeof chunk ? (size_t)left : sizeof chunk;
+            for (size_t i = 0; i < k; i++) chunk[i] = (char)(0x21 + sim_rand() % 94);
+            out_raw(m, chunk, k);
+            left -= (long)k;
+        }
+    }
     int sms_match[SIM_SMS_PLAN];
     sms_check_cmd(m, body, sms_match);
     execute(m, body);

@@ -748,7 +748,9 @@ static void test_resync_retry(void)
     check_once();
 
     /* The module does not support the first resync command (or refuses it
-     * while busy): an error final is nobody's proof; the next one is tried. */
+     * while busy): an error final never completes a resync; once X's final
+     * came, it is the query's own: the next one is tried at once (issue 11.7;
+     * it used to wait for the resync's timeout). */
     static const char *const refusals[] = {"\r\nCOMMAND NOT SUPPORT\r\n", "\r\nERROR\r\n",
                                            "\r\n+CME ERROR: 2\r\n"};
     for (size_t i = 0; i < 3; i++) {
@@ -762,9 +764,52 @@ static void test_resync_retry(void)
         sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
         mod_run(0, 1200);
         CHECK_STR(reslog, "AT+X -> TIMEOUT NONE []\nAT+GMR -> DONE OK [B-OWN-ANSWER]\n");
-        CHECK(strstr(mod_written, "AT+X@0.00 AT+CMEE?@5.00 AT+CSQ@8.00 AT+GMR@8.") == mod_written,
+        CHECK(strstr(mod_written, "AT+X@0.00 AT+CMEE?@5.00 AT+CSQ@5.25 AT+GMR@5.") == mod_written,
               "%s", mod_written);
-        CHECK_INT(at.timeouts, 2);
+        CHECK_INT(at.timeouts, 1);
+        CHECK(strstr(evlog, "RESYNC_REFUSED(AT+CMEE?: ") != NULL, "%s", evlog);
+        CHECK(strstr(evlog, "RESYNC_FALLBACK") == NULL, "%s", evlog);
+        check_once();
+    }
+
+    /* Every resync query refused (issue 11.7: the port was dead for good):
+     * the engine falls back to AT, says so, and B gets its own answer. The
+     * next timeout on this port goes to AT at once. */
+    static const char *const finals[] = {"\r\nCOMMAND NOT SUPPORT\r\n", "\r\nERROR\r\n"};
+    for (size_t i = 0; i < 2; i++) {
+        const struct mod_rule r4[] = {
+            {"AT+X", 5.2, "\r\nOK\r\n"},
+            {"AT+CMEE?", 0.05, finals[i]},
+            {"AT+CSQ", 0.05, finals[i]},
+            {"AT+CSCS?", 0.05, finals[i]},
+            {"AT+GMR", 0.05, "\r\nB-OWN-ANSWER\r\n\r\nOK\r\n"},
+            {"AT+Y", 9.0, "\r\nLATE-Y\r\n\r\nOK\r\n"},
+            {"AT+GMR", 0.05, "\r\nB2\r\n\r\nOK\r\n"},
+        };
+        mod_setup(r4, 7, (int)i);
+        sub("AT+X", HF_AT_EXPECT_ALL, NULL, 5);
+        sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+        mod_run(0, 800);
+        CHECK_STR(reslog, "AT+X -> TIMEOUT NONE []\nAT+GMR -> DONE OK [B-OWN-ANSWER]\n");
+        CHECK(strstr(mod_written, "AT+X@0.00 AT+CMEE?@5.00 AT+CSQ@5.25 AT+CSCS?@5.3") == mod_written,
+              "%s", mod_written);
+        CHECK(strstr(mod_written, " AT@5.3") != NULL, "%s", mod_written);
+        CHECK(strstr(evlog, "RESYNC_FALLBACK(resync queries refused by the module: AT+CMEE? AT+CSQ "
+                            "AT+CSC") != NULL, "%s", evlog);
+        CHECK_INT(at.timeouts, 1);
+        CHECK(hf_at_idle(&at), "idle");
+        /* a later timeout: AT at once (none of the queries again); Y answers
+         * after the AT's timeout (3 s), AT again; Y's late answer is not
+         * taken for B2's (the quiet interval after the AT's two OKs) */
+        clear_logs();
+        mod_written[0] = '\0';
+        sub("AT+Y", HF_AT_EXPECT_ALL, NULL, 5);
+        sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+        mod_run(801, 2500);
+        CHECK_STR(reslog, "AT+Y -> TIMEOUT NONE []\nAT+GMR -> DONE OK [B2]\n");
+        CHECK(strstr(mod_written, "AT+Y@8.01 AT@13.01 AT@16.01 AT+GMR@17.4") == mod_written, "%s",
+              mod_written);
+        CHECK(strstr(evlog, "RESYNC_FALLBACK") == NULL, "said once: %s", evlog);
         check_once();
     }
 
@@ -1104,6 +1149,47 @@ static void test_reentrant_submit(void)
     check_once();
 }
 
+/* A port just opened: a previous process's command may still be answered
+ * (issue 11.6: its "+CSQ: 21,99 / OK" was taken for AT+GMR's answer). With
+ * hf_at_require_sync the first command waits for a resync, exactly as after a
+ * timeout; stale lines are discarded. */
+static void test_sync_at_open(void)
+{
+    setup();
+    hf_at_require_sync(&at);
+    CHECK(hf_at_idle(&at), "nothing to do before a command");
+    unsigned long b = sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0, 64);
+    CHECK_WIRE("AT+CMEE?\r");
+    in("\r\n+CSQ: 21,99\r\n\r\nOK\r\n", 0.5);   /* the stale answer */
+    CHECK_STR(reslog, "");
+    in("AT+CMEE?\r\r\n+CMEE: 2\r\n\r\nOK\r\n", 0.6);
+    write_out(0.6, 64);
+    CHECK_WIRE("");
+    hf_at_tick(&at, 0.6 + HF_AT_RESYNC_QUIET);
+    write_out(0.6 + HF_AT_RESYNC_QUIET, 64);
+    CHECK_WIRE("AT+GMR\r");
+    in("\r\n12.815.01.03.00\r\n\r\nOK\r\n", 1.0);
+    CHECK_STR(reslog, "AT+GMR -> DONE OK [12.815.01.03.00]\n");
+    CHECK_INT(per_id[b], 1);
+    CHECK(strstr(evlog, "RESYNC_START(AT+CMEE?) DISCARDED(+CSQ: 21,99) DISCARDED(OK) ") == evlog,
+          "%s", evlog);
+    CHECK(hf_at_idle(&at), "idle");
+    /* in step now: the next command goes out at once */
+    sub("AT", HF_AT_EXPECT_NONE, NULL, 5);
+    write_out(1.1, 64);
+    CHECK_WIRE("AT\r");
+    in("\r\nOK\r\n", 1.2);
+    /* after a port loss (a reopen), the owner asks again */
+    hf_at_port_lost(&at);
+    hf_at_require_sync(&at);
+    sub("ATI", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(2, 64);
+    CHECK_WIRE("AT+CMEE?\r");
+    hf_at_port_lost(&at);
+    check_once();
+}
+
 /* ---- limits -------------------------------------------------------------- */
 
 static char big[20000];
@@ -1123,8 +1209,9 @@ static void test_overflow(void)
     CHECK_STR(reslog, "AT^FOTASTATE? -> DONE OK [<1400 bytes>]\n");
     CHECK_STR(urclog, "<1400 bytes>|");
 
-    /* An over-long line inside a response: dropped, counted, the command is
-     * told its answer is incomplete, the next line is fine. */
+    /* An over-long line inside a response: dropped, counted, reported; the
+     * command goes on and gets its own answer (issue 12.7: it used to fail
+     * as OVERFLOW, read as "the module refused AT+CGSN"). */
     clear_logs();
     sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
     write_out(1, 64);
@@ -1135,12 +1222,37 @@ static void test_overflow(void)
     char want[64];
     snprintf(want, sizeof want, "OVERFLOW(%d) ", HF_AT_LINE_MAX + 100);
     CHECK_STR(evlog, want);
-    CHECK_STR(reslog, "AT+GMR -> OVERFLOW OK [12.815.01.03.00]\n");
+    CHECK_STR(reslog, "AT+GMR -> DONE OK [12.815.01.03.00]\n");
     CHECK_INT(at.overflows, 1);
     in_chunks(big, HF_AT_LINE_MAX + 2, 4096, 1.2);   /* while idle: only counted */
     in("\r\n", 1.2);
     CHECK_INT(at.overflows, 2);
     CHECK_STR(urclog, "");
+
+    /* A 10 MB flood without a line end while AT+CGSN waits: one dropped
+     * line, no verdict; the answer after it completes the command. */
+    clear_logs();
+    sub("AT+CGSN", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(1.5, 64);
+    memset(big, 'n', sizeof big);
+    for (int i = 0; i < 500; i++)   /* 500 * 20000 bytes */
+        hf_at_input(&at, big, sizeof big, 1.6);
+    CHECK_STR(reslog, "");
+    in("\r\n867530900000009\r\n\r\nOK\r\n", 1.7);
+    CHECK_STR(reslog, "AT+CGSN -> DONE OK [867530900000009]\n");
+    snprintf(want, sizeof want, "OVERFLOW(%d) ", 500 * 20000);
+    CHECK_STR(evlog, want);
+    CHECK_INT(at.overflows, 3);
+    /* The same flood swallowing the final: the command times out honestly. */
+    clear_logs();
+    sub("AT+CGSN", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(1.8, 64);
+    for (int i = 0; i < 500; i++)
+        hf_at_input(&at, big, sizeof big, 1.9);
+    in("OK\r\n", 1.9);
+    hf_at_tick(&at, 6.8);
+    CHECK(strstr(reslog, "AT+CGSN -> TIMEOUT NONE []\n") == reslog, "%s", reslog);
+    hf_at_port_lost(&at);
 
     /* More than HF_AT_RESP_LINES lines: the first ones are kept. */
     clear_logs();
@@ -1254,6 +1366,7 @@ int main(void)
     test_timeouts_not_in_a_row();
     test_reentrant_submit();
     test_overflow();
+    test_sync_at_open();
     test_seed_transcript();
     return CHECK_END();
 }

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -493,6 +494,66 @@ static void test_unsupported(void)
     snprintf(cmd, sizeof cmd, "'%s' --unsupported 'AT+X;Y' --dir /tmp/hwfota-simtest-none >/dev/null 2>&1",
              sim_bin);
     CHECK(system(cmd) != 0, "--unsupported with a bad character rejected");
+}
+
+/* --long-line cmd=NAME:N: N noise bytes without a line end before NAME's answer, once. */
+static void test_long_line(void)
+{
+    sim s;
+    char line[8192];
+    CHECK(sim_start(&s, 1, "--long-line", "cmd=CGSN:6000", NULL) == 0, "sim starts");
+    CHECK(port_open(&s, 0) == 0, "open");
+    CMD(&s, "ATE0", "OK");
+    send_cmd(&s, "AT+CGSN");
+    CHECK(next_nn(&s, line, sizeof line, 2) == 1, "a line");
+    CHECK_INT(strlen(line), 6000);
+    CHECK(strspn(line, "0123456789") < 6000, "noise, not an answer");
+    CHECK(next_nn(&s, line, sizeof line, 2) == 1 && luhn_ok(line), "then the IMEI: %s", line);
+    CHECK(next_nn(&s, line, sizeof line, 2) == 1 && !strcmp(line, "OK"), "then OK: %s", line);
+    send_cmd(&s, "AT+CGSN");
+    CHECK(next_nn(&s, line, sizeof line, 2) == 1 && luhn_ok(line), "once only: %s", line);
+    CHECK_INT(log_count(&s, "\"fault\":\"long-line\""), 1);
+    sim_stop(&s);
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "'%s' --long-line time=1:50 --dir /tmp/hwfota-simtest-none >/dev/null 2>&1",
+             sim_bin);
+    CHECK(system(cmd) != 0, "--long-line takes cmd= triggers only");
+}
+
+/* A host that closes without dropping TIOCEXCL (as a killed one does): the
+ * flag stays unless --release-dead-host on. Root opens despite the flag. */
+static int excl_after_dead_host(sim *s)
+{
+    int excl = -1;
+    CHECK(port_open(s, 0) == 0, "open");
+    CHECK(ioctl(s->fd, TIOCEXCL) == 0, "TIOCEXCL");
+    close(s->fd);
+    s->fd = -1;
+    sleep_s(0.3);
+    int fd = open(s->path[0], O_RDWR | O_NOCTTY | O_NONBLOCK);
+    CHECK(fd >= 0, "reopen as root");
+    if (fd >= 0) {
+        CHECK(ioctl(fd, TIOCGEXCL, &excl) == 0, "TIOCGEXCL");
+        close(fd);
+    }
+    return excl;
+}
+
+static void test_release_dead_host(void)
+{
+    sim s;
+    CHECK(sim_start(&s, 1, NULL) == 0, "sim starts");
+    CHECK_INT(excl_after_dead_host(&s), 1);
+    CHECK_INT(log_count(&s, "\"what\":\"released\""), 0);
+    sim_stop(&s);
+    CHECK(sim_start(&s, 1, "--release-dead-host", "on", NULL) == 0, "sim starts");
+    CHECK_INT(excl_after_dead_host(&s), 0);
+    CHECK(log_count(&s, "\"what\":\"released\"") >= 1, "released logged");
+    sim_stop(&s);
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "'%s' --release-dead-host maybe --dir /tmp/hwfota-simtest-none >/dev/null 2>&1",
+             sim_bin);
+    CHECK(system(cmd) != 0, "--release-dead-host takes on|off");
 }
 
 /* Run detection on a sim started with the given faults; returns after the "OK". */
@@ -1340,7 +1401,8 @@ static void test_help(void)
                           "--detect-fail", "--download-fail", "--download-fail-at", "--power-loss",
                           "--upgrade-fail", "--port-gone", "--port-gone-for", "--hang", "--hang-for", "--hang-reject",
                           "--garbage", "--drop", "--dup-state", "--bad-state", "--lose-state",
-                          "--data-session", "--sim-pin", "--not-registered", "--sms", "--urc", "--sms-slots", NULL};
+                          "--data-session", "--sim-pin", "--not-registered", "--sms", "--urc", "--sms-slots",
+                          "--long-line", "--release-dead-host", NULL};
     for (int i = 0; opts[i] && text; i++) CHECK(strstr(text, opts[i]) != NULL, "--help names %s", opts[i]);
     free(text);
     snprintf(cmd, sizeof cmd, "'%s' --no-such-option >/dev/null 2>&1", sim_bin);
@@ -1367,11 +1429,12 @@ int main(void)
     void (*tests[])(void) = {test_help, test_seed_flow, test_at_basics, test_unsupported, test_detect_faults,
                              test_download_faults, test_boot_report_order, test_auto, test_auto_query,
                              test_port_faults, test_closed_port, test_gone_during_download, test_noise,
-                             test_many, test_sms, test_ttys, test_resume_needs_mode, test_end_states};
+                             test_many, test_sms, test_long_line, test_release_dead_host, test_ttys,
+                             test_resume_needs_mode, test_end_states};
     const char *names[] = {"help", "seed_flow", "at_basics", "unsupported", "detect_faults", "download_faults",
                            "boot_report_order", "auto", "auto_query", "port_faults", "closed_port",
-                           "gone_during_download", "noise", "many", "sms", "ttys", "resume_needs_mode",
-                           "end_states"};
+                           "gone_during_download", "noise", "many", "sms", "long_line",
+                           "release_dead_host", "ttys", "resume_needs_mode", "end_states"};
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         double t = now_s();
         tests[i]();

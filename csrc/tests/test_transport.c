@@ -288,6 +288,137 @@ static void test_foreign_tiocexcl(void)
     close(p.master);
 }
 
+/* Issue 12.8: a holder that ended without closing (SIGKILL) leaves TIOCEXCL on
+ * a pty while its master lives. Nobody holds the port: the open takes it over
+ * and says so; it used to be EBUSY "often ModemManager" for good. A live
+ * holder in another process (TIOCEXCL without flock, as ModemManager) or a
+ * live hwfota (flock) is still EBUSY. */
+static void test_stale_tiocexcl(void)
+{
+    pty_pair p;
+    CHECK_INT(make_pty(&p), 0);
+    int fd = open(p.slave, O_RDWR | O_NOCTTY | O_NONBLOCK);
+    CHECK(fd >= 0, "plain open");
+    CHECK_INT(ioctl(fd, TIOCEXCL), 0);
+    close(fd);   /* as a killed process's last close: the flag stays */
+    fd = open(p.slave, O_RDWR | O_NOCTTY | O_NONBLOCK);
+    int excl = 0;
+    CHECK_INT(ioctl(fd, TIOCGEXCL, &excl), 0);
+    CHECK_INT(excl, 1);
+    close(fd);
+    hf_error e;
+    hf_transport *t = hf_transport_open(p.slave, NULL, &e);
+    CHECK(t != NULL, "stale flag taken over: %s", e.msg);
+    if (t) {
+        CHECK(strstr(hf_transport_note(t), "taken over") != NULL, "note: %s", hf_transport_note(t));
+        check_io(t, p.master);
+        check_busy(p.slave);   /* ours now: a second open is busy */
+        hf_transport_close(t);
+    }
+    /* closed by us: the flag is gone, the next open is ordinary */
+    t = hf_transport_open(p.slave, NULL, &e);
+    CHECK(t != NULL, "open after close: %s", e.msg);
+    if (t) {
+        CHECK_STR(hf_transport_note(t), "");
+        hf_transport_close(t);
+    }
+
+    /* a live holder in another process: TIOCEXCL, no flock */
+    int ready[2];
+    CHECK_INT(pipe(ready), 0);
+    pid_t child = fork();
+    if (child == 0) {
+        close(p.master);
+        int cfd = open(p.slave, O_RDWR | O_NOCTTY | O_NONBLOCK);
+        if (cfd < 0 || ioctl(cfd, TIOCEXCL) != 0)
+            _exit(1);
+        if (write(ready[1], "r", 1) != 1)
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    char c;
+    CHECK_INT(read(ready[0], &c, 1), 1);
+    t = hf_transport_open(p.slave, NULL, &e);
+    CHECK(t == NULL, "live holder: busy");
+    hf_transport_close(t);
+    CHECK(e.code && !strcmp(e.code, "EBUSY"), "code %s", e.code ? e.code : "(null)");
+    char pid_s[32];
+    snprintf(pid_s, sizeof pid_s, "pid %d", (int)child);
+    CHECK(strstr(e.msg, pid_s) != NULL, "names the holder: %s", e.msg);
+    CHECK(strstr(e.msg, "ModemManager") != NULL, "keeps the hint: %s", e.msg);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    close(ready[0]);
+    close(ready[1]);
+    /* the child died holding it: stale again, taken over */
+    t = hf_transport_open(p.slave, NULL, &e);
+    CHECK(t != NULL, "after the holder died: %s", e.msg);
+    hf_transport_close(t);
+    close(p.master);
+}
+
+/* Not root: open(2) itself refuses a TIOCEXCL tty with EBUSY. The message
+ * then says whether anyone holds the port's lock: nobody (a stale flag, and
+ * how to clear it) or somebody (a plain busy). Run in a child as nobody. */
+static int unprivileged_open_msg(const char *path, char *msg, size_t cap)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        return -1;
+    pid_t child = fork();
+    if (child == 0) {
+        close(pfd[0]);
+        hf_error e;
+        hf_error_clear(&e);
+        if (setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(3);
+        hf_transport *t = hf_transport_open(path, NULL, &e);
+        int rc = t ? 1 : (e.code && !strcmp(e.code, "EBUSY")) ? 0 : 2;
+        hf_transport_close(t);
+        if (write(pfd[1], e.msg, strlen(e.msg)) < 0)
+            rc = 4;
+        _exit(rc);
+    }
+    close(pfd[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < cap && (r = read(pfd[0], msg + n, cap - 1 - n)) > 0)
+        n += (size_t)r;
+    msg[n] = '\0';
+    close(pfd[0]);
+    int st = 0;
+    waitpid(child, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_stale_tiocexcl_unprivileged(void)
+{
+    if (geteuid() != 0) {
+        printf("# skipped: needs root to become nobody\n");
+        return;
+    }
+    pty_pair p;
+    CHECK_INT(make_pty(&p), 0);
+    CHECK_INT(chmod(p.slave, 0666), 0);
+    int fd = open(p.slave, O_RDWR | O_NOCTTY | O_NONBLOCK);
+    CHECK_INT(ioctl(fd, TIOCEXCL), 0);
+    close(fd);   /* stale */
+    char msg[1024];
+    CHECK_INT(unprivileged_open_msg(p.slave, msg, sizeof msg), 0);
+    CHECK(strstr(msg, "no process holds its lock") != NULL, "stale explained: %s", msg);
+    CHECK(strstr(msg, "as root") != NULL, "says how to clear it: %s", msg);
+    /* a live hwfota (flock + TIOCEXCL): plain busy */
+    hf_error e;
+    hf_transport *t = hf_transport_open(p.slave, NULL, &e);
+    CHECK(t != NULL, "root takes it over: %s", e.msg);
+    CHECK_INT(unprivileged_open_msg(p.slave, msg, sizeof msg), 0);
+    CHECK(strstr(msg, "no process holds") == NULL, "a live holder is not stale: %s", msg);
+    CHECK(strstr(msg, "in use by another process") != NULL, "%s", msg);
+    hf_transport_close(t);
+    close(p.master);
+}
+
 static void test_open_errors(void)
 {
     check_open_fails("/dev/hwfota-no-such-tty9", "ENOENT", "No such file or directory");
@@ -569,6 +700,8 @@ int main(int argc, char **argv)
     test_nonblocking_and_revents();
     test_symlink_and_reopen();
     test_foreign_tiocexcl();
+    test_stale_tiocexcl();
+    test_stale_tiocexcl_unprivileged();
     test_open_errors();
     test_list_real_machine();
     test_port_role();

@@ -557,7 +557,8 @@ function Cli:probe(cands)
     if uucp_locked(p.path) then
       note = "locked (pppd?), not probed"
     else
-      local port, msg, code = self.hwfota.open(p.path)
+      -- sync = false: the one AT is all a port of unknown kind gets (no line-sync query)
+      local port, msg, code = self.hwfota.open(p.path, {sync = false})
       if not port then
         note = code == "EBUSY" and "busy, not probed" or ("cannot open: " .. tostring(msg))
       else
@@ -719,6 +720,16 @@ function Cli:open_port(wait)
     self:err(msg)
     self:fail_json(code, msg)
     return nil, open_error_exit(code)
+  end
+  -- what the open had to do: a killed process's exclusive flag taken over (issue 12.8)
+  if port.on_event and port.poll then
+    local notes = {}
+    port:on_event(function(e)
+      if e.event == "stale_exclusive" then notes[#notes + 1] = tostring(e.detail) end
+    end)
+    port:poll(0)
+    port:on_event(nil)
+    for _, n in ipairs(notes) do self:say(n, "notice") end
   end
   return port
 end

@@ -54,8 +54,16 @@ end
 -- pseudo-terminals and other character devices that libserialport refuses
 -- are opened with POSIX termios (`"pty"`). The port is held exclusively.
 -- @tparam string path e.g. `"/dev/ttyUSB2"` or a simulator's symlink
+-- Before the first command (and after every `port:reopen`) the line is
+-- brought in step: a previous process may have left a command whose answer
+-- is still to come, so a resync query (`AT+CMEE?`, else `AT+CSQ`, `AT+CSCS?`,
+-- else `AT` when the firmware refuses them all) goes out first, stale lines
+-- are discarded (events `resync`, `discarded`, `resync_done`), and the first
+-- command waits about 0.3 s longer (the quiet interval).
 -- @tparam[opt] table opts `baudrate` (default 115200), `flow` (`"none"` or
---   `"rtscts"`), `timeout` (default seconds per command, 30)
+--   `"rtscts"`), `timeout` (default seconds per command, 30), `sync`
+--   (default true; false writes the first command without the sync, only for
+--   a test peer that scripts the exact exchange)
 -- @treturn Port the port
 -- @return or `nil, message, code` (`ENOENT`, `EBUSY` when another process
 --   such as ModemManager holds it, `EACCES`, `EINVAL` ...)
@@ -65,7 +73,7 @@ function M.open(path, opts)
   end
   opts = check_opts(opts, "open")
   for k in pairs(opts) do
-    if k ~= "baudrate" and k ~= "flow" and k ~= "timeout" then
+    if k ~= "baudrate" and k ~= "flow" and k ~= "timeout" and k ~= "sync" then
       error(("bad argument #2 to 'open' (unknown option '%s')"):format(tostring(k)), 2)
     end
   end
@@ -82,7 +90,10 @@ function M.open(path, opts)
   if t ~= nil and type(t) ~= "number" then
     error(("bad option 'timeout' to 'open' (number of seconds expected, got %s)"):format(type(t)), 2)
   end
-  return core.open(path, opts.baudrate, opts.flow, opts.timeout)
+  if opts.sync ~= nil and type(opts.sync) ~= "boolean" then
+    error(("bad option 'sync' to 'open' (boolean expected, got %s)"):format(type(opts.sync)), 2)
+  end
+  return core.open(path, opts.baudrate, opts.flow, opts.timeout, opts.sync ~= false)
 end
 
 --- Wait for I/O on several ports at once (one `poll()`), dispatching results
@@ -240,7 +251,10 @@ end
 -- @treturn boolean whether it existed
 
 --- Set the diagnostics callback: `fn{event=, detail=}` with events `timeout`,
--- `resync`, `resync_done`, `resync_failed`, `discarded`, `overflow`,
+-- `resync`, `resync_done`, `resync_failed`, `resync_refused` (the firmware
+-- answered a resync query with an error), `resync_fallback` (none left: plain
+-- `AT`), `discarded`, `overflow` (an over-long line dropped; detail: its
+-- length), `stale_exclusive` (the open took over a flag a killed process left),
 -- `port_lost`, `callback_error`.
 -- @function Port:on_event
 -- @tparam function|nil fn

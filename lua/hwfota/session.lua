@@ -480,6 +480,11 @@ function Driver:start(previous)
       self:post{kind = "port_lost"}
     elseif e.event == "callback_error" then
       self:trace("error", e.detail)
+    elseif e.event == "stale_exclusive" or e.event == "resync_fallback" or
+           e.event == "resync_refused" or e.event == "overflow" then
+      -- worth a line in the trace: a killed host's flag taken over, a firmware
+      -- without the resync queries, an over-long line dropped (its length)
+      self:trace("event", e.event .. ": " .. tostring(e.detail))
     end
   end)
   if self.policy.on_start then

@@ -66,6 +66,8 @@ local report = hwfota.run(port, {
       if last_run == "AT^FOTADET" then stop_here("detect")
       elseif last_run == "AT^FOTADLQ" and text:find("^FOTADLQ:", 1, true) then stop_here("download")
       elseif last_run == "AT^FWUP" then stop_here("upgrade") end
+    elseif dir == "event" and text:find("^stale_exclusive: ") then
+      print("stale " .. text)
     elseif dir == "event" and text:find("^port lost: waiting") then
       stop_here("reboot")
     elseif dir == "event" and text:find("^port back") then
