@@ -1005,7 +1005,7 @@ static void test_port_swap(void)
     EXPECT(&s, "OK");
     CHECK(strcmp(a, b) != 0, "another module answers (%s vs %s)", a, b);
     CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 40", "OK");
-    CMD(&s, "AT+GMR", "12.815.01.03.00", "OK");
+    CMD(&s, "AT+GMR", "12.815.03.01.00", "OK");   /* --version-from */
     CHECK(next_line(&s, a, sizeof a, 0.3) == 0, "no boot report, nothing applied (got %s)", a);
     CHECK_INT(log_count(&s, "\"fault\":\"port-swap\""), 1);
     CHECK_INT(log_count(&s, "\"swapped\":true"), 4);   /* boot + 3 commands */
