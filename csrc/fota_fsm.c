@@ -432,18 +432,39 @@ static int check_model(hf_fota *f)
 {
     if (f->cfg.skip_model_check)
         return 0;
-    const hf_model_entry *m = hf_supported_model(f->model, strlen(f->model));
-    if (!m) {
+    /* the integrator's rows first (the longest key that matches), then the table */
+    const char *row = NULL, *min_text = NULL;
+    size_t best = 0;
+    for (size_t i = 0; i < f->cfg.nmodels && i < HF_FOTA_MODELS_MAX; i++) {
+        size_t kl = strlen(f->cfg.models[i].model);
+        if (kl > best && hf_model_key_matches(f->cfg.models[i].model, f->model, strlen(f->model))) {
+            best = kl;
+            row = f->cfg.models[i].model;
+            min_text = f->cfg.models[i].min_firmware;
+        }
+    }
+    if (!row) {
+        const hf_model_entry *m = hf_model_match(f->model, strlen(f->model),
+                                                 f->have_running ? &f->running : NULL);
+        if (m) {
+            row = m->model;
+            min_text = m->min_firmware;
+        }
+    }
+    if (!row) {
         fail(f, "EUNSUPPORTED", -1, "module model \"%s\" is not in the FOTA support table; "
-             "set skip_model_check if Huawei confirmed FOTA for it", f->model);
+             "if Huawei confirmed FOTA for it, add it with its minimum firmware (option "
+             "models = {[\"%s\"] = \"<version>\"}, hwfota --allow-model MODEL=VERSION)",
+             f->model, f->model);
         return -1;
     }
     hf_version min;
-    if (hf_version_parse(m->min_firmware, strlen(m->min_firmware), &min, NULL) == 0 &&
+    if (hf_version_parse(min_text, strlen(min_text), &min, NULL) == 0 &&
         hf_version_compare(&f->running, &min) < 0) {
-        fail(f, "EUNSUPPORTED", -1, "firmware %s of %s is below %s, the minimum for FOTA; "
-             "update it by other means or set skip_model_check", f->running.text, m->model,
-             m->min_firmware);
+        fail(f, "EUNSUPPORTED", -1, "firmware %s of %s (table row %s) is below %s, the "
+             "minimum for FOTA; update it by other means, or, if Huawei agreed FOTA from "
+             "this version, extend the table (option models, hwfota --allow-model %s=%s)",
+             f->running.text, f->model, row, min_text, row, f->running.text);
         return -1;
     }
     return 0;
@@ -1011,6 +1032,10 @@ static void verify_evaluate(hf_fota *f)
          * upgrade its chance first, then discard the image so the module is not left
          * in 40; a later run downloads it anew and decides again. */
         if (f->phase != HF_PH_VERIFY) {
+            double left = f->up_at + f->cfg.boot_settle - f->now;
+            if (left > 0 && isfinite(left))
+                notice(f, "the module still says 40 after AT^FWUP: waiting %.1f s for a "
+                       "boot-time upgrade report", left);
             enter(f, HF_PH_VERIFY);
             return;
         }
@@ -2010,8 +2035,26 @@ static int check_config(const hf_fota_config *c, hf_error *err)
     const hf_fotamode *m = &c->mode;
     if (c->has_mode && ((unsigned)m->auto_query > 1 || (unsigned)m->auto_download > 1 ||
                         (unsigned)m->auto_upgrade > 1 || (unsigned)m->resume > 1 ||
-                        m->period > 65535))
-        return hf_error_set(err, "EINVAL", "mode flags must be 0/1, period 0..65535 days");
+                        (m->has_period && (m->period < HF_FOTA_PERIOD_MIN ||
+                                           m->period > HF_FOTA_PERIOD_MAX))))
+        return hf_error_set(err, "EINVAL", "mode flags must be 0/1, period 1..365 days");
+    if (c->nmodels > HF_FOTA_MODELS_MAX)
+        return hf_error_set(err, "EINVAL", "at most %d models", HF_FOTA_MODELS_MAX);
+    for (size_t i = 0; i < c->nmodels; i++) {
+        const hf_fota_model *r = &c->models[i];
+        size_t kl = strnlen(r->model, sizeof r->model);
+        hf_version v;
+        if (kl == 0 || kl == sizeof r->model)
+            return hf_error_set(err, "EINVAL", "a models key must be 1..%d characters",
+                                HF_MODEL_MAX - 1);
+        for (size_t k = 0; k < kl; k++)
+            if ((unsigned char)r->model[k] < 0x20 || (unsigned char)r->model[k] > 0x7e)
+                return hf_error_set(err, "EINVAL", "a models key must be printable ASCII");
+        if (hf_version_parse(r->min_firmware, strnlen(r->min_firmware, sizeof r->min_firmware),
+                             &v, NULL) < 0)
+            return hf_error_set(err, "EINVAL", "models[\"%s\"]: the minimum firmware must be a "
+                                "version like 12.815.03.01.00", r->model);
+    }
     const struct { const char *n; double v; } secs[] = {
         {"poll_interval", c->poll_interval}, {"dl_poll", c->dl_poll},
         {"dl_poll_idle", c->dl_poll_idle}, {"state_poll", c->state_poll},

@@ -158,9 +158,23 @@ typedef struct hf_fota_actions {
     unsigned long dropped;          /* actions that did not fit (a bug if ever non-zero) */
 } hf_fota_actions;
 
+/* AT^FOTAMODE's <period> (days) accepted in the configuration: a zero-day cycle
+ * means nothing, and the module's test form advertises (1-365). */
+#define HF_FOTA_PERIOD_MIN 1
+#define HF_FOTA_PERIOD_MAX 365
+
+/* An integrator's row of the supported-model table (option `models`). */
+#define HF_FOTA_MODELS_MAX 16
+typedef struct hf_fota_model {
+    char model[HF_MODEL_MAX];               /* key: see hf_model_key_matches */
+    char min_firmware[HF_VERSION_TEXT_MAX]; /* a valid version (checked by hf_fota_init) */
+} hf_fota_model;
+
 typedef struct hf_fota_config {
     int force;                      /* allow same-version or older targets */
     int skip_model_check;           /* AT+GMR instead of ATI; no supported-table check */
+    hf_fota_model models[HF_FOTA_MODELS_MAX];   /* checked before the built-in table */
+    size_t nmodels;
     int check_prereq;               /* AT+CPIN?, AT+CREG?, AT+CGREG? (default 1) */
     int read_imei;                  /* AT+CGSN at probe and after the reboot (default 1) */
     int has_cfg;                    /* send AT^FOTACFG= */

@@ -97,7 +97,7 @@ static int opt_auth(lua_State *L, int t)
 
 /* Options fota_new knows (anything else is a typo: raise, naming it). */
 static const char *const fota_keys[] = {
-    "force", "skip_model_check", "check_prereq", "read_imei", "resume", "apn", "user",
+    "force", "skip_model_check", "models", "check_prereq", "read_imei", "resume", "apn", "user",
     "password", "auth", "mode", "poll_interval", "dl_poll", "dl_poll_idle", "state_poll",
     "resume_interval", "reboot_timeout", "detect_timeout", "stall_timeout",
     "auto_upgrade_wait", "busy_delay", "boot_settle", "discard_timeout", "cmd_retries",
@@ -146,10 +146,49 @@ static void opt_mode(lua_State *L, int t, hf_fota_config *c)
     if (has) {
         /* NaN, fractions and negatives are not silently dropped or truncated */
         c->mode.has_period = 1;
-        c->mode.period = (p >= 0 && p <= 65535 && p == floor(p)) ? (unsigned)p
-                                                                 : 70000u; /* init: EINVAL */
+        c->mode.period = (p >= HF_FOTA_PERIOD_MIN && p <= HF_FOTA_PERIOD_MAX && p == floor(p))
+                             ? (unsigned)p : 70000u; /* init: EINVAL */
     }
     lua_pop(L, 1);
+}
+
+/* models = {["MU709"] = "11.0.0.0.0", ...}: the integrator's rows of the supported
+ * table. Wrong types raise; too many rows, a key too long or a bad version return
+ * an EINVAL message (hf_fota_init names the row). */
+static const char *opt_models(lua_State *L, int t, hf_fota_config *c)
+{
+    int ty = lua_getfield(L, t, "models");
+    if (ty == LUA_TNIL) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    if (ty != LUA_TTABLE)
+        luaL_error(L, "option 'models' must be a table {[model] = minimum firmware}");
+    int m = lua_gettop(L);
+    const char *bad = NULL;
+    lua_pushnil(L);
+    while (lua_next(L, m)) {
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "option 'models' must map model names (strings) to minimum "
+                       "firmware versions (strings)");
+        size_t kl, vl;
+        const char *k = lua_tolstring(L, -2, &kl);
+        const char *v = lua_tolstring(L, -1, &vl);
+        if (!bad && c->nmodels >= HF_FOTA_MODELS_MAX)
+            bad = "option models: at most 16 rows";
+        else if (!bad && (kl == 0 || kl >= HF_MODEL_MAX || memchr(k, '\0', kl)))
+            bad = "option models: a model name must be 1..47 characters without NUL";
+        else if (!bad && (vl >= HF_VERSION_TEXT_MAX || memchr(v, '\0', vl)))
+            bad = "option models: a minimum firmware must be a version like 12.815.03.01.00";
+        else if (!bad) {
+            hf_fota_model *r = &c->models[c->nmodels++];
+            memcpy(r->model, k, kl + 1);
+            memcpy(r->min_firmware, v, vl + 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return bad;
 }
 
 /* Fill cfg from the options table at index t; returns NULL or an EINVAL message. */
@@ -159,6 +198,9 @@ static const char *read_opts(lua_State *L, int t, hf_fota_config *c)
     check_keys(L, t, "fota_new", fota_keys);
     c->force = opt_bool(L, t, "force", 0);
     c->skip_model_check = opt_bool(L, t, "skip_model_check", 0);
+    const char *bad_models = opt_models(L, t, c);
+    if (bad_models)
+        return bad_models;
     c->check_prereq = opt_bool(L, t, "check_prereq", 1);
     c->read_imei = opt_bool(L, t, "read_imei", 1);
     c->resume = opt_bool(L, t, "resume", 1);
@@ -198,7 +240,8 @@ static const char *read_opts(lua_State *L, int t, hf_fota_config *c)
 /***
  * Create a FOTA state machine.
  * @function fota_new
- * @tparam[opt] table opts force, skip_model_check, check_prereq (true), read_imei (true),
+ * @tparam[opt] table opts force, skip_model_check, models ({[model] = minimum firmware}:
+ *   rows added to the supported table, matched before it), check_prereq (true), read_imei (true),
  *   apn, user, password, auth ("none"|"pap"|"chap"|0..2), mode {auto_query, auto_download,
  *   auto_upgrade, resume, period}, resume, auto_upgrade_ok (false: without mode, the
  *   AT^FOTAMODE sent before each download is 0,0,0,<resume>; true: 0,0,1,<resume>),
@@ -768,16 +811,22 @@ static int l_error_meaning(lua_State *L)
 }
 
 /***
- * Look a module model up in the FOTA support table.
+ * Look a module model up in the FOTA support table, as ATI prints it ("MU509",
+ * "MU609-b", "MU609 (mini PCIE)"...): see hf_model_match in fota_parse.h.
  * @function supported_model
  * @tparam string model e.g. "MU609"
+ * @tparam[opt] string firmware the running version: its family chooses MU509-c (11.x)
+ *   and the AT&T rows (12.107.x)
  * @return minimum firmware, canonical model name; or nil, message, "EUNSUPPORTED"
  */
 static int l_supported_model(lua_State *L)
 {
-    size_t n;
+    size_t n, vn = 0;
     const char *m = luaL_checklstring(L, 1, &n);
-    const hf_model_entry *e = hf_supported_model(m, n);
+    const char *vs = luaL_optlstring(L, 2, NULL, &vn);
+    hf_version v;
+    int have = vs && hf_version_parse(vs, vn, &v, NULL) == 0;
+    const hf_model_entry *e = hf_model_match(m, n, have ? &v : NULL);
     if (!e) {
         char shown[48];   /* never echo a huge or NUL-carrying argument back whole */
         size_t k = 0;

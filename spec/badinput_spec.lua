@@ -333,7 +333,8 @@ for _, v in ipairs{{"1.5", 1.5}, {"NaN", NAN}, {"7", 7}, {"-1", -1}, {"2^63", 2.
   add("hwfota.run{auth=" .. v[1] .. "}", function() return hwfota.run(F.pb, {}, {apn = "x", auth = v[2]}) end,
       REPORT("EINVAL"))
 end
-for _, v in ipairs{{"NaN", NAN}, {"-3", -3}, {"1.5", 1.5}, {"65536", 65536}, {"inf", INF}} do
+for _, v in ipairs{{"NaN", NAN}, {"-3", -3}, {"1.5", 1.5}, {"65536", 65536}, {"inf", INF},
+                   {"0", 0}, {"366", 366}} do
   add("hwfota.run{mode.period=" .. v[1] .. "}", function()
     return hwfota.run(F.pb, {}, {mode = {period = v[2]}})
   end, REPORT("EINVAL"))
@@ -408,7 +409,7 @@ for _, k in ipairs{"auto_query", "auto_download", "auto_upgrade", "resume"} do
   end
 end
 for _, v in ipairs{{"0", 0}, {"-1", -1}, {"NaN", NAN}, {"inf", INF}, {"1.5", 1.5}, {"65536", 65536},
-                   {"maxinteger", math.maxinteger}} do
+                   {"366", 366}, {"maxinteger", math.maxinteger}} do
   add("session:mode{period=" .. v[1] .. "}", function() return F.s:mode{period = v[2]} end, FAIL("EINVAL"))
 end
 add("session:configure{apm='internet'}", function() return F.s:configure{apm = "internet"} end,
@@ -467,7 +468,27 @@ for _, v in ipairs{{"NaN", NAN}, {"-1", -1}, {"11", 11}, {"inf", INF}} do
   add("core.fota_new{max_redetect=" .. v[1] .. "}", function() return core.fota_new{max_redetect = v[2]} end,
       FAIL("EINVAL"))
 end
-add("core.fota_new{mode={period=0}}", function() return core.fota_new{mode = {period = 0}} end, OK())
+-- models: the integrator's rows of the supported table (issue 11.5)
+add("core.fota_new{models='MU709'}", function() return core.fota_new{models = "MU709"} end, RAISE("option 'models'"))
+add("core.fota_new{models={[1]='1.0'}}", function() return core.fota_new{models = {"1.0"}} end, RAISE("option 'models'"))
+add("core.fota_new{models={MU709=11}}", function() return core.fota_new{models = {MU709 = 11}} end, RAISE("option 'models'"))
+add("core.fota_new{models={MU709='eleven'}}", function() return core.fota_new{models = {MU709 = "eleven"}} end, FAIL("EINVAL"))
+add("core.fota_new{models={['']='1.0'}}", function() return core.fota_new{models = {[""] = "1.0"}} end, FAIL("EINVAL"))
+add("core.fota_new{models={[huge]='1.0'}}", function() return core.fota_new{models = {[("M"):rep(5000)] = "1.0"}} end, FAIL("EINVAL"))
+add("core.fota_new{models={['MU\\n709']='1.0'}}", function() return core.fota_new{models = {["MU\n709"] = "1.0"}} end, FAIL("EINVAL"))
+add("core.fota_new{models={MU709=huge}}", function() return core.fota_new{models = {MU709 = ("1."):rep(3000) .. "1"}} end, FAIL("EINVAL"))
+add("core.fota_new{models=17 rows}", function()
+  local m = {}
+  for i = 1, 17 do m["MU" .. i] = "1.0" end
+  return core.fota_new{models = m}
+end, FAIL("EINVAL"))
+add("core.fota_new{models={MU709='11.0.0.0.0'}}", function() return core.fota_new{models = {MU709 = "11.0.0.0.0"}} end, OK())
+add("hwfota.run{models={MU709='x'}}", function() return hwfota.run(F.pb, {}, {models = {MU709 = "x"}}) end, REPORT("EINVAL"))
+-- one period range everywhere (issue 11.12): 1..365 days, as the module's AT^FOTAMODE=? says
+add("core.fota_new{mode={period=0}}", function() return core.fota_new{mode = {period = 0}} end, FAIL("EINVAL"))
+add("core.fota_new{mode={period=366}}", function() return core.fota_new{mode = {period = 366}} end, FAIL("EINVAL"))
+add("core.fota_new{mode={period=365}}", function() return core.fota_new{mode = {period = 365}} end, OK())
+add("core.fota_new{mode={period=1}}", function() return core.fota_new{mode = {period = 1}} end, OK())
 add("core.fota_new{mode={bogus}}", function() return core.fota_new{mode = {bogus = true}} end, RAISE("unknown mode option 'bogus'"))
 add("core.fota_new{mode={resume=1}}", function() return core.fota_new{mode = {resume = 1}} end, RAISE("option 'resume'"))
 

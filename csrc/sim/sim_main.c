@@ -494,8 +494,8 @@ static void usage(FILE *o)
 "Identity:\n"
 "  --model NAME           Model: line of ATI (default MU509-b)\n"
 "  --manufacturer NAME    (default \"Huawei Technologies Co., Ltd.\")\n"
-"  --version-from V       running firmware (default 12.815.01.03.00)\n"
-"  --version-to V         version offered by the server (default 12.815.01.04.00)\n"
+"  --version-from V       running firmware (default 12.815.03.01.00: the MU509-b minimum)\n"
+"  --version-to V         version offered by the server (default 12.815.03.02.00)\n"
 "  --description TEXT     the 12 URC's description (default \"Support send SMS background\")\n"
 "  --imei-base N          14 digits; module i gets N+i plus a Luhn digit (default 86753090000000)\n"
 "  --pin PIN              PIN that AT+CPIN=\"PIN\" accepts with --sim-pin (default 1234)\n"
@@ -925,8 +925,8 @@ static void defaults(void)
     cfg.time_scale = 1.0;
     snprintf(cfg.model, sizeof cfg.model, "MU509-b");
     snprintf(cfg.manufacturer, sizeof cfg.manufacturer, "Huawei Technologies Co., Ltd.");
-    snprintf(cfg.version_from, sizeof cfg.version_from, "12.815.01.03.00");
-    snprintf(cfg.version_to, sizeof cfg.version_to, "12.815.01.04.00");
+    snprintf(cfg.version_from, sizeof cfg.version_from, "12.815.03.01.00");
+    snprintf(cfg.version_to, sizeof cfg.version_to, "12.815.03.02.00");
     snprintf(cfg.description, sizeof cfg.description, "Support send SMS background");
     cfg.imei_base = 86753090000000ULL;
     cfg.image_size = 1324;

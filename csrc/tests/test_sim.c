@@ -333,7 +333,7 @@ static int luhn_ok(const char *d)
     return n == 15 && sum % 10 == 0;
 }
 
-#define STATE12 "^FOTASTATE: 12,12.815.01.04.00,79114,\"Support send SMS background\""
+#define STATE12 "^FOTASTATE: 12,12.815.03.02.00,79114,\"Support send SMS background\""
 
 /* ------------------------------------------------------------------ tests */
 
@@ -343,7 +343,7 @@ static void test_seed_flow(void)
     sim s;
     CHECK(sim_start(&s, 1, "--rate", "8000", NULL) == 0, "sim starts and prints ready");
     CHECK(port_open(&s, 0) == 0, "open %s", s.path[0]);
-    CMD(&s, "AT+GMR", "12.815.01.03.00", "OK");
+    CMD(&s, "AT+GMR", "12.815.03.01.00", "OK");
     CMD(&s, "AT^FOTACFG=\"1234\",\"\",\"\",2", "OK");
     CMD(&s, "AT^FOTAMODE=0,0,1,1", "OK");
     CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
@@ -369,7 +369,7 @@ static void test_seed_flow(void)
     CHECK(port_reopen(&s, 0, 3) == 0, "path comes back");
     EXPECT(&s, "^BOOT: 20952350,0,0,0,72", "^SIMST: 1", "^SRVST: 2", "^MODE: 5,4", "^RSSI: 20",
            "^FOTASTATE: 90");
-    CMD(&s, "AT+GMR", "12.815.01.04.00", "OK");
+    CMD(&s, "AT+GMR", "12.815.03.02.00", "OK");
     CMD(&s, "AT+CMEE?", "+CMEE: 2", "OK");
     CHECK_INT(log_count(&s, "\"dir\":\"rx\",\"line\":\"AT^FOTADL=1\""), 1);
     CHECK_INT(log_count(&s, "\"ev\":\"reset\",\"reason\":\"upgrade\""), 1);
@@ -421,8 +421,8 @@ static void test_at_basics(void)
     CMD(&s, "AT+CMEE=1\"", "ERROR");
     CMD(&s, "AT+XYZZY", "COMMAND NOT SUPPORT");
     CMD(&s, "ATI", "Manufacturer: Huawei Technologies Co., Ltd.", "Model: MU509-b",
-        "Revision: 12.815.01.03.00", "IMEI: 867530900000009", "+GCAP: +CGSM,+DS,+ES", "OK");
-    CMD(&s, "AT+CGMR", "12.815.01.03.00", "OK");
+        "Revision: 12.815.03.01.00", "IMEI: 867530900000009", "+GCAP: +CGSM,+DS,+ES", "OK");
+    CMD(&s, "AT+CGMR", "12.815.03.01.00", "OK");
     CMD(&s, "AT+CGSN", "867530900000009", "OK");
     CHECK(luhn_ok("867530900000009"), "IMEI Luhn");
     CMD(&s, "AT+CPIN?", "+CPIN: READY", "OK");
@@ -685,7 +685,7 @@ static void test_download_faults(void)
     CHECK(port_reopen(&s, 0, 3) == 0, "back after upgrade");
     CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after upgrade");
     CHECK_STR(l, "^FOTASTATE: 90");
-    CMD(&s, "AT+GMR", "12.815.01.04.00", "OK");
+    CMD(&s, "AT+GMR", "12.815.03.02.00", "OK");
     CHECK_INT(log_count(&s, "\"dir\":\"rx\",\"line\":\"AT^FWUP\""), 1);
     CHECK_INT(log_count(&s, "\"fault\":\"power-loss\",\"state\":30,\"byte\":30000"), 1);
     sim_stop(&s);
@@ -767,7 +767,7 @@ static void test_download_faults(void)
     CHECK(port_reopen(&s, 0, 3) == 0, "back");
     CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after upgrade");
     CHECK_STR(l, "^FOTASTATE: 80");
-    CMD(&s, "AT+GMR", "12.815.01.03.00", "OK");
+    CMD(&s, "AT+GMR", "12.815.03.01.00", "OK");
     CHECK_INT(log_count(&s, "\"fault\":\"lose-state\",\"state\":40"), 1);
     sim_stop(&s);
 }
@@ -820,7 +820,7 @@ static void test_boot_report_order(void)
     CMD(&s, "AT^FOTADL=0", "OK");
     CHECK(next_nn(&s, l, sizeof l, 1.2) == 0, "no boot report nor upgrade after the discard (got %s)", l);
     CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
-    CMD(&s, "AT+GMR", "12.815.01.03.00", "OK");
+    CMD(&s, "AT+GMR", "12.815.03.01.00", "OK");
     CHECK_INT(log_count(&s, "\"ev\":\"state\",\"state\":50"), 0);
     sim_stop(&s);
 }
@@ -834,7 +834,7 @@ static void test_auto(void)
         desc[i * 256 + 255] = ';';
     }
     desc[5 * 256 - 1] = '\0';
-    snprintf(want, sizeof want, "^FOTASTATE: 12,12.815.01.04.00,79114,\"%s\"", desc);
+    snprintf(want, sizeof want, "^FOTASTATE: 12,12.815.03.02.00,79114,\"%s\"", desc);
     CHECK(sim_start(&s, 1, "--description", desc, "--name", "ttyHW7", NULL) == 0, "sim starts");
     CHECK(strstr(s.path[0], "/ttyHW7") != NULL, "--name: %s", s.path[0]);
     port_open(&s, 0);
@@ -846,7 +846,7 @@ static void test_auto(void)
     CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after upgrade");
     CHECK_STR(l, "^FOTASTATE: 90");
     CMD(&s, "ATI", "Manufacturer: Huawei Technologies Co., Ltd.", "Model: MU509-b",
-        "Revision: 12.815.01.04.00", "IMEI: 867530900000009", "+GCAP: +CGSM,+DS,+ES", "OK");
+        "Revision: 12.815.03.02.00", "IMEI: 867530900000009", "+GCAP: +CGSM,+DS,+ES", "OK");
     CHECK_INT(log_count(&s, "\"dir\":\"rx\""), 3);
     sim_stop(&s);
 }
@@ -935,7 +935,7 @@ static void test_port_faults(void)
     send_cmd(&s, "AT+GMR");
     EXPECT(&s, "AT+GMR");
     next_line(&s, l, sizeof l, 1);
-    CHECK(strlen(l) == strlen("12.815.01.03.00") - 1, "version line short by one: %s", l);
+    CHECK(strlen(l) == strlen("12.815.03.01.00") - 1, "version line short by one: %s", l);
     CHECK(log_count(&s, "\"fault\":\"drop\"") >= 1, "drop logged");
     sim_stop(&s);
 }
@@ -1005,7 +1005,7 @@ static void test_port_swap(void)
     EXPECT(&s, "OK");
     CHECK(strcmp(a, b) != 0, "another module answers (%s vs %s)", a, b);
     CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 40", "OK");
-    CMD(&s, "AT+GMR", "12.815.01.03.00", "OK");
+    CMD(&s, "AT+GMR", "12.815.03.01.00", "OK");   /* --version-from */
     CHECK(next_line(&s, a, sizeof a, 0.3) == 0, "no boot report, nothing applied (got %s)", a);
     CHECK_INT(log_count(&s, "\"fault\":\"port-swap\""), 1);
     CHECK_INT(log_count(&s, "\"swapped\":true"), 4);   /* boot + 3 commands */
@@ -1050,7 +1050,7 @@ static void test_closed_port(void)
     sleep_s(0.2); /* 90 is sent (or lost, if sent before the open) */
     while (next_line(&s, l, sizeof l, 0.05) == 1) ;
     CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 90", "OK");
-    CMD(&s, "AT+GMR", "12.815.01.04.00", "OK");
+    CMD(&s, "AT+GMR", "12.815.03.02.00", "OK");
     sim_stop(&s);
 }
 
@@ -1080,7 +1080,7 @@ static void test_noise(void)
     int inner = 0;
     for (int i = 0; i < 12; i++) {
         send_cmd(&s, "AT+GMR");
-        CHECK(next_nn(&s, l, sizeof l, 1) == 1 && !strcmp(l, "12.815.01.03.00"), "version: %s", l);
+        CHECK(next_nn(&s, l, sizeof l, 1) == 1 && !strcmp(l, "12.815.03.01.00"), "version: %s", l);
         int before = noise_seen;
         CHECK(next_nn(&s, l, sizeof l, 1) == 1 && !strcmp(l, "OK"), "OK: %s", l);
         if (noise_seen > before) inner++;

@@ -120,8 +120,10 @@ local loop = require "hwfota.loop"
 -- @tparam Port|string port_or_path an open port, or a path to open
 -- @tparam[opt] table opts `journal` (path of the journal file: a regular file or a
 --   new name in a directory, else `nil, message, "EJOURNAL"`), `reboot_timeout`
---   (seconds, default 180), `force`, `skip_model_check` (demo versions below the
---   supported table), `apn`/`user`/`password`/`auth`, `mode` {auto_query,
+--   (seconds, default 180), `force`, `models` (`{[model] = minimum firmware}`: rows
+--   added to the supported-firmware table, e.g. `{MU709 = "11.0.0.0.0"}` or the seed's
+--   demo versions `{MU509 = "12.815.01.03.00"}`), `skip_model_check` (no model check at
+--   all), `apn`/`user`/`password`/`auth`, `mode` {auto_query,
 --   auto_download, auto_upgrade, resume, period}, `check_prereq` (default true:
 --   `AT+CPIN?`, `AT+CREG?`, `AT+CGREG?`; a query the firmware does not support is a
 --   notice), `auto_upgrade_ok` (default false; without `mode` the `AT^FOTAMODE` sent

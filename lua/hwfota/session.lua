@@ -349,6 +349,22 @@ function Driver:emit(a)
   self.report.events[#self.report.events + 1] = a
   if ev == "state" then
     self:trace("state", ("^FOTASTATE: %d (%s)"):format(a.code, a.name))
+    local lp = self.last_progress
+    local size = self.report.size
+    if a.code == 40 and not (lp and lp.percent >= 100) and
+       ((lp and lp.total > 0) or (not lp and math.type(size) == "integer" and size > 0)) then
+      -- 40: the whole delta is in and verified, but the last AT^FOTADLQ poll came
+      -- before the end (or none came: a small delta). on_progress sees the download
+      -- finish (100 %), as it happened; the sizes are the module's (or the offer's).
+      local files = {}
+      for i, f in ipairs(lp and lp.files or {}) do
+        files[i] = {index = f.index, name = f.name, done = f.total, total = f.total}
+      end
+      local total = lp and lp.total or size
+      self.last_progress = {files = files, done = total, total = total, percent = 100}
+      local ok, err = call_hook(self.policy, "on_progress", self.last_progress, self:control())
+      if not ok then self:trace("error", "on_progress: " .. tostring(err)) end
+    end
   elseif ev == "new_version" then
     self.report.version = a.version
     self.report.size = a.size
@@ -371,6 +387,7 @@ function Driver:emit(a)
       if not ok then return self:finish("failed", {code = code, message = msg}) end
     end
   elseif ev == "progress" then
+    self.last_progress = {files = a.files, done = a.done, total = a.total, percent = a.percent}
     local ok, err = call_hook(self.policy, "on_progress",
                               {files = a.files, done = a.done, total = a.total, percent = a.percent},
                               self:control())
@@ -830,6 +847,42 @@ local function carry_over(d, previous, carry)
   return nil
 end
 
+-- AT^FOTACFG? (the guide: after a failed detection, check these parameters first):
+-- {apn =, user =, password_set =, auth =} or nil, message, code. The password is
+-- never returned or printed, only whether one is set.
+local AUTH_NAMES = {[0] = "none", [1] = "PAP", [2] = "CHAP"}
+local function read_fotacfg(port, trace)
+  if trace then trace("run", "AT^FOTACFG?") end
+  local res, msg, code = port:command("AT^FOTACFG?", {prefix = "^FOTACFG:", timeout = 10})
+  if trace then trace("response", res and "^FOTACFG: (not traced: it holds the password)  OK"
+                                        or tostring(msg)) end
+  if not res then return nil, msg, code end
+  local l = res.lines[1] or ""
+  local apn, user, pw, auth = l:match('^%^FOTACFG:%s*"([^"]*)"%s*,%s*"([^"]*)"%s*,%s*"([^"]*)"%s*,%s*(%d+)%s*$')
+  if not apn then
+    apn, user, pw, auth = l:match('^%^FOTACFG:%s*([^,"]*),([^,"]*),([^,"]*),%s*(%d+)%s*$')
+  end
+  if not apn then return nil, "AT^FOTACFG? gave no readable ^FOTACFG line", "EPROTO" end
+  return {apn = apn, user = user, password_set = pw ~= "", auth = tonumber(auth)}
+end
+--- Read the module's FOTA server settings (AT^FOTACFG?), for the command's status.
+-- @tparam Port port an open port
+-- @tparam[opt] function trace function(dir, text)
+-- @return `{apn =, user =, password_set =, auth =}` (never the password), or
+--   `nil, message, code`
+M.read_fotacfg = read_fotacfg
+
+local function fotacfg_text(c)
+  local function q(v) return '"' .. v:gsub("[%c\127-\255]", "?") .. '"' end
+  return ("APN %s, user %s, %s, auth %d (%s)"):format(q(c.apn), q(c.user),
+    c.password_set and "password set" or "no password", c.auth, AUTH_NAMES[c.auth] or "unknown")
+end
+--- The settings of `read_fotacfg` as one line for people:
+-- `APN "x", user "", no password, auth 2 (CHAP)`.
+-- @tparam table c what `read_fotacfg` returned
+-- @treturn string
+M.fotacfg_text = fotacfg_text
+
 local function one_attempt(port, policy, o, attempt, previous, ident, reopened, expect_imei)
   local d = new_driver(port, policy, o, attempt)
   d.expect_imei = expect_imei   -- the IMEI an earlier attempt of this run read
@@ -839,7 +892,15 @@ local function one_attempt(port, policy, o, attempt, previous, ident, reopened, 
   if not ok then
     return {status = "failed", code = code, message = msg, attempts = attempt}, d
   end
-  return loop.wait(d.cond, {d}), d
+  local report = loop.wait(d.cond, {d})
+  if report.code == "EDETECT" and not port:is_lost() then
+    -- what the module will connect with: shown with the failure, as the guide advises
+    local c, cmsg = read_fotacfg(port, o.trace)
+    report.fotacfg = c
+    report.message = tostring(report.message) .. "; the module's AT^FOTACFG? says: " ..
+                     (c and fotacfg_text(c) or ("unreadable (" .. tostring(cmsg) .. ")"))
+  end
+  return report, d
 end
 
 local run_attempts   -- the attempts of one run (below)
@@ -1036,6 +1097,13 @@ function Session:state()
   return {code = st.state, name = core.fota_state_name(st.state)}
 end
 
+--- The module's FOTA server connection settings from AT^FOTACFG?: `{apn =, user =,
+-- password_set =, auth = 0|1|2}` (the password itself is never returned), or
+-- `nil, message, code` (a firmware without the read form answers an error).
+function Session:fota_config()
+  return read_fotacfg(self.port, self.opts.trace)
+end
+
 local auth_codes = {none = 0, pap = 1, chap = 2, [0] = 0, [1] = 1, [2] = 2}
 
 -- Called from Session:configure: level 3 blames configure's caller.
@@ -1094,8 +1162,10 @@ function Session:mode(p)
   local cmd = ("AT^FOTAMODE=%d,%d,%d,%d"):format(b("auto_query", false), b("auto_download", false),
                                                    b("auto_upgrade", false), b("resume", true))
   if p.period ~= nil then
-    if math.type(p.period) ~= "integer" or p.period < 1 or p.period > 65535 then
-      return nil, "period must be an integer number of days (1..65535)", "EINVAL"
+    -- 1..365 like the state machine's mode option (fota_fsm.h HF_FOTA_PERIOD_MAX):
+    -- a zero-day cycle means nothing and the module's AT^FOTAMODE=? says (1-365)
+    if math.type(p.period) ~= "integer" or p.period < 1 or p.period > 365 then
+      return nil, "period must be an integer number of days (1..365)", "EINVAL"
     end
     cmd = cmd .. "," .. p.period
   end

@@ -40,8 +40,8 @@ package.path = TOP .. "/spec/?.lua;" .. TOP .. "/lua/?.lua;" .. TOP .. "/lua/?/i
 local core = require "hwfota.core"      -- only for its monotonic clock
 local now = core.now
 
-local VERSION_FROM = "12.815.01.03.00"
-local VERSION_TO = "12.815.01.04.00"
+local VERSION_FROM = "12.815.03.01.00"   -- the simulator's defaults (support.sim FROM/TO)
+local VERSION_TO = "12.815.03.02.00"
 local DELTA = 1324 + 77790                 -- the simulator's default delta size
 
 -- ======================================================================= PRNG
@@ -144,7 +144,7 @@ local KINDS = {
   {name = "no_new_version", group = "result", gen = function(_, p) simopt(p, "--no-new-version"); return "no-new-version" end},
   {name = "offer_not_newer", group = "offer", gen = function(r, p)
      p.version_to = r.pick{VERSION_FROM, "12.815.01.02.00", "12.815.00.99.00", "11.815.01.04.00",
-                           "12.815.1.3.0", "12.815.01.03"}
+                           "12.815.3.1.0", "12.815.03.01"}
      simopt(p, "--version-to", p.version_to); return "offer-not-newer" end},
   {name = "closed_port_drop", group = "closed", gen = function(_, p)
      simopt(p, "--closed-port", "drop"); return "closed-port-drop" end},
