@@ -324,7 +324,7 @@ SEED ?= 1
 RUNS ?= 10000
 JOBS ?= 2
 
-faults-tools: $(B)/faults/tty-release
+faults-tools: $(B)/faults/tty-release $(B)/support/journalfail_preload
 
 $(B)/faults/tty-release: spec/faults/tty_release.c
 	@mkdir -p $(dir $@)

@@ -135,10 +135,12 @@ static void notice(hf_fota *f, const char *fmt, ...)
 
 static void journal(hf_fota *f)
 {
-    push(f, HF_ACT_JOURNAL);
+    if (!f->foreign)        /* the journal describes our module, not the one on the port */
+        push(f, HF_ACT_JOURNAL);
 }
 
 static void enter(hf_fota *f, hf_fota_phase p);
+static void port_back_continue(hf_fota *f);
 
 /* Terminal failure: what failed, a message a person can act on, the module's code. */
 static void fail(hf_fota *f, const char *code, long module_code, const char *fmt, ...)
@@ -156,6 +158,8 @@ static void fail(hf_fota *f, const char *code, long module_code, const char *fmt
     }
     f->fail_code = code;
     f->failed_in = f->phase;
+    if (strcmp(code, "EIDENTITY") == 0)
+        f->foreign = 1;
     enter(f, HF_PH_FAILED);
 }
 
@@ -221,12 +225,31 @@ static void build_text(hf_fota *f, hf_fota_cmd c, char *dst, size_t cap)
         hf_strlcpy(dst, cap, cmds[c].text);
 }
 
+/* Commands that change what the module does or holds (FOTA settings, state). */
+static int changes_state(hf_fota_cmd c)
+{
+    return c == HF_CMD_FOTACFG || c == HF_CMD_FOTAMODE || c == HF_CMD_FOTADET ||
+           c == HF_CMD_DL_START || c == HF_CMD_DL_PAUSE || c == HF_CMD_DL_STOP ||
+           c == HF_CMD_FWUP;
+}
+
 static void send_cmd(hf_fota *f, hf_fota_cmd c, int in_script)
 {
     if (f->cmd != HF_CMD_NONE) {
         /* one command at a time: this one goes out when the answer in flight is in */
         f->next_cmd = c;
         f->next_in_script = in_script;
+        return;
+    }
+    if (changes_state(c) && !f->identity_ok) {
+        /* the second gate: the port came back (or the run resumed a journal) and no
+         * IMEI confirmed that it is still our module (read_imei off, or a journal
+         * without an IMEI): only queries may go to it */
+        fail(f, "EIDENTITY", -1, "refusing %s: the identity of the module on the port was "
+             "not confirmed since it %s (no IMEI to compare: read_imei is off or the "
+             "journal has none); check which module is on the port and run again",
+             hf_fota_cmd_name(c), f->restored && !f->identity_since_back ?
+             "was resumed from the journal" : "came back");
         return;
     }
     if (c == HF_CMD_FWUP) {
@@ -278,6 +301,9 @@ static void script_next(hf_fota *f)
         /* after a reset the 90 often arrives on its own: no need to ask */
         if (c == HF_CMD_STATE && f->phase == HF_PH_VERIFY && f->state_seen_since_back)
             continue;
+        /* the IMEI was confirmed when the port came back: no need to ask again */
+        if (c == HF_CMD_CGSN && f->phase == HF_PH_VERIFY && f->identity_since_back)
+            continue;
         send_cmd(f, c, 1);
         return;
     }
@@ -301,6 +327,7 @@ static void enter(hf_fota *f, hf_fota_phase p)
     f->gen++;
     f->nscript = 0;
     f->next_cmd = HF_CMD_NONE;   /* a command queued for the old phase is not wanted now */
+    f->confirming = 0;           /* a deadline moved on: the send gate still holds */
     f->next_poll = NO_TIME;
     f->deadline = NO_TIME;
     const phase_def *d = def(f);
@@ -395,8 +422,9 @@ static void handle_state(hf_fota *f, const hf_fotastate *st)
 
 static void probe_enter(hf_fota *f)
 {
+    /* a restored IMEI is always compared: it is how a restart knows the module */
     hf_fota_cmd list[] = {f->cfg.skip_model_check ? HF_CMD_GMR : HF_CMD_ATI,
-                          f->cfg.read_imei ? HF_CMD_CGSN : HF_CMD_NONE};
+                          f->cfg.read_imei || f->imei[0] ? HF_CMD_CGSN : HF_CMD_NONE};
     run_script(f, list, 2);
 }
 
@@ -404,18 +432,39 @@ static int check_model(hf_fota *f)
 {
     if (f->cfg.skip_model_check)
         return 0;
-    const hf_model_entry *m = hf_supported_model(f->model, strlen(f->model));
-    if (!m) {
+    /* the integrator's rows first (the longest key that matches), then the table */
+    const char *row = NULL, *min_text = NULL;
+    size_t best = 0;
+    for (size_t i = 0; i < f->cfg.nmodels && i < HF_FOTA_MODELS_MAX; i++) {
+        size_t kl = strlen(f->cfg.models[i].model);
+        if (kl > best && hf_model_key_matches(f->cfg.models[i].model, f->model, strlen(f->model))) {
+            best = kl;
+            row = f->cfg.models[i].model;
+            min_text = f->cfg.models[i].min_firmware;
+        }
+    }
+    if (!row) {
+        const hf_model_entry *m = hf_model_match(f->model, strlen(f->model),
+                                                 f->have_running ? &f->running : NULL);
+        if (m) {
+            row = m->model;
+            min_text = m->min_firmware;
+        }
+    }
+    if (!row) {
         fail(f, "EUNSUPPORTED", -1, "module model \"%s\" is not in the FOTA support table; "
-             "set skip_model_check if Huawei confirmed FOTA for it", f->model);
+             "if Huawei confirmed FOTA for it, add it with its minimum firmware (option "
+             "models = {[\"%s\"] = \"<version>\"}, hwfota --allow-model MODEL=VERSION)",
+             f->model, f->model);
         return -1;
     }
     hf_version min;
-    if (hf_version_parse(m->min_firmware, strlen(m->min_firmware), &min, NULL) == 0 &&
+    if (hf_version_parse(min_text, strlen(min_text), &min, NULL) == 0 &&
         hf_version_compare(&f->running, &min) < 0) {
-        fail(f, "EUNSUPPORTED", -1, "firmware %s of %s is below %s, the minimum for FOTA; "
-             "update it by other means or set skip_model_check", f->running.text, m->model,
-             m->min_firmware);
+        fail(f, "EUNSUPPORTED", -1, "firmware %s of %s (table row %s) is below %s, the "
+             "minimum for FOTA; update it by other means, or, if Huawei agreed FOTA from "
+             "this version, extend the table (option models, hwfota --allow-model %s=%s)",
+             f->running.text, f->model, row, min_text, row, f->running.text);
         return -1;
     }
     return 0;
@@ -983,6 +1032,10 @@ static void verify_evaluate(hf_fota *f)
          * upgrade its chance first, then discard the image so the module is not left
          * in 40; a later run downloads it anew and decides again. */
         if (f->phase != HF_PH_VERIFY) {
+            double left = f->up_at + f->cfg.boot_settle - f->now;
+            if (left > 0 && isfinite(left))
+                notice(f, "the module still says 40 after AT^FWUP: waiting %.1f s for a "
+                       "boot-time upgrade report", left);
             enter(f, HF_PH_VERIFY);
             return;
         }
@@ -1390,9 +1443,12 @@ static int absorb_cgsn(hf_fota *f, const hf_fota_event *ev)
             continue;
         if (f->imei[0] && strcmp(f->imei, imei) != 0) {
             fail(f, "EIDENTITY", -1, "a different module answered (IMEI %s, expected %s): "
-                 "check which port was reopened", imei, f->imei);
+                 "nothing more is sent to it; check which module is on the port", imei,
+                 f->imei);
             return -1;
         }
+        if (f->imei[0])
+            f->identity_ok = 1;          /* the same module as before */
         hf_strlcpy(f->imei, sizeof f->imei, imei);
         return 0;
     }
@@ -1617,6 +1673,9 @@ static void on_error(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
     long code = ev->final == HF_FF_CME ? ev->code : -1;
     if (c == HF_CMD_DL_STOP) {
         discard_confirm(f);
+    } else if (c == HF_CMD_CGSN && f->confirming) {
+        fail(f, "EIDENTITY", code, "cannot confirm which module came back on the port: "
+             "AT+CGSN failed (%s); nothing more is sent to it", text);
     } else if (c == HF_CMD_FWUP) {
         fail(f, "EUPGRADE", code, "the module refused AT^FWUP (%s); it is not retried", text);
     } else if (c == HF_CMD_FOTADET && is_collision(ev) && f->last_state != 10) {
@@ -1724,7 +1783,11 @@ static void on_result(hf_fota *f, const hf_fota_event *ev)
     f->cmd_tries = 0;
     if (r < 0 || gen != f->gen || hf_fota_terminal(f))
         return;       /* the answer moved the machine on */
-    if (f->cmd_in_script) {
+    if (c == HF_CMD_CGSN && f->confirming) {
+        f->confirming = 0;
+        f->identity_since_back = 1;
+        port_back_continue(f);
+    } else if (f->cmd_in_script) {
         script_next(f);
     } else if (c == HF_CMD_FWUP) {
         enter(f, HF_PH_REBOOT);
@@ -1791,14 +1854,10 @@ static void on_port_lost(hf_fota *f)
         def(f)->on_port_lost(f);
 }
 
-static void on_port_back(hf_fota *f)
+/* The port is back and (when an IMEI is known) the same module answered: the
+ * phase goes on where the loss interrupted it. */
+static void port_back_continue(hf_fota *f)
 {
-    if (!f->port_lost)
-        return;
-    f->port_lost = 0;
-    f->state_seen_since_back = 0;
-    f->up_at = f->now;
-    f->mode_sent = f->mode_resume = 0;   /* a new boot, maybe: set the mode again */
     if (f->phase == HF_PH_RECOVER) {
         hf_fota_cmd list[] = {HF_CMD_STATE};
         run_script(f, list, 1);
@@ -1808,6 +1867,29 @@ static void on_port_back(hf_fota *f)
     } else {
         enter(f, HF_PH_VERIFY);
     }
+}
+
+/* Whatever came back at the path may be another module (paths are reused after a
+ * re-enumeration): before anything else, AT+CGSN is compared with the known IMEI.
+ * Without one (read_imei off) the identity stays unconfirmed and send_cmd refuses
+ * every command that would change the module's state (EIDENTITY). */
+static void on_port_back(hf_fota *f)
+{
+    if (!f->port_lost)
+        return;
+    f->port_lost = 0;
+    f->state_seen_since_back = 0;
+    f->identity_since_back = 0;
+    f->identity_ok = 0;
+    f->up_at = f->now;
+    f->mode_sent = f->mode_resume = 0;   /* a new boot, maybe: set the mode again */
+    if (f->imei[0]) {
+        f->confirming = 1;
+        f->cmd_tries = 0;
+        send_cmd(f, HF_CMD_CGSN, 0);
+        return;
+    }
+    port_back_continue(f);
 }
 
 static void on_decision(hf_fota *f, hf_fota_decision d)
@@ -1911,18 +1993,27 @@ void hf_fota_config_default(hf_fota_config *c)
     c->max_redetect = 2;
 }
 
-static int check_cred(const char *what, const char *s, size_t cap, hf_error *err)
+int hf_fota_check_at_param(const char *what, const char *s, size_t n, hf_error *err)
 {
-    size_t n = strnlen(s, cap);
-    if (n >= cap || n > HF_FOTA_CRED_MAX)
+    if (n > HF_FOTA_CRED_MAX)
         return hf_error_set(err, "EINVAL", "%s is longer than %d bytes", what, HF_FOTA_CRED_MAX);
-    if (strpbrk(s, "\"\r\n;"))
+    if (memchr(s, '"', n) || memchr(s, ';', n) || memchr(s, '\r', n) || memchr(s, '\n', n))
         return hf_error_set(err, "EINVAL", "%s must not contain '\"', ';', CR or LF "
                             "(it goes into an AT command)", what);
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return hf_error_set(err, "EINVAL", "%s contains a control character", what);
+            return hf_error_set(err, "EINVAL", "%s contains the control character 0x%02X at "
+                                "byte %zu (it would go into an AT command)", what,
+                                (unsigned)(unsigned char)s[i], i + 1);
     return 0;
+}
+
+static int check_cred(const char *what, const char *s, size_t cap, hf_error *err)
+{
+    size_t n = strnlen(s, cap);
+    if (n >= cap)
+        return hf_error_set(err, "EINVAL", "%s is longer than %d bytes", what, HF_FOTA_CRED_MAX);
+    return hf_fota_check_at_param(what, s, n, err);
 }
 
 static int check_secs(const char *what, double v, hf_error *err)
@@ -1944,8 +2035,26 @@ static int check_config(const hf_fota_config *c, hf_error *err)
     const hf_fotamode *m = &c->mode;
     if (c->has_mode && ((unsigned)m->auto_query > 1 || (unsigned)m->auto_download > 1 ||
                         (unsigned)m->auto_upgrade > 1 || (unsigned)m->resume > 1 ||
-                        m->period > 65535))
-        return hf_error_set(err, "EINVAL", "mode flags must be 0/1, period 0..65535 days");
+                        (m->has_period && (m->period < HF_FOTA_PERIOD_MIN ||
+                                           m->period > HF_FOTA_PERIOD_MAX))))
+        return hf_error_set(err, "EINVAL", "mode flags must be 0/1, period 1..365 days");
+    if (c->nmodels > HF_FOTA_MODELS_MAX)
+        return hf_error_set(err, "EINVAL", "at most %d models", HF_FOTA_MODELS_MAX);
+    for (size_t i = 0; i < c->nmodels; i++) {
+        const hf_fota_model *r = &c->models[i];
+        size_t kl = strnlen(r->model, sizeof r->model);
+        hf_version v;
+        if (kl == 0 || kl == sizeof r->model)
+            return hf_error_set(err, "EINVAL", "a models key must be 1..%d characters",
+                                HF_MODEL_MAX - 1);
+        for (size_t k = 0; k < kl; k++)
+            if ((unsigned char)r->model[k] < 0x20 || (unsigned char)r->model[k] > 0x7e)
+                return hf_error_set(err, "EINVAL", "a models key must be printable ASCII");
+        if (hf_version_parse(r->min_firmware, strnlen(r->min_firmware, sizeof r->min_firmware),
+                             &v, NULL) < 0)
+            return hf_error_set(err, "EINVAL", "models[\"%s\"]: the minimum firmware must be a "
+                                "version like 12.815.03.01.00", r->model);
+    }
     const struct { const char *n; double v; } secs[] = {
         {"poll_interval", c->poll_interval}, {"dl_poll", c->dl_poll},
         {"dl_poll_idle", c->dl_poll_idle}, {"state_poll", c->state_poll},
@@ -2018,6 +2127,10 @@ size_t hf_fota_start(hf_fota *f, double now, hf_fota_actions *out)
     }
     if (!f->restored)
         f->started_at = f->now;
+    /* a fresh run's module is the one the caller opened: its IMEI becomes the
+     * reference; a journal's module is confirmed by the probe's AT+CGSN */
+    if (!f->restored)
+        f->identity_ok = 1;
     /* A restored run may follow the module's boot (power loss, the host restarted with
      * the router): the settle applies from now. A fresh run has nothing to wait for:
      * it never applies an image it did not see announced and downloaded itself. */
@@ -2039,6 +2152,13 @@ size_t hf_fota_feed(hf_fota *f, const hf_fota_event *ev, hf_fota_actions *out)
         safe = *ev;          /* a caller bug must not become a NULL dereference */
         safe.nlines = 0;
         ev = &safe;
+    }
+    if (f->confirming && (ev->kind == HF_EV_URC || ev->kind == HF_EV_STATE ||
+                          ev->kind == HF_EV_PROGRESS)) {
+        /* not yet known to come from our module: nothing it says may move the run or
+         * reach the journal; the phase asks again once the IMEI matched */
+        f->ignored++;
+        return end(f);
     }
     switch (ev->kind) {
     case HF_EV_RESULT: on_result(f, ev); break;
@@ -2166,5 +2286,8 @@ int hf_fota_restore_from(hf_fota *f, const hf_fota_snapshot *s, int carried, hf_
     f->resume_attempts = s->resume_attempts;
     hf_strlcpy(f->imei, sizeof f->imei, s->imei);
     f->started_at = s->started_at;
+    /* a snapshot carried from this process's machine on a port that stayed open is
+     * the same module; a journal file's module is confirmed by the probe's AT+CGSN */
+    f->identity_ok = carried == HF_RESTORE_CARRIED;
     return 0;
 }

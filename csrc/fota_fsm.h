@@ -158,9 +158,23 @@ typedef struct hf_fota_actions {
     unsigned long dropped;          /* actions that did not fit (a bug if ever non-zero) */
 } hf_fota_actions;
 
+/* AT^FOTAMODE's <period> (days) accepted in the configuration: a zero-day cycle
+ * means nothing, and the module's test form advertises (1-365). */
+#define HF_FOTA_PERIOD_MIN 1
+#define HF_FOTA_PERIOD_MAX 365
+
+/* An integrator's row of the supported-model table (option `models`). */
+#define HF_FOTA_MODELS_MAX 16
+typedef struct hf_fota_model {
+    char model[HF_MODEL_MAX];               /* key: see hf_model_key_matches */
+    char min_firmware[HF_VERSION_TEXT_MAX]; /* a valid version (checked by hf_fota_init) */
+} hf_fota_model;
+
 typedef struct hf_fota_config {
     int force;                      /* allow same-version or older targets */
     int skip_model_check;           /* AT+GMR instead of ATI; no supported-table check */
+    hf_fota_model models[HF_FOTA_MODELS_MAX];   /* checked before the built-in table */
+    size_t nmodels;
     int check_prereq;               /* AT+CPIN?, AT+CREG?, AT+CGREG? (default 1) */
     int read_imei;                  /* AT+CGSN at probe and after the reboot (default 1) */
     int has_cfg;                    /* send AT^FOTACFG= */
@@ -272,6 +286,12 @@ typedef struct hf_fota {
     hf_fotamode mode_now;           /* the mode of the AT^FOTAMODE in flight */
     hf_fota_phase restored_phase;
     int port_lost;                  /* waiting for PORT_BACK */
+    /* identity: no command that changes the module's state goes to a module whose
+     * IMEI was not confirmed since the port (re)opened (send_cmd's second gate) */
+    int identity_ok;                /* confirmed (or the module the caller opened) */
+    int confirming;                 /* PORT_BACK: AT+CGSN in flight before the phase goes on */
+    int identity_since_back;        /* the IMEI was confirmed after the last PORT_BACK */
+    int foreign;                    /* EIDENTITY: another module; nothing journaled */
     int pause_requested, cancel_requested;
     int unseen_offers;              /* offers discarded because their version was never seen */
     int dl_approved;                /* the policy approved downloading the target */
@@ -318,6 +338,16 @@ int hf_fota_restore(hf_fota *fsm, const hf_fota_snapshot *snap, hf_error *err);
  * drops the target of a finished journal unless AT^FWUP was sent. */
 int hf_fota_restore_from(hf_fota *fsm, const hf_fota_snapshot *snap, int carried,
                          hf_error *err);
+/* carried: 0 a journal file; HF_RESTORE_CARRIED the port stayed open (the module's
+ * identity holds); HF_RESTORE_CARRIED_REOPENED the target is trusted as carried but the
+ * port was reopened since, so the module is confirmed again (IMEI) as after a reopen */
+#define HF_RESTORE_CARRIED 1
+#define HF_RESTORE_CARRIED_REOPENED 2
+
+/* The one rule for a text parameter that goes into an AT command (APN, user,
+ * password): at most HF_FOTA_CRED_MAX bytes, no '"', ';', CR, LF, NUL or other
+ * control byte (0x00-0x1F, 0x7F). 0 or -1 + EINVAL saying what and where. */
+int hf_fota_check_at_param(const char *what, const char *s, size_t len, hf_error *err);
 
 const char *hf_fota_phase_name(hf_fota_phase phase);
 int hf_fota_phase_from_name(const char *name, size_t len);   /* -1 unknown */

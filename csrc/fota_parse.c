@@ -417,23 +417,100 @@ const hf_model_entry *hf_model_table(size_t *n)
     return models;
 }
 
-const hf_model_entry *hf_supported_model(const char *model, size_t len)
+/* Is c part of a name token (a letter or digit)? */
+static int name_char(char c)
+{
+    return isalnum((unsigned char)c) != 0;
+}
+
+/* Does the whole token tok (case-insensitive) occur in s[0..len), not inside a
+ * longer name ("MU609" in "HUAWEI MU609-b", not in "MU6090")? */
+static int has_token(const char *s, size_t len, const char *tok, size_t *at)
+{
+    size_t tl = strlen(tok);
+    for (size_t i = 0; i + tl <= len; i++) {
+        size_t j = 0;
+        while (j < tl && tolower((unsigned char)s[i + j]) == tolower((unsigned char)tok[j]))
+            j++;
+        if (j == tl && (i == 0 || !name_char(s[i - 1])) &&
+            (i + tl == len || !name_char(s[i + tl]))) {
+            if (at)
+                *at = i + tl;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The variant letter after the family name: "MU509-b", "MU509 b", "MU509_c" -> 'b'/'c';
+ * 0 when there is none (or it is longer than one letter). */
+static char variant_letter(const char *s, size_t len, size_t at)
+{
+    if (at < len && (s[at] == '-' || s[at] == ' ' || s[at] == '_'))
+        at++;
+    if (at < len && isalpha((unsigned char)s[at]) && (at + 1 == len || !name_char(s[at + 1])))
+        return (char)tolower((unsigned char)s[at]);
+    return 0;
+}
+
+const hf_model_entry *hf_model_match(const char *model, size_t len, const hf_version *running)
 {
     if (!model)
         return NULL;
     hf_trim(&model, &len);
-    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
-        size_t ml = strlen(models[i].model);
-        if (ml != len)
-            continue;
-        size_t j = 0;
-        while (j < ml && tolower((unsigned char)model[j]) ==
-                             tolower((unsigned char)models[i].model[j]))
-            j++;
-        if (j == ml)
-            return &models[i];
+    size_t at = 0;
+    if (has_token(model, len, "MU509", &at)) {
+        char v = variant_letter(model, len, at);
+        if (v == 'b')
+            return &models[0];
+        if (v == 'g')
+            return &models[1];
+        if (v == 'c')
+            return &models[2];
+        /* no (known) variant letter: the firmware family tells MU509-c (11.x) from
+         * MU509-b/-g (12.x, the same minimum) */
+        if (running && running->nfields > 0 && running->field[0] == 11)
+            return &models[2];
+        return &models[0];
     }
-    return NULL;
+    int mu609 = has_token(model, len, "MU609", NULL);
+    int att = hf_contains_ci(model, len, "AT&T");
+    if (!mu609 && !att)
+        return NULL;
+    int mini = hf_contains_ci(model, len, "mini");
+    /* AT&T firmware is the 12.107 family, whatever ATI calls the module */
+    if (running && running->nfields >= 2 && running->field[0] == 12 && running->field[1] == 107)
+        att = 1;
+    if (att) {
+        /* "mini" names the mini PCIe row; "special"/"AT&T" without it the other. When
+         * ATI says neither (plain "MU609" on 12.107 firmware) the host cannot tell the
+         * two AT&T variants apart: the lower minimum applies (the module itself refuses
+         * FOTA commands its firmware lacks; refusing a supported module cannot be undone
+         * by the host). */
+        if (mini || (!hf_contains_ci(model, len, "AT&T") && !hf_contains_ci(model, len, "special")))
+            return &models[6];
+        return &models[5];
+    }
+    return mini ? &models[4] : &models[3];
+}
+
+const hf_model_entry *hf_supported_model(const char *model, size_t len)
+{
+    return hf_model_match(model, len, NULL);
+}
+
+int hf_model_key_matches(const char *key, const char *model, size_t len)
+{
+    if (!key || !model)
+        return 0;
+    hf_trim(&model, &len);
+    size_t kl = strlen(key);
+    if (kl == 0 || kl > len)
+        return 0;
+    for (size_t j = 0; j < kl; j++)
+        if (tolower((unsigned char)model[j]) != tolower((unsigned char)key[j]))
+            return 0;
+    return kl == len || !name_char(model[kl]) || !name_char(key[kl - 1]);
 }
 
 /* Codes of ^FOTASTATE: 13/20 (protocol reference; ranges are inclusive). */
@@ -463,10 +540,12 @@ static const struct {
 
 const char *hf_fota_error_meaning(long code)
 {
+    if (code < 0)
+        return "no code reported";
     for (size_t i = 0; i < sizeof fota_errors / sizeof fota_errors[0]; i++)
         if (code >= fota_errors[i].lo && code <= fota_errors[i].hi)
             return fota_errors[i].text;
-    return "unknown error code";
+    return "not in the table";
 }
 
 const char *hf_fota_state_name(int state)

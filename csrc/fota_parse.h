@@ -95,18 +95,32 @@ int hf_parse_creg(const char *line, size_t len);
 int hf_creg_registered(int stat);
 const char *hf_creg_stat_text(int stat);
 
-/* Supported-module table (protocol reference). Lookup is case-insensitive on the
- * trimmed model name; NULL when the model is not in the table. */
+/* Supported-module table (protocol reference). The table's rows are product
+ * variants, not ATI strings, so lookup matches the family as ATI prints it
+ * (case-insensitive, trimmed): a row's own name; "MU509" with a variant letter
+ * ("MU509-b", "mu509 g", "MU509-c"), or without one, when the running firmware's
+ * family decides (11.x: MU509-c, else MU509-b/-g); "MU609" in any form ("MU609",
+ * "MU609-b", "HUAWEI MU609 (mini PCIE)"), where 12.107.x firmware (or "AT&T" in the
+ * name) selects the AT&T rows ("mini" the mini PCIe one; when ATI names neither
+ * variant, the lower minimum). running may be NULL (unknown). NULL when the model
+ * is no MU509/MU609. */
 typedef struct hf_model_entry {
     const char *model;
     const char *min_firmware;
 } hf_model_entry;
 
+const hf_model_entry *hf_model_match(const char *model, size_t len, const hf_version *running);
+/* hf_model_match with the firmware unknown. */
 const hf_model_entry *hf_supported_model(const char *model, size_t len);
+/* Does an integrator's table key match ATI's model? Case-insensitive, trimmed: the
+ * whole name, or the key followed by a non-alphanumeric character in the model
+ * ("MU709" matches "MU709", "mu709-s" and "MU709 (mini PCIe)", not "MU7090"). */
+int hf_model_key_matches(const char *key, const char *model, size_t len);
 const hf_model_entry *hf_model_table(size_t *n);
 
-/* Meaning of a 13/20 error code ("MD5 check failed"); "unknown error code" when
- * not in the table. Never NULL. */
+/* Meaning of a 13/20 error code ("MD5 check failed"); "not in the table" when
+ * the code is not in the protocol reference's list (callers print the raw code
+ * next to it). Never NULL. */
 const char *hf_fota_error_meaning(long code);
 
 /* Name of a FOTA state number ("idle", "downloading" ...), "unknown" otherwise. */

@@ -3,7 +3,7 @@
  *
  * Assembles the module table from the binding files (ports, FOTA state
  * machine) and adds the functions that need no object: list_ports,
- * write_file_atomic, realpath (now and poll come with the ports). The Lua
+ * write_file_atomic, read_file, remove_file, check_file_path, realpath (now and poll come with the ports). The Lua
  * half (lua/hwfota/init.lua) documents the public API.
  */
 #include <errno.h>
@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -96,23 +98,105 @@ static int fail_errno(lua_State *L, const char *what, const char *path, int e)
     return 3;
 }
 
-/* write_file_atomic(path, data) -> true | nil,msg,code. Writes path.tmp,
- * fsyncs it, renames it over path and fsyncs the directory, so a power cut
- * leaves either the old or the new content, never a mix (journal files). */
+/* What a file that is not a regular file is, for messages. */
+static const char *file_kind(mode_t m)
+{
+    if (S_ISLNK(m))
+        return "a symbolic link";
+    if (S_ISDIR(m))
+        return "a directory";
+    if (S_ISFIFO(m))
+        return "a FIFO";
+    if (S_ISCHR(m))
+        return "a character device";
+    if (S_ISBLK(m))
+        return "a block device";
+    if (S_ISSOCK(m))
+        return "a socket";
+    return "not a regular file";
+}
+
+static int fail_kind(lua_State *L, const char *path, mode_t m)
+{
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s is %s, not a regular file: refused (only a regular file, or a path "
+                    "that does not exist yet, is written, read or removed)", path, file_kind(m));
+    lua_pushstring(L, "EINVAL");
+    return 3;
+}
+
+static const char *check_path_arg(lua_State *L, int idx)
+{
+    size_t plen;
+    if (lua_type(L, idx) != LUA_TSTRING)   /* a number would become a file name */
+        luaL_typeerror(L, idx, "string");
+    const char *path = lua_tolstring(L, idx, &plen);
+    luaL_argcheck(L, plen > 0 && plen < 4000 && strlen(path) == plen, idx,
+                  "path must be 1 to 3999 bytes without NUL");
+    return path;
+}
+
+/* The directory of path, into dir[cap] ("." for a bare name). */
+static void dir_of(const char *path, char *dir, size_t cap)
+{
+    snprintf(dir, cap, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, cap, ".");
+}
+
+/* 0: path is a regular file (not a symbolic link) or does not exist (*exists
+ * says which); else pushes nil, msg, code and returns 3. */
+static int check_target(lua_State *L, const char *path, int *exists)
+{
+    struct stat st;
+    *exists = 0;
+    if (lstat(path, &st) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return fail_errno(L, "cannot inspect", path, errno);
+    }
+    if (!S_ISREG(st.st_mode))
+        return fail_kind(L, path, st.st_mode);
+    *exists = 1;
+    return 0;
+}
+
+/* write_file_atomic(path, data) -> true | nil,msg,code. Writes a new temporary
+ * file next to path (path.tmp.<unique>, created with O_CREAT|O_EXCL|O_NOFOLLOW:
+ * never an existing file or a symbolic link's target), fsyncs it, renames it over
+ * path and fsyncs the directory, so a power cut leaves either the old or the new
+ * content, never a mix (journal files). path must be a regular file or not exist
+ * (checked with lstat before and again right before the rename): a device, FIFO,
+ * directory or symbolic link is refused (EINVAL), never replaced. */
 static int core_write_file_atomic(lua_State *L)
 {
-    size_t plen, len;
-    if (lua_type(L, 1) != LUA_TSTRING)   /* a number would become a file name */
-        luaL_typeerror(L, 1, "string");
-    const char *path = lua_tolstring(L, 1, &plen);
+    size_t len;
+    const char *path = check_path_arg(L, 1);
     const char *data = luaL_checklstring(L, 2, &len);
-    luaL_argcheck(L, plen > 0 && plen < 4000 && strlen(path) == plen, 1,
-                  "path must be 1 to 3999 bytes without NUL");
+    int exists, n;
+    if ((n = check_target(L, path, &exists)) != 0)
+        return n;
+    static unsigned serial;
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = -1;
+    for (int tries = 0; fd < 0 && tries < 100; tries++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        unsigned u = (unsigned)ts.tv_nsec ^ (++serial * 2654435761u);
+        int w = snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%08x", path, (long)getpid(), u);
+        if (w < 0 || (size_t)w >= sizeof tmp)
+            return fail_errno(L, "cannot name a temporary file for", path, ENAMETOOLONG);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST)
+            return fail_errno(L, "cannot create", tmp, errno);
+    }
     if (fd < 0)
-        return fail_errno(L, "cannot create", tmp, errno);
+        return fail_errno(L, "cannot create a temporary file for", path, EEXIST);
     size_t off = 0;
     while (off < len) {
         ssize_t w = write(fd, data + off, len - off);
@@ -132,7 +216,16 @@ static int core_write_file_atomic(lua_State *L)
         unlink(tmp);
         return fail_errno(L, "cannot fsync", tmp, e);
     }
-    close(fd);
+    if (close(fd) < 0 && errno != EINTR) {
+        int e = errno;
+        unlink(tmp);
+        return fail_errno(L, "cannot close", tmp, e);
+    }
+    /* the target may have been replaced meanwhile (a symbolic link, a device) */
+    if ((n = check_target(L, path, &exists)) != 0) {
+        unlink(tmp);
+        return n;
+    }
     if (rename(tmp, path) < 0) {
         int e = errno;
         unlink(tmp);
@@ -143,14 +236,7 @@ static int core_write_file_atomic(lua_State *L)
      * done (AT^FWUP sent) could lead to a step being repeated. EINVAL: the file
      * system cannot sync directories (nothing more can be done there). */
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        slash[1] = '\0';
-    else if (slash)
-        *slash = '\0';
-    else
-        snprintf(dir, sizeof dir, ".");
+    dir_of(path, dir, sizeof dir);
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return fail_errno(L, "cannot open the directory to fsync it:", dir, errno);
@@ -160,6 +246,91 @@ static int core_write_file_atomic(lua_State *L)
         return fail_errno(L, "cannot fsync the directory", dir, e);
     }
     close(dfd);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* read_file(path, max) -> data (at most max bytes) | nil,msg,code. Opens with
+ * O_NONBLOCK|O_NOFOLLOW and reads only a regular file: a FIFO never blocks, a
+ * symbolic link, a device or a directory is refused (EINVAL). A missing file is
+ * nil, msg, "ENOENT". */
+static int core_read_file(lua_State *L)
+{
+    const char *path = check_path_arg(L, 1);
+    lua_Integer max = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, max >= 0 && max <= 1 << 20, 2, "max must be 0 .. 1048576");
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int e = errno;
+        struct stat st;
+        if (e == ELOOP && lstat(path, &st) == 0)
+            return fail_kind(L, path, st.st_mode);
+        return fail_errno(L, "cannot open", path, e);
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        return fail_errno(L, "cannot inspect", path, e);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail_kind(L, path, st.st_mode);
+    }
+    luaL_Buffer b;
+    char *buf = luaL_buffinitsize(L, &b, (size_t)max + 1);
+    size_t got = 0;
+    while (got < (size_t)max) {
+        ssize_t r = read(fd, buf + got, (size_t)max - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            return fail_errno(L, "cannot read", path, e);
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    luaL_pushresultsize(&b, got);
+    return 1;
+}
+
+/* remove_file(path) -> true | nil,msg,code. Removes a regular file; a missing
+ * one is fine (true); anything else (symbolic link, device, FIFO, directory) is
+ * refused (EINVAL) and left alone. */
+static int core_remove_file(lua_State *L)
+{
+    const char *path = check_path_arg(L, 1);
+    int exists, n;
+    if ((n = check_target(L, path, &exists)) != 0)
+        return n;
+    if (exists && unlink(path) < 0 && errno != ENOENT)
+        return fail_errno(L, "cannot remove", path, errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* check_file_path(path) -> true | nil,msg,code. true when path can be a
+ * journal: a regular file, or a name that does not exist yet in an existing
+ * directory. A symbolic link, device, FIFO, socket or directory: EINVAL. */
+static int core_check_file_path(lua_State *L)
+{
+    const char *path = check_path_arg(L, 1);
+    int exists, n;
+    if ((n = check_target(L, path, &exists)) != 0)
+        return n;
+    if (!exists) {
+        char dir[4096];
+        struct stat st;
+        dir_of(path, dir, sizeof dir);
+        if (stat(dir, &st) < 0)
+            return fail_errno(L, "cannot use the directory of", path, errno);
+        if (!S_ISDIR(st.st_mode))
+            return fail_errno(L, "cannot use the directory of", path, ENOTDIR);
+    }
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -248,6 +419,12 @@ int luaopen_hwfota_core(lua_State *L)
     lua_setfield(L, -2, "list_ports");
     lua_pushcfunction(L, core_write_file_atomic);
     lua_setfield(L, -2, "write_file_atomic");
+    lua_pushcfunction(L, core_read_file);
+    lua_setfield(L, -2, "read_file");
+    lua_pushcfunction(L, core_remove_file);
+    lua_setfield(L, -2, "remove_file");
+    lua_pushcfunction(L, core_check_file_path);
+    lua_setfield(L, -2, "check_file_path");
     lua_pushcfunction(L, core_realpath);
     lua_setfield(L, -2, "realpath");
     lua_pushcfunction(L, core_release_ports_on_signals);

@@ -97,7 +97,7 @@ static int opt_auth(lua_State *L, int t)
 
 /* Options fota_new knows (anything else is a typo: raise, naming it). */
 static const char *const fota_keys[] = {
-    "force", "skip_model_check", "check_prereq", "read_imei", "resume", "apn", "user",
+    "force", "skip_model_check", "models", "check_prereq", "read_imei", "resume", "apn", "user",
     "password", "auth", "mode", "poll_interval", "dl_poll", "dl_poll_idle", "state_poll",
     "resume_interval", "reboot_timeout", "detect_timeout", "stall_timeout",
     "auto_upgrade_wait", "busy_delay", "boot_settle", "discard_timeout", "cmd_retries",
@@ -146,10 +146,49 @@ static void opt_mode(lua_State *L, int t, hf_fota_config *c)
     if (has) {
         /* NaN, fractions and negatives are not silently dropped or truncated */
         c->mode.has_period = 1;
-        c->mode.period = (p >= 0 && p <= 65535 && p == floor(p)) ? (unsigned)p
-                                                                 : 70000u; /* init: EINVAL */
+        c->mode.period = (p >= HF_FOTA_PERIOD_MIN && p <= HF_FOTA_PERIOD_MAX && p == floor(p))
+                             ? (unsigned)p : 70000u; /* init: EINVAL */
     }
     lua_pop(L, 1);
+}
+
+/* models = {["MU709"] = "11.0.0.0.0", ...}: the integrator's rows of the supported
+ * table. Wrong types raise; too many rows, a key too long or a bad version return
+ * an EINVAL message (hf_fota_init names the row). */
+static const char *opt_models(lua_State *L, int t, hf_fota_config *c)
+{
+    int ty = lua_getfield(L, t, "models");
+    if (ty == LUA_TNIL) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    if (ty != LUA_TTABLE)
+        luaL_error(L, "option 'models' must be a table {[model] = minimum firmware}");
+    int m = lua_gettop(L);
+    const char *bad = NULL;
+    lua_pushnil(L);
+    while (lua_next(L, m)) {
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "option 'models' must map model names (strings) to minimum "
+                       "firmware versions (strings)");
+        size_t kl, vl;
+        const char *k = lua_tolstring(L, -2, &kl);
+        const char *v = lua_tolstring(L, -1, &vl);
+        if (!bad && c->nmodels >= HF_FOTA_MODELS_MAX)
+            bad = "option models: at most 16 rows";
+        else if (!bad && (kl == 0 || kl >= HF_MODEL_MAX || memchr(k, '\0', kl)))
+            bad = "option models: a model name must be 1..47 characters without NUL";
+        else if (!bad && (vl >= HF_VERSION_TEXT_MAX || memchr(v, '\0', vl)))
+            bad = "option models: a minimum firmware must be a version like 12.815.03.01.00";
+        else if (!bad) {
+            hf_fota_model *r = &c->models[c->nmodels++];
+            memcpy(r->model, k, kl + 1);
+            memcpy(r->min_firmware, v, vl + 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return bad;
 }
 
 /* Fill cfg from the options table at index t; returns NULL or an EINVAL message. */
@@ -159,6 +198,9 @@ static const char *read_opts(lua_State *L, int t, hf_fota_config *c)
     check_keys(L, t, "fota_new", fota_keys);
     c->force = opt_bool(L, t, "force", 0);
     c->skip_model_check = opt_bool(L, t, "skip_model_check", 0);
+    const char *bad_models = opt_models(L, t, c);
+    if (bad_models)
+        return bad_models;
     c->check_prereq = opt_bool(L, t, "check_prereq", 1);
     c->read_imei = opt_bool(L, t, "read_imei", 1);
     c->resume = opt_bool(L, t, "resume", 1);
@@ -198,7 +240,8 @@ static const char *read_opts(lua_State *L, int t, hf_fota_config *c)
 /***
  * Create a FOTA state machine.
  * @function fota_new
- * @tparam[opt] table opts force, skip_model_check, check_prereq (true), read_imei (true),
+ * @tparam[opt] table opts force, skip_model_check, models ({[model] = minimum firmware}:
+ *   rows added to the supported table, matched before it), check_prereq (true), read_imei (true),
  *   apn, user, password, auth ("none"|"pap"|"chap"|0..2), mode {auto_query, auto_download,
  *   auto_upgrade, resume, period}, resume, auto_upgrade_ok (false: without mode, the
  *   AT^FOTAMODE sent before each download is 0,0,0,<resume>; true: 0,0,1,<resume>),
@@ -533,6 +576,9 @@ static int l_snapshot(lua_State *L)
  *   process that held the port until now (session steps): the target of a finished
  *   machine is then trusted; a journal from disk (false) names a target only a run
  *   that AT^FWUP'd may keep
+ * @tparam[opt] boolean reopened with carried: the port was reopened since that
+ *   machine held it, so the module is confirmed again (its IMEI) before anything
+ *   changes it
  * @return true, or nil, message, "EJOURNAL"|"EBUSY"
  */
 static int l_restore(lua_State *L)
@@ -542,7 +588,10 @@ static int l_restore(lua_State *L)
     const char *text = luaL_checklstring(L, 2, &n);
     if (!lua_isnoneornil(L, 3))
         luaL_checktype(L, 3, LUA_TBOOLEAN);
-    int carried = lua_toboolean(L, 3);
+    if (!lua_isnoneornil(L, 4))
+        luaL_checktype(L, 4, LUA_TBOOLEAN);
+    int carried = lua_toboolean(L, 3) ? (lua_toboolean(L, 4) ? HF_RESTORE_CARRIED_REOPENED
+                                                              : HF_RESTORE_CARRIED) : 0;
     if (u->closed)
         return fail3(L, "closed", "ECLOSED");
     hf_fota_snapshot s;
@@ -614,6 +663,30 @@ static int l_tostring(lua_State *L)
         lua_pushstring(L, "hwfota.Fota (closed)");
     else
         lua_pushfstring(L, "hwfota.Fota (%s)", hf_fota_phase_name(u->fsm.phase));
+    return 1;
+}
+
+/***
+ * Check a text parameter that goes into an AT command (APN, user, password): the
+ * state machine's own rule, for every path (hwfota.run, Session:configure, the
+ * command). At most 63 bytes; no '"', ';', CR, LF, NUL or control byte (0x00-0x1F,
+ * 0x7F: backspace, Ctrl-Z, ESC ... would edit or end the command line).
+ * @function check_at_param
+ * @tparam string name what the value is (for the message)
+ * @tparam string value
+ * @return true, or nil, message, "EINVAL"
+ */
+static int l_check_at_param(lua_State *L)
+{
+    size_t nl, n;
+    const char *name = luaL_checklstring(L, 1, &nl);
+    const char *v = luaL_checklstring(L, 2, &n);
+    char what[32];
+    hf_strlcpy(what, sizeof what, memchr(name, '\0', nl) ? "parameter" : name);
+    hf_error err;
+    if (hf_fota_check_at_param(what, v, n, &err) < 0)
+        return fail3(L, err.msg, err.code);
+    lua_pushboolean(L, 1);
     return 1;
 }
 
@@ -738,16 +811,22 @@ static int l_error_meaning(lua_State *L)
 }
 
 /***
- * Look a module model up in the FOTA support table.
+ * Look a module model up in the FOTA support table, as ATI prints it ("MU509",
+ * "MU609-b", "MU609 (mini PCIE)"...): see hf_model_match in fota_parse.h.
  * @function supported_model
  * @tparam string model e.g. "MU609"
+ * @tparam[opt] string firmware the running version: its family chooses MU509-c (11.x)
+ *   and the AT&T rows (12.107.x)
  * @return minimum firmware, canonical model name; or nil, message, "EUNSUPPORTED"
  */
 static int l_supported_model(lua_State *L)
 {
-    size_t n;
+    size_t n, vn = 0;
     const char *m = luaL_checklstring(L, 1, &n);
-    const hf_model_entry *e = hf_supported_model(m, n);
+    const char *vs = luaL_optlstring(L, 2, NULL, &vn);
+    hf_version v;
+    int have = vs && hf_version_parse(vs, vn, &v, NULL) == 0;
+    const hf_model_entry *e = hf_model_match(m, n, have ? &v : NULL);
     if (!e) {
         char shown[48];   /* never echo a huge or NUL-carrying argument back whole */
         size_t k = 0;
@@ -776,7 +855,8 @@ int hf_lua_fota_register(lua_State *L)
     static const luaL_Reg meta[] = {
         {"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
-        {"fota_new", l_fota_new}, {"parse_fotastate", l_parse_fotastate},
+        {"fota_new", l_fota_new}, {"check_at_param", l_check_at_param},
+        {"parse_fotastate", l_parse_fotastate},
         {"parse_fotadlq", l_parse_fotadlq}, {"version_compare", l_version_compare},
         {"version_normalize", l_version_normalize}, {"fota_state_name", l_state_name},
         {"fota_error_meaning", l_error_meaning}, {"supported_model", l_supported_model},

@@ -4,14 +4,14 @@
 -- usage: lua5.4 examples/rollout.lua PORT [--percent N] [--salt S]
 --            [--window HH:MM-HH:MM] [--days mon,tue,...] [--target VERSION]
 --            [--from PATTERN] [--wan IFACE] [--really] [--at "DAY HH:MM"]
---            [--journal FILE] [--skip-model-check]
+--            [--journal FILE] [--allow-model MODEL=VERSION]
 --
 -- One policy composed from the kit (require "hwfota.policy"), in the order it asks:
 --   window    only between 01:00 and 05:00 local time (--window, --days);
 --   cohort    only the devices whose IMEI hash falls in the first N % of the fleet
 --             (--percent, default 10; raise it night after night: 1 -> 10 -> 100);
 --   gate      only from the versions the campaign targets (--from, default
---             12.815.01.03.*), only to the pinned --target when given, never a
+--             12.815.03.01.*), only to the pinned --target when given, never a
 --             downgrade or the same version;
 --   wan_guard the WAN interface down around detection and download (the module
 --             refuses FOTA while the host holds a data session), always back up after;
@@ -30,12 +30,12 @@ local function usage(msg)
   io.stderr:write((msg and ("rollout.lua: " .. msg .. "\n") or "") ..
     "usage: rollout.lua PORT [--percent N] [--salt S] [--window HH:MM-HH:MM] [--days mon,...]\n" ..
     "                  [--target V] [--from PATTERN] [--wan IFACE] [--really] [--at \"DAY HH:MM\"]\n" ..
-    "                  [--journal FILE] [--skip-model-check]\n")
+    "                  [--journal FILE] [--allow-model MODEL=VERSION]\n")
   os.exit(2)
 end
 
 local o = {percent = 10, salt = "campaign-2026-11", window = "01:00-05:00",
-           from = "12.815.01.03.*", wan = "wan"}
+           from = "12.815.03.01.*", wan = "wan"}
 local i = 1
 while i <= #arg do
   local a = arg[i]
@@ -50,7 +50,11 @@ while i <= #arg do
   elseif a == "--really" then o.really = true
   elseif a == "--at" then o.at = val()
   elseif a == "--journal" then o.journal = val()
-  elseif a == "--skip-model-check" then o.skip_model_check = true
+  elseif a == "--allow-model" then   -- a row for the supported-model table (repeatable)
+    local m, v = val():match("^(.-)=(.+)$")
+    if not m or m == "" then usage("--allow-model needs MODEL=VERSION, e.g. MU709=11.0.0.0.0") end
+    o.models = o.models or {}
+    o.models[m] = v
   elseif a:sub(1, 1) == "-" then usage("unknown option " .. a)
   elseif not o.port then o.port = a
   else usage("too many arguments") end
@@ -132,7 +136,7 @@ end
 log("rollout on %s: window %s, cohort %s %% (salt %s), from %s%s", o.port, o.window,
     tostring(o.percent), o.salt, o.from, o.target and (", target " .. o.target) or "")
 local report = hwfota.run(o.port, p, {
-  journal = o.journal, skip_model_check = o.skip_model_check,
+  journal = o.journal, models = o.models,
   -- hwfota decides everything: no automatic query, download or upgrade on the module
   mode = {auto_query = false, auto_download = false, auto_upgrade = false, resume = true},
 })

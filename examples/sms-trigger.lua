@@ -230,7 +230,6 @@ local function run_flow()
     apn = o.apn, user = o.user, password = o.password, auth = o.auth,
     mode = {auto_query = false, auto_download = false, auto_upgrade = true, resume = true},
     journal = o.journal, reboot_timeout = o.reboot_timeout,
-    skip_model_check = true,   -- the simulator's demo versions are below the supported table
   })
   if report.status == "upgraded" then
     say("upgraded and verified: %s -> %s", report.from or "?", report.to or "?")

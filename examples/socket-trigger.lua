@@ -2,7 +2,7 @@
 --- socket-trigger.lua — start the FOTA flow on a command received on a local socket.
 --
 -- usage: lua5.4 examples/socket-trigger.lua PORT [--unix PATH | --tcp PORT]
---            [--token SECRET] [--once] [--journal FILE] [--skip-model-check]
+--            [--token SECRET] [--once] [--journal FILE] [--allow-model MODEL=VERSION]
 --
 -- The FOTA application guide starts its flow "after the host application receives an
 -- SMS or socket command". This is the socket half: a line-based listener on a unix
@@ -39,7 +39,7 @@ end
 local function usage(msg)
   io.stderr:write((msg and ("socket-trigger.lua: " .. msg .. "\n") or "") ..
     "usage: socket-trigger.lua PORT [--unix PATH | --tcp PORT] [--token SECRET] [--once]\n" ..
-    "                          [--journal FILE] [--skip-model-check]\n")
+    "                          [--journal FILE] [--allow-model MODEL=VERSION]\n")
   os.exit(2)
 end
 
@@ -53,7 +53,11 @@ while i <= #arg do
   elseif a == "--token" then o.token = val()
   elseif a == "--once" then o.once = true
   elseif a == "--journal" then o.journal = val()
-  elseif a == "--skip-model-check" then o.skip_model_check = true
+  elseif a == "--allow-model" then   -- a row for the supported-model table (repeatable)
+    local m, v = val():match("^(.-)=(.+)$")
+    if not m or m == "" then usage("--allow-model needs MODEL=VERSION, e.g. MU709=11.0.0.0.0") end
+    o.models = o.models or {}
+    o.models[m] = v
   elseif a:sub(1, 1) == "-" then usage("unknown option " .. a)
   elseif not o.port then o.port = a
   else usage("too many arguments") end
@@ -112,7 +116,7 @@ local function flow()
   if st and st.code == 12 then s:cancel() end
   if s then s:close() end
   local r = hwfota.run(o.port, flow_policy, {
-    journal = o.journal, skip_model_check = o.skip_model_check,
+    journal = o.journal, models = o.models,
     mode = {auto_query = false, auto_download = false, auto_upgrade = false, resume = true},
   })
   state.running = false

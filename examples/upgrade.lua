@@ -84,8 +84,6 @@ local report = hwfota.run(port_path, policy, {
   -- the seed's AT^FOTAMODE=0,0,1,1: manual query and download, automatic upgrade, resume on
   mode = {auto_query = false, auto_download = false, auto_upgrade = true, resume = true},
   journal = o.journal, reboot_timeout = o.reboot_timeout,
-  -- the guide's demo versions are below the supported-firmware table
-  skip_model_check = true,
   trace = trace,
 })
 

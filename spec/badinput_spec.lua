@@ -333,7 +333,8 @@ for _, v in ipairs{{"1.5", 1.5}, {"NaN", NAN}, {"7", 7}, {"-1", -1}, {"2^63", 2.
   add("hwfota.run{auth=" .. v[1] .. "}", function() return hwfota.run(F.pb, {}, {apn = "x", auth = v[2]}) end,
       REPORT("EINVAL"))
 end
-for _, v in ipairs{{"NaN", NAN}, {"-3", -3}, {"1.5", 1.5}, {"65536", 65536}, {"inf", INF}} do
+for _, v in ipairs{{"NaN", NAN}, {"-3", -3}, {"1.5", 1.5}, {"65536", 65536}, {"inf", INF},
+                   {"0", 0}, {"366", 366}} do
   add("hwfota.run{mode.period=" .. v[1] .. "}", function()
     return hwfota.run(F.pb, {}, {mode = {period = v[2]}})
   end, REPORT("EINVAL"))
@@ -408,7 +409,7 @@ for _, k in ipairs{"auto_query", "auto_download", "auto_upgrade", "resume"} do
   end
 end
 for _, v in ipairs{{"0", 0}, {"-1", -1}, {"NaN", NAN}, {"inf", INF}, {"1.5", 1.5}, {"65536", 65536},
-                   {"maxinteger", math.maxinteger}} do
+                   {"366", 366}, {"maxinteger", math.maxinteger}} do
   add("session:mode{period=" .. v[1] .. "}", function() return F.s:mode{period = v[2]} end, FAIL("EINVAL"))
 end
 add("session:configure{apm='internet'}", function() return F.s:configure{apm = "internet"} end,
@@ -467,7 +468,27 @@ for _, v in ipairs{{"NaN", NAN}, {"-1", -1}, {"11", 11}, {"inf", INF}} do
   add("core.fota_new{max_redetect=" .. v[1] .. "}", function() return core.fota_new{max_redetect = v[2]} end,
       FAIL("EINVAL"))
 end
-add("core.fota_new{mode={period=0}}", function() return core.fota_new{mode = {period = 0}} end, OK())
+-- models: the integrator's rows of the supported table (issue 11.5)
+add("core.fota_new{models='MU709'}", function() return core.fota_new{models = "MU709"} end, RAISE("option 'models'"))
+add("core.fota_new{models={[1]='1.0'}}", function() return core.fota_new{models = {"1.0"}} end, RAISE("option 'models'"))
+add("core.fota_new{models={MU709=11}}", function() return core.fota_new{models = {MU709 = 11}} end, RAISE("option 'models'"))
+add("core.fota_new{models={MU709='eleven'}}", function() return core.fota_new{models = {MU709 = "eleven"}} end, FAIL("EINVAL"))
+add("core.fota_new{models={['']='1.0'}}", function() return core.fota_new{models = {[""] = "1.0"}} end, FAIL("EINVAL"))
+add("core.fota_new{models={[huge]='1.0'}}", function() return core.fota_new{models = {[("M"):rep(5000)] = "1.0"}} end, FAIL("EINVAL"))
+add("core.fota_new{models={['MU\\n709']='1.0'}}", function() return core.fota_new{models = {["MU\n709"] = "1.0"}} end, FAIL("EINVAL"))
+add("core.fota_new{models={MU709=huge}}", function() return core.fota_new{models = {MU709 = ("1."):rep(3000) .. "1"}} end, FAIL("EINVAL"))
+add("core.fota_new{models=17 rows}", function()
+  local m = {}
+  for i = 1, 17 do m["MU" .. i] = "1.0" end
+  return core.fota_new{models = m}
+end, FAIL("EINVAL"))
+add("core.fota_new{models={MU709='11.0.0.0.0'}}", function() return core.fota_new{models = {MU709 = "11.0.0.0.0"}} end, OK())
+add("hwfota.run{models={MU709='x'}}", function() return hwfota.run(F.pb, {}, {models = {MU709 = "x"}}) end, REPORT("EINVAL"))
+-- one period range everywhere (issue 11.12): 1..365 days, as the module's AT^FOTAMODE=? says
+add("core.fota_new{mode={period=0}}", function() return core.fota_new{mode = {period = 0}} end, FAIL("EINVAL"))
+add("core.fota_new{mode={period=366}}", function() return core.fota_new{mode = {period = 366}} end, FAIL("EINVAL"))
+add("core.fota_new{mode={period=365}}", function() return core.fota_new{mode = {period = 365}} end, OK())
+add("core.fota_new{mode={period=1}}", function() return core.fota_new{mode = {period = 1}} end, OK())
 add("core.fota_new{mode={bogus}}", function() return core.fota_new{mode = {bogus = true}} end, RAISE("unknown mode option 'bogus'"))
 add("core.fota_new{mode={resume=1}}", function() return core.fota_new{mode = {resume = 1}} end, RAISE("option 'resume'"))
 
@@ -581,6 +602,33 @@ for _, c in ipairs{{"CR", "\r"}, {"LF", "\n"}, {'"', '"'}, {";", ";"}} do
     return core.write_file_atomic(sim.dir .. "/j" .. c[2] .. "x", "data")
   end, OK(function(r) return r == true end))
 end
+-- the journal's reader, remover and path check (issue 12.2): regular files only
+for _, f in ipairs{"read_file", "remove_file", "check_file_path"} do
+  for _, v in ipairs{{"42", 42}, {"nil", nil}, {"{}", {}}} do
+    add("core." .. f .. "(" .. v[1] .. ")", function() return core[f](v[2], 10) end,
+        RAISE(pat_arg(1, "hwfota.core." .. f)))
+  end
+  add("core." .. f .. "('')", function() return core[f]("", 10) end, RAISE("path"))
+  add("core." .. f .. "(NUL)", function() return core[f](sim.dir .. "/j\0x", 10) end, RAISE("path"))
+  add("core." .. f .. "(1MB)", function() return core[f]("/tmp/" .. MB, 10) end, RAISE("path"))
+  add("core." .. f .. "(/dev/null)", function() return core[f]("/dev/null", 10) end, FAIL("EINVAL"))
+  add("core." .. f .. "(a directory)", function() return core[f](sim.dir, 10) end, FAIL("EINVAL"))
+end
+for _, v in ipairs{{"-1", -1}, {"2^40", 2 ^ 40}, {"'x'", "x"}, {"nil", nil}} do
+  add("core.read_file(path, " .. v[1] .. ")", function() return core.read_file(sim.dir .. "/j", v[2]) end,
+      RAISE(pat_arg(2, "hwfota.core.read_file")))
+end
+add("core.write_file_atomic(/dev/null)", function() return core.write_file_atomic("/dev/null", "x") end,
+    FAIL("EINVAL"))
+add("core.read_file(missing)", function() return core.read_file(sim.dir .. "/none", 10) end, FAIL("ENOENT"))
+add("core.remove_file(missing)", function() return core.remove_file(sim.dir .. "/none") end,
+    OK(function(r) return r == true end))
+add("core.check_file_path(missing dir)", function() return core.check_file_path("/nonexistent-badinput/j") end,
+    FAIL("ENOENT"))
+add("hwfota.run{journal=/dev/null}", function() return hwfota.run(F.pb, {}, {journal = "/dev/null"}) end,
+    REPORT("EJOURNAL"))
+add("hwfota.session{journal=/dev/null}", function() return hwfota.session(F.pb, {journal = "/dev/null"}) end,
+    FAIL("EJOURNAL"))
 add("core.write_file_atomic(1MB data, NULs)", function()
   local ok = core.write_file_atomic(sim.dir .. "/big", MB .. "\0\r\n")
   local f = io.open(sim.dir .. "/big", "rb"); local n = #f:read("a"); f:close()

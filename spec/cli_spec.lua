@@ -5,6 +5,7 @@ local cli = require "hwfota.cli"
 local hwfota = require "hwfota"
 local json = require "dkjson"
 local simproc = require "support.simproc"
+local SIM = require "support.sim"   -- the simulator's default versions: SIM.FROM, SIM.TO
 
 local top = os.getenv("HWFOTA_TOP") or "."
 
@@ -38,9 +39,9 @@ local function tmpfile(text)
   return n
 end
 
--- FOTA options every flow against the simulator needs: its demo firmware is below the
--- supported-model table; quick polls keep the specs short.
-local FAST = {"--skip-model-check", "--poll", "0.2"}
+-- FOTA options every flow against the simulator needs: quick polls keep the specs short
+-- (the simulator's default firmware passes the supported-model table).
+local FAST = {"--poll", "0.2"}
 -- How many times the simulator received a command (its JSON-lines log).
 local function rx_count(sim, cmd)
   local f = assert(io.open(sim.log))
@@ -176,27 +177,27 @@ describe("hwfota command against the simulator", function()
     assert.equals(0, rc, err)
     local doc = decode(out)
     assert.equals("MU509-b", doc.model)
-    assert.equals("12.815.01.03.00", doc.revision)
+    assert.equals(SIM.FROM, doc.revision)
     assert.equals("867530900000009", doc.imei)
     assert.same({code = 10, name = "idle"}, doc.state)
     assert.equals(json.null, doc.progress)
     rc, out = run{"--port", sim.path, "status"}
     assert.equals(0, rc)
     assert.matches("FOTA state: 10 %(idle%)", out)
-    assert.matches("Firmware:  12.815.01.03.00", out, 1, true)
+    assert.matches("Firmware:  " .. SIM.FROM, out, 1, true)
   end)
 
   it("at 'AT+GMR' prints the response; --trace shows Run:/Response:", function()
     local rc, out = run{"--port", sim.path, "at", "AT+GMR"}
     assert.equals(0, rc)
-    assert.equals("12.815.01.03.00\nOK\n", out)
+    assert.equals(SIM.FROM .. "\nOK\n", out)
     rc, out = run{"--port", sim.path, "at", "AT+GMR", "--trace"}
     assert.equals(0, rc)
-    assert.matches("Run: AT+GMR\nResponse: 12.815.01.03.00  OK\n", out, 1, true)
+    assert.matches("Run: AT+GMR\nResponse: " .. SIM.FROM .. "  OK\n", out, 1, true)
     rc, out = run{"--port", sim.path, "at", "AT+GMR", "--json"}
     assert.equals(0, rc)
     local doc = decode(out)
-    assert.same({"12.815.01.03.00"}, doc.lines)
+    assert.same({SIM.FROM}, doc.lines)
     assert.equals("OK", doc.final)
     assert.is_true(doc.ok)
     rc, out = run{"--port", sim.path, "at", "AT^NOSUCH"}
@@ -209,16 +210,16 @@ describe("hwfota command against the simulator", function()
     assert.equals(0, rc, err)
     local doc = decode(out)
     assert.equals("new_version", doc.status)
-    assert.equals("12.815.01.04.00", doc.version)
+    assert.equals(SIM.TO, doc.version)
     assert.equals(79114, doc.size)
-    assert.equals("12.815.01.03.00", doc.from)
+    assert.equals(SIM.FROM, doc.from)
     rc, out = run(with{"--port", sim.path, "check", "--trace", "--apn", "1234", "--auth", "chap"})
     assert.equals(0, rc)
     for _, l in ipairs{'Run: AT^FOTACFG="1234","","",2', "Response: OK", "Run: AT^FOTADET",
                        "          ^FOTASTATE: 11", "Run: AT^FOTADL=0"} do
       assert.matches(l, out, 1, true)
     end
-    assert.matches("new version 12.815.01.04.00 (79114 bytes)", out, 1, true)
+    assert.matches("new version " .. SIM.TO .. " (79114 bytes)", out, 1, true)
     rc, out = run{"--port", sim.path, "status", "--json"}
     assert.equals(10, decode(out).state.code)
   end)
@@ -285,17 +286,20 @@ describe("hwfota command against the simulator", function()
     assert.matches("apply it with: hwfota upgrade --journal", out, 1, true)
     local f = io.open(journal)
     assert.is_not_nil(f, "the journal of a deferred run is kept")
-    assert.matches("target=12.815.01.04.00", f:read("a"), 1, true)
+    assert.matches("target=" .. SIM.TO, f:read("a"), 1, true)
     f:close()
     rc, out, err = run(with{"--port", sim.path, "upgrade", "--yes", "--journal", journal})
     assert.equals(0, rc, err)
     assert.matches("upgraded and verified", out)
+    -- a run resumed from a journal waits boot_settle (20 s) before AT^FWUP, and says so
+    assert.matches("note: [^\n]*waiting 20%.0 s for a boot%-time upgrade report before AT%^FWUP", out)
     assert.is_nil(io.open(journal), "the journal is removed once the run is over")
   end)
 
   it("draws a progress bar with rate and time left on a terminal", function()
+    -- 80 columns (the bar follows the terminal's width: COLUMNS, else stty size)
     local rc, out = run(with{"--port", sim.path, "download"},
-                        {isatty = function() return true end})
+                        {isatty = function() return true end, env = {COLUMNS = "80"}})
     assert.equals(0, rc)
     assert.matches("\r%[#*%.*%] +%d+%%  [%d.]+ k?B / 79.1 kB  ", out)
     assert.matches("kB/s  %d+:%d%d left\27%[K", out)
@@ -307,10 +311,10 @@ describe("hwfota command against the simulator", function()
     assert.equals(0, rc, err)
     local doc = decode(out)
     assert.equals("upgraded", doc.status)
-    assert.equals("12.815.01.03.00", doc.from)
-    assert.equals("12.815.01.04.00", doc.to)
+    assert.equals(SIM.FROM, doc.from)
+    assert.equals(SIM.TO, doc.to)
     rc, out = run{"--port", sim.path, "status", "--json"}
-    assert.equals("12.815.01.04.00", decode(out).revision)
+    assert.equals(SIM.TO, decode(out).revision)
     -- the offer is now the running version: nothing to do
     rc = run(with{"--port", sim.path, "check"})
     assert.equals(3, rc)
@@ -323,7 +327,7 @@ describe("hwfota command against the simulator", function()
     local rc, out = run(with{"--port", sim.path, "upgrade"}, tty)
     assert.equals(5, rc)
     assert.equals(1, asked)
-    assert.matches("Download and apply firmware 12.815.01.03.00 -> 12.815.01.04.00 (79114 bytes)",
+    assert.matches(("Download and apply firmware %s -> %s (79114 bytes)"):format(SIM.FROM, SIM.TO),
                    out, 1, true)
     assert.matches("[y/N]", out, 1, true)
     assert.matches("declined", out)
@@ -354,15 +358,15 @@ describe("hwfota command against the simulator", function()
 
   it("run --policy --syslog logs through syslog, not the terminal", function()
     local f = tmpfile('local policy = require "hwfota.policy"\n' ..
-      'return policy.all{policy.gate{from = {"12.815.01.03.*"}}, policy.retry{attempts = 2, base = 1}}')
+      'return policy.all{policy.gate{from = {"' .. SIM.FROM .. '"}}, policy.retry{attempts = 2, base = 1}}')
     local rc, out, err, log = run(with{"--port", sim.path, "run", "--policy", f, "--syslog"})
     os.remove(f)
     assert.equals(0, rc, err)
     assert.equals("", out)
     local all = table.concat(log, "\n")
-    assert.matches("info: new version 12.815.01.04.00", all, 1, true)
+    assert.matches("info: new version " .. SIM.TO, all, 1, true)
     assert.matches("info: download 100%", all, 1, true)
-    assert.matches("notice: run: upgraded from 12.815.01.03.00 to 12.815.01.04.00", all, 1, true)
+    assert.matches(("notice: run: upgraded from %s to %s"):format(SIM.FROM, SIM.TO), all, 1, true)
   end)
 end)
 
@@ -378,7 +382,7 @@ describe("hwfota command: --syslog through the logger command", function()
     os.execute("chmod +x " .. simproc.quote(bindir .. "/logger"))
     local policy = tmpfile('return {}')
     local cmd = ("PATH=%s:$PATH LUA_PATH=%s LUA_CPATH=%s %s/lua/bin/hwfota run --policy %s --port %s " ..
-                 "--syslog --skip-model-check --poll 0.2 >%s/stdout 2>&1"):format(
+                 "--syslog --poll 0.2 >%s/stdout 2>&1"):format(
       simproc.quote(bindir), simproc.quote(top .. "/lua/?.lua;" .. top .. "/lua/?/init.lua;;"),
       simproc.quote(top .. "/build/?.so;;"), top, simproc.quote(policy), simproc.quote(sim.path),
       simproc.quote(sim.dir))
@@ -393,8 +397,8 @@ describe("hwfota command: --syslog through the logger command", function()
     sim:stop()
     assert.is_true(ok, "exit " .. tostring(code) .. "\n" .. printed .. logged)
     assert.equals("", printed)
-    assert.matches("-t hwfota -p daemon.info | new version 12.815.01.04.00", logged, 1, true)
-    assert.matches("-t hwfota -p daemon.notice | run: upgraded from 12.815.01.03.00 to 12.815.01.04.00",
+    assert.matches("-t hwfota -p daemon.info | new version " .. SIM.TO, logged, 1, true)
+    assert.matches(("-t hwfota -p daemon.notice | run: upgraded from %s to %s"):format(SIM.FROM, SIM.TO),
                    logged, 1, true)
   end)
 end)

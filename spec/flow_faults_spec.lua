@@ -206,9 +206,9 @@ describe("flow faults:", function()
     assert.equal("failed", report.status)
     assert.equal("EUPGRADE", report.code)
     assert.equal(80, report.module_code)
-    assert.matches("12.815.01.03.00", report.message)   -- still the old version
+    assert.matches(sim.FROM, report.message)   -- still the old version
     assert.equal(1, s:count("AT^FWUP"))
-    assert.is_not_nil(s:wait_for({ev = "boot", version = "12.815.01.03.00"}, 0))
+    assert.is_not_nil(s:wait_for({ev = "boot", version = sim.FROM}, 0))
   end)
 
   it("port back late but within reboot_timeout: upgraded", function()

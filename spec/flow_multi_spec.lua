@@ -26,7 +26,7 @@ describe("flow: two modules in one process", function()
     for m = 0, 1 do
       local r = reports[m + 1]
       assert.equal("upgraded", r.status, r.message)
-      assert.equal("12.815.01.04.00", r.to)
+      assert.equal(sim.TO, r.to)
       assert.equal(1, s:count("AT^FWUP", m), "module " .. m)
       assert.same({11, 12, 30, 40, 50, 90}, s:states(m))
     end

@@ -69,16 +69,16 @@ describe("flow retry:", function()
     assert.equal(2, report.attempts)
     -- ... and the retry carried on with the version it had seen in the 12
     assert.equal("upgraded", report.status, tostring(report.code) .. ": " .. tostring(report.message))
-    assert.equal("12.815.01.04.00", report.to)
-    assert.equal("12.815.01.04.00", seen.upgrade_version)
-    assert.same({"12.815.01.04.00"}, seen.offers)        -- asked once, with the version
+    assert.equal(sim.TO, report.to)
+    assert.equal(sim.TO, seen.upgrade_version)
+    assert.same({sim.TO}, seen.offers)        -- asked once, with the version
     assert.equal(1, s:count("AT^FOTADET"))               -- no new detection
     assert.equal(1, s:count("AT^FWUP"))
     -- the failed attempt's setup stopped with it (no AT+CMEE=2 of its own amid the
     -- retry's commands): at the start, the retry's setup, after the upgrade's reset
     assert.equal(3, s:count("AT+CMEE=2"))
     assert.is_not_nil(s:wait_for({ev = "reset", reason = "power-loss"}, 0))
-    assert.is_not_nil(s:wait_for({ev = "boot", version = "12.815.01.04.00"}, 0))
+    assert.is_not_nil(s:wait_for({ev = "boot", version = sim.TO}, 0))
     local states = s:states()
     assert.equal(90, states[#states])
   end)
@@ -109,13 +109,13 @@ describe("flow retry:", function()
     assert.equal("upgraded", report.status, tostring(report.code) .. ": " .. tostring(report.message))
     assert.is_string(during, "no journal while the retry waited")
     assert.matches("^hwfota%-journal 1\n", during)
-    assert.matches("\ntarget=12.815.01.04.00\n", during)
+    assert.matches("\ntarget=" .. sim.TO .. "\n", during)
     assert.matches("\nfwup_sent=0\n", during)
     assert.matches("\nphase=download\n", during)   -- the last journal before the failure
     -- what a restarted host does with it: restore from the file, knowing the version
     local f = assert(core.fota_new{})
     assert.is_true(f:restore(during))
-    assert.equal("12.815.01.04.00", f:info().version)
+    assert.equal(sim.TO, f:info().version)
     f:close()
     assert.is_nil(read_file(journal))   -- removed after the upgrade
   end)
@@ -196,7 +196,7 @@ describe("flow retry:", function()
     assert.equal(2, s:count("AT^FOTADET"))
     assert.equal(2, s:count("AT+CPIN?"))                  -- a fresh attempt: prepare again
     assert.equal(2, s:count('AT^FOTACFG="1234","","",2'))
-    assert.same({"12.815.01.04.00", "12.815.01.04.00"}, offers)
+    assert.same({sim.TO, sim.TO}, offers)
     -- the fault fires once: the second download completes
     assert.equal("upgraded", report.status, tostring(report.code) .. ": " .. tostring(report.message))
     assert.equal(1, s:count("AT^FWUP"))

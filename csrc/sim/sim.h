@@ -69,6 +69,8 @@ typedef struct {
     double port_gone_for;    /* model seconds; < 0: for good */
     sim_trigger hang;
     double hang_for;         /* model seconds */
+    sim_trigger port_swap;   /* the port goes away and the same path comes back as ... */
+    int swap_state;          /* ... another module (other IMEI) in this FOTA state */
     int hang_reject;         /* commands during a hang: +CME ERROR: Previous command is not complete */
     int garbage_every;       /* a garbage burst before every Nth line sent */
     int drop_every;          /* one byte dropped from every Nth line sent */
@@ -136,7 +138,7 @@ typedef enum {
     EV_RESET, EV_AUTO_QUERY, EV_DISCARD_DONE
 } sim_event;
 
-typedef enum { BOOT_NONE = 0, BOOT_UPGRADE, BOOT_POWER_LOSS, BOOT_PORT_BACK } sim_boot;
+typedef enum { BOOT_NONE = 0, BOOT_UPGRADE, BOOT_POWER_LOSS, BOOT_PORT_BACK, BOOT_SWAP } sim_boot;
 
 typedef struct sim_module {
     int idx;
@@ -148,6 +150,7 @@ typedef struct sim_module {
     int mfd, sfd;                 /* pty master and our own slave fd; -1 when gone */
     char pts[64];
     int gone_for_good;
+    int swapped;                  /* --port-swap fired: this pty is now another module */
     int host;                     /* --closed-port drop: a host holds the slave */
     double host_check_at;         /* ... next look for one */
     int close_wd;                 /* inotify watch on the slave: a host closed it */
@@ -185,7 +188,7 @@ typedef struct sim_module {
     double busy_until;            /* hang: commands wait until then */
     char held[SIM_INBUF];         /* the command that triggered the hang */
     int have_held;
-    int pending_power, pending_gone; /* state/command-triggered faults ... */
+    int pending_power, pending_gone, pending_swap; /* state/command-triggered faults ... */
     double pending_at;               /* ... fire then (output drains first) */
     int dl_fail_fired;
 

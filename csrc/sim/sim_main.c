@@ -494,8 +494,8 @@ static void usage(FILE *o)
 "Identity:\n"
 "  --model NAME           Model: line of ATI (default MU509-b)\n"
 "  --manufacturer NAME    (default \"Huawei Technologies Co., Ltd.\")\n"
-"  --version-from V       running firmware (default 12.815.01.03.00)\n"
-"  --version-to V         version offered by the server (default 12.815.01.04.00)\n"
+"  --version-from V       running firmware (default 12.815.03.01.00: the MU509-b minimum)\n"
+"  --version-to V         version offered by the server (default 12.815.03.02.00)\n"
 "  --description TEXT     the 12 URC's description (default \"Support send SMS background\")\n"
 "  --imei-base N          14 digits; module i gets N+i plus a Luhn digit (default 86753090000000)\n"
 "  --pin PIN              PIN that AT+CPIN=\"PIN\" accepts with --sim-pin (default 1234)\n"
@@ -572,6 +572,14 @@ static void usage(FILE *o)
 "  --upgrade-fail STATE   after the upgrade reset report STATE (e.g. 80), keep the old version\n"
 "  --port-gone TRIGGER    the pty disappears (module keeps running; URCs lost) ...\n"
 "  --port-gone-for S      ... for S model seconds, or for good when S < 0 (default 5)\n"
+"  --port-swap TRIGGER    the pty goes away (as in a reset) and after --reset-gap the SAME path\n"
+"                         comes back as a different module: another IMEI (--imei-base + 500000\n"
+"                         + index), firmware --version-from, FOTA state --swap-state, default\n"
+"                         FOTA settings; what the first module was doing is abandoned. Logged\n"
+"                         {\"ev\":\"fault\",\"fault\":\"port-swap\",...}; every line it receives is\n"
+"                         logged with \"swapped\":true. Paths get reused after re-enumeration\n"
+"  --swap-state S         the FOTA state the other module is in (default 40: an image ready\n"
+"                         to apply, the dangerous case; it is not applied at this boot)\n"
 "  --hang TRIGGER         no answer: commands wait (echo continues) ...\n"
 "  --hang-for S           ... for S model seconds; a cmd= trigger's own reply comes late\n"
 "                         (default 10)\n""  --hang-reject          commands sent during a hang answer at once\n"
@@ -631,7 +639,7 @@ static sim_faults *cur_faults; /* inside a scenario [module N] section */
 static int is_fault_key(const char *k)
 {
     static const char *keys[] = {"no-new-version", "detect-fail", "download-fail", "download-fail-at",
-        "power-loss", "upgrade-fail", "port-gone", "port-gone-for", "hang", "hang-for", "hang-reject",
+        "power-loss", "upgrade-fail", "port-gone", "port-gone-for", "port-swap", "swap-state", "hang", "hang-for", "hang-reject",
         "garbage", "drop", "dup-state", "bad-state", "lose-state", "data-session", "sim-pin",
         "not-registered", "sms", "urc", "long-line", NULL};
     for (int i = 0; keys[i]; i++)
@@ -864,6 +872,8 @@ static int apply_option(const char *k, const char *v)
     else if (!strcmp(k, "upgrade-fail")) { if (NUM(0, 9999)) return -1; f->upgrade_fail = (int)d; }
     else if (!strcmp(k, "port-gone")) return v ? sim_parse_trigger(v, &f->port_gone) : -1;
     else if (!strcmp(k, "port-gone-for")) { if (NUM(-1e12, 1e7)) return -1; f->port_gone_for = d; }
+    else if (!strcmp(k, "port-swap")) return v ? sim_parse_trigger(v, &f->port_swap) : -1;
+    else if (!strcmp(k, "swap-state")) { if (NUM(0, 999)) return -1; f->swap_state = (int)d; }
     else if (!strcmp(k, "hang")) return v ? sim_parse_trigger(v, &f->hang) : -1;
     else if (!strcmp(k, "hang-for")) { if (NUM(0, 1e7)) return -1; f->hang_for = d; }
     else if (!strcmp(k, "hang-reject")) { int b = parse_flag(v); if (b < 0) return -1; f->hang_reject = b; }
@@ -915,8 +925,8 @@ static void defaults(void)
     cfg.time_scale = 1.0;
     snprintf(cfg.model, sizeof cfg.model, "MU509-b");
     snprintf(cfg.manufacturer, sizeof cfg.manufacturer, "Huawei Technologies Co., Ltd.");
-    snprintf(cfg.version_from, sizeof cfg.version_from, "12.815.01.03.00");
-    snprintf(cfg.version_to, sizeof cfg.version_to, "12.815.01.04.00");
+    snprintf(cfg.version_from, sizeof cfg.version_from, "12.815.03.01.00");
+    snprintf(cfg.version_to, sizeof cfg.version_to, "12.815.03.02.00");
     snprintf(cfg.description, sizeof cfg.description, "Support send SMS background");
     cfg.imei_base = 86753090000000ULL;
     cfg.image_size = 1324;
@@ -943,6 +953,7 @@ static void defaults(void)
     cfg.faults.download_fail_at = -1;
     cfg.faults.port_gone_for = 5;
     cfg.faults.hang_for = 10;
+    cfg.faults.swap_state = 40;
     cfg.faults.bad_state = -1;
     cfg.faults.lose_state = -1;
 }

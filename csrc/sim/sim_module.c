@@ -188,7 +188,10 @@ static void check_state_triggers(sim_module *m, int st)
         m->pending_power = 1;
     if (m->f.port_gone.kind == TRIG_STATE && !m->f.port_gone.fired && (int)m->f.port_gone.val == st)
         m->pending_gone = 1;
-    if (m->pending_power || m->pending_gone) m->pending_at = sim_now() + FAULT_DRAIN;
+    if (m->f.port_swap.kind == TRIG_STATE && !m->f.port_swap.fired && (int)m->f.port_swap.val == st)
+        m->pending_swap = 1;
+    if (m->pending_power || m->pending_gone || m->pending_swap)
+        m->pending_at = sim_now() + FAULT_DRAIN;
     if (m->f.hang.kind == TRIG_STATE && !m->f.hang.fired && (int)m->f.hang.val == st) {
         m->f.hang.fired = 1;
         m->busy_until = sim_now() + SC(m, m->f.hang_for);
@@ -294,14 +297,14 @@ static void schedule_download(sim_module *m, double now)
 {
     double total = (double)total_size(m);
     double target = total;
-    const sim_trigger *tr[3] = {&m->f.power_loss, &m->f.port_gone, &m->f.hang};
+    const sim_trigger *tr[4] = {&m->f.power_loss, &m->f.port_gone, &m->f.hang, &m->f.port_swap};
     if (m->f.not_registered) target = m->done;
     if (m->f.download_fail > 0 && !m->dl_fail_fired) {
         double at = m->f.download_fail_at < 0 ? floor(total / 2) : m->f.download_fail_at;
         if (at < m->done) at = m->done;
         if (at < target) target = at;
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (tr[i]->kind == TRIG_BYTE && !tr[i]->fired && tr[i]->val >= m->done && tr[i]->val < target)
             target = tr[i]->val;
     m->dl_t0 = now;
@@ -370,6 +373,46 @@ static void port_gone(sim_module *m)
     }
 }
 
+static void luhn_imei(unsigned long long base14, char out[16]);
+
+/* --port-swap: the pty goes away and the same path comes back as another module
+ * (paths are reused after a re-enumeration). This module object becomes that
+ * module: other IMEI, its own FOTA state and settings; A's activity is abandoned. */
+static void port_swap(sim_module *m)
+{
+    m->f.port_swap.fired = 1;
+    m->pending_swap = 0;
+    char other[16], ji[40];
+    luhn_imei(m->cfg->imei_base + 500000ULL + (unsigned long long)m->idx, other);
+    sim_json_str(ji, sizeof ji, other);
+    sim_log(m->idx, "\"ev\":\"fault\",\"fault\":\"port-swap\",\"state\":%d,\"imei\":%s,"
+            "\"swap_state\":%d", m->state, ji, m->f.swap_state);
+    sim_unpublish(m, 1);
+    m->swapped = 1;
+    snprintf(m->imei, sizeof m->imei, "%s", other);
+    snprintf(m->version, sizeof m->version, "%s", m->cfg->version_from);
+    m->state = m->f.swap_state;
+    m->have_delta = m->state == 12 || m->state == 30 || m->state == 31 || m->state == 40 ||
+                    m->state == 50;
+    m->done = m->state == 40 || m->state == 50 ? (double)total_size(m) : 0;
+    m->apn[0] = m->user[0] = m->pw[0] = '\0';
+    m->auth = 0;
+    m->auto_query = m->auto_dl = m->auto_up = 0;
+    m->resume = 0;
+    m->period = 7;
+    m->ev = EV_NONE;
+    m->busy_until = 0;
+    m->have_held = 0;
+    m->post_boot_at = 0;
+    m->post_kind = BOOT_NONE;
+    m->post_superseded = 0;
+    m->inlen = 0;
+    m->gone_for_good = 0;
+    m->boot_kind = BOOT_SWAP;
+    m->port_back_at = sim_now() + SC(m, m->cfg->reset_gap);
+    log_state(m, m->state);
+}
+
 static void at_defaults(sim_module *m)
 {
     m->echo = 1;
@@ -407,6 +450,17 @@ static void port_back(sim_module *m, double now)
     sim_boot kind = m->boot_kind;
     m->boot_kind = BOOT_NONE;
     if (kind == BOOT_PORT_BACK || kind == BOOT_NONE) return;
+    if (kind == BOOT_SWAP) {
+        /* another module, up and running for a while: no boot report, nothing applied */
+        char jv[128], ji[40];
+        sim_json_str(jv, sizeof jv, m->version);
+        sim_json_str(ji, sizeof ji, m->imei);
+        sim_log(m->idx, "\"ev\":\"boot\",\"version\":%s,\"imei\":%s,\"swapped\":true", jv, ji);
+        at_defaults(m);
+        m->sim_locked = m->f.sim_pin;
+        m->inlen = 0;
+        return;
+    }
     m->post_kind = kind;
     if (kind == BOOT_UPGRADE && m->f.upgrade_fail <= 0)
         snprintf(m->version, sizeof m->version, "%s", m->cfg->version_to);
@@ -511,6 +565,12 @@ static void fota_event(sim_module *m, double now)
         }
         if (m->f.port_gone.kind == TRIG_BYTE && !m->f.port_gone.fired && m->f.port_gone.val <= m->done)
             port_gone(m);
+        if (m->f.port_swap.kind == TRIG_BYTE && !m->f.port_swap.fired &&
+            m->f.port_swap.val <= m->done && m->mfd >= 0) {
+            m->state = 30;
+            port_swap(m);
+            break;
+        }
         if (m->f.hang.kind == TRIG_BYTE && !m->f.hang.fired && m->f.hang.val <= m->done) {
             m->f.hang.fired = 1;
             m->busy_until = now + SC(m, m->f.hang_for);
@@ -563,15 +623,17 @@ void mod_tick(sim_module *m, double now)
     double tt;
     if ((tt = trig_time(m, &m->f.power_loss)) > 0 && now >= tt && m->mfd >= 0) power_loss(m);
     if ((tt = trig_time(m, &m->f.port_gone)) > 0 && now >= tt && m->mfd >= 0) port_gone(m);
+    if ((tt = trig_time(m, &m->f.port_swap)) > 0 && now >= tt && m->mfd >= 0) port_swap(m);
     if ((tt = trig_time(m, &m->f.hang)) > 0 && now >= tt) {
         m->f.hang.fired = 1;
         m->busy_until = now + SC(m, m->f.hang_for);
         sim_log(m->idx, "\"ev\":\"fault\",\"fault\":\"hang\",\"for\":%g", m->f.hang_for);
     }
-    if ((m->pending_power || m->pending_gone) && now >= m->pending_at) {
+    if ((m->pending_power || m->pending_gone || m->pending_swap) && now >= m->pending_at) {
         if (m->pending_power) power_loss(m);
-        else if (m->mfd >= 0) port_gone(m);
-        m->pending_power = m->pending_gone = 0;
+        else if (m->pending_swap && m->mfd >= 0) port_swap(m);
+        else if (m->pending_gone && m->mfd >= 0) port_gone(m);
+        m->pending_power = m->pending_gone = m->pending_swap = 0;
     }
     sms_tick(m, now);
     if (m->port_back_at > 0 && now >= m->port_back_at) port_back(m, now);
@@ -600,9 +662,9 @@ void mod_tick(sim_module *m, double now)
 
 double mod_next_deadline(const sim_module *m)
 {
-    double d = 0, c[12];
+    double d = 0, c[13];
     int n = 0;
-    if (m->pending_power || m->pending_gone) return m->pending_at;
+    if (m->pending_power || m->pending_gone || m->pending_swap) return m->pending_at;
     if (m->ev != EV_NONE) c[n++] = m->ev_at;
     c[n++] = m->port_back_at;
     c[n++] = m->post_boot_at;
@@ -611,6 +673,7 @@ double mod_next_deadline(const sim_module *m)
     c[n++] = trig_time(m, &m->f.power_loss);
     c[n++] = trig_time(m, &m->f.port_gone);
     c[n++] = trig_time(m, &m->f.hang);
+    c[n++] = trig_time(m, &m->f.port_swap);
     c[n++] = m->cfg->drop_closed && m->mfd >= 0 && !m->host ? m->host_check_at : 0;
     c[n++] = sms_next_deadline(m);
     for (int i = 0; i < n; i++)
@@ -688,7 +751,10 @@ static void handle_line(sim_module *m, char *line)
     if (!*line) return;
     char j[SIM_INBUF * 2];
     sim_json_str(j, sizeof j, line);
-    sim_log(m->idx, "\"dir\":\"rx\",\"line\":%s", j);
+    if (m->swapped)
+        sim_log(m->idx, "\"dir\":\"rx\",\"line\":%s,\"swapped\":true", j);
+    else
+        sim_log(m->idx, "\"dir\":\"rx\",\"line\":%s", j);
     if (strncasecmp(line, "AT", 2) != 0) {
         sim_log(m->idx, "\"ev\":\"ignored\",\"why\":\"no AT prefix\"");
         return;
@@ -706,6 +772,12 @@ static void handle_line(sim_module *m, char *line)
         cmd_matches(body, &m->f.power_loss)) {
         m->f.power_loss.fired = 1;
         m->pending_power = 1;
+        m->pending_at = sim_now() + FAULT_DRAIN;
+        return;
+    }
+    if (m->f.port_swap.kind == TRIG_CMD && !m->f.port_swap.fired && cmd_matches(body, &m->f.port_swap)) {
+        m->f.port_swap.fired = 1;
+        m->pending_swap = 1;
         m->pending_at = sim_now() + FAULT_DRAIN;
         return;
     }

@@ -39,6 +39,7 @@ static hf_fota_snapshot snap_in(hf_fota_phase p)
     s.phase = p;
     strcpy(s.from_version, "12.815.01.03.00");
     strcpy(s.target_version, "12.815.01.04.00");
+    strcpy(s.imei, "351234567890123");   /* the harness module's: the restart confirms it */
     return s;
 }
 
@@ -280,6 +281,7 @@ static void power_loss(int resume, int *fotadet, char *done, size_t cap, int *no
 {
     hf_fota_config c = seed_cfg();
     c.mode.resume = resume;
+    c.read_imei = 1;                  /* the module is confirmed when the port is back */
     harness *h = &H;
     h_init(h, &c);
     h->m.resume = resume;
@@ -877,7 +879,14 @@ static void test_restore_every_phase(void)
                 CHECK_INT(h_sent_count(g, "AT^FWUP"), 0);
             if (back.image_verified && m.state == 40)
                 CHECK_INT(h_sent_count(g, "AT^FOTADL=1"), 0);
-            if (p != HF_PH_FAILED && p != HF_PH_DONE && strcmp(g->done, "upgraded") &&
+            if (!back.imei[0]) {
+                /* a journal naming no module (only a probe-phase snapshot here; a
+                 * real one comes from a read_imei=false run): nothing confirms the
+                 * module, so nothing that changes its state goes to it */
+                CHECK(!strcmp(g->failed, "EIDENTITY") || !strcmp(g->done, "upgraded"),
+                      "restore without IMEI in %s: %s/%s", hf_fota_phase_name((hf_fota_phase)p),
+                      g->done, g->failed);
+            } else if (p != HF_PH_FAILED && p != HF_PH_DONE && strcmp(g->done, "upgraded") &&
                 strcmp(g->done, "no_new_version")) {
                 CHECK(0, "restore in %s (auto %d): %s/%s", hf_fota_phase_name((hf_fota_phase)p),
                       auto_up, g->done, g->failed);
@@ -913,6 +922,8 @@ static void test_restore_port_lost_in_probe(void)
     CHECK(h->reopen, "waits for the port");
     CHECK_STR(h->failed, "");
     h_simple(h, HF_EV_PORT_BACK);
+    CHECK_STR(h->pend, "AT+CGSN");            /* the journal's module? */
+    h_ok(h, "351234567890123", NULL);
     CHECK_STR(h->pend, "AT^FOTASTATE?");
     h_ok(h, "^FOTASTATE: 90", NULL);
     CHECK_INT(h->f.phase, HF_PH_VERIFY);
@@ -952,11 +963,13 @@ static void test_restore_discard_never_downloads(void)
         s.phase = phases[i];
         strcpy(s.from_version, "12.815.01.03.00");
         strcpy(s.target_version, phases[i] == HF_PH_DISCARD ? "11.815.01.04.00" : "12.815.01.04.00");
+        strcpy(s.imei, "351234567890123");
         s.size = 79114;
         h_init(h, &c);
         CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
         h_start(h);
         h_ok(h, "12.815.01.03.00", NULL);   /* AT+GMR */
+        h_ok(h, "351234567890123", NULL);   /* AT+CGSN: the journal's IMEI */
         h_ok(h, NULL, NULL);                /* AT^FOTACFG */
         h_ok(h, NULL, NULL);                /* AT^FOTAMODE */
         CHECK_STR(h->pend, "AT^FOTASTATE?");
@@ -1223,6 +1236,11 @@ static void h_port_back_after(harness *h, double secs)
     h->now += secs;
     h->m.port_up = 1;
     h_simple(h, HF_EV_PORT_BACK);
+    /* a known IMEI is confirmed before anything else: the module answers its own */
+    if (h->f.imei[0]) {
+        CHECK_STR(h->pend, "AT+CGSN");
+        h_ok(h, "351234567890123", NULL);
+    }
 }
 
 /* K4 (fault campaign): AT^FWUP lost with the port (the module never got it). Back,
@@ -1327,6 +1345,7 @@ static void test_discard_confirmed(void)
 {
     for (int how = 0; how < 3; how++) {
         hf_fota_config c = seed_cfg();
+        c.read_imei = 1;                            /* confirmed when the port is back */
         harness *h = &H;
         h_init(h, &c);
         strcpy(h->m.offer, "12.815.01.02.00");      /* older: refused */
@@ -1453,6 +1472,7 @@ static void test_end_state_tolerated(void)
      * partial download lost): detection is refused as a collision in 14, so the
      * state is cleared once and detection runs again */
     hf_fota_config c = seed_cfg();
+    c.read_imei = 1;                         /* confirmed when the port is back (12.1) */
     harness *h = &H;
     h_init(h, &c);
     h_start(h);
@@ -1684,6 +1704,7 @@ static void test_detect_forgets_old_target(void)
     CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
     h_start(h);
     h_ok(h, "12.815.01.03.00", NULL);          /* AT+GMR */
+    h_ok(h, "351234567890123", NULL);          /* AT+CGSN: the journal's IMEI */
     CHECK_STR(h->pend, "AT^FOTASTATE?");
     h_ok(h, "^FOTASTATE: 10", NULL);           /* the offer is gone */
     CHECK_STR(h->pend, "AT^FOTADET");
@@ -1711,6 +1732,7 @@ static void test_recover_bare_12_not_approved(void)
     CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
     h_start(h);
     h_ok(h, "12.815.01.03.00", NULL);          /* AT+GMR */
+    h_ok(h, "351234567890123", NULL);          /* AT+CGSN: the journal's IMEI */
     CHECK_STR(h->pend, "AT^FOTASTATE?");
     h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);
     h_simple(h, HF_EV_PORT_LOST);
@@ -1745,6 +1767,145 @@ static void test_offer_urc_inside_fwup_gate(void)
     CHECK_STR(h->failed, "ESAFETY");
 }
 
+/* Issue 12.1: the port comes back as ANOTHER module (a reused path). Before any
+ * command that changes the module's state, AT+CGSN is compared with the known IMEI:
+ * a different one fails EIDENTITY, nothing else is sent and the journal is not
+ * touched. Lost during the download (recover), after AT^FWUP (reboot), while
+ * discarding, and on a journal restore. */
+static const char *const OTHER_IMEI = "869999000000017";
+
+static void swap_after_loss(harness *h, const char *where)
+{
+    CHECK(h->reopen, "%s: waits for the port", where);
+    h->reopen = 0;
+    h->now += 3;
+    h->m.port_up = 1;
+    h->m.state = 40;                  /* the other module holds an image */
+    int journals = h->journals;
+    size_t sent = h->nsent;
+    h_simple(h, HF_EV_PORT_BACK);
+    CHECK_STR(h->pend, "AT+CGSN");
+    h_urc(h, "^FOTASTATE: 12,12.815.01.09.00,79114,\"x\"");  /* its words move nothing */
+    h_ok(h, OTHER_IMEI, NULL);
+    CHECK_STR(h->failed, "EIDENTITY");
+    CHECK(strstr(h->failed_msg, OTHER_IMEI) && strstr(h->failed_msg, "351234567890123"),
+          "%s: the message names both IMEIs: %s", where, h->failed_msg);
+    CHECK_INT((int)h->nsent, (int)sent + 1);   /* AT+CGSN only */
+    CHECK_INT(h->journals, journals);           /* the journal is our module's */
+    CHECK_INT(h_sent_count(h, "AT^FWUP"), where[0] == 'r' ? 1 : 0);
+}
+
+static void test_port_back_other_module(void)
+{
+    harness *h = &H;
+    hf_fota_config c = full_cfg(0);
+    /* during the download */
+    h_init(h, &c);
+    h->m.auto_upgrade = 0;
+    h_start(h);
+    h_run(h, HF_PH_DOWNLOAD, 500);
+    h_run(h, -1, 3);
+    h->m.port_up = 0;
+    h_simple(h, HF_EV_PORT_LOST);
+    CHECK_INT(h->f.phase, HF_PH_RECOVER);
+    swap_after_loss(h, "download");
+
+    /* during the upgrade's reset, after AT^FWUP */
+    h_init(h, &c);
+    h->m.auto_upgrade = 0;
+    h->stop_cmd = "AT^FWUP";
+    h_start(h);
+    h_run(h, -1, 500);
+    h->stop_cmd = NULL;
+    h_ok(h, NULL, NULL);
+    CHECK_INT(h->f.phase, HF_PH_REBOOT);
+    h->m.port_up = 0;
+    h_simple(h, HF_EV_PORT_LOST);
+    swap_after_loss(h, "reboot");
+
+    /* while discarding a refused offer */
+    h_init(h, &c);
+    strcpy(h->m.offer, "12.105.28.00.00");     /* older than 12.105.29: refused */
+    strcpy(h->m.version, "12.105.29.00.00");
+    h->stop_cmd = "AT^FOTADL=0";
+    h_start(h);
+    h_run(h, -1, 500);
+    CHECK_INT(h->f.phase, HF_PH_DISCARD);
+    h->stop_cmd = NULL;
+    h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);
+    h_simple(h, HF_EV_PORT_LOST);
+    swap_after_loss(h, "discard");
+
+    /* the same module back: the run goes on, AT+CGSN asked once */
+    h_init(h, &c);
+    h->m.auto_upgrade = 0;
+    h_start(h);
+    h_run(h, HF_PH_DOWNLOAD, 500);
+    h_run(h, -1, 3);
+    h->m.port_up = 0;
+    h_simple(h, HF_EV_PORT_LOST);
+    h_run(h, -1, 3000);
+    CHECK_STR(h->done, "upgraded");
+    CHECK_INT(h_sent_count(h, "AT+CGSN"), 3);   /* probe, port back, after the reset */
+
+    /* a journal restored on a path where another module now is */
+    hf_fota_snapshot snap = snap_in(HF_PH_DOWNLOAD);
+    hf_error e;
+    h_init(h, &c);
+    CHECK_INT(hf_fota_restore(&h->f, &snap, &e), 0);
+    h->m.state = 40;
+    h_start(h);
+    CHECK_STR(h->pend, "ATI");
+    h_ok(h, "Model: MU609", "Revision: 12.815.01.03.00");
+    CHECK_STR(h->pend, "AT+CGSN");
+    h_ok(h, OTHER_IMEI, NULL);
+    CHECK_STR(h->failed, "EIDENTITY");
+    CHECK_INT((int)h->nsent, 2);
+    CHECK_INT(h->journals, 0);
+}
+
+/* read_imei=false: no IMEI to compare after a reopen or on a journal. Queries still
+ * go out (the verify after AT^FWUP needs no state change), but the first command
+ * that would change the module's state is refused: EIDENTITY, never sent. */
+static void test_unconfirmed_identity_gate(void)
+{
+    harness *h = &H;
+    hf_fota_config c = seed_cfg();
+    h_init(h, &c);
+    h_start(h);
+    h_run(h, HF_PH_DOWNLOAD, 500);
+    h_run(h, -1, 3);
+    h->m.port_up = 0;
+    h_simple(h, HF_EV_PORT_LOST);
+    h_run(h, -1, 3000);
+    CHECK_STR(h->failed, "EIDENTITY");
+    CHECK_INT(h_sent_count(h, "AT+CGSN"), 0);
+    CHECK_INT(h_sent_count(h, "AT^FOTADL=1"), 1);     /* the first start only */
+    CHECK_INT(h_sent_count(h, "AT^FWUP"), 0);
+    CHECK(strstr(h->failed_msg, "read_imei") != NULL, "says why: %s", h->failed_msg);
+
+    /* a journal without an IMEI (written with read_imei=false) */
+    hf_fota_snapshot snap = snap_in(HF_PH_DECIDE_UPGRADE);
+    hf_error e;
+    snap.imei[0] = '\0';
+    snap.image_verified = 1;
+    h_init(h, &c);
+    CHECK_INT(hf_fota_restore(&h->f, &snap, &e), 0);
+    h->m.state = 40;
+    h_run(h, -1, 0);
+    h_start(h);
+    h_run(h, -1, 3000);
+    CHECK_STR(h->failed, "EIDENTITY");
+    CHECK_INT(h_sent_count(h, "AT^FWUP"), 0);
+    CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 0);
+
+    /* the seed flow (read_imei=false) still upgrades: after the reset only queries */
+    h_init(h, &c);
+    h_start(h);
+    h_run(h, -1, 3000);
+    CHECK_STR(h->done, "upgraded");
+}
+
 /* Index of the n-th (0-based) sent command equal to cmd, -1 when none. */
 static int sent_at(const harness *h, const char *cmd, int n)
 {
@@ -1767,6 +1928,7 @@ static void test_mode_before_every_download(void)
         /* 0: seed mode 0,0,1,1; 1: caller's mode with resume off; 2: no mode;
          * 3: no mode, auto_upgrade_ok */
         hf_fota_config c = seed_cfg();
+        c.read_imei = 1;          /* the module is confirmed when the port is back (12.1) */
         const char *first = NULL, *again = "AT^FOTAMODE=0,0,1,1";
         if (variant == 1) {
             c.mode.auto_upgrade = 0;
@@ -2047,6 +2209,8 @@ int main(void)
     test_mode_before_every_download();
     test_fwup_record_without_command();
     test_prereq_unsupported();
+    test_port_back_other_module();
+    test_unconfirmed_identity_gate();
     test_random();
     return CHECK_END();
 }

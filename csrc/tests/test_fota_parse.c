@@ -202,8 +202,9 @@ static void test_sim_reg_tables(void)
     CHECK_STR(hf_fota_error_meaning(13), "network or link could not be opened/established");
     CHECK_STR(hf_fota_error_meaning(114), "1K-Xmodem transfer error");
     CHECK_STR(hf_fota_error_meaning(155), "flash, flag or NV error");
-    CHECK_STR(hf_fota_error_meaning(999), "unknown error code");
-    CHECK_STR(hf_fota_error_meaning(-1), "unknown error code");
+    CHECK_STR(hf_fota_error_meaning(999), "not in the table");
+    CHECK_STR(hf_fota_error_meaning(6), "not in the table");
+    CHECK_STR(hf_fota_error_meaning(-1), "no code reported");
 
     static const struct { int n; const char *name; } names[] = {
         {10, "idle"}, {11, "querying"}, {12, "new_version"}, {13, "query_failed"},
@@ -212,6 +213,58 @@ static void test_sim_reg_tables(void)
         {80, "unknown"}, {-1, "unknown"}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         CHECK_STR(hf_fota_state_name(names[i].n), names[i].name);
+}
+
+/* Model matching as ATI prints it (issue 11.5): family, variant letter, case, the
+ * table's own row names, and the firmware family for MU509-c and the AT&T rows. */
+static const char *row_of(const char *model, const char *running)
+{
+    hf_version v;
+    int have = running && hf_version_parse(running, strlen(running), &v, NULL) == 0;
+    const hf_model_entry *e = hf_model_match(model, strlen(model), have ? &v : NULL);
+    return e ? e->model : "(none)";
+}
+
+static void test_model_match(void)
+{
+    static const struct { const char *model, *running, *row; } cases[] = {
+        {"MU509", "12.815.03.01.00", "MU509-b"},
+        {"MU509", "11.815.00.78.00", "MU509-c"},
+        {"MU509", NULL, "MU509-b"},
+        {"MU509-b", "11.815.00.78.00", "MU509-b"},
+        {"mu509-G", NULL, "MU509-g"},
+        {"MU509 c", NULL, "MU509-c"},
+        {"MU509-C", "11.815.00.78.00", "MU509-c"},
+        {"HUAWEI MU509-b", NULL, "MU509-b"},
+        {"MU609", "12.105.29.00.00", "MU609"},
+        {"MU609-b", "12.105.29.00.00", "MU609"},
+        {"mu609", NULL, "MU609"},
+        {"MU609 (mini PCIE)", "12.105.29.00.00", "MU609 (mini PCIe)"},
+        {"MU609 (AT&T Special)", NULL, "MU609 (AT&T special)"},
+        {"MU609 (AT&T Special)", "12.107.08.05.457", "MU609 (AT&T special)"},
+        {"AT&T mini PCIE Special", NULL, "MU609 (AT&T mini PCIe special)"},
+        {"MU609 (AT&T mini PCIe special)", NULL, "MU609 (AT&T mini PCIe special)"},
+        {"MU609", "12.107.07.05.457", "MU609 (AT&T mini PCIe special)"},
+        {"MU609 (mini PCIe)", "12.107.07.05.457", "MU609 (AT&T mini PCIe special)"},
+        {"MU6090", NULL, "(none)"},
+        {"XMU609", NULL, "(none)"},
+        {"ME909", NULL, "(none)"},
+        {"", NULL, "(none)"},
+        {"MU709", NULL, "(none)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *got = row_of(cases[i].model, cases[i].running);
+        if (strcmp(got, cases[i].row) != 0)
+            fprintf(stderr, "model \"%s\" on %s: row %s, expected %s\n", cases[i].model,
+                    cases[i].running ? cases[i].running : "?", got, cases[i].row);
+        CHECK(strcmp(got, cases[i].row) == 0, cases[i].model);
+    }
+    CHECK(hf_model_key_matches("MU709", L("MU709")), "key exact");
+    CHECK(hf_model_key_matches("mu709", L(" MU709-s ")), "key + suffix, case");
+    CHECK(hf_model_key_matches("MU709", L("MU709 (mini PCIe)")), "key + variant");
+    CHECK(!hf_model_key_matches("MU709", L("MU7090")), "key inside a longer name");
+    CHECK(!hf_model_key_matches("MU709-s", L("MU709")), "key longer than the model");
+    CHECK(!hf_model_key_matches("", L("MU709")), "empty key");
 }
 
 /* Random bytes into every parser: no crash, no read past len (ASan build). */
@@ -266,6 +319,7 @@ int main(void)
     test_fotastate();
     test_dlq_cfg_mode();
     test_sim_reg_tables();
+    test_model_match();
     test_garbage();
     return CHECK_END();
 }

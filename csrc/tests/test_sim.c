@@ -343,7 +343,7 @@ static int luhn_ok(const char *d)
     return n == 15 && sum % 10 == 0;
 }
 
-#define STATE12 "^FOTASTATE: 12,12.815.01.04.00,79114,\"Support send SMS background\""
+#define STATE12 "^FOTASTATE: 12,12.815.03.02.00,79114,\"Support send SMS background\""
 
 /* ------------------------------------------------------------------ tests */
 
@@ -354,7 +354,7 @@ static void test_seed_flow(void)
     /* keep: the boot URCs sent before the reopen are read here (drop, the default, loses them) */
     REQUIRE(sim_start(&s, 1, "--closed-port", "keep", "--rate", "8000", NULL) == 0, "sim starts and prints ready");
     REQUIRE(port_open(&s, 0) == 0, "open %s", s.path[0]);
-    CMD(&s, "AT+GMR", "12.815.01.03.00", "OK");
+    CMD(&s, "AT+GMR", "12.815.03.01.00", "OK");
     CMD(&s, "AT^FOTACFG=\"1234\",\"\",\"\",2", "OK");
     CMD(&s, "AT^FOTAMODE=0,0,1,1", "OK");
     CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
@@ -380,7 +380,7 @@ static void test_seed_flow(void)
     CHECK(port_reopen(&s, 0, 3) == 0, "path comes back");
     EXPECT(&s, "^BOOT: 20952350,0,0,0,72", "^SIMST: 1", "^SRVST: 2", "^MODE: 5,4", "^RSSI: 20",
            "^FOTASTATE: 90");
-    CMD(&s, "AT+GMR", "12.815.01.04.00", "OK");
+    CMD(&s, "AT+GMR", "12.815.03.02.00", "OK");
     CMD(&s, "AT+CMEE?", "+CMEE: 2", "OK");
     CHECK_INT(log_count(&s, "\"dir\":\"rx\",\"line\":\"AT^FOTADL=1\""), 1);
     CHECK_INT(log_count(&s, "\"ev\":\"reset\",\"reason\":\"upgrade\""), 1);
@@ -432,8 +432,8 @@ static void test_at_basics(void)
     CMD(&s, "AT+CMEE=1\"", "ERROR");
     CMD(&s, "AT+XYZZY", "COMMAND NOT SUPPORT");
     CMD(&s, "ATI", "Manufacturer: Huawei Technologies Co., Ltd.", "Model: MU509-b",
-        "Revision: 12.815.01.03.00", "IMEI: 867530900000009", "+GCAP: +CGSM,+DS,+ES", "OK");
-    CMD(&s, "AT+CGMR", "12.815.01.03.00", "OK");
+        "Revision: 12.815.03.01.00", "IMEI: 867530900000009", "+GCAP: +CGSM,+DS,+ES", "OK");
+    CMD(&s, "AT+CGMR", "12.815.03.01.00", "OK");
     CMD(&s, "AT+CGSN", "867530900000009", "OK");
     CHECK(luhn_ok("867530900000009"), "IMEI Luhn");
     CMD(&s, "AT+CPIN?", "+CPIN: READY", "OK");
@@ -698,7 +698,7 @@ static void test_download_faults(void)
     CHECK(port_reopen(&s, 0, 3) == 0, "back after upgrade");
     CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after upgrade");
     CHECK_STR(l, "^FOTASTATE: 90");
-    CMD(&s, "AT+GMR", "12.815.01.04.00", "OK");
+    CMD(&s, "AT+GMR", "12.815.03.02.00", "OK");
     CHECK_INT(log_count(&s, "\"dir\":\"rx\",\"line\":\"AT^FWUP\""), 1);
     CHECK_INT(log_count(&s, "\"fault\":\"power-loss\",\"state\":30,\"byte\":30000"), 1);
     sim_stop(&s);
@@ -780,7 +780,7 @@ static void test_download_faults(void)
     CHECK(port_reopen(&s, 0, 3) == 0, "back");
     CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after upgrade");
     CHECK_STR(l, "^FOTASTATE: 80");
-    CMD(&s, "AT+GMR", "12.815.01.03.00", "OK");
+    CMD(&s, "AT+GMR", "12.815.03.01.00", "OK");
     CHECK_INT(log_count(&s, "\"fault\":\"lose-state\",\"state\":40"), 1);
     sim_stop(&s);
 }
@@ -833,7 +833,7 @@ static void test_boot_report_order(void)
     CMD(&s, "AT^FOTADL=0", "OK");
     CHECK(next_nn(&s, l, sizeof l, 1.2) == 0, "no boot report nor upgrade after the discard (got %s)", l);
     CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
-    CMD(&s, "AT+GMR", "12.815.01.03.00", "OK");
+    CMD(&s, "AT+GMR", "12.815.03.01.00", "OK");
     CHECK_INT(log_count(&s, "\"ev\":\"state\",\"state\":50"), 0);
     sim_stop(&s);
 }
@@ -847,7 +847,7 @@ static void test_auto(void)
         desc[i * 256 + 255] = ';';
     }
     desc[5 * 256 - 1] = '\0';
-    snprintf(want, sizeof want, "^FOTASTATE: 12,12.815.01.04.00,79114,\"%s\"", desc);
+    snprintf(want, sizeof want, "^FOTASTATE: 12,12.815.03.02.00,79114,\"%s\"", desc);
     REQUIRE(sim_start(&s, 1, "--description", desc, "--name", "ttyHW7", NULL) == 0, "sim starts");
     CHECK(strstr(s.path[0], "/ttyHW7") != NULL, "--name: %s", s.path[0]);
     port_open(&s, 0);
@@ -859,7 +859,7 @@ static void test_auto(void)
     CHECK(wait_for(&s, "^FOTASTATE:", 2, l, sizeof l) == 1, "state after upgrade");
     CHECK_STR(l, "^FOTASTATE: 90");
     CMD(&s, "ATI", "Manufacturer: Huawei Technologies Co., Ltd.", "Model: MU509-b",
-        "Revision: 12.815.01.04.00", "IMEI: 867530900000009", "+GCAP: +CGSM,+DS,+ES", "OK");
+        "Revision: 12.815.03.02.00", "IMEI: 867530900000009", "+GCAP: +CGSM,+DS,+ES", "OK");
     CHECK_INT(log_count(&s, "\"dir\":\"rx\""), 3);
     sim_stop(&s);
 }
@@ -948,7 +948,7 @@ static void test_port_faults(void)
     send_cmd(&s, "AT+GMR");
     EXPECT(&s, "AT+GMR");
     next_line(&s, l, sizeof l, 1);
-    CHECK(strlen(l) == strlen("12.815.01.03.00") - 1, "version line short by one: %s", l);
+    CHECK(strlen(l) == strlen("12.815.03.01.00") - 1, "version line short by one: %s", l);
     CHECK(log_count(&s, "\"fault\":\"drop\"") >= 1, "drop logged");
     sim_stop(&s);
 }
@@ -993,6 +993,49 @@ static void test_resume_needs_mode(void)
             CHECK(xnv >= 28676, "continued from the remained data (XNV %ld)", xnv);
         sim_stop(&s);
     }
+}
+
+/* --port-swap: the same path comes back as another module (other IMEI, its own state). */
+static void test_port_swap(void)
+{
+    sim s;
+    char a[64] = "", b[64] = "";
+    REQUIRE(sim_start(&s, 1, "--port-swap", "cmd=FWUP", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    send_cmd(&s, "AT+CGSN");
+    EXPECT(&s, "AT+CGSN");
+    CHECK(next_line(&s, a, sizeof a, 1) == 1 && luhn_ok(a), "IMEI of module A: %s", a);
+    EXPECT(&s, "OK");
+    to_download(&s, "0,0,0,1");
+    EXPECT(&s, "^FOTASTATE: 40");
+    send_cmd(&s, "AT^FWUP");
+    EXPECT(&s, "AT^FWUP");
+    CHECK(wait_hup(&s, 2) == 1, "port swap: hang-up");
+    CHECK(port_reopen(&s, 0, 3) == 0, "the same path is back");
+    send_cmd(&s, "AT+CGSN");
+    EXPECT(&s, "AT+CGSN");
+    CHECK(next_line(&s, b, sizeof b, 1) == 1 && luhn_ok(b), "IMEI of module B: %s", b);
+    EXPECT(&s, "OK");
+    CHECK(strcmp(a, b) != 0, "another module answers (%s vs %s)", a, b);
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 40", "OK");
+    CMD(&s, "AT+GMR", "12.815.03.01.00", "OK");   /* --version-from */
+    CHECK(next_line(&s, a, sizeof a, 0.3) == 0, "no boot report, nothing applied (got %s)", a);
+    CHECK_INT(log_count(&s, "\"fault\":\"port-swap\""), 1);
+    CHECK_INT(log_count(&s, "\"swapped\":true"), 4);   /* boot + 3 commands */
+    CHECK_INT(log_count(&s, "\"line\":\"AT+CGSN\",\"swapped\":true"), 1);
+    CHECK_INT(log_count(&s, "\"ev\":\"reset\""), 0);
+    sim_stop(&s);
+
+    /* at a byte of the download, into an idle module */
+    REQUIRE(sim_start(&s, 1, "--port-swap", "byte=20000", "--swap-state", "10", NULL) == 0, "sim starts");
+    port_open(&s, 0);
+    to_download(&s, "0,0,0,1");
+    CHECK(wait_hup(&s, 3) == 1, "port swap during the download: hang-up");
+    CHECK(port_reopen(&s, 0, 3) == 0, "the same path is back");
+    CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 10", "OK");
+    CMD(&s, "AT^FOTADLQ", "ERROR");
+    CHECK_INT(log_count(&s, "\"fault\":\"port-swap\",\"state\":30"), 1);
+    sim_stop(&s);
 }
 
 /* --closed-port keep: what is sent while no host holds the port waits in the pty
@@ -1044,7 +1087,7 @@ static void test_closed_port(void)
     sleep_s(0.2); /* 90 is sent (or lost, if sent before the open) */
     while (next_line(&s, l, sizeof l, 0.05) == 1) ;
     CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 90", "OK");
-    CMD(&s, "AT+GMR", "12.815.01.04.00", "OK");
+    CMD(&s, "AT+GMR", "12.815.03.02.00", "OK");
     sim_stop(&s);
     test_closed_port_keep();
 }
@@ -1075,7 +1118,7 @@ static void test_noise(void)
     int inner = 0;
     for (int i = 0; i < 12; i++) {
         send_cmd(&s, "AT+GMR");
-        CHECK(next_nn(&s, l, sizeof l, 1) == 1 && !strcmp(l, "12.815.01.03.00"), "version: %s", l);
+        CHECK(next_nn(&s, l, sizeof l, 1) == 1 && !strcmp(l, "12.815.03.01.00"), "version: %s", l);
         int before = noise_seen;
         CHECK(next_nn(&s, l, sizeof l, 1) == 1 && !strcmp(l, "OK"), "OK: %s", l);
         if (noise_seen > before) inner++;
@@ -1441,7 +1484,7 @@ static void test_help(void)
                           "--detect-time", "--verify-time", "--upgrade-delay", "--reset-delay",
                           "--reset-gap", "--boot-time", "--day", "--noise", "--fault-modules", "--no-new-version",
                           "--detect-fail", "--download-fail", "--download-fail-at", "--power-loss",
-                          "--upgrade-fail", "--port-gone", "--port-gone-for", "--hang", "--hang-for", "--hang-reject",
+                          "--upgrade-fail", "--port-gone", "--port-gone-for", "--port-swap", "--swap-state", "--hang", "--hang-for", "--hang-reject",
                           "--garbage", "--drop", "--dup-state", "--bad-state", "--lose-state",
                           "--data-session", "--sim-pin", "--not-registered", "--sms", "--urc", "--sms-slots",
                           "--long-line", "--release-dead-host", NULL};
@@ -1470,11 +1513,11 @@ int main(void)
     double t0 = now_s();
     void (*tests[])(void) = {test_help, test_seed_flow, test_at_basics, test_unsupported, test_detect_faults,
                              test_download_faults, test_boot_report_order, test_auto, test_auto_query,
-                             test_port_faults, test_closed_port, test_gone_during_download, test_noise,
+                             test_port_faults, test_port_swap, test_closed_port, test_gone_during_download, test_noise,
                              test_many, test_sms, test_long_line, test_release_dead_host, test_ttys,
                              test_resume_needs_mode, test_end_states};
     const char *names[] = {"help", "seed_flow", "at_basics", "unsupported", "detect_faults", "download_faults",
-                           "boot_report_order", "auto", "auto_query", "port_faults", "closed_port",
+                           "boot_report_order", "auto", "auto_query", "port_faults", "port_swap", "closed_port",
                            "gone_during_download", "noise", "many", "sms", "long_line",
                            "release_dead_host", "ttys", "resume_needs_mode", "end_states"};
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {

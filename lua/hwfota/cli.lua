@@ -71,8 +71,14 @@ FOTA options (defaults from the environment the OpenWrt service sets):
   --journal FILE      progress journal, so an interrupted update resumes safely
                       (HWFOTA_JOURNAL)
   --reboot-timeout S  longest wait for the module after its reset (HWFOTA_REBOOT_TIMEOUT,
-                      default 180)
-  --skip-model-check  accept firmware below the supported-model table (demo versions)
+                      default 180); also how long a command started while the
+                      journal says an update is under way waits for a missing port
+  --allow-model MODEL=VERSION
+                      add a row to the supported-model table: MODEL (as ATI prints it,
+                      or its family, e.g. MU709) runs FOTA from firmware VERSION on;
+                      repeat for several models; matched before the built-in table
+  --skip-model-check  no model check at all (AT+GMR instead of ATI); prefer
+                      --allow-model
   --force             apply an image whose version is unknown or not newer
   --no-prereq         skip the SIM and registration queries (AT+CPIN?, AT+CREG?,
                       AT+CGREG?); without it a query the firmware does not support
@@ -136,7 +142,9 @@ Prints model, firmware, IMEI, the FOTA state (AT^FOTASTATE?) and, while a downlo
 is pending or done, its progress per file (AT^FOTADLQ). Changes nothing.
 JSON: {"port":, "model":, "revision":, "imei":, "manufacturer":,
 "state": {"code":, "name":}, "progress": {"done":, "total":, "percent":,
-"files": [{"index":, "name":, "done":, "total":}]} or null}.
+"files": [{"index":, "name":, "done":, "total":}]} or null, "fotacfg": {"apn":,
+"user":, "password_set":, "auth":} or null}. The FOTA server line (AT^FOTACFG?)
+shows the APN, user and auth type the module connects with; never the password.
 
 ]] .. COMMON .. "\n" .. EXITS
 
@@ -233,6 +241,7 @@ local OPTIONS = {
   ["--journal"] = {"journal", true, FLOW_CMDS},
   ["--reboot-timeout"] = {"reboot_timeout", true, FLOW_CMDS},
   ["--skip-model-check"] = {"skip_model_check", false, FLOW_CMDS},
+  ["--allow-model"] = {"allow_model", true, FLOW_CMDS, many = true},
   ["--force"] = {"force", false, FLOW_CMDS},
   ["--no-prereq"] = {"no_prereq", false, FLOW_CMDS},
   ["--poll"] = {"poll", true, {check = true, download = true, upgrade = true, run = true,
@@ -242,7 +251,28 @@ local OPTIONS = {
   ["--for"] = {"for_", true, {monitor = true}},
   ["--timeout"] = {"timeout", true, {at = true}},
 }
-local NUMERIC = {reboot_timeout = true, poll = true, for_ = true, timeout = true}
+-- Numbers: {lowest, highest, lowest allowed}; NaN, infinities and anything outside are
+-- usage errors (exit 2, one line), never a trace from deeper down.
+local NUMERIC = {reboot_timeout = {0, 86400 * 30, false}, poll = {0.01, 3600, true},
+                 for_ = {0, 86400 * 365, true}, timeout = {0, 3600, false}}
+-- Longest value of a string option (the journal: what hwfota.session accepts).
+local MAX_VALUE = 4096
+local MAX_JOURNAL = 3000
+
+-- A value as a usage message shows it: bounded, control characters replaced.
+local function shown(v)
+  v = tostring(v)
+  local n = #v
+  local cut = n > 40
+  v = v:sub(1, 40):gsub("[%c\127-\255]", "?")
+  return '"' .. v .. (cut and ('..." (%d bytes)'):format(n) or '"')
+end
+M._shown = shown
+
+-- The range of a numeric option, as a usage message says it.
+local function range_text(r)
+  return ("%s%.10g, %.10g]"):format(r[3] and "[" or "(", r[1], r[2])
+end
 local COMMANDS = {list = true, info = true, status = true, check = true, download = true,
                   upgrade = true, run = true, monitor = true, at = true}
 
@@ -267,14 +297,24 @@ local function parse(args)
           val = args[i]
           if val == nil then return nil, "option " .. name .. " needs a value" end
         end
-        if NUMERIC[key] then
+        if #val > MAX_VALUE then
+          return nil, ("option %s: value too long (%d bytes; at most %d)"):format(name, #val, MAX_VALUE)
+        end
+        local r = NUMERIC[key]
+        if r then
           local n = tonumber(val)
-          if not n or n < 0 or n ~= n then
-            return nil, ("option %s needs a number of seconds, got %q"):format(name, val)
+          if not n or n ~= n or n > r[2] or n < r[1] or (n == r[1] and not r[3]) then
+            return nil, ("option %s needs a number of seconds in %s, got %s"):format(
+              name, range_text(r), shown(val))
           end
           val = n
         end
-        o[key] = val
+        if spec.many then
+          o[key] = o[key] or {}
+          table.insert(o[key], val)
+        else
+          o[key] = val
+        end
       else
         if val ~= nil then return nil, "option " .. name .. " takes no value" end
         o[key] = true
@@ -415,6 +455,23 @@ local function human_time(s)
   return ("%d:%02d"):format(s // 60, s % 60)
 end
 
+-- Columns of the terminal: COLUMNS, else `stty size` on the terminal, else 80.
+function Cli:columns()
+  if self.term_columns then return self.term_columns end
+  local n = tonumber(self.getenv("COLUMNS") or "")
+  if not (n and n >= 1 and n <= 10000) then
+    local p = io.popen("stty size 2>/dev/null </dev/tty", "r")
+    if p then
+      local out = p:read("a") or ""
+      p:close()
+      n = tonumber(out:match("^%s*%d+%s+(%d+)"))
+    end
+  end
+  if not (n and n >= 1 and n <= 10000) then n = 80 end
+  self.term_columns = math.floor(n)
+  return self.term_columns
+end
+
 function Cli:progress(p)
   local done, total = p.done or 0, p.total or 0
   local pct = p.percent or (total > 0 and math.floor(done * 100 / total) or 0)
@@ -443,10 +500,24 @@ function Cli:progress(p)
     return
   end
   if self.bar_tty then
-    local width = 30
-    local fill = pct * width // 100
-    local line = ("[%s%s] %3d%%  %s / %s  %s  %s"):format(("#"):rep(fill), ("."):rep(width - fill),
-      pct, human_bytes(done), human_bytes(total), rate_s, left_s)
+    -- one line that fits the terminal (a wrapped bar scrolls at every update): the
+    -- text shrinks first (rate and time left go), then the bar, down to the percent
+    local cols = self:columns() - 1
+    local texts = {(" %3d%%  %s / %s  %s  %s"):format(pct, human_bytes(done), human_bytes(total),
+                                                     rate_s, left_s),
+                   (" %3d%%  %s / %s"):format(pct, human_bytes(done), human_bytes(total)),
+                   (" %3d%%"):format(pct)}
+    local line
+    for _, text in ipairs(texts) do
+      local width = math.min(30, cols - #text - 2)
+      if width >= 10 or text == texts[#texts] then
+        width = math.max(0, width)
+        local fill = pct * width // 100
+        line = ("[%s%s]%s"):format(("#"):rep(fill), ("."):rep(width - fill), text)
+        break
+      end
+    end
+    if #line > cols then line = line:sub(-math.max(cols, 4)) end
     self.stdout("\r" .. line .. "\27[K")
     self.bar_open, self.bar_line = true, line
   elseif pct ~= self.last_pct then
@@ -522,10 +593,31 @@ local function port_line(p, note)
                                    note and ("  (" .. note .. ")") or "")
 end
 
-function Cli:find_port()
+function Cli:find_port(wait)
   local path = self.o.port or self.getenv("HWFOTA_PORT")
+  if path and (#path > 255 or path:find("%z")) then
+    self:err(("the port path %s is too long (at most 255 bytes)"):format(shown(path)))
+    return nil, EXIT.USAGE
+  end
   if path and path ~= "" then return path end
   local ports, msg = self.list_ports()
+  if wait and ports then
+    -- the module's ports are gone while it resets: look again, bounded
+    local function huawei(list)
+      for _, p in ipairs(list) do if p.huawei then return true end end
+      return false
+    end
+    if not huawei(ports) then
+      self:say(("no Huawei port and the journal %s says an update was under way: the module "
+                .. "may be resetting; waiting up to %g s for it"):format(wait.journal, wait.seconds),
+               "notice")
+      local deadline = self.now() + wait.seconds
+      while ports and not huawei(ports) and self.now() < deadline do
+        self.sleep(math.max(0, math.min(1, deadline - self.now())))
+        ports, msg = self.list_ports()
+      end
+    end
+  end
   if not ports then
     self:err("cannot list the serial ports: " .. tostring(msg) .. "; give --port PATH")
     return nil, EXIT.PORT
@@ -573,15 +665,62 @@ function Cli:find_port()
   return nil, EXIT.USAGE
 end
 
-function Cli:open_port()
-  local path, rc = self:find_port()
-  if not path then return nil, rc end
-  local port, msg, code = self.hwfota.open(path)
-  if not port then
-    self:err(("cannot open %s: %s"):format(path, tostring(msg)))
-    return nil, open_error_exit(code)
+-- With --json, a failure before any result still prints one JSON document.
+function Cli:fail_json(code, msg)
+  if self.o.json and self.json_encode then
+    self:emit_json({status = "failed", code = J(self, code), message = J(self, msg),
+                    port = J(self, self.port_path)})
+  end
+end
+
+-- A journal left by an unfinished run: the module may be in its reset (see
+-- session.lua journal_pending); the flow commands then wait for its port.
+local function journal_pending(path)
+  if not path then return false end
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local head = f:read(16)
+  f:close()
+  return head ~= nil and head ~= ""
+end
+
+-- Open the port. `wait` (flow commands whose journal says an update is under way):
+-- {seconds =, journal =}: a missing port (ENOENT, or no Huawei port listed) is
+-- waited for, bounded, as the Lua API does, instead of failing at once.
+function Cli:open_port(wait)
+  local path, rc = self:find_port(wait)
+  if not path then
+    self:fail_json(rc == EXIT.USAGE and "EUSAGE" or "ENOENT", "no port to open (see stderr)")
+    return nil, rc
   end
   self.port_path = path
+  local port, msg, code = self.hwfota.open(path)
+  if not port and code == "ENOENT" and wait then
+    self:say(("%s is missing and the journal %s says an update was under way: the module "
+              .. "may be resetting; waiting up to %g s for its port"):format(path, wait.journal,
+              wait.seconds), "notice")
+    local deadline, delay = self.now() + wait.seconds, 0.25
+    while not port and code == "ENOENT" and self.now() < deadline do
+      self.sleep(math.max(0, math.min(delay, deadline - self.now())))
+      delay = math.min(delay * 2, 2)
+      port, msg, code = self.hwfota.open(path)
+    end
+    if port then
+      self:say(path .. " is back", "notice")
+    elseif code == "ENOENT" then
+      msg = ("%s did not come back within %g s (%s); the module may still be upgrading: do "
+             .. "not power it off; check USB, then run the same command again"):format(
+             path, wait.seconds, tostring(msg))
+    end
+  end
+  if not port then
+    msg = tostring(msg)
+    -- the library's message names the path already ("cannot open X: ...")
+    if not msg:find(path, 1, true) then msg = ("cannot open %s: %s"):format(path, msg) end
+    self:err(msg)
+    self:fail_json(code, msg)
+    return nil, open_error_exit(code)
+  end
   -- what the open had to do: a killed process's exclusive flag taken over (issue 12.8)
   if port.on_event and port.poll then
     local notes = {}
@@ -645,7 +784,7 @@ local function read_info(self, port)
   if not info then return nil, msg, code end
   local core = self.hwfota.core
   if info.model and core and core.supported_model then
-    local min = core.supported_model(info.model)
+    local min = core.supported_model(info.model, info.revision)   -- the firmware family picks the row
     info.supported = min ~= nil
     info.min_firmware = min
   end
@@ -707,6 +846,8 @@ function CMD.status(self)
   local st, msg = s:state()
   local prog
   if st and (st.code == 30 or st.code == 31 or st.code == 40) then prog = query_progress(self, port) end
+  -- the FOTA server connection settings (the guide: check them after a failed detection)
+  local cfg, cfg_msg = s:fota_config()
   port:close()
   if not st then
     self:err("cannot read the FOTA state: " .. tostring(msg))
@@ -717,7 +858,9 @@ function CMD.status(self)
     if prog then p = prog end
     self:emit_json({port = self.port_path, manufacturer = J(self, info.manufacturer),
       model = J(self, info.model), revision = J(self, info.revision), imei = J(self, info.imei),
-      state = {code = st.code, name = st.name}, progress = p})
+      state = {code = st.code, name = st.name}, progress = p,
+      fotacfg = cfg and {apn = cfg.apn, user = cfg.user, password_set = cfg.password_set,
+                         auth = cfg.auth} or self.json_null})
     return EXIT.OK
   end
   self:out("Port:      " .. self.port_path)
@@ -725,6 +868,9 @@ function CMD.status(self)
   self:out("Firmware:  " .. (info.revision or "?"))
   self:out("IMEI:      " .. (info.imei or "?"))
   self:out(("FOTA state: %d (%s)"):format(st.code, st.name))
+  local session_mod = require "hwfota.session"
+  self:out("FOTA server: " .. (cfg and session_mod.fotacfg_text(cfg)
+                               or ("AT^FOTACFG? unreadable: " .. tostring(cfg_msg))))
   if prog then
     self:out(("Download:  %d%%  %d/%d bytes"):format(prog.percent, prog.done, prog.total))
     for _, f in ipairs(prog.files) do
@@ -757,6 +903,7 @@ function Cli:flow_opts()
              mode = {auto_query = false, auto_download = false, auto_upgrade = false,
                      resume = true}}
   f.apn = pick("apn", "HWFOTA_APN")
+  if f.apn == "" then f.apn = nil end   -- --apn '': no APN, so no AT^FOTACFG (see --help)
   if f.apn then
     f.user = pick("user", "HWFOTA_APN_USER") or ""
     f.password = pick("password", "HWFOTA_APN_PASSWORD") or ""
@@ -765,14 +912,42 @@ function Cli:flow_opts()
     local ok = {none = true, pap = true, chap = true, [0] = true, [1] = true, [2] = true}
     if not ok[auth] then return nil, ("--auth must be none, pap, chap, 0, 1 or 2, got %q"):format(tostring(auth)) end
     f.auth = auth
+    -- the state machine's rule (C), checked here so that it is a usage error
+    local check = self.hwfota and self.hwfota.check_at_param
+    for _, k in ipairs{"apn", "user", "password"} do
+      local okp, pmsg = true, nil
+      if check then okp, pmsg = check(k, f[k]) end
+      if not okp then return nil, ("--%s: %s"):format(k, pmsg) end
+    end
   end
   f.journal = pick("journal", "HWFOTA_JOURNAL")
+  if f.journal == "" then return nil, "--journal needs a file path (got an empty one)" end
+  if f.journal and (#f.journal > MAX_JOURNAL or f.journal:find("%z")) then
+    return nil, ("the journal path is too long (%d bytes; at most %d)"):format(#f.journal, MAX_JOURNAL)
+  end
   local rt = pick("reboot_timeout", "HWFOTA_REBOOT_TIMEOUT")
   if rt ~= nil then
+    local r = NUMERIC.reboot_timeout
     f.reboot_timeout = tonumber(rt)
-    if not f.reboot_timeout or f.reboot_timeout <= 0 then
-      return nil, ("the reboot timeout must be a number of seconds, got %q"):format(tostring(rt))
+    local n = f.reboot_timeout
+    if not n or n ~= n or n <= r[1] or n > r[2] then
+      return nil, ("the reboot timeout must be a number of seconds in %s, got %s"):format(
+        range_text(r), shown(rt))
     end
+  end
+  for _, spec in ipairs(o.allow_model or {}) do
+    local name, ver = spec:match("^(.-)=(.*)$")
+    name = name and name:match("^%s*(.-)%s*$")
+    if not name or name == "" or ver == "" then
+      return nil, ("--allow-model needs MODEL=VERSION (e.g. MU709=11.0.0.0.0), got %s"):format(shown(spec))
+    end
+    local norm = self.hwfota.core.version_normalize(ver)
+    if not norm then
+      return nil, ("--allow-model %s: %s is not a firmware version (e.g. 12.815.03.01.00)"):format(
+        shown(name), shown(ver))
+    end
+    f.models = f.models or {}
+    f.models[name] = norm
   end
   f.skip_model_check = o.skip_model_check or nil
   f.force = o.force or nil
@@ -781,6 +956,14 @@ function Cli:flow_opts()
     if o.poll <= 0 then return nil, "--poll must be more than 0 seconds" end
     f.poll_interval, f.dl_poll, f.dl_poll_idle = o.poll, o.poll, o.poll
   end
+  -- every value the state machine checks (APN length and characters, models, times),
+  -- checked now: a usage error, before any port is opened
+  local fsm = {}
+  for k, v in pairs(f) do if k ~= "trace" and k ~= "journal" then fsm[k] = v end end
+  local okc, m, why = pcall(self.hwfota.core.fota_new, fsm)
+  if not okc then return nil, tostring(m):gsub("^[^:]*:%d+: ", "") end
+  if not m then return nil, why end
+  m:close()
   return f
 end
 
@@ -862,7 +1045,11 @@ function Cli:prepare_flow()
     self:err(msg)
     return nil, EXIT.USAGE
   end
-  local port, rc = self:open_port()
+  local wait
+  if journal_pending(fopts.journal) then
+    wait = {seconds = fopts.reboot_timeout or 180, journal = fopts.journal}
+  end
+  local port, rc = self:open_port(wait)
   if not port then return nil, rc end
   -- the poll interval paces the wait of s:cancel() for the module to be idle
   local s = session_of(self, port, {poll_interval = fopts.poll_interval})
@@ -876,6 +1063,7 @@ function Cli:prepare_flow()
     self:say("an offer of unknown version is pending: dropping it to ask again", "notice")
     s:cancel()
   end
+  s:close()          -- the flow that follows is the module's one FOTA operation
   return port, st, fopts
 end
 
@@ -1045,7 +1233,11 @@ function CMD.run(self)
   end
   local chunk, lerr = loadfile(self.o.policy, "t")
   if not chunk then
-    self:err("cannot load the policy: " .. tostring(lerr))
+    lerr = tostring(lerr)
+    local i, j = lerr:find(self.o.policy, 1, true)   -- a huge path is shown shortened
+    if i and self.o.policy ~= "" then lerr = lerr:sub(1, i - 1) .. shown(self.o.policy) .. lerr:sub(j + 1) end
+    if #lerr > 300 then lerr = lerr:sub(1, 300) .. "..." end
+    self:err("cannot load the policy: " .. lerr)
     return EXIT.USAGE
   end
   local ok, policy = pcall(chunk)
@@ -1176,6 +1368,10 @@ function CMD.at(self, args)
   local cmd = args[1]
   if cmd == "" or cmd:find("[\r\n%z]") then
     self:err("refusing a command that is empty or contains CR, LF or NUL")
+    return EXIT.USAGE
+  end
+  if #cmd > 512 then   -- HF_AT_CMD_MAX (at_engine.h)
+    self:err(("refusing a command of %d bytes (at most 512)"):format(#cmd))
     return EXIT.USAGE
   end
   local port, rc = self:open_port()

@@ -118,17 +118,22 @@ local loop = require "hwfota.loop"
 -- Every step runs the C state machine, so its safety rules hold here too
 -- (`AT^FWUP` only in state 40, never twice, never a downgrade unless forced).
 -- @tparam Port|string port_or_path an open port, or a path to open
--- @tparam[opt] table opts `journal` (path of the journal file), `reboot_timeout`
---   (seconds, default 180), `force`, `skip_model_check` (demo versions below the
---   supported table), `apn`/`user`/`password`/`auth`, `mode` {auto_query,
+-- @tparam[opt] table opts `journal` (path of the journal file: a regular file or a
+--   new name in a directory, else `nil, message, "EJOURNAL"`), `reboot_timeout`
+--   (seconds, default 180), `force`, `models` (`{[model] = minimum firmware}`: rows
+--   added to the supported-firmware table, e.g. `{MU709 = "11.0.0.0.0"}` or the seed's
+--   demo versions `{MU509 = "12.815.01.03.00"}`), `skip_model_check` (no model check at
+--   all), `apn`/`user`/`password`/`auth`, `mode` {auto_query,
 --   auto_download, auto_upgrade, resume, period}, `check_prereq` (default true:
 --   `AT+CPIN?`, `AT+CREG?`, `AT+CGREG?`; a query the firmware does not support is a
 --   notice), `auto_upgrade_ok` (default false; without `mode` the `AT^FOTAMODE` sent
 --   before each download is 0,0,0,1, with it 0,0,1,1 unless the policy has
 --   `on_downloaded`), `trace` (function(dir, text)), `baudrate`, `flow`, `timeout`,
---   `setup`, `command_timeout`, `read_imei`, `resume`, `cmd_retries`, `max_redetect`
---   and the state machine's timing options: every one, with its default, in the
---   README's options table
+--   `setup` (commands sent after every open, default `{"ATE0", "AT+CMEE=2"}`; harmless
+--   forms only, else `EINVAL`), `command_timeout`, `read_imei`, `resume`, `cmd_retries`,
+--   `max_redetect` and the state machine's timing options: every one, with its default,
+--   in the README's options table. A session holds its module until `s:close()`: a
+--   second session or `run` on it in this process is `EBUSY`.
 -- @treturn Session or `nil, message, code`
 -- @usage
 -- local s = assert(hwfota.session("/dev/ttyUSB2", {journal = "/etc/hwfota/state"}))
@@ -170,6 +175,17 @@ end
 --   hook raised), guard_error =, journal_error =}`
 function M.run(port_or_path, policy, opts)
   return session.run(port_or_path, policy, opts)
+end
+
+--- Check a text parameter that goes into an AT command (`apn`, `user`, `password`)
+-- by the state machine's own rule (the one `run`, `Session:configure` and the
+-- `hwfota` command apply): at most 63 bytes, no `"`, `;`, CR, LF, NUL or other
+-- control byte (0x00-0x1F, 0x7F).
+-- @tparam string name what the value is, for the message
+-- @tparam string value
+-- @return true, or `nil, message, "EINVAL"`
+function M.check_at_param(name, value)
+  return core.check_at_param(name, value)
 end
 
 --- Start a task (a coroutine) on the shared poll loop; see `loop`.

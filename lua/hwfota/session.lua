@@ -36,15 +36,83 @@ end
 
 -- == Journal file (an untrusted file: bounded read, parsed strictly in C) ==
 
+-- Read in C: O_NONBLOCK|O_NOFOLLOW and a regular file only, so a FIFO, a device or
+-- a symbolic link put where the journal belongs neither blocks nor is read.
+-- Returns the text ("" when there is no journal) or nil, message.
 local function read_journal(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local data = f:read(JOURNAL_MAX + 1)
-  f:close()
-  if data and #data > JOURNAL_MAX then
+  local data, msg, code = core.read_file(path, JOURNAL_MAX + 1)
+  if not data then
+    if code == "ENOENT" then return "" end
+    return nil, ("journal %s cannot be read: %s"):format(path, msg)
+  end
+  if #data > JOURNAL_MAX then
     return nil, ("journal %s is larger than %d bytes: not a hwfota journal"):format(path, JOURNAL_MAX)
   end
-  return data or ""
+  return data
+end
+
+-- Remove the journal: a regular file only (lstat in C); what else sits at the path
+-- (a device, a symbolic link) is refused and left alone. Returns true or nil, message.
+local function remove_journal(path)
+  local ok, msg = core.remove_file(path)
+  if not ok then return nil, ("cannot remove the journal %s: %s"):format(path, msg) end
+  return true
+end
+
+-- A journal path is a regular file or a name not yet taken in a directory;
+-- anything else is refused before the first command (nil, message, "EJOURNAL").
+local function check_journal_path(path)
+  if not path then return true end
+  local ok, msg = core.check_file_path(path)
+  if not ok then
+    return nil, ("journal %s cannot be used: %s"):format(path, msg), "EJOURNAL"
+  end
+  return true
+end
+
+-- == One FOTA operation per module in this process ==
+--
+-- Two operations on one module (two tasks running hwfota.run on one port, two
+-- sessions, ports opened twice on one path) would each send AT^FWUP. A module is
+-- claimed by the canonical path of its port (realpath) for the whole run or
+-- session, and by its IMEI once the probe read it; a second claim is EBUSY, as a
+-- second process meets the port's lock. Released when the run ends or the
+-- session is closed (or collected).
+
+local claims = {}    -- "path:<real path>" | "imei:<imei>" -> owner {what = ...}
+
+local function port_key(port)
+  local p = port:path()
+  return "path:" .. (core.realpath(p) or p)
+end
+
+local function busy_message(key, holder)
+  local what = key:match("^imei:(.*)") and ("the module with IMEI " .. key:sub(6))
+               or ("the module at " .. key:sub(6))
+  return ("%s is already being driven by %s in this process: one FOTA operation per "
+          .. "module at a time; wait for it to end (or close that session)")
+         :format(what, holder.what)
+end
+
+local function release(owner)
+  for k, o in pairs(claims) do
+    if o == owner then claims[k] = nil end
+  end
+end
+
+local function claim(key, owner)
+  local holder = claims[key]
+  if holder and holder ~= owner and holder.port then
+    -- a session whose port was closed (but not the session) drives nothing any more
+    local _, _, code = holder.port:fileno()
+    if code == "ECLOSED" then
+      release(holder)
+      holder = nil
+    end
+  end
+  if holder and holder ~= owner then return nil, busy_message(key, holder), "EBUSY" end
+  claims[key] = owner
+  return true
 end
 
 -- == Driver ==
@@ -58,7 +126,7 @@ Driver.__index = Driver
 local function new_driver(port, policy, opts, attempt)
   local self = setmetatable({
     port = port, policy = policy or {}, opts = opts, attempt = attempt or 1,
-    queue = {}, pumping = false, finished = false, cond = loop.condition(),
+    queue = {}, pumping = false, finished = false, cond = loop.condition(), inflight = 0,
     report = {status = nil, events = {}}, handlers = {},
   }, Driver)
   return self
@@ -102,14 +170,42 @@ function Driver:ports()
   return {self.port}
 end
 
+-- Every wait has a deadline: a running machine always waits for a command in
+-- flight (the port's timeout bounds it), a timer or the port's return. One that
+-- waits for none of them, but in phase paused (the caller resumes it), would wait
+-- for good: after idle_limit() it is stopped as an internal error (a bug in the
+-- machine or the driver, not the module's). (The policy's decisions are answered
+-- synchronously, in the same step: hooks run in the loop, not in a task.)
+local WAITS_FOR_CALLER = {paused = true}
+
+function Driver:idle_limit()
+  return math.max(5, 2 * (self.opts.command_timeout or 30))
+end
+
+function Driver:idle()
+  return not self.finished and not self.timer_at and not self.reopen_at and self.inflight == 0
+         and self.fsm ~= nil and not self.pumping and not WAITS_FOR_CALLER[self.fsm:phase()]
+end
+
 function Driver:deadline()
   if self.finished then return nil end
   local d = self.timer_at
   if self.reopen_at and (not d or self.reopen_at < d) then d = self.reopen_at end
+  if self:idle() then
+    self.idle_since = self.idle_since or core.now()
+    return self.idle_since + self:idle_limit()
+  end
+  self.idle_since = nil
   return d
 end
 
 function Driver:fire(now)
+  if self.idle_since and self:idle() and now >= self.idle_since + self:idle_limit() then
+    return self:finish("failed", {code = "EINTERNAL", phase = self.fsm:phase(), message =
+      ("hwfota internal error: in phase %s the state machine waited %g s with no command "
+       .. "in flight, no timer and no port to wait for; stopped (the module is left as it "
+       .. "is)"):format(self.fsm:phase(), self:idle_limit())})
+  end
   if self.reopen_at and now >= self.reopen_at then
     self.reopen_at = nil
     self:try_reopen(now)
@@ -172,8 +268,10 @@ function Driver:send(a)
   self:trace("run", a.command)
   local id, cmd = a.id, a.command
   local ok, msg, code = self.port:send(cmd, opts, function(res, m, c, d)
+    self.inflight = self.inflight - 1
     self:on_result(id, cmd, res, m, c, d)
   end)
+  if ok then self.inflight = self.inflight + 1 end
   if not ok then
     -- refused before the wire (port lost meanwhile, queue full): the machine
     -- hears it as a result, so it never waits for an answer that cannot come
@@ -185,9 +283,9 @@ end
 function Driver:write_journal(a)
   local path = self.opts.journal
   if not path then return true end
-  local ok, msg, code = core.write_file_atomic(path, a.data)
+  local ok, msg = core.write_file_atomic(path, a.data)
   if not ok then
-    return nil, ("cannot write the journal: %s"):format(msg), code
+    return nil, ("cannot write the journal %s: %s"):format(path, msg), "EJOURNAL"
   end
   return true
 end
@@ -263,6 +361,23 @@ function Driver:emit(a)
   self.report.events[#self.report.events + 1] = a
   if ev == "state" then
     self:trace("state", ("^FOTASTATE: %d (%s)"):format(a.code, a.name))
+    local lp = self.last_progress
+    local size = self.report.size
+    if a.code == 40 and not (lp and lp.percent >= 100) and
+       ((lp and lp.total > 0) or (not lp and math.type(size) == "integer" and size > 0)) then
+      -- 40: the whole delta is in and verified, but the last AT^FOTADLQ poll came
+      -- before the end (or none came: a small delta). on_progress sees the download
+      -- finish (100 %), as it happened; the sizes are the module's (or the offer's).
+      local files = {}
+      for i, f in ipairs(lp and lp.files or {}) do
+        files[i] = {index = f.index, name = f.name, done = f.total, total = f.total}
+      end
+      local total = lp and lp.total or size
+      self.last_progress = {files = files, done = total, total = total, percent = 100}
+      local ok, err = call_hook(self.policy, "on_progress", self.opts.hook_errors, self.last_progress,
+                                self:control())
+      if not ok then self:trace("error", "on_progress: " .. tostring(err)) end
+    end
   elseif ev == "new_version" then
     self.report.version = a.version
     self.report.size = a.size
@@ -270,7 +385,22 @@ function Driver:emit(a)
   elseif ev == "info" then
     self.report.model, self.report.imei = a.model, a.imei
     self.report.from = self.report.from or a.revision
+    -- a later attempt of run() on a reopened port: the module must be the one the run
+    -- started with (the path may now name another one); nothing more is sent to it
+    if self.expect_imei and a.imei and a.imei ~= "" and a.imei ~= self.expect_imei then
+      return self:finish("failed", {code = "EIDENTITY", phase = self.fsm:phase(), message =
+        ("a different module answered (IMEI %s, expected %s, the module this run started "
+         .. "with): nothing more is sent to it; check which module is on the port")
+        :format(a.imei, self.expect_imei)})
+    end
+    -- the same module may be open under another path (a second port object, a
+    -- by-id link to another tty of it): its IMEI is claimed too
+    if a.imei and a.imei ~= "" and self.opts.owner then
+      local ok, msg, code = claim("imei:" .. a.imei, self.opts.owner)
+      if not ok then return self:finish("failed", {code = code, message = msg}) end
+    end
   elseif ev == "progress" then
+    self.last_progress = {files = a.files, done = a.done, total = a.total, percent = a.percent}
     local ok, err = call_hook(self.policy, "on_progress", self.opts.hook_errors,
                               {files = a.files, done = a.done, total = a.total, percent = a.percent},
                               self:control())
@@ -304,10 +434,13 @@ function Driver:run_actions(actions)
     elseif a.kind == "journal" then
       local ok, msg, code = self:write_journal(a)
       if not ok then
-        -- without a durable journal a crash could repeat a step: stop here,
-        -- before the command this journal entry protects
+        -- without a durable journal a crash could repeat a step: stop here, before
+        -- the command this journal entry protects (the rest of these actions) and
+        -- without asking the machine (a cancel would be refused once it counts
+        -- AT^FWUP as sent, with nothing left to wake the run). The module stays
+        -- as it is; the journal file, if any, still holds the previous record.
         self.journal_error = {code = code or "EJOURNAL", message = msg}
-        self:post{kind = "cancel"}
+        self:finish("failed", {code = "EJOURNAL", message = msg, phase = a.phase})
         return
       end
       -- what a host killed now would restart from (a retry writes it back during
@@ -334,6 +467,7 @@ function Driver:setup_port(done)
   local timeout = math.min(SETUP_TIMEOUT, self.opts.command_timeout or SETUP_TIMEOUT)
   local i = 0
   local function next_cmd(res, msg, code)
+    if i > 0 then self.inflight = self.inflight - 1 end
     if self.finished then return end
     if code == "EPORTLOST" or code == "ECLOSED" then return done(false) end
     i = i + 1
@@ -341,6 +475,7 @@ function Driver:setup_port(done)
     self:trace("run", cmds[i])
     local ok, m, c = self.port:send(cmds[i], {timeout = timeout}, next_cmd)
     if not ok then return done(false, m, c) end
+    self.inflight = self.inflight + 1
   end
   next_cmd(true)
 end
@@ -375,6 +510,12 @@ function Driver:try_reopen(now)
   self:setup_port(function(fine)
     if fine and self.starting then
       self.starting, self.reopen_deadline = false, nil
+      if self.carried then
+        -- the port came back since the carried machine held it: not trusted to be
+        -- the same module until its IMEI says so (restore again, as reopened)
+        local okr, mr, cr = self.fsm:restore(self.carried, true, true)
+        if not okr then return self:finish("failed", {code = cr, message = mr}) end
+      end
       self:run_actions(self.fsm:start(core.now()))
     elseif fine then
       self.reopen_deadline = nil
@@ -394,6 +535,16 @@ function Driver:settle_journal(r)
   local path = self.opts.journal
   if not path or self.journal_error then return end
   local info = self.fsm and self.fsm:info() or {}
+  if r.status == "failed" and r.code == "EIDENTITY" then
+    -- another module is on the port: the journal is our module's (it names its IMEI
+    -- and what it was doing), not this one's: leave it as it is, and say so
+    if core.read_file(path, 1) then   -- (never io.open: a FIFO put there would block)
+      r.message = ("%s; the journal %s was left untouched: it belongs to the module it "
+                   .. "names (IMEI %s), delete it only once that module is idle")
+                  :format(tostring(r.message), path, (info.imei and info.imei ~= "") and info.imei or "not recorded")
+    end
+    return
+  end
   -- after AT^FWUP keep it until that reboot's result is seen (EUPGRADE is that result)
   if r.status == "failed" and info.fwup_sent and r.code ~= "EUPGRADE" then return end
   if r.status == "deferred" then
@@ -403,10 +554,8 @@ function Driver:settle_journal(r)
     if not ok then r.journal_error = msg end
     return
   end
-  local ok, err = os.remove(path)
-  if not ok and io.open(path) then
-    r.journal_error = ("cannot remove the journal %s: %s"):format(path, tostring(err))
-  end
+  local ok, err = remove_journal(path)
+  if not ok then r.journal_error = err end
 end
 
 function Driver:finish(status, a)
@@ -452,14 +601,16 @@ function Driver:start(previous)
   local snap = previous
   if not snap and self.opts.journal then
     local data, err = read_journal(self.opts.journal)
-    if err then return nil, err, "EJOURNAL" end
+    if not data then return nil, err, "EJOURNAL" end
     snap = data
   end
   if snap and snap ~= "" then
     -- a snapshot carried from this process's previous step or attempt: no unwatched
     -- gap (the port stayed open; URCs meanwhile wait in its buffer), so a finished
     -- machine's target still holds; a journal file's may not (see fota_fsm.md)
-    local ok, m, c = fsm:restore(snap, previous ~= nil)
+    -- (reopened: the port was reopened since that machine held it, as between two
+    -- attempts of a run: the module is then confirmed again before anything changes it)
+    local ok, m, c = fsm:restore(snap, previous ~= nil, self.reopened == true)
     if not ok then
       return nil, ("journal %s cannot be used: %s (inspect it; delete it only if the module is idle)")
                   :format(self.opts.journal or "(previous attempt)", m), c or "EJOURNAL"
@@ -487,6 +638,7 @@ function Driver:start(previous)
     if not okh then self:trace("error", "on_start: " .. tostring(err)) end
   end
   local resumed = snap ~= nil and snap ~= ""
+  if previous ~= nil and previous ~= "" then self.carried = previous end
   self:setup_port(function(fine)
     if self.finished then return end
     if fine then
@@ -530,6 +682,72 @@ local function bad_option(name, what, level)
   error(("bad option '%s' (%s)"):format(name, what), level + 1)
 end
 
+-- Setup commands (sent after every (re)open, outside the state machine) must not
+-- change what the module does: FOTA commands, resets, factory defaults, functionality
+-- changes. An allow-list of forms, so that nothing slips through by spelling:
+--   basic commands E, V, Q, X (optional digit) and &C, &D, &K (digit), in any order
+--   (ATE0, ATE0V1); one extended command +NAME / ^NAME / %NAME / $NAME, bare, `?`,
+--   `=?` or `=` followed by plain parameters (letters, digits, space , . - _ / : and
+--   quoted text without the characters above); not ^FOTA*, ^FWUP, +CFUN, ^RESET,
+--   ^GETPORTMODE (crashes the MU609), ^SETPORT, ^NVWR. `;` chaining, control bytes
+--   and a second command after a first (ATE0^FWUP) are refused. A line with no
+--   "AT" or "A/" anywhere (case-insensitive) is no command (the module discards it)
+--   and is allowed; any other line must start with AT (modules skip bytes before it).
+local SETUP_DENY = {"^FOTA", "^FWUP", "+CFUN", "^RESET", "^GETPORTMODE", "^SETPORT", "^NVWR"}
+local SETUP_BASIC = {E = true, V = true, Q = true, X = true}
+local SETUP_AMP = {C = true, D = true, K = true}
+
+--- Check one `setup` command against the rule above.
+-- @tparam string c the command
+-- @return true, or false and why
+function M.check_setup_command(c)
+  if #c > 200 then return false, "longer than 200 bytes" end
+  if c:find("[%z\1-\31\127]") then return false, "it contains a control character" end
+  if c:find(";", 1, true) then return false, "';' chains commands: one command per entry" end
+  local up = c:upper()
+  if not up:find("^AT") then
+    if up:find("AT", 1, true) or up:find("A/", 1, true) then
+      return false, "a command line must start with AT (modules skip bytes before it)"
+    end
+    return true        -- no command at all: the module discards the line
+  end
+  local body = up:sub(3)
+  if body == "" then return true end
+  local name, rest = body:match("^([%+%^%%%$][%w_]+)(.*)$")
+  if name then
+    for _, d in ipairs(SETUP_DENY) do
+      if name:sub(1, #d) == d then
+        return false, ("%s changes the module's FOTA state or resets it: not a setup command")
+                      :format(name)
+      end
+    end
+    if rest == "" or rest == "?" or rest == "=?" then return true end
+    local params = rest:match("^=(.*)$")
+    if not params then return false, "unexpected text after " .. name end
+    local plain = params:gsub('"[^"]*"', function(q)
+      return q:find("[%+%^%%%$&]") and "\0" or ""
+    end)
+    if plain:find("[^%w ,%.%-_/:]") then
+      return false, "parameters must be plain values (a second command after the first?)"
+    end
+    return true
+  end
+  local i = 1
+  while i <= #body do
+    local ch = body:sub(i, i)
+    if SETUP_BASIC[ch] then
+      i = i + 1
+    elseif ch == "&" and SETUP_AMP[body:sub(i + 1, i + 1)] then
+      i = i + 2
+    else
+      return false, ("basic command %q is not allowed (only E, V, Q, X, &C, &D, &K: Z and &F "
+                     .. "reset the module's settings)"):format(body:sub(i, i + 1))
+    end
+    i = i + #(body:match("^%d*", i))
+  end
+  return true
+end
+
 -- Check the options that are the session's own, and the state machine's (by
 -- building one: it raises on unknown options and wrong types), before any port
 -- is opened or command sent. Raises on misuse; returns nil, msg, "EINVAL" for
@@ -548,6 +766,10 @@ local function check_opts(opts, level)
     if type(opts.setup) ~= "table" then bad_option("setup", "array of commands expected", level) end
     for i, c in ipairs(opts.setup) do
       if type(c) ~= "string" then bad_option("setup", ("command %d is not a string"):format(i), level) end
+      local ok, why = M.check_setup_command(c)
+      if not ok then
+        return nil, ("setup command %d %q refused: %s"):format(i, c:sub(1, 40), why), "EINVAL"
+      end
     end
   end
   local ct = opts.command_timeout
@@ -604,10 +826,7 @@ end
 local function journal_pending(o)
   local path = o.journal
   if not path then return false end
-  local f = io.open(path, "rb")
-  if not f then return false end
-  local head = f:read(16)
-  f:close()
+  local head = core.read_file(path, 16)
   return head ~= nil and head ~= ""
 end
 
@@ -654,19 +873,67 @@ local function carry_over(d, previous, carry)
   return nil
 end
 
-local function one_attempt(port, policy, o, attempt, previous, ident)
+-- AT^FOTACFG? (the guide: after a failed detection, check these parameters first):
+-- {apn =, user =, password_set =, auth =} or nil, message, code. The password is
+-- never returned or printed, only whether one is set.
+local AUTH_NAMES = {[0] = "none", [1] = "PAP", [2] = "CHAP"}
+local function read_fotacfg(port, trace)
+  if trace then trace("run", "AT^FOTACFG?") end
+  local res, msg, code = port:command("AT^FOTACFG?", {prefix = "^FOTACFG:", timeout = 10})
+  if trace then trace("response", res and "^FOTACFG: (not traced: it holds the password)  OK"
+                                        or tostring(msg)) end
+  if not res then return nil, msg, code end
+  local l = res.lines[1] or ""
+  local apn, user, pw, auth = l:match('^%^FOTACFG:%s*"([^"]*)"%s*,%s*"([^"]*)"%s*,%s*"([^"]*)"%s*,%s*(%d+)%s*$')
+  if not apn then
+    apn, user, pw, auth = l:match('^%^FOTACFG:%s*([^,"]*),([^,"]*),([^,"]*),%s*(%d+)%s*$')
+  end
+  if not apn then return nil, "AT^FOTACFG? gave no readable ^FOTACFG line", "EPROTO" end
+  return {apn = apn, user = user, password_set = pw ~= "", auth = tonumber(auth)}
+end
+--- Read the module's FOTA server settings (AT^FOTACFG?), for the command's status.
+-- @tparam Port port an open port
+-- @tparam[opt] function trace function(dir, text)
+-- @return `{apn =, user =, password_set =, auth =}` (never the password), or
+--   `nil, message, code`
+M.read_fotacfg = read_fotacfg
+
+local function fotacfg_text(c)
+  local function q(v) return '"' .. v:gsub("[%c\127-\255]", "?") .. '"' end
+  return ("APN %s, user %s, %s, auth %d (%s)"):format(q(c.apn), q(c.user),
+    c.password_set and "password set" or "no password", c.auth, AUTH_NAMES[c.auth] or "unknown")
+end
+--- The settings of `read_fotacfg` as one line for people:
+-- `APN "x", user "", no password, auth 2 (CHAP)`.
+-- @tparam table c what `read_fotacfg` returned
+-- @treturn string
+M.fotacfg_text = fotacfg_text
+
+local function one_attempt(port, policy, o, attempt, previous, ident, reopened, expect_imei)
   local d = new_driver(port, policy, o, attempt)
+  d.expect_imei = expect_imei   -- the IMEI an earlier attempt of this run read
   d.identity = ident   -- known from an earlier attempt, while the port is away now
+  d.reopened = reopened
   local ok, msg, code = d:start(previous)
   if not ok then
     return {status = "failed", code = code, message = msg, attempts = attempt}, d
   end
-  return loop.wait(d.cond, {d}), d
+  local report = loop.wait(d.cond, {d})
+  if report.code == "EDETECT" and not port:is_lost() then
+    -- what the module will connect with: shown with the failure, as the guide advises
+    local c, cmsg = read_fotacfg(port, o.trace)
+    report.fotacfg = c
+    report.message = tostring(report.message) .. "; the module's AT^FOTACFG? says: " ..
+                     (c and fotacfg_text(c) or ("unreadable (" .. tostring(cmsg) .. ")"))
+  end
+  return report, d
 end
+
+local run_attempts   -- the attempts of one run (below)
 
 --- See `hwfota.run` (lua/hwfota/init.lua). `carry` (internal, for Session
 -- steps): a snapshot of the previous step's machine, restored like a journal.
-function M.run(port_or_path, policy, opts, carry)
+function M.run(port_or_path, policy, opts, carry, owner)
   if policy ~= nil and type(policy) ~= "table" then
     error(("bad argument #2 to 'run' (table expected, got %s)"):format(type(policy)), 2)
   end
@@ -677,6 +944,8 @@ function M.run(port_or_path, policy, opts, carry)
   local valid, vmsg, vcode = check_opts(opts, 2)
   if not valid then return {status = "failed", code = vcode, message = vmsg, attempts = 0} end
   local o = split_opts(opts)
+  local jok, jmsg, jcode = check_journal_path(o.journal)
+  if not jok then return {status = "failed", code = jcode, message = jmsg, attempts = 0} end
   local port, msg, code, owned = ensure_port(port_or_path, o)
   if not port and code == "ENOENT" and journal_pending(o) then
     port, msg, code, owned = wait_for_port(port_or_path, o, msg, code)
@@ -684,11 +953,28 @@ function M.run(port_or_path, policy, opts, carry)
   if not port then
     return {status = "failed", code = code, message = msg, attempts = 0}
   end
+  local own = owner == nil
+  owner = owner or {what = "another hwfota.run"}
+  local okc, cmsg, ccode = claim(port_key(port), owner)
+  if not okc then
+    if owned then port:close() end
+    return {status = "failed", code = ccode, message = cmsg, attempts = 0}
+  end
+  o.owner = owner
+  local report = run_attempts(port, policy, o, carry)
+  if own then release(owner) end
+  if owned then port:close() end
+  return report
+end
+
+run_attempts = function(port, policy, o, carry)
   local attempt, previous, report = 0, carry, nil
   local hook_errors = {}   -- hooks that raised, this run (all attempts)
   o.hook_errors = hook_errors
   local held = false   -- the journal file was written for a retry not run yet
   local ident          -- the port's USB identity, to find it again between attempts
+  local run_imei       -- the module's IMEI as the first attempt that read it saw it
+  local reopened = false   -- the port was reopened since the carried machine held it
   local resume_text    -- the journal a host killed before the retry restarts from
   while true do
     attempt = attempt + 1
@@ -701,8 +987,11 @@ function M.run(port_or_path, policy, opts, carry)
     end
     local d
     if entered then
-      report, d = one_attempt(port, policy, o, attempt, previous, ident)
+      report, d = one_attempt(port, policy, o, attempt, previous, ident, reopened, run_imei)
+      reopened = false
       ident = d.identity or ident
+      local seen = d.fsm and d.fsm:info().imei
+      if not run_imei and seen and seen ~= "" then run_imei = seen end
       if d.finished then held = false end   -- its driver settled the journal
       ctx.outcome = report.status
       if policy.after then
@@ -721,6 +1010,9 @@ function M.run(port_or_path, policy, opts, carry)
                 message = "data-connection guard failed: " .. tostring(gmsg)}
     end
     if report.status ~= "failed" then break end
+    -- another module on the port: the run stops, nothing more is sent to it (a retry's
+    -- fresh machine would take it for the module to update)
+    if report.code == "EIDENTITY" then break end
     local okf, wait = call_hook(policy, "on_failure", hook_errors,
                                 {code = report.code, message = report.message,
                                  module_code = report.module_code}, attempt)
@@ -743,6 +1035,7 @@ function M.run(port_or_path, policy, opts, carry)
     -- back-off, up to reboot_timeout, the last try at the deadline itself; the next
     -- attempt reports what is still wrong
     local delay, deadline = REOPEN_FIRST, core.now() + (o.fsm.reboot_timeout or 180)
+    if port:is_lost() then reopened = true end   -- whatever comes back is confirmed again
     while port:is_lost() do
       local back, _, why = identity.reopen(port, ident)
       if back or why == "ECLOSED" or core.now() >= deadline then break end
@@ -752,10 +1045,12 @@ function M.run(port_or_path, policy, opts, carry)
   end
   -- no attempt ran after the journal was written for it (a guard refused the retry):
   -- a failed run leaves no journal unless AT^FWUP was sent
-  if held then os.remove(o.journal) end
+  if held then
+    local okr, rmsg = remove_journal(o.journal)
+    if not okr then report.journal_error = rmsg end
+  end
   report.attempts = attempt
   if #hook_errors > 0 then report.hook_errors = hook_errors end
-  if owned then port:close() end
   return report
 end
 
@@ -772,9 +1067,18 @@ function M.session(port_or_path, opts)
   local valid, vmsg, vcode = check_opts(opts, 2)
   if not valid then return nil, vmsg, vcode end
   local o = split_opts(opts)
+  local jok, jmsg, jcode = check_journal_path(o.journal)
+  if not jok then return nil, jmsg, jcode end
   local port, msg, code, owned = ensure_port(port_or_path, o)
   if not port then return nil, msg, code end
-  return setmetatable({port = port, opts = shallow_copy(opts), owned = owned}, Session)
+  local owner = {what = "a hwfota.session", port = port}
+  local okc, cmsg, ccode = claim(port_key(port), owner)
+  if not okc then
+    if owned then port:close() end
+    return nil, cmsg, ccode
+  end
+  return setmetatable({port = port, opts = shallow_copy(opts), owned = owned, owner = owner},
+                      Session)
 end
 
 local function command(self, cmd, opts)
@@ -822,6 +1126,13 @@ function Session:state()
   return {code = st.state, name = core.fota_state_name(st.state)}
 end
 
+--- The module's FOTA server connection settings from AT^FOTACFG?: `{apn =, user =,
+-- password_set =, auth = 0|1|2}` (the password itself is never returned), or
+-- `nil, message, code` (a firmware without the read form answers an error).
+function Session:fota_config()
+  return read_fotacfg(self.port, self.opts.trace)
+end
+
 local auth_codes = {none = 0, pap = 1, chap = 2, [0] = 0, [1] = 1, [2] = 2}
 
 -- Called from Session:configure: level 3 blames configure's caller.
@@ -830,13 +1141,9 @@ local function check_param(name, v)
   if type(v) ~= "string" then
     error(("bad option '%s' (string expected, got %s)"):format(name, type(v)), 3)
   end
-  if #v > 63 then
-    return nil, ("%s is longer than 63 bytes"):format(name), "EINVAL"
-  end
-  if v:find('[%z\r\n";]') then
-    return nil, ('%s contains a character not allowed in an AT parameter (", ;, CR, LF or NUL)')
-                :format(name), "EINVAL"
-  end
+  -- the state machine's own rule (C), as hwfota.run and the command apply it
+  local ok, msg, code = core.check_at_param(name, v)
+  if not ok then return nil, msg, code end
   return v
 end
 
@@ -884,8 +1191,10 @@ function Session:mode(p)
   local cmd = ("AT^FOTAMODE=%d,%d,%d,%d"):format(b("auto_query", false), b("auto_download", false),
                                                    b("auto_upgrade", false), b("resume", true))
   if p.period ~= nil then
-    if math.type(p.period) ~= "integer" or p.period < 1 or p.period > 65535 then
-      return nil, "period must be an integer number of days (1..65535)", "EINVAL"
+    -- 1..365 like the state machine's mode option (fota_fsm.h HF_FOTA_PERIOD_MAX):
+    -- a zero-day cycle means nothing and the module's AT^FOTAMODE=? says (1-365)
+    if math.type(p.period) ~= "integer" or p.period < 1 or p.period > 365 then
+      return nil, "period must be an integer number of days (1..365)", "EINVAL"
     end
     cmd = cmd .. "," .. p.period
   end
@@ -909,7 +1218,10 @@ function Session:drive(policy, carry)
   self.active = true
   local ctl
   policy.on_start = function(c) ctl = c; self.control = c end
-  local report = M.run(self.port, policy, o, carry and self.snapshot or nil)
+  if self.closed then
+    return {status = "failed", code = "ECLOSED", message = "session is closed"}
+  end
+  local report = M.run(self.port, policy, o, carry and self.snapshot or nil, self.owner)
   self.active, self.control = false, nil
   self.snapshot = ctl and ctl.snapshot() or self.snapshot
   return report
@@ -1030,10 +1342,14 @@ function Session:port_object() return self.port end
 
 --- Close the session (and its port when the session opened it).
 function Session:close()
+  self.closed = true
+  if self.owner then release(self.owner) end   -- the module is free for another operation
   if self.owned then self.port:close() end
   return true
 end
 Session.__close = Session.close
-Session.__gc = nil
+-- a session dropped without close frees its claim on the module when collected
+-- (its port, when owned, is closed by the port's own __gc)
+Session.__gc = function(self) if self.owner then release(self.owner) end end
 
 return M

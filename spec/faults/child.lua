@@ -9,10 +9,13 @@
 --   offer <version|?>             the policy was asked to download this version
 --   killself <what>               about to SIGKILL itself (planned fault)
 --   report k=v ...                hwfota.run's report (values percent-encoded)
+--   report2 k=v ...               tasks=2: the second task's report
 --   fd1 <count> <pty fds>         open fds after the run (and pty/ptmx ones)
 -- Arguments: key=value words:
 --   port= journal= scale= auto_upgrade=0|1 resume=0|1 retry=0|1
 --   kill_phase=<name> kill_nth=<n> kill_state=<code> trace=<file>
+--   tasks=2: two hwfota.spawn tasks run hwfota.run on the same port object (opened
+--   here); exactly one may drive the module, the other must get EBUSY
 -- A Lua error propagates (the runner counts a non-zero exit as a crash).
 
 local opt = {}
@@ -80,6 +83,7 @@ local function killself(what)
   os.exit(99)
 end
 
+local tracef, trace   -- the AT trace (below)
 local retried = false
 local policy = {
   on_new_version = function(info)
@@ -108,18 +112,19 @@ if opt.retry == "1" then
     if retried then return nil end
     retried = true
     say("retry")
+    if tracef then trace("event", "retry") end
     return S(10)
   end
 end
 
 -- the AT exchange, for the post-mortem of a failing run (not read by the checks)
-local tracef = opt.trace and assert(io.open(opt.trace, "w"))
-local function trace(dir, text)
+tracef = opt.trace and assert(io.open(opt.trace, "w"))
+function trace(dir, text)
   tracef:write(("%.4f %s %s\n"):format(hwfota.now(), dir, (text:gsub("\n", "\\n"))))
   tracef:flush()
 end
 
-local report = hwfota.run(opt.port, policy, {
+local run_opts = {
   trace = tracef and trace or nil,
   journal = opt.journal,
   apn = "1234", user = "", password = "", auth = "chap",
@@ -133,17 +138,41 @@ local report = hwfota.run(opt.port, policy, {
   poll_interval = S(3), dl_poll = S(3), dl_poll_idle = S(5), state_poll = S(15),
   resume_interval = S(30), reboot_timeout = S(180), detect_timeout = S(120),
   stall_timeout = S(300), auto_upgrade_wait = S(120), busy_delay = S(2), boot_settle = S(20),
-})
+}
+
+local report, report2
+if opt.tasks == "2" then
+  -- two FOTA operations on one port object in one process (issue 12.4)
+  local port, msg, code = hwfota.open(opt.port)
+  if not port then
+    report = {status = "failed", code = code, message = msg, attempts = 0}
+    report2 = report
+  else
+    local t1 = hwfota.spawn(function() return hwfota.run(port, policy, run_opts) end)
+    local t2 = hwfota.spawn(function() return hwfota.run(port, policy, run_opts) end)
+    local failed = hwfota.loop()
+    if #failed > 0 then error(failed[1].error) end
+    report, report2 = t1.result[1], t2.result[1]
+    port:close()
+  end
+else
+  report = hwfota.run(opt.port, policy, run_opts)
+end
 
 local function enc(v)
   return (tostring(v):gsub("[%%%s=%c]", function(c) return ("%%%02X"):format(c:byte()) end))
 end
-local parts = {}
-for _, k in ipairs{"status", "code", "from", "to", "version", "module_code", "phase",
-                   "attempts", "journal_error", "guard_error", "message"} do
-  if report[k] ~= nil then parts[#parts + 1] = k .. "=" .. enc(report[k]) end
+local function report_line(word, r)
+  local parts = {}
+  for _, k in ipairs{"status", "code", "from", "to", "version", "module_code", "phase",
+                     "attempts", "journal_error", "guard_error", "message"} do
+    if r[k] ~= nil then parts[#parts + 1] = k .. "=" .. enc(r[k]) end
+  end
+  say(word .. " " .. table.concat(parts, " "))
 end
-say("report " .. table.concat(parts, " "))
+-- report2 first: the runner takes the "report" line as the end of the run
+if report2 then report_line("report2", report2) end
+report_line("report", report)
 
 if tracef then tracef:close() end
 collectgarbage()

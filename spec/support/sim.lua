@@ -18,8 +18,8 @@ M.bin = os.getenv("HWFOTA_SIM") or (top .. "/build/hwfota-sim")
 
 --- The simulator's default firmware versions (before and after its upgrade). New
 -- specs name these instead of the literals, so a change of the defaults is one edit.
-M.FROM = "12.815.01.03.00"
-M.TO = "12.815.01.04.00"
+M.FROM = "12.815.03.01.00"
+M.TO = "12.815.03.02.00"
 
 local function sh_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
