@@ -145,11 +145,21 @@ if opt.tasks == "2" then
   -- two FOTA operations on one port object in one process (issue 12.4)
   local port, msg, code = hwfota.open(opt.port)
   if not port then
+    -- no task ran (no report2): the runner's two-task check has nothing to judge
     report = {status = "failed", code = code, message = msg, attempts = 0}
-    report2 = report
   else
-    local t1 = hwfota.spawn(function() return hwfota.run(port, policy, run_opts) end)
-    local t2 = hwfota.spawn(function() return hwfota.run(port, policy, run_opts) end)
+    -- each task's report carries when it ran: two runs one after the other (the first
+    -- ended before the second began, e.g. at once on a port lost before the start)
+    -- are allowed; two at once are not
+    local clock = require "hwfota.core"
+    local function task()
+      local t0 = clock.now()
+      local r = hwfota.run(port, policy, run_opts)
+      r.t_start, r.t_end = ("%.6f"):format(t0), ("%.6f"):format(clock.now())
+      return r
+    end
+    local t1 = hwfota.spawn(task)
+    local t2 = hwfota.spawn(task)
     local failed = hwfota.loop()
     if #failed > 0 then error(failed[1].error) end
     report, report2 = t1.result[1], t2.result[1]
@@ -165,7 +175,7 @@ end
 local function report_line(word, r)
   local parts = {}
   for _, k in ipairs{"status", "code", "from", "to", "version", "module_code", "phase",
-                     "attempts", "journal_error", "guard_error", "message"} do
+                     "attempts", "journal_error", "guard_error", "message", "t_start", "t_end"} do
     if r[k] ~= nil then parts[#parts + 1] = k .. "=" .. enc(r[k]) end
   end
   say(word .. " " .. table.concat(parts, " "))
