@@ -3,8 +3,9 @@
  *
  * Assembles the module table from the binding files (ports, FOTA state
  * machine) and adds the functions that need no object: list_ports,
- * write_file_atomic, read_file, remove_file, check_file_path, realpath (now and poll come with the ports). The Lua
- * half (lua/hwfota/init.lua) documents the public API.
+ * write_file_atomic, read_file, remove_file, check_file_path, realpath,
+ * release_ports_on_signals (now and poll come with the ports). The Lua half
+ * (lua/hwfota/init.lua) documents the public API.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -412,22 +413,19 @@ int luaopen_hwfota_core(lua_State *L);
 
 int luaopen_hwfota_core(lua_State *L)
 {
+    static const luaL_Reg funcs[] = {
+        {"list_ports", core_list_ports},
+        {"write_file_atomic", core_write_file_atomic},
+        {"read_file", core_read_file},
+        {"remove_file", core_remove_file},
+        {"check_file_path", core_check_file_path},
+        {"realpath", core_realpath},
+        {"release_ports_on_signals", core_release_ports_on_signals},
+        {NULL, NULL},
+    };
     lua_newtable(L);
     hf_lua_port_register(L);
     hf_lua_fota_register(L);
-    lua_pushcfunction(L, core_list_ports);
-    lua_setfield(L, -2, "list_ports");
-    lua_pushcfunction(L, core_write_file_atomic);
-    lua_setfield(L, -2, "write_file_atomic");
-    lua_pushcfunction(L, core_read_file);
-    lua_setfield(L, -2, "read_file");
-    lua_pushcfunction(L, core_remove_file);
-    lua_setfield(L, -2, "remove_file");
-    lua_pushcfunction(L, core_check_file_path);
-    lua_setfield(L, -2, "check_file_path");
-    lua_pushcfunction(L, core_realpath);
-    lua_setfield(L, -2, "realpath");
-    lua_pushcfunction(L, core_release_ports_on_signals);
-    lua_setfield(L, -2, "release_ports_on_signals");
+    luaL_setfuncs(L, funcs, 0);
     return 1;
 }
