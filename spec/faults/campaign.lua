@@ -604,7 +604,8 @@ local function run_one(seed, o)
   local swapped, frozen = false, nil
   local b = {}                -- module B's state and firmware while swapped in
   local absorbed = false      -- B became the module judged (see above)
-  local a_identified = false  -- the first module was asked AT+CGSN before the swap
+  local a_identified = false  -- the first module answered AT+CGSN (its IMEI) before the swap
+  local a_imei                -- its IMEI (the simulator's first boot record)
   for i, e in ipairs(ev) do
     while starts[next_start] and e._end > starts[next_start].log_start do
       unconfirmed = "host process start"
@@ -631,13 +632,19 @@ local function run_one(seed, o)
         unconfirmed = nil
       end
     end
-    if rx == "AT+CGSN" and not swapped and not e.swapped then a_identified = true end
+    -- the first module told a host who it is (its IMEI went out as an answer): from
+    -- then on a host can tell another module from it. AT+CGSN received but answered
+    -- by the swap (the fault fired on that command) told nobody anything.
+    if e.ev == "boot" and not e.swapped and not a_imei then a_imei = e.imei end
+    if e.dir == "tx" and not swapped and not e.swapped and a_imei and e.line == a_imei then
+      a_identified = true
+    end
     if e.ev == "fault" and e.fault == "port-swap" and not a_identified then
-      -- no host ever asked the first module who it is: for every host the module on
+      -- no host ever learnt who the first module is: for every host the module on
       -- the port is the swapped-in one (nothing could tell them apart on a pty)
       absorbed, res.swap_fired = true, true
       st, settling = e.swap_state or st, false   -- (its state as it comes: no transition)
-      note("port swap before any identity query: the swapped-in module is the run's module")
+      note("port swap before the first module answered an identity query: the swapped-in module is the run's module")
     elseif e.ev == "fault" and e.fault == "port-swap" and not swapped then
       -- module A is gone: its last state is what I1/I4 judge; B is checked by I8
       swapped = true
@@ -1103,7 +1110,9 @@ local wall = now() - t0
 -- assert, a kill) would otherwise vanish from the count: every seed started must
 -- have been seen exactly once; a missing one is a failed run.
 local missing, started = {}, {}
-for _, s in ipairs(run_seeds) do started[s] = (started[s] or 0) + 1 end   -- a seed may run twice
+for _, sn in ipairs(run_seeds) do   -- a seed may run twice (result lines name the number)
+  started[sn[1]] = (started[sn[1]] or 0) + 1
+end
 for s, n in pairs(started) do   -- (in the range and in the regressions file)
   for _ = (seen[s] or 0) + 1, n do missing[#missing + 1] = s end
 end

@@ -15,7 +15,8 @@
 --   port= journal= scale= auto_upgrade=0|1 resume=0|1 retry=0|1
 --   kill_phase=<name> kill_nth=<n> kill_state=<code> trace=<file>
 --   tasks=2: two hwfota.spawn tasks run hwfota.run on the same port object (opened
---   here); exactly one may drive the module, the other must get EBUSY
+--   here); exactly one may drive the module at a time, the other must get EBUSY (when
+--   the port cannot be opened: one plain run on the path instead)
 -- A Lua error propagates (the runner counts a non-zero exit as a crash).
 
 local opt = {}
@@ -145,8 +146,10 @@ if opt.tasks == "2" then
   -- two FOTA operations on one port object in one process (issue 12.4)
   local port, msg, code = hwfota.open(opt.port)
   if not port then
-    -- no task ran (no report2): the runner's two-task check has nothing to judge
-    report = {status = "failed", code = code, message = msg, attempts = 0}
+    -- the port is not there to share (e.g. the module resets under a follow-up host):
+    -- one plain run on the path, which waits for a module its journal says is resetting
+    -- as any host does; no report2, so the runner's two-task check has nothing to judge
+    report = hwfota.run(opt.port, policy, run_opts)
   else
     -- each task's report carries when it ran: two runs one after the other (the first
     -- ended before the second began, e.g. at once on a port lost before the start)
