@@ -42,14 +42,19 @@ local pid = mypid()
 say("pid " .. pid)
 
 -- fds of this process: count, and those that are terminals (a leaked port).
--- popen may still hold its pipe's write end while ls runs: a transient extra fd,
--- so the smallest of three listings counts.
+-- popen may still hold its pipe's write end while ls runs (the parent closes it only
+-- after the spawn returns: seen under load as one fd more, or fewer, on either side of
+-- a run): both ends of one pipe name the same inode, so a pipe counts once; and the
+-- smallest of three listings counts.
 local function fds_once()
-  local n, ttys = 0, {}
+  local n, ttys, pipes = 0, {}, {}
   local p = assert(io.popen("ls -l /proc/" .. pid .. "/fd 2>/dev/null"))
   for l in p:lines() do
     local fd, target = l:match("%s(%d+) %-> (.*)$")
-    if fd then
+    if fd and target:find("^pipe:") then
+      if not pipes[target] then n = n + 1 end
+      pipes[target] = true
+    elseif fd then
       n = n + 1
       if target:find("^/dev/pts/") or target:find("^/dev/ptmx") or target:find("^/dev/tty") then
         ttys[#ttys + 1] = fd .. ":" .. target
