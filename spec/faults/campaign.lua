@@ -606,6 +606,10 @@ local function run_one(seed, o)
   for i, e in ipairs(ev) do
     while starts[next_start] and e._end > starts[next_start].log_start do
       unconfirmed = "host process start"
+      -- a host without a journal knows no IMEI: what it can tell apart is only what the
+      -- first module answers it from now on (a host started before the swap whose
+      -- probe was cut by it, then retried, finds B as the only module it ever knew)
+      if not starts[next_start].had_journal and not swapped then a_identified = false end
       if swapped and not starts[next_start].had_journal then
         swapped, frozen, res.swapped, absorbed = false, nil, nil, true
         st, running, upgraded_to, port_up, settling = b.st or st, b.running or running, nil, true, false
