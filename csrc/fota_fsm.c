@@ -180,6 +180,15 @@ static int version_newer(const hf_fota *f)
            hf_version_compare(&f->target, &f->running) > 0;
 }
 
+/* A bare 12 continues a download the policy approved only while its target is still
+ * newer than what runs (or force): a module that upgraded meanwhile (fault campaign
+ * seed 6985: host killed in 40, the module's automatic upgrade, the server offering
+ * the same version again) must not download the version it runs. */
+static int resume_approved(const hf_fota *f)
+{
+    return f->dl_approved && (f->cfg.force || version_newer(f));
+}
+
 /* The one gate every AT^FWUP passes: state 40 read last, never sent before for this
  * image, and a newer (or forced) target. */
 static int fwup_allowed(const hf_fota *f)
@@ -576,10 +585,11 @@ static void dispatch(hf_fota *f)
         enter(f, HF_PH_DETECT);
         break;
     case 12:
-        if (f->dl_approved) {
+        if (resume_approved(f)) {
             /* the policy already said download (a journal from the download on). Not
              * after discard, done or failed (a refused, rejected or deferred offer):
-             * those decide again. */
+             * those decide again; nor when the module runs that version by now (it
+             * upgraded while no host watched): decide_download refuses it as not newer. */
             f->want_dl_start = 1;
             enter(f, HF_PH_DOWNLOAD);
         } else if (!f->have_target && !f->cfg.force &&
@@ -834,7 +844,7 @@ static void recover_done(hf_fota *f)
         /* the offer survived, its download did not start: start it — if it is the
          * offer the policy approved. A 12 after AT^FWUP, or in a run that approved
          * nothing, is another offer whose version this bare state does not tell. */
-        if (f->dl_approved && !f->fwup_sent) {
+        if (resume_approved(f) && !f->fwup_sent) {
             f->want_dl_start = 1;
             enter(f, HF_PH_DOWNLOAD);
         } else {

@@ -989,6 +989,36 @@ static void test_restore_discard_never_downloads(void)
     }
 }
 
+/* Fault campaign seed 6985: a journal of an approved download, but the module upgraded
+ * to that very version while no host watched (automatic upgrade after the host died in
+ * 40) and the server offers it again (a bare 12). The approval is for a version newer
+ * than what runs: not downloaded again, the offer is dropped as not newer. */
+static void test_restore_approved_but_running_it(void)
+{
+    hf_fota_config c = seed_cfg();
+    harness *h = &H;
+    hf_fota_snapshot s;
+    hf_error e;
+    memset(&s, 0, sizeof s);
+    s.version = HF_FOTA_SNAPSHOT_VERSION;
+    s.phase = HF_PH_DOWNLOAD;
+    strcpy(s.from_version, "12.815.01.03.00");
+    strcpy(s.target_version, "12.815.01.04.00");
+    strcpy(s.imei, "351234567890123");
+    s.size = 79114;
+    h_init(h, &c);
+    REQUIRE_INT(hf_fota_restore(&h->f, &s, &e), 0);
+    h_start(h);
+    h_ok(h, "12.815.01.04.00", NULL);   /* AT+GMR: it runs the journal's target */
+    h_ok(h, "351234567890123", NULL);   /* AT+CGSN */
+    h_ok(h, NULL, NULL);                /* AT^FOTACFG */
+    h_ok(h, NULL, NULL);                /* AT^FOTAMODE */
+    CHECK_STR(h->pend, "AT^FOTASTATE?");
+    h_ok(h, "^FOTASTATE: 12", NULL);
+    CHECK_INT(h_sent_count(h, "AT^FOTADL=1"), 0);
+    CHECK_STR(h->pend, "AT^FOTADL=0");
+}
+
 /* The module already found a version (12) but the host never saw the 12 URC (it was
  * restarted before any journal): AT^FOTASTATE? answers a bare 12. Downloading an
  * image of unknown version would end in ENOTARGET; instead: AT^FOTADL=0, detect again.
@@ -2192,6 +2222,7 @@ int main(void)
     test_offer_of_unknown_version();
     test_lost_offer_urc_never_downloads();
     test_restore_discard_never_downloads();
+    test_restore_approved_but_running_it();
     test_offer_inside_state_answer();
     test_fwup_lost_with_port();
     test_fwup_waits_for_boot_report();
