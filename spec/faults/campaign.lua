@@ -314,8 +314,10 @@ end
 -- Files of the run directory that are not the host's to touch: everything but the
 -- simulator's (log, ports) and the runner's own files (I10).
 local function run_dir_skip(name)
+  -- (the simulator publishes a port as a temporary link renamed over ttyUSBn: it
+  -- may stand in a listing taken while the module comes back, seed 7389)
   return name == "sim.log" or name == "sim.err" or name == "jd" or name:find("^ttyUSB%d+$") ~= nil
-         or name:find("^child%d+%.[a-z]+$") ~= nil
+         or name:find("^ttyUSB%d+%.tmp%d+$") ~= nil or name:find("^child%d+%.[a-z]+$") ~= nil
 end
 -- In the journal's directory: the journal and its unique temporary files only.
 local function journal_dir_skip(name)
