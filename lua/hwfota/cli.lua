@@ -611,11 +611,11 @@ function Cli:find_port(wait)
       self:say(("no Huawei port and the journal %s says an update was under way: the module "
                 .. "may be resetting; waiting up to %g s for it"):format(wait.journal, wait.seconds),
                "notice")
-      local deadline = self.now() + wait.seconds
-      while ports and not huawei(ports) and self.now() < deadline do
-        self.sleep(math.max(0, math.min(1, deadline - self.now())))
+      -- done when a Huawei port is listed, or listing fails
+      require("hwfota.reconnect").retry(function()
         ports, msg = self.list_ports()
-      end
+        return not ports or huawei(ports)
+      end, {timeout = wait.seconds, tried = {n = 0}, now = self.now, sleep = self.sleep})
     end
   end
   if not ports then
@@ -699,12 +699,10 @@ function Cli:open_port(wait)
     self:say(("%s is missing and the journal %s says an update was under way: the module "
               .. "may be resetting; waiting up to %g s for its port"):format(path, wait.journal,
               wait.seconds), "notice")
-    local deadline, delay = self.now() + wait.seconds, 0.25
-    while not port and code == "ENOENT" and self.now() < deadline do
-      self.sleep(math.max(0, math.min(delay, deadline - self.now())))
-      delay = math.min(delay * 2, 2)
-      port, msg, code = self.hwfota.open(path)
-    end
+    port, msg, code = require("hwfota.reconnect").retry(function()
+      return self.hwfota.open(path)
+    end, {timeout = wait.seconds, tried = table.pack(port, msg, code), now = self.now,
+          sleep = self.sleep, stop = function(_, _, why) return why ~= "ENOENT" end})
     if port then
       self:say(path .. " is back", "notice")
     elseif code == "ENOENT" then
@@ -831,8 +829,6 @@ local function query_progress(self, port)
   local pct = total > 0 and math.min(100, math.floor(done * 100 / total)) or 0
   return {files = files, done = done, total = total, percent = pct}
 end
-
-local IN_PROGRESS = {[30] = true, [31] = true, [40] = true, [50] = true}
 
 function CMD.status(self)
   local port, rc = self:open_port()
@@ -1037,6 +1033,19 @@ local function failed_exit(self, r)
   return EXIT.FAILURE
 end
 
+-- The exit of a flow that reached neither its goal nor a deferral: nothing to do (no
+-- new version, or not newer: `tell()` unless --json, exit 3) or failed (its code);
+-- nil otherwise (the command says the rest).
+local function nothing_or_failed(self, r, tell)
+  if r.status == "no_new_version" or r.status == "not_newer" then
+    if not self.o.json then tell() end
+    return EXIT.NOTHING
+  elseif r.status == "failed" then
+    return failed_exit(self, r)
+  end
+  return nil
+end
+
 -- Open the port and read the FOTA state; with a state 12 of unknown version, drop the
 -- offer (AT^FOTADL=0) so that detection runs again and the version becomes known.
 function Cli:prepare_flow()
@@ -1070,7 +1079,7 @@ end
 function CMD.check(self)
   local port, st, fopts = self:prepare_flow()
   if not port then return st end
-  if IN_PROGRESS[st.code] then
+  if require("hwfota.session").holds_image(st.code) then   -- an update is under way
     port:close()
     if self.o.json then
       self:emit_json({status = "in_progress", state = {code = st.code, name = st.name},
@@ -1159,12 +1168,9 @@ function CMD.download(self)
                           .. "to learn it; download with --journal FILE keeps it)"))
     end
     return EXIT.OK
-  elseif r.status == "no_new_version" or r.status == "not_newer" then
-    if not self.o.json then self:out("no new version") end
-    return EXIT.NOTHING
-  elseif r.status == "failed" then
-    return failed_exit(self, r)
   end
+  local rc = nothing_or_failed(self, r, function() self:out("no new version") end)
+  if rc then return rc end
   self:err(("download ended: %s %s"):format(r.status, tostring(r.reason or "")))
   return EXIT.DEFERRED
 end
@@ -1214,12 +1220,9 @@ function CMD.upgrade(self)
       self:out(("upgraded and verified: %s -> %s"):format(tostring(r.from), tostring(r.to)))
     end
     return EXIT.OK
-  elseif r.status == "no_new_version" or r.status == "not_newer" then
-    if not self.o.json then self:out("no new version") end
-    return EXIT.NOTHING
-  elseif r.status == "failed" then
-    return failed_exit(self, r)
   end
+  local rc = nothing_or_failed(self, r, function() self:out("no new version") end)
+  if rc then return rc end
   if not self.o.json then
     self:out(declined and "not upgraded: declined" or ("not upgraded: " .. r.status))
   end
@@ -1257,12 +1260,9 @@ function CMD.run(self)
   if r.status == "upgraded" then
     if not self.o.json then self:say(line, "notice") end
     return EXIT.OK
-  elseif r.status == "no_new_version" or r.status == "not_newer" then
-    if not self.o.json then self:say(line) end
-    return EXIT.NOTHING
-  elseif r.status == "failed" then
-    return failed_exit(self, r)
   end
+  local rc = nothing_or_failed(self, r, function() self:say(line) end)
+  if rc then return rc end
   if not self.o.json then self:say(line .. (r.retry_after and
     (", ask again in %d s"):format(math.floor(r.retry_after)) or "")) end
   return EXIT.DEFERRED
@@ -1300,16 +1300,18 @@ function CMD.monitor(self)
     if not self.o.json then self:say(stamp() .. "  " .. text) end
   end
   local interrupted = false
-  local function subscribe()
-    port:on("", on_line)
-    -- Ctrl-C while a handler runs is reported here (the port keeps working): stop.
-    port:on_event(function(e)
-      if e.event == "callback_error" and tostring(e.detail):find("interrupted!", 1, true) then
-        interrupted = true
-      elseif self.trace then
-        self.trace("event", e.event .. ": " .. tostring(e.detail))
-      end
-    end)
+  -- once: the subscriptions are the port's and survive its reopen (subscribing again
+  -- after a reconnect printed every line twice)
+  port:on("", on_line)
+  -- Ctrl-C while a handler runs is reported here (the port keeps working): stop.
+  port:on_event(function(e)
+    if e.event == "callback_error" and tostring(e.detail):find("interrupted!", 1, true) then
+      interrupted = true
+    elseif self.trace then
+      self.trace("event", e.event .. ": " .. tostring(e.detail))
+    end
+  end)
+  local function query_state()
     local res = self:command(port, "AT^FOTASTATE?", {prefix = "^FOTASTATE:", timeout = 5})
     if res and res.lines[1] then
       local st = core.parse_fotastate(res.lines[1])
@@ -1324,19 +1326,25 @@ function CMD.monitor(self)
   local deadline = self.o.for_ and (t0 + self.o.for_) or nil
   local poll = self.o.poll or 3
   local next_q = self.now()
+  -- the module's AT port may come back under another ttyUSB number: found again by
+  -- its USB identity (nil for a port that is not a USB one: by its path)
+  local identity = require "hwfota.identity"
+  local ident = identity.of(self.port_path)
   local body = function()
-    subscribe()
+    query_state()
     while true do
       local now = self.now()
       if interrupted or (deadline and now >= deadline) then break end
       if port:is_lost() then
         self:say(stamp() .. "  port lost: waiting for the module to come back", "notice")
-        while not port:reopen() do
-          if deadline and self.now() >= deadline then return end
-          self.sleep(0.5)
-        end
-        self:say(stamp() .. "  port back: " .. self.port_path, "notice")
-        subscribe()
+        local back = require("hwfota.reconnect").retry(function()
+          return identity.reopen(port, ident)
+        end, {timeout = deadline and math.max(0, deadline - self.now()) or math.huge,
+              now = self.now, sleep = self.sleep,
+              stop = function(_, _, why) return why == "ECLOSED" end})
+        if not back then return end
+        self:say(stamp() .. "  port back: " .. port:path(), "notice")
+        query_state()
       end
       if state == 30 and self.now() >= next_q then
         next_q = self.now() + poll

@@ -16,10 +16,10 @@
 local core = require "hwfota.core"
 local identity = require "hwfota.identity"
 local loop = require "hwfota.loop"
+local reconnect = require "hwfota.reconnect"
 
 local M = {}
 
-local REOPEN_FIRST, REOPEN_MAX = 0.1, 2.0   -- back-off between reopen attempts (seconds)
 local JOURNAL_MAX = 4096                     -- bytes read from a journal file
 
 -- Final kinds of the port layer -> finals of the state machine.
@@ -427,9 +427,8 @@ function Driver:run_actions(actions)
     elseif a.kind == "timer" then
       self.timer_at = a.at
     elseif a.kind == "reopen" then
-      self.reopen_deadline = a.deadline
-      self.reopen_delay = REOPEN_FIRST
-      self.reopen_at = core.now() + REOPEN_FIRST
+      self.backoff = reconnect.backoff(nil, {deadline = a.deadline})
+      self.reopen_at = self.backoff:next_at(core.now())
       self:trace("event", "port lost: waiting for the module to come back")
     elseif a.kind == "journal" then
       local ok, msg, code = self:write_journal(a)
@@ -482,8 +481,8 @@ end
 
 function Driver:try_reopen(now)
   if self.finished then return end
-  if now >= self.reopen_deadline then
-    self.reopen_deadline = nil
+  if self.backoff:expired(now) then
+    self.backoff = nil
     if self.starting then       -- the machine has not started: fail here
       return self:finish("failed", {code = "ETIMEDOUT", message =
         ("the port went away while resuming from the journal and did not come back within "
@@ -502,14 +501,13 @@ function Driver:try_reopen(now)
     self:trace("event", "module found again by USB identity at " .. ok)
   end
   if not ok then
-    self.reopen_delay = math.min(self.reopen_delay * 2, REOPEN_MAX)
-    self.reopen_at = math.min(now + self.reopen_delay, self.reopen_deadline)
+    self.reopen_at = self.backoff:next_at(now)
     return
   end
   self:trace("event", "port back: " .. self.port:path())
   self:setup_port(function(fine)
     if fine and self.starting then
-      self.starting, self.reopen_deadline = false, nil
+      self.starting, self.backoff = false, nil
       if self.carried then
         -- the port came back since the carried machine held it: not trusted to be
         -- the same module until its IMEI says so (restore again, as reopened)
@@ -518,10 +516,10 @@ function Driver:try_reopen(now)
       end
       self:run_actions(self.fsm:start(core.now()))
     elseif fine then
-      self.reopen_deadline = nil
+      self.backoff = nil
       self:post{kind = "port_back"}
-    elseif self.reopen_deadline then
-      self.reopen_at = core.now() + self.reopen_delay
+    elseif self.backoff then
+      self.reopen_at = self.backoff:next_at(core.now())
     end
   end)
 end
@@ -648,9 +646,8 @@ function Driver:start(previous)
       -- or the upgrade's reset when the previous host died after AT^FWUP); wait
       -- for it as the machine would, bounded by reboot_timeout
       self.starting = true
-      self.reopen_deadline = core.now() + (self.opts.fsm.reboot_timeout or 180)
-      self.reopen_delay = REOPEN_FIRST
-      self.reopen_at = core.now() + REOPEN_FIRST
+      self.backoff = reconnect.backoff(self.opts.fsm.reboot_timeout or 180)
+      self.reopen_at = self.backoff:next_at(core.now())
       self:trace("event", "port lost: waiting for the module to come back")
     else
       self:finish("failed", {code = "EPORTLOST", message = "the port was lost during its setup"})
@@ -832,15 +829,12 @@ end
 
 local function wait_for_port(path, o, msg, code)
   local timeout = o.fsm.reboot_timeout or 180
-  local deadline = core.now() + timeout
-  local delay = REOPEN_FIRST
-  while code == "ENOENT" and core.now() < deadline do
-    loop.sleep(math.min(delay, math.max(0, deadline - core.now())))
-    delay = math.min(delay * 2, REOPEN_MAX)
-    local port, m, c, owned = ensure_port(path, o)
-    if port then return port, nil, nil, owned end
-    msg, code = m, c
-  end
+  local port, owned
+  port, msg, code, owned = reconnect.retry(function() return ensure_port(path, o) end, {
+    timeout = timeout, tried = table.pack(nil, msg, code),
+    stop = function(_, _, why) return why ~= "ENOENT" end,
+  })
+  if port then return port, nil, nil, owned end
   if code ~= "ENOENT" then return nil, msg, code end
   return nil, ("%s did not come back within %g s; the journal %s says a FOTA run was in "
                .. "progress (the module may still be upgrading: do not power it off; "
@@ -853,6 +847,14 @@ end
 -- Module states in which the module holds (part of) the image of the offer the
 -- machine saw announced: downloading, download pending, downloaded, upgrading.
 local HOLDS_IMAGE = {[30] = true, [31] = true, [40] = true, [50] = true}
+
+--- True when the module, in FOTA state `code`, holds (part of) an image: an update
+-- is under way (downloading 30, download pending 31, downloaded 40, upgrading 50).
+-- @tparam integer|nil code a `^FOTASTATE` code
+-- @treturn boolean
+function M.holds_image(code)
+  return HOLDS_IMAGE[code] == true
+end
 
 -- What the next attempt of run() restores (nil: it starts afresh). A retry must keep
 -- what the module does not tell again: that AT^FWUP was sent, and the version of an
@@ -1034,13 +1036,12 @@ run_attempts = function(port, policy, o, carry)
     -- the module may still be away (reset, port gone): reopen after the wait, with
     -- back-off, up to reboot_timeout, the last try at the deadline itself; the next
     -- attempt reports what is still wrong
-    local delay, deadline = REOPEN_FIRST, core.now() + (o.fsm.reboot_timeout or 180)
-    if port:is_lost() then reopened = true end   -- whatever comes back is confirmed again
-    while port:is_lost() do
-      local back, _, why = identity.reopen(port, ident)
-      if back or why == "ECLOSED" or core.now() >= deadline then break end
-      loop.sleep(math.min(delay, math.max(0, deadline - core.now())))
-      delay = math.min(delay * 2, REOPEN_MAX)
+    if port:is_lost() then
+      reopened = true   -- whatever comes back is confirmed again
+      reconnect.retry(function() return identity.reopen(port, ident) end, {
+        timeout = o.fsm.reboot_timeout or 180,
+        stop = function(_, _, why) return why == "ECLOSED" end,
+      })
     end
   end
   -- no attempt ran after the journal was written for it (a guard refused the retry):
