@@ -309,6 +309,20 @@ static int seen_slot(const char *name)
     return free_slot;
 }
 
+/* The tty a by-id link byid/name points to (the last component of its target, kept
+ * in target[PATH_MAX]); p[PATH_MAX] gets the link's path. NULL: not a readable link. */
+static const char *by_id_link_tty(const char *byid, const char *name, char *p, char *target)
+{
+    if (snprintf(p, PATH_MAX, "%s/%s", byid, name) >= PATH_MAX)
+        return NULL;
+    ssize_t n = readlink(p, target, PATH_MAX - 1);
+    if (n <= 0)
+        return NULL;
+    target[n] = '\0';
+    const char *t = strrchr(target, '/');
+    return t ? t + 1 : target;
+}
+
 /* Remove the by-id links (in the tree's directory byid) that point to tty. */
 static void unlink_by_id_of(const char *byid, const char *tty)
 {
@@ -316,14 +330,8 @@ static void unlink_by_id_of(const char *byid, const char *tty)
     struct dirent *de;
     while (d && (de = readdir(d)) != NULL) {
         char p[PATH_MAX], target[PATH_MAX];
-        if (snprintf(p, sizeof p, "%s/%s", byid, de->d_name) >= (int)sizeof p)
-            continue;
-        ssize_t n = readlink(p, target, sizeof target - 1);
-        if (n <= 0)
-            continue;
-        target[n] = '\0';
-        const char *t = strrchr(target, '/');
-        if (!strcmp(t ? t + 1 : target, tty))
+        const char *t = by_id_link_tty(byid, de->d_name, p, target);
+        if (t && !strcmp(t, tty))
             unlink(p);
     }
     if (d)
@@ -363,16 +371,9 @@ static void refresh_dir(void)
         return;
     d = opendir(byid);
     while (d && (de = readdir(d)) != NULL) {
-        char target[PATH_MAX];
-        if (snprintf(p, sizeof p, "%s/%s", byid, de->d_name) >= (int)sizeof p)
-            continue;
-        ssize_t n = readlink(p, target, sizeof target - 1);
-        if (n <= 0)
-            continue;
-        target[n] = '\0';
-        char live[PATH_MAX];
-        const char *tty = strrchr(target, '/');
-        if (snprintf(live, sizeof live, "%s/%s", dir, tty ? tty + 1 : target) >= PATH_MAX)
+        char target[PATH_MAX], live[PATH_MAX];
+        const char *tty = by_id_link_tty(byid, de->d_name, p, target);
+        if (!tty || snprintf(live, sizeof live, "%s/%s", dir, tty) >= PATH_MAX)
             continue;
         struct stat st;
         if (stat(live, &st) != 0)
@@ -548,17 +549,21 @@ static int has_mode_arg(int flags)
     return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
 }
 
+/* mode: an open's third argument when its flags say it has one, else 0. */
+#define MODE_ARG(mode, flags)                                                   \
+    mode_t mode = 0;                                                            \
+    if (has_mode_arg(flags)) {                                                  \
+        va_list ap;                                                             \
+        va_start(ap, flags);                                                    \
+        mode = va_arg(ap, mode_t);                                              \
+        va_end(ap);                                                             \
+    }
+
 #define OPEN_WRAPPER(name)                                                      \
     int name(const char *path, int flags, ...)                                  \
     {                                                                           \
         REAL(name);                                                             \
-        mode_t mode = 0;                                                        \
-        if (has_mode_arg(flags)) {                                              \
-            va_list ap;                                                         \
-            va_start(ap, flags);                                                \
-            mode = va_arg(ap, mode_t);                                          \
-            va_end(ap);                                                         \
-        }                                                                       \
+        MODE_ARG(mode, flags);                                                  \
         char buf[PATH_MAX];                                                     \
         return real_##name(map_path(path, buf, sizeof buf), flags, mode);       \
     }
@@ -569,13 +574,7 @@ OPEN_WRAPPER(open64)
     int name(int dirfd, const char *path, int flags, ...)                       \
     {                                                                           \
         REAL(name);                                                             \
-        mode_t mode = 0;                                                        \
-        if (has_mode_arg(flags)) {                                              \
-            va_list ap;                                                         \
-            va_start(ap, flags);                                                \
-            mode = va_arg(ap, mode_t);                                          \
-            va_end(ap);                                                         \
-        }                                                                       \
+        MODE_ARG(mode, flags);                                                  \
         char buf[PATH_MAX];                                                     \
         return real_##name(dirfd, map_path(path, buf, sizeof buf), flags, mode); \
     }
