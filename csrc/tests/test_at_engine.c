@@ -151,6 +151,16 @@ static void clear_logs(void)
     reslog[0] = urclog[0] = evlog[0] = '\0';
 }
 
+/* Submit cmd (timeout 1 s, no response expected), write it at t and let it time
+ * out: at t + 1 the engine writes its resync query. */
+static void time_out_at(const char *cmd, double t)
+{
+    sub(cmd, HF_AT_EXPECT_NONE, NULL, 1);
+    write_out(t, 64);
+    hf_at_tick(&at, t + 1);
+    write_out(t + 1, 64);
+}
+
 /* One command's round trip, a row of a scripted exchange. */
 typedef struct {
     const char *cmd;
@@ -441,10 +451,7 @@ static void test_timeout_late_answer(void)
     /* A late OK after the quiet interval, while nothing is in flight, is
      * unsolicited, not the next command's answer. */
     setup();
-    sub("AT", HF_AT_EXPECT_NONE, NULL, 1);
-    write_out(0, 64);
-    hf_at_tick(&at, 1);
-    write_out(1, 64);
+    time_out_at("AT", 0);
     in("\r\n+CMEE: 2\r\n\r\nOK\r\n", 1.1);
     hf_at_tick(&at, 2);
     CHECK(hf_at_idle(&at), "idle after resync");
@@ -912,17 +919,11 @@ static void test_resync_reply_shape(void)
 
     /* "+CMEE:  2" (two spaces) and "+CMEE:2" are the reply too. */
     setup();
-    sub("AT^FOO", HF_AT_EXPECT_NONE, NULL, 1);
-    write_out(0, 64);
-    hf_at_tick(&at, 1);
-    write_out(1, 64);
+    time_out_at("AT^FOO", 0);
     in("\r\n+CMEE:2\r\n\r\nOK\r\n", 1.1);
     hf_at_tick(&at, 1.1 + HF_AT_RESYNC_QUIET);
     CHECK(hf_at_idle(&at), "in step: %s", evlog);
-    sub("AT^FOO", HF_AT_EXPECT_NONE, NULL, 1);
-    write_out(2, 64);
-    hf_at_tick(&at, 3);
-    write_out(3, 64);
+    time_out_at("AT^FOO", 2);
     in("\r\n+CMEE:  1\r\n\r\nOK\r\n", 3.1);
     hf_at_tick(&at, 3.1 + HF_AT_RESYNC_QUIET);
     CHECK(hf_at_idle(&at), "in step: %s", evlog);
@@ -972,10 +973,7 @@ static void test_port_lost(void)
 
     /* Port lost while resynchronising: the new port needs no resync. */
     setup();
-    sub("AT", HF_AT_EXPECT_NONE, NULL, 1);
-    write_out(0, 64);
-    hf_at_tick(&at, 1);
-    write_out(1, 64);
+    time_out_at("AT", 0);
     hf_at_port_lost(&at);
     CHECK(hf_at_idle(&at), "idle");
     CHECK(hf_at_deadline(&at) < 0, "no deadline");
