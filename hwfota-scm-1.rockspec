@@ -41,6 +41,7 @@ build = {
       ["hwfota.session"] = "lua/hwfota/session.lua",
       ["hwfota.policy"] = "lua/hwfota/policy.lua",
       ["hwfota.identity"] = "lua/hwfota/identity.lua",
+      ["hwfota.reconnect"] = "lua/hwfota/reconnect.lua",
       ["hwfota.cli"] = "lua/hwfota/cli.lua",
    },
    install = {
