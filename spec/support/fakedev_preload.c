@@ -338,6 +338,17 @@ static void unlink_by_id_of(const char *byid, const char *tty)
         closedir(d);
 }
 
+/* 1: name is a tty name and dir/name exists (its pty is there); 0: a tty name
+ * whose pty is gone; -1: not a tty name (or a path too long). */
+static int tty_in_dir(const char *dir, const char *name)
+{
+    char p[PATH_MAX];
+    struct stat st;
+    if (!is_tty_name(name) || snprintf(p, sizeof p, "%s/%s", dir, name) >= (int)sizeof p)
+        return -1;
+    return stat(p, &st) == 0;
+}
+
 /* Directory mode: make the tree list exactly the ttys whose link and sidecar
  * exist in the simulator's directory now. */
 static void refresh_dir(void)
@@ -353,12 +364,7 @@ static void refresh_dir(void)
     DIR *d = opendir(cls);
     struct dirent *de;
     while (d && (de = readdir(d)) != NULL) {
-        struct stat st;
-        if (!is_tty_name(de->d_name))
-            continue;
-        if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= (int)sizeof p)
-            continue;
-        if (stat(p, &st) == 0)
+        if (tty_in_dir(dir, de->d_name) != 0)
             continue;
         if (snprintf(p, sizeof p, "%s/%s", cls, de->d_name) >= (int)sizeof p)
             continue;
@@ -385,12 +391,8 @@ static void refresh_dir(void)
     d = opendir(dir);
     while (d && (de = readdir(d)) != NULL) {
         struct stat st;
-        if (!is_tty_name(de->d_name))
-            continue;
-        if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= (int)sizeof p)
-            continue;
-        if (stat(p, &st) != 0)
-            continue;           /* dangling: the pty is gone */
+        if (tty_in_dir(dir, de->d_name) != 1)
+            continue;           /* not a tty, or dangling: the pty is gone */
         if (snprintf(p, sizeof p, "%s/%s.usb", dir, de->d_name) >= (int)sizeof p)
             continue;
         FILE *f = fopen(p, "r");
