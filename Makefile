@@ -26,8 +26,13 @@ SERIAL_CFLAGS ?= $(shell pkg-config --cflags libserialport 2>/dev/null)
 SERIAL_LIBS   ?= $(shell pkg-config --libs libserialport 2>/dev/null || echo -lserialport)
 
 # Flags the project needs whatever the caller passes in CFLAGS.
-HF_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC \
-            -Icsrc $(SERIAL_CFLAGS)
+# LFS_FLAGS: on 32-bit glibc targets (armhf, mips) stat() and readdir() otherwise fail
+# with EOVERFLOW on 64-bit inode numbers and directory offsets (ext4, btrfs, XFS);
+# csrc/transport.h asserts it (musl's off_t is always 64-bit). Not for the LD_PRELOAD
+# test libraries (spec/support): they define open and open64 themselves.
+LFS_FLAGS = -D_FILE_OFFSET_BITS=64
+HF_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE $(LFS_FLAGS) -Wall -Wextra -Werror \
+            -fPIC -Icsrc $(SERIAL_CFLAGS)
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1 -g
 
 B = build
@@ -83,7 +88,7 @@ $(B)/tests-san/%: csrc/tests/%.c $(CORE_SAN) csrc/tests/check.h
 # name ends in _preload.c becomes a shared object.
 $(B)/support/%: spec/support/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(HF_CFLAGS) $(LDFLAGS) $(if $(findstring _preload,$*),-shared) \
+	$(CC) $(CFLAGS) $(filter-out $(LFS_FLAGS),$(HF_CFLAGS)) $(LDFLAGS) $(if $(findstring _preload,$*),-shared) \
 	  -o $@ $< -lutil -ldl -lm
 
 # Debian packages the build and the suites need (installed by `make deps` when root;
