@@ -117,6 +117,17 @@ void hf_trim(const char **s, size_t *len)
         (*len)--;
 }
 
+void hf_copy_printable(char *dst, size_t cap, const char *s, size_t n)
+{
+    if (!cap)
+        return;
+    hf_trim(&s, &n);
+    size_t k = n < cap - 1 ? n : cap - 1;
+    for (size_t i = 0; i < k; i++)
+        dst[i] = ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f) ? '?' : s[i];
+    dst[k] = '\0';
+}
+
 int hf_has_prefix(const char *line, size_t len, const char *prefix)
 {
     size_t pl = strlen(prefix);
