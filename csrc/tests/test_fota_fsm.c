@@ -2201,6 +2201,128 @@ static void test_prereq_unsupported(void)
     CHECK_STR(h->failed, "ESIM");
 }
 
+/* ---- the command table ----------------------------------------------------------------- */
+
+/* Every row: a timeout resends only what is idempotent; the protocol reference's
+ * commands that start, stop or apply something are not idempotent. */
+static void test_command_table(void)
+{
+    hf_error e;
+    CHECK(hf_fota_cmd_check_table(&e) == 0, "table consistent: %s", e.msg);
+    static const hf_fota_cmd acting[] = {HF_CMD_FOTADET, HF_CMD_DL_START, HF_CMD_DL_PAUSE,
+                                         HF_CMD_DL_STOP, HF_CMD_FWUP};
+    for (size_t i = 0; i < sizeof acting / sizeof acting[0]; i++)
+        CHECK(!hf_fota_cmd_get(acting[i])->idempotent, "%s is not idempotent",
+              hf_fota_cmd_name(acting[i]));
+    for (int c = 1; c < HF_CMD_COUNT; c++) {
+        const hf_fota_cmd_def *r = hf_fota_cmd_get((hf_fota_cmd)c);
+        CHECK(r->idempotent ? r->on_timeout == HF_TMO_RESEND : r->on_timeout != HF_TMO_RESEND,
+              "%s: timeout policy %s, idempotent %d", r->text, hf_fota_tmo_name(r->on_timeout),
+              r->idempotent);
+        CHECK(hf_fota_cmd_by_name(r->name, strlen(r->name)) == (hf_fota_cmd)c, "by name %s",
+              r->name);
+    }
+    CHECK_INT(hf_fota_cmd_by_name("nope", 4), HF_CMD_NONE);
+    /* built texts go through the one parameter rule */
+    char t[HF_FOTA_TEXT_MAX];
+    hf_fota_cmd_params p = {.apn = "\b\b\b", .auth = 0};
+    CHECK(hf_fota_cmd_text(HF_CMD_FOTACFG, &p, t, sizeof t, &e) < 0 &&
+          !strcmp(e.code, "EINVAL") && strstr(e.msg, "control character"), "apn \\b: %s", e.msg);
+    p.apn = "internet";
+    p.auth = 3;
+    CHECK(hf_fota_cmd_text(HF_CMD_FOTACFG, &p, t, sizeof t, &e) < 0, "auth 3 refused");
+    p.auth = 2;
+    CHECK(hf_fota_cmd_text(HF_CMD_FOTACFG, &p, t, sizeof t, &e) == 0 &&
+          !strcmp(t, "AT^FOTACFG=\"internet\",\"\",\"\",2"), "fotacfg text %s", t);
+    p.mode = (hf_fotamode){.resume = 1, .has_period = 1, .period = 0};
+    CHECK(hf_fota_cmd_text(HF_CMD_FOTAMODE, &p, t, sizeof t, &e) < 0, "period 0 refused");
+    p.mode.period = 7;
+    CHECK(hf_fota_cmd_text(HF_CMD_FOTAMODE, &p, t, sizeof t, &e) == 0 &&
+          !strcmp(t, "AT^FOTAMODE=0,0,0,1,7"), "fotamode text %s", t);
+    /* the answer parsers the machine and the Lua layer share */
+    hf_fota_answer a;
+    const char *ati[] = {"Manufacturer: Huawei", "model : MU509-b", "Revision: 12.815.03.01.00",
+                         "IMEI: 351234567890123"};
+    size_t al[4];
+    for (size_t i = 0; i < 4; i++)
+        al[i] = strlen(ati[i]);
+    CHECK(hf_fota_cmd_parse(HF_CMD_ATI, ati, al, 4, &a, &e) == 0 && !strcmp(a.model, "MU509-b") &&
+          !strcmp(a.firmware.text, "12.815.03.01.00") && !strcmp(a.imei, "351234567890123") &&
+          !strcmp(a.manufacturer, "Huawei"), "ATI parsed");
+    CHECK(hf_fota_cmd_parse(HF_CMD_ATI, ati, al, 2, &a, &e) < 0 && !strcmp(e.code, "EMODULE"),
+          "ATI without a Revision");
+    const char *st[] = {"^FOTASTATE: 12,12.1.2,100,\"d\"", "^FOTASTATE: 12"};
+    size_t sl[2] = {strlen(st[0]), strlen(st[1])};
+    CHECK(hf_fota_cmd_parse(HF_CMD_STATE, st, sl, 2, &a, &e) == 0 && a.nstates == 2 &&
+          a.states[1].has_version && !strcmp(a.states[1].version.text, "12.1.2"),
+          "a bare 12 answer takes the version of the 12 before it");
+    const char *dlq[] = {"^FOTADLQ: 1,\"A\",150,100", "^FOTADLQ: 2,\"B\",0,100"};
+    size_t dl[2] = {strlen(dlq[0]), strlen(dlq[1])};
+    CHECK(hf_fota_cmd_parse(HF_CMD_DLQ, dlq, dl, 2, &a, &e) == 0 && a.progress.done == 100 &&
+          a.progress.total == 200 && a.progress.percent == 50, "progress clamped and summed");
+}
+
+/* A timeout on each non-idempotent command the machine sends: never the same text
+ * again in answer; ASK_STATE rows ask AT^FOTASTATE?, NEVER rows send nothing. */
+static void test_no_blind_resend(void)
+{
+    static const struct {
+        hf_fota_cmd cmd;
+        hf_fota_decision on_download;
+        int pause;
+    } ways[] = {
+        {HF_CMD_FOTADET, HF_DEC_DOWNLOAD, 0}, {HF_CMD_DL_START, HF_DEC_DOWNLOAD, 0},
+        {HF_CMD_DL_PAUSE, HF_DEC_DOWNLOAD, 1}, {HF_CMD_DL_STOP, HF_DEC_REJECT, 0},
+        {HF_CMD_FWUP, HF_DEC_DOWNLOAD, 0},
+    };
+    harness *h = &H;
+    for (int c = 1; c < HF_CMD_COUNT; c++) {
+        const hf_fota_cmd_def *r = hf_fota_cmd_get((hf_fota_cmd)c);
+        if (r->idempotent)
+            continue;
+        size_t w = 0;
+        while (w < sizeof ways / sizeof ways[0] && ways[w].cmd != (hf_fota_cmd)c)
+            w++;
+        int known = w < sizeof ways / sizeof ways[0];
+        CHECK(known, "%s: no way to send it in this test", r->text);
+        if (!known)
+            continue;
+        hf_fota_config cfg = seed_cfg();
+        cfg.mode.auto_upgrade = 0;
+        h_init(h, &cfg);
+        h->m.auto_upgrade = 0;
+        h->on_download = ways[w].on_download;
+        h_start(h);
+        if (ways[w].pause) {
+            h_run(h, HF_PH_DOWNLOAD, 500);
+            h_run(h, -1, 2);
+            h_simple(h, HF_EV_PAUSE);
+        }
+        h->stop_cmd = r->text;
+        h_run(h, -1, 500);
+        h->stop_cmd = NULL;
+        int sent = h->pending && !strcmp(h->pend, r->text);
+        CHECK(sent, "%s in flight (pending %s)", r->text, h->pend);
+        if (!sent)
+            continue;
+        h_result(h, HF_FF_TIMEOUT, -1, "", NULL, 0);
+        int same = 0, asked = 0;
+        for (size_t i = 0; i < h->a.n; i++)
+            if (h->a.a[i].kind == HF_ACT_SEND) {
+                same += !strcmp(h->a.a[i].text, r->text);
+                asked += !strcmp(h->a.a[i].text, "AT^FOTASTATE?");
+            }
+        CHECK(same == 0, "%s timed out: never resent blindly", r->text);
+        if (r->on_timeout == HF_TMO_ASK_STATE)
+            CHECK(asked == 1 && h->pending && !strcmp(h->pend, "AT^FOTASTATE?"),
+                  "%s timed out: the state is asked", r->text);
+        else
+            CHECK(asked == 0 && h->f.phase == HF_PH_REBOOT, "%s timed out: the reset is "
+                  "waited for (phase %s)", r->text, hf_fota_phase_name(h->f.phase));
+        CHECK_INT(h->violations, 0);
+    }
+}
+
 int main(void)
 {
     CHECK_SUITE("fota_fsm");
@@ -2242,6 +2364,8 @@ int main(void)
     test_prereq_unsupported();
     test_port_back_other_module();
     test_unconfirmed_identity_gate();
+    test_command_table();
+    test_no_blind_resend();
     test_random();
     return CHECK_END();
 }
