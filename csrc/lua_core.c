@@ -2,7 +2,7 @@
  * lua_core.c — luaopen_hwfota_core: the C half of `require "hwfota"`.
  *
  * Assembles the module table from the binding files (ports, FOTA state
- * machine) and adds the functions that need no object: list_ports,
+ * machine, FOTA command table) and adds the functions that need no object: list_ports,
  * write_file_atomic, read_file, remove_file, check_file_path, realpath,
  * release_ports_on_signals (now and poll come with the ports). The Lua half
  * (lua/hwfota/init.lua) documents the public API.
@@ -20,6 +20,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "lua_cmds.h"
 #include "lua_fota.h"
 #include "lua_port.h"
 #include "transport.h"
@@ -426,6 +427,7 @@ int luaopen_hwfota_core(lua_State *L)
     lua_newtable(L);
     hf_lua_port_register(L);
     hf_lua_fota_register(L);
+    hf_lua_cmds_register(L);
     luaL_setfuncs(L, funcs, 0);
     return 1;
 }

@@ -1,6 +1,6 @@
 /*
  * lua_fota.c — the Lua binding of the FOTA state machine (userdata "hwfota.Fota")
- * and of the FOTA field parsers. It only converts tables to C structs and back:
+ * and of the version and model tables. It only converts tables to C structs and back:
  * every protocol decision is in fota_fsm.c / fota_parse.c.
  *
  * Conventions: run-time failures return nil, message, CODE; wrong argument types
@@ -666,85 +666,7 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
-/***
- * Check a text parameter that goes into an AT command (APN, user, password): the
- * state machine's own rule, for every path (hwfota.run, Session:configure, the
- * command). At most 63 bytes; no '"', ';', CR, LF, NUL or control byte (0x00-0x1F,
- * 0x7F: backspace, Ctrl-Z, ESC ... would edit or end the command line).
- * @function check_at_param
- * @tparam string name what the value is (for the message)
- * @tparam string value
- * @return true, or nil, message, "EINVAL"
- */
-static int l_check_at_param(lua_State *L)
-{
-    size_t nl, n;
-    const char *name = luaL_checklstring(L, 1, &nl);
-    const char *v = luaL_checklstring(L, 2, &n);
-    char what[32];
-    hf_strlcpy(what, sizeof what, memchr(name, '\0', nl) ? "parameter" : name);
-    hf_error err;
-    if (hf_fota_check_at_param(what, v, n, &err) < 0)
-        return fail3(L, err.msg, err.code);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* ---- parsers ---------------------------------------------------------------------- */
-
-/***
- * Parse a ^FOTASTATE line.
- * @function parse_fotastate
- * @tparam string line
- * @return {state=, name=, version=, size=, description=, truncated=, error_code=,
- *   error_meaning=} or nil, message, "EPARSE"
- */
-static int l_parse_fotastate(lua_State *L)
-{
-    size_t n;
-    const char *line = luaL_checklstring(L, 1, &n);
-    hf_fotastate st;
-    hf_error err;
-    if (hf_parse_fotastate(line, n, &st, &err) < 0)
-        return fail3(L, err.msg, err.code);
-    lua_createtable(L, 0, 8);
-    set_int(L, "state", st.state);
-    set_str(L, "name", hf_fota_state_name(st.state));
-    if (st.has_version) {
-        set_str(L, "version", st.version.text);
-        set_int(L, "size", (lua_Integer)st.size);
-        set_str(L, "description", st.desc);
-        lua_pushboolean(L, st.desc_truncated);
-        lua_setfield(L, -2, "truncated");
-    }
-    if (st.error_code >= 0) {
-        set_int(L, "error_code", st.error_code);
-        set_str(L, "error_meaning", hf_fota_error_meaning(st.error_code));
-    }
-    return 1;
-}
-
-/***
- * Parse a ^FOTADLQ line.
- * @function parse_fotadlq
- * @tparam string line
- * @return {index=, name=, done=, total=} or nil, message, "EPARSE"
- */
-static int l_parse_fotadlq(lua_State *L)
-{
-    size_t n;
-    const char *line = luaL_checklstring(L, 1, &n);
-    hf_fotadlq d;
-    hf_error err;
-    if (hf_parse_fotadlq(line, n, &d, &err) < 0)
-        return fail3(L, err.msg, err.code);
-    lua_createtable(L, 0, 4);
-    set_int(L, "index", d.index);
-    set_str(L, "name", d.name);
-    set_int(L, "done", (lua_Integer)d.done);
-    set_int(L, "total", (lua_Integer)d.total);
-    return 1;
-}
+/* ---- versions and tables ------------------------------------------------------------ */
 
 /***
  * Compare two firmware versions field by field after normalising them.
@@ -855,9 +777,7 @@ int hf_lua_fota_register(lua_State *L)
     static const luaL_Reg meta[] = {
         {"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
-        {"fota_new", l_fota_new}, {"check_at_param", l_check_at_param},
-        {"parse_fotastate", l_parse_fotastate},
-        {"parse_fotadlq", l_parse_fotadlq}, {"version_compare", l_version_compare},
+        {"fota_new", l_fota_new}, {"version_compare", l_version_compare},
         {"version_normalize", l_version_normalize}, {"fota_state_name", l_state_name},
         {"fota_error_meaning", l_error_meaning}, {"supported_model", l_supported_model},
         {NULL, NULL}};
