@@ -71,6 +71,115 @@ static int build_fotamode(const hf_fota_cmd_params *p, char *dst, size_t cap, hf
                           m->auto_upgrade, m->resume), cap, err);
 }
 
+/* ---- setup commands ------------------------------------------------------------------------ */
+
+/* Names a setup command must not carry: every FOTA command (^FOTA*, ^FWUP: the table's
+ * state-changing rows), resets, functionality and port-mode changes, NV writes. */
+static const char *const setup_deny[] = {"^FOTA", "^FWUP", "+CFUN", "^RESET", "^GETPORTMODE",
+                                         "^SETPORT", "^NVWR"};
+
+static int is_word(unsigned char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           ch == '_';
+}
+
+static int upper(unsigned char ch)
+{
+    return ch >= 'a' && ch <= 'z' ? ch - 'a' + 'A' : ch;
+}
+
+/* Parameters after "=": plain values (letters, digits, space , . - _ / :) and quoted
+ * text without + ^ % $ & (a command hidden in quotes). */
+static int plain_params(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"') {
+            const char *q = memchr(s + i + 1, '"', n - i - 1);
+            if (!q)
+                return 0;
+            for (const char *k = s + i + 1; k < q; k++)
+                if (strchr("+^%$&", *k))
+                    return 0;
+            i = (size_t)(q - s);
+        } else if (!is_word(ch) && !strchr(" ,.-/:", ch)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int hf_fota_check_setup_command(const char *c, size_t n, hf_error *err)
+{
+    if (n > 200)
+        return hf_error_set(err, "EINVAL", "longer than 200 bytes");
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)c[i] < 0x20 || c[i] == 0x7f)
+            return hf_error_set(err, "EINVAL", "it contains a control character");
+    if (memchr(c, ';', n))
+        return hf_error_set(err, "EINVAL", "';' chains commands: one command per entry");
+    if (n < 2 || upper((unsigned char)c[0]) != 'A' || upper((unsigned char)c[1]) != 'T') {
+        for (size_t i = 0; i + 1 < n; i++)
+            if (upper((unsigned char)c[i]) == 'A' &&
+                (upper((unsigned char)c[i + 1]) == 'T' || c[i + 1] == '/'))
+                return hf_error_set(err, "EINVAL", "a command line must start with AT "
+                                    "(modules skip bytes before it)");
+        return 0;           /* no command at all: the module discards the line */
+    }
+    const char *b = c + 2;
+    size_t bn = n - 2;
+    if (bn == 0)
+        return 0;
+    if (strchr("+^%$", b[0]) && bn > 1 && is_word((unsigned char)b[1])) {
+        size_t nl = 1;
+        while (nl < bn && is_word((unsigned char)b[nl]))
+            nl++;
+        char name[201];
+        for (size_t i = 0; i < nl; i++)
+            name[i] = (char)upper((unsigned char)b[i]);
+        name[nl] = '\0';
+        for (size_t d = 0; d < sizeof setup_deny / sizeof setup_deny[0]; d++)
+            if (strncmp(name, setup_deny[d], strlen(setup_deny[d])) == 0)
+                return hf_error_set(err, "EINVAL", "%s changes the module's FOTA state or "
+                                    "resets it: not a setup command", name);
+        const char *rest = b + nl;
+        size_t rn = bn - nl;
+        if (rn == 0 || (rn == 1 && rest[0] == '?') || (rn == 2 && !memcmp(rest, "=?", 2)))
+            return 0;
+        if (rest[0] != '=')
+            return hf_error_set(err, "EINVAL", "unexpected text after %s", name);
+        if (!plain_params(rest + 1, rn - 1))
+            return hf_error_set(err, "EINVAL", "parameters must be plain values (a second "
+                                "command after the first?)");
+        return 0;
+    }
+    for (size_t i = 0; i < bn;) {
+        int ch = upper((unsigned char)b[i]);
+        if (strchr("EVQX", ch) && ch) {
+            i++;
+        } else if (ch == '&' && i + 1 < bn && strchr("CDK", upper((unsigned char)b[i + 1])) &&
+                   b[i + 1]) {
+            i += 2;
+        } else {
+            char bad[5];    /* the two bytes, '"' and '\\' escaped */
+            size_t k = 0;
+            for (size_t j = i; j < bn && j < i + 2; j++) {
+                if (b[j] == '"' || b[j] == '\\')
+                    bad[k++] = '\\';
+                bad[k++] = (char)upper((unsigned char)b[j]);
+            }
+            bad[k] = '\0';
+            return hf_error_set(err, "EINVAL", "basic command \"%s\" is not allowed (only E, "
+                                "V, Q, X, &C, &D, &K: Z and &F reset the module's settings)",
+                                bad);
+        }
+        while (i < bn && b[i] >= '0' && b[i] <= '9')
+            i++;
+    }
+    return 0;
+}
+
 /* ---- answer parsers ---------------------------------------------------------------------- */
 
 /* "Key: value" with this key (case-insensitive, spaces around both): the value. */

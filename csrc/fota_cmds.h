@@ -162,6 +162,18 @@ int hf_fota_check_at_param(const char *what, const char *s, size_t len, hf_error
 /* The AT^FOTAMODE rule: flags 0/1, period HF_FOTA_PERIOD_MIN..MAX days. */
 int hf_fota_check_mode(const hf_fotamode *m, hf_error *err);
 
+/* The rule for a port setup command (option `setup`: sent after every (re)open,
+ * outside the state machine): it must not change what the module does. An allow-list
+ * of forms, so that nothing slips through by spelling: basic commands E, V, Q, X
+ * (optional digits) and &C, &D, &K in any order (ATE0V1); or one extended command
+ * +NAME / ^NAME / %NAME / $NAME, bare, "?", "=?" or "=" with plain parameters
+ * (letters, digits, space , . - _ / : and quoted text without + ^ % $ &); never
+ * ^FOTA*, ^FWUP, +CFUN, ^RESET, ^GETPORTMODE (crashes the MU609), ^SETPORT, ^NVWR. No
+ * ';' chaining, control byte, or text after the command (ATE0^FWUP). A line without
+ * "AT" or "A/" anywhere (any case) is no command (the module discards it); any other
+ * line must start with AT. At most 200 bytes. 0 or -1 + EINVAL saying why. */
+int hf_fota_check_setup_command(const char *c, size_t n, hf_error *err);
+
 /* The table's own consistency (tests): each row's timeout policy matches its
  * idempotence (RESEND only for idempotent rows), every row has a text. 0 or -1 +
  * EINVAL naming the row. */

@@ -313,6 +313,27 @@ static int l_setup_commands(lua_State *L)
 }
 
 /***
+ * Check one port setup command (option `setup`) against the rule of fota_cmds.h: it
+ * must not change what the module does (no FOTA command, reset, chaining ...).
+ * @function check_setup_command
+ * @tparam string command
+ * @return true, or false, why
+ */
+static int l_check_setup_command(lua_State *L)
+{
+    size_t n;
+    const char *c = luaL_checklstring(L, 1, &n);
+    hf_error err;
+    if (hf_fota_check_setup_command(c, n, &err) < 0) {
+        lua_pushboolean(L, 0);
+        lua_pushstring(L, err.msg);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/***
  * Check a text parameter that goes into an AT command (APN, user, password): the
  * state machine's own rule, for every path (hwfota.run, Session:configure, the
  * command). At most 63 bytes; no '"', ';', CR, LF, NUL or control byte (0x00-0x1F,
@@ -377,7 +398,8 @@ int hf_lua_cmds_register(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         {"fota_command", l_fota_command}, {"fota_parse", l_fota_parse},
-        {"setup_commands", l_setup_commands}, {"check_at_param", l_check_at_param},
+        {"setup_commands", l_setup_commands}, {"check_setup_command", l_check_setup_command},
+        {"check_at_param", l_check_at_param},
         {"parse_fotastate", l_parse_fotastate}, {"parse_fotadlq", l_parse_fotadlq},
         {NULL, NULL}};
     luaL_setfuncs(L, funcs, 0);
