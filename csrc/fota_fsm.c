@@ -139,6 +139,15 @@ static void fail(hf_fota *f, const char *code, long module_code, const char *fmt
     enter(f, HF_PH_FAILED);
 }
 
+/* A failure the module reported with an error code (13, 20): its meaning from the
+ * protocol reference's table, then what to do (advice may be NULL). */
+static void fail_reported(hf_fota *f, const char *code, long module_code, const char *what,
+                          const char *advice)
+{
+    fail(f, code, module_code, "%s: code %ld (%s)%s%s", what, module_code,
+         hf_fota_error_meaning(module_code), advice ? "; " : "", advice ? advice : "");
+}
+
 static void finish(hf_fota *f, const char *outcome)
 {
     if (hf_fota_terminal(f))
@@ -618,9 +627,9 @@ static void detect_state(hf_fota *f, const hf_fotastate *st)
         enter(f, HF_PH_DECIDE_DOWNLOAD);
         break;
     case 13:
-        fail(f, "EDETECT", st->error_code, "the version query failed: code %ld (%s); check "
-             "the AT^FOTACFG APN/user/password, then whether the module can make a data "
-             "connection", st->error_code, hf_fota_error_meaning(st->error_code));
+        fail_reported(f, "EDETECT", st->error_code, "the version query failed", "check the "
+                      "AT^FOTACFG APN/user/password, then whether the module can make a "
+                      "data connection");
         break;
     case 14:
         finish(f, "no_new_version");
@@ -748,8 +757,8 @@ static void download_state(hf_fota *f, const hf_fotastate *st)
         enter(f, HF_PH_DOWNLOADED);
         break;
     case 20:
-        fail(f, "EDOWNLOAD", st->error_code, "download failed: code %ld (%s); the module "
-             "deleted the partial file", st->error_code, hf_fota_error_meaning(st->error_code));
+        fail_reported(f, "EDOWNLOAD", st->error_code, "download failed",
+                      "the module deleted the partial file");
         break;
     case 10:
         fail(f, "EDOWNLOAD", -1, "the module went back to idle during the download (its "
@@ -822,8 +831,7 @@ static void recover_done(hf_fota *f)
         enter(f, HF_PH_VERIFY);
         break;
     case 20:
-        fail(f, "EDOWNLOAD", f->last_state_code, "download failed: code %ld (%s)",
-             f->last_state_code, hf_fota_error_meaning(f->last_state_code));
+        fail_reported(f, "EDOWNLOAD", f->last_state_code, "download failed", NULL);
         break;
     case 10: case 13: case 14:
         notice(f, "the module lost the partial download (%s): the download restarted from "

@@ -12,34 +12,9 @@
 
 #include "fota_cmds.h"
 #include "fota_parse.h"
+#include "lua_util.h"
 
 #define LINES_MAX 64            /* answer lines taken by fota_parse */
-
-static int fail3(lua_State *L, const char *msg, const char *code)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, msg);
-    lua_pushstring(L, code);
-    return 3;
-}
-
-static void set_str(lua_State *L, const char *k, const char *v)
-{
-    lua_pushstring(L, v);
-    lua_setfield(L, -2, k);
-}
-
-static void set_int(lua_State *L, const char *k, lua_Integer v)
-{
-    lua_pushinteger(L, v);
-    lua_setfield(L, -2, k);
-}
-
-static void set_bool(lua_State *L, const char *k, int v)
-{
-    lua_pushboolean(L, v);
-    lua_setfield(L, -2, k);
-}
 
 /* The command named by argument idx; a name the table does not hold raises. */
 static hf_fota_cmd check_cmd(lua_State *L, int idx)
@@ -65,50 +40,44 @@ static hf_fota_cmd check_cmd(lua_State *L, int idx)
  * kept in err for the caller to return); anything else raises. */
 static const char *param_str(lua_State *L, int t, const char *k, hf_error *err)
 {
-    int ty = lua_getfield(L, t, k);
     const char *v = "";
-    if (ty == LUA_TSTRING) {
+    if (hf_lua_field(L, t, k, LUA_TSTRING, "parameter", "a string")) {
         size_t n;
         v = lua_tolstring(L, -1, &n);
         if (!err->code)
             (void)hf_fota_check_at_param(k, v, n, err);   /* an embedded NUL too */
-    } else if (ty != LUA_TNIL) {
-        luaL_error(L, "bad parameter '%s' (string expected, got %s)", k, lua_typename(L, ty));
+        lua_pop(L, 1);            /* the string stays alive in the table */
     }
-    lua_pop(L, 1);                /* the string stays alive in the table */
     return v;
 }
 
 /* params.k: a boolean or nil (def); anything else raises. */
 static int param_flag(lua_State *L, int t, const char *k, int def)
 {
-    int ty = lua_getfield(L, t, k);
     int v = def;
-    if (ty == LUA_TBOOLEAN)
+    if (hf_lua_field(L, t, k, LUA_TBOOLEAN, "parameter", "a boolean")) {
         v = lua_toboolean(L, -1);
-    else if (ty != LUA_TNIL)
-        luaL_error(L, "bad parameter '%s' (boolean expected, got %s)", k, lua_typename(L, ty));
-    lua_pop(L, 1);
+        lua_pop(L, 1);
+    }
     return v;
 }
 
-/* params.k: an integer, or nil (def); a non-integer number is out of range (bad);
- * anything else raises. */
-static long param_int(lua_State *L, int t, const char *k, long def, int *bad)
+/* params.k: an integer (*given set), or nil (def); a non-integer number is out of
+ * range (bad); anything else raises. */
+static long param_int(lua_State *L, int t, const char *k, long def, int *given, int *bad)
 {
-    int ty = lua_getfield(L, t, k);
     long v = def;
-    if (ty == LUA_TNUMBER) {
+    *given = 0;
+    if (hf_lua_field(L, t, k, LUA_TNUMBER, "parameter", "an integer")) {
+        *given = 1;
         int isint;
         lua_Integer i = lua_tointegerx(L, -1, &isint);
         if (!isint || i < -1000000 || i > 1000000)
             *bad = 1;
         else
             v = (long)i;
-    } else if (ty != LUA_TNIL) {
-        luaL_error(L, "bad parameter '%s' (integer expected, got %s)", k, lua_typename(L, ty));
+        lua_pop(L, 1);
     }
-    lua_pop(L, 1);
     return v;
 }
 
@@ -141,89 +110,90 @@ static int l_fota_command(lua_State *L)
         p.apn = param_str(L, 2, "apn", &err);
         p.user = param_str(L, 2, "user", &err);
         p.password = param_str(L, 2, "password", &err);
-        p.auth = (int)param_int(L, 2, "auth", 0, &bad);
+        int given;
+        p.auth = (int)param_int(L, 2, "auth", 0, &given, &bad);
         p.mode.auto_query = param_flag(L, 2, "auto_query", 0);
         p.mode.auto_download = param_flag(L, 2, "auto_download", 0);
         p.mode.auto_upgrade = param_flag(L, 2, "auto_upgrade", 0);
         p.mode.resume = param_flag(L, 2, "resume", 0);
-        long period = param_int(L, 2, "period", -1, &bad);
-        if (period != -1 || bad) {
+        long period = param_int(L, 2, "period", 0, &given, &bad);
+        if (given) {
             p.mode.has_period = 1;
-            p.mode.period = period < 0 || bad ? 0 : (unsigned)period;
+            p.mode.period = period < 0 || period > 65535 ? 0 : (unsigned)period;  /* 0: refused */
         }
     }
     char text[HF_ERROR_MSG_MAX];
     if (err.code && r->build)
-        return fail3(L, err.msg, err.code);
+        return hf_lua_fail(L, err.msg, err.code);
     if (bad)
-        return fail3(L, "auth and period must be integers (auth 0..2, period 1..365 days)",
+        return hf_lua_fail(L, "auth and period must be integers (auth 0..2, period 1..365 days)",
                      "EINVAL");
     if (hf_fota_cmd_text(c, &p, text, sizeof text, &err) < 0)
-        return fail3(L, err.msg, err.code);
+        return hf_lua_fail(L, err.msg, err.code);
     static const char *const expect[] = {"all", "none", "prefix"};
     lua_createtable(L, 0, 7);
-    set_str(L, "name", r->name);
-    set_str(L, "text", text);
-    set_str(L, "expect", expect[r->expect]);
+    hf_lua_set_str(L, "name", r->name);
+    hf_lua_set_str(L, "text", text);
+    hf_lua_set_str(L, "expect", expect[r->expect]);
     if (r->prefix)
-        set_str(L, "prefix", r->prefix);
+        hf_lua_set_str(L, "prefix", r->prefix);
     if (r->timeout > 0) {
         lua_pushnumber(L, r->timeout);
         lua_setfield(L, -2, "timeout");
     }
-    set_bool(L, "idempotent", r->idempotent);
-    set_str(L, "on_timeout", hf_fota_tmo_name(r->on_timeout));
+    hf_lua_set_bool(L, "idempotent", r->idempotent);
+    hf_lua_set_str(L, "on_timeout", hf_fota_tmo_name(r->on_timeout));
     return 1;
 }
 
 static void push_fotastate(lua_State *L, const hf_fotastate *st)
 {
     lua_createtable(L, 0, 8);
-    set_int(L, "state", st->state);
-    set_str(L, "name", hf_fota_state_name(st->state));
+    hf_lua_set_int(L, "state", st->state);
+    hf_lua_set_str(L, "name", hf_fota_state_name(st->state));
     if (st->has_version) {
-        set_str(L, "version", st->version.text);
-        set_int(L, "size", (lua_Integer)st->size);
-        set_str(L, "description", st->desc);
-        set_bool(L, "truncated", st->desc_truncated);
+        hf_lua_set_str(L, "version", st->version.text);
+        hf_lua_set_int(L, "size", (lua_Integer)st->size);
+        hf_lua_set_str(L, "description", st->desc);
+        hf_lua_set_bool(L, "truncated", st->desc_truncated);
     }
     if (st->error_code >= 0) {
-        set_int(L, "error_code", st->error_code);
-        set_str(L, "error_meaning", hf_fota_error_meaning(st->error_code));
+        hf_lua_set_int(L, "error_code", st->error_code);
+        hf_lua_set_str(L, "error_meaning", hf_fota_error_meaning(st->error_code));
     }
 }
 
 static void push_fotadlq(lua_State *L, const hf_fotadlq *d)
 {
     lua_createtable(L, 0, 4);
-    set_int(L, "index", d->index);
-    set_str(L, "name", d->name);
-    set_int(L, "done", (lua_Integer)d->done);
-    set_int(L, "total", (lua_Integer)d->total);
+    hf_lua_set_int(L, "index", d->index);
+    hf_lua_set_str(L, "name", d->name);
+    hf_lua_set_int(L, "done", (lua_Integer)d->done);
+    hf_lua_set_int(L, "total", (lua_Integer)d->total);
 }
 
 static void push_answer(lua_State *L, const hf_fota_answer *a)
 {
     lua_createtable(L, 0, 12);
     if (a->has & HF_ANS_MAKER)
-        set_str(L, "manufacturer", a->manufacturer);
+        hf_lua_set_str(L, "manufacturer", a->manufacturer);
     if (a->has & HF_ANS_MODEL)
-        set_str(L, "model", a->model);
+        hf_lua_set_str(L, "model", a->model);
     if (a->has & HF_ANS_REVISION)
-        set_str(L, "revision", a->revision);
+        hf_lua_set_str(L, "revision", a->revision);
     if (a->has & HF_ANS_FIRMWARE)
-        set_str(L, "firmware", a->firmware.text);
+        hf_lua_set_str(L, "firmware", a->firmware.text);
     if (a->has & HF_ANS_IMEI)
-        set_str(L, "imei", a->imei);
+        hf_lua_set_str(L, "imei", a->imei);
     if (a->has & HF_ANS_SIM) {
-        set_bool(L, "sim_ready", a->sim_ready);
+        hf_lua_set_bool(L, "sim_ready", a->sim_ready);
         if (!a->sim_ready)
-            set_str(L, "sim_what", a->sim_what);
+            hf_lua_set_str(L, "sim_what", a->sim_what);
     }
     if (a->has & HF_ANS_REG) {
         if (a->reg_stat >= 0)
-            set_int(L, "reg_stat", a->reg_stat);
-        set_bool(L, "registered", hf_creg_registered(a->reg_stat));
+            hf_lua_set_int(L, "reg_stat", a->reg_stat);
+        hf_lua_set_bool(L, "registered", hf_creg_registered(a->reg_stat));
     }
     if (a->has & HF_ANS_STATE) {
         push_fotastate(L, &a->states[a->nstates - 1]);
@@ -243,16 +213,16 @@ static void push_answer(lua_State *L, const hf_fota_answer *a)
             lua_rawseti(L, -2, (lua_Integer)i + 1);
         }
         lua_setfield(L, -2, "files");
-        set_int(L, "done", (lua_Integer)p->done);
-        set_int(L, "total", (lua_Integer)p->total);
-        set_int(L, "percent", p->percent);
+        hf_lua_set_int(L, "done", (lua_Integer)p->done);
+        hf_lua_set_int(L, "total", (lua_Integer)p->total);
+        hf_lua_set_int(L, "percent", p->percent);
     }
     if (a->has & HF_ANS_CFG) {     /* never the password itself */
         lua_createtable(L, 0, 4);
-        set_str(L, "apn", a->cfg.apn);
-        set_str(L, "user", a->cfg.user);
-        set_bool(L, "password_set", a->cfg.password[0] != '\0');
-        set_int(L, "auth", a->cfg.auth);
+        hf_lua_set_str(L, "apn", a->cfg.apn);
+        hf_lua_set_str(L, "user", a->cfg.user);
+        hf_lua_set_bool(L, "password_set", a->cfg.password[0] != '\0');
+        hf_lua_set_int(L, "auth", a->cfg.auth);
         lua_setfield(L, -2, "fotacfg");
     }
 }
@@ -289,7 +259,7 @@ static int l_fota_parse(lua_State *L)
     hf_fota_answer *a = lua_newuserdatauv(L, sizeof *a, 0);   /* big: GC-owned scratch */
     hf_error err;
     if (hf_fota_cmd_parse(c, lines, lens, n, a, &err) < 0 && !partial)
-        return fail3(L, err.msg, err.code);
+        return hf_lua_fail(L, err.msg, err.code);
     push_answer(L, a);
     return 1;
 }
@@ -352,7 +322,7 @@ static int l_check_at_param(lua_State *L)
     hf_strlcpy(what, sizeof what, memchr(name, '\0', nl) ? "parameter" : name);
     hf_error err;
     if (hf_fota_check_at_param(what, v, n, &err) < 0)
-        return fail3(L, err.msg, err.code);
+        return hf_lua_fail(L, err.msg, err.code);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -371,7 +341,7 @@ static int l_parse_fotastate(lua_State *L)
     hf_fotastate *st = lua_newuserdatauv(L, sizeof *st, 0);
     hf_error err;
     if (hf_parse_fotastate(line, n, st, &err) < 0)
-        return fail3(L, err.msg, err.code);
+        return hf_lua_fail(L, err.msg, err.code);
     push_fotastate(L, st);
     return 1;
 }
@@ -389,7 +359,7 @@ static int l_parse_fotadlq(lua_State *L)
     hf_fotadlq d;
     hf_error err;
     if (hf_parse_fotadlq(line, n, &d, &err) < 0)
-        return fail3(L, err.msg, err.code);
+        return hf_lua_fail(L, err.msg, err.code);
     push_fotadlq(L, &d);
     return 1;
 }

@@ -168,6 +168,14 @@ static int check_target(lua_State *L, const char *path, int *exists)
     return 0;
 }
 
+/* The path argument 1 and what it names: 0 with *exists set, or the count of the
+ * nil, message, code pushed for a target that is not a regular file. */
+static int path_target(lua_State *L, const char **path, int *exists)
+{
+    *path = check_path_arg(L, 1);
+    return check_target(L, *path, exists);
+}
+
 /* write_file_atomic(path, data) -> true | nil,msg,code. Writes a new temporary
  * file next to path (path.tmp.<unique>, created with O_CREAT|O_EXCL|O_NOFOLLOW:
  * never an existing file or a symbolic link's target), fsyncs it, renames it over
@@ -305,9 +313,9 @@ static int core_read_file(lua_State *L)
  * refused (EINVAL) and left alone. */
 static int core_remove_file(lua_State *L)
 {
-    const char *path = check_path_arg(L, 1);
-    int exists, n;
-    if ((n = check_target(L, path, &exists)) != 0)
+    const char *path;
+    int exists, n = path_target(L, &path, &exists);
+    if (n)
         return n;
     if (exists && unlink(path) < 0 && errno != ENOENT)
         return fail_errno(L, "cannot remove", path, errno);
@@ -320,9 +328,9 @@ static int core_remove_file(lua_State *L)
  * directory. A symbolic link, device, FIFO, socket or directory: EINVAL. */
 static int core_check_file_path(lua_State *L)
 {
-    const char *path = check_path_arg(L, 1);
-    int exists, n;
-    if ((n = check_target(L, path, &exists)) != 0)
+    const char *path;
+    int exists, n = path_target(L, &path, &exists);
+    if (n)
         return n;
     if (!exists) {
         char dir[4096];

@@ -15,6 +15,7 @@
 #include "fota_fsm.h"
 #include "fota_journal.h"
 #include "fota_parse.h"
+#include "lua_util.h"
 
 #define FOTA_MT "hwfota.Fota"
 #define LINES_MAX 64            /* response lines taken from one result event */
@@ -24,37 +25,25 @@ typedef struct lfota {
     int closed;
 } lfota;
 
-static int fail3(lua_State *L, const char *msg, const char *code)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, msg);
-    lua_pushstring(L, code);
-    return 3;
-}
-
 /* ---- options ------------------------------------------------------------------------ */
 
 static int opt_bool(lua_State *L, int t, const char *k, int def)
 {
     int v = def;
-    int ty = lua_getfield(L, t, k);
-    if (ty == LUA_TBOOLEAN)
+    if (hf_lua_field(L, t, k, LUA_TBOOLEAN, "option", "a boolean")) {
         v = lua_toboolean(L, -1);
-    else if (ty != LUA_TNIL)
-        luaL_error(L, "option '%s' must be a boolean", k);
-    lua_pop(L, 1);
+        lua_pop(L, 1);
+    }
     return v;
 }
 
 static double opt_num(lua_State *L, int t, const char *k, double def)
 {
     double v = def;
-    int ty = lua_getfield(L, t, k);
-    if (ty == LUA_TNUMBER)
+    if (hf_lua_field(L, t, k, LUA_TNUMBER, "option", "a number")) {
         v = lua_tonumber(L, -1);
-    else if (ty != LUA_TNIL)
-        luaL_error(L, "option '%s' must be a number", k);
-    lua_pop(L, 1);
+        lua_pop(L, 1);
+    }
     return v;
 }
 
@@ -261,30 +250,18 @@ static int l_fota_new(lua_State *L)
     hf_fota_config cfg;
     const char *bad = read_opts(L, 1, &cfg);
     if (bad)
-        return fail3(L, bad, "EINVAL");
+        return hf_lua_fail(L, bad, "EINVAL");
     lfota *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->closed = 1;
     luaL_setmetatable(L, FOTA_MT);
     hf_error err;
     if (hf_fota_init(&u->fsm, &cfg, &err) < 0)
-        return fail3(L, err.msg, err.code);
+        return hf_lua_fail(L, err.msg, err.code);
     u->closed = 0;
     return 1;
 }
 
 /* ---- actions to Lua ------------------------------------------------------------------- */
-
-static void set_str(lua_State *L, const char *k, const char *v)
-{
-    lua_pushstring(L, v);
-    lua_setfield(L, -2, k);
-}
-
-static void set_int(lua_State *L, const char *k, lua_Integer v)
-{
-    lua_pushinteger(L, v);
-    lua_setfield(L, -2, k);
-}
 
 static void set_num(lua_State *L, const char *k, double v)
 {
@@ -295,9 +272,9 @@ static void set_num(lua_State *L, const char *k, double v)
 static void push_offer(lua_State *L, const hf_fota *f)
 {
     if (f->have_target)
-        set_str(L, "version", f->target.text);
-    set_int(L, "size", (lua_Integer)f->size);
-    set_str(L, "description", f->desc);
+        hf_lua_set_str(L, "version", f->target.text);
+    hf_lua_set_int(L, "size", (lua_Integer)f->size);
+    hf_lua_set_str(L, "description", f->desc);
 }
 
 static void push_progress(lua_State *L, const hf_fota_progress *p)
@@ -305,55 +282,55 @@ static void push_progress(lua_State *L, const hf_fota_progress *p)
     lua_createtable(L, (int)p->nfiles, 0);
     for (size_t i = 0; i < p->nfiles; i++) {
         lua_createtable(L, 0, 4);
-        set_int(L, "index", p->files[i].index);
-        set_str(L, "name", p->files[i].name);
-        set_int(L, "done", (lua_Integer)p->files[i].done);
-        set_int(L, "total", (lua_Integer)p->files[i].total);
+        hf_lua_set_int(L, "index", p->files[i].index);
+        hf_lua_set_str(L, "name", p->files[i].name);
+        hf_lua_set_int(L, "done", (lua_Integer)p->files[i].done);
+        hf_lua_set_int(L, "total", (lua_Integer)p->files[i].total);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     lua_setfield(L, -2, "files");
-    set_int(L, "done", (lua_Integer)p->done);
-    set_int(L, "total", (lua_Integer)p->total);
-    set_int(L, "percent", p->percent);
+    hf_lua_set_int(L, "done", (lua_Integer)p->done);
+    hf_lua_set_int(L, "total", (lua_Integer)p->total);
+    hf_lua_set_int(L, "percent", p->percent);
 }
 
 static void push_emit(lua_State *L, const hf_fota *f, const hf_fota_action *a)
 {
     static const char *names[] = {"", "state", "progress", "new_version", "decision_needed",
                                   "phase", "info", "notice", "done", "failed"};
-    set_str(L, "event", (unsigned)a->emit < sizeof names / sizeof names[0] ? names[a->emit] : "");
+    hf_lua_set_str(L, "event", (unsigned)a->emit < sizeof names / sizeof names[0] ? names[a->emit] : "");
     switch (a->emit) {
     case HF_EMIT_STATE:
-        set_int(L, "code", a->code);
-        set_str(L, "name", a->name);
+        hf_lua_set_int(L, "code", a->code);
+        hf_lua_set_str(L, "name", a->name);
         break;
     case HF_EMIT_PROGRESS: push_progress(L, &f->progress); break;
     case HF_EMIT_NEW_VERSION: push_offer(L, f); break;
     case HF_EMIT_DECISION:
-        set_str(L, "decision", a->name);
+        hf_lua_set_str(L, "decision", a->name);
         push_offer(L, f);
         break;
-    case HF_EMIT_PHASE: set_str(L, "phase", a->name); break;
+    case HF_EMIT_PHASE: hf_lua_set_str(L, "phase", a->name); break;
     case HF_EMIT_INFO:
-        set_str(L, "model", f->model);
+        hf_lua_set_str(L, "model", f->model);
         if (f->have_running)
-            set_str(L, "revision", f->running.text);
-        set_str(L, "imei", f->imei);
+            hf_lua_set_str(L, "revision", f->running.text);
+        hf_lua_set_str(L, "imei", f->imei);
         break;
-    case HF_EMIT_NOTICE: set_str(L, "message", a->text); break;
+    case HF_EMIT_NOTICE: hf_lua_set_str(L, "message", a->text); break;
     case HF_EMIT_DONE:
-        set_str(L, "outcome", a->name);
+        hf_lua_set_str(L, "outcome", a->name);
         if (f->have_from)
-            set_str(L, "from", f->from.text);
+            hf_lua_set_str(L, "from", f->from.text);
         if (f->have_running)
-            set_str(L, "to", f->running.text);
+            hf_lua_set_str(L, "to", f->running.text);
         break;
     case HF_EMIT_FAILED:
-        set_str(L, "code", a->name);
-        set_str(L, "message", a->text);
-        set_str(L, "phase", hf_fota_phase_name(f->failed_in));
+        hf_lua_set_str(L, "code", a->name);
+        hf_lua_set_str(L, "message", a->text);
+        hf_lua_set_str(L, "phase", hf_fota_phase_name(f->failed_in));
         if (a->code >= 0)
-            set_int(L, "module_code", a->code);
+            hf_lua_set_int(L, "module_code", a->code);
         break;
     }
 }
@@ -365,8 +342,8 @@ static void push_journal(lua_State *L, const hf_fota *f)
     hf_fota_snapshot_take(f, &s);
     if (hf_journal_format(&s, text, sizeof text) < 0)
         text[0] = '\0';
-    set_str(L, "phase", hf_fota_phase_name(f->phase));
-    set_str(L, "data", text);
+    hf_lua_set_str(L, "phase", hf_fota_phase_name(f->phase));
+    hf_lua_set_str(L, "data", text);
 }
 
 /* The actions of one step as an array. Journal actions of one step are merged into
@@ -381,15 +358,15 @@ static int push_actions(lua_State *L, const hf_fota *f, const hf_fota_actions *o
         if (a->kind == HF_ACT_JOURNAL && journaled++)
             continue;
         lua_createtable(L, 0, 6);
-        set_str(L, "kind", kinds[a->kind]);
+        hf_lua_set_str(L, "kind", kinds[a->kind]);
         switch (a->kind) {
         case HF_ACT_SEND:
-            set_str(L, "command", a->text);
-            set_int(L, "id", (lua_Integer)a->id);
-            set_str(L, "expect", a->expect == HF_FOTA_EXPECT_ALL ? "all" :
+            hf_lua_set_str(L, "command", a->text);
+            hf_lua_set_int(L, "id", (lua_Integer)a->id);
+            hf_lua_set_str(L, "expect", a->expect == HF_FOTA_EXPECT_ALL ? "all" :
                                  a->expect == HF_FOTA_EXPECT_NONE ? "none" : "prefix");
             if (a->prefix)
-                set_str(L, "prefix", a->prefix);
+                hf_lua_set_str(L, "prefix", a->prefix);
             break;
         case HF_ACT_TIMER: set_num(L, "at", a->at); break;
         case HF_ACT_REOPEN: set_num(L, "deadline", a->at); break;
@@ -496,7 +473,7 @@ static int l_start(lua_State *L)
     double now = luaL_checknumber(L, 2);
     luaL_argcheck(L, isfinite(now), 2, "now must be a finite number of seconds");
     if (u->closed)
-        return fail3(L, "closed", "ECLOSED");
+        return hf_lua_fail(L, "closed", "ECLOSED");
     hf_fota_actions out;
     hf_fota_start(&u->fsm, now, &out);
     return push_actions(L, &u->fsm, &out);
@@ -514,7 +491,7 @@ static int l_feed(lua_State *L)
     lfota *u = check_fota(L);
     luaL_checktype(L, 2, LUA_TTABLE);
     if (u->closed)
-        return fail3(L, "closed", "ECLOSED");
+        return hf_lua_fail(L, "closed", "ECLOSED");
     static const struct { const char *n; hf_fota_event_kind k; } kinds[] = {
         {"result", HF_EV_RESULT}, {"urc", HF_EV_URC}, {"timer", HF_EV_TIMER},
         {"port_lost", HF_EV_PORT_LOST}, {"port_back", HF_EV_PORT_BACK},
@@ -558,12 +535,12 @@ static int l_snapshot(lua_State *L)
 {
     lfota *u = check_fota(L);
     if (u->closed)
-        return fail3(L, "closed", "ECLOSED");
+        return hf_lua_fail(L, "closed", "ECLOSED");
     hf_fota_snapshot s;
     char text[HF_JOURNAL_TEXT_MAX];
     hf_fota_snapshot_take(&u->fsm, &s);
     if (hf_journal_format(&s, text, sizeof text) < 0)
-        return fail3(L, "snapshot does not fit", "EOVERFLOW");
+        return hf_lua_fail(L, "snapshot does not fit", "EOVERFLOW");
     lua_pushstring(L, text);
     return 1;
 }
@@ -593,11 +570,11 @@ static int l_restore(lua_State *L)
     int carried = lua_toboolean(L, 3) ? (lua_toboolean(L, 4) ? HF_RESTORE_CARRIED_REOPENED
                                                               : HF_RESTORE_CARRIED) : 0;
     if (u->closed)
-        return fail3(L, "closed", "ECLOSED");
+        return hf_lua_fail(L, "closed", "ECLOSED");
     hf_fota_snapshot s;
     hf_error err;
     if (hf_journal_parse(text, n, &s, &err) < 0 || hf_fota_restore_from(&u->fsm, &s, carried, &err) < 0)
-        return fail3(L, err.msg, err.code);
+        return hf_lua_fail(L, err.msg, err.code);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -611,7 +588,7 @@ static int l_phase(lua_State *L)
 {
     lfota *u = check_fota(L);
     if (u->closed)
-        return fail3(L, "closed", "ECLOSED");
+        return hf_lua_fail(L, "closed", "ECLOSED");
     lua_pushstring(L, hf_fota_phase_name(u->fsm.phase));
     return 1;
 }
@@ -626,25 +603,25 @@ static int l_info(lua_State *L)
 {
     lfota *u = check_fota(L);
     if (u->closed)
-        return fail3(L, "closed", "ECLOSED");
+        return hf_lua_fail(L, "closed", "ECLOSED");
     const hf_fota *f = &u->fsm;
     lua_createtable(L, 0, 12);
-    set_str(L, "phase", hf_fota_phase_name(f->phase));
-    set_str(L, "model", f->model);
-    set_str(L, "imei", f->imei);
+    hf_lua_set_str(L, "phase", hf_fota_phase_name(f->phase));
+    hf_lua_set_str(L, "model", f->model);
+    hf_lua_set_str(L, "imei", f->imei);
     if (f->have_running)
-        set_str(L, "revision", f->running.text);
+        hf_lua_set_str(L, "revision", f->running.text);
     if (f->have_from)
-        set_str(L, "from", f->from.text);
+        hf_lua_set_str(L, "from", f->from.text);
     push_offer(L, f);
     if (f->last_state >= 0) {
-        set_int(L, "state", f->last_state);
-        set_str(L, "state_name", hf_fota_state_name(f->last_state));
+        hf_lua_set_int(L, "state", f->last_state);
+        hf_lua_set_str(L, "state_name", hf_fota_state_name(f->last_state));
     }
     lua_pushboolean(L, f->fwup_sent);
     lua_setfield(L, -2, "fwup_sent");
     if (f->fail_code)
-        set_str(L, "failed", f->fail_code);
+        hf_lua_set_str(L, "failed", f->fail_code);
     return 1;
 }
 
@@ -683,7 +660,7 @@ static int l_version_compare(lua_State *L)
     hf_version va, vb;
     hf_error err;
     if (hf_version_parse(a, na, &va, &err) < 0 || hf_version_parse(b, nb, &vb, &err) < 0)
-        return fail3(L, err.msg, err.code);
+        return hf_lua_fail(L, err.msg, err.code);
     lua_pushinteger(L, hf_version_compare(&va, &vb));
     return 1;
 }
@@ -701,7 +678,7 @@ static int l_version_normalize(lua_State *L)
     hf_version v;
     hf_error err;
     if (hf_version_parse(s, n, &v, &err) < 0)
-        return fail3(L, err.msg, err.code);
+        return hf_lua_fail(L, err.msg, err.code);
     lua_pushstring(L, v.text);
     return 1;
 }

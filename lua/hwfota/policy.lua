@@ -370,8 +370,8 @@ function M.gate(opts)
         if to then
             local t, why = compare(version, to)
             if t == nil and why ~= nil then
-                return "reject", nil, fmt("gate: cannot compare %s with the pinned target %s: %s",
-                                          version, to, tostring(why))
+                return "reject", nil, fmt("gate: cannot compare the offer with the pinned "
+                                          .. "target: %s", tostring(why))
             end
             if t ~= 0 then
                 return "reject", nil, fmt("gate: %s is not the pinned target %s", version, to)
@@ -379,8 +379,8 @@ function M.gate(opts)
         end
         local c, why = compare(version, from)
         if c == nil and why ~= nil then   -- a malformed version: refused, never ordered
-            return "reject", nil, fmt("gate: cannot compare %s with %s: %s", version, from,
-                                      tostring(why))
+            return "reject", nil, fmt("gate: cannot compare the offer with the running "
+                                      .. "version: %s", tostring(why))
         end
         if type(c) ~= "number" then
             error("hwfota.policy.gate: compare must return a number", 2)
