@@ -45,6 +45,54 @@ static hf_fota_snapshot snap_in(hf_fota_phase p)
 
 static harness H;   /* big: keep it off the stack */
 
+/* Run (at most steps) until cmd is in flight, and check that it is. */
+static void run_until_sent(harness *h, const char *cmd, int steps)
+{
+    h->stop_cmd = cmd;
+    h_run(h, -1, steps);
+    h->stop_cmd = NULL;
+    CHECK_STR(h->pend, cmd);
+}
+
+/* The journal of a run that wrote AT^FWUP for its verified image, in phase p. */
+static hf_fota_snapshot snap_fwup(hf_fota_phase p)
+{
+    hf_fota_snapshot s = snap_in(p);
+    s.fwup_sent = 1;
+    s.image_verified = 1;
+    return s;
+}
+
+/* A machine of the seed's configuration restored from s (a journal file), started. */
+static harness *seed_restored(const hf_fota_snapshot *s)
+{
+    hf_fota_config c = seed_cfg();
+    hf_error e;
+    h_init(&H, &c);
+    CHECK(hf_fota_restore(&H.f, s, &e) == 0, "restore: %s", e.msg);
+    h_start(&H);
+    return &H;
+}
+
+/* The preambles most tests share: the seed's configuration, started; the default
+ * configuration with automatic upgrade off on both sides (the host sends AT^FWUP),
+ * not started yet. */
+static harness *seed_started(void)
+{
+    hf_fota_config c = seed_cfg();
+    h_init(&H, &c);
+    h_start(&H);
+    return &H;
+}
+
+static harness *host_fwup(void)
+{
+    hf_fota_config c = full_cfg(0);
+    h_init(&H, &c);
+    H.m.auto_upgrade = 0;
+    return &H;
+}
+
 static void expect_sent(const harness *h, const char *const *want, size_t n)
 {
     int same = h->nsent == n;
@@ -61,10 +109,7 @@ static void expect_sent(const harness *h, const char *const *want, size_t n)
 /* The seed's log, step by step, with hand-fed events. */
 static void test_seed_flow(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    h_init(h, &c);
-    h_start(h);
+    harness *h = seed_started();
     CHECK_STR(h->pend, "AT+GMR");
     h_ok(h, "12.815.01.03.00", NULL);
     CHECK_STR(h->pend, "AT^FOTACFG=\"1234\",\"\",\"\",2");
@@ -120,10 +165,7 @@ static void test_seed_flow(void)
  * automatic upgrade off the FSM sends AT^FWUP itself, once. */
 static void test_full_flow_fwup(void)
 {
-    hf_fota_config c = full_cfg(0);
-    harness *h = &H;
-    h_init(h, &c);
-    h->m.auto_upgrade = 0;
+    harness *h = host_fwup();
     strcpy(h->m.version, "12.105.29.00.00");
     strcpy(h->m.offer, "12.105.30.00.00");
     h_start(h);
@@ -193,6 +235,19 @@ static void s_model_low(harness *h, hf_fota_config *c)
     strcpy(h->m.version, "12.100.00.00.00");
 }
 
+/* A whole run of cfg with one fault of the simulated module on (fault's changes to
+ * the configuration come too late to count): it fails with code. */
+static void fails_with(const hf_fota_config *cfg, void (*fault)(harness *, hf_fota_config *),
+                       const char *code)
+{
+    hf_fota_config c = *cfg;
+    h_init(&H, &c);
+    fault(&H, &c);
+    h_start(&H);
+    h_run(&H, -1, 500);
+    CHECK_STR(H.failed, code);
+}
+
 static const scenario scenarios[] = {
     {"seed via module", s_none, NULL, "upgraded", NULL, -2},
     {"no new version", s_no_new, NULL, "no_new_version", NULL, -2},
@@ -255,10 +310,7 @@ static void test_scenarios(void)
 
 static void test_pause_resume(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    h_init(h, &c);
-    h_start(h);
+    harness *h = seed_started();
     h_run(h, HF_PH_DOWNLOAD, 100);
     h_run(h, -1, 3);                  /* AT^FOTADL=1 answered, 30 seen */
     CHECK_INT(h->f.phase, HF_PH_DOWNLOAD);
@@ -348,10 +400,7 @@ static void test_reboot_timeout(void)
 
 static void test_timeouts_and_config(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    h_init(h, &c);
-    h_start(h);
+    harness *h = seed_started();
     for (int i = 0; i < 3; i++) {
         CHECK_STR(h->pend, "AT+GMR");
         h_result(h, HF_FF_TIMEOUT, -1, NULL, NULL, 0);
@@ -360,7 +409,7 @@ static void test_timeouts_and_config(void)
     CHECK_INT(h_sent_count(h, "AT+GMR"), 3);
 
     /* AT^FWUP unanswered: never resent, the FSM waits for the reset */
-    c = full_cfg(0);
+    hf_fota_config c = full_cfg(0);
     h_init(h, &c);
     h->m.auto_upgrade = 0;
     strcpy(h->m.version, "12.105.29.00.00");
@@ -417,10 +466,7 @@ static void test_timeouts_and_config(void)
 /* Poll intervals, backoff, the 30 s resume limit, stall and detection deadlines. */
 static void test_polling(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    h_init(h, &c);
-    h_start(h);
+    harness *h = seed_started();
     h_run(h, HF_PH_DOWNLOAD, 100);
     CHECK_STR(h->pend, "AT^FOTADL=1");
     h_ok(h, NULL, NULL);
@@ -457,7 +503,7 @@ static void test_polling(void)
     }
     CHECK(h_sent_count(h, "AT^FOTADL=1") <= resumes + 1, "resumed again only after 30 s");
     /* stall: no progress for stall_timeout */
-    c = seed_cfg();
+    hf_fota_config c = seed_cfg();
     c.stall_timeout = 60;
     h_init(h, &c);
     h_start(h);
@@ -500,10 +546,7 @@ static void test_polling(void)
  * late answer (even a timeout) of the old phase neither fails nor advances. */
 static void test_stale_answers(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    h_init(h, &c);
-    h_start(h);
+    harness *h = seed_started();
     h_run(h, HF_PH_DOWNLOAD, 100);
     h_ok(h, NULL, NULL);
     h_urc(h, "^FOTASTATE: 30");
@@ -522,8 +565,7 @@ static void test_stale_answers(void)
     CHECK_INT(h_sent_count(h, "AT^FOTADLQ"), 1);
 
     /* the reboot wait counts from the moment the port went away */
-    h_init(h, &c);
-    h_start(h);
+    h = seed_started();
     h_run(h, HF_PH_REBOOT, 500);
     h->now += 100;                                /* port still there for 100 s */
     h_simple(h, HF_EV_PORT_LOST);
@@ -535,10 +577,7 @@ static void test_stale_answers(void)
 
 static void test_send_shapes(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    h_init(h, &c);
-    h_start(h);
+    harness *h = seed_started();
     h_ok(h, "12.815.01.03.00", NULL);
     h_ok(h, NULL, NULL);
     hf_fota_event ev = {.kind = HF_EV_RESULT, .id = h->pend_id, .final = HF_FF_OK};
@@ -904,17 +943,10 @@ static void test_restore_every_phase(void)
  * (Found by spec/flow_journal_spec.lua against the simulator: it failed EPORTLOST.) */
 static void test_restore_port_lost_in_probe(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    hf_fota_snapshot s = snap_in(HF_PH_REBOOT);
-    hf_error e;
+    hf_fota_snapshot s = snap_fwup(HF_PH_REBOOT);
     s.size = 79114;
-    s.fwup_sent = 1;
-    s.image_verified = 1;
     s.image_seq = 1;
-    h_init(h, &c);
-    CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
-    h_start(h);
+    harness *h = seed_restored(&s);
     CHECK_STR(h->pend, "AT+GMR");
     h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);
     h_simple(h, HF_EV_PORT_LOST);
@@ -938,9 +970,7 @@ static void test_restore_port_lost_in_probe(void)
     s.phase = HF_PH_DECIDE_DOWNLOAD;
     s.fwup_sent = 0;
     s.image_verified = 0;
-    h_init(h, &c);
-    CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
-    h_start(h);
+    h = seed_restored(&s);
     h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);
     h_simple(h, HF_EV_PORT_LOST);
     CHECK_STR(h->failed, "EPORTLOST");
@@ -1025,10 +1055,7 @@ static void test_restore_approved_but_running_it(void)
  * (Found by spec/flow_journal_spec.lua: host killed right after AT^FOTADET.) */
 static void test_offer_of_unknown_version(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    h_init(h, &c);
-    h_start(h);
+    harness *h = seed_started();
     h_ok(h, "12.815.01.03.00", NULL);       /* AT+GMR */
     h_ok(h, NULL, NULL);                    /* AT^FOTACFG */
     h_ok(h, NULL, NULL);                    /* AT^FOTAMODE */
@@ -1048,6 +1075,7 @@ static void test_offer_of_unknown_version(void)
     CHECK_STR(h->failed, "");
 
     /* forced: the caller accepts an unknown version, no second query */
+    hf_fota_config c = seed_cfg();
     c.force = 1;
     h_init(h, &c);
     h_start(h);
@@ -1064,10 +1092,7 @@ static void test_offer_of_unknown_version(void)
  * never read: discard and detect again; after max_redetect, ENOTARGET. */
 static void test_lost_offer_urc_never_downloads(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    h_init(h, &c);
-    h_start(h);
+    harness *h = seed_started();
     h_ok(h, "12.815.01.03.00", NULL);       /* AT+GMR */
     h_ok(h, NULL, NULL);                    /* AT^FOTACFG */
     h_ok(h, NULL, NULL);                    /* AT^FOTAMODE */
@@ -1106,10 +1131,7 @@ static void test_lost_offer_urc_never_downloads(void)
  * (same prefix, taken as a response line) keeps its version. */
 static void test_offer_inside_state_answer(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    h_init(h, &c);
-    h_start(h);
+    harness *h = seed_started();
     h_ok(h, "12.815.01.03.00", NULL);
     h_ok(h, NULL, NULL);
     h_ok(h, NULL, NULL);
@@ -1281,15 +1303,9 @@ static void h_port_back_after(harness *h, double secs)
 static void test_fwup_lost_with_port(void)
 {
     for (int boot_upgrade = 0; boot_upgrade <= 1; boot_upgrade++) {
-        hf_fota_config c = full_cfg(0);
-        harness *h = &H;
-        h_init(h, &c);
-        h->m.auto_upgrade = 0;
-        h->stop_cmd = "AT^FWUP";
+        harness *h = host_fwup();
         h_start(h);
-        h_run(h, -1, 500);
-        CHECK_STR(h->pend, "AT^FWUP");
-        h->stop_cmd = NULL;
+        run_until_sent(h, "AT^FWUP", 500);
         h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);   /* lost as it was written */
         h_simple(h, HF_EV_PORT_LOST);
         CHECK_INT(h->f.phase, HF_PH_REBOOT);
@@ -1311,7 +1327,7 @@ static void test_fwup_lost_with_port(void)
             CHECK_INT(h->failed_module_code, 40);
             CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 1);
             CHECK_INT(h->m.state, 10);            /* not left in 40 */
-            CHECK(h->now >= back + c.boot_settle, "discarded %.1f s after the port came "
+            CHECK(h->now >= back + h->f.cfg.boot_settle, "discarded %.1f s after the port came "
                   "back, before boot_settle", h->now - back);
         }
         CHECK_INT(h_sent_count(h, "AT^FWUP"), 1);
@@ -1327,10 +1343,7 @@ static void test_fwup_lost_with_port(void)
 static void test_fwup_waits_for_boot_report(void)
 {
     for (int boot_upgrade = 0; boot_upgrade <= 1; boot_upgrade++) {
-        hf_fota_config c = full_cfg(0);
-        harness *h = &H;
-        h_init(h, &c);
-        h->m.auto_upgrade = 0;
+        harness *h = host_fwup();
         h->auto_decide = 0;
         h_start(h);
         h->now += 100;                             /* the port has been up long */
@@ -1347,8 +1360,8 @@ static void test_fwup_waits_for_boot_report(void)
         h_decide(h, HF_DEC_UPGRADE);
         CHECK_INT(h->f.phase, HF_PH_UPGRADE);
         CHECK_INT(h->pending, 0);                  /* nothing written yet */
-        CHECK(h->timer >= back + c.boot_settle - 1e-9, "timer at %.1f, settle until %.1f",
-              h->timer, back + c.boot_settle);
+        CHECK(h->timer >= back + h->f.cfg.boot_settle - 1e-9, "timer at %.1f, settle until %.1f",
+              h->timer, back + h->f.cfg.boot_settle);
         if (boot_upgrade) {
             h->now += 2;
             h->m.state = 50;
@@ -1520,11 +1533,8 @@ static void test_end_state_tolerated(void)
     CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 1);
     /* a collision because an automatic query began (11 reported): wait for its result */
     h_init(h, &c);
-    h->stop_cmd = "AT^FOTADET";
     h_start(h);
-    h_run(h, -1, 500);
-    CHECK_STR(h->pend, "AT^FOTADET");
-    h->stop_cmd = NULL;
+    run_until_sent(h, "AT^FOTADET", 500);
     h_urc(h, "^FOTASTATE: 11");
     h_result(h, HF_FF_CME, -1, "FOTA is in collision state", NULL, 0);
     CHECK_STR(h->failed, "");
@@ -1535,11 +1545,7 @@ static void test_end_state_tolerated(void)
     CHECK_STR(h->done, "upgraded");
     CHECK_INT(h_sent_count(h, "AT^FOTADET"), 1);
     /* a real data session while idle is still ECOLLISION with its advice */
-    h_init(h, &c);
-    h->m.collision = 1;
-    h_start(h);
-    h_run(h, -1, 500);
-    CHECK_STR(h->failed, "ECOLLISION");
+    fails_with(&c, s_collision, "ECOLLISION");
 }
 
 /* Issue 11.2: AT^FOTADL=0 answers OK before the module is idle. The discard waits
@@ -1551,11 +1557,8 @@ static void test_discard_waits(void)
         harness *h = &H;
         h_init(h, &c);
         strcpy(h->m.offer, "12.815.01.02.00");   /* older: refused, discarded */
-        h->stop_cmd = "AT^FOTADL=0";
         h_start(h);
-        h_run(h, -1, 500);
-        CHECK_STR(h->pend, "AT^FOTADL=0");
-        h->stop_cmd = NULL;
+        run_until_sent(h, "AT^FOTADL=0", 500);
         h_ok(h, NULL, NULL);                     /* OK; the module is still in 12 */
         CHECK_STR(h->pend, "AT^FOTASTATE?");
         h_ok(h, "^FOTASTATE: 12", NULL);
@@ -1706,10 +1709,7 @@ static void test_settle_timer_during_stale_command(void)
  * itself: no settle wait before AT^FWUP, however soon after the port opened. */
 static void test_fresh_run_no_settle(void)
 {
-    hf_fota_config c = full_cfg(0);
-    harness *h = &H;
-    h_init(h, &c);
-    h->m.auto_upgrade = 0;
+    harness *h = host_fwup();
     h->stop_cmd = "AT^FWUP";
     h_start(h);
     h_run(h, -1, 500);
@@ -1726,13 +1726,8 @@ static void test_fresh_run_no_settle(void)
  * target is not taken for it, the offer is dropped and detected again. */
 static void test_detect_forgets_old_target(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    hf_fota_snapshot s = snap_in(HF_PH_DONE);                     /* deferred, offer 12.815.01.04.00 */
-    hf_error e;
-    h_init(h, &c);
-    CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
-    h_start(h);
+    hf_fota_snapshot s = snap_in(HF_PH_DONE);   /* deferred, offer 12.815.01.04.00 */
+    harness *h = seed_restored(&s);
     h_ok(h, "12.815.01.03.00", NULL);          /* AT+GMR */
     h_ok(h, "351234567890123", NULL);          /* AT+CGSN: the journal's IMEI */
     CHECK_STR(h->pend, "AT^FOTASTATE?");
@@ -1752,15 +1747,8 @@ static void test_detect_forgets_old_target(void)
  * journal's target. No AT^FOTADL=1 for it. */
 static void test_recover_bare_12_not_approved(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    hf_fota_snapshot s = snap_in(HF_PH_FAILED);
-    hf_error e;
-    s.fwup_sent = 1;
-    s.image_verified = 1;
-    h_init(h, &c);
-    CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
-    h_start(h);
+    hf_fota_snapshot s = snap_fwup(HF_PH_FAILED);
+    harness *h = seed_restored(&s);
     h_ok(h, "12.815.01.03.00", NULL);          /* AT+GMR */
     h_ok(h, "351234567890123", NULL);          /* AT+CGSN: the journal's IMEI */
     CHECK_STR(h->pend, "AT^FOTASTATE?");
@@ -1784,10 +1772,7 @@ static void test_recover_bare_12_not_approved(void)
  * announced there is what the image is judged by: no AT^FWUP for an older version. */
 static void test_offer_urc_inside_fwup_gate(void)
 {
-    hf_fota_config c = full_cfg(0);
-    harness *h = &H;
-    h_init(h, &c);
-    h->m.auto_upgrade = 0;
+    harness *h = host_fwup();
     h_start(h);
     h_run(h, HF_PH_UPGRADE, 500);
     CHECK_INT(h->f.phase, HF_PH_UPGRADE);
@@ -2011,11 +1996,8 @@ static void test_mode_before_every_download(void)
     c.has_mode = 0;
     h_init(h, &c);
     h->m.auto_upgrade = 0;
-    h->stop_cmd = "AT^FOTAMODE=0,0,0,1";
     h_start(h);
-    h_run(h, -1, 100);
-    CHECK_STR(h->pend, "AT^FOTAMODE=0,0,0,1");
-    h->stop_cmd = NULL;
+    run_until_sent(h, "AT^FOTAMODE=0,0,0,1", 100);
     int notices = h->notices;
     h_result(h, HF_FF_ERROR, -1, "COMMAND NOT SUPPORT", NULL, 0);
     CHECK(h->notices > notices, "the refusal is reported");
@@ -2105,11 +2087,8 @@ static void test_fwup_record_without_command(void)
         h->m.state = 40;
         hf_strlcpy(h->fed_offer, sizeof h->fed_offer, "12.815.01.04.00");
         CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
-        h->stop_cmd = "AT^FWUP";
         h_start(h);
-        h_run(h, -1, 500);
-        CHECK_STR(h->pend, "AT^FWUP");
-        h->stop_cmd = NULL;
+        run_until_sent(h, "AT^FWUP", 500);
         h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);   /* lost as it was written */
         h_simple(h, HF_EV_PORT_LOST);
         h_port_back_after(h, 3);
@@ -2194,11 +2173,7 @@ static void test_prereq_unsupported(void)
     }
     /* +CPIN: SIM PIN answered: ESIM as before */
     hf_fota_config c = full_cfg(0);
-    h_init(h, &c);
-    h->m.sim_pin = 1;
-    h_start(h);
-    h_run(h, -1, 100);
-    CHECK_STR(h->failed, "ESIM");
+    fails_with(&c, s_pin, "ESIM");
 }
 
 /* ---- the command table ----------------------------------------------------------------- */
