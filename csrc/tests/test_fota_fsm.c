@@ -1025,20 +1025,9 @@ static void test_restore_discard_never_downloads(void)
  * than what runs: not downloaded again, the offer is dropped as not newer. */
 static void test_restore_approved_but_running_it(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    hf_fota_snapshot s;
-    hf_error e;
-    memset(&s, 0, sizeof s);
-    s.version = HF_FOTA_SNAPSHOT_VERSION;
-    s.phase = HF_PH_DOWNLOAD;
-    strcpy(s.from_version, "12.815.01.03.00");
-    strcpy(s.target_version, "12.815.01.04.00");
-    strcpy(s.imei, "351234567890123");
+    hf_fota_snapshot s = snap_in(HF_PH_DOWNLOAD);
     s.size = 79114;
-    h_init(h, &c);
-    REQUIRE_INT(hf_fota_restore(&h->f, &s, &e), 0);
-    h_start(h);
+    harness *h = seed_restored(&s);
     h_ok(h, "12.815.01.04.00", NULL);   /* AT+GMR: it runs the journal's target */
     h_ok(h, "351234567890123", NULL);   /* AT+CGSN */
     h_ok(h, NULL, NULL);                /* AT^FOTACFG */
@@ -1810,18 +1799,24 @@ static void swap_after_loss(harness *h, const char *where)
     CHECK_INT(h_sent_count(h, "AT^FWUP"), where[0] == 'r' ? 1 : 0);
 }
 
-static void test_port_back_other_module(void)
+/* A host-AT^FWUP run that loses its port a moment into the download. */
+static harness *lost_in_download(void)
 {
-    harness *h = &H;
-    hf_fota_config c = full_cfg(0);
-    /* during the download */
-    h_init(h, &c);
-    h->m.auto_upgrade = 0;
+    harness *h = host_fwup();
     h_start(h);
     h_run(h, HF_PH_DOWNLOAD, 500);
     h_run(h, -1, 3);
     h->m.port_up = 0;
     h_simple(h, HF_EV_PORT_LOST);
+    return h;
+}
+
+static void test_port_back_other_module(void)
+{
+    harness *h = &H;
+    hf_fota_config c = full_cfg(0);
+    /* during the download */
+    h = lost_in_download();
     CHECK_INT(h->f.phase, HF_PH_RECOVER);
     swap_after_loss(h, "download");
 
@@ -1852,13 +1847,7 @@ static void test_port_back_other_module(void)
     swap_after_loss(h, "discard");
 
     /* the same module back: the run goes on, AT+CGSN asked once */
-    h_init(h, &c);
-    h->m.auto_upgrade = 0;
-    h_start(h);
-    h_run(h, HF_PH_DOWNLOAD, 500);
-    h_run(h, -1, 3);
-    h->m.port_up = 0;
-    h_simple(h, HF_EV_PORT_LOST);
+    h = lost_in_download();
     h_run(h, -1, 3000);
     CHECK_STR(h->done, "upgraded");
     CHECK_INT(h_sent_count(h, "AT+CGSN"), 3);   /* probe, port back, after the reset */
