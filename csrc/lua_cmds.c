@@ -51,17 +51,6 @@ static const char *param_str(lua_State *L, int t, const char *k, hf_error *err)
     return v;
 }
 
-/* params.k: a boolean or nil (def); anything else raises. */
-static int param_flag(lua_State *L, int t, const char *k, int def)
-{
-    int v = def;
-    if (hf_lua_field(L, t, k, LUA_TBOOLEAN, "parameter", "a boolean")) {
-        v = lua_toboolean(L, -1);
-        lua_pop(L, 1);
-    }
-    return v;
-}
-
 /* params.k: an integer (*given set), or nil (def); a non-integer number is out of
  * range (bad); anything else raises. */
 static long param_int(lua_State *L, int t, const char *k, long def, int *given, int *bad)
@@ -112,10 +101,10 @@ static int l_fota_command(lua_State *L)
         p.password = param_str(L, 2, "password", &err);
         int given;
         p.auth = (int)param_int(L, 2, "auth", 0, &given, &bad);
-        p.mode.auto_query = param_flag(L, 2, "auto_query", 0);
-        p.mode.auto_download = param_flag(L, 2, "auto_download", 0);
-        p.mode.auto_upgrade = param_flag(L, 2, "auto_upgrade", 0);
-        p.mode.resume = param_flag(L, 2, "resume", 0);
+        p.mode.auto_query = hf_lua_bool_field(L, 2, "auto_query", 0, "parameter");
+        p.mode.auto_download = hf_lua_bool_field(L, 2, "auto_download", 0, "parameter");
+        p.mode.auto_upgrade = hf_lua_bool_field(L, 2, "auto_upgrade", 0, "parameter");
+        p.mode.resume = hf_lua_bool_field(L, 2, "resume", 0, "parameter");
         long period = param_int(L, 2, "period", 0, &given, &bad);
         if (given) {
             p.mode.has_period = 1;
@@ -334,17 +323,6 @@ static int l_check_at_param(lua_State *L)
  * @return {state=, name=, version=, size=, description=, truncated=, error_code=,
  *   error_meaning=} or nil, message, "EPARSE"
  */
-static int l_parse_fotastate(lua_State *L)
-{
-    size_t n;
-    const char *line = luaL_checklstring(L, 1, &n);
-    hf_fotastate *st = lua_newuserdatauv(L, sizeof *st, 0);
-    hf_error err;
-    if (hf_parse_fotastate(line, n, st, &err) < 0)
-        return hf_lua_fail(L, err.msg, err.code);
-    push_fotastate(L, st);
-    return 1;
-}
 
 /***
  * Parse a ^FOTADLQ line.
@@ -352,15 +330,24 @@ static int l_parse_fotastate(lua_State *L)
  * @tparam string line
  * @return {index=, name=, done=, total=} or nil, message, "EPARSE"
  */
-static int l_parse_fotadlq(lua_State *L)
+
+/* Both line parsers above: the closure's upvalue says which (0: ^FOTASTATE). */
+static int l_parse_line(lua_State *L)
 {
     size_t n;
     const char *line = luaL_checklstring(L, 1, &n);
-    hf_fotadlq d;
     hf_error err;
-    if (hf_parse_fotadlq(line, n, &d, &err) < 0)
-        return hf_lua_fail(L, err.msg, err.code);
-    push_fotadlq(L, &d);
+    if (lua_tointeger(L, lua_upvalueindex(1)) == 0) {
+        hf_fotastate *st = lua_newuserdatauv(L, sizeof *st, 0);   /* big: GC-owned */
+        if (hf_parse_fotastate(line, n, st, &err) < 0)
+            return hf_lua_fail(L, err.msg, err.code);
+        push_fotastate(L, st);
+    } else {
+        hf_fotadlq d;
+        if (hf_parse_fotadlq(line, n, &d, &err) < 0)
+            return hf_lua_fail(L, err.msg, err.code);
+        push_fotadlq(L, &d);
+    }
     return 1;
 }
 
@@ -369,9 +356,13 @@ int hf_lua_cmds_register(lua_State *L)
     static const luaL_Reg funcs[] = {
         {"fota_command", l_fota_command}, {"fota_parse", l_fota_parse},
         {"setup_commands", l_setup_commands}, {"check_setup_command", l_check_setup_command},
-        {"check_at_param", l_check_at_param},
-        {"parse_fotastate", l_parse_fotastate}, {"parse_fotadlq", l_parse_fotadlq},
-        {NULL, NULL}};
+        {"check_at_param", l_check_at_param}, {NULL, NULL}};
     luaL_setfuncs(L, funcs, 0);
+    static const char *const line_parsers[] = {"parse_fotastate", "parse_fotadlq"};
+    for (int i = 0; i < 2; i++) {
+        lua_pushinteger(L, i);
+        lua_pushcclosure(L, l_parse_line, 1);
+        lua_setfield(L, -2, line_parsers[i]);
+    }
     return 0;
 }

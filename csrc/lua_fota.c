@@ -27,16 +27,6 @@ typedef struct lfota {
 
 /* ---- options ------------------------------------------------------------------------ */
 
-static int opt_bool(lua_State *L, int t, const char *k, int def)
-{
-    int v = def;
-    if (hf_lua_field(L, t, k, LUA_TBOOLEAN, "option", "a boolean")) {
-        v = lua_toboolean(L, -1);
-        lua_pop(L, 1);
-    }
-    return v;
-}
-
 static double opt_num(lua_State *L, int t, const char *k, double def)
 {
     double v = def;
@@ -123,10 +113,10 @@ static void opt_mode(lua_State *L, int t, hf_fota_config *c)
         luaL_error(L, "option 'mode' must be a table");
     int m = lua_gettop(L);
     c->has_mode = 1;
-    c->mode.auto_query = opt_bool(L, m, "auto_query", 0);
-    c->mode.auto_download = opt_bool(L, m, "auto_download", 0);
-    c->mode.auto_upgrade = opt_bool(L, m, "auto_upgrade", 0);
-    c->mode.resume = opt_bool(L, m, "resume", 1);
+    c->mode.auto_query = hf_lua_bool_field(L, m, "auto_query", 0, "option");
+    c->mode.auto_download = hf_lua_bool_field(L, m, "auto_download", 0, "option");
+    c->mode.auto_upgrade = hf_lua_bool_field(L, m, "auto_upgrade", 0, "option");
+    c->mode.resume = hf_lua_bool_field(L, m, "resume", 1, "option");
     check_keys(L, m, "mode", mode_keys);
     double p = opt_num(L, m, "period", -1);
     lua_getfield(L, m, "period");
@@ -185,15 +175,15 @@ static const char *read_opts(lua_State *L, int t, hf_fota_config *c)
 {
     hf_fota_config_default(c);
     check_keys(L, t, "fota_new", fota_keys);
-    c->force = opt_bool(L, t, "force", 0);
-    c->skip_model_check = opt_bool(L, t, "skip_model_check", 0);
+    c->force = hf_lua_bool_field(L, t, "force", 0, "option");
+    c->skip_model_check = hf_lua_bool_field(L, t, "skip_model_check", 0, "option");
     const char *bad_models = opt_models(L, t, c);
     if (bad_models)
         return bad_models;
-    c->check_prereq = opt_bool(L, t, "check_prereq", 1);
-    c->read_imei = opt_bool(L, t, "read_imei", 1);
-    c->resume = opt_bool(L, t, "resume", 1);
-    c->auto_upgrade_ok = opt_bool(L, t, "auto_upgrade_ok", 0);
+    c->check_prereq = hf_lua_bool_field(L, t, "check_prereq", 1, "option");
+    c->read_imei = hf_lua_bool_field(L, t, "read_imei", 1, "option");
+    c->resume = hf_lua_bool_field(L, t, "resume", 1, "option");
+    c->auto_upgrade_ok = hf_lua_bool_field(L, t, "auto_upgrade_ok", 0, "option");
     lua_getfield(L, t, "apn");
     c->has_cfg = !lua_isnil(L, -1);
     lua_pop(L, 1);

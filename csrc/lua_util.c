@@ -42,3 +42,13 @@ int hf_lua_field(lua_State *L, int t, const char *k, int ty, const char *kind,
         luaL_error(L, "%s '%s' must be %s (got %s)", kind, k, expected, lua_typename(L, got));
     return 0;
 }
+
+int hf_lua_bool_field(lua_State *L, int t, const char *k, int def, const char *kind)
+{
+    int v = def;
+    if (hf_lua_field(L, t, k, LUA_TBOOLEAN, kind, "a boolean")) {
+        v = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    return v;
+}

@@ -21,4 +21,7 @@ void hf_lua_set_bool(lua_State *L, const char *k, int v);
 int hf_lua_field(lua_State *L, int t, const char *k, int ty, const char *kind,
                  const char *expected);
 
+/* t[k] as a boolean: def when nil; another type raises as hf_lua_field does. */
+int hf_lua_bool_field(lua_State *L, int t, const char *k, int def, const char *kind);
+
 #endif
