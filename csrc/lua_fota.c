@@ -10,6 +10,7 @@
 
 #include <lauxlib.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "fota_fsm.h"
@@ -171,6 +172,15 @@ static const char *opt_models(lua_State *L, int t, hf_fota_config *c)
 }
 
 /* Fill cfg from the options table at index t; returns NULL or an EINVAL message. */
+/* The interval and timeout options (seconds; hf_fota_init checks their range). */
+#define SECS(f) {#f, offsetof(hf_fota_config, f)}
+static const struct { const char *name; size_t off; } secs_opts[] = {
+    SECS(poll_interval), SECS(dl_poll), SECS(dl_poll_idle), SECS(state_poll),
+    SECS(resume_interval), SECS(reboot_timeout), SECS(detect_timeout), SECS(stall_timeout),
+    SECS(auto_upgrade_wait), SECS(busy_delay), SECS(boot_settle), SECS(discard_timeout),
+};
+#undef SECS
+
 static const char *read_opts(lua_State *L, int t, hf_fota_config *c)
 {
     hf_fota_config_default(c);
@@ -195,18 +205,10 @@ static const char *read_opts(lua_State *L, int t, hf_fota_config *c)
     if (c->auth < 0)
         return "auth must be \"none\", \"pap\", \"chap\" or 0..2";
     opt_mode(L, t, c);
-    c->poll_interval = opt_num(L, t, "poll_interval", c->poll_interval);
-    c->dl_poll = opt_num(L, t, "dl_poll", c->dl_poll);
-    c->dl_poll_idle = opt_num(L, t, "dl_poll_idle", c->dl_poll_idle);
-    c->state_poll = opt_num(L, t, "state_poll", c->state_poll);
-    c->resume_interval = opt_num(L, t, "resume_interval", c->resume_interval);
-    c->reboot_timeout = opt_num(L, t, "reboot_timeout", c->reboot_timeout);
-    c->detect_timeout = opt_num(L, t, "detect_timeout", c->detect_timeout);
-    c->stall_timeout = opt_num(L, t, "stall_timeout", c->stall_timeout);
-    c->auto_upgrade_wait = opt_num(L, t, "auto_upgrade_wait", c->auto_upgrade_wait);
-    c->busy_delay = opt_num(L, t, "busy_delay", c->busy_delay);
-    c->boot_settle = opt_num(L, t, "boot_settle", c->boot_settle);
-    c->discard_timeout = opt_num(L, t, "discard_timeout", c->discard_timeout);
+    for (size_t i = 0; i < sizeof secs_opts / sizeof secs_opts[0]; i++) {
+        double *v = (double *)(void *)((char *)c + secs_opts[i].off);
+        *v = opt_num(L, t, secs_opts[i].name, *v);
+    }
     double r = opt_num(L, t, "cmd_retries", c->cmd_retries);
     double d = opt_num(L, t, "max_redetect", c->max_redetect);
     if (!(r >= 0 && r <= 10) || !(d >= 0 && d <= 10))
