@@ -2203,6 +2203,18 @@ static void test_command_table(void)
     p.mode.period = 7;
     CHECK(hf_fota_cmd_text(HF_CMD_FOTAMODE, &p, t, sizeof t, &e) == 0 &&
           !strcmp(t, "AT^FOTAMODE=0,0,0,1,7"), "fotamode text %s", t);
+    /* the setup-command rule: harmless forms only, no FOTA command by any spelling */
+    static const char *const good[] = {"ATE0", "ATE0V1&C1", "AT+CMEE=2", "AT^CURC=0", "",
+                                       "hello"};
+    static const char *const bad[] = {"AT^FOTADL=0", "at^fwup", "ATE0;^FWUP", "ATZ",
+                                      "AT+CFUN=1,1", "ATE0\r", "xAT^FWUP",
+                                      "AT+CGDCONT=1,\"IP\",\"^FWUP\""};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        CHECK(hf_fota_check_setup_command(good[i], strlen(good[i]), &e) == 0, "setup %s: %s",
+              good[i], e.msg);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(hf_fota_check_setup_command(bad[i], strlen(bad[i]), &e) < 0 &&
+              !strcmp(e.code, "EINVAL"), "setup %s refused", bad[i]);
     /* the answer parsers the machine and the Lua layer share */
     hf_fota_answer a;
     const char *ati[] = {"Manufacturer: Huawei", "model : MU509-b", "Revision: 12.815.03.01.00",
