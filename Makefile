@@ -62,9 +62,12 @@ $(B)/san/%.o: csrc/%.c $(wildcard csrc/*.h)
 	$(CC) $(HF_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
 # The Lua C module. Not linked against liblua: the interpreter provides its symbols.
-$(B)/hwfota/core.so: $(CORE_OBJ) $(BIND_OBJ)
+# Exports luaopen_hwfota_core only (csrc/core.map): no clash with other modules'
+# symbols, direct internal calls, a smaller .so (spec/checks/size).
+$(B)/hwfota/core.so: $(CORE_OBJ) $(BIND_OBJ) csrc/core.map
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(SERIAL_LIBS)
+	$(CC) -shared $(LDFLAGS) -Wl,--version-script=csrc/core.map -o $@ $(filter %.o,$^) \
+	    $(SERIAL_LIBS)
 
 # The simulator shares no code with the library (independence is the point).
 $(B)/hwfota-sim: $(SIM_SRC) $(wildcard csrc/sim/*.h)
