@@ -67,9 +67,12 @@ $(B)/san/%.o: csrc/%.c $(wildcard csrc/*.h)
 	$(CC) $(HF_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
 # The Lua C module. Not linked against liblua: the interpreter provides its symbols.
-$(B)/hwfota/core.so: $(CORE_OBJ) $(BIND_OBJ)
+# Exports luaopen_hwfota_core only (csrc/core.map): no clash with other modules'
+# symbols, direct internal calls, a smaller .so (spec/checks/size).
+$(B)/hwfota/core.so: $(CORE_OBJ) $(BIND_OBJ) csrc/core.map
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(SERIAL_LIBS)
+	$(CC) -shared $(LDFLAGS) -Wl,--version-script=csrc/core.map -o $@ $(filter %.o,$^) \
+	    $(SERIAL_LIBS)
 
 # The simulator shares no code with the library (independence is the point).
 $(B)/hwfota-sim: $(SIM_SRC) $(wildcard csrc/sim/*.h)
@@ -376,9 +379,12 @@ CROSS_TESTS    := $(filter-out csrc/tests/test_transport.c csrc/tests/test_sim.c
 # The project's flags without the host's pkg-config output, plus the private include
 # dir of make musl-headers (only the Lua and libserialport headers: arch-independent).
 CROSS_CFLAGS    = $(filter-out $(SERIAL_CFLAGS),$(HF_CFLAGS)) -I$(MUSL_INC)
+# core.so links as on the host: only luaopen_hwfota_core exported
+CROSS_SO_FLAGS  = -Wl,--version-script=csrc/core.map
 
 check-cross: musl-headers
 	@CROSS_TARGETS='$(CROSS_TARGETS)' CROSS_SRC='$(CORE_SRC) $(BIND_SRC)' \
 	  CROSS_TESTS='$(CROSS_TESTS)' CROSS_SKIP='$(CROSS_SKIP)' CROSS_FUZZ='$(FUZZ_SRC)' \
-	  CROSS_CFLAGS='$(CROSS_CFLAGS)' CROSS_PACKAGES='$(CROSS_PACKAGES)' B='$(B)' \
+	  CROSS_CFLAGS='$(CROSS_CFLAGS)' CROSS_SO_FLAGS='$(CROSS_SO_FLAGS)' \
+	  CROSS_PACKAGES='$(CROSS_PACKAGES)' B='$(B)' \
 	  sh spec/cross-check.sh

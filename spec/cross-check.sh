@@ -15,6 +15,7 @@
 #                  and run under qemu over its corpus spec/fuzz/corpus/<name>
 #   CROSS_CFLAGS   compile flags (the project's, plus an include dir with the Lua and
 #                  libserialport headers: they are arch-independent)
+#   CROSS_SO_FLAGS link flags of hwfota/core.so (the host's: its export list)
 #   CROSS_PACKAGES the Debian packages that provide the tools
 #   B              the build directory
 #
@@ -73,7 +74,7 @@ for t in $CROSS_TARGETS; do
     # 2. the Lua module, as a router build. libserialport is not available for the
     # target: its symbols stay undefined (the router's libserialport.so provides them).
     # shellcheck disable=SC2086
-    if $cc -shared -Wl,--gc-sections -o "$d/hwfota/core.so" $objs \
+    if $cc -shared -Wl,--gc-sections $CROSS_SO_FLAGS -o "$d/hwfota/core.so" $objs \
         && "$t-strip" -o "$d/hwfota/core.stripped.so" "$d/hwfota/core.so"; then
         p=$((p + 1))
         sizes="$sizes $t $(stat -c %s "$d/hwfota/core.stripped.so") bytes;"

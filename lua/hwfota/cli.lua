@@ -440,6 +440,14 @@ function Cli:command(port, cmd, opts)
   return res, msg, code, detail
 end
 
+-- One command of the C command table (hwfota.core.fota_command: the text and answer
+-- the state machine uses), traced as `Cli:command` traces.
+function Cli:fota(port, name, params, timeout)
+  local text, opts, code = require("hwfota.session").fota_request(name, params, timeout)
+  if not text then return nil, opts, code end
+  return self:command(port, text, opts)
+end
+
 -- ======================================================================================
 -- Progress: a bar with rate and time left on a terminal, plain lines otherwise.
 
@@ -565,7 +573,8 @@ function Cli:probe(cands)
         -- wait ourselves and close at the deadline: the engine's own timeout would
         -- resynchronise, i.e. write more than the one AT to a port of unknown kind
         local res, rcode
-        local ok, smsg, scode = port:send("AT", {timeout = PROBE_TIMEOUT + 10}, function(r, _, c)
+        local probe = self.hwfota.core.fota_command("probe")   -- a plain AT
+        local ok, smsg, scode = port:send(probe.text, {timeout = PROBE_TIMEOUT + 10}, function(r, _, c)
           res, rcode = r, c or "EIO"
         end)
         if not ok then rcode = scode or smsg end
@@ -578,7 +587,7 @@ function Cli:probe(cands)
           answered[#answered + 1] = p
           note = "answered AT"
         else
-          note = rcode and ("AT: " .. tostring(rcode)) or "no answer to AT"
+          note = rcode and (probe.text .. ": " .. tostring(rcode)) or ("no answer to " .. probe.text)
         end
       end
     end
@@ -813,21 +822,14 @@ function CMD.info(self)
   return EXIT.OK
 end
 
--- Download progress from AT^FOTADLQ: {files =, done =, total =, percent =} or nil.
+-- Download progress from AT^FOTADLQ: {files =, done =, total =, percent =} or nil
+-- (summed and clamped by the parser the state machine uses).
 local function query_progress(self, port)
-  local res = self:command(port, "AT^FOTADLQ", {prefix = "^FOTADLQ:", timeout = 10})
+  local res = self:fota(port, "dlq")
   if not res then return nil end
-  local files, done, total = {}, 0, 0
-  for _, l in ipairs(res.lines) do
-    local f = self.hwfota.core.parse_fotadlq(l)
-    if f then
-      files[#files + 1] = {index = f.index, name = f.name, done = f.done, total = f.total}
-      done, total = done + f.done, total + f.total
-    end
-  end
-  if #files == 0 then return nil end
-  local pct = total > 0 and math.min(100, math.floor(done * 100 / total)) or 0
-  return {files = files, done = done, total = total, percent = pct}
+  local a = self.hwfota.core.fota_parse("dlq", res.lines)
+  if not (a and a.files) then return nil end
+  return {files = a.files, done = a.done, total = a.total, percent = a.percent}
 end
 
 function CMD.status(self)
@@ -866,7 +868,7 @@ function CMD.status(self)
   self:out(("FOTA state: %d (%s)"):format(st.code, st.name))
   local session_mod = require "hwfota.session"
   self:out("FOTA server: " .. (cfg and session_mod.fotacfg_text(cfg)
-                               or ("AT^FOTACFG? unreadable: " .. tostring(cfg_msg))))
+                               or ("unreadable: " .. tostring(cfg_msg))))
   if prog then
     self:out(("Download:  %d%%  %d/%d bytes"):format(prog.percent, prog.done, prog.total))
     for _, f in ipairs(prog.files) do
@@ -1312,7 +1314,7 @@ function CMD.monitor(self)
     end
   end)
   local function query_state()
-    local res = self:command(port, "AT^FOTASTATE?", {prefix = "^FOTASTATE:", timeout = 5})
+    local res = self:fota(port, "state", nil, 5)
     if res and res.lines[1] then
       local st = core.parse_fotastate(res.lines[1])
       if st then

@@ -1,6 +1,7 @@
 --- Rollout policy kit for `hwfota.run`: small building blocks an integrator composes.
 --
--- Pure Lua 5.4, no dependency on the rest of hwfota. Every block is a function that takes
+-- Lua 5.4; of the rest of hwfota it uses only the C core's version order
+-- (`hwfota.core.version_compare`, the one the safety rules use). Every block is a function that takes
 -- one options table and returns a *policy*: a plain table of hooks that `hwfota.run`
 -- calls. `policy.all{...}` combines policies into one.
 --
@@ -59,6 +60,7 @@ local type, pairs, ipairs, tostring, error, pcall =
   type, pairs, ipairs, tostring, error, pcall
 local math_type, floor, huge = math.type, math.floor, math.huge
 local fmt = string.format
+local core = require "hwfota.core"
 
 --- The hooks a policy table may define (names `hwfota.run` calls).
 -- @table HOOKS
@@ -263,44 +265,23 @@ end
 -- =====================================================================================
 -- Versions and gate
 
-local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
-
-local function compare_component(a, b)
-  local an, ar = a:match("^(%d*)(.*)$")
-  local bn, br = b:match("^(%d*)(.*)$")
-  an, bn = an:gsub("^0+", ""), bn:gsub("^0+", "")
-  if an ~= bn then
-    if #an ~= #bn then return #an < #bn and -1 or 1 end
-    return an < bn and -1 or 1
-  end
-  if ar ~= br then return ar < br and -1 or 1 end
-  return 0
-end
-
---- Compare two dotted-decimal versions such as `"12.815.01.03.00"`.
---
--- Surrounding white space is ignored; components are split on `.`; each one compares by
--- its leading digits as a number of any size (so `01` = `1`, `9` < `10`), then by the rest
--- as a byte string (`"3"` < `"3a"` < `"3b"`). A missing component counts as `0`, so
--- `"1.2"` equals `"1.2.0"`. A fallback: the C core's `hwfota.version_compare` may be
--- injected into `gate` instead.
+--- Compare two firmware versions such as `"12.815.01.03.00"`, in the one order the C
+-- core's safety rules use (`hwfota.version_compare`): surrounding spaces, tabs and one
+-- pair of quotes are ignored; 2 to 8 dot-separated fields of 1 to 6 decimal digits, each
+-- compared as a number (`01` = `1`, `9` < `10`); a missing field counts as `0`, so
+-- `"1.2"` equals `"1.2.0"`. Anything else (`"1.2a"`, `"2"`, `""`) is refused as the
+-- core refuses it.
 -- @tparam string a
 -- @tparam string b
--- @treturn integer -1 when a < b, 0 when equal, 1 when a > b
+-- @return -1 when a < b, 0 when equal, 1 when a > b; or nil, message, "EPARSE" when a
+--   version is malformed
 -- @usage assert(policy.version_compare("12.815.01.04.00", "12.815.01.03.00") == 1)
 function M.version_compare(a, b)
   if type(a) ~= "string" or type(b) ~= "string" then
     error(fmt("hwfota.policy.version_compare: expected two strings, got %s and %s",
               type(a), type(b)), 2)
   end
-  local pa, pb = {}, {}
-  for c in (trim(a) .. "."):gmatch("([^.]*)%.") do pa[#pa + 1] = c end
-  for c in (trim(b) .. "."):gmatch("([^.]*)%.") do pb[#pb + 1] = c end
-  for i = 1, (#pa > #pb and #pa or #pb) do
-    local r = compare_component(pa[i] or "0", pb[i] or "0")
-    if r ~= 0 then return r end
-  end
-  return 0
+  return core.version_compare(a, b)
 end
 
 -- A `from` entry: exact string, glob with `*`, or function(version) -> boolean.
@@ -328,7 +309,8 @@ end
 -- @tparam[opt] string opts.to pinned target: only this version is accepted
 -- @tparam[opt=false] boolean opts.allow_downgrade
 -- @tparam[opt=false] boolean opts.allow_equal
--- @tparam[opt=policy.version_compare] function opts.compare `(a, b)` -> number <0, 0, >0
+-- @tparam[opt=policy.version_compare] function opts.compare `(a, b)` -> number <0, 0, >0,
+--   or nil, message for a version it cannot order (the offer is rejected with the message)
 -- @treturn table policy with `on_new_version(info) -> "download" | "reject", nil, reason`
 -- @usage policy.gate{from = {"12.815.01.03.00", "12.815.01.02.*"}, to = "12.815.01.04.00"}
 function M.gate(opts)
@@ -385,10 +367,21 @@ function M.gate(opts)
         return "reject", nil, fmt("gate: running version %s is not in the allowed list", from)
       end
     end
-    if to and compare(version, to) ~= 0 then
-      return "reject", nil, fmt("gate: %s is not the pinned target %s", version, to)
+    if to then
+      local t, why = compare(version, to)
+      if t == nil and why ~= nil then
+        return "reject", nil, fmt("gate: cannot compare the offer with the pinned "
+                      .. "target: %s", tostring(why))
+      end
+      if t ~= 0 then
+        return "reject", nil, fmt("gate: %s is not the pinned target %s", version, to)
+      end
     end
-    local c = compare(version, from)
+    local c, why = compare(version, from)
+    if c == nil and why ~= nil then   -- a malformed version: refused, never ordered
+      return "reject", nil, fmt("gate: cannot compare the offer with the running "
+                    .. "version: %s", tostring(why))
+    end
     if type(c) ~= "number" then
       error("hwfota.policy.gate: compare must return a number", 2)
     end
