@@ -151,7 +151,7 @@ describe("README options table", function()
 
     it("lists every option hwfota.run and hwfota.session accept, and no other", function()
         local names = table_options(read(top .. "/README.md")) or {}
-        local session = require "hwfota.session"
+        local session = require "hwfota.options"
         local accepted, missing, extra = {}, {}, {}
         for _, k in ipairs(session.option_names()) do
             accepted[k] = true
@@ -167,7 +167,7 @@ describe("README options table", function()
 
     it("option_names() is what hwfota.session really accepts (each name passes, a typo raises)", function()
         local hwfota = require "hwfota"
-        local session = require "hwfota.session"
+        local session = require "hwfota.options"
         local accepted = {}
         for _, k in ipairs(session.option_names()) do accepted[k] = true end
         -- hwfota.session knows each name: a wrong value may be refused, but never as an

@@ -443,7 +443,7 @@ end
 -- One command of the C command table (hwfota.core.fota_command: the text and answer
 -- the state machine uses), traced as `Cli:command` traces.
 function Cli:fota(port, name, params, timeout)
-  local text, opts, code = require("hwfota.session").fota_request(name, params, timeout)
+  local text, opts, code = require("hwfota.driver").fota_request(name, params, timeout)
   if not text then return nil, opts, code end
   return self:command(port, text, opts)
 end
@@ -683,7 +683,7 @@ function Cli:fail_json(code, msg)
 end
 
 -- A journal left by an unfinished run: the module may be in its reset (see
--- session.lua journal_pending); the flow commands then wait for its port.
+-- run.lua journal_pending); the flow commands then wait for its port.
 local function journal_pending(path)
   if not path then return false end
   local f = io.open(path, "rb")
@@ -866,8 +866,8 @@ function CMD.status(self)
   self:out("Firmware:  " .. (info.revision or "?"))
   self:out("IMEI:      " .. (info.imei or "?"))
   self:out(("FOTA state: %d (%s)"):format(st.code, st.name))
-  local session_mod = require "hwfota.session"
-  self:out("FOTA server: " .. (cfg and session_mod.fotacfg_text(cfg)
+  local run_mod = require "hwfota.run"
+  self:out("FOTA server: " .. (cfg and run_mod.fotacfg_text(cfg)
                                or ("unreadable: " .. tostring(cfg_msg))))
   if prog then
     self:out(("Download:  %d%%  %d/%d bytes"):format(prog.percent, prog.done, prog.total))
@@ -1081,7 +1081,7 @@ end
 function CMD.check(self)
   local port, st, fopts = self:prepare_flow()
   if not port then return st end
-  if require("hwfota.session").holds_image(st.code) then   -- an update is under way
+  if require("hwfota.run").holds_image(st.code) then   -- an update is under way
     port:close()
     if self.o.json then
       self:emit_json({status = "in_progress", state = {code = st.code, name = st.name},

@@ -112,6 +112,7 @@ function M.now()
 end
 
 local session = require "hwfota.session"
+local run = require "hwfota.run"
 local loop = require "hwfota.loop"
 
 --- Open a FOTA session on a module: the step-by-step API.
@@ -174,7 +175,7 @@ end
 --   module_code =, attempts =, events = {...}, hook_errors = {...} (nil when no
 --   hook raised), guard_error =, journal_error =}`
 function M.run(port_or_path, policy, opts)
-  return session.run(port_or_path, policy, opts)
+  return run.run(port_or_path, policy, opts)
 end
 
 --- Check a text parameter that goes into an AT command (`apn`, `user`, `password`)
