@@ -1181,6 +1181,10 @@ void hf_lua_port_register(lua_State *L)
         luaL_newlib(L, port_methods);
         lua_setfield(L, -2, "__index");
     }
+    /* core.Port: the method table, so that the Lua layer can make waits yield
+     * inside tasks (hwfota.loop) around the C methods */
+    lua_getfield(L, -1, "__index");
+    lua_setfield(L, -3, "Port");
     lua_pop(L, 1);
     lua_pushcfunction(L, core_open);
     lua_setfield(L, -2, "open");

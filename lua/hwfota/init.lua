@@ -196,7 +196,8 @@ function M.spawn(fn, ...)
   return loop.spawn(fn, ...)
 end
 
---- Run the shared loop until every spawned task has finished.
+--- Run the shared loop until every spawned task has finished and no watcher
+-- (`watch`) or timer (`timer`) is left.
 -- @treturn table array of failed tasks
 function M.loop()
   return loop.run()
@@ -206,6 +207,41 @@ end
 -- @tparam number seconds
 function M.sleep(seconds)
   return loop.sleep(seconds)
+end
+
+--- Watch an fd on the poll loop the modules use (sockets, pipes, a network
+-- client): `callback(ready, watcher)` runs whenever it is ready, in
+-- `hwfota.loop()` and in the private loop of any blocking call. Level-triggered
+-- (like poll): read or accept what is there, or cancel.
+-- A callback runs on the loop, not in a task (`hwfota.spawn` one for work that
+-- waits); while it runs, its own fd is not watched by nested loops. A callback
+-- that raises cancels its watcher and the error ("hwfota.watch callback
+-- failed: ...") is raised from the loop that ran it.
+-- @param target an fd (integer), or an object with `getfd()` (LuaSocket) or
+--   `fileno()` (a `Port`), asked on every loop step; cancel the watcher before
+--   closing the object
+-- @tparam string events `"r"`, `"w"` or `"rw"`
+-- @tparam function callback `callback(ready, watcher)`: `ready` is `"r"`, `"w"`
+--   or `"rw"`, with `"h"` appended on a hang-up or error
+-- @tparam[opt] table opts `keep_alive` (default true: `hwfota.loop()` keeps
+--   running while the watcher is active)
+-- @treturn table watcher, with `watcher:cancel()` and `watcher:active()`
+-- @usage
+-- local server = assert(socket.bind("127.0.0.1", 7000))
+-- hwfota.watch(server, "r", function() local c = server:accept() ... end)
+-- hwfota.loop()
+function M.watch(target, events, callback, opts)
+  return loop.watch(target, events, callback, opts)
+end
+
+--- Call `callback(timer)` once, `seconds` from now, on the poll loop (as
+-- `watch`: in `hwfota.loop()` and in any blocking call's loop; errors the same).
+-- One-shot: to repeat, start a new timer from the callback.
+-- @tparam number seconds non-negative, finite
+-- @tparam function callback
+-- @treturn table timer, with `timer:cancel()` and `timer:active()`
+function M.timer(seconds, callback)
+  return loop.timer(seconds, callback)
 end
 
 --- Compare two firmware versions field by field.
@@ -226,7 +262,9 @@ end
 
 --- Send an AT command and wait for its final result.
 -- Unsolicited codes that arrive meanwhile (even inside the response) are
--- dispatched to their handlers, never mixed into the result.
+-- dispatched to their handlers, never mixed into the result. Inside a task
+-- (`spawn`) the wait yields to the shared loop: other tasks, watchers and
+-- timers go on meanwhile.
 -- @function Port:command
 -- @tparam string cmd e.g. `"AT+GMR"`; CR, LF and NUL are refused (`EINVAL`)
 -- @tparam[opt] table opts `prefix` (string or array: only lines with these
