@@ -28,7 +28,7 @@
 #include "transport.h"
 
 #define PORT_HANDLERS      32
-#define PORT_HANDLER_PLEN  64
+#define PORT_HANDLER_PLEN  HF_AT_URC_PREFIX_LEN  /* a prefix is registered with the engine */
 #define PORT_MAX_DEPTH     8      /* nested waits from callbacks */
 #define PORT_MAX_POLL      64     /* ports in one hwfota.core.poll call */
 #define PORT_MAX_FDS       64     /* other fds in one hwfota.core.poll call */
@@ -896,9 +896,15 @@ static int port_on(lua_State *L)
     luaL_argcheck(L, plen < PORT_HANDLER_PLEN, 2, "prefix too long");
     luaL_argcheck(L, memchr(prefix, '\r', plen) == NULL && memchr(prefix, '\n', plen) == NULL,
                   2, "prefix must not contain CR or LF");
+    luaL_argcheck(L, memchr(prefix, '\0', plen) == NULL, 2, "prefix must not contain NUL");
     sweep_handlers(p);
     if (p->nhandlers >= PORT_HANDLERS)
         return push_fail(L, "too many unsolicited-code handlers on this port", "ENOSPC");
+    /* The engine routes the prefix as unsolicited from now on, even inside a
+     * command that takes every line ("" subscribes to what is unsolicited anyway:
+     * registering it would leave no line to any response). */
+    if (plen > 0 && hf_at_urc_prefix_add(&p->at, prefix) < 0)
+        return push_fail(L, "too many unsolicited prefixes registered on this port", "ENOSPC");
     port_handler *h = &p->handlers[p->nhandlers++];
     h->id = ++p->next_handler;
     memcpy(h->prefix, prefix, plen);
@@ -919,6 +925,8 @@ static int port_off(lua_State *L)
     for (size_t i = 0; i < p->nhandlers; i++) {
         if (p->handlers[i].id == id && !p->handlers[i].removed) {
             p->handlers[i].removed = 1;
+            if (p->handlers[i].plen > 0)
+                hf_at_urc_prefix_remove(&p->at, p->handlers[i].prefix);
             p->handlers_dirty = 1;
             push_env_field(L, 1, "handlers");
             lua_pushnil(L);
