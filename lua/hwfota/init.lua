@@ -97,12 +97,13 @@ function M.open(path, opts)
 end
 
 --- Wait for I/O on several ports at once (one `poll()`), dispatching results
--- and unsolicited codes to their callbacks.
+-- and unsolicited codes to their callbacks; watched fds (`watch`), timers
+-- (`timer`) and signal handlers (`on_signal`) are served in the same wait.
 -- @tparam table ports array of ports
 -- @tparam[opt=0] number seconds longest wait
--- @treturn integer number of events dispatched
+-- @treturn integer number of events dispatched on the ports
 function M.poll(ports, seconds)
-  return core.poll(ports, seconds)
+  return require("hwfota.loop").poll(ports, seconds)
 end
 
 --- Seconds on a monotonic clock.
@@ -242,6 +243,28 @@ end
 -- @treturn table timer, with `timer:cancel()` and `timer:active()`
 function M.timer(seconds, callback)
   return loop.timer(seconds, callback)
+end
+
+--- Signals as loop events: `callback(name, handler)` runs on the poll loop
+-- after the process got one of `names` (`"INT"`, `"TERM"`, `"HUP"`, `"USR1"`,
+-- `"USR2"`), between two steps where stopping is safe, instead of the
+-- signal's default action or the interpreter's "interrupted!" error. Served by
+-- every loop (`hwfota.loop()`, a blocking call's, `hwfota.poll`); a blocking
+-- `port:command` outside a task sees it once it returns. Errors as for `watch`.
+-- @param names a name or an array of names
+-- @tparam function callback
+-- @tparam[opt] table opts `once`: a second signal of the kind, while the handler
+--   is active, ends the process at once (ports released), as Ctrl-C twice should
+-- @treturn table handler with `handler:cancel()` (the previous disposition comes
+--   back) and `handler:active()`; it does not keep `hwfota.loop()` running
+-- @return or `nil, message, code`
+-- @usage
+-- local stop = false
+-- local h = assert(hwfota.on_signal({"INT", "TERM"}, function() stop = true end))
+-- while not stop do hwfota.poll({port}, 1) end
+-- h:cancel()
+function M.on_signal(names, callback, opts)
+  return loop.on_signal(names, callback, opts)
 end
 
 --- Compare two firmware versions field by field.

@@ -392,6 +392,124 @@ function M.timer(seconds, callback)
   return t
 end
 
+local signal_handlers = {}   -- name -> {handle -> true}
+local signal_watcher         -- the watcher of the signal pipe, while any is routed
+
+local function on_signal_pipe()
+  for _, name in ipairs(core.signal_take()) do
+    local hs = {}
+    for h in pairs(signal_handlers[name] or {}) do hs[#hs + 1] = h end
+    table.sort(hs, function(x, y) return x.seq < y.seq end)
+    for _, h in ipairs(hs) do
+      if h.active_names[name] then run_callback(h, "on_signal", h.callback, name, h) end
+    end
+  end
+end
+
+local signal_mt = {__index = {}}
+
+--- Stop handling the signals (idempotent): once no handler is left for a
+-- signal, its disposition from before `on_signal` is back.
+-- @function SignalHandler:cancel
+-- @treturn boolean whether it was active
+function signal_mt.__index.cancel(self)
+  if not next(self.active_names) then return false end
+  for name in pairs(self.active_names) do
+    local set = signal_handlers[name]
+    set[self] = nil
+    if next(set) == nil then
+      signal_handlers[name] = nil
+      core.signal_unroute(name)
+    end
+  end
+  self.active_names = {}
+  if next(signal_handlers) == nil and signal_watcher then
+    signal_watcher:cancel()
+    signal_watcher = nil
+  end
+  return true
+end
+
+--- Is the handler still active?
+-- @function SignalHandler:active
+-- @treturn boolean
+function signal_mt.__index.active(self)
+  return next(self.active_names) ~= nil
+end
+
+local SIGNALS = {INT = true, TERM = true, HUP = true, USR1 = true, USR2 = true}
+local signal_seq = 0
+
+--- Signals as loop events: `callback(name, handler)` runs on the loop (between
+-- two steps, where stopping is safe) after the process got one of `names`,
+-- instead of the signal's default action (or the interpreter's "interrupted!"
+-- error thrown into whatever code runs).
+-- @param names `"INT"`, `"TERM"`, `"HUP"`, `"USR1"`, `"USR2"`, or an array of them
+-- @tparam function callback
+-- @tparam[opt] table opts `once` (a second signal of a kind, while this handler
+--   is active, ends the process at once, its ports released: "Ctrl-C again to
+--   leave at once", even while a blocking call waits)
+-- @treturn table handler, with `handler:cancel()` and `handler:active()`; a
+--   signal handler does not keep `run` going
+function M.on_signal(names, callback, opts)
+  if type(names) == "string" then names = {names} end
+  if type(names) ~= "table" or #names == 0 then
+    error(("bad argument #1 to 'on_signal' (signal name or array of names expected, got %s)")
+      :format(type(names)), 2)
+  end
+  for _, n in ipairs(names) do
+    if not SIGNALS[n] then
+      error(("bad argument #1 to 'on_signal' (unknown signal %s: INT, TERM, HUP, USR1 or USR2)")
+        :format(type(n) == "string" and ("%q"):format(n:sub(1, 20)) or type(n)), 2)
+    end
+  end
+  if type(callback) ~= "function" then
+    error(("bad argument #2 to 'on_signal' (function expected, got %s)"):format(type(callback)), 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #3 to 'on_signal' (table expected, got %s)"):format(type(opts)), 2)
+  end
+  local once = opts and opts.once or false
+  signal_seq = signal_seq + 1
+  local h = setmetatable({callback = callback, active_names = {}, seq = signal_seq}, signal_mt)
+  for _, n in ipairs(names) do
+    local fd, msg, code = core.signal_route(n, once)
+    if not fd then
+      h:cancel()
+      return nil, msg, code
+    end
+    signal_handlers[n] = signal_handlers[n] or {}
+    signal_handlers[n][h] = true
+    h.active_names[n] = true
+    if not signal_watcher then
+      signal_watcher = M.watch(fd, "r", on_signal_pipe, {keep_alive = false})
+    end
+  end
+  return h
+end
+
+--- One wait on `ports` (at most `seconds`) that also serves the watchers and
+-- timers: what `hwfota.poll` does.
+-- @tparam table ports
+-- @tparam[opt=0] number seconds
+-- @treturn integer events dispatched on the ports
+function M.poll(ports, seconds)
+  if next(watchers) == nil and next(timers) == nil then
+    return core.poll(ports, seconds)
+  end
+  local list, fds = collect_fds()
+  local wait = seconds or 0
+  local first
+  for t in pairs(timers) do
+    if not first or t.at < first then first = t.at end
+  end
+  if type(wait) == "number" and first then wait = math.min(wait, math.max(0, first - core.now())) end
+  local n = core.poll(ports, wait, fds)
+  fire_watchers(list, fds)
+  fire_timers()
+  return n
+end
+
 local port_source_mt = {
   __index = {
     ports = function(self) return {self.port} end,
