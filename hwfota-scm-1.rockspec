@@ -27,7 +27,7 @@ build = {
       ["hwfota.core"] = {
          sources = {
             "csrc/hf_error.c", "csrc/transport.c",
-            "csrc/at_tokenizer.c", "csrc/at_final.c", "csrc/at_engine.c",
+            "csrc/at_tokenizer.c", "csrc/at_final.c", "csrc/at_engine.c", "csrc/io_pump.c",
             "csrc/fota_parse.c", "csrc/fota_fsm.c", "csrc/fota_journal.c",
             "csrc/lua_port.c", "csrc/lua_fota.c", "csrc/lua_core.c",
          },
