@@ -42,6 +42,9 @@ build = {
       ["hwfota.policy"] = "lua/hwfota/policy.lua",
       ["hwfota.identity"] = "lua/hwfota/identity.lua",
       ["hwfota.cli"] = "lua/hwfota/cli.lua",
+      ["hwfota.trigger.once"] = "lua/hwfota/trigger/once.lua",
+      ["hwfota.trigger.socket"] = "lua/hwfota/trigger/socket.lua",
+      ["hwfota.trigger.sms"] = "lua/hwfota/trigger/sms.lua",
    },
    install = {
       bin = { hwfota = "lua/bin/hwfota" },
