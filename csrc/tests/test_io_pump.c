@@ -87,7 +87,7 @@ static void test_deadline(void)
     double took = hf_pump_now() - t0;
     CHECK_INT(r, 0);
     CHECK_INT(hf_pump_ready(&pp, slot), 0);
-    CHECK(took >= 0.199 && took < 0.6, "a 0.2 s deadline took %f s", took);
+    CHECK(took >= 0.199 && took < 1.0, "a 0.2 s deadline took %f s", took);
     t0 = hf_pump_now();
     r = hf_pump_wait(&pp, t0 - 10, &err);
     CHECK(r == 0 && hf_pump_now() - t0 < 0.05, "a past deadline does not wait (%f s)",
@@ -103,7 +103,7 @@ static void test_deadline(void)
     t0 = hf_pump_now();
     r = hf_pump_wait(&pp, t0 + 3, &err);
     took = hf_pump_now() - t0;
-    CHECK(r == 1 && took >= 0.1 && took < 1.5, "woke by late data after %f s (r=%d)", took, r);
+    CHECK(r == 1 && took >= 0.1 && took < 2.9, "woke by late data after %f s (r=%d)", took, r);
     waitpid(pid, NULL, 0);
     close(p.master);
     close(p.slave);
@@ -267,6 +267,11 @@ static void test_port_pump(void)
                 _exit(1);
         _exit(0);
     }
+    /* wait until the writer (slow to start under valgrind) has filled the pty */
+    hf_pump wp;
+    hf_pump_reset(&wp);
+    hf_pump_add(&wp, hf_transport_fd(tr), HF_PUMP_READ);
+    REQUIRE(hf_pump_wait(&wp, hf_pump_now() + 10, &err) == 1, "the writer never wrote");
     usleep(100000);
     unsigned long before = s.urcs;
     CHECK_INT(hf_pump_drain(tr, &at, &err), 0);
