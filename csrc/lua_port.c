@@ -1107,17 +1107,18 @@ static int core_open(lua_State *L)
         luaL_typeerror(L, 1, "string");
     const char *path = lua_tolstring(L, 1, &plen);
     lua_Integer baud = luaL_optinteger(L, 2, 115200);
-    const char *flow = luaL_optstring(L, 3, "none");
+    static const char *const flows[] = {"none", "rtscts", NULL};
+    static const hf_flow flow_kinds[] = {HF_FLOW_NONE, HF_FLOW_RTSCTS};
+    int flow = luaL_checkoption(L, 3, "none", flows);
     double timeout = luaL_optnumber(L, 4, 30.0);
     int sync = lua_isnoneornil(L, 5) ? 1 : lua_toboolean(L, 5);
     luaL_argcheck(L, plen > 0 && plen < sizeof(((hf_port *)0)->path) &&
                      strlen(path) == plen, 1, "path must be 1 to 255 bytes without NUL");
     luaL_argcheck(L, baud >= 50 && baud <= 4000000, 2, "baud rate out of range");
-    size_t flen = strlen(flow);
-    if (lua_type(L, 3) == LUA_TSTRING)
-        lua_tolstring(L, 3, &flen);
-    luaL_argcheck(L, flen == strlen(flow) && (strcmp(flow, "none") == 0 || strcmp(flow, "rtscts") == 0), 3,
-                  "flow control must be \"none\" or \"rtscts\"");
+    size_t flen = 0;
+    if (lua_type(L, 3) == LUA_TSTRING)   /* "none\0x" is no option */
+        luaL_argcheck(L, strlen(lua_tolstring(L, 3, &flen)) == flen, 3,
+                      "flow control must be \"none\" or \"rtscts\"");
     luaL_argcheck(L, timeout > 0 && timeout <= 3600, 4, "timeout out of range (0 .. 3600 s)");
 
     hf_port *p = lua_newuserdatauv(L, sizeof *p, 1);
@@ -1134,7 +1135,7 @@ static int core_open(lua_State *L)
 
     memcpy(p->path, path, plen + 1);
     p->topts.baudrate = (int)baud;
-    p->topts.flow = strcmp(flow, "rtscts") == 0 ? HF_FLOW_RTSCTS : HF_FLOW_NONE;
+    p->topts.flow = flow_kinds[flow];
     p->default_timeout = timeout;
     hf_error err;
     hf_error_clear(&err);

@@ -198,6 +198,13 @@ describe("hwfota.watch", function()
       "bad argument #3 to 'watch' (function expected, got number)")
     assert.has_error(function() hwfota.core.poll({}, 0, {{fd = 0, events = "x"}}) end)
     assert.has_error(function() hwfota.core.poll({}, 0, {{fd = "0", events = "r"}}) end)
+    -- string options of the binding are checked with luaL_checkoption
+    local ok, err = pcall(hwfota.core.poll, {}, 0, {{fd = 0, events = "x"}})
+    assert.is_false(ok)
+    assert.matches("invalid option 'x'", err, 1, true)
+    ok, err = pcall(hwfota.core.open, "/dev/null", 115200, "xon")
+    assert.is_false(ok)
+    assert.matches("invalid option 'xon'", err, 1, true)
   end)
 end)
 
