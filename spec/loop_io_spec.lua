@@ -186,6 +186,17 @@ describe("hwfota.watch", function()
     assert.is_false(w:active())
   end)
 
+  it("takes 64 watchers at most (what one wait holds besides the ports)", function()
+    local ws = {}
+    for i = 1, 64 do ws[i] = assert(hwfota.watch(0, "r", function() end)) end
+    local w, msg, code = hwfota.watch(0, "r", function() end)
+    assert.is_nil(w)
+    assert.equal("ENOSPC", code)
+    assert.matches("too many watchers", msg)
+    for _, x in ipairs(ws) do x:cancel() end
+    assert(hwfota.watch(0, "r", function() end)):cancel()   -- room again
+  end)
+
   it("refuses wrong arguments", function()
     local f = function() end
     assert.has_error(function() hwfota.watch("x", "r", f) end,

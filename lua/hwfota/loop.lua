@@ -318,6 +318,7 @@ function watcher_mt.__index.active(self)
 end
 
 local EVENTS = {r = true, w = true, rw = true}
+local MAX_WATCHERS = 64   -- fds one core.poll takes besides the ports
 
 --- Watch an fd on the loop: `callback(ready, watcher)` whenever it is ready.
 -- Level-triggered, like poll: the callback runs on every loop step while the
@@ -330,6 +331,7 @@ local EVENTS = {r = true, w = true, rw = true}
 -- @tparam[opt] table opts `keep_alive` (default true: `run` goes on while the
 --   watcher is active)
 -- @treturn Watcher
+-- @return or `nil, message, "ENOSPC"` when 64 watchers are active
 function M.watch(target, events, callback, opts)
   local tt = type(target)
   local ok = math.type(target) == "integer" and target >= 0
@@ -350,6 +352,11 @@ function M.watch(target, events, callback, opts)
   end
   if opts ~= nil and type(opts) ~= "table" then
     error(("bad argument #4 to 'watch' (table expected, got %s)"):format(type(opts)), 2)
+  end
+  local n = 0
+  for _ in pairs(watchers) do n = n + 1 end
+  if n >= MAX_WATCHERS then
+    return nil, ("too many watchers: %d are active (cancel one first)"):format(n), "ENOSPC"
   end
   local w = setmetatable({target = target, events = events, callback = callback,
     keep_alive = not (opts and opts.keep_alive == false)}, watcher_mt)
@@ -482,7 +489,12 @@ function M.on_signal(names, callback, opts)
     signal_handlers[n][h] = true
     h.active_names[n] = true
     if not signal_watcher then
-      signal_watcher = M.watch(fd, "r", on_signal_pipe, {keep_alive = false})
+      local wmsg, wcode
+      signal_watcher, wmsg, wcode = M.watch(fd, "r", on_signal_pipe, {keep_alive = false})
+      if not signal_watcher then
+        h:cancel()
+        return nil, wmsg, wcode
+      end
     end
   end
   return h
