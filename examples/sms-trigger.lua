@@ -9,7 +9,8 @@
 -- The port stays open. The module is put in text mode with new-message indications
 -- (AT+CMGF=1, AT+CPMS="SM","SM","SM", AT+CNMI=2,1,0,0,0), then:
 --   * messages stored while nobody listened are taken first (AT+CMGL="REC UNREAD");
---   * each "+CMTI: "SM",<index>" queues that index (port:on, event-driven: port:poll);
+--   * each "+CMTI: "SM",<index>" queues that index (hwfota.trigger.sms inbox: woken on
+--     the poll loop by the indication itself);
 --   * each message is read (AT+CMGR=<index>) and deleted (AT+CMGD=<index>) before it is
 --     judged, whether it is accepted or not: a message is acted on at most once, even if
 --     the flow then resets the module or this script dies, and the SIM's storage (20
@@ -89,18 +90,10 @@ local function warn(fmt, ...) io.stderr:write("sms-trigger: " .. fmt:format(...)
 local port, msg, code = hwfota.open(port_path)
 if not port then warn("cannot open %s: %s (%s)", port_path, msg, code); os.exit(1) end
 
-local queue, queued = {}, {}
-local function enqueue(idx)
-  if queued[idx] then return end
-  queued[idx] = true
-  queue[#queue + 1] = idx
-end
-
-port:on("+CMTI:", function(line)
-  local idx, why = M.parse_cmti(line)
-  if idx then enqueue(idx)
-  else warn("ignored indication %s: %s", M.show(line), why) end
+local inbox = M.inbox(port, function(line, why)
+  warn("ignored indication %s: %s", M.show(line), why)
 end)
+local function enqueue(idx) inbox:push(idx) end
 
 -- Text mode, SIM storage, indications on; then what arrived while nobody listened.
 local function setup()
@@ -184,9 +177,7 @@ say("waiting on %s for %s from %d authorised number(s)", port_path, M.show(cfg.k
 local deadline = timeout and hwfota.now() + timeout
 local last
 while true do
-  while #queue > 0 do
-    local idx = table.remove(queue, 1)
-    queued[idx] = nil
+  for idx in function() return inbox:pop() end do
     local rc = handle(idx)
     if rc then
       last = rc
@@ -196,13 +187,13 @@ while true do
       if not sok then warn("setup after the flow failed: %s", sm) end
     end
   end
-  local wait = 3600
+  local wait
   if deadline then
     wait = deadline - hwfota.now()
     if wait <= 0 then break end
   end
-  local n, pm = port:poll(wait)
-  if not n then
+  local n, pm = inbox:wait(wait)
+  if n == nil then
     warn("port lost (%s); reopening", tostring(pm))
     if not reconnect(deadline) then break end
   end

@@ -104,3 +104,41 @@ describe("hwfota.trigger.socket", function()
     assert.is_true(closed.big[3] - t0 < 0.15, "too long a line: closed at once")
   end)
 end)
+
+describe("hwfota.trigger.sms inbox", function()
+  local sms = require "hwfota.trigger.sms"
+  local peer = require "support.peer"
+
+  it("wakes on the indication, refuses a malformed one, times out, sees a lost port", function()
+    local p = peer.start('sleep 0.3\nsend +CMTI: "SM",1;AT^FWUP\nsend +CMTI: "SM",3\n' ..
+                         'send +CMTI: "SM",3\nsleep 0.8\nhangup\n')
+    local port = assert(hwfota.open(p.path, {sync = false}))
+    local bad = {}
+    local inbox = sms.inbox(port, function(line, why) bad[#bad + 1] = line .. " / " .. why end)
+    local ticks, got, took = 0, nil, nil
+    hwfota.spawn(function()
+      local t0 = hwfota.now()
+      got = table.pack(inbox:wait(5))
+      took = hwfota.now() - t0
+    end)
+    hwfota.spawn(function()
+      while not got do hwfota.sleep(0.05); ticks = ticks + 1 end
+    end)
+    assert.same({}, hwfota.loop())
+    assert.is_true(got[1])
+    assert.is_true(took >= 0.25 and took < 1.5, "woke after " .. took .. " s")
+    assert.is_true(ticks >= 4, "the other task ticked " .. ticks .. " times meanwhile")
+    assert.equal(3, inbox:pop())
+    assert.is_nil(inbox:pop())            -- queued once
+    assert.same({'+CMTI: "SM",1;AT^FWUP / malformed +CMTI'}, bad)
+    local ok, why = inbox:wait(0.2)
+    assert.is_false(ok)
+    assert.equal("timeout", why)
+    local r = table.pack(inbox:wait(5))   -- the peer hangs up
+    assert.is_nil(r[1])
+    assert.equal("EPORTLOST", r[3])
+    inbox:close()
+    port:close()
+    p:finish()
+  end)
+end)

@@ -4,10 +4,15 @@
 -- (`+CMGR:`) and list (`+CMGL:`) lines, and the rule that makes a message a
 -- trigger. Nothing from an SMS is ever meant for a command: the only value taken
 -- from the module's lines is a storage index, a plain decimal integer 0..65535
--- in a well-formed line; anything else is refused. `examples/sms-trigger.lua`
--- is the script around them (it sends the SMS commands).
+-- in a well-formed line; anything else is refused. `inbox` queues the indexes
+-- the module announces, and waits for them on the poll loop (woken by the
+-- indication itself). `examples/sms-trigger.lua` is the script around them (it
+-- sends the SMS commands).
 --
 -- @module hwfota.trigger.sms
+
+local core = require "hwfota.core"
+local loop = require "hwfota.loop"
 
 local M = {}
 
@@ -95,6 +100,75 @@ function M.show(s)
   return '"' .. tostring(s):gsub('[%c\\\128-\255]', function(c)
     return ("\\x%02x"):format(c:byte())
   end) .. '"'
+end
+
+local Inbox = {}
+Inbox.__index = Inbox
+
+--- Storage indexes to handle, fed by the module's `+CMTI:` indications.
+-- Subscribes to `+CMTI:` on the port (kept through `port:reopen` and flows);
+-- an index is queued once until it is taken.
+-- @param port an open `Port`
+-- @tparam[opt] function on_bad called as `on_bad(line, reason)` for an indication
+--   that is not well formed (it is ignored)
+-- @treturn Inbox
+function M.inbox(port, on_bad)
+  local self = setmetatable({port = port, list = {}, queued = {}}, Inbox)
+  self.handler = assert(port:on("+CMTI:", function(line)
+    local idx, why = M.parse_cmti(line)
+    if idx then self:push(idx)
+    elseif on_bad then on_bad(line, why) end
+  end))
+  return self
+end
+
+--- Queue an index (from `+CMTI:` or a list of stored messages).
+-- @tparam integer idx
+function Inbox:push(idx)
+  if self.queued[idx] then return end
+  self.queued[idx] = true
+  self.list[#self.list + 1] = idx
+  if self.cond then loop.signal(self.cond, true) end
+end
+
+--- Take the oldest queued index.
+-- @treturn integer|nil
+function Inbox:pop()
+  local idx = table.remove(self.list, 1)
+  if idx then self.queued[idx] = nil end
+  return idx
+end
+
+--- Wait on the poll loop until an index is queued (inside a task the wait
+-- yields; watchers and timers go on meanwhile).
+-- @tparam[opt] number seconds longest wait (nil: no limit)
+-- @return true (something queued), `false, "timeout"`, or `nil, message,
+--   "EPORTLOST"` once the port is lost
+function Inbox:wait(seconds)
+  if #self.list > 0 then return true end
+  local port = self.port
+  if port:is_lost() then return nil, "port lost", "EPORTLOST" end
+  local cond = loop.condition()
+  local until_t = seconds and core.now() + seconds
+  local src = {
+    ports = function() return {port} end,
+    -- a lost port is no longer polled: end the wait at once
+    deadline = function() return port:is_lost() and 0 or until_t end,
+    fire = function()
+      if port:is_lost() then loop.signal(cond, nil, "port lost", "EPORTLOST")
+      else loop.signal(cond, false, "timeout") end
+    end,
+  }
+  self.cond = cond
+  local r = table.pack(loop.wait(cond, {src}))
+  self.cond = nil
+  return table.unpack(r, 1, r.n)
+end
+
+--- Stop listening to indications (idempotent).
+function Inbox:close()
+  if self.handler then self.port:off(self.handler) end
+  self.handler = nil
 end
 
 return M
