@@ -753,6 +753,39 @@ static int port_poll(lua_State *L)
     return 1;
 }
 
+/* A string option: its index in names, as luaL_checkoption finds it, but the
+ * error names the option and its choices (what failed and why), and a string
+ * with a NUL ("r\0x") is no option. The value is at stack index idx; arg is
+ * the argument it belongs to (for the message). */
+static int check_option(lua_State *L, int idx, int arg, const char *def,
+                        const char *const names[], const char *what)
+{
+    size_t len = 0;
+    const char *s = def;
+    if (!lua_isnoneornil(L, idx)) {
+        if (lua_type(L, idx) != LUA_TSTRING)
+            return luaL_argerror(L, arg, lua_pushfstring(L, "%s must be a string, got %s", what,
+                                                         luaL_typename(L, idx)));
+        s = lua_tolstring(L, idx, &len);
+        if (strlen(s) != len)
+            s = NULL;
+    }
+    for (int i = 0; s && names[i]; i++)
+        if (strcmp(names[i], s) == 0)
+            return i;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, what);
+    luaL_addstring(&b, " must be ");
+    for (int i = 0; names[i]; i++) {
+        luaL_addstring(&b, i == 0 ? "\"" : names[i + 1] ? ", \"" : " or \"");
+        luaL_addstring(&b, names[i]);
+        luaL_addchar(&b, '"');
+    }
+    luaL_pushresult(&b);
+    return luaL_argerror(L, arg, lua_tostring(L, -1));
+}
+
 static const char *const fd_events[] = {"r", "w", "rw", NULL};
 static const unsigned fd_event_bits[] = {HF_PUMP_READ, HF_PUMP_WRITE,
                                          HF_PUMP_READ | HF_PUMP_WRITE};
@@ -769,7 +802,9 @@ static int add_watch(lua_State *L, hf_pump *pp, lua_Integer i)
         return luaL_error(L, "bad argument #3 to 'poll' (fds[%d].fd %I is not a file "
                           "descriptor)", (int)i, fd);
     lua_getfield(L, w, "events");
-    int ev = luaL_checkoption(L, -1, "r", fd_events);
+    int v = lua_absindex(L, -1);
+    const char *what = lua_pushfstring(L, "fds[%d].events", (int)i);
+    int ev = check_option(L, v, 3, NULL, fd_events, what);
     lua_settop(L, w);
     return hf_pump_add(pp, (int)fd, fd_event_bits[ev]);
 }
@@ -1109,16 +1144,12 @@ static int core_open(lua_State *L)
     lua_Integer baud = luaL_optinteger(L, 2, 115200);
     static const char *const flows[] = {"none", "rtscts", NULL};
     static const hf_flow flow_kinds[] = {HF_FLOW_NONE, HF_FLOW_RTSCTS};
-    int flow = luaL_checkoption(L, 3, "none", flows);
+    int flow = check_option(L, 3, 3, "none", flows, "flow control");
     double timeout = luaL_optnumber(L, 4, 30.0);
     int sync = lua_isnoneornil(L, 5) ? 1 : lua_toboolean(L, 5);
     luaL_argcheck(L, plen > 0 && plen < sizeof(((hf_port *)0)->path) &&
                      strlen(path) == plen, 1, "path must be 1 to 255 bytes without NUL");
     luaL_argcheck(L, baud >= 50 && baud <= 4000000, 2, "baud rate out of range");
-    size_t flen = 0;
-    if (lua_type(L, 3) == LUA_TSTRING)   /* "none\0x" is no option */
-        luaL_argcheck(L, strlen(lua_tolstring(L, 3, &flen)) == flen, 3,
-                      "flow control must be \"none\" or \"rtscts\"");
     luaL_argcheck(L, timeout > 0 && timeout <= 3600, 4, "timeout out of range (0 .. 3600 s)");
 
     hf_port *p = lua_newuserdatauv(L, sizeof *p, 1);

@@ -209,13 +209,16 @@ describe("hwfota.watch", function()
       "bad argument #3 to 'watch' (function expected, got number)")
     assert.has_error(function() hwfota.core.poll({}, 0, {{fd = 0, events = "x"}}) end)
     assert.has_error(function() hwfota.core.poll({}, 0, {{fd = "0", events = "r"}}) end)
-    -- string options of the binding are checked with luaL_checkoption
+    -- string options of the binding: looked up in their list, the message names
+    -- the option and its choices; a NUL inside is no option
     local ok, err = pcall(hwfota.core.poll, {}, 0, {{fd = 0, events = "x"}})
     assert.is_false(ok)
-    assert.matches("invalid option 'x'", err, 1, true)
+    assert.matches('fds[1].events must be "r", "w" or "rw"', err, 1, true)
+    ok, err = pcall(hwfota.core.poll, {}, 0, {{fd = 0, events = "r\0x"}})
+    assert.is_false(ok)
     ok, err = pcall(hwfota.core.open, "/dev/null", 115200, "xon")
     assert.is_false(ok)
-    assert.matches("invalid option 'xon'", err, 1, true)
+    assert.matches('flow control must be "none" or "rtscts"', err, 1, true)
   end)
 end)
 
