@@ -1,9 +1,13 @@
 /*
  * fota_fsm.c — the FOTA state machine (see fota_fsm.h): a table of phases, each
  * with its entry action, poll, deadline and handlers; commands run one at a time
- * from a short per-phase script; every AT^FWUP goes through one safety gate.
+ * from a short per-phase script, each driven by its row of the command table
+ * (fota_cmds.c: text, answer, timeout and refusal rules); every AT^FWUP goes through
+ * one safety gate.
  */
 #include "fota_fsm.h"
+
+#include "fota_journal.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -14,39 +18,11 @@
 #define EV_BIT(k) (1u << (k))
 #define NO_TIME (-1.0)
 
-/* ---- commands --------------------------------------------------------------------- */
-
-static const struct {
-    const char *text;       /* fixed text; NULL when built from the config */
-    int idempotent;         /* safe to resend after a timeout */
-    int expect;             /* which lines of the answer are response */
-    const char *prefix;
-} cmds[HF_CMD_COUNT] = {
-    [HF_CMD_NONE] = {"", 0, HF_FOTA_EXPECT_NONE, NULL},
-    [HF_CMD_ATI] = {"ATI", 1, HF_FOTA_EXPECT_ALL, NULL},
-    [HF_CMD_GMR] = {"AT+GMR", 1, HF_FOTA_EXPECT_ALL, NULL},
-    [HF_CMD_CGSN] = {"AT+CGSN", 1, HF_FOTA_EXPECT_ALL, NULL},
-    [HF_CMD_CPIN] = {"AT+CPIN?", 1, HF_FOTA_EXPECT_PREFIX, "+CPIN:"},
-    [HF_CMD_CREG] = {"AT+CREG?", 1, HF_FOTA_EXPECT_PREFIX, "+CREG:"},
-    [HF_CMD_CGREG] = {"AT+CGREG?", 1, HF_FOTA_EXPECT_PREFIX, "+CGREG:"},
-    [HF_CMD_FOTACFG] = {NULL, 1, HF_FOTA_EXPECT_NONE, NULL},
-    [HF_CMD_FOTAMODE] = {NULL, 1, HF_FOTA_EXPECT_NONE, NULL},
-    [HF_CMD_STATE] = {"AT^FOTASTATE?", 1, HF_FOTA_EXPECT_PREFIX, "^FOTASTATE:"},
-    [HF_CMD_FOTADET] = {"AT^FOTADET", 0, HF_FOTA_EXPECT_NONE, NULL},
-    [HF_CMD_DL_START] = {"AT^FOTADL=1", 0, HF_FOTA_EXPECT_NONE, NULL},
-    [HF_CMD_DL_PAUSE] = {"AT^FOTADL=2", 0, HF_FOTA_EXPECT_NONE, NULL},
-    [HF_CMD_DL_STOP] = {"AT^FOTADL=0", 0, HF_FOTA_EXPECT_NONE, NULL},
-    [HF_CMD_DLQ] = {"AT^FOTADLQ", 1, HF_FOTA_EXPECT_PREFIX, "^FOTADLQ:"},
-    [HF_CMD_FWUP] = {"AT^FWUP", 0, HF_FOTA_EXPECT_NONE, NULL},
-};
+/* ---- commands: the rows of fota_cmds.c ------------------------------------------------ */
 
 const char *hf_fota_cmd_name(hf_fota_cmd cmd)
 {
-    if (cmd == HF_CMD_FOTACFG)
-        return "AT^FOTACFG=";
-    if (cmd == HF_CMD_FOTAMODE)
-        return "AT^FOTAMODE=";
-    return (unsigned)cmd < HF_CMD_COUNT ? cmds[cmd].text : "";
+    return hf_fota_cmd_get(cmd)->text;
 }
 
 /* ---- the phase table ---------------------------------------------------------------- */
@@ -163,6 +139,15 @@ static void fail(hf_fota *f, const char *code, long module_code, const char *fmt
     enter(f, HF_PH_FAILED);
 }
 
+/* A failure the module reported with an error code (13, 20): its meaning from the
+ * protocol reference's table, then what to do (advice may be NULL). */
+static void fail_reported(hf_fota *f, const char *code, long module_code, const char *what,
+                          const char *advice)
+{
+    fail(f, code, module_code, "%s: code %ld (%s)%s%s", what, module_code,
+         hf_fota_error_meaning(module_code), advice ? "; " : "", advice ? advice : "");
+}
+
 static void finish(hf_fota *f, const char *outcome)
 {
     if (hf_fota_terminal(f))
@@ -215,31 +200,15 @@ static hf_fotamode mode_to_send(const hf_fota *f)
     return m;
 }
 
-static void build_text(hf_fota *f, hf_fota_cmd c, char *dst, size_t cap)
+/* The parameters of the built commands: the configuration's, and the mode to send. */
+static int build_text(hf_fota *f, hf_fota_cmd c, char *dst, size_t cap, hf_error *err)
 {
     const hf_fota_config *g = &f->cfg;
     if (c == HF_CMD_FOTAMODE)
         f->mode_now = mode_to_send(f);
-    const hf_fotamode *m = &f->mode_now;
-    if (c == HF_CMD_FOTACFG)
-        snprintf(dst, cap, "AT^FOTACFG=\"%s\",\"%s\",\"%s\",%d", g->apn, g->user,
-                 g->password, g->auth);
-    else if (c == HF_CMD_FOTAMODE && m->has_period)
-        snprintf(dst, cap, "AT^FOTAMODE=%d,%d,%d,%d,%u", m->auto_query, m->auto_download,
-                 m->auto_upgrade, m->resume, m->period);
-    else if (c == HF_CMD_FOTAMODE)
-        snprintf(dst, cap, "AT^FOTAMODE=%d,%d,%d,%d", m->auto_query, m->auto_download,
-                 m->auto_upgrade, m->resume);
-    else
-        hf_strlcpy(dst, cap, cmds[c].text);
-}
-
-/* Commands that change what the module does or holds (FOTA settings, state). */
-static int changes_state(hf_fota_cmd c)
-{
-    return c == HF_CMD_FOTACFG || c == HF_CMD_FOTAMODE || c == HF_CMD_FOTADET ||
-           c == HF_CMD_DL_START || c == HF_CMD_DL_PAUSE || c == HF_CMD_DL_STOP ||
-           c == HF_CMD_FWUP;
+    hf_fota_cmd_params p = {.apn = g->apn, .user = g->user, .password = g->password,
+                            .auth = g->auth, .mode = f->mode_now};
+    return hf_fota_cmd_text(c, &p, dst, cap, err);
 }
 
 static void send_cmd(hf_fota *f, hf_fota_cmd c, int in_script)
@@ -250,7 +219,8 @@ static void send_cmd(hf_fota *f, hf_fota_cmd c, int in_script)
         f->next_in_script = in_script;
         return;
     }
-    if (changes_state(c) && !f->identity_ok) {
+    const hf_fota_cmd_def *r = hf_fota_cmd_get(c);
+    if (r->changes_state && !f->identity_ok) {
         /* the second gate: the port came back (or the run resumed a journal) and no
          * IMEI confirmed that it is still our module (read_imei off, or a journal
          * without an IMEI): only queries may go to it */
@@ -278,6 +248,12 @@ static void send_cmd(hf_fota *f, hf_fota_cmd c, int in_script)
         f->fwup_count++;
         journal(f);
     }
+    char text[HF_FOTA_TEXT_MAX];
+    hf_error err;
+    if (build_text(f, c, text, sizeof text, &err) < 0) {
+        fail(f, err.code, -1, "cannot build %s: %s", r->text, err.msg);   /* init checked it */
+        return;
+    }
     hf_fota_action *a = push(f, HF_ACT_SEND);
     if (!a)
         return;
@@ -287,10 +263,10 @@ static void send_cmd(hf_fota *f, hf_fota_cmd c, int in_script)
     f->cmd_id = ++f->next_id;
     a->id = f->cmd_id;
     a->name = hf_fota_cmd_name(c);
-    a->expect = cmds[c].expect;
-    a->prefix = cmds[c].prefix;
-    build_text(f, c, a->text, sizeof a->text);
-    hf_strlcpy(f->cmd_text, sizeof f->cmd_text, a->text);
+    a->expect = r->expect;
+    a->prefix = r->prefix;
+    hf_strlcpy(a->text, sizeof a->text, text);
+    hf_strlcpy(f->cmd_text, sizeof f->cmd_text, text);
 }
 
 static void script(hf_fota *f, const hf_fota_cmd *list, size_t n)
@@ -651,9 +627,9 @@ static void detect_state(hf_fota *f, const hf_fotastate *st)
         enter(f, HF_PH_DECIDE_DOWNLOAD);
         break;
     case 13:
-        fail(f, "EDETECT", st->error_code, "the version query failed: code %ld (%s); check "
-             "the AT^FOTACFG APN/user/password, then whether the module can make a data "
-             "connection", st->error_code, hf_fota_error_meaning(st->error_code));
+        fail_reported(f, "EDETECT", st->error_code, "the version query failed", "check the "
+                      "AT^FOTACFG APN/user/password, then whether the module can make a "
+                      "data connection");
         break;
     case 14:
         finish(f, "no_new_version");
@@ -781,8 +757,8 @@ static void download_state(hf_fota *f, const hf_fotastate *st)
         enter(f, HF_PH_DOWNLOADED);
         break;
     case 20:
-        fail(f, "EDOWNLOAD", st->error_code, "download failed: code %ld (%s); the module "
-             "deleted the partial file", st->error_code, hf_fota_error_meaning(st->error_code));
+        fail_reported(f, "EDOWNLOAD", st->error_code, "download failed",
+                      "the module deleted the partial file");
         break;
     case 10:
         fail(f, "EDOWNLOAD", -1, "the module went back to idle during the download (its "
@@ -855,8 +831,7 @@ static void recover_done(hf_fota *f)
         enter(f, HF_PH_VERIFY);
         break;
     case 20:
-        fail(f, "EDOWNLOAD", f->last_state_code, "download failed: code %ld (%s)",
-             f->last_state_code, hf_fota_error_meaning(f->last_state_code));
+        fail_reported(f, "EDOWNLOAD", f->last_state_code, "download failed", NULL);
         break;
     case 10: case 13: case 14:
         notice(f, "the module lost the partial download (%s): the download restarted from "
@@ -1227,15 +1202,6 @@ static void discard_deadline(hf_fota *f)
     }
 }
 
-/* AT^FOTADL=0 refused or unanswered: ask the state rather than assume, and send it
- * again at the next poll if the module is not idle (bounded by cmd_retries). */
-static void discard_confirm(hf_fota *f)
-{
-    f->discard_resend = 1;
-    hf_fota_cmd list[] = {HF_CMD_STATE};
-    run_script(f, list, 1);
-}
-
 static void discard_port_lost(hf_fota *f)
 {
     if (++f->discard_tries > f->cfg.cmd_retries) {
@@ -1369,226 +1335,114 @@ static const phase_def phases[HF_PH_COUNT] = {
 
 /* ---- command results ------------------------------------------------------------------ */
 
-static int lines_find(const hf_fota_event *ev, const char *prefix, size_t *idx)
+/* A new IMEI is the reference; a known one must match (another module: EIDENTITY). */
+static int take_imei(hf_fota *f, const char *imei)
 {
-    for (size_t i = 0; i < ev->nlines; i++)
-        if (ev->lines[i] && hf_has_prefix(ev->lines[i], ev->line_lens[i], prefix)) {
-            *idx = i;
-            return 1;
-        }
-    return 0;
-}
-
-static int absorb_version(hf_fota *f, const char *s, size_t n)
-{
-    if (hf_has_prefix(s, n, "+GMR:")) {
-        s += 5;
-        n -= 5;
-    }
-    hf_version v;
-    if (hf_version_parse(s, n, &v, NULL) < 0)
-        return -1;
-    f->running = v;
-    f->have_running = 1;
-    return 0;
-}
-
-static void copy_field(char *dst, size_t cap, const char *s, size_t n)
-{
-    hf_trim(&s, &n);
-    size_t k = n < cap - 1 ? n : cap - 1;
-    for (size_t i = 0; i < k; i++)
-        dst[i] = (s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
-    dst[k] = '\0';
-}
-
-static int absorb_ati(hf_fota *f, const hf_fota_event *ev)
-{
-    size_t i;
-    if (lines_find(ev, "Model:", &i))
-        copy_field(f->model, sizeof f->model, ev->lines[i] + 6, ev->line_lens[i] - 6);
-    if (!lines_find(ev, "Revision:", &i) ||
-        absorb_version(f, ev->lines[i] + 9, ev->line_lens[i] - 9) < 0) {
-        fail(f, "EMODULE", -1, "ATI did not report a readable firmware Revision");
+    if (f->imei[0] && strcmp(f->imei, imei) != 0) {
+        fail(f, "EIDENTITY", -1, "a different module answered (IMEI %s, expected %s): "
+             "nothing more is sent to it; check which module is on the port", imei, f->imei);
         return -1;
     }
+    if (f->imei[0])
+        f->identity_ok = 1;          /* the same module as before */
+    hf_strlcpy(f->imei, sizeof f->imei, imei);
     return 0;
 }
 
-static int absorb_gmr(hf_fota *f, const hf_fota_event *ev)
+static void absorb_progress(hf_fota *f, const hf_fota_progress *p)
 {
-    for (size_t i = 0; i < ev->nlines; i++)
-        if (ev->lines[i] && absorb_version(f, ev->lines[i], ev->line_lens[i]) == 0)
-            return 0;
-    fail(f, "EMODULE", -1, "AT+GMR gave no readable firmware version");
-    return -1;
-}
-
-static int imei_line(const char *s, size_t n, char *out, size_t cap)
-{
-    if (hf_has_prefix(s, n, "+CGSN:")) {
-        s += 6;
-        n -= 6;
-    }
-    hf_trim(&s, &n);
-    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
-        s++;
-        n -= 2;
-    }
-    if (n < 14 || n > 17 || n >= cap)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-    memcpy(out, s, n);
-    out[n] = '\0';
-    return 0;
-}
-
-static int absorb_cgsn(hf_fota *f, const hf_fota_event *ev)
-{
-    char imei[HF_IMEI_MAX];
-    for (size_t i = 0; i < ev->nlines; i++) {
-        if (!ev->lines[i] || imei_line(ev->lines[i], ev->line_lens[i], imei, sizeof imei) < 0)
-            continue;
-        if (f->imei[0] && strcmp(f->imei, imei) != 0) {
-            fail(f, "EIDENTITY", -1, "a different module answered (IMEI %s, expected %s): "
-                 "nothing more is sent to it; check which module is on the port", imei,
-                 f->imei);
-            return -1;
-        }
-        if (f->imei[0])
-            f->identity_ok = 1;          /* the same module as before */
-        hf_strlcpy(f->imei, sizeof f->imei, imei);
-        return 0;
-    }
-    fail(f, "EMODULE", -1, "AT+CGSN gave no readable IMEI");
-    return -1;
-}
-
-static int absorb_cpin(hf_fota *f, const hf_fota_event *ev)
-{
-    char what[48] = "";
-    size_t i;
-    if (lines_find(ev, "+CPIN:", &i) &&
-        hf_parse_cpin(ev->lines[i], ev->line_lens[i], what, sizeof what) == 1)
-        return 0;
-    if (!what[0])
-        hf_strlcpy(what, sizeof what, "no answer");
-    fail(f, "ESIM", -1, "SIM not ready (%s): enter the PIN (AT+CPIN=\"<pin>\") or disable "
-         "the PIN lock, then retry", what);
-    return -1;
-}
-
-static int absorb_creg(hf_fota *f, const hf_fota_event *ev, int ps)
-{
-    int stat = -1;
-    for (size_t i = 0; i < ev->nlines && stat < 0; i++)
-        if (ev->lines[i])
-            stat = hf_parse_creg(ev->lines[i], ev->line_lens[i]);
-    if (hf_creg_registered(stat))
-        return 0;
-    fail(f, "ENOTREG", stat, "not registered %s(%s): check the antenna, the SIM's "
-         "subscription and the coverage", ps ? "for packet data " : "on the network ",
-         stat < 0 ? "no answer" : hf_creg_stat_text(stat));
-    return -1;
-}
-
-/* A response that should hold a ^FOTASTATE line. A URC that slipped in before the
- * answer has the same prefix: the last line is the answer. */
-/* The answer to AT^FOTASTATE? is its last ^FOTASTATE line. Lines before it are
- * URCs the engine took as response (same prefix): a "^FOTASTATE: 12,<version>,..."
- * among them carries the offer's version that the bare "^FOTASTATE: 12" answer
- * lacks, so it is kept rather than lost with the URC. */
-static int absorb_state(hf_fota *f, const hf_fota_event *ev)
-{
-    size_t i = ev->nlines;
-    hf_fotastate st;
-    while (i > 0 && !(ev->lines[i - 1] && hf_is_fotastate(ev->lines[i - 1], ev->line_lens[i - 1])))
-        i--;
-    if (i-- == 0 || hf_parse_fotastate(ev->lines[i], ev->line_lens[i], &st, NULL) != 0)
-        return 1;   /* unreadable: the caller retries the query */
-    /* Earlier ^FOTASTATE lines are URCs that arrived inside the answer (same prefix):
-     * recorded in order, so that an offer announced there (12 with its version) is
-     * the target the state after it is judged by. */
-    for (size_t k = 0; k < i; k++) {
-        hf_fotastate urc;
-        if (ev->lines[k] && hf_is_fotastate(ev->lines[k], ev->line_lens[k]) &&
-            hf_parse_fotastate(ev->lines[k], ev->line_lens[k], &urc, NULL) == 0)
-            record_state(f, &urc);
-    }
-    if (st.state == 12 && !st.has_version) {
-        hf_fotastate earlier;
-        for (size_t k = i; k-- > 0;) {
-            if (ev->lines[k] && hf_is_fotastate(ev->lines[k], ev->line_lens[k]) &&
-                hf_parse_fotastate(ev->lines[k], ev->line_lens[k], &earlier, NULL) == 0 &&
-                earlier.state == 12 && earlier.has_version) {
-                st = earlier;
-                break;
-            }
-        }
-    }
-    handle_state(f, &st);
-    return 0;
-}
-
-static void absorb_progress(hf_fota *f, const hf_fotadlq *files, size_t n)
-{
-    hf_fota_progress p;
-    memset(&p, 0, sizeof p);
-    for (size_t i = 0; i < n && p.nfiles < HF_FOTA_FILES_MAX; i++) {
-        hf_fotadlq d = files[i];
-        if (d.done > d.total)
-            d.done = d.total;     /* never more than 100 % */
-        p.files[p.nfiles++] = d;
-        p.done += d.done;
-        p.total += d.total;
-    }
-    p.percent = p.total ? (unsigned)((unsigned long long)p.done * 100 / p.total) : 0;
-    int changed = p.done != f->progress.done || p.total != f->progress.total ||
-                  p.nfiles != f->progress.nfiles;
-    f->progress = p;
+    int changed = p->done != f->progress.done || p->total != f->progress.total ||
+                  p->nfiles != f->progress.nfiles;
+    f->progress = *p;
     f->dl_interval = changed ? f->cfg.dl_poll : f->cfg.dl_poll_idle;
     if (changed) {
         f->progress_at = f->now;
         if (f->phase == HF_PH_DOWNLOAD)
             download_deadline_push(f);
-        emit(f, HF_EMIT_PROGRESS, "progress", (long)p.percent);
+        emit(f, HF_EMIT_PROGRESS, "progress", (long)p->percent);
     }
 }
 
-static void absorb_dlq(hf_fota *f, const hf_fota_event *ev)
-{
-    hf_fotadlq files[HF_FOTA_FILES_MAX];
-    size_t n = 0;
-    for (size_t i = 0; i < ev->nlines && n < HF_FOTA_FILES_MAX; i++)
-        if (ev->lines[i] && hf_parse_fotadlq(ev->lines[i], ev->line_lens[i], &files[n], NULL) == 0)
-            n++;
-    if (n)
-        absorb_progress(f, files, n);
-}
-
-/* Parse an OK answer into the FSM. Returns 0 to continue, 1 to resend (unreadable
- * idempotent query), -1 when it already failed/moved on. */
+/* What an OK teaches the machine, the same for every command: its row's parser reads
+ * the lines, and the facts the row names go in. Returns 0 to continue, 1 to resend
+ * (an unreadable answer to a query that may be asked again), -1 when it already
+ * failed or moved on. */
 static int absorb_ok(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
 {
-    switch (c) {
-    case HF_CMD_ATI: return absorb_ati(f, ev);
-    case HF_CMD_GMR: return absorb_gmr(f, ev);
-    case HF_CMD_CGSN: return absorb_cgsn(f, ev);
-    case HF_CMD_CPIN: return absorb_cpin(f, ev);
-    case HF_CMD_CREG: return absorb_creg(f, ev, 0);
-    case HF_CMD_CGREG: return absorb_creg(f, ev, 1);
-    case HF_CMD_STATE: return absorb_state(f, ev);
-    case HF_CMD_DLQ: absorb_dlq(f, ev); return 0;
-    case HF_CMD_DL_START: f->last_resume_at = f->now; return 0;
-    case HF_CMD_FOTAMODE:
+    const hf_fota_cmd_def *r = hf_fota_cmd_get(c);
+    hf_fota_answer a;
+    hf_error err;
+    if (hf_fota_cmd_parse(c, ev->lines, ev->line_lens, ev->nlines, &a, &err) < 0) {
+        if (r->unreadable_resend)
+            return 1;
+        fail(f, err.code, -1, "%s", err.msg);
+        return -1;
+    }
+    unsigned t = a.has & r->teaches;
+    if (t & HF_ANS_MODEL)
+        hf_strlcpy(f->model, sizeof f->model, a.model);
+    if (t & HF_ANS_FIRMWARE) {
+        f->running = a.firmware;
+        f->have_running = 1;
+    }
+    if ((t & HF_ANS_IMEI) && take_imei(f, a.imei) < 0)
+        return -1;
+    if ((t & HF_ANS_SIM) && !a.sim_ready) {
+        fail(f, "ESIM", -1, "SIM not ready (%s): enter the PIN (AT+CPIN=\"<pin>\") or "
+             "disable the PIN lock, then retry", a.sim_what);
+        return -1;
+    }
+    if ((t & HF_ANS_REG) && !hf_creg_registered(a.reg_stat)) {
+        fail(f, "ENOTREG", a.reg_stat, "not registered %s(%s): check the antenna, the SIM's "
+             "subscription and the coverage", a.reg_ps ? "for packet data " : "on the network ",
+             a.reg_stat < 0 ? "no answer" : hf_creg_stat_text(a.reg_stat));
+        return -1;
+    }
+    if (t & HF_ANS_STATE) {
+        /* URCs that arrived inside the answer first, in order: an offer announced
+         * there (12 with its version) is the target the answer is judged by */
+        for (size_t k = 0; k + 1 < a.nstates; k++)
+            record_state(f, &a.states[k]);
+        handle_state(f, &a.states[a.nstates - 1]);
+    }
+    if (t & HF_ANS_PROGRESS)
+        absorb_progress(f, &a.progress);
+    if (r->ok == HF_OK_MODE_SET) {
         f->mode_sent = 1;
         f->mode_resume = f->mode_now.resume;
         f->mode_up = f->mode_now.auto_upgrade;
-        return 0;
-    default: return 0;
+    } else if (r->ok == HF_OK_DL_STARTED) {
+        f->last_resume_at = f->now;
     }
+    return 0;
+}
+
+/* What an OK moves to when the command is not a script step (also what a command that
+ * is never resent is taken to have done when its answer is lost: AT^FWUP). */
+static void ok_move(hf_fota *f, const hf_fota_cmd_def *r)
+{
+    if (r->ok == HF_OK_TO_REBOOT)
+        enter(f, HF_PH_REBOOT);
+    else if (r->ok == HF_OK_TO_PAUSED)
+        enter(f, HF_PH_PAUSED);
+}
+
+/* A command that did not do what it was sent for drops the request behind it. */
+static void drop_request(hf_fota *f, const hf_fota_cmd_def *r)
+{
+    if (r->ok == HF_OK_TO_PAUSED)
+        f->pause_requested = 0;
+}
+
+/* A command that may have acted was refused or went unanswered: never repeated
+ * blindly; read the state (as a script step, so the phase's on_done judges it) and
+ * let the phase send it again at its poll when the state says it did not take (the
+ * discard does, bounded by cmd_retries). */
+static void ask_state(hf_fota *f)
+{
+    f->discard_resend = 1;
+    hf_fota_cmd list[] = {HF_CMD_STATE};
+    run_script(f, list, 1);
 }
 
 static void resend_or_fail(hf_fota *f, hf_fota_cmd c, const char *why)
@@ -1609,26 +1463,24 @@ static void resend_or_fail(hf_fota *f, hf_fota_cmd c, const char *why)
          f->cfg.cmd_retries + 1);
 }
 
+/* The row's timeout policy: only an idempotent command is sent again. */
 static void on_timeout(hf_fota *f, hf_fota_cmd c)
 {
-    switch (c) {
-    case HF_CMD_FWUP:
-        notice(f, "AT^FWUP got no answer; it is never resent: waiting for the reset");
-        enter(f, HF_PH_REBOOT);
-        break;
-    case HF_CMD_FOTADET: case HF_CMD_DL_START: case HF_CMD_DL_PAUSE:
-        if (c == HF_CMD_DL_PAUSE) {
-            f->pause_requested = 0;
-            notice(f, "AT^FOTADL=2 got no answer: the download is not paused");
-        }
-        f->nscript = 0;
-        send_cmd(f, HF_CMD_STATE, 0);   /* not repeated blindly: ask what happened */
-        break;
-    case HF_CMD_DL_STOP:
-        discard_confirm(f);
-        break;
-    default:
+    const hf_fota_cmd_def *r = hf_fota_cmd_get(c);
+    if (r->timeout_notice)
+        notice(f, "%s", r->timeout_notice);
+    if (r->on_timeout != HF_TMO_RESEND)
+        drop_request(f, r);
+    switch (r->on_timeout) {
+    case HF_TMO_RESEND:
         resend_or_fail(f, c, "got no answer");
+        break;
+    case HF_TMO_ASK_STATE:
+        ask_state(f);
+        break;
+    case HF_TMO_NEVER:
+        ok_move(f, r);
+        break;
     }
 }
 
@@ -1662,10 +1514,10 @@ static void detect_collision_in_state(hf_fota *f, const char *text)
          f->end_cleared ? ", which AT^FOTADL=0 did not clear" : "");
 }
 
-/* A prerequisite query (AT+CPIN?, AT+CREG?, AT+CGREG?) this firmware does not know:
- * ERROR / COMMAND NOT SUPPORT / TOO MANY PARAMETERS, or +CME ERROR 4 / 100 / "not
- * support". Its answer is unknown, not a failed SIM or registration. */
-static int prereq_unsupported(const hf_fota_event *ev)
+/* A query this firmware does not know: ERROR / COMMAND NOT SUPPORT / TOO MANY
+ * PARAMETERS, or +CME ERROR 4 / 100 / "not support". Its answer is unknown, not a
+ * failed SIM or registration. */
+static int unsupported_answer(const hf_fota_event *ev)
 {
     if (ev->final == HF_FF_ERROR)
         return 1;
@@ -1674,21 +1526,24 @@ static int prereq_unsupported(const hf_fota_event *ev)
                                       hf_contains_ci(ev->text, ev->text_len, "unknown"));
 }
 
+/* A refusal: the row's own rule where it comes first, the texts every command shares
+ * (collision, SIM PIN, "not complete"), then the row's rule. */
 static void on_error(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
 {
+    const hf_fota_cmd_def *r = hf_fota_cmd_get(c);
     char text[96];
-    copy_field(text, sizeof text, ev->text ? ev->text : "", ev->text ? ev->text_len : 0);
+    hf_copy_printable(text, sizeof text, ev->text ? ev->text : "", ev->text ? ev->text_len : 0);
     if (!text[0])
         hf_strlcpy(text, sizeof text, ev->final == HF_FF_CME ? "CME error" : "ERROR");
     long code = ev->final == HF_FF_CME ? ev->code : -1;
-    if (c == HF_CMD_DL_STOP) {
-        discard_confirm(f);
-    } else if (c == HF_CMD_CGSN && f->confirming) {
+    if (r->refusal == HF_REF_ASK_STATE) {
+        ask_state(f);
+    } else if ((r->teaches & HF_ANS_IMEI) && f->confirming) {
         fail(f, "EIDENTITY", code, "cannot confirm which module came back on the port: "
-             "AT+CGSN failed (%s); nothing more is sent to it", text);
-    } else if (c == HF_CMD_FWUP) {
-        fail(f, "EUPGRADE", code, "the module refused AT^FWUP (%s); it is not retried", text);
-    } else if (c == HF_CMD_FOTADET && is_collision(ev) && f->last_state != 10) {
+             "%s failed (%s); nothing more is sent to it", r->text, text);
+    } else if (r->refusal == HF_REF_FINAL) {
+        fail(f, r->err_code, code, r->err_msg, text);
+    } else if (r->collision_by_state && is_collision(ev) && f->last_state != 10) {
         detect_collision_in_state(f, text);
     } else if (is_collision(ev)) {
         fail(f, "ECOLLISION", code, "a data connection is active; bring the WAN interface "
@@ -1704,41 +1559,29 @@ static void on_error(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
             f->retry_cmd = c;
             f->next_poll = f->now + f->cfg.busy_delay;
         }
-    } else if (c == HF_CMD_DLQ) {
-        /* progress is optional: keep polling */
-    } else if (c == HF_CMD_FOTAMODE && f->phase == HF_PH_DOWNLOAD && f->cmd_in_script) {
+    } else if (r->refusal == HF_REF_IGNORE) {
+        /* optional (progress): keep polling */
+    } else if (r->refusal == HF_REF_SKIP_IN_DOWNLOAD && f->phase == HF_PH_DOWNLOAD &&
+               f->cmd_in_script) {
         notice(f, "the module refused %s (%s): a pending download may restart from zero",
                f->cmd_text, text);
-        script_next(f);       /* AT^FOTADL=1 all the same */
-    } else if (c == HF_CMD_DL_PAUSE) {
-        f->pause_requested = 0;
-        notice(f, "the module refused to pause (%s): resumable transfer off or not "
-               "supported; the download continues", text);
-    } else if ((c == HF_CMD_CPIN || c == HF_CMD_CREG || c == HF_CMD_CGREG) &&
-               f->cmd_in_script && prereq_unsupported(ev)) {
+        script_next(f);       /* the start goes on all the same */
+    } else if (r->refusal == HF_REF_DROP_REQUEST) {
+        drop_request(f, r);
+        notice(f, r->err_msg, text);
+    } else if (r->refusal == HF_REF_UNKNOWN_OK && f->cmd_in_script && unsupported_answer(ev)) {
         notice(f, "the module answered %s with \"%s\": %s is unknown, going on (a real "
                "problem shows in the version query; check_prereq=false, hwfota "
-               "--no-prereq, skips these queries)", hf_fota_cmd_name(c), text,
-               c == HF_CMD_CPIN ? "the SIM state" : c == HF_CMD_CREG ?
-               "the network registration" : "the packet data registration");
+               "--no-prereq, skips these queries)", r->text, text, r->subject);
         script_next(f);
-    } else if (c == HF_CMD_CPIN) {
-        fail(f, "ESIM", code, "SIM not ready: the module answered AT+CPIN? with \"%s\"; "
-             "insert or unlock the SIM", text);
-    } else if (c == HF_CMD_FOTADET) {
-        fail(f, "EDETECT", code, "the module refused AT^FOTADET (%s): its FOTA state must "
-             "be idle and no data session active", text);
-    } else if (c == HF_CMD_DL_START) {
-        fail(f, "EDOWNLOAD", code, "the module refused AT^FOTADL=1 (%s) in state %d", text,
-             f->last_state);
-    } else if (c == HF_CMD_STATE) {
-        fail(f, "EUNSUPPORTED", code, "AT^FOTASTATE? failed (%s): this firmware may lack "
-             "FOTA", text);
-    } else if (c == HF_CMD_CREG || c == HF_CMD_CGREG) {
-        fail(f, "ENOTREG", code, "not registered: the module answered %s with \"%s\"",
-             hf_fota_cmd_name(c), text);
-    } else {
+    } else if (!r->err_code) {
         fail(f, "EMODULE", code, "the module refused %s (%s)", f->cmd_text, text);
+    } else if (r->err_with_state) {
+        char msg[HF_FOTA_TEXT_MAX];
+        snprintf(msg, sizeof msg, r->err_msg, text);
+        fail(f, r->err_code, code, "%s in state %d", msg, f->last_state);
+    } else {
+        fail(f, r->err_code, code, r->err_msg, text);
     }
 }
 
@@ -1780,7 +1623,7 @@ static void on_result(hf_fota *f, const hf_fota_event *ev)
         return;
     }
     if (stale) {
-        if (c == HF_CMD_STATE || c == HF_CMD_DLQ)
+        if (hf_fota_cmd_get(c)->teaches & (HF_ANS_STATE | HF_ANS_PROGRESS))
             (void)absorb_ok(f, c, ev);
         return;
     }
@@ -1799,10 +1642,8 @@ static void on_result(hf_fota *f, const hf_fota_event *ev)
         port_back_continue(f);
     } else if (f->cmd_in_script) {
         script_next(f);
-    } else if (c == HF_CMD_FWUP) {
-        enter(f, HF_PH_REBOOT);
-    } else if (c == HF_CMD_DL_PAUSE) {
-        enter(f, HF_PH_PAUSED);
+    } else {
+        ok_move(f, hf_fota_cmd_get(c));
     }
 }
 
@@ -2003,21 +1844,6 @@ void hf_fota_config_default(hf_fota_config *c)
     c->max_redetect = 2;
 }
 
-int hf_fota_check_at_param(const char *what, const char *s, size_t n, hf_error *err)
-{
-    if (n > HF_FOTA_CRED_MAX)
-        return hf_error_set(err, "EINVAL", "%s is longer than %d bytes", what, HF_FOTA_CRED_MAX);
-    if (memchr(s, '"', n) || memchr(s, ';', n) || memchr(s, '\r', n) || memchr(s, '\n', n))
-        return hf_error_set(err, "EINVAL", "%s must not contain '\"', ';', CR or LF "
-                            "(it goes into an AT command)", what);
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return hf_error_set(err, "EINVAL", "%s contains the control character 0x%02X at "
-                                "byte %zu (it would go into an AT command)", what,
-                                (unsigned)(unsigned char)s[i], i + 1);
-    return 0;
-}
-
 static int check_cred(const char *what, const char *s, size_t cap, hf_error *err)
 {
     size_t n = strnlen(s, cap);
@@ -2042,12 +1868,8 @@ static int check_config(const hf_fota_config *c, hf_error *err)
         return -1;
     if (c->has_cfg && (c->auth < 0 || c->auth > 2))
         return hf_error_set(err, "EINVAL", "auth must be 0 (none), 1 (PAP) or 2 (CHAP)");
-    const hf_fotamode *m = &c->mode;
-    if (c->has_mode && ((unsigned)m->auto_query > 1 || (unsigned)m->auto_download > 1 ||
-                        (unsigned)m->auto_upgrade > 1 || (unsigned)m->resume > 1 ||
-                        (m->has_period && (m->period < HF_FOTA_PERIOD_MIN ||
-                                           m->period > HF_FOTA_PERIOD_MAX))))
-        return hf_error_set(err, "EINVAL", "mode flags must be 0/1, period 1..365 days");
+    if (c->has_mode && hf_fota_check_mode(&c->mode, err) < 0)
+        return -1;
     if (c->nmodels > HF_FOTA_MODELS_MAX)
         return hf_error_set(err, "EINVAL", "at most %d models", HF_FOTA_MODELS_MAX);
     for (size_t i = 0; i < c->nmodels; i++) {
@@ -2174,7 +1996,13 @@ size_t hf_fota_feed(hf_fota *f, const hf_fota_event *ev, hf_fota_actions *out)
     case HF_EV_RESULT: on_result(f, ev); break;
     case HF_EV_URC: if (ev->line) on_urc(f, ev); break;
     case HF_EV_STATE: if (ev->state) handle_state(f, ev->state); break;
-    case HF_EV_PROGRESS: if (ev->files) absorb_progress(f, ev->files, ev->nfiles); break;
+    case HF_EV_PROGRESS:
+        if (ev->files) {
+            hf_fota_progress p;
+            hf_fota_progress_sum(ev->files, ev->nfiles, &p);
+            absorb_progress(f, &p);
+        }
+        break;
     case HF_EV_TIMER: on_timer(f); break;
     case HF_EV_PORT_LOST: on_port_lost(f); break;
     case HF_EV_PORT_BACK: on_port_back(f); break;
@@ -2210,22 +2038,6 @@ void hf_fota_snapshot_take(const hf_fota *f, hf_fota_snapshot *s)
     s->phase_at = f->phase_at;
 }
 
-static int check_text_version(const char *what, const char *s, size_t cap, hf_version *v,
-                              int *have, hf_error *err)
-{
-    size_t n = strnlen(s, cap);
-    *have = 0;
-    if (n == cap)
-        return hf_error_set(err, "EJOURNAL", "journal %s is not terminated", what);
-    if (n == 0)
-        return 0;
-    if (hf_version_parse(s, n, v, NULL) < 0)
-        return hf_error_set(err, "EJOURNAL", "journal %s \"%.*s\" is not a version", what,
-                            (int)n, s);
-    *have = 1;
-    return 0;
-}
-
 int hf_fota_restore(hf_fota *f, const hf_fota_snapshot *s, hf_error *err)
 {
     return hf_fota_restore_from(f, s, 0, err);
@@ -2233,44 +2045,17 @@ int hf_fota_restore(hf_fota *f, const hf_fota_snapshot *s, hf_error *err)
 
 int hf_fota_restore_from(hf_fota *f, const hf_fota_snapshot *s, int carried, hf_error *err)
 {
-    hf_version from, target;
-    int have_from, have_target;
     if (f->phase != HF_PH_IDLE)
         return hf_error_set(err, "EBUSY", "restore only before start");
-    if (s->version != HF_FOTA_SNAPSHOT_VERSION)
-        return hf_error_set(err, "EJOURNAL", "journal version %u, expected %d", s->version,
-                            HF_FOTA_SNAPSHOT_VERSION);
-    if ((unsigned)s->phase >= HF_PH_COUNT)
-        return hf_error_set(err, "EJOURNAL", "journal phase %d is out of range", (int)s->phase);
-    if (check_text_version("from", s->from_version, sizeof s->from_version, &from,
-                           &have_from, err) < 0 ||
-        check_text_version("target", s->target_version, sizeof s->target_version, &target,
-                           &have_target, err) < 0)
+    hf_journal_versions v;
+    if (hf_journal_check(s, &v, err) < 0)
         return -1;
-    if ((unsigned)s->fwup_sent > 1 || (unsigned)s->image_verified > 1)
-        return hf_error_set(err, "EJOURNAL", "journal flags must be 0 or 1");
-    if ((unsigned)s->fwup_retry > 1 || (s->fwup_retry && !s->fwup_sent))
-        return hf_error_set(err, "EJOURNAL", "journal fwup_retry must be 0, or 1 with "
-                            "fwup_sent=1");
-    if (s->fwup_sent && !s->image_verified)
-        return hf_error_set(err, "EJOURNAL", "journal says AT^FWUP was sent for an image "
-                            "never verified");
-    if (s->size > HF_FOTA_SIZE_MAX)
-        return hf_error_set(err, "EJOURNAL", "journal size out of range");
-    if (s->image_seq > 100000 || s->detect_attempts > 1000 || s->resume_attempts > 100000)
-        return hf_error_set(err, "EJOURNAL", "journal counters out of range");
-    size_t il = strnlen(s->imei, sizeof s->imei);
-    if (il == sizeof s->imei || (il && (il < 14 || il > 17)) ||
-        strspn(s->imei, "0123456789") != il)
-        return hf_error_set(err, "EJOURNAL", "journal IMEI is malformed");
-    if (!isfinite(s->started_at) || !isfinite(s->phase_at) || signbit(s->started_at) ||
-        signbit(s->phase_at) || s->started_at > 1e12 || s->phase_at > 1e12)   /* -0.0 too */
-        return hf_error_set(err, "EJOURNAL", "journal timestamps out of range");
     f->restored = 1;
     f->fwup_restored = !carried && s->fwup_sent;
     f->restored_phase = s->phase;
-    f->from = from;
-    f->have_from = have_from;
+    f->from = v.from;
+    f->have_from = v.have_from;
+    int have_target = v.have_target;
     /* The target of a failed (or cancelled) run is not trusted unless AT^FWUP went
      * out: no process watched the module since, and it may have dropped that image
      * and fetched another (^FOTASTATE: 12/40 of a later query), which would then be
@@ -2280,7 +2065,7 @@ int hf_fota_restore_from(hf_fota *f, const hf_fota_snapshot *s, int carried, hf_
      * delete the journal if something might). */
     if (s->phase == HF_PH_FAILED && !s->fwup_sent && !carried)
         have_target = 0;
-    f->target = target;
+    f->target = v.target;
     f->have_target = have_target;
     f->announced = have_target;
     f->size = s->size;

@@ -28,12 +28,12 @@
 
 #include <stddef.h>
 
+#include "fota_cmds.h"
 #include "fota_parse.h"
 #include "hf_error.h"
 
 #define HF_FOTA_ACTIONS_MAX 16
 #define HF_FOTA_TEXT_MAX HF_ERROR_MSG_MAX      /* command text or message */
-#define HF_FOTA_CRED_MAX 63                    /* APN, user, password length limit */
 #define HF_FOTA_SNAPSHOT_VERSION 1
 
 typedef enum hf_fota_phase {
@@ -135,10 +135,6 @@ typedef enum hf_fota_emit {
     HF_EMIT_FAILED,         /* name = error code ("ECOLLISION"), text = message, code = module code or -1 */
 } hf_fota_emit;
 
-/* What a SEND's response holds, for the AT engine's routing (same order as
- * hf_at_expect: ALL, NONE, PREFIXES). */
-enum { HF_FOTA_EXPECT_ALL = 0, HF_FOTA_EXPECT_NONE, HF_FOTA_EXPECT_PREFIX };
-
 typedef struct hf_fota_action {
     hf_fota_action_kind kind;
     hf_fota_emit emit;              /* EMIT */
@@ -157,11 +153,6 @@ typedef struct hf_fota_actions {
     hf_fota_action a[HF_FOTA_ACTIONS_MAX];
     unsigned long dropped;          /* actions that did not fit (a bug if ever non-zero) */
 } hf_fota_actions;
-
-/* AT^FOTAMODE's <period> (days) accepted in the configuration: a zero-day cycle
- * means nothing, and the module's test form advertises (1-365). */
-#define HF_FOTA_PERIOD_MIN 1
-#define HF_FOTA_PERIOD_MAX 365
 
 /* An integrator's row of the supported-model table (option `models`). */
 #define HF_FOTA_MODELS_MAX 16
@@ -217,19 +208,6 @@ typedef struct hf_fota_snapshot {
     char imei[HF_IMEI_MAX];
     double started_at, phase_at;
 } hf_fota_snapshot;
-
-typedef enum hf_fota_cmd {
-    HF_CMD_NONE = 0, HF_CMD_ATI, HF_CMD_GMR, HF_CMD_CGSN, HF_CMD_CPIN, HF_CMD_CREG,
-    HF_CMD_CGREG, HF_CMD_FOTACFG, HF_CMD_FOTAMODE, HF_CMD_STATE, HF_CMD_FOTADET,
-    HF_CMD_DL_START, HF_CMD_DL_PAUSE, HF_CMD_DL_STOP, HF_CMD_DLQ, HF_CMD_FWUP, HF_CMD_COUNT
-} hf_fota_cmd;
-
-typedef struct hf_fota_progress {
-    size_t nfiles;
-    hf_fotadlq files[HF_FOTA_FILES_MAX];    /* done clamped to total */
-    unsigned long done, total;              /* sums; done <= total */
-    unsigned percent;                       /* 0..100 */
-} hf_fota_progress;
 
 typedef struct hf_fota {
     hf_fota_config cfg;
@@ -344,16 +322,12 @@ int hf_fota_restore_from(hf_fota *fsm, const hf_fota_snapshot *snap, int carried
 #define HF_RESTORE_CARRIED 1
 #define HF_RESTORE_CARRIED_REOPENED 2
 
-/* The one rule for a text parameter that goes into an AT command (APN, user,
- * password): at most HF_FOTA_CRED_MAX bytes, no '"', ';', CR, LF, NUL or other
- * control byte (0x00-0x1F, 0x7F). 0 or -1 + EINVAL saying what and where. */
-int hf_fota_check_at_param(const char *what, const char *s, size_t len, hf_error *err);
-
 const char *hf_fota_phase_name(hf_fota_phase phase);
 int hf_fota_phase_from_name(const char *name, size_t len);   /* -1 unknown */
 int hf_fota_terminal(const hf_fota *fsm);
 
-/* Text of a command the FSM sends (for tests and logs). */
+/* Text of a command the FSM sends, its stem when built ("AT^FOTACFG="): the
+ * command table's (fota_cmds.h), for tests and logs. */
 const char *hf_fota_cmd_name(hf_fota_cmd cmd);
 
 #endif

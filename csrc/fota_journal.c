@@ -156,3 +156,56 @@ int hf_journal_parse(const char *text, size_t len, hf_fota_snapshot *s, hf_error
                             "or extra data)");
     return 0;
 }
+
+/* ---- restore validation: every field of a snapshot read back from a file ------------- */
+
+static int check_text_version(const char *what, const char *s, size_t cap, hf_version *v,
+                              int *have, hf_error *err)
+{
+    size_t n = strnlen(s, cap);
+    *have = 0;
+    if (n == cap)
+        return hf_error_set(err, "EJOURNAL", "journal %s is not terminated", what);
+    if (n == 0)
+        return 0;
+    if (hf_version_parse(s, n, v, NULL) < 0)
+        return hf_error_set(err, "EJOURNAL", "journal %s \"%.*s\" is not a version", what,
+                            (int)n, s);
+    *have = 1;
+    return 0;
+}
+
+int hf_journal_check(const hf_fota_snapshot *s, hf_journal_versions *v, hf_error *err)
+{
+    memset(v, 0, sizeof *v);
+    if (s->version != HF_FOTA_SNAPSHOT_VERSION)
+        return hf_error_set(err, "EJOURNAL", "journal version %u, expected %d", s->version,
+                            HF_FOTA_SNAPSHOT_VERSION);
+    if ((unsigned)s->phase >= HF_PH_COUNT)
+        return hf_error_set(err, "EJOURNAL", "journal phase %d is out of range", (int)s->phase);
+    if (check_text_version("from", s->from_version, sizeof s->from_version, &v->from,
+                           &v->have_from, err) < 0 ||
+        check_text_version("target", s->target_version, sizeof s->target_version, &v->target,
+                           &v->have_target, err) < 0)
+        return -1;
+    if ((unsigned)s->fwup_sent > 1 || (unsigned)s->image_verified > 1)
+        return hf_error_set(err, "EJOURNAL", "journal flags must be 0 or 1");
+    if ((unsigned)s->fwup_retry > 1 || (s->fwup_retry && !s->fwup_sent))
+        return hf_error_set(err, "EJOURNAL", "journal fwup_retry must be 0, or 1 with "
+                            "fwup_sent=1");
+    if (s->fwup_sent && !s->image_verified)
+        return hf_error_set(err, "EJOURNAL", "journal says AT^FWUP was sent for an image "
+                            "never verified");
+    if (s->size > HF_FOTA_SIZE_MAX)
+        return hf_error_set(err, "EJOURNAL", "journal size out of range");
+    if (s->image_seq > 100000 || s->detect_attempts > 1000 || s->resume_attempts > 100000)
+        return hf_error_set(err, "EJOURNAL", "journal counters out of range");
+    size_t il = strnlen(s->imei, sizeof s->imei);
+    if (il == sizeof s->imei || (il && (il < 14 || il > 17)) ||
+        strspn(s->imei, "0123456789") != il)
+        return hf_error_set(err, "EJOURNAL", "journal IMEI is malformed");
+    if (!isfinite(s->started_at) || !isfinite(s->phase_at) || signbit(s->started_at) ||
+        signbit(s->phase_at) || s->started_at > 1e12 || s->phase_at > 1e12)   /* -0.0 too */
+        return hf_error_set(err, "EJOURNAL", "journal timestamps out of range");
+    return 0;
+}

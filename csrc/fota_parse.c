@@ -105,6 +105,19 @@ static int cur_prefix(cur *c, const char *prefix)
     return 0;
 }
 
+/* Zero the output, then read line after "<prefix>" (and spaces): 0, or -1 + EPARSE
+ * "not a <prefix> line". */
+static int cur_open(cur *c, const char *line, size_t len, const char *prefix, void *out,
+                    size_t size, hf_error *err)
+{
+    c->p = line;
+    c->n = line ? len : 0;
+    memset(out, 0, size);
+    if (cur_prefix(c, prefix) < 0)
+        return hf_error_set(err, "EPARSE", "not a %.*s line", (int)(strlen(prefix) - 1), prefix);
+    return 0;
+}
+
 /* ---- small shared helpers ----------------------------------------------------- */
 
 void hf_trim(const char **s, size_t *len)
@@ -115,6 +128,17 @@ void hf_trim(const char **s, size_t *len)
     }
     while (*len && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t'))
         (*len)--;
+}
+
+void hf_copy_printable(char *dst, size_t cap, const char *s, size_t n)
+{
+    if (!cap)
+        return;
+    hf_trim(&s, &n);
+    size_t k = n < cap - 1 ? n : cap - 1;
+    for (size_t i = 0; i < k; i++)
+        dst[i] = ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f) ? '?' : s[i];
+    dst[k] = '\0';
 }
 
 int hf_has_prefix(const char *line, size_t len, const char *prefix)
@@ -245,12 +269,13 @@ static int parse_state12(cur *c, hf_fotastate *out, hf_error *err)
 
 int hf_parse_fotastate(const char *line, size_t len, hf_fotastate *out, hf_error *err)
 {
-    cur c = {line, line ? len : 0};
-    memset(out, 0, sizeof *out);
-    out->error_code = -1;
+    cur c;
     unsigned long st;
-    if (cur_prefix(&c, "^FOTASTATE:") < 0)
-        return hf_error_set(err, "EPARSE", "not a ^FOTASTATE line");
+    if (cur_open(&c, line, len, "^FOTASTATE:", out, sizeof *out, err) < 0) {
+        out->error_code = -1;
+        return -1;
+    }
+    out->error_code = -1;
     if (cur_uint(&c, &st, 3) < 0)
         return hf_error_set(err, "EPARSE", "^FOTASTATE without a state number");
     out->state = (int)st;
@@ -278,11 +303,10 @@ int hf_is_fotadlq(const char *line, size_t len)
 
 int hf_parse_fotadlq(const char *line, size_t len, hf_fotadlq *out, hf_error *err)
 {
-    cur c = {line, line ? len : 0};
+    cur c;
     unsigned long idx;
-    memset(out, 0, sizeof *out);
-    if (cur_prefix(&c, "^FOTADLQ:") < 0)
-        return hf_error_set(err, "EPARSE", "not a ^FOTADLQ line");
+    if (cur_open(&c, line, len, "^FOTADLQ:", out, sizeof *out, err) < 0)
+        return -1;
     if (cur_uint(&c, &idx, 3) < 0 || !cur_eat(&c, ','))
         return hf_error_set(err, "EPARSE", "^FOTADLQ: bad index");
     if (cur_field_str(&c, out->name, sizeof out->name) < 0 || !cur_eat(&c, ','))
@@ -296,11 +320,10 @@ int hf_parse_fotadlq(const char *line, size_t len, hf_fotadlq *out, hf_error *er
 
 int hf_parse_fotacfg(const char *line, size_t len, hf_fotacfg *out, hf_error *err)
 {
-    cur c = {line, line ? len : 0};
+    cur c;
     unsigned long auth;
-    memset(out, 0, sizeof *out);
-    if (cur_prefix(&c, "^FOTACFG:") < 0)
-        return hf_error_set(err, "EPARSE", "not a ^FOTACFG line");
+    if (cur_open(&c, line, len, "^FOTACFG:", out, sizeof *out, err) < 0)
+        return -1;
     if (cur_field_str(&c, out->apn, sizeof out->apn) < 0 || !cur_eat(&c, ',') ||
         cur_field_str(&c, out->user, sizeof out->user) < 0 || !cur_eat(&c, ',') ||
         cur_field_str(&c, out->password, sizeof out->password) < 0 || !cur_eat(&c, ','))
@@ -322,10 +345,9 @@ static int flag01(cur *c, int *out)
 
 int hf_parse_fotamode(const char *line, size_t len, hf_fotamode *out, hf_error *err)
 {
-    cur c = {line, line ? len : 0};
-    memset(out, 0, sizeof *out);
-    if (cur_prefix(&c, "^FOTAMODE:") < 0)
-        return hf_error_set(err, "EPARSE", "not a ^FOTAMODE line");
+    cur c;
+    if (cur_open(&c, line, len, "^FOTAMODE:", out, sizeof *out, err) < 0)
+        return -1;
     if (flag01(&c, &out->auto_query) < 0 || !cur_eat(&c, ',') ||
         flag01(&c, &out->auto_download) < 0 || !cur_eat(&c, ',') ||
         flag01(&c, &out->auto_upgrade) < 0 || !cur_eat(&c, ',') ||

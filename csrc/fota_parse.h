@@ -128,6 +128,8 @@ const char *hf_fota_state_name(int state);
 
 /* Trim helpers shared with the state machine: skip spaces/tabs at both ends. */
 void hf_trim(const char **s, size_t *len);
+/* Copy s[0..n), trimmed, into dst (bounded, NUL-terminated), control and non-ASCII bytes as '?'. */
+void hf_copy_printable(char *dst, size_t cap, const char *s, size_t n);
 /* Does line[0..len) start with prefix (case-sensitive)? */
 int hf_has_prefix(const char *line, size_t len, const char *prefix);
 /* Case-insensitive search for needle in s[0..len). */

@@ -2,7 +2,7 @@
  * lua_core.c — luaopen_hwfota_core: the C half of `require "hwfota"`.
  *
  * Assembles the module table from the binding files (ports, FOTA state
- * machine) and adds the functions that need no object: list_ports,
+ * machine, FOTA command table) and adds the functions that need no object: list_ports,
  * write_file_atomic, read_file, remove_file, check_file_path, realpath,
  * release_ports_on_signals, and signals as loop events: signal_route,
  * signal_unroute, signal_take (now and poll come with the ports). The Lua half
@@ -21,6 +21,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "lua_cmds.h"
 #include "lua_fota.h"
 #include "lua_port.h"
 #include "transport.h"
@@ -168,6 +169,14 @@ static int check_target(lua_State *L, const char *path, int *exists)
     return 0;
 }
 
+/* The path argument 1 and what it names: 0 with *exists set, or the count of the
+ * nil, message, code pushed for a target that is not a regular file. */
+static int path_target(lua_State *L, const char **path, int *exists)
+{
+    *path = check_path_arg(L, 1);
+    return check_target(L, *path, exists);
+}
+
 /* write_file_atomic(path, data) -> true | nil,msg,code. Writes a new temporary
  * file next to path (path.tmp.<unique>, created with O_CREAT|O_EXCL|O_NOFOLLOW:
  * never an existing file or a symbolic link's target), fsyncs it, renames it over
@@ -305,9 +314,9 @@ static int core_read_file(lua_State *L)
  * refused (EINVAL) and left alone. */
 static int core_remove_file(lua_State *L)
 {
-    const char *path = check_path_arg(L, 1);
-    int exists, n;
-    if ((n = check_target(L, path, &exists)) != 0)
+    const char *path;
+    int exists, n = path_target(L, &path, &exists);
+    if (n)
         return n;
     if (exists && unlink(path) < 0 && errno != ENOENT)
         return fail_errno(L, "cannot remove", path, errno);
@@ -320,9 +329,9 @@ static int core_remove_file(lua_State *L)
  * directory. A symbolic link, device, FIFO, socket or directory: EINVAL. */
 static int core_check_file_path(lua_State *L)
 {
-    const char *path = check_path_arg(L, 1);
-    int exists, n;
-    if ((n = check_target(L, path, &exists)) != 0)
+    const char *path;
+    int exists, n = path_target(L, &path, &exists);
+    if (n)
         return n;
     if (!exists) {
         char dir[4096];
@@ -546,6 +555,7 @@ int luaopen_hwfota_core(lua_State *L)
     lua_newtable(L);
     hf_lua_port_register(L);
     hf_lua_fota_register(L);
+    hf_lua_cmds_register(L);
     luaL_setfuncs(L, funcs, 0);
     return 1;
 }

@@ -1,6 +1,6 @@
 /*
  * lua_fota.c — the Lua binding of the FOTA state machine (userdata "hwfota.Fota")
- * and of the FOTA field parsers. It only converts tables to C structs and back:
+ * and of the version and model tables. It only converts tables to C structs and back:
  * every protocol decision is in fota_fsm.c / fota_parse.c.
  *
  * Conventions: run-time failures return nil, message, CODE; wrong argument types
@@ -10,11 +10,13 @@
 
 #include <lauxlib.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "fota_fsm.h"
 #include "fota_journal.h"
 #include "fota_parse.h"
+#include "lua_util.h"
 
 #define FOTA_MT "hwfota.Fota"
 #define LINES_MAX 64            /* response lines taken from one result event */
@@ -24,37 +26,15 @@ typedef struct lfota {
     int closed;
 } lfota;
 
-static int fail3(lua_State *L, const char *msg, const char *code)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, msg);
-    lua_pushstring(L, code);
-    return 3;
-}
-
 /* ---- options ------------------------------------------------------------------------ */
-
-static int opt_bool(lua_State *L, int t, const char *k, int def)
-{
-    int v = def;
-    int ty = lua_getfield(L, t, k);
-    if (ty == LUA_TBOOLEAN)
-        v = lua_toboolean(L, -1);
-    else if (ty != LUA_TNIL)
-        luaL_error(L, "option '%s' must be a boolean", k);
-    lua_pop(L, 1);
-    return v;
-}
 
 static double opt_num(lua_State *L, int t, const char *k, double def)
 {
     double v = def;
-    int ty = lua_getfield(L, t, k);
-    if (ty == LUA_TNUMBER)
+    if (hf_lua_field(L, t, k, LUA_TNUMBER, "option", "a number")) {
         v = lua_tonumber(L, -1);
-    else if (ty != LUA_TNIL)
-        luaL_error(L, "option '%s' must be a number", k);
-    lua_pop(L, 1);
+        lua_pop(L, 1);
+    }
     return v;
 }
 
@@ -134,10 +114,10 @@ static void opt_mode(lua_State *L, int t, hf_fota_config *c)
         luaL_error(L, "option 'mode' must be a table");
     int m = lua_gettop(L);
     c->has_mode = 1;
-    c->mode.auto_query = opt_bool(L, m, "auto_query", 0);
-    c->mode.auto_download = opt_bool(L, m, "auto_download", 0);
-    c->mode.auto_upgrade = opt_bool(L, m, "auto_upgrade", 0);
-    c->mode.resume = opt_bool(L, m, "resume", 1);
+    c->mode.auto_query = hf_lua_bool_field(L, m, "auto_query", 0, "option");
+    c->mode.auto_download = hf_lua_bool_field(L, m, "auto_download", 0, "option");
+    c->mode.auto_upgrade = hf_lua_bool_field(L, m, "auto_upgrade", 0, "option");
+    c->mode.resume = hf_lua_bool_field(L, m, "resume", 1, "option");
     check_keys(L, m, "mode", mode_keys);
     double p = opt_num(L, m, "period", -1);
     lua_getfield(L, m, "period");
@@ -192,19 +172,28 @@ static const char *opt_models(lua_State *L, int t, hf_fota_config *c)
 }
 
 /* Fill cfg from the options table at index t; returns NULL or an EINVAL message. */
+/* The interval and timeout options (seconds; hf_fota_init checks their range). */
+#define SECS(f) {#f, offsetof(hf_fota_config, f)}
+static const struct { const char *name; size_t off; } secs_opts[] = {
+    SECS(poll_interval), SECS(dl_poll), SECS(dl_poll_idle), SECS(state_poll),
+    SECS(resume_interval), SECS(reboot_timeout), SECS(detect_timeout), SECS(stall_timeout),
+    SECS(auto_upgrade_wait), SECS(busy_delay), SECS(boot_settle), SECS(discard_timeout),
+};
+#undef SECS
+
 static const char *read_opts(lua_State *L, int t, hf_fota_config *c)
 {
     hf_fota_config_default(c);
     check_keys(L, t, "fota_new", fota_keys);
-    c->force = opt_bool(L, t, "force", 0);
-    c->skip_model_check = opt_bool(L, t, "skip_model_check", 0);
+    c->force = hf_lua_bool_field(L, t, "force", 0, "option");
+    c->skip_model_check = hf_lua_bool_field(L, t, "skip_model_check", 0, "option");
     const char *bad_models = opt_models(L, t, c);
     if (bad_models)
         return bad_models;
-    c->check_prereq = opt_bool(L, t, "check_prereq", 1);
-    c->read_imei = opt_bool(L, t, "read_imei", 1);
-    c->resume = opt_bool(L, t, "resume", 1);
-    c->auto_upgrade_ok = opt_bool(L, t, "auto_upgrade_ok", 0);
+    c->check_prereq = hf_lua_bool_field(L, t, "check_prereq", 1, "option");
+    c->read_imei = hf_lua_bool_field(L, t, "read_imei", 1, "option");
+    c->resume = hf_lua_bool_field(L, t, "resume", 1, "option");
+    c->auto_upgrade_ok = hf_lua_bool_field(L, t, "auto_upgrade_ok", 0, "option");
     lua_getfield(L, t, "apn");
     c->has_cfg = !lua_isnil(L, -1);
     lua_pop(L, 1);
@@ -216,18 +205,10 @@ static const char *read_opts(lua_State *L, int t, hf_fota_config *c)
     if (c->auth < 0)
         return "auth must be \"none\", \"pap\", \"chap\" or 0..2";
     opt_mode(L, t, c);
-    c->poll_interval = opt_num(L, t, "poll_interval", c->poll_interval);
-    c->dl_poll = opt_num(L, t, "dl_poll", c->dl_poll);
-    c->dl_poll_idle = opt_num(L, t, "dl_poll_idle", c->dl_poll_idle);
-    c->state_poll = opt_num(L, t, "state_poll", c->state_poll);
-    c->resume_interval = opt_num(L, t, "resume_interval", c->resume_interval);
-    c->reboot_timeout = opt_num(L, t, "reboot_timeout", c->reboot_timeout);
-    c->detect_timeout = opt_num(L, t, "detect_timeout", c->detect_timeout);
-    c->stall_timeout = opt_num(L, t, "stall_timeout", c->stall_timeout);
-    c->auto_upgrade_wait = opt_num(L, t, "auto_upgrade_wait", c->auto_upgrade_wait);
-    c->busy_delay = opt_num(L, t, "busy_delay", c->busy_delay);
-    c->boot_settle = opt_num(L, t, "boot_settle", c->boot_settle);
-    c->discard_timeout = opt_num(L, t, "discard_timeout", c->discard_timeout);
+    for (size_t i = 0; i < sizeof secs_opts / sizeof secs_opts[0]; i++) {
+        double *v = (double *)(void *)((char *)c + secs_opts[i].off);
+        *v = opt_num(L, t, secs_opts[i].name, *v);
+    }
     double r = opt_num(L, t, "cmd_retries", c->cmd_retries);
     double d = opt_num(L, t, "max_redetect", c->max_redetect);
     if (!(r >= 0 && r <= 10) || !(d >= 0 && d <= 10))
@@ -261,30 +242,18 @@ static int l_fota_new(lua_State *L)
     hf_fota_config cfg;
     const char *bad = read_opts(L, 1, &cfg);
     if (bad)
-        return fail3(L, bad, "EINVAL");
+        return hf_lua_fail(L, bad, "EINVAL");
     lfota *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->closed = 1;
     luaL_setmetatable(L, FOTA_MT);
     hf_error err;
     if (hf_fota_init(&u->fsm, &cfg, &err) < 0)
-        return fail3(L, err.msg, err.code);
+        return hf_lua_fail(L, err.msg, err.code);
     u->closed = 0;
     return 1;
 }
 
 /* ---- actions to Lua ------------------------------------------------------------------- */
-
-static void set_str(lua_State *L, const char *k, const char *v)
-{
-    lua_pushstring(L, v);
-    lua_setfield(L, -2, k);
-}
-
-static void set_int(lua_State *L, const char *k, lua_Integer v)
-{
-    lua_pushinteger(L, v);
-    lua_setfield(L, -2, k);
-}
 
 static void set_num(lua_State *L, const char *k, double v)
 {
@@ -295,9 +264,9 @@ static void set_num(lua_State *L, const char *k, double v)
 static void push_offer(lua_State *L, const hf_fota *f)
 {
     if (f->have_target)
-        set_str(L, "version", f->target.text);
-    set_int(L, "size", (lua_Integer)f->size);
-    set_str(L, "description", f->desc);
+        hf_lua_set_str(L, "version", f->target.text);
+    hf_lua_set_int(L, "size", (lua_Integer)f->size);
+    hf_lua_set_str(L, "description", f->desc);
 }
 
 static void push_progress(lua_State *L, const hf_fota_progress *p)
@@ -305,55 +274,55 @@ static void push_progress(lua_State *L, const hf_fota_progress *p)
     lua_createtable(L, (int)p->nfiles, 0);
     for (size_t i = 0; i < p->nfiles; i++) {
         lua_createtable(L, 0, 4);
-        set_int(L, "index", p->files[i].index);
-        set_str(L, "name", p->files[i].name);
-        set_int(L, "done", (lua_Integer)p->files[i].done);
-        set_int(L, "total", (lua_Integer)p->files[i].total);
+        hf_lua_set_int(L, "index", p->files[i].index);
+        hf_lua_set_str(L, "name", p->files[i].name);
+        hf_lua_set_int(L, "done", (lua_Integer)p->files[i].done);
+        hf_lua_set_int(L, "total", (lua_Integer)p->files[i].total);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     lua_setfield(L, -2, "files");
-    set_int(L, "done", (lua_Integer)p->done);
-    set_int(L, "total", (lua_Integer)p->total);
-    set_int(L, "percent", p->percent);
+    hf_lua_set_int(L, "done", (lua_Integer)p->done);
+    hf_lua_set_int(L, "total", (lua_Integer)p->total);
+    hf_lua_set_int(L, "percent", p->percent);
 }
 
 static void push_emit(lua_State *L, const hf_fota *f, const hf_fota_action *a)
 {
     static const char *names[] = {"", "state", "progress", "new_version", "decision_needed",
                                   "phase", "info", "notice", "done", "failed"};
-    set_str(L, "event", (unsigned)a->emit < sizeof names / sizeof names[0] ? names[a->emit] : "");
+    hf_lua_set_str(L, "event", (unsigned)a->emit < sizeof names / sizeof names[0] ? names[a->emit] : "");
     switch (a->emit) {
     case HF_EMIT_STATE:
-        set_int(L, "code", a->code);
-        set_str(L, "name", a->name);
+        hf_lua_set_int(L, "code", a->code);
+        hf_lua_set_str(L, "name", a->name);
         break;
     case HF_EMIT_PROGRESS: push_progress(L, &f->progress); break;
     case HF_EMIT_NEW_VERSION: push_offer(L, f); break;
     case HF_EMIT_DECISION:
-        set_str(L, "decision", a->name);
+        hf_lua_set_str(L, "decision", a->name);
         push_offer(L, f);
         break;
-    case HF_EMIT_PHASE: set_str(L, "phase", a->name); break;
+    case HF_EMIT_PHASE: hf_lua_set_str(L, "phase", a->name); break;
     case HF_EMIT_INFO:
-        set_str(L, "model", f->model);
+        hf_lua_set_str(L, "model", f->model);
         if (f->have_running)
-            set_str(L, "revision", f->running.text);
-        set_str(L, "imei", f->imei);
+            hf_lua_set_str(L, "revision", f->running.text);
+        hf_lua_set_str(L, "imei", f->imei);
         break;
-    case HF_EMIT_NOTICE: set_str(L, "message", a->text); break;
+    case HF_EMIT_NOTICE: hf_lua_set_str(L, "message", a->text); break;
     case HF_EMIT_DONE:
-        set_str(L, "outcome", a->name);
+        hf_lua_set_str(L, "outcome", a->name);
         if (f->have_from)
-            set_str(L, "from", f->from.text);
+            hf_lua_set_str(L, "from", f->from.text);
         if (f->have_running)
-            set_str(L, "to", f->running.text);
+            hf_lua_set_str(L, "to", f->running.text);
         break;
     case HF_EMIT_FAILED:
-        set_str(L, "code", a->name);
-        set_str(L, "message", a->text);
-        set_str(L, "phase", hf_fota_phase_name(f->failed_in));
+        hf_lua_set_str(L, "code", a->name);
+        hf_lua_set_str(L, "message", a->text);
+        hf_lua_set_str(L, "phase", hf_fota_phase_name(f->failed_in));
         if (a->code >= 0)
-            set_int(L, "module_code", a->code);
+            hf_lua_set_int(L, "module_code", a->code);
         break;
     }
 }
@@ -365,8 +334,8 @@ static void push_journal(lua_State *L, const hf_fota *f)
     hf_fota_snapshot_take(f, &s);
     if (hf_journal_format(&s, text, sizeof text) < 0)
         text[0] = '\0';
-    set_str(L, "phase", hf_fota_phase_name(f->phase));
-    set_str(L, "data", text);
+    hf_lua_set_str(L, "phase", hf_fota_phase_name(f->phase));
+    hf_lua_set_str(L, "data", text);
 }
 
 /* The actions of one step as an array. Journal actions of one step are merged into
@@ -381,15 +350,15 @@ static int push_actions(lua_State *L, const hf_fota *f, const hf_fota_actions *o
         if (a->kind == HF_ACT_JOURNAL && journaled++)
             continue;
         lua_createtable(L, 0, 6);
-        set_str(L, "kind", kinds[a->kind]);
+        hf_lua_set_str(L, "kind", kinds[a->kind]);
         switch (a->kind) {
         case HF_ACT_SEND:
-            set_str(L, "command", a->text);
-            set_int(L, "id", (lua_Integer)a->id);
-            set_str(L, "expect", a->expect == HF_FOTA_EXPECT_ALL ? "all" :
+            hf_lua_set_str(L, "command", a->text);
+            hf_lua_set_int(L, "id", (lua_Integer)a->id);
+            hf_lua_set_str(L, "expect", a->expect == HF_FOTA_EXPECT_ALL ? "all" :
                                  a->expect == HF_FOTA_EXPECT_NONE ? "none" : "prefix");
             if (a->prefix)
-                set_str(L, "prefix", a->prefix);
+                hf_lua_set_str(L, "prefix", a->prefix);
             break;
         case HF_ACT_TIMER: set_num(L, "at", a->at); break;
         case HF_ACT_REOPEN: set_num(L, "deadline", a->at); break;
@@ -496,7 +465,7 @@ static int l_start(lua_State *L)
     double now = luaL_checknumber(L, 2);
     luaL_argcheck(L, isfinite(now), 2, "now must be a finite number of seconds");
     if (u->closed)
-        return fail3(L, "closed", "ECLOSED");
+        return hf_lua_fail(L, "closed", "ECLOSED");
     hf_fota_actions out;
     hf_fota_start(&u->fsm, now, &out);
     return push_actions(L, &u->fsm, &out);
@@ -514,7 +483,7 @@ static int l_feed(lua_State *L)
     lfota *u = check_fota(L);
     luaL_checktype(L, 2, LUA_TTABLE);
     if (u->closed)
-        return fail3(L, "closed", "ECLOSED");
+        return hf_lua_fail(L, "closed", "ECLOSED");
     static const struct { const char *n; hf_fota_event_kind k; } kinds[] = {
         {"result", HF_EV_RESULT}, {"urc", HF_EV_URC}, {"timer", HF_EV_TIMER},
         {"port_lost", HF_EV_PORT_LOST}, {"port_back", HF_EV_PORT_BACK},
@@ -558,12 +527,12 @@ static int l_snapshot(lua_State *L)
 {
     lfota *u = check_fota(L);
     if (u->closed)
-        return fail3(L, "closed", "ECLOSED");
+        return hf_lua_fail(L, "closed", "ECLOSED");
     hf_fota_snapshot s;
     char text[HF_JOURNAL_TEXT_MAX];
     hf_fota_snapshot_take(&u->fsm, &s);
     if (hf_journal_format(&s, text, sizeof text) < 0)
-        return fail3(L, "snapshot does not fit", "EOVERFLOW");
+        return hf_lua_fail(L, "snapshot does not fit", "EOVERFLOW");
     lua_pushstring(L, text);
     return 1;
 }
@@ -593,11 +562,11 @@ static int l_restore(lua_State *L)
     int carried = lua_toboolean(L, 3) ? (lua_toboolean(L, 4) ? HF_RESTORE_CARRIED_REOPENED
                                                               : HF_RESTORE_CARRIED) : 0;
     if (u->closed)
-        return fail3(L, "closed", "ECLOSED");
+        return hf_lua_fail(L, "closed", "ECLOSED");
     hf_fota_snapshot s;
     hf_error err;
     if (hf_journal_parse(text, n, &s, &err) < 0 || hf_fota_restore_from(&u->fsm, &s, carried, &err) < 0)
-        return fail3(L, err.msg, err.code);
+        return hf_lua_fail(L, err.msg, err.code);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -611,7 +580,7 @@ static int l_phase(lua_State *L)
 {
     lfota *u = check_fota(L);
     if (u->closed)
-        return fail3(L, "closed", "ECLOSED");
+        return hf_lua_fail(L, "closed", "ECLOSED");
     lua_pushstring(L, hf_fota_phase_name(u->fsm.phase));
     return 1;
 }
@@ -626,25 +595,25 @@ static int l_info(lua_State *L)
 {
     lfota *u = check_fota(L);
     if (u->closed)
-        return fail3(L, "closed", "ECLOSED");
+        return hf_lua_fail(L, "closed", "ECLOSED");
     const hf_fota *f = &u->fsm;
     lua_createtable(L, 0, 12);
-    set_str(L, "phase", hf_fota_phase_name(f->phase));
-    set_str(L, "model", f->model);
-    set_str(L, "imei", f->imei);
+    hf_lua_set_str(L, "phase", hf_fota_phase_name(f->phase));
+    hf_lua_set_str(L, "model", f->model);
+    hf_lua_set_str(L, "imei", f->imei);
     if (f->have_running)
-        set_str(L, "revision", f->running.text);
+        hf_lua_set_str(L, "revision", f->running.text);
     if (f->have_from)
-        set_str(L, "from", f->from.text);
+        hf_lua_set_str(L, "from", f->from.text);
     push_offer(L, f);
     if (f->last_state >= 0) {
-        set_int(L, "state", f->last_state);
-        set_str(L, "state_name", hf_fota_state_name(f->last_state));
+        hf_lua_set_int(L, "state", f->last_state);
+        hf_lua_set_str(L, "state_name", hf_fota_state_name(f->last_state));
     }
     lua_pushboolean(L, f->fwup_sent);
     lua_setfield(L, -2, "fwup_sent");
     if (f->fail_code)
-        set_str(L, "failed", f->fail_code);
+        hf_lua_set_str(L, "failed", f->fail_code);
     return 1;
 }
 
@@ -666,85 +635,7 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
-/***
- * Check a text parameter that goes into an AT command (APN, user, password): the
- * state machine's own rule, for every path (hwfota.run, Session:configure, the
- * command). At most 63 bytes; no '"', ';', CR, LF, NUL or control byte (0x00-0x1F,
- * 0x7F: backspace, Ctrl-Z, ESC ... would edit or end the command line).
- * @function check_at_param
- * @tparam string name what the value is (for the message)
- * @tparam string value
- * @return true, or nil, message, "EINVAL"
- */
-static int l_check_at_param(lua_State *L)
-{
-    size_t nl, n;
-    const char *name = luaL_checklstring(L, 1, &nl);
-    const char *v = luaL_checklstring(L, 2, &n);
-    char what[32];
-    hf_strlcpy(what, sizeof what, memchr(name, '\0', nl) ? "parameter" : name);
-    hf_error err;
-    if (hf_fota_check_at_param(what, v, n, &err) < 0)
-        return fail3(L, err.msg, err.code);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-/* ---- parsers ---------------------------------------------------------------------- */
-
-/***
- * Parse a ^FOTASTATE line.
- * @function parse_fotastate
- * @tparam string line
- * @return {state=, name=, version=, size=, description=, truncated=, error_code=,
- *   error_meaning=} or nil, message, "EPARSE"
- */
-static int l_parse_fotastate(lua_State *L)
-{
-    size_t n;
-    const char *line = luaL_checklstring(L, 1, &n);
-    hf_fotastate st;
-    hf_error err;
-    if (hf_parse_fotastate(line, n, &st, &err) < 0)
-        return fail3(L, err.msg, err.code);
-    lua_createtable(L, 0, 8);
-    set_int(L, "state", st.state);
-    set_str(L, "name", hf_fota_state_name(st.state));
-    if (st.has_version) {
-        set_str(L, "version", st.version.text);
-        set_int(L, "size", (lua_Integer)st.size);
-        set_str(L, "description", st.desc);
-        lua_pushboolean(L, st.desc_truncated);
-        lua_setfield(L, -2, "truncated");
-    }
-    if (st.error_code >= 0) {
-        set_int(L, "error_code", st.error_code);
-        set_str(L, "error_meaning", hf_fota_error_meaning(st.error_code));
-    }
-    return 1;
-}
-
-/***
- * Parse a ^FOTADLQ line.
- * @function parse_fotadlq
- * @tparam string line
- * @return {index=, name=, done=, total=} or nil, message, "EPARSE"
- */
-static int l_parse_fotadlq(lua_State *L)
-{
-    size_t n;
-    const char *line = luaL_checklstring(L, 1, &n);
-    hf_fotadlq d;
-    hf_error err;
-    if (hf_parse_fotadlq(line, n, &d, &err) < 0)
-        return fail3(L, err.msg, err.code);
-    lua_createtable(L, 0, 4);
-    set_int(L, "index", d.index);
-    set_str(L, "name", d.name);
-    set_int(L, "done", (lua_Integer)d.done);
-    set_int(L, "total", (lua_Integer)d.total);
-    return 1;
-}
+/* ---- versions and tables ------------------------------------------------------------ */
 
 /***
  * Compare two firmware versions field by field after normalising them.
@@ -761,7 +652,7 @@ static int l_version_compare(lua_State *L)
     hf_version va, vb;
     hf_error err;
     if (hf_version_parse(a, na, &va, &err) < 0 || hf_version_parse(b, nb, &vb, &err) < 0)
-        return fail3(L, err.msg, err.code);
+        return hf_lua_fail(L, err.msg, err.code);
     lua_pushinteger(L, hf_version_compare(&va, &vb));
     return 1;
 }
@@ -779,7 +670,7 @@ static int l_version_normalize(lua_State *L)
     hf_version v;
     hf_error err;
     if (hf_version_parse(s, n, &v, &err) < 0)
-        return fail3(L, err.msg, err.code);
+        return hf_lua_fail(L, err.msg, err.code);
     lua_pushstring(L, v.text);
     return 1;
 }
@@ -855,9 +746,7 @@ int hf_lua_fota_register(lua_State *L)
     static const luaL_Reg meta[] = {
         {"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
     static const luaL_Reg funcs[] = {
-        {"fota_new", l_fota_new}, {"check_at_param", l_check_at_param},
-        {"parse_fotastate", l_parse_fotastate},
-        {"parse_fotadlq", l_parse_fotadlq}, {"version_compare", l_version_compare},
+        {"fota_new", l_fota_new}, {"version_compare", l_version_compare},
         {"version_normalize", l_version_normalize}, {"fota_state_name", l_state_name},
         {"fota_error_meaning", l_error_meaning}, {"supported_model", l_supported_model},
         {NULL, NULL}};

@@ -16,28 +16,24 @@ if not path or arg[2] or path:sub(1, 1) == "-" then
   os.exit(2)
 end
 
-local s, msg = hwfota.session(path)
-if not s then
-  io.stderr:write(("status.lua: cannot open %s: %s\n"):format(path, tostring(msg)))
+-- Say what failed, close the session (when open) and exit 1.
+local function fail(s, why)
+  io.stderr:write("status.lua: " .. why .. "\n")
+  if s then s:close() end
   os.exit(1)
 end
 
+local s, msg = hwfota.session(path)
+if not s then fail(nil, ("cannot open %s: %s"):format(path, tostring(msg))) end
+
 local info, err = s:info()
-if not info then
-  io.stderr:write("status.lua: the module does not answer: " .. tostring(err) .. "\n")
-  s:close()
-  os.exit(1)
-end
+if not info then fail(s, "the module does not answer: " .. tostring(err)) end
 print("Model:       " .. (info.model or "?"))
 print("Firmware:    " .. (info.revision or "?"))
 print("IMEI:        " .. (info.imei or "?"))
 
 local st, serr = s:state()
-if not st then
-  io.stderr:write("status.lua: cannot read the FOTA state: " .. tostring(serr) .. "\n")
-  s:close()
-  os.exit(1)
-end
+if not st then fail(s, "cannot read the FOTA state: " .. tostring(serr)) end
 print(("FOTA state:  %d (%s)"):format(st.code, st.name))
 
 -- 30 downloading, 31 paused (pending), 40 downloaded: the module knows the progress.

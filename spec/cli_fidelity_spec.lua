@@ -3,41 +3,10 @@
 -- small field items of issue 11.12 (--apn '', AT^FOTACFG? in status and EDETECT, JSON
 -- error document, the progress bar on a narrow terminal, unknown module error codes),
 -- and --allow-model (issue 11.5). Run in-process through cli.main, as cli_spec does.
-local cli = require "hwfota.cli"
 local hwfota = require "hwfota"
-local json = require "dkjson"
-local simproc = require "support.simproc"
 local sim_support = require "support.sim"
-
-local function run(args, over)
-  local out, err = {}, {}
-  local env = over and over.env or {}
-  local io_ = {
-    stdout = function(s) out[#out + 1] = s end,
-    stderr = function(s) err[#err + 1] = s end,
-    isatty = function() return false end,
-    getenv = function(k) return env[k] end,
-    syslog = function() end,
-  }
-  for k, v in pairs(over or {}) do if k ~= "env" then io_[k] = v end end
-  local rc = cli.main(args, io_)
-  return rc, table.concat(out), table.concat(err)
-end
-
-local function decode(s)
-  local v, _, e = json.decode(s, 1, json.null)
-  assert(v, "not JSON: " .. tostring(e) .. "\n" .. s)
-  return v
-end
-
-local function log_lines(sim)
-  local f = assert(io.open(sim.log))
-  local t = f:read("a")
-  f:close()
-  return t
-end
-
-local FAST = {"--poll", "0.2"}
+local clirun = require "support.clirun"
+local run, decode, with, log_lines = clirun.run, clirun.decode, clirun.with, clirun.log_text
 -- a firmware at the MU509-b minimum and its successor: the model check passes
 -- whatever the simulator's defaults are
 local OK_VERSIONS = {"--version-from", "12.815.03.01.00", "--version-to", "12.815.03.02.00"}
@@ -46,15 +15,9 @@ local function start_sim(extra)
   local args = {}
   for _, a in ipairs(OK_VERSIONS) do args[#args + 1] = a end
   for _, a in ipairs(extra or {}) do args[#args + 1] = a end
-  local sim = simproc.start(args)
+  local sim = sim_support.quick(args)
   finally(function() sim:stop() end)
   return sim
-end
-local function with(args, extra)
-  local t = {}
-  for _, a in ipairs(args) do t[#t + 1] = a end
-  for _, a in ipairs(extra or FAST) do t[#t + 1] = a end
-  return t
 end
 
 describe("hwfota command: bad values are usage errors (exit 2, one line)", function()
@@ -138,7 +101,7 @@ describe("hwfota command: the journal says a reset is under way (issue 11.9)", f
   before_each(function()
     local args = {"--rate", "4000"}
     for _, a in ipairs(OK_VERSIONS) do args[#args + 1] = a end
-    sim = simproc.start(args)
+    sim = sim_support.quick(args)
     journal = os.tmpname()
     os.remove(journal)
     link = sim.dir .. "/later"
@@ -163,7 +126,7 @@ describe("hwfota command: the journal says a reset is under way (issue 11.9)", f
         sleep = function(s)
           slept = slept + 1
           if slept == 2 then   -- the module's port comes back (its reset is over)
-            assert(os.execute(("ln -s %s %s"):format(simproc.quote(sim.path), simproc.quote(link))))
+            assert(os.execute(("ln -s %s %s"):format(sim_support.quote(sim.path), sim_support.quote(link))))
           end
           hwfota.sleep(s)
         end,
@@ -280,7 +243,7 @@ end)
 describe("hwfota command: --allow-model (issue 11.5)", function()
   it("runs a module below the built-in table once its row is added", function()
     -- the seed's demo version, below the MU509-b minimum
-    local sim = simproc.start{"--version-from", "12.815.01.03.00", "--version-to", "12.815.01.04.00"}
+    local sim = sim_support.quick{"--version-from", "12.815.01.03.00", "--version-to", "12.815.01.04.00"}
     finally(function() sim:stop() end)
     local rc, out, err = run(with{"--port", sim.path, "check", "--json"})
     assert.equals(1, rc)
@@ -296,7 +259,7 @@ end)
 
 describe("hwfota info: the supported table as ATI prints the model (issue 11.5)", function()
   it("\"MU509\" on 11.x firmware is the MU509-c row", function()
-    local sim = simproc.start{"--model", "MU509", "--version-from", "11.815.00.80.00"}
+    local sim = sim_support.quick{"--model", "MU509", "--version-from", "11.815.00.80.00"}
     finally(function() sim:stop() end)
     local rc, out = run{"--port", sim.path, "info", "--json"}
     assert.equals(0, rc)

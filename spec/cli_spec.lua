@@ -1,35 +1,14 @@
 -- The hwfota command (lua/hwfota/cli.lua), run in-process through cli.main with
 -- injected output, terminal and environment, against the simulator
--- (spec/support/simproc.lua) where it talks to a module.
-local cli = require "hwfota.cli"
+-- (spec/support/sim.lua) where it talks to a module.
 local hwfota = require "hwfota"
 local json = require "dkjson"
-local simproc = require "support.simproc"
 local SIM = require "support.sim"   -- the simulator's default versions: SIM.FROM, SIM.TO
 
 local top = os.getenv("HWFOTA_TOP") or "."
 
--- Run the command; returns rc, stdout, stderr, syslog lines.
-local function run(args, over)
-  local out, err, log = {}, {}, {}
-  local env = over and over.env or {}
-  local io_ = {
-    stdout = function(s) out[#out + 1] = s end,
-    stderr = function(s) err[#err + 1] = s end,
-    isatty = function() return false end,
-    getenv = function(k) return env[k] end,
-    syslog = function(level, msg) log[#log + 1] = level .. ": " .. msg end,
-  }
-  for k, v in pairs(over or {}) do if k ~= "env" then io_[k] = v end end
-  local rc = cli.main(args, io_)
-  return rc, table.concat(out), table.concat(err), log
-end
-
-local function decode(s)
-  local v, _, e = json.decode(s, 1, json.null)
-  assert(v, "not JSON: " .. tostring(e) .. "\n" .. s)
-  return v
-end
+local clirun = require "support.clirun"
+local run, decode, with, rx_count = clirun.run, clirun.decode, clirun.with, clirun.rx_count
 
 local function tmpfile(text)
   local n = os.tmpname()
@@ -37,27 +16,6 @@ local function tmpfile(text)
   f:write(text)
   f:close()
   return n
-end
-
--- FOTA options every flow against the simulator needs: quick polls keep the specs short
--- (the simulator's default firmware passes the supported-model table).
-local FAST = {"--poll", "0.2"}
--- How many times the simulator received a command (its JSON-lines log).
-local function rx_count(sim, cmd)
-  local f = assert(io.open(sim.log))
-  local n, want = 0, '"dir":"rx","line":' .. ('%q'):format(cmd)
-  for l in f:lines() do
-    if l:find(want, 1, true) then n = n + 1 end
-  end
-  f:close()
-  return n
-end
-
-local function with(args, extra)
-  local t = {}
-  for _, a in ipairs(args) do t[#t + 1] = a end
-  for _, a in ipairs(extra or FAST) do t[#t + 1] = a end
-  return t
 end
 
 describe("hwfota command: usage", function()
@@ -100,8 +58,8 @@ describe("hwfota command: usage", function()
 
   it("runs through the command script and exits with main's code", function()
     local env = ("LUA_PATH=%s LUA_CPATH=%s "):format(
-      simproc.quote(top .. "/lua/?.lua;" .. top .. "/lua/?/init.lua;;"),
-      simproc.quote(top .. "/build/?.so;;"))
+      SIM.quote(top .. "/lua/?.lua;" .. top .. "/lua/?/init.lua;;"),
+      SIM.quote(top .. "/build/?.so;;"))
     local ok, how, code = os.execute(env .. top .. "/lua/bin/hwfota status --help >/dev/null")
     assert.is_true(ok, tostring(how) .. " " .. tostring(code))
     ok, how, code = os.execute(env .. top .. "/lua/bin/hwfota at 2>/dev/null")
@@ -126,7 +84,7 @@ describe("hwfota command: port selection", function()
     assert.matches("/dev/ttyUSB2", err)
     assert.matches("--port", err)
 
-    local sim = simproc.start()
+    local sim = SIM.quick()
     local out
     rc, out = run({"info", "--json"}, {list_ports = function()
       return {{path = "/dev/ttyS0", huawei = false}, {path = sim.path, huawei = true}}
@@ -157,7 +115,7 @@ describe("hwfota command: port selection", function()
     local rc, _, err = run{"status", "--port", "/dev/ttyUSB-none"}
     assert.equals(4, rc)
     assert.matches("cannot open", err)
-    local sim = simproc.start()
+    local sim = SIM.quick()
     local held = assert(hwfota.open(sim.path))
     rc, _, err = run{"status", "--port", sim.path}
     held:close()
@@ -169,7 +127,7 @@ end)
 
 describe("hwfota command against the simulator", function()
   local sim
-  before_each(function() sim = simproc.start{"--rate", "4000"} end)
+  before_each(function() sim = SIM.quick{"--rate", "4000"} end)
   after_each(function() sim:stop() end)
 
   it("status --json prints one valid JSON document", function()
@@ -372,20 +330,20 @@ end)
 
 describe("hwfota command: --syslog through the logger command", function()
   it("hands each message to `logger -t hwfota -p daemon.LEVEL` on its standard input", function()
-    local sim = simproc.start()
+    local sim = SIM.quick()
     local bindir = sim.dir .. "/bin"
     local logfile = sim.dir .. "/logger.out"
-    os.execute("mkdir -p " .. simproc.quote(bindir))
+    os.execute("mkdir -p " .. SIM.quote(bindir))
     local f = assert(io.open(bindir .. "/logger", "w"))
-    f:write('#!/bin/sh\nmsg=$(cat)\necho "$* | $msg" >>' .. simproc.quote(logfile) .. '\n')
+    f:write('#!/bin/sh\nmsg=$(cat)\necho "$* | $msg" >>' .. SIM.quote(logfile) .. '\n')
     f:close()
-    os.execute("chmod +x " .. simproc.quote(bindir .. "/logger"))
+    os.execute("chmod +x " .. SIM.quote(bindir .. "/logger"))
     local policy = tmpfile('return {}')
     local cmd = ("PATH=%s:$PATH LUA_PATH=%s LUA_CPATH=%s %s/lua/bin/hwfota run --policy %s --port %s " ..
                  "--syslog --poll 0.2 >%s/stdout 2>&1"):format(
-      simproc.quote(bindir), simproc.quote(top .. "/lua/?.lua;" .. top .. "/lua/?/init.lua;;"),
-      simproc.quote(top .. "/build/?.so;;"), top, simproc.quote(policy), simproc.quote(sim.path),
-      simproc.quote(sim.dir))
+      SIM.quote(bindir), SIM.quote(top .. "/lua/?.lua;" .. top .. "/lua/?/init.lua;;"),
+      SIM.quote(top .. "/build/?.so;;"), top, SIM.quote(policy), SIM.quote(sim.path),
+      SIM.quote(sim.dir))
     local ok, _, code = os.execute(cmd)
     local lf = io.open(logfile)
     local logged = lf and lf:read("a") or ""
@@ -405,7 +363,7 @@ end)
 
 describe("hwfota command: nothing to do, monitor", function()
   it("check exits 3 when the server has no new version", function()
-    local sim = simproc.start{"--no-new-version"}
+    local sim = SIM.quick{"--no-new-version"}
     local rc, out = run(with{"--port", sim.path, "check"})
     local rc2, out2 = run(with{"--port", sim.path, "check", "--json"})
     sim:stop()
@@ -416,7 +374,7 @@ describe("hwfota command: nothing to do, monitor", function()
   end)
 
   it("monitor prints unsolicited codes until --for expires, JSON at the end", function()
-    local sim = simproc.start{"--noise", "20"}
+    local sim = SIM.quick{"--noise", "20"}
     local t0 = hwfota.now()
     local rc, out = run{"--port", sim.path, "monitor", "--for", "0.6"}
     local rc2, out2 = run{"--port", sim.path, "monitor", "--for", "0.6", "--json"}
@@ -432,5 +390,18 @@ describe("hwfota command: nothing to do, monitor", function()
     local doc = decode(out2)
     assert.is_true(#doc.events >= 1)
     assert.is_string(doc.events[1].line)
+  end)
+
+  it("monitor prints each line once after the port came back", function()
+    -- the port goes away at model second 20 for 5 (1 s .. 1.25 s: the monitor has it
+    -- open by then, even on a loaded machine), then one URC at 34 (1.7 s)
+    local sim = SIM.quick{"--port-gone", "time=20", "--urc", "time=34:^FOTASTATE: 10"}
+    local rc, out, err = run{"--port", sim.path, "monitor", "--for", "3"}
+    sim:stop()
+    assert.equals(0, rc, err)
+    assert.matches("port back: " .. sim.path, err .. out, 1, true)
+    local n = 0
+    for _ in out:gmatch("%^FOTASTATE: 10  %(idle%)") do n = n + 1 end
+    assert.equals(1, n, out)
   end)
 end)

@@ -2,26 +2,11 @@
 -- a deferral after the download discards the image, a policy error leaves the module
 -- idle. The CLI (in-process, as cli_spec runs it) and hwfota.run against every
 -- variant of hwfota-sim's --end-state and --discard-delay/--discard-urc.
-local cli = require "hwfota.cli"
 local hwfota = require "hwfota"
 local sim = require "support.sim"
+local run = require("support.clirun").run   -- the command; returns rc, stdout, stderr
 
 local SCALE = "0.05"
-
--- Run the command; returns rc, stdout, stderr.
-local function run(args, over)
-  local out, err = {}, {}
-  local io_ = {
-    stdout = function(s) out[#out + 1] = s end,
-    stderr = function(s) err[#err + 1] = s end,
-    isatty = function() return false end,
-    getenv = function() return nil end,
-    syslog = function() end,
-  }
-  for k, v in pairs(over or {}) do io_[k] = v end
-  local rc = cli.main(args, io_)
-  return rc, table.concat(out), table.concat(err)
-end
 
 local FAST = {"--skip-model-check", "--poll", "0.2"}
 local function cmd(s, ...)
@@ -40,6 +25,21 @@ end
 local function last_state(s)
   local st = s:states()
   return st[#st]
+end
+
+-- hwfota.run under `policy` on a fresh simulator (`extra`: its arguments); `read(s)`
+-- reads what the spec checks from the simulator before it stops. Returns the report,
+-- then what `read` returned.
+local function run_flow(policy, extra, read)
+  local s = start(extra)
+  local r
+  local ok, e = pcall(function()
+    r = hwfota.run(s.path, policy, sim.opts{skip_model_check = true})
+  end)
+  local got = table.pack(read(s))
+  s:stop()
+  assert(ok, e)
+  return r, table.unpack(got, 1, got.n)
 end
 
 -- The variants of the module's behaviour that matter here.
@@ -220,17 +220,8 @@ end)
 
 describe("defer/reject after the download discards the image (issue 11.4)", function()
   local function flow(answer, extra)
-    local s = start(extra)
-    local r, cmds
-    local ok, e = pcall(function()
-      r = hwfota.run(s.path, {on_downloaded = function() return answer end},
-                     sim.opts{skip_model_check = true})
-      cmds = s:commands()
-    end)
-    local st = last_state(s)
-    s:stop()
-    assert(ok, e)
-    return r, st, cmds
+    return run_flow({on_downloaded = function() return answer end}, extra,
+                    function(s) return last_state(s), s:commands() end)
   end
 
   for _, answer in ipairs{"defer", "reject"} do
@@ -249,19 +240,11 @@ describe("defer/reject after the download discards the image (issue 11.4)", func
   end
 
   it("keep_until_reboot keeps the image (state 40), and says the module applies it at its next reboot", function()
-    local s = start()
     local notices = {}
-    local r
-    local ok, e = pcall(function()
-      r = hwfota.run(s.path, {
-        on_downloaded = function() return "keep_until_reboot" end,
-        on_event = function(ev) if ev.event == "notice" then notices[#notices + 1] = ev.message end end,
-      }, sim.opts{skip_model_check = true})
-    end)
-    local st = last_state(s)
-    local n0 = s:count("AT^FOTADL=0")
-    s:stop()
-    assert(ok, e)
+    local r, st, n0 = run_flow({
+      on_downloaded = function() return "keep_until_reboot" end,
+      on_event = function(ev) if ev.event == "notice" then notices[#notices + 1] = ev.message end end,
+    }, nil, function(s) return last_state(s), s:count("AT^FOTADL=0") end)
     assert.equals("deferred", r.status)
     assert.equals(40, st)
     assert.equals(0, n0)
@@ -270,16 +253,9 @@ describe("defer/reject after the download discards the image (issue 11.4)", func
 
   it("a window policy decides before the download: closed, nothing is downloaded", function()
     local policy = require "hwfota.policy"
-    local s = start()
-    local r
-    local ok, e = pcall(function()
-      local closed = policy.window{ranges = {{"01:00", "02:00"}},
-                                   clock = function() return {wday = 2, hour = 12, min = 0} end}
-      r = hwfota.run(s.path, closed, sim.opts{skip_model_check = true})
-    end)
-    local dl = s:count("AT^FOTADL=1")
-    s:stop()
-    assert(ok, e)
+    local closed = policy.window{ranges = {{"01:00", "02:00"}},
+                                 clock = function() return {wday = 2, hour = 12, min = 0} end}
+    local r, dl = run_flow(closed, nil, function(s) return s:count("AT^FOTADL=1") end)
     assert.equals("deferred", r.status)
     assert.equals(0, dl)
   end)
@@ -311,15 +287,8 @@ describe("a policy error leaves the module idle (issue 11.10)", function()
   }
   for _, c in ipairs(cases) do
     it(c[1] .. " " .. c[2] .. ": EPOLICY with the hook's error, module idle", function()
-      local s = start()
-      local r
-      local ok, e = pcall(function()
-        r = hwfota.run(s.path, {[c[1]] = c[3]}, sim.opts{skip_model_check = true})
-      end)
-      local st = last_state(s)
-      local fw = s:count("AT^FWUP")
-      s:stop()
-      assert(ok, e)
+      local r, st, fw = run_flow({[c[1]] = c[3]}, nil,
+                                 function(s) return last_state(s), s:count("AT^FWUP") end)
       assert.equals("failed", r.status)
       assert.equals("EPOLICY", r.code)
       assert.matches(c[4], r.message, 1, true)

@@ -1,11 +1,10 @@
 -- The examples (examples/*.lua) run as integrators run them: lua5.4 processes against
 -- the simulator. (sms-trigger.lua is not here yet: it needs the simulator to deliver
 -- an SMS.)
-local simproc = require "support.simproc"
 local SIM = require "support.sim"   -- the simulator's default versions: SIM.FROM, SIM.TO
 
 local top = os.getenv("HWFOTA_TOP") or "."
-local q = simproc.quote
+local q = SIM.quote
 local ENV = ("LUA_PATH=%s LUA_CPATH=%s "):format(
   q(top .. "/lua/?.lua;" .. top .. "/lua/?/init.lua;;"), q(top .. "/build/?.so;;"))
 
@@ -23,7 +22,7 @@ end
 
 describe("examples/status.lua", function()
   it("prints model, firmware, IMEI and FOTA state", function()
-    local sim = simproc.start()
+    local sim = SIM.quick()
     local rc, out = example("status.lua", {sim.path})
     sim:stop()
     assert.equals(0, rc, out)
@@ -34,7 +33,7 @@ describe("examples/status.lua", function()
   end)
 
   it("prints the download progress of a downloaded image, and fails cleanly without a module", function()
-    local sim = simproc.start()
+    local sim = SIM.quick()
     -- download without applying, through the command
     local cli = require "hwfota.cli"
     local rc = cli.main({"--port", sim.path, "download", "--poll", "0.2"},
@@ -58,7 +57,7 @@ end)
 
 describe("examples/rollout.lua", function()
   local sim
-  before_each(function() sim = simproc.start() end)
+  before_each(function() sim = SIM.quick() end)
   after_each(function() sim:stop() end)
 
   it("upgrades inside the window and the cohort, WAN down around the data phase", function()
@@ -98,7 +97,7 @@ end)
 describe("examples/socket-trigger.lua", function()
   it("starts the flow on a command received on a unix socket", function()
     local unix = require "socket.unix"
-    local sim = simproc.start{"--rate", "4000"}
+    local sim = SIM.quick{"--rate", "4000"}
     local sock = sim.dir .. "/trigger.sock"
     local cmd = ("%s timeout 30 lua5.4 %s %s --unix %s --once --token s3cret 2>&1; echo \"exit=$?\"")
                 :format(ENV, q(top .. "/examples/socket-trigger.lua"), q(sim.path), q(sock))
@@ -138,7 +137,7 @@ describe("examples/upgrade.lua", function()
   local simdefaults = require "support.sim"   -- the simulator's default versions
 
   it("runs the seed's flow to a verified upgrade, then says there is nothing to do", function()
-    local sim = simproc.start()
+    local sim = SIM.quick()
     local journal = sim.dir .. "/journal"
     local rc, out = example("upgrade.lua", {sim.path, "--journal", journal})
     local rc2, out2 = example("upgrade.lua", {sim.path, "--quiet"})
@@ -162,7 +161,7 @@ describe("examples/upgrade.lua", function()
   end)
 
   it("exits 1 with the reason when the run fails, 2 on bad usage", function()
-    local sim = simproc.start{"--detect-fail", "21"}
+    local sim = SIM.quick{"--detect-fail", "21"}
     local rc, out = example("upgrade.lua", {sim.path, "--quiet"})
     sim:stop()
     assert.equals(1, rc, out)

@@ -54,28 +54,48 @@ describe("flow faults:", function()
     assert.equal(0, s:count("AT^FOTADL=1"))
   end)
 
-  it("detection failure 13,<code> fails EDETECT with the module's code and its meaning", function()
-    s = start("--detect-fail", "21")
-    local report = run(s)
-    assert.equal("failed", report.status)
-    assert.equal("EDETECT", report.code)
-    assert.equal(21, report.module_code)
-    assert.matches("HTTP server error", report.message)
-    assert.matches("APN", report.message)
-    assert.same({11, 13}, first_states(s, 2))
-    assert.equal(0, s:count("AT^FOTADL=1"))
-  end)
-
-  it("download failure 20,<code> fails EDOWNLOAD with the module's code", function()
-    s = start("--download-fail", "52", "--download-fail-at", "30000")
-    local report = run(s)
-    assert.equal("failed", report.status)
-    assert.equal("EDOWNLOAD", report.code)
-    assert.equal(52, report.module_code)
-    assert.matches("MD5", report.message)
-    assert.same({11, 12, 30, 20}, first_states(s, 4))
-    assert.equal(0, s:count("AT^FWUP"))
-  end)
+  -- a module's failure ends the run "failed" with a code, the module's code when it
+  -- gave one, a message that says what to do, and the commands the log shows
+  local FAILURES = {
+    {"detection failure 13,<code> fails EDETECT with the module's code and its meaning",
+     args = {"--detect-fail", "21"}, code = "EDETECT", module_code = 21,
+     says = {"HTTP server error", "APN"}, states = {11, 13}, counts = {{"AT^FOTADL=1", 0}}},
+    {"download failure 20,<code> fails EDOWNLOAD with the module's code",
+     args = {"--download-fail", "52", "--download-fail-at", "30000"}, code = "EDOWNLOAD",
+     module_code = 52, says = {"MD5"}, states = {11, 12, 30, 20}, counts = {{"AT^FWUP", 0}}},
+    {"upgrade failure after the reset (80) fails EUPGRADE with module_code 80",
+     args = {"--upgrade-fail", "80"}, code = "EUPGRADE", module_code = 80,
+     says = {sim.FROM},   -- still the old version
+     counts = {{"AT^FWUP", 1}}, logged = {ev = "boot", version = sim.FROM}},
+    {"collision (data session) fails ECOLLISION, telling to bring the WAN down",
+     args = {"--data-session"}, code = "ECOLLISION",
+     says = {"bring the WAN interface down", "collision"},
+     counts = {{"AT^FOTADET", 1}, {"AT^FOTADL=1", 0}}},
+    {"SIM PIN required fails ESIM before any FOTA command, telling how to fix it",
+     args = {"--sim-pin"}, code = "ESIM", says = {"PIN", "AT%+CPIN="},
+     counts = {{"AT+CPIN?", 1}}, no_fota = true},
+    {"SIM PIN with the prerequisite check off: the module's own refusal gives ESIM",
+     args = {"--sim-pin"}, opts = {check_prereq = false}, code = "ESIM",
+     says = {"SIM PIN required"}, counts = {{"AT+CPIN?", 0}}},
+  }
+  for _, c in ipairs(FAILURES) do
+    it(c[1], function()
+      s = start(table.unpack(c.args))
+      local report = run(s, c.opts)
+      assert.equal("failed", report.status)
+      assert.equal(c.code, report.code)
+      if c.module_code then assert.equal(c.module_code, report.module_code) end
+      for _, text in ipairs(c.says) do assert.matches(text, report.message) end
+      if c.states then assert.same(c.states, first_states(s, #c.states)) end
+      for _, n in ipairs(c.counts) do assert.equal(n[2], s:count(n[1]), n[1]) end
+      if c.logged then assert.is_not_nil(s:wait_for(c.logged, 0)) end
+      if c.no_fota then
+        for _, cmd in ipairs(s:commands()) do
+          assert.is_nil(cmd:find("FOTA", 1, true), "no FOTA command: " .. cmd)
+        end
+      end
+    end)
+  end
 
   it("pauses the download through the run's control and resumes it", function()
     s = start("--rate", "4000")
@@ -200,17 +220,6 @@ describe("flow faults:", function()
     assert.equal(1, s:count("AT^FWUP"))
   end)
 
-  it("upgrade failure after the reset (80) fails EUPGRADE with module_code 80", function()
-    s = start("--upgrade-fail", "80")
-    local report = run(s)
-    assert.equal("failed", report.status)
-    assert.equal("EUPGRADE", report.code)
-    assert.equal(80, report.module_code)
-    assert.matches(sim.FROM, report.message)   -- still the old version
-    assert.equal(1, s:count("AT^FWUP"))
-    assert.is_not_nil(s:wait_for({ev = "boot", version = sim.FROM}, 0))
-  end)
-
   it("port back late but within reboot_timeout: upgraded", function()
     -- the pty is absent for 40 model s = 1.2 s; reboot_timeout 3 s
     s = start("--reset-gap", "40")
@@ -234,38 +243,5 @@ describe("flow faults:", function()
     assert.is_true(seen.elapsed < 10, "bounded: " .. seen.elapsed)
     assert.equal(1, s:count("AT^FWUP"))
     assert.equal(1, #s:select{ev = "port", what = "up"})   -- never came back
-  end)
-
-  it("collision (data session) fails ECOLLISION, telling to bring the WAN down", function()
-    s = start("--data-session")
-    local report = run(s)
-    assert.equal("failed", report.status)
-    assert.equal("ECOLLISION", report.code)
-    assert.matches("bring the WAN interface down", report.message)
-    assert.matches("collision", report.message)
-    assert.equal(1, s:count("AT^FOTADET"))
-    assert.equal(0, s:count("AT^FOTADL=1"))
-  end)
-
-  it("SIM PIN required fails ESIM before any FOTA command, telling how to fix it", function()
-    s = start("--sim-pin")
-    local report = run(s)
-    assert.equal("failed", report.status)
-    assert.equal("ESIM", report.code)
-    assert.matches("PIN", report.message)
-    assert.matches("AT%+CPIN=", report.message)
-    assert.equal(1, s:count("AT+CPIN?"))
-    for _, c in ipairs(s:commands()) do
-      assert.is_nil(c:find("FOTA", 1, true), "no FOTA command: " .. c)
-    end
-  end)
-
-  it("SIM PIN with the prerequisite check off: the module's own refusal gives ESIM", function()
-    s = start("--sim-pin")
-    local report = run(s, {check_prereq = false})
-    assert.equal("failed", report.status)
-    assert.equal("ESIM", report.code)
-    assert.matches("SIM PIN required", report.message)
-    assert.equal(0, s:count("AT+CPIN?"))
   end)
 end)

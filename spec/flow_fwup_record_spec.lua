@@ -10,14 +10,12 @@ local sim = require "support.sim"
 local killable = require "support.killable"
 
 describe("flow: host killed between the fwup_sent record and AT^FWUP", function()
-  local s
-  after_each(function() if s then s:stop(); s = nil end end)
-
   -- (--closed-port drop is not run: there a killed host's exclusive flag stays set on
   -- the pty and the next open is EBUSY, issue 12.8, another item)
   do
     it("the next run applies the image once", function()
-      s = sim.start{"--time-scale", "0.03"}
+      local s = sim.start{"--time-scale", "0.03"}
+      finally(function() s:stop() end)
       local journal = s.dir .. "/journal"
       local jtext = killable.kill_at(s, journal, "fwup_record", {"settle=0.5"})
       assert.matches("\nfwup_sent=1\n", jtext, 1, true)
@@ -34,7 +32,8 @@ describe("flow: host killed between the fwup_sent record and AT^FWUP", function(
   end
 
   it("killed again after the retry's record: no third chance, discarded, said so", function()
-    s = sim.start{"--time-scale", "0.03"}
+    local s = sim.start{"--time-scale", "0.03"}
+    finally(function() s:stop() end)
     local journal = s.dir .. "/journal"
     killable.kill_at(s, journal, "fwup_record", {"settle=0.5"})
     local jtext = killable.kill_at(s, journal, "fwup_record", {"settle=0.5"})

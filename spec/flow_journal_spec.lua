@@ -3,61 +3,10 @@
 -- AT^FWUP sent exactly once in the whole simulator log, and never re-download a
 -- verified image. The host runs in a child lua5.4 (spec/support/flow_child.lua)
 -- that stops at a precise point so the kill lands there.
-local core = require "hwfota.core"
 local sim = require "support.sim"
-
-local LUA = os.getenv("LUA") or "lua5.4"
-local CHILD = sim.top .. "/spec/support/flow_child.lua"
-
-local function child(path, journal, hold, extra)
-  local cmd = ("exec %s %s %s %s %s %s 2>&1"):format(LUA, sim.sh_quote(CHILD), sim.sh_quote(path),
-                                                    sim.sh_quote(journal), hold or "-",
-                                                    extra or "")
-  local p = assert(io.popen(cmd, "r"))
-  local pid = tonumber((p:read("l") or ""):match("^pid (%d+)$"))
-  assert(pid, "child did not start")
-  return p, pid
-end
+local killable = require "support.killable"
 
 local read_file = sim.read_file
-
--- Run a child that stops at `hold`; kill it there. Returns the journal at the kill
--- and the child's output lines.
-local function kill_at(s, journal, hold, extra)
-  local p, pid = child(s.path, journal, hold, extra)
-  local lines, held = {}, false
-  for line in p:lines() do
-    lines[#lines + 1] = line
-    if line == "hold " .. hold then held = true; break end
-    if line:match("^report ") then break end
-  end
-  local before = {#s:select{ev = "host", what = "closed"}, #s:select{ev = "port", what = "down"}}
-  os.execute("kill -9 " .. pid)
-  p:close()
-  assert(held, ("the child never reached %s:\n%s"):format(hold, table.concat(lines, "\n")))
-  return read_file(journal), lines, before
-end
-
--- The killed child's port closed (the simulator logs every close of its pty's
--- slave), unless the module reset meanwhile (the pty the child held is gone then).
--- The child's exclusive flag stays on the pty (--release-dead-host is off): the
--- next host must recognise it as stale and take the port over.
-local function wait_closed(s, before)
-  local deadline = core.now() + 2
-  while core.now() < deadline do
-    if #s:select{ev = "host", what = "closed"} > before[1] or
-       #s:select{ev = "port", what = "down"} > before[2] then return true end
-    core.poll({}, 0.02)
-  end
-  return false
-end
-
-local function finish(s, journal)
-  local p = child(s.path, journal)
-  local out = p:read("a")
-  p:close()
-  return out
-end
 
 local CASES = {
   -- the module finds the version while no host runs: the new host sees a bare 12
@@ -91,12 +40,13 @@ describe("flow: host killed and restarted from the journal", function()
     it(("killed in %s: the new process finishes upgraded, AT^FWUP once"):format(c.name or c.hold), function()
       -- keep: with drop (the simulator's default) a host is seen only by polling the
       -- master for EIO every 20 ms, and the one killed right after the reopen (verify)
-      -- may leave no {"ev":"host","what":"closed"} for wait_closed below to see
+      -- may leave no {"ev":"host","what":"closed"} for killable.wait_gone below to see
       local args = {"--time-scale", "0.03", "--closed-port", "keep"}
       for _, a in ipairs(c.args or {}) do args[#args + 1] = a end
       s = sim.start(args)
       local journal = s.dir .. "/journal"
-      local jtext, _, closed_before = kill_at(s, journal, c.hold, c.first)
+      local jtext, _, closed_before = killable.kill_at(s, journal, c.hold,
+                                                       c.first and {c.first}, false)
       if c.journal == nil then
         assert.is_nil(jtext, "no journal before the first journaled phase")
       else
@@ -116,9 +66,9 @@ describe("flow: host killed and restarted from the journal", function()
       end
       local fwup_at_kill = s:count("AT^FWUP")
       if c.held then
-        assert.is_true(wait_closed(s, closed_before), "port closed by the kill")
+        assert.is_true(killable.wait_gone(s, closed_before, "closed"), "port closed by the kill")
       end
-      local out = finish(s, journal)
+      local out = killable.finish(s, journal)
       assert.matches("\nreport upgraded ", "\n" .. out, 1, true)
       if c.held and c.hold ~= "upgrade" then
         -- the killed host's flag, still set: taken over by the new one, and said so

@@ -5,11 +5,9 @@ local hwfota = require "hwfota"
 local sim = require "support.sim"
 
 describe("flow: two modules in one process", function()
-  local s
-  after_each(function() if s then s:stop(); s = nil end end)
-
   it("upgrades both concurrently; their downloads overlap; AT^FWUP once each", function()
-    s = sim.start{"--time-scale", "0.03", "--modules", "2"}
+    local s = sim.start{"--time-scale", "0.03", "--modules", "2"}
+    finally(function() s:stop() end)
     assert.equal(2, #s.paths)
     local reports, spans = {}, {}
     for i, path in ipairs(s.paths) do

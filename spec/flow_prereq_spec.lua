@@ -4,7 +4,6 @@
 -- said (a notice) and goes on; a SIM that wants its PIN is still ESIM. The command's
 -- --no-prereq skips the queries (check_prereq = false).
 local hwfota = require "hwfota"
-local cli = require "hwfota.cli"
 local sim = require "support.sim"
 
 local function notices(report)
@@ -15,17 +14,7 @@ local function notices(report)
   return table.concat(out, "\n")
 end
 
-local function cli_run(args)
-  local out, err = {}, {}
-  local rc = cli.main(args, {
-    stdout = function(s) out[#out + 1] = s end,
-    stderr = function(s) err[#err + 1] = s end,
-    isatty = function() return false end,
-    getenv = function() return nil end,
-    syslog = function() end,
-  })
-  return rc, table.concat(out), table.concat(err)
-end
+local cli_run = require("support.clirun").run
 
 describe("flow: prerequisite queries the firmware does not support", function()
   local s

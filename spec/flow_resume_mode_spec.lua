@@ -117,15 +117,8 @@ describe("flow: host killed in the download, module power loss, new host from th
       -- the module loses power while no host runs, and boots in 31
       assert.is_not_nil(s:wait_for({ev = "fault", fault = "power-loss"}, 10), "power loss")
       local lost = s:index{ev = "fault", fault = "power-loss"}
-      local deadline = core.now() + 10
-      local up = false
-      while not up and core.now() < deadline do
-        for i, e in ipairs(s:read()) do
-          if i > lost and e.m == 0 and e.ev == "port" and e.what == "up" then up = true end
-        end
-        if not up then core.poll({}, 0.02) end
-      end
-      assert.is_true(up, "the port came back after the power loss")
+      assert.is_not_nil(s:wait_after(lost, {ev = "port", what = "up"}, 10),
+                        "the port came back after the power loss")
       local extra2 = {"settle=0.5"}
       for _, a in ipairs(extra) do extra2[#extra2 + 1] = a end
       local out = killable.finish(s, journal, extra2)
@@ -152,13 +145,7 @@ describe("session: s:resume() between steps after a power loss", function()
     assert.is_not_nil(s:wait_for({ev = "fault", fault = "power-loss"}, 10), "power loss")
     local lost = s:index{ev = "fault", fault = "power-loss"}
     local deadline = core.now() + 10
-    local up = false
-    while not up and core.now() < deadline do
-      for i, e in ipairs(s:read()) do
-        if i > lost and e.m == 0 and e.ev == "port" and e.what == "up" then up = true end
-      end
-      if not up then core.poll({}, 0.02) end
-    end
+    s:wait_after(lost, {ev = "port", what = "up"}, 10)
     while not port:is_lost() and core.now() < deadline do core.poll({port}, 0.05) end
     assert.is_true(port:is_lost(), "the host saw the port go")
     local back

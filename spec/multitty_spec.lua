@@ -171,6 +171,14 @@ print("status", report.status, report.code, report.message)
 print("to", report.to)
 print("path-after", port:path())
 ]]
+  -- RUN's output: it found the PCUI at ttyUSB2, upgraded, and its port is at `after` now
+  local function upgraded(out, rc, after)
+    assert.equals(0, rc, out)
+    assert.matches("found\t/dev/ttyUSB2", out, 1, true)
+    assert.matches("status\tupgraded", out, 1, true)
+    assert.matches("to\t" .. sim.TO, out, 1, true)
+    assert.matches("path-after\t" .. after, out, 1, true)
+  end
 
   for _, closed in ipairs{"keep", "drop"} do
     it("hwfota.run on the found PCUI follows it to another ttyUSB name and confirms the IMEI " ..
@@ -186,11 +194,7 @@ print("path-after", port:path())
       end
       local aux = aux_rx(s)
       s:stop()
-      assert.equals(0, rc, out)
-      assert.matches("found\t/dev/ttyUSB2", out, 1, true)
-      assert.matches("status\tupgraded", out, 1, true)
-      assert.matches("to\t" .. sim.TO, out, 1, true)
-      assert.matches("path-after\t/dev/ttyUSB6", out, 1, true)
+      upgraded(out, rc, "/dev/ttyUSB6")
       assert.is_true(up2 > 0, "the module came back as ttyUSB6")
       assert.is_true(cgsn_after >= 1, "the IMEI was read again on the new port")
       assert.same({}, aux)
@@ -204,11 +208,7 @@ print("path-after", port:path())
     local out, rc = lua_child(s, RUN)
     local aux = aux_rx(s)
     s:stop()
-    assert.equals(0, rc, out)
-    assert.matches("found\t/dev/ttyUSB2", out, 1, true)
-    assert.matches("status\tupgraded", out, 1, true)
-    assert.matches("to\t" .. sim.TO, out, 1, true)
-    assert.matches("path-after\t/dev/ttyUSB1", out, 1, true)
+    upgraded(out, rc, "/dev/ttyUSB1")
     assert.same({}, aux)    -- not a byte to the diagnostics port that took the old name
   end)
 end)

@@ -1,5 +1,6 @@
 -- busted specs for hwfota.policy (pure Lua; no module, no simulator needed).
 local policy = require "hwfota.policy"
+local hwfota = require "hwfota"
 
 -- A clock for window{}: day name and "HH:MM" or "HH:MM:SS".
 local WDAY = { sun = 1, mon = 2, tue = 3, wed = 4, thu = 5, fri = 6, sat = 7 }
@@ -196,18 +197,32 @@ describe("policy.version_compare", function()
         { "1.9", "1.10", -1 },
         { "1.2", "1.2.0", 0 },
         { "1.2", "1.2.1", -1 },
-        { "2", "10", -1 },
-        { " 11.608.12.03.21\r\n", "11.608.12.03.21", 0 },
-        { "1.3a", "1.3", 1 },
-        { "1.3a", "1.3b", -1 },
-        { "99999999999999999999999", "99999999999999999999998", 1 },
+        { "2.0", "10.0", -1 },
+        { " 11.608.12.03.21\t", "11.608.12.03.21", 0 },
+        { '"12.815.01.03.00"', "12.815.01.03.00", 0 },
+        { "999999.1", "999998.1", 1 },
         { "11.810.09.02.00", "12.815.01.03.00", -1 },
     }
-    local function show(v) return '"' .. v:gsub("\r", "\\r"):gsub("\n", "\\n") .. '"' end
+    local function show(v) return '"' .. v:gsub("\r", "\\r"):gsub("\n", "\\n"):gsub("\t", "\\t") .. '"' end
     for _, c in ipairs(cases) do
         it(string.format("%s vs %s = %d (and the reverse)", show(c[1]), show(c[2]), c[3]), function()
             assert.equal(c[3], cmp(c[1], c[2]))
             assert.equal(-c[3], cmp(c[2], c[1]))
+        end)
+    end
+    -- the one version order: what the C safety rule refuses, the policy refuses too
+    -- (it once ordered "1.3a" after "1.3", which the state machine never accepts)
+    for _, v in ipairs{ "1.2a", "1.3b", "2", "", "1..2", "-1.2", " 11.608.12.03.21\r\n",
+                        "99999999999999999999999", "1.2.3.4.5.6.7.8.9" } do
+        it(string.format("refuses %s as hwfota.version_compare does", show(v)), function()
+            local r, msg, code = cmp(v, "1.2")
+            local hr, hmsg, hcode = hwfota.version_compare(v, "1.2")
+            assert.is_nil(hr)
+            assert.is_nil(r)
+            assert.equal(hmsg, msg)
+            assert.equal("EPARSE", code)
+            assert.equal(hcode, code)
+            assert.is_nil((cmp("1.2", v)))
         end)
     end
     it("rejects non-strings", function()
@@ -253,9 +268,9 @@ describe("policy.gate", function()
     it("accepts only listed source versions: exact, glob, function", function()
         local g = policy.gate{ from = { "12.815.01.03.00", "11.608.*",
                                         function(v) return v == "9.9" end } }
-        assert.equal("download", g.on_new_version(nv("12.815.01.03.00", "13")))
-        assert.equal("download", g.on_new_version(nv("11.608.12.03.21", "13")))
-        assert.equal("download", g.on_new_version(nv("9.9", "13")))
+        assert.equal("download", g.on_new_version(nv("12.815.01.03.00", "13.0")))
+        assert.equal("download", g.on_new_version(nv("11.608.12.03.21", "13.0")))
+        assert.equal("download", g.on_new_version(nv("9.9", "13.0")))
         -- exact entries are not patterns: '.' is a dot
         assert.equal("reject", g.on_new_version(nv("12x815.01.03.00", "13")))
         assert.equal("reject", g.on_new_version(nv("11x608.12", "13")))
@@ -264,6 +279,16 @@ describe("policy.gate", function()
         local d, _, why = g.on_new_version(nv("12.815.01.02.00", "13"))
         assert.equal("reject", d)
         assert.matches("not in the allowed list", why)
+    end)
+
+    it("rejects a version the C core cannot order, with its reason", function()
+        local d, after, why = policy.gate{}.on_new_version(nv("1.2", "1.2a"))
+        assert.equal("reject", d)
+        assert.is_nil(after)
+        local _, cmsg = hwfota.version_compare("1.2a", "1.2")
+        assert.truthy(why:find(cmsg, 1, true), why)
+        d = policy.gate{ to = "1.3" }.on_new_version(nv("1.2", "1.3a"))
+        assert.equal("reject", d)
     end)
 
     it("rejects when a version is missing", function()
@@ -279,7 +304,7 @@ describe("policy.gate", function()
         assert.equal("reject", g.on_new_version(nv("1", "2")))   -- 'equal' per compare
         assert.is_true(calls >= 1)
         local rev = policy.gate{ compare = function(a, b) return -policy.version_compare(a, b) end }
-        assert.equal("download", rev.on_new_version(nv("2", "1")))
+        assert.equal("download", rev.on_new_version(nv("2.0", "1.0")))
         assert.has_error(function() policy.gate{ compare = function() return "x" end }.on_new_version(nv("1", "2")) end)
     end)
 

@@ -88,28 +88,27 @@ done
 export LUA_PATH="$top/lua/?.lua;$top/lua/?/init.lua;$top/spec/?.lua;;"
 export LUA_CPATH="$top/build/?.so;;"
 export HWFOTA_TOP="$top"
-if ls spec/*_spec.lua >/dev/null 2>&1; then
-    if busted --lua=lua5.4 -o TAP spec >"$log" 2>&1; then rc=0; else rc=$?; fi
+# run_busted KIND LABEL VAR=VALUE PATH...: busted (TAP) over PATH... with VAR=VALUE in
+# its environment; counts "ok" and "not ok" lines under KIND.
+run_busted() {
+    kind=$1 label=$2 assign=$3
+    shift 3
+    if env "$assign" busted --lua=lua5.4 -o TAP "$@" >"$log" 2>&1; then rc=0; else rc=$?; fi
     ok=$(grep -c '^ok ' "$log")
     nok=$(grep -c '^not ok ' "$log")
     grep -v '^ok ' "$log" | grep -v '^1\.\.' | sed 's/^/   /'
     if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then
-        echo "!! busted exited $rc"; nok=1
+        echo "!! $label exited $rc"; nok=1
     fi
-    echo "-- busted: $ok ok, $nok not ok"
-    add specs "$ok" "$nok"
+    echo "-- $label: $ok ok, $nok not ok"
+    add "$kind" "$ok" "$nok"
+}
+if ls spec/*_spec.lua >/dev/null 2>&1; then
+    run_busted specs busted "HWFOTA_TOP=$top" spec
 fi
 if ls spec/flow_*_spec.lua >/dev/null 2>&1; then
-    if HWFOTA_SIM_CLOSED_PORT=keep busted --lua=lua5.4 -o TAP spec/flow_*_spec.lua >"$log" 2>&1
-    then rc=0; else rc=$?; fi
-    ok=$(grep -c '^ok ' "$log")
-    nok=$(grep -c '^not ok ' "$log")
-    grep -v '^ok ' "$log" | grep -v '^1\.\.' | sed 's/^/   /'
-    if [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then
-        echo "!! busted (closed port keep) exited $rc"; nok=1
-    fi
-    echo "-- busted spec/flow_*_spec.lua, closed port keep: $ok ok, $nok not ok"
-    add keepspecs "$ok" "$nok"
+    run_busted keepspecs "busted spec/flow_*_spec.lua, closed port keep" \
+        HWFOTA_SIM_CLOSED_PORT=keep spec/flow_*_spec.lua
 fi
 
 for k in $kinds; do

@@ -1,21 +1,10 @@
 -- Line sync at open and resync that does not depend on optional commands
 -- (issue 11, items 6 and 7), against the simulator.
-local cli = require "hwfota.cli"
 local hwfota = require "hwfota"
 local sim = require "support.sim"
 
 -- The hwfota command in-process, as spec/cli_spec.lua runs it.
-local function run(args)
-  local out, err = {}, {}
-  local rc = cli.main(args, {
-    stdout = function(s) out[#out + 1] = s end,
-    stderr = function(s) err[#err + 1] = s end,
-    isatty = function() return false end,
-    getenv = function() return nil end,
-    syslog = function() end,
-  })
-  return rc, table.concat(out), table.concat(err)
-end
+local run = require("support.clirun").run
 
 -- Record the port's events (asserted after, never inside the callback).
 local function recorder(port)

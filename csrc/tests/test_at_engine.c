@@ -153,6 +153,36 @@ static void clear_logs(void)
     reslog[0] = urclog[0] = evlog[0] = '\0';
 }
 
+/* Submit cmd (timeout 1 s, no response expected), write it at t and let it time
+ * out: at t + 1 the engine writes its resync query. */
+static void time_out_at(const char *cmd, double t)
+{
+    sub(cmd, HF_AT_EXPECT_NONE, NULL, 1);
+    write_out(t, 64);
+    hf_at_tick(&at, t + 1);
+    write_out(t + 1, 64);
+}
+
+/* One command's round trip, a row of a scripted exchange. */
+typedef struct {
+    const char *cmd;
+    hf_at_expect ex;
+    const char *prefix; /* NULL: none */
+    const char *answer; /* what the module sends back (fed in 3-byte chunks) */
+} exchange;
+
+/* Row i: submitted (timeout 5 s), written out at 0.2*i s in 64-byte chunks, its
+ * answer fed at 0.2*i + 0.1 s. */
+static void exchanges(const exchange *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        double t = 0.2 * (double)i;
+        sub(rows[i].cmd, rows[i].ex, rows[i].prefix, 5);
+        write_out(t, 64);
+        in(rows[i].answer, t + 0.1);
+    }
+}
+
 /* ---- routing ------------------------------------------------------------ */
 
 static void test_echo_on_off(void)
@@ -238,26 +268,22 @@ static void test_urcs_around_response(void)
 
 static void test_prefix_modes(void)
 {
+    static const exchange rows[] = {
+        /* PREFIXES: only listed lines are response; a listed known-URC prefix wins. */
+        {"AT^FOTASTATE?", HF_AT_EXPECT_PREFIXES, "^FOTASTATE:",
+         "\r\n^RSSI: 3\r\n\r\n^FOTASTATE: 10\r\n\r\nstray\r\n\r\nOK\r\n"},
+        {"AT+CREG?", HF_AT_EXPECT_PREFIXES, "+CREG:", "\r\n+CREG: 0,1\r\n\r\nOK\r\n"},
+        /* ALL: a known URC naming the command itself is its answer. */
+        {"AT^FOTASTATE?", HF_AT_EXPECT_ALL, NULL,
+         "\r\n^FOTASTATE: 12,12.815.01.04.00,79114,\"x\"\r\n\r\n^RSSI: 3\r\n\r\nOK\r\n"},
+        /* ALL: other known URCs are not response; unknown lines are. */
+        {"AT+GMR", HF_AT_EXPECT_ALL, NULL,
+         "\r\n^FOTASTATE: 11\r\n\r\n+CREG: 1\r\n\r\n12.815.01.03.00\r\n\r\nOK\r\n"},
+        /* NONE: every intermediate line is unsolicited. */
+        {"AT^FOTADET", HF_AT_EXPECT_NONE, NULL, "\r\nwhatever\r\n\r\nOK\r\n\r\n^FOTASTATE: 11\r\n"},
+    };
     setup();
-    /* PREFIXES: only listed lines are response; a listed known-URC prefix wins. */
-    sub("AT^FOTASTATE?", HF_AT_EXPECT_PREFIXES, "^FOTASTATE:", 5);
-    write_out(0, 64);
-    in("\r\n^RSSI: 3\r\n\r\n^FOTASTATE: 10\r\n\r\nstray\r\n\r\nOK\r\n", 0.1);
-    sub("AT+CREG?", HF_AT_EXPECT_PREFIXES, "+CREG:", 5);
-    write_out(0.2, 64);
-    in("\r\n+CREG: 0,1\r\n\r\nOK\r\n", 0.3);
-    /* ALL: a known URC naming the command itself is its answer. */
-    sub("AT^FOTASTATE?", HF_AT_EXPECT_ALL, NULL, 5);
-    write_out(0.4, 64);
-    in("\r\n^FOTASTATE: 12,12.815.01.04.00,79114,\"x\"\r\n\r\n^RSSI: 3\r\n\r\nOK\r\n", 0.5);
-    /* ALL: other known URCs are not response; unknown lines are. */
-    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
-    write_out(0.6, 64);
-    in("\r\n^FOTASTATE: 11\r\n\r\n+CREG: 1\r\n\r\n12.815.01.03.00\r\n\r\nOK\r\n", 0.7);
-    /* NONE: every intermediate line is unsolicited. */
-    sub("AT^FOTADET", HF_AT_EXPECT_NONE, NULL, 5);
-    write_out(0.8, 64);
-    in("\r\nwhatever\r\n\r\nOK\r\n\r\n^FOTASTATE: 11\r\n", 0.9);
+    exchanges(rows, sizeof rows / sizeof rows[0]);
     CHECK_STR(reslog, "AT^FOTASTATE? -> DONE OK [^FOTASTATE: 10]\n"
                       "AT+CREG? -> DONE OK [+CREG: 0,1]\n"
                       "AT^FOTASTATE? -> DONE OK [^FOTASTATE: 12,12.815.01.04.00,79114,\"x\"]\n"
@@ -294,22 +320,16 @@ static void test_prefix_modes(void)
 
 static void test_errors(void)
 {
+    static const exchange rows[] = {
+        {"AT^FOTADET", HF_AT_EXPECT_NONE, NULL,
+         "AT^FOTADET\r\r\n+CME ERROR: FOTA is in collision state\r\n"},
+        {"AT+CPIN?", HF_AT_EXPECT_PREFIXES, "+CPIN:", "\r\n+CME ERROR: 10\r\n"},
+        {"AT^FOTADL=1", HF_AT_EXPECT_NONE, NULL, "\r\nERROR\r\n"},
+        {"AT^XYZ", HF_AT_EXPECT_NONE, NULL, "\r\nCOMMAND NOT SUPPORT\r\n"},
+        {"AT+CMGS=1", HF_AT_EXPECT_NONE, NULL, "\r\n+CMS ERROR: 304\r\n"},
+    };
     setup();
-    sub("AT^FOTADET", HF_AT_EXPECT_NONE, NULL, 5);
-    write_out(0, 64);
-    in("AT^FOTADET\r\r\n+CME ERROR: FOTA is in collision state\r\n", 0.1);
-    sub("AT+CPIN?", HF_AT_EXPECT_PREFIXES, "+CPIN:", 5);
-    write_out(0.2, 64);
-    in("\r\n+CME ERROR: 10\r\n", 0.3);
-    sub("AT^FOTADL=1", HF_AT_EXPECT_NONE, NULL, 5);
-    write_out(0.4, 64);
-    in("\r\nERROR\r\n", 0.5);
-    sub("AT^XYZ", HF_AT_EXPECT_NONE, NULL, 5);
-    write_out(0.6, 64);
-    in("\r\nCOMMAND NOT SUPPORT\r\n", 0.7);
-    sub("AT+CMGS=1", HF_AT_EXPECT_NONE, NULL, 5);
-    write_out(0.8, 64);
-    in("\r\n+CMS ERROR: 304\r\n", 0.9);
+    exchanges(rows, sizeof rows / sizeof rows[0]);
     CHECK_STR(reslog, "AT^FOTADET -> DONE CME -1/FOTA is in collision state []\n"
                       "AT+CPIN? -> DONE CME 10/10 []\n"
                       "AT^FOTADL=1 -> DONE ERROR []\n"
@@ -434,10 +454,7 @@ static void test_timeout_late_answer(void)
     /* A late OK after the quiet interval, while nothing is in flight, is
      * unsolicited, not the next command's answer. */
     setup();
-    sub("AT", HF_AT_EXPECT_NONE, NULL, 1);
-    write_out(0, 64);
-    hf_at_tick(&at, 1);
-    write_out(1, 64);
+    time_out_at("AT", 0);
     in("\r\n+CMEE: 2\r\n\r\nOK\r\n", 1.1);
     hf_at_tick(&at, 2);
     CHECK(hf_at_idle(&at), "idle after resync");
@@ -630,6 +647,16 @@ static void mod_run(long from, long to)
     }
 }
 
+/* The resync tests' queue: X (AT+X, timeout 5 s) with B (AT+GMR) behind it, run
+ * from 0 to `to` (10 ms steps): X times out, B gets its own answer. */
+static void x_times_out_b_answers(long to)
+{
+    sub("AT+X", HF_AT_EXPECT_ALL, NULL, 5);
+    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    mod_run(0, to);
+    CHECK_STR(reslog, "AT+X -> TIMEOUT NONE []\nAT+GMR -> DONE OK [B-OWN-ANSWER]\n");
+}
+
 /* X times out (timeout 5 s, written at 0); B, queued meanwhile, must get only
  * its own answer, whatever X's late answer and however long the module then
  * takes over the resync command. */
@@ -740,10 +767,7 @@ static void test_resync_retry(void)
         {"AT+GMR", 0.05, "\r\nB-OWN-ANSWER\r\n\r\nOK\r\n"},
     };
     mod_setup(rules, 4, 0);
-    sub("AT+X", HF_AT_EXPECT_ALL, NULL, 5);
-    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
-    mod_run(0, 1500);
-    CHECK_STR(reslog, "AT+X -> TIMEOUT NONE []\nAT+GMR -> DONE OK [B-OWN-ANSWER]\n");
+    x_times_out_b_answers(1500);
     CHECK(strstr(mod_written, "AT+X@0.00 AT+CMEE?@5.00 AT+CSQ@8.00 AT+GMR@9.") == mod_written,
           "%s", mod_written);
     CHECK(strstr(evlog, "RESYNC_FAILED(AT+CMEE?) RESYNC_START(AT+CSQ) ") != NULL, "%s", evlog);
@@ -763,10 +787,7 @@ static void test_resync_retry(void)
             {"AT+GMR", 0.05, "\r\nB-OWN-ANSWER\r\n\r\nOK\r\n"},
         };
         mod_setup(r2, 3, 1);
-        sub("AT+X", HF_AT_EXPECT_ALL, NULL, 5);
-        sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
-        mod_run(0, 1200);
-        CHECK_STR(reslog, "AT+X -> TIMEOUT NONE []\nAT+GMR -> DONE OK [B-OWN-ANSWER]\n");
+        x_times_out_b_answers(1200);
         CHECK(strstr(mod_written, "AT+X@0.00 AT+CMEE?@5.00 AT+CSQ@5.25 AT+GMR@5.") == mod_written,
               "%s", mod_written);
         CHECK_INT(at.timeouts, 1);
@@ -790,10 +811,7 @@ static void test_resync_retry(void)
             {"AT+GMR", 0.05, "\r\nB2\r\n\r\nOK\r\n"},
         };
         mod_setup(r4, 7, (int)i);
-        sub("AT+X", HF_AT_EXPECT_ALL, NULL, 5);
-        sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
-        mod_run(0, 800);
-        CHECK_STR(reslog, "AT+X -> TIMEOUT NONE []\nAT+GMR -> DONE OK [B-OWN-ANSWER]\n");
+        x_times_out_b_answers(800);
         CHECK(strstr(mod_written, "AT+X@0.00 AT+CMEE?@5.00 AT+CSQ@5.25 AT+CSCS?@5.3") == mod_written,
               "%s", mod_written);
         CHECK(strstr(mod_written, " AT@5.3") != NULL, "%s", mod_written);
@@ -904,17 +922,11 @@ static void test_resync_reply_shape(void)
 
     /* "+CMEE:  2" (two spaces) and "+CMEE:2" are the reply too. */
     setup();
-    sub("AT^FOO", HF_AT_EXPECT_NONE, NULL, 1);
-    write_out(0, 64);
-    hf_at_tick(&at, 1);
-    write_out(1, 64);
+    time_out_at("AT^FOO", 0);
     in("\r\n+CMEE:2\r\n\r\nOK\r\n", 1.1);
     hf_at_tick(&at, 1.1 + HF_AT_RESYNC_QUIET);
     CHECK(hf_at_idle(&at), "in step: %s", evlog);
-    sub("AT^FOO", HF_AT_EXPECT_NONE, NULL, 1);
-    write_out(2, 64);
-    hf_at_tick(&at, 3);
-    write_out(3, 64);
+    time_out_at("AT^FOO", 2);
     in("\r\n+CMEE:  1\r\n\r\nOK\r\n", 3.1);
     hf_at_tick(&at, 3.1 + HF_AT_RESYNC_QUIET);
     CHECK(hf_at_idle(&at), "in step: %s", evlog);
@@ -964,10 +976,7 @@ static void test_port_lost(void)
 
     /* Port lost while resynchronising: the new port needs no resync. */
     setup();
-    sub("AT", HF_AT_EXPECT_NONE, NULL, 1);
-    write_out(0, 64);
-    hf_at_tick(&at, 1);
-    write_out(1, 64);
+    time_out_at("AT", 0);
     hf_at_port_lost(&at);
     CHECK(hf_at_idle(&at), "idle");
     CHECK(hf_at_deadline(&at) < 0, "no deadline");

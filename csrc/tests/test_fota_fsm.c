@@ -45,6 +45,54 @@ static hf_fota_snapshot snap_in(hf_fota_phase p)
 
 static harness H;   /* big: keep it off the stack */
 
+/* Run (at most steps) until cmd is in flight, and check that it is. */
+static void run_until_sent(harness *h, const char *cmd, int steps)
+{
+    h->stop_cmd = cmd;
+    h_run(h, -1, steps);
+    h->stop_cmd = NULL;
+    CHECK_STR(h->pend, cmd);
+}
+
+/* The journal of a run that wrote AT^FWUP for its verified image, in phase p. */
+static hf_fota_snapshot snap_fwup(hf_fota_phase p)
+{
+    hf_fota_snapshot s = snap_in(p);
+    s.fwup_sent = 1;
+    s.image_verified = 1;
+    return s;
+}
+
+/* A machine of the seed's configuration restored from s (a journal file), started. */
+static harness *seed_restored(const hf_fota_snapshot *s)
+{
+    hf_fota_config c = seed_cfg();
+    hf_error e;
+    h_init(&H, &c);
+    CHECK(hf_fota_restore(&H.f, s, &e) == 0, "restore: %s", e.msg);
+    h_start(&H);
+    return &H;
+}
+
+/* The preambles most tests share: the seed's configuration, started; the default
+ * configuration with automatic upgrade off on both sides (the host sends AT^FWUP),
+ * not started yet. */
+static harness *seed_started(void)
+{
+    hf_fota_config c = seed_cfg();
+    h_init(&H, &c);
+    h_start(&H);
+    return &H;
+}
+
+static harness *host_fwup(void)
+{
+    hf_fota_config c = full_cfg(0);
+    h_init(&H, &c);
+    H.m.auto_upgrade = 0;
+    return &H;
+}
+
 static void expect_sent(const harness *h, const char *const *want, size_t n)
 {
     int same = h->nsent == n;
@@ -61,10 +109,7 @@ static void expect_sent(const harness *h, const char *const *want, size_t n)
 /* The seed's log, step by step, with hand-fed events. */
 static void test_seed_flow(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    h_init(h, &c);
-    h_start(h);
+    harness *h = seed_started();
     CHECK_STR(h->pend, "AT+GMR");
     h_ok(h, "12.815.01.03.00", NULL);
     CHECK_STR(h->pend, "AT^FOTACFG=\"1234\",\"\",\"\",2");
@@ -120,10 +165,7 @@ static void test_seed_flow(void)
  * automatic upgrade off the FSM sends AT^FWUP itself, once. */
 static void test_full_flow_fwup(void)
 {
-    hf_fota_config c = full_cfg(0);
-    harness *h = &H;
-    h_init(h, &c);
-    h->m.auto_upgrade = 0;
+    harness *h = host_fwup();
     strcpy(h->m.version, "12.105.29.00.00");
     strcpy(h->m.offer, "12.105.30.00.00");
     h_start(h);
@@ -193,6 +235,19 @@ static void s_model_low(harness *h, hf_fota_config *c)
     strcpy(h->m.version, "12.100.00.00.00");
 }
 
+/* A whole run of cfg with one fault of the simulated module on (fault's changes to
+ * the configuration come too late to count): it fails with code. */
+static void fails_with(const hf_fota_config *cfg, void (*fault)(harness *, hf_fota_config *),
+                       const char *code)
+{
+    hf_fota_config c = *cfg;
+    h_init(&H, &c);
+    fault(&H, &c);
+    h_start(&H);
+    h_run(&H, -1, 500);
+    CHECK_STR(H.failed, code);
+}
+
 static const scenario scenarios[] = {
     {"seed via module", s_none, NULL, "upgraded", NULL, -2},
     {"no new version", s_no_new, NULL, "no_new_version", NULL, -2},
@@ -255,10 +310,7 @@ static void test_scenarios(void)
 
 static void test_pause_resume(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    h_init(h, &c);
-    h_start(h);
+    harness *h = seed_started();
     h_run(h, HF_PH_DOWNLOAD, 100);
     h_run(h, -1, 3);                  /* AT^FOTADL=1 answered, 30 seen */
     CHECK_INT(h->f.phase, HF_PH_DOWNLOAD);
@@ -348,10 +400,7 @@ static void test_reboot_timeout(void)
 
 static void test_timeouts_and_config(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    h_init(h, &c);
-    h_start(h);
+    harness *h = seed_started();
     for (int i = 0; i < 3; i++) {
         CHECK_STR(h->pend, "AT+GMR");
         h_result(h, HF_FF_TIMEOUT, -1, NULL, NULL, 0);
@@ -360,7 +409,7 @@ static void test_timeouts_and_config(void)
     CHECK_INT(h_sent_count(h, "AT+GMR"), 3);
 
     /* AT^FWUP unanswered: never resent, the FSM waits for the reset */
-    c = full_cfg(0);
+    hf_fota_config c = full_cfg(0);
     h_init(h, &c);
     h->m.auto_upgrade = 0;
     strcpy(h->m.version, "12.105.29.00.00");
@@ -417,10 +466,7 @@ static void test_timeouts_and_config(void)
 /* Poll intervals, backoff, the 30 s resume limit, stall and detection deadlines. */
 static void test_polling(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    h_init(h, &c);
-    h_start(h);
+    harness *h = seed_started();
     h_run(h, HF_PH_DOWNLOAD, 100);
     CHECK_STR(h->pend, "AT^FOTADL=1");
     h_ok(h, NULL, NULL);
@@ -457,7 +503,7 @@ static void test_polling(void)
     }
     CHECK(h_sent_count(h, "AT^FOTADL=1") <= resumes + 1, "resumed again only after 30 s");
     /* stall: no progress for stall_timeout */
-    c = seed_cfg();
+    hf_fota_config c = seed_cfg();
     c.stall_timeout = 60;
     h_init(h, &c);
     h_start(h);
@@ -500,10 +546,7 @@ static void test_polling(void)
  * late answer (even a timeout) of the old phase neither fails nor advances. */
 static void test_stale_answers(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    h_init(h, &c);
-    h_start(h);
+    harness *h = seed_started();
     h_run(h, HF_PH_DOWNLOAD, 100);
     h_ok(h, NULL, NULL);
     h_urc(h, "^FOTASTATE: 30");
@@ -522,8 +565,7 @@ static void test_stale_answers(void)
     CHECK_INT(h_sent_count(h, "AT^FOTADLQ"), 1);
 
     /* the reboot wait counts from the moment the port went away */
-    h_init(h, &c);
-    h_start(h);
+    h = seed_started();
     h_run(h, HF_PH_REBOOT, 500);
     h->now += 100;                                /* port still there for 100 s */
     h_simple(h, HF_EV_PORT_LOST);
@@ -535,10 +577,7 @@ static void test_stale_answers(void)
 
 static void test_send_shapes(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    h_init(h, &c);
-    h_start(h);
+    harness *h = seed_started();
     h_ok(h, "12.815.01.03.00", NULL);
     h_ok(h, NULL, NULL);
     hf_fota_event ev = {.kind = HF_EV_RESULT, .id = h->pend_id, .final = HF_FF_OK};
@@ -904,17 +943,10 @@ static void test_restore_every_phase(void)
  * (Found by spec/flow_journal_spec.lua against the simulator: it failed EPORTLOST.) */
 static void test_restore_port_lost_in_probe(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    hf_fota_snapshot s = snap_in(HF_PH_REBOOT);
-    hf_error e;
+    hf_fota_snapshot s = snap_fwup(HF_PH_REBOOT);
     s.size = 79114;
-    s.fwup_sent = 1;
-    s.image_verified = 1;
     s.image_seq = 1;
-    h_init(h, &c);
-    CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
-    h_start(h);
+    harness *h = seed_restored(&s);
     CHECK_STR(h->pend, "AT+GMR");
     h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);
     h_simple(h, HF_EV_PORT_LOST);
@@ -938,9 +970,7 @@ static void test_restore_port_lost_in_probe(void)
     s.phase = HF_PH_DECIDE_DOWNLOAD;
     s.fwup_sent = 0;
     s.image_verified = 0;
-    h_init(h, &c);
-    CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
-    h_start(h);
+    h = seed_restored(&s);
     h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);
     h_simple(h, HF_EV_PORT_LOST);
     CHECK_STR(h->failed, "EPORTLOST");
@@ -995,20 +1025,9 @@ static void test_restore_discard_never_downloads(void)
  * than what runs: not downloaded again, the offer is dropped as not newer. */
 static void test_restore_approved_but_running_it(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    hf_fota_snapshot s;
-    hf_error e;
-    memset(&s, 0, sizeof s);
-    s.version = HF_FOTA_SNAPSHOT_VERSION;
-    s.phase = HF_PH_DOWNLOAD;
-    strcpy(s.from_version, "12.815.01.03.00");
-    strcpy(s.target_version, "12.815.01.04.00");
-    strcpy(s.imei, "351234567890123");
+    hf_fota_snapshot s = snap_in(HF_PH_DOWNLOAD);
     s.size = 79114;
-    h_init(h, &c);
-    REQUIRE_INT(hf_fota_restore(&h->f, &s, &e), 0);
-    h_start(h);
+    harness *h = seed_restored(&s);
     h_ok(h, "12.815.01.04.00", NULL);   /* AT+GMR: it runs the journal's target */
     h_ok(h, "351234567890123", NULL);   /* AT+CGSN */
     h_ok(h, NULL, NULL);                /* AT^FOTACFG */
@@ -1025,10 +1044,7 @@ static void test_restore_approved_but_running_it(void)
  * (Found by spec/flow_journal_spec.lua: host killed right after AT^FOTADET.) */
 static void test_offer_of_unknown_version(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    h_init(h, &c);
-    h_start(h);
+    harness *h = seed_started();
     h_ok(h, "12.815.01.03.00", NULL);       /* AT+GMR */
     h_ok(h, NULL, NULL);                    /* AT^FOTACFG */
     h_ok(h, NULL, NULL);                    /* AT^FOTAMODE */
@@ -1048,6 +1064,7 @@ static void test_offer_of_unknown_version(void)
     CHECK_STR(h->failed, "");
 
     /* forced: the caller accepts an unknown version, no second query */
+    hf_fota_config c = seed_cfg();
     c.force = 1;
     h_init(h, &c);
     h_start(h);
@@ -1064,10 +1081,7 @@ static void test_offer_of_unknown_version(void)
  * never read: discard and detect again; after max_redetect, ENOTARGET. */
 static void test_lost_offer_urc_never_downloads(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    h_init(h, &c);
-    h_start(h);
+    harness *h = seed_started();
     h_ok(h, "12.815.01.03.00", NULL);       /* AT+GMR */
     h_ok(h, NULL, NULL);                    /* AT^FOTACFG */
     h_ok(h, NULL, NULL);                    /* AT^FOTAMODE */
@@ -1106,10 +1120,7 @@ static void test_lost_offer_urc_never_downloads(void)
  * (same prefix, taken as a response line) keeps its version. */
 static void test_offer_inside_state_answer(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    h_init(h, &c);
-    h_start(h);
+    harness *h = seed_started();
     h_ok(h, "12.815.01.03.00", NULL);
     h_ok(h, NULL, NULL);
     h_ok(h, NULL, NULL);
@@ -1281,15 +1292,9 @@ static void h_port_back_after(harness *h, double secs)
 static void test_fwup_lost_with_port(void)
 {
     for (int boot_upgrade = 0; boot_upgrade <= 1; boot_upgrade++) {
-        hf_fota_config c = full_cfg(0);
-        harness *h = &H;
-        h_init(h, &c);
-        h->m.auto_upgrade = 0;
-        h->stop_cmd = "AT^FWUP";
+        harness *h = host_fwup();
         h_start(h);
-        h_run(h, -1, 500);
-        CHECK_STR(h->pend, "AT^FWUP");
-        h->stop_cmd = NULL;
+        run_until_sent(h, "AT^FWUP", 500);
         h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);   /* lost as it was written */
         h_simple(h, HF_EV_PORT_LOST);
         CHECK_INT(h->f.phase, HF_PH_REBOOT);
@@ -1311,7 +1316,7 @@ static void test_fwup_lost_with_port(void)
             CHECK_INT(h->failed_module_code, 40);
             CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 1);
             CHECK_INT(h->m.state, 10);            /* not left in 40 */
-            CHECK(h->now >= back + c.boot_settle, "discarded %.1f s after the port came "
+            CHECK(h->now >= back + h->f.cfg.boot_settle, "discarded %.1f s after the port came "
                   "back, before boot_settle", h->now - back);
         }
         CHECK_INT(h_sent_count(h, "AT^FWUP"), 1);
@@ -1327,10 +1332,7 @@ static void test_fwup_lost_with_port(void)
 static void test_fwup_waits_for_boot_report(void)
 {
     for (int boot_upgrade = 0; boot_upgrade <= 1; boot_upgrade++) {
-        hf_fota_config c = full_cfg(0);
-        harness *h = &H;
-        h_init(h, &c);
-        h->m.auto_upgrade = 0;
+        harness *h = host_fwup();
         h->auto_decide = 0;
         h_start(h);
         h->now += 100;                             /* the port has been up long */
@@ -1347,8 +1349,8 @@ static void test_fwup_waits_for_boot_report(void)
         h_decide(h, HF_DEC_UPGRADE);
         CHECK_INT(h->f.phase, HF_PH_UPGRADE);
         CHECK_INT(h->pending, 0);                  /* nothing written yet */
-        CHECK(h->timer >= back + c.boot_settle - 1e-9, "timer at %.1f, settle until %.1f",
-              h->timer, back + c.boot_settle);
+        CHECK(h->timer >= back + h->f.cfg.boot_settle - 1e-9, "timer at %.1f, settle until %.1f",
+              h->timer, back + h->f.cfg.boot_settle);
         if (boot_upgrade) {
             h->now += 2;
             h->m.state = 50;
@@ -1520,11 +1522,8 @@ static void test_end_state_tolerated(void)
     CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 1);
     /* a collision because an automatic query began (11 reported): wait for its result */
     h_init(h, &c);
-    h->stop_cmd = "AT^FOTADET";
     h_start(h);
-    h_run(h, -1, 500);
-    CHECK_STR(h->pend, "AT^FOTADET");
-    h->stop_cmd = NULL;
+    run_until_sent(h, "AT^FOTADET", 500);
     h_urc(h, "^FOTASTATE: 11");
     h_result(h, HF_FF_CME, -1, "FOTA is in collision state", NULL, 0);
     CHECK_STR(h->failed, "");
@@ -1535,11 +1534,7 @@ static void test_end_state_tolerated(void)
     CHECK_STR(h->done, "upgraded");
     CHECK_INT(h_sent_count(h, "AT^FOTADET"), 1);
     /* a real data session while idle is still ECOLLISION with its advice */
-    h_init(h, &c);
-    h->m.collision = 1;
-    h_start(h);
-    h_run(h, -1, 500);
-    CHECK_STR(h->failed, "ECOLLISION");
+    fails_with(&c, s_collision, "ECOLLISION");
 }
 
 /* Issue 11.2: AT^FOTADL=0 answers OK before the module is idle. The discard waits
@@ -1551,11 +1546,8 @@ static void test_discard_waits(void)
         harness *h = &H;
         h_init(h, &c);
         strcpy(h->m.offer, "12.815.01.02.00");   /* older: refused, discarded */
-        h->stop_cmd = "AT^FOTADL=0";
         h_start(h);
-        h_run(h, -1, 500);
-        CHECK_STR(h->pend, "AT^FOTADL=0");
-        h->stop_cmd = NULL;
+        run_until_sent(h, "AT^FOTADL=0", 500);
         h_ok(h, NULL, NULL);                     /* OK; the module is still in 12 */
         CHECK_STR(h->pend, "AT^FOTASTATE?");
         h_ok(h, "^FOTASTATE: 12", NULL);
@@ -1706,10 +1698,7 @@ static void test_settle_timer_during_stale_command(void)
  * itself: no settle wait before AT^FWUP, however soon after the port opened. */
 static void test_fresh_run_no_settle(void)
 {
-    hf_fota_config c = full_cfg(0);
-    harness *h = &H;
-    h_init(h, &c);
-    h->m.auto_upgrade = 0;
+    harness *h = host_fwup();
     h->stop_cmd = "AT^FWUP";
     h_start(h);
     h_run(h, -1, 500);
@@ -1726,13 +1715,8 @@ static void test_fresh_run_no_settle(void)
  * target is not taken for it, the offer is dropped and detected again. */
 static void test_detect_forgets_old_target(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    hf_fota_snapshot s = snap_in(HF_PH_DONE);                     /* deferred, offer 12.815.01.04.00 */
-    hf_error e;
-    h_init(h, &c);
-    CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
-    h_start(h);
+    hf_fota_snapshot s = snap_in(HF_PH_DONE);   /* deferred, offer 12.815.01.04.00 */
+    harness *h = seed_restored(&s);
     h_ok(h, "12.815.01.03.00", NULL);          /* AT+GMR */
     h_ok(h, "351234567890123", NULL);          /* AT+CGSN: the journal's IMEI */
     CHECK_STR(h->pend, "AT^FOTASTATE?");
@@ -1752,15 +1736,8 @@ static void test_detect_forgets_old_target(void)
  * journal's target. No AT^FOTADL=1 for it. */
 static void test_recover_bare_12_not_approved(void)
 {
-    hf_fota_config c = seed_cfg();
-    harness *h = &H;
-    hf_fota_snapshot s = snap_in(HF_PH_FAILED);
-    hf_error e;
-    s.fwup_sent = 1;
-    s.image_verified = 1;
-    h_init(h, &c);
-    CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
-    h_start(h);
+    hf_fota_snapshot s = snap_fwup(HF_PH_FAILED);
+    harness *h = seed_restored(&s);
     h_ok(h, "12.815.01.03.00", NULL);          /* AT+GMR */
     h_ok(h, "351234567890123", NULL);          /* AT+CGSN: the journal's IMEI */
     CHECK_STR(h->pend, "AT^FOTASTATE?");
@@ -1784,10 +1761,7 @@ static void test_recover_bare_12_not_approved(void)
  * announced there is what the image is judged by: no AT^FWUP for an older version. */
 static void test_offer_urc_inside_fwup_gate(void)
 {
-    hf_fota_config c = full_cfg(0);
-    harness *h = &H;
-    h_init(h, &c);
-    h->m.auto_upgrade = 0;
+    harness *h = host_fwup();
     h_start(h);
     h_run(h, HF_PH_UPGRADE, 500);
     CHECK_INT(h->f.phase, HF_PH_UPGRADE);
@@ -1825,18 +1799,24 @@ static void swap_after_loss(harness *h, const char *where)
     CHECK_INT(h_sent_count(h, "AT^FWUP"), where[0] == 'r' ? 1 : 0);
 }
 
-static void test_port_back_other_module(void)
+/* A host-AT^FWUP run that loses its port a moment into the download. */
+static harness *lost_in_download(void)
 {
-    harness *h = &H;
-    hf_fota_config c = full_cfg(0);
-    /* during the download */
-    h_init(h, &c);
-    h->m.auto_upgrade = 0;
+    harness *h = host_fwup();
     h_start(h);
     h_run(h, HF_PH_DOWNLOAD, 500);
     h_run(h, -1, 3);
     h->m.port_up = 0;
     h_simple(h, HF_EV_PORT_LOST);
+    return h;
+}
+
+static void test_port_back_other_module(void)
+{
+    harness *h = &H;
+    hf_fota_config c = full_cfg(0);
+    /* during the download */
+    h = lost_in_download();
     CHECK_INT(h->f.phase, HF_PH_RECOVER);
     swap_after_loss(h, "download");
 
@@ -1867,13 +1847,7 @@ static void test_port_back_other_module(void)
     swap_after_loss(h, "discard");
 
     /* the same module back: the run goes on, AT+CGSN asked once */
-    h_init(h, &c);
-    h->m.auto_upgrade = 0;
-    h_start(h);
-    h_run(h, HF_PH_DOWNLOAD, 500);
-    h_run(h, -1, 3);
-    h->m.port_up = 0;
-    h_simple(h, HF_EV_PORT_LOST);
+    h = lost_in_download();
     h_run(h, -1, 3000);
     CHECK_STR(h->done, "upgraded");
     CHECK_INT(h_sent_count(h, "AT+CGSN"), 3);   /* probe, port back, after the reset */
@@ -2011,11 +1985,8 @@ static void test_mode_before_every_download(void)
     c.has_mode = 0;
     h_init(h, &c);
     h->m.auto_upgrade = 0;
-    h->stop_cmd = "AT^FOTAMODE=0,0,0,1";
     h_start(h);
-    h_run(h, -1, 100);
-    CHECK_STR(h->pend, "AT^FOTAMODE=0,0,0,1");
-    h->stop_cmd = NULL;
+    run_until_sent(h, "AT^FOTAMODE=0,0,0,1", 100);
     int notices = h->notices;
     h_result(h, HF_FF_ERROR, -1, "COMMAND NOT SUPPORT", NULL, 0);
     CHECK(h->notices > notices, "the refusal is reported");
@@ -2105,11 +2076,8 @@ static void test_fwup_record_without_command(void)
         h->m.state = 40;
         hf_strlcpy(h->fed_offer, sizeof h->fed_offer, "12.815.01.04.00");
         CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
-        h->stop_cmd = "AT^FWUP";
         h_start(h);
-        h_run(h, -1, 500);
-        CHECK_STR(h->pend, "AT^FWUP");
-        h->stop_cmd = NULL;
+        run_until_sent(h, "AT^FWUP", 500);
         h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);   /* lost as it was written */
         h_simple(h, HF_EV_PORT_LOST);
         h_port_back_after(h, 3);
@@ -2194,11 +2162,141 @@ static void test_prereq_unsupported(void)
     }
     /* +CPIN: SIM PIN answered: ESIM as before */
     hf_fota_config c = full_cfg(0);
-    h_init(h, &c);
-    h->m.sim_pin = 1;
-    h_start(h);
-    h_run(h, -1, 100);
-    CHECK_STR(h->failed, "ESIM");
+    fails_with(&c, s_pin, "ESIM");
+}
+
+/* ---- the command table ----------------------------------------------------------------- */
+
+/* Every row: a timeout resends only what is idempotent; the protocol reference's
+ * commands that start, stop or apply something are not idempotent. */
+static void test_command_table(void)
+{
+    hf_error e;
+    CHECK(hf_fota_cmd_check_table(&e) == 0, "table consistent: %s", e.msg);
+    static const hf_fota_cmd acting[] = {HF_CMD_FOTADET, HF_CMD_DL_START, HF_CMD_DL_PAUSE,
+                                         HF_CMD_DL_STOP, HF_CMD_FWUP};
+    for (size_t i = 0; i < sizeof acting / sizeof acting[0]; i++)
+        CHECK(!hf_fota_cmd_get(acting[i])->idempotent, "%s is not idempotent",
+              hf_fota_cmd_name(acting[i]));
+    for (int c = 1; c < HF_CMD_COUNT; c++) {
+        const hf_fota_cmd_def *r = hf_fota_cmd_get((hf_fota_cmd)c);
+        CHECK(r->idempotent ? r->on_timeout == HF_TMO_RESEND : r->on_timeout != HF_TMO_RESEND,
+              "%s: timeout policy %s, idempotent %d", r->text, hf_fota_tmo_name(r->on_timeout),
+              r->idempotent);
+        CHECK(hf_fota_cmd_by_name(r->name, strlen(r->name)) == (hf_fota_cmd)c, "by name %s",
+              r->name);
+    }
+    CHECK_INT(hf_fota_cmd_by_name("nope", 4), HF_CMD_NONE);
+    /* built texts go through the one parameter rule */
+    char t[HF_FOTA_TEXT_MAX];
+    hf_fota_cmd_params p = {.apn = "\b\b\b", .auth = 0};
+    CHECK(hf_fota_cmd_text(HF_CMD_FOTACFG, &p, t, sizeof t, &e) < 0 &&
+          !strcmp(e.code, "EINVAL") && strstr(e.msg, "control character"), "apn \\b: %s", e.msg);
+    p.apn = "internet";
+    p.auth = 3;
+    CHECK(hf_fota_cmd_text(HF_CMD_FOTACFG, &p, t, sizeof t, &e) < 0, "auth 3 refused");
+    p.auth = 2;
+    CHECK(hf_fota_cmd_text(HF_CMD_FOTACFG, &p, t, sizeof t, &e) == 0 &&
+          !strcmp(t, "AT^FOTACFG=\"internet\",\"\",\"\",2"), "fotacfg text %s", t);
+    p.mode = (hf_fotamode){.resume = 1, .has_period = 1, .period = 0};
+    CHECK(hf_fota_cmd_text(HF_CMD_FOTAMODE, &p, t, sizeof t, &e) < 0, "period 0 refused");
+    p.mode.period = 7;
+    CHECK(hf_fota_cmd_text(HF_CMD_FOTAMODE, &p, t, sizeof t, &e) == 0 &&
+          !strcmp(t, "AT^FOTAMODE=0,0,0,1,7"), "fotamode text %s", t);
+    /* the setup-command rule: harmless forms only, no FOTA command by any spelling */
+    static const char *const good[] = {"ATE0", "ATE0V1&C1", "AT+CMEE=2", "AT^CURC=0", "",
+                                       "hello"};
+    static const char *const bad[] = {"AT^FOTADL=0", "at^fwup", "ATE0;^FWUP", "ATZ",
+                                      "AT+CFUN=1,1", "ATE0\r", "xAT^FWUP",
+                                      "AT+CGDCONT=1,\"IP\",\"^FWUP\""};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        CHECK(hf_fota_check_setup_command(good[i], strlen(good[i]), &e) == 0, "setup %s: %s",
+              good[i], e.msg);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(hf_fota_check_setup_command(bad[i], strlen(bad[i]), &e) < 0 &&
+              !strcmp(e.code, "EINVAL"), "setup %s refused", bad[i]);
+    /* the answer parsers the machine and the Lua layer share */
+    hf_fota_answer a;
+    const char *ati[] = {"Manufacturer: Huawei", "model : MU509-b", "Revision: 12.815.03.01.00",
+                         "IMEI: 351234567890123"};
+    size_t al[4];
+    for (size_t i = 0; i < 4; i++)
+        al[i] = strlen(ati[i]);
+    CHECK(hf_fota_cmd_parse(HF_CMD_ATI, ati, al, 4, &a, &e) == 0 && !strcmp(a.model, "MU509-b") &&
+          !strcmp(a.firmware.text, "12.815.03.01.00") && !strcmp(a.imei, "351234567890123") &&
+          !strcmp(a.manufacturer, "Huawei"), "ATI parsed");
+    CHECK(hf_fota_cmd_parse(HF_CMD_ATI, ati, al, 2, &a, &e) < 0 && !strcmp(e.code, "EMODULE"),
+          "ATI without a Revision");
+    const char *st[] = {"^FOTASTATE: 12,12.1.2,100,\"d\"", "^FOTASTATE: 12"};
+    size_t sl[2] = {strlen(st[0]), strlen(st[1])};
+    CHECK(hf_fota_cmd_parse(HF_CMD_STATE, st, sl, 2, &a, &e) == 0 && a.nstates == 2 &&
+          a.states[1].has_version && !strcmp(a.states[1].version.text, "12.1.2"),
+          "a bare 12 answer takes the version of the 12 before it");
+    const char *dlq[] = {"^FOTADLQ: 1,\"A\",150,100", "^FOTADLQ: 2,\"B\",0,100"};
+    size_t dl[2] = {strlen(dlq[0]), strlen(dlq[1])};
+    CHECK(hf_fota_cmd_parse(HF_CMD_DLQ, dlq, dl, 2, &a, &e) == 0 && a.progress.done == 100 &&
+          a.progress.total == 200 && a.progress.percent == 50, "progress clamped and summed");
+}
+
+/* A timeout on each non-idempotent command the machine sends: never the same text
+ * again in answer; ASK_STATE rows ask AT^FOTASTATE?, NEVER rows send nothing. */
+static void test_no_blind_resend(void)
+{
+    static const struct {
+        hf_fota_cmd cmd;
+        hf_fota_decision on_download;
+        int pause;
+    } ways[] = {
+        {HF_CMD_FOTADET, HF_DEC_DOWNLOAD, 0}, {HF_CMD_DL_START, HF_DEC_DOWNLOAD, 0},
+        {HF_CMD_DL_PAUSE, HF_DEC_DOWNLOAD, 1}, {HF_CMD_DL_STOP, HF_DEC_REJECT, 0},
+        {HF_CMD_FWUP, HF_DEC_DOWNLOAD, 0},
+    };
+    harness *h = &H;
+    for (int c = 1; c < HF_CMD_COUNT; c++) {
+        const hf_fota_cmd_def *r = hf_fota_cmd_get((hf_fota_cmd)c);
+        if (r->idempotent)
+            continue;
+        size_t w = 0;
+        while (w < sizeof ways / sizeof ways[0] && ways[w].cmd != (hf_fota_cmd)c)
+            w++;
+        int known = w < sizeof ways / sizeof ways[0];
+        CHECK(known, "%s: no way to send it in this test", r->text);
+        if (!known)
+            continue;
+        hf_fota_config cfg = seed_cfg();
+        cfg.mode.auto_upgrade = 0;
+        h_init(h, &cfg);
+        h->m.auto_upgrade = 0;
+        h->on_download = ways[w].on_download;
+        h_start(h);
+        if (ways[w].pause) {
+            h_run(h, HF_PH_DOWNLOAD, 500);
+            h_run(h, -1, 2);
+            h_simple(h, HF_EV_PAUSE);
+        }
+        h->stop_cmd = r->text;
+        h_run(h, -1, 500);
+        h->stop_cmd = NULL;
+        int sent = h->pending && !strcmp(h->pend, r->text);
+        CHECK(sent, "%s in flight (pending %s)", r->text, h->pend);
+        if (!sent)
+            continue;
+        h_result(h, HF_FF_TIMEOUT, -1, "", NULL, 0);
+        int same = 0, asked = 0;
+        for (size_t i = 0; i < h->a.n; i++)
+            if (h->a.a[i].kind == HF_ACT_SEND) {
+                same += !strcmp(h->a.a[i].text, r->text);
+                asked += !strcmp(h->a.a[i].text, "AT^FOTASTATE?");
+            }
+        CHECK(same == 0, "%s timed out: never resent blindly", r->text);
+        if (r->on_timeout == HF_TMO_ASK_STATE)
+            CHECK(asked == 1 && h->pending && !strcmp(h->pend, "AT^FOTASTATE?"),
+                  "%s timed out: the state is asked", r->text);
+        else
+            CHECK(asked == 0 && h->f.phase == HF_PH_REBOOT, "%s timed out: the reset is "
+                  "waited for (phase %s)", r->text, hf_fota_phase_name(h->f.phase));
+        CHECK_INT(h->violations, 0);
+    }
 }
 
 int main(void)
@@ -2242,6 +2340,8 @@ int main(void)
     test_prereq_unsupported();
     test_port_back_other_module();
     test_unconfirmed_identity_gate();
+    test_command_table();
+    test_no_blind_resend();
     test_random();
     return CHECK_END();
 }

@@ -403,11 +403,23 @@ static void test_seed_flow(void)
     sim_stop(&s);
 }
 
+/* AT^FOTADLQ (echo on): the bytes done of the IMAGE and XNV files (-1: unreadable). */
+static void read_dlq(sim *s, long *image, long *xnv)
+{
+    char l[4096];
+    send_cmd(s, "AT^FOTADLQ");
+    EXPECT(s, "AT^FOTADLQ");
+    next_line(s, l, sizeof l, 2);
+    sscanf(l, "^FOTADLQ: 1,\"IMAGE\",%ld", image);
+    next_line(s, l, sizeof l, 2);
+    sscanf(l, "^FOTADLQ: 2,\"XNV\",%ld", xnv);
+    EXPECT(s, "OK");
+}
+
 /* Echo, ATE0, ATV, CMEE modes, identity commands, syntax errors, preconditions. */
 static void test_at_basics(void)
 {
     sim s;
-    char l[4096];
     /* --discard-delay 0: AT^FOTADL=0 takes at once (test_end_states plays the delay) */
     REQUIRE(sim_start(&s, 1, "--rate", "2000", "--detect-time", "10", "--discard-delay", "0",
                       NULL) == 0, "sim starts");
@@ -456,22 +468,10 @@ static void test_at_basics(void)
     CMD(&s, "AT^FOTAMODE=0,0,0,1", "OK");
     CMD(&s, "AT^FOTADL=2", "OK", "^FOTASTATE: 31");
     CMD(&s, "AT^FOTASTATE?", "^FOTASTATE: 31", "OK");
-    send_cmd(&s, "AT^FOTADLQ");
     long a1 = -1, b1 = -1, a2 = -1, b2 = -1;
-    EXPECT(&s, "AT^FOTADLQ");
-    next_line(&s, l, sizeof l, 2);
-    sscanf(l, "^FOTADLQ: 1,\"IMAGE\",%ld", &a1);
-    next_line(&s, l, sizeof l, 2);
-    sscanf(l, "^FOTADLQ: 2,\"XNV\",%ld", &b1);
-    EXPECT(&s, "OK");
+    read_dlq(&s, &a1, &b1);
     sleep_s(0.2);
-    send_cmd(&s, "AT^FOTADLQ");
-    EXPECT(&s, "AT^FOTADLQ");
-    next_line(&s, l, sizeof l, 2);
-    sscanf(l, "^FOTADLQ: 1,\"IMAGE\",%ld", &a2);
-    next_line(&s, l, sizeof l, 2);
-    sscanf(l, "^FOTADLQ: 2,\"XNV\",%ld", &b2);
-    EXPECT(&s, "OK");
+    read_dlq(&s, &a2, &b2);
     CHECK(a1 >= 0 && a1 == a2 && b1 == b2, "paused: no progress (%ld,%ld -> %ld,%ld)", a1, b1, a2, b2);
     CMD(&s, "AT^FOTADL=1", "OK", "^FOTASTATE: 30");
     CMD(&s, "AT^FOTADL=0", "OK");
@@ -1038,6 +1038,17 @@ static void test_port_swap(void)
     sim_stop(&s);
 }
 
+/* Open module 0, start a detection (its 12 comes --detect-time model s later) and
+ * close the port before the 12: it is sent while no host holds the port. */
+static void detect_then_close(sim *s)
+{
+    REQUIRE(port_open(s, 0) == 0, "open");
+    CMD(s, "AT", "OK");
+    CMD(s, "AT^FOTADET", "OK", "^FOTASTATE: 11");
+    close(s->fd);
+    s->fd = -1;
+}
+
 /* --closed-port keep: what is sent while no host holds the port waits in the pty
  * buffer and is read on the next open (a pty's behaviour, not a USB port's) */
 static void test_closed_port_keep(void)
@@ -1045,11 +1056,7 @@ static void test_closed_port_keep(void)
     sim s;
     char l[4096];
     REQUIRE(sim_start(&s, 1, "--closed-port", "keep", "--detect-time", "10", NULL) == 0, "sim starts");
-    REQUIRE(port_open(&s, 0) == 0, "open");
-    CMD(&s, "AT", "OK");
-    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11");
-    close(s.fd);
-    s.fd = -1;
+    detect_then_close(&s);
     /* the 12 is sent while the port is closed */
     CHECK(wait_log(&s, "\"ev\":\"state\",\"state\":12", 1, 5), "12 while closed");
     REQUIRE(port_open(&s, 0) == 0, "reopen");
@@ -1067,11 +1074,7 @@ static void test_closed_port(void)
     char l[4096];
     REQUIRE(sim_start(&s, 1, "--detect-time", "10", NULL) == 0, "sim starts (default: drop)");
     sleep_s(0.05);
-    REQUIRE(port_open(&s, 0) == 0, "open");
-    CMD(&s, "AT", "OK");
-    CMD(&s, "AT^FOTADET", "OK", "^FOTASTATE: 11");
-    close(s.fd);
-    s.fd = -1;
+    detect_then_close(&s);
     /* the 12 is sent (and lost) while the port is closed */
     CHECK(wait_log(&s, "\"ev\":\"lost\",\"kind\":\"urc\",\"line\":\"^FOTASTATE: 12,", 1, 5), "12 lost");
     REQUIRE(port_open(&s, 0) == 0, "reopen");

@@ -161,13 +161,21 @@ static void check_open_fails(const char *path, const char *code, const char *nee
 
 /* ---- POSIX path ------------------------------------------------------------ */
 
+/* A new pty pair and its slave opened by the transport (NULL when it fails: the
+ * check says why). */
+static hf_transport *open_pty(pty_pair *p, hf_error *e)
+{
+    CHECK_INT(make_pty(p), 0);
+    hf_transport *t = hf_transport_open(p->slave, NULL, e);
+    CHECK(t != NULL, "open %s: %s", p->slave, e->msg);
+    return t;
+}
+
 static void test_pty_path(void)
 {
     pty_pair p;
-    CHECK_INT(make_pty(&p), 0);
     hf_error e;
-    hf_transport *t = hf_transport_open(p.slave, NULL, &e);
-    CHECK(t != NULL, "open %s: %s", p.slave, e.msg);
+    hf_transport *t = open_pty(&p, &e);
     if (!t)
         return;
     CHECK_STR(hf_transport_kind(t), "pty");
@@ -192,10 +200,8 @@ static double now_ms(void)
 static void test_nonblocking_and_revents(void)
 {
     pty_pair p;
-    CHECK_INT(make_pty(&p), 0);
     hf_error e;
-    hf_transport *t = hf_transport_open(p.slave, NULL, &e);
-    CHECK(t != NULL, "open %s: %s", p.slave, e.msg);
+    hf_transport *t = open_pty(&p, &e);
     if (!t)
         return;
     CHECK_INT(hf_transport_check_revents(t, POLLIN, &e), 0);
@@ -274,14 +280,22 @@ static void test_symlink_and_reopen(void)
     close(p.master);
 }
 
+/* Open `path` plainly (no flock) and set TIOCEXCL on it, as ModemManager does;
+ * returns the fd. */
+static int open_excl(const char *path)
+{
+    int fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK);
+    CHECK(fd >= 0, "plain open");
+    CHECK_INT(ioctl(fd, TIOCEXCL), 0);
+    return fd;
+}
+
 /* Someone holds the port with TIOCEXCL only (no flock): still EBUSY for root. */
 static void test_foreign_tiocexcl(void)
 {
     pty_pair p;
     CHECK_INT(make_pty(&p), 0);
-    int fd = open(p.slave, O_RDWR | O_NOCTTY | O_NONBLOCK);
-    CHECK(fd >= 0, "plain open");
-    CHECK_INT(ioctl(fd, TIOCEXCL), 0);
+    int fd = open_excl(p.slave);
     check_busy(p.slave);
     ioctl(fd, TIOCNXCL);
     close(fd);
@@ -297,9 +311,7 @@ static void test_stale_tiocexcl(void)
 {
     pty_pair p;
     CHECK_INT(make_pty(&p), 0);
-    int fd = open(p.slave, O_RDWR | O_NOCTTY | O_NONBLOCK);
-    CHECK(fd >= 0, "plain open");
-    CHECK_INT(ioctl(fd, TIOCEXCL), 0);
+    int fd = open_excl(p.slave);
     close(fd);   /* as a killed process's last close: the flag stays */
     fd = open(p.slave, O_RDWR | O_NOCTTY | O_NONBLOCK);
     int excl = 0;

@@ -440,6 +440,14 @@ function Cli:command(port, cmd, opts)
   return res, msg, code, detail
 end
 
+-- One command of the C command table (hwfota.core.fota_command: the text and answer
+-- the state machine uses), traced as `Cli:command` traces.
+function Cli:fota(port, name, params, timeout)
+  local text, opts, code = require("hwfota.session").fota_request(name, params, timeout)
+  if not text then return nil, opts, code end
+  return self:command(port, text, opts)
+end
+
 -- ======================================================================================
 -- Progress: a bar with rate and time left on a terminal, plain lines otherwise.
 
@@ -565,7 +573,8 @@ function Cli:probe(cands)
         -- wait ourselves and close at the deadline: the engine's own timeout would
         -- resynchronise, i.e. write more than the one AT to a port of unknown kind
         local res, rcode
-        local ok, smsg, scode = port:send("AT", {timeout = PROBE_TIMEOUT + 10}, function(r, _, c)
+        local probe = self.hwfota.core.fota_command("probe")   -- a plain AT
+        local ok, smsg, scode = port:send(probe.text, {timeout = PROBE_TIMEOUT + 10}, function(r, _, c)
           res, rcode = r, c or "EIO"
         end)
         if not ok then rcode = scode or smsg end
@@ -578,7 +587,7 @@ function Cli:probe(cands)
           answered[#answered + 1] = p
           note = "answered AT"
         else
-          note = rcode and ("AT: " .. tostring(rcode)) or "no answer to AT"
+          note = rcode and (probe.text .. ": " .. tostring(rcode)) or ("no answer to " .. probe.text)
         end
       end
     end
@@ -611,11 +620,11 @@ function Cli:find_port(wait)
       self:say(("no Huawei port and the journal %s says an update was under way: the module "
                 .. "may be resetting; waiting up to %g s for it"):format(wait.journal, wait.seconds),
                "notice")
-      local deadline = self.now() + wait.seconds
-      while ports and not huawei(ports) and self.now() < deadline do
-        self.sleep(math.max(0, math.min(1, deadline - self.now())))
+      -- done when a Huawei port is listed, or listing fails
+      require("hwfota.reconnect").retry(function()
         ports, msg = self.list_ports()
-      end
+        return not ports or huawei(ports)
+      end, {timeout = wait.seconds, tried = {n = 0}, now = self.now, sleep = self.sleep})
     end
   end
   if not ports then
@@ -699,12 +708,10 @@ function Cli:open_port(wait)
     self:say(("%s is missing and the journal %s says an update was under way: the module "
               .. "may be resetting; waiting up to %g s for its port"):format(path, wait.journal,
               wait.seconds), "notice")
-    local deadline, delay = self.now() + wait.seconds, 0.25
-    while not port and code == "ENOENT" and self.now() < deadline do
-      self.sleep(math.max(0, math.min(delay, deadline - self.now())))
-      delay = math.min(delay * 2, 2)
-      port, msg, code = self.hwfota.open(path)
-    end
+    port, msg, code = require("hwfota.reconnect").retry(function()
+      return self.hwfota.open(path)
+    end, {timeout = wait.seconds, tried = table.pack(port, msg, code), now = self.now,
+          sleep = self.sleep, stop = function(_, _, why) return why ~= "ENOENT" end})
     if port then
       self:say(path .. " is back", "notice")
     elseif code == "ENOENT" then
@@ -815,24 +822,15 @@ function CMD.info(self)
   return EXIT.OK
 end
 
--- Download progress from AT^FOTADLQ: {files =, done =, total =, percent =} or nil.
+-- Download progress from AT^FOTADLQ: {files =, done =, total =, percent =} or nil
+-- (summed and clamped by the parser the state machine uses).
 local function query_progress(self, port)
-  local res = self:command(port, "AT^FOTADLQ", {prefix = "^FOTADLQ:", timeout = 10})
+  local res = self:fota(port, "dlq")
   if not res then return nil end
-  local files, done, total = {}, 0, 0
-  for _, l in ipairs(res.lines) do
-    local f = self.hwfota.core.parse_fotadlq(l)
-    if f then
-      files[#files + 1] = {index = f.index, name = f.name, done = f.done, total = f.total}
-      done, total = done + f.done, total + f.total
-    end
-  end
-  if #files == 0 then return nil end
-  local pct = total > 0 and math.min(100, math.floor(done * 100 / total)) or 0
-  return {files = files, done = done, total = total, percent = pct}
+  local a = self.hwfota.core.fota_parse("dlq", res.lines)
+  if not (a and a.files) then return nil end
+  return {files = a.files, done = a.done, total = a.total, percent = a.percent}
 end
-
-local IN_PROGRESS = {[30] = true, [31] = true, [40] = true, [50] = true}
 
 function CMD.status(self)
   local port, rc = self:open_port()
@@ -870,7 +868,7 @@ function CMD.status(self)
   self:out(("FOTA state: %d (%s)"):format(st.code, st.name))
   local session_mod = require "hwfota.session"
   self:out("FOTA server: " .. (cfg and session_mod.fotacfg_text(cfg)
-                               or ("AT^FOTACFG? unreadable: " .. tostring(cfg_msg))))
+                               or ("unreadable: " .. tostring(cfg_msg))))
   if prog then
     self:out(("Download:  %d%%  %d/%d bytes"):format(prog.percent, prog.done, prog.total))
     for _, f in ipairs(prog.files) do
@@ -1048,6 +1046,19 @@ local function failed_exit(self, r)
   return EXIT.FAILURE
 end
 
+-- The exit of a flow that reached neither its goal nor a deferral: nothing to do (no
+-- new version, or not newer: `tell()` unless --json, exit 3) or failed (its code);
+-- nil otherwise (the command says the rest).
+local function nothing_or_failed(self, r, tell)
+  if r.status == "no_new_version" or r.status == "not_newer" then
+    if not self.o.json then tell() end
+    return EXIT.NOTHING
+  elseif r.status == "failed" then
+    return failed_exit(self, r)
+  end
+  return nil
+end
+
 -- Open the port and read the FOTA state; with a state 12 of unknown version, drop the
 -- offer (AT^FOTADL=0) so that detection runs again and the version becomes known.
 function Cli:prepare_flow()
@@ -1081,7 +1092,7 @@ end
 function CMD.check(self)
   local port, st, fopts = self:prepare_flow()
   if not port then return st end
-  if IN_PROGRESS[st.code] then
+  if require("hwfota.session").holds_image(st.code) then   -- an update is under way
     port:close()
     if self.o.json then
       self:emit_json({status = "in_progress", state = {code = st.code, name = st.name},
@@ -1170,12 +1181,9 @@ function CMD.download(self)
                           .. "to learn it; download with --journal FILE keeps it)"))
     end
     return EXIT.OK
-  elseif r.status == "no_new_version" or r.status == "not_newer" then
-    if not self.o.json then self:out("no new version") end
-    return EXIT.NOTHING
-  elseif r.status == "failed" then
-    return failed_exit(self, r)
   end
+  local rc = nothing_or_failed(self, r, function() self:out("no new version") end)
+  if rc then return rc end
   self:err(("download ended: %s %s"):format(r.status, tostring(r.reason or "")))
   return EXIT.DEFERRED
 end
@@ -1225,12 +1233,9 @@ function CMD.upgrade(self)
       self:out(("upgraded and verified: %s -> %s"):format(tostring(r.from), tostring(r.to)))
     end
     return EXIT.OK
-  elseif r.status == "no_new_version" or r.status == "not_newer" then
-    if not self.o.json then self:out("no new version") end
-    return EXIT.NOTHING
-  elseif r.status == "failed" then
-    return failed_exit(self, r)
   end
+  local rc = nothing_or_failed(self, r, function() self:out("no new version") end)
+  if rc then return rc end
   if not self.o.json then
     self:out(declined and "not upgraded: declined" or ("not upgraded: " .. r.status))
   end
@@ -1268,12 +1273,9 @@ function CMD.run(self)
   if r.status == "upgraded" then
     if not self.o.json then self:say(line, "notice") end
     return EXIT.OK
-  elseif r.status == "no_new_version" or r.status == "not_newer" then
-    if not self.o.json then self:say(line) end
-    return EXIT.NOTHING
-  elseif r.status == "failed" then
-    return failed_exit(self, r)
   end
+  local rc = nothing_or_failed(self, r, function() self:say(line) end)
+  if rc then return rc end
   if not self.o.json then self:say(line .. (r.retry_after and
     (", ask again in %d s"):format(math.floor(r.retry_after)) or "")) end
   return EXIT.DEFERRED
@@ -1311,14 +1313,16 @@ function CMD.monitor(self)
     if not self.o.json then self:say(stamp() .. "  " .. text) end
   end
   local interrupted = false
-  local function subscribe()
-    port:on("", on_line)
-    port:on_event(function(e)
-      if self.trace then
-        self.trace("event", e.event .. ": " .. tostring(e.detail))
-      end
-    end)
-    local res = self:command(port, "AT^FOTASTATE?", {prefix = "^FOTASTATE:", timeout = 5})
+  -- once: the subscriptions are the port's and survive its reopen (subscribing again
+  -- after a reconnect printed every line twice)
+  port:on("", on_line)
+  port:on_event(function(e)
+    if self.trace then
+      self.trace("event", e.event .. ": " .. tostring(e.detail))
+    end
+  end)
+  local function query_state()
+    local res = self:fota(port, "state", nil, 5)
     if res and res.lines[1] then
       local st = core.parse_fotastate(res.lines[1])
       if st then
@@ -1332,19 +1336,25 @@ function CMD.monitor(self)
   local deadline = self.o.for_ and (t0 + self.o.for_) or nil
   local poll = self.o.poll or 3
   local next_q = self.now()
+  -- the module's AT port may come back under another ttyUSB number: found again by
+  -- its USB identity (nil for a port that is not a USB one: by its path)
+  local identity = require "hwfota.identity"
+  local ident = identity.of(self.port_path)
   local body = function()
-    subscribe()
+    query_state()
     while true do
       local now = self.now()
       if interrupted or (deadline and now >= deadline) then break end
       if port:is_lost() then
         self:say(stamp() .. "  port lost: waiting for the module to come back", "notice")
-        while not port:reopen() do
-          if interrupted or (deadline and self.now() >= deadline) then return end
-          self.sleep(0.5)
-        end
-        self:say(stamp() .. "  port back: " .. self.port_path, "notice")
-        subscribe()
+        local back = require("hwfota.reconnect").retry(function()
+          return identity.reopen(port, ident)
+        end, {timeout = deadline and math.max(0, deadline - self.now()) or math.huge,
+              now = self.now, sleep = self.sleep,
+              stop = function(_, _, why) return interrupted or why == "ECLOSED" end})
+        if not back then return end
+        self:say(stamp() .. "  port back: " .. port:path(), "notice")
+        query_state()
       end
       if state == 30 and self.now() >= next_q then
         next_q = self.now() + poll

@@ -16,10 +16,25 @@
 local core = require "hwfota.core"
 local identity = require "hwfota.identity"
 local loop = require "hwfota.loop"
+local reconnect = require "hwfota.reconnect"
 
 local M = {}
 
-local REOPEN_FIRST, REOPEN_MAX = 0.1, 2.0   -- back-off between reopen attempts (seconds)
+--- A FOTA command of the C command table (`core.fota_command`) as a port request.
+-- @tparam string name the table's name for it ("state", "fotacfg", "dl_stop" ...)
+-- @tparam[opt] table params for "fotacfg" and "fotamode"
+-- @tparam[opt] number timeout seconds, instead of the table's (nil: the port's default)
+-- @return text, options for `port:command`/`port:send`; or nil, message, "EINVAL" when a
+--   parameter breaks the state machine's rule
+function M.fota_request(name, params, timeout)
+  local c, msg, code = core.fota_command(name, params)
+  if not c then return nil, msg, code end
+  local opts = {timeout = timeout or c.timeout}
+  if c.expect == "none" then opts.expect = "none"
+  elseif c.expect == "prefix" then opts.prefix = c.prefix end
+  return c.text, opts
+end
+
 local JOURNAL_MAX = 4096                     -- bytes read from a journal file
 
 -- Final kinds of the port layer -> finals of the state machine.
@@ -427,9 +442,8 @@ function Driver:run_actions(actions)
     elseif a.kind == "timer" then
       self.timer_at = a.at
     elseif a.kind == "reopen" then
-      self.reopen_deadline = a.deadline
-      self.reopen_delay = REOPEN_FIRST
-      self.reopen_at = core.now() + REOPEN_FIRST
+      self.backoff = reconnect.backoff(nil, {deadline = a.deadline})
+      self.reopen_at = self.backoff:next_at(core.now())
       self:trace("event", "port lost: waiting for the module to come back")
     elseif a.kind == "journal" then
       local ok, msg, code = self:write_journal(a)
@@ -463,7 +477,7 @@ end
 local SETUP_TIMEOUT = 5
 
 function Driver:setup_port(done)
-  local cmds = self.opts.setup or {"ATE0", "AT+CMEE=2"}
+  local cmds = self.opts.setup or core.setup_commands()
   local timeout = math.min(SETUP_TIMEOUT, self.opts.command_timeout or SETUP_TIMEOUT)
   local i = 0
   local function next_cmd(res, msg, code)
@@ -482,8 +496,8 @@ end
 
 function Driver:try_reopen(now)
   if self.finished then return end
-  if now >= self.reopen_deadline then
-    self.reopen_deadline = nil
+  if self.backoff:expired(now) then
+    self.backoff = nil
     if self.starting then       -- the machine has not started: fail here
       return self:finish("failed", {code = "ETIMEDOUT", message =
         ("the port went away while resuming from the journal and did not come back within "
@@ -502,14 +516,13 @@ function Driver:try_reopen(now)
     self:trace("event", "module found again by USB identity at " .. ok)
   end
   if not ok then
-    self.reopen_delay = math.min(self.reopen_delay * 2, REOPEN_MAX)
-    self.reopen_at = math.min(now + self.reopen_delay, self.reopen_deadline)
+    self.reopen_at = self.backoff:next_at(now)
     return
   end
   self:trace("event", "port back: " .. self.port:path())
   self:setup_port(function(fine)
     if fine and self.starting then
-      self.starting, self.reopen_deadline = false, nil
+      self.starting, self.backoff = false, nil
       if self.carried then
         -- the port came back since the carried machine held it: not trusted to be
         -- the same module until its IMEI says so (restore again, as reopened)
@@ -518,10 +531,10 @@ function Driver:try_reopen(now)
       end
       self:run_actions(self.fsm:start(core.now()))
     elseif fine then
-      self.reopen_deadline = nil
+      self.backoff = nil
       self:post{kind = "port_back"}
-    elseif self.reopen_deadline then
-      self.reopen_at = core.now() + self.reopen_delay
+    elseif self.backoff then
+      self.reopen_at = self.backoff:next_at(core.now())
     end
   end)
 end
@@ -648,9 +661,8 @@ function Driver:start(previous)
       -- or the upgrade's reset when the previous host died after AT^FWUP); wait
       -- for it as the machine would, bounded by reboot_timeout
       self.starting = true
-      self.reopen_deadline = core.now() + (self.opts.fsm.reboot_timeout or 180)
-      self.reopen_delay = REOPEN_FIRST
-      self.reopen_at = core.now() + REOPEN_FIRST
+      self.backoff = reconnect.backoff(self.opts.fsm.reboot_timeout or 180)
+      self.reopen_at = self.backoff:next_at(core.now())
       self:trace("event", "port lost: waiting for the module to come back")
     else
       self:finish("failed", {code = "EPORTLOST", message = "the port was lost during its setup"})
@@ -682,70 +694,15 @@ local function bad_option(name, what, level)
   error(("bad option '%s' (%s)"):format(name, what), level + 1)
 end
 
--- Setup commands (sent after every (re)open, outside the state machine) must not
--- change what the module does: FOTA commands, resets, factory defaults, functionality
--- changes. An allow-list of forms, so that nothing slips through by spelling:
---   basic commands E, V, Q, X (optional digit) and &C, &D, &K (digit), in any order
---   (ATE0, ATE0V1); one extended command +NAME / ^NAME / %NAME / $NAME, bare, `?`,
---   `=?` or `=` followed by plain parameters (letters, digits, space , . - _ / : and
---   quoted text without the characters above); not ^FOTA*, ^FWUP, +CFUN, ^RESET,
---   ^GETPORTMODE (crashes the MU609), ^SETPORT, ^NVWR. `;` chaining, control bytes
---   and a second command after a first (ATE0^FWUP) are refused. A line with no
---   "AT" or "A/" anywhere (case-insensitive) is no command (the module discards it)
---   and is allowed; any other line must start with AT (modules skip bytes before it).
-local SETUP_DENY = {"^FOTA", "^FWUP", "+CFUN", "^RESET", "^GETPORTMODE", "^SETPORT", "^NVWR"}
-local SETUP_BASIC = {E = true, V = true, Q = true, X = true}
-local SETUP_AMP = {C = true, D = true, K = true}
-
---- Check one `setup` command against the rule above.
+--- Check one `setup` command: sent after every (re)open, outside the state machine,
+-- it must not change what the module does (FOTA commands, resets, factory defaults,
+-- functionality changes). The rule is the C core's (`csrc/fota_cmds.h`,
+-- `hf_fota_check_setup_command`): an allow-list of forms, so that nothing slips
+-- through by spelling.
 -- @tparam string c the command
 -- @return true, or false and why
 function M.check_setup_command(c)
-  if #c > 200 then return false, "longer than 200 bytes" end
-  if c:find("[%z\1-\31\127]") then return false, "it contains a control character" end
-  if c:find(";", 1, true) then return false, "';' chains commands: one command per entry" end
-  local up = c:upper()
-  if not up:find("^AT") then
-    if up:find("AT", 1, true) or up:find("A/", 1, true) then
-      return false, "a command line must start with AT (modules skip bytes before it)"
-    end
-    return true        -- no command at all: the module discards the line
-  end
-  local body = up:sub(3)
-  if body == "" then return true end
-  local name, rest = body:match("^([%+%^%%%$][%w_]+)(.*)$")
-  if name then
-    for _, d in ipairs(SETUP_DENY) do
-      if name:sub(1, #d) == d then
-        return false, ("%s changes the module's FOTA state or resets it: not a setup command")
-                      :format(name)
-      end
-    end
-    if rest == "" or rest == "?" or rest == "=?" then return true end
-    local params = rest:match("^=(.*)$")
-    if not params then return false, "unexpected text after " .. name end
-    local plain = params:gsub('"[^"]*"', function(q)
-      return q:find("[%+%^%%%$&]") and "\0" or ""
-    end)
-    if plain:find("[^%w ,%.%-_/:]") then
-      return false, "parameters must be plain values (a second command after the first?)"
-    end
-    return true
-  end
-  local i = 1
-  while i <= #body do
-    local ch = body:sub(i, i)
-    if SETUP_BASIC[ch] then
-      i = i + 1
-    elseif ch == "&" and SETUP_AMP[body:sub(i + 1, i + 1)] then
-      i = i + 2
-    else
-      return false, ("basic command %q is not allowed (only E, V, Q, X, &C, &D, &K: Z and &F "
-                     .. "reset the module's settings)"):format(body:sub(i, i + 1))
-    end
-    i = i + #(body:match("^%d*", i))
-  end
-  return true
+  return core.check_setup_command(c)
 end
 
 -- Check the options that are the session's own, and the state machine's (by
@@ -832,15 +789,12 @@ end
 
 local function wait_for_port(path, o, msg, code)
   local timeout = o.fsm.reboot_timeout or 180
-  local deadline = core.now() + timeout
-  local delay = REOPEN_FIRST
-  while code == "ENOENT" and core.now() < deadline do
-    loop.sleep(math.min(delay, math.max(0, deadline - core.now())))
-    delay = math.min(delay * 2, REOPEN_MAX)
-    local port, m, c, owned = ensure_port(path, o)
-    if port then return port, nil, nil, owned end
-    msg, code = m, c
-  end
+  local port, owned
+  port, msg, code, owned = reconnect.retry(function() return ensure_port(path, o) end, {
+    timeout = timeout, tried = table.pack(nil, msg, code),
+    stop = function(_, _, why) return why ~= "ENOENT" end,
+  })
+  if port then return port, nil, nil, owned end
   if code ~= "ENOENT" then return nil, msg, code end
   return nil, ("%s did not come back within %g s; the journal %s says a FOTA run was in "
                .. "progress (the module may still be upgrading: do not power it off; "
@@ -853,6 +807,14 @@ end
 -- Module states in which the module holds (part of) the image of the offer the
 -- machine saw announced: downloading, download pending, downloaded, upgrading.
 local HOLDS_IMAGE = {[30] = true, [31] = true, [40] = true, [50] = true}
+
+--- True when the module, in FOTA state `code`, holds (part of) an image: an update
+-- is under way (downloading 30, download pending 31, downloaded 40, upgrading 50).
+-- @tparam integer|nil code a `^FOTASTATE` code
+-- @treturn boolean
+function M.holds_image(code)
+  return HOLDS_IMAGE[code] == true
+end
 
 -- What the next attempt of run() restores (nil: it starts afresh). A retry must keep
 -- what the module does not tell again: that AT^FWUP was sent, and the version of an
@@ -878,18 +840,15 @@ end
 -- never returned or printed, only whether one is set.
 local AUTH_NAMES = {[0] = "none", [1] = "PAP", [2] = "CHAP"}
 local function read_fotacfg(port, trace)
-  if trace then trace("run", "AT^FOTACFG?") end
-  local res, msg, code = port:command("AT^FOTACFG?", {prefix = "^FOTACFG:", timeout = 10})
+  local text, opts = M.fota_request("fotacfg_read")
+  if trace then trace("run", text) end
+  local res, msg, code = port:command(text, opts)
   if trace then trace("response", res and "^FOTACFG: (not traced: it holds the password)  OK"
                                         or tostring(msg)) end
   if not res then return nil, msg, code end
-  local l = res.lines[1] or ""
-  local apn, user, pw, auth = l:match('^%^FOTACFG:%s*"([^"]*)"%s*,%s*"([^"]*)"%s*,%s*"([^"]*)"%s*,%s*(%d+)%s*$')
-  if not apn then
-    apn, user, pw, auth = l:match('^%^FOTACFG:%s*([^,"]*),([^,"]*),([^,"]*),%s*(%d+)%s*$')
-  end
-  if not apn then return nil, "AT^FOTACFG? gave no readable ^FOTACFG line", "EPROTO" end
-  return {apn = apn, user = user, password_set = pw ~= "", auth = tonumber(auth)}
+  local a, pmsg, pcode = core.fota_parse("fotacfg_read", res.lines)
+  if not a then return nil, pmsg, pcode end
+  return a.fotacfg
 end
 --- Read the module's FOTA server settings (AT^FOTACFG?), for the command's status.
 -- @tparam Port port an open port
@@ -1034,13 +993,12 @@ run_attempts = function(port, policy, o, carry)
     -- the module may still be away (reset, port gone): reopen after the wait, with
     -- back-off, up to reboot_timeout, the last try at the deadline itself; the next
     -- attempt reports what is still wrong
-    local delay, deadline = REOPEN_FIRST, core.now() + (o.fsm.reboot_timeout or 180)
-    if port:is_lost() then reopened = true end   -- whatever comes back is confirmed again
-    while port:is_lost() do
-      local back, _, why = identity.reopen(port, ident)
-      if back or why == "ECLOSED" or core.now() >= deadline then break end
-      loop.sleep(math.min(delay, math.max(0, deadline - core.now())))
-      delay = math.min(delay * 2, REOPEN_MAX)
+    if port:is_lost() then
+      reopened = true   -- whatever comes back is confirmed again
+      reconnect.retry(function() return identity.reopen(port, ident) end, {
+        timeout = o.fsm.reboot_timeout or 180,
+        stop = function(_, _, why) return why == "ECLOSED" end,
+      })
     end
   end
   -- no attempt ran after the journal was written for it (a guard refused the retry):
@@ -1094,40 +1052,39 @@ local function command(self, cmd, opts)
   return res, msg, code, detail
 end
 
+-- One command of the C command table (its text and how its answer is waited for),
+-- traced like every other.
+local function fota(self, name, params, timeout)
+  local text, opts, code = M.fota_request(name, params, timeout)
+  if not text then return nil, opts, code end
+  return command(self, text, opts)
+end
+
 --- Module identity from ATI and AT+CGSN.
 function Session:info()
-  local res, msg, code = command(self, "ATI")
+  local res, msg, code = fota(self, "ati")
   if not res then return nil, msg, code end
-  local info = {}
-  for _, l in ipairs(res.lines) do
-    local k, v = l:match("^%s*([%w ]-)%s*:%s*(.-)%s*$")
-    if k then
-      k = k:lower()
-      if k == "manufacturer" then info.manufacturer = v
-      elseif k == "model" then info.model = v
-      elseif k == "revision" then info.revision = v
-      elseif k == "imei" then info.imei = v end
-    end
-  end
+  local a = core.fota_parse("ati", res.lines, true)
+  local info = {manufacturer = a.manufacturer, model = a.model, revision = a.revision,
+                imei = a.imei}
   if not info.revision then
-    local gmr = command(self, "AT+GMR")
-    info.revision = gmr and gmr.lines[1]
+    local gmr = fota(self, "gmr")
+    info.revision = gmr and core.fota_parse("gmr", gmr.lines, true).revision
   end
   if not info.imei then
-    local sn = command(self, "AT+CGSN")
-    info.imei = sn and sn.lines[1]
+    local sn = fota(self, "cgsn")
+    info.imei = sn and core.fota_parse("cgsn", sn.lines, true).imei
   end
   return info
 end
 
 --- The module's FOTA state from AT^FOTASTATE?.
 function Session:state()
-  local res, msg, code = command(self, "AT^FOTASTATE?", {prefix = "^FOTASTATE:"})
+  local res, msg, code = fota(self, "state")
   if not res then return nil, msg, code end
-  if not res.lines[1] then return nil, "AT^FOTASTATE? gave no state line", "EPROTO" end
-  local st, m = core.parse_fotastate(res.lines[1])
-  if not st then return nil, "malformed state line: " .. tostring(m), "EPROTO" end
-  return {code = st.state, name = core.fota_state_name(st.state)}
+  local a, pmsg, pcode = core.fota_parse("state", res.lines)
+  if not a then return nil, pmsg, pcode end
+  return {code = a.state.state, name = a.state.name}
 end
 
 --- The module's FOTA server connection settings from AT^FOTACFG?: `{apn =, user =,
@@ -1172,8 +1129,8 @@ function Session:configure(p)
   end
   local auth = auth_codes[p.auth == nil and "none" or p.auth]
   if not auth then return nil, "auth must be \"none\", \"pap\" or \"chap\"", "EINVAL" end
-  local res, msg, code = command(self, ('AT^FOTACFG="%s","%s","%s",%d')
-                                 :format(vals.apn, vals.user, vals.password, auth))
+  local res, msg, code = fota(self, "fotacfg", {apn = vals.apn, user = vals.user,
+                                                password = vals.password, auth = auth})
   if not res then return nil, msg, code end
   return true
 end
@@ -1192,20 +1149,17 @@ function Session:mode(p)
     if type(v) ~= "boolean" then error(("bad option '%s' (boolean expected)"):format(k), 3) end
     return v and 1 or 0
   end
-  local cmd = ("AT^FOTAMODE=%d,%d,%d,%d"):format(b("auto_query", false), b("auto_download", false),
-                                                   b("auto_upgrade", false), b("resume", true))
-  if p.period ~= nil then
-    -- 1..365 like the state machine's mode option (fota_fsm.h HF_FOTA_PERIOD_MAX):
-    -- a zero-day cycle means nothing and the module's AT^FOTAMODE=? says (1-365)
-    if math.type(p.period) ~= "integer" or p.period < 1 or p.period > 365 then
-      return nil, "period must be an integer number of days (1..365)", "EINVAL"
-    end
-    cmd = cmd .. "," .. p.period
-  end
-  local res, msg, code = command(self, cmd)
+  local flags = {auto_query = b("auto_query", false) == 1,
+                 auto_download = b("auto_download", false) == 1,
+                 auto_upgrade = b("auto_upgrade", false) == 1, resume = b("resume", true) == 1}
+  -- period: 1..365 days, the state machine's rule (a zero-day cycle means nothing and
+  -- the module's AT^FOTAMODE=? says (1-365))
+  local res, msg, code = fota(self, "fotamode", {auto_query = flags.auto_query,
+    auto_download = flags.auto_download, auto_upgrade = flags.auto_upgrade,
+    resume = flags.resume, period = p.period})
   if not res then return nil, msg, code end
-  self.mode_set = {b("auto_query", false), b("auto_download", false), b("auto_upgrade", false),
-                   p.period}
+  self.mode_set = {auto_query = flags.auto_query, auto_download = flags.auto_download,
+                   auto_upgrade = flags.auto_upgrade, period = p.period}
   return true
 end
 
@@ -1282,8 +1236,8 @@ function Session:upgrade()
          "ENOTREADY"
 end
 
-local function direct(self, cmd, what)
-  local res, msg, code = command(self, cmd)
+local function direct(self, name, what, params)
+  local res, msg, code = fota(self, name, params)
   if not res then return nil, what .. ": " .. tostring(msg), code end
   return true
 end
@@ -1295,7 +1249,7 @@ end
 --- Pause the download (AT^FOTADL=2; needs resume mode on).
 function Session:pause()
   if self.control then return self.control.pause() end
-  return direct(self, "AT^FOTADL=2", "pause")
+  return direct(self, "dl_pause", "pause")
 end
 --- Resume a pending download (AT^FOTADL=1 from state 31). Between steps the mode
 -- goes first, resume on (the last `s:mode`, else the session's `mode` option, else
@@ -1305,15 +1259,15 @@ function Session:resume()
   local m = self.mode_set
   if not m and type(self.opts.mode) == "table" then
     local o = self.opts.mode
-    m = {o.auto_query and 1 or 0, o.auto_download and 1 or 0, o.auto_upgrade and 1 or 0,
-         o.period}
+    m = {auto_query = o.auto_query == true, auto_download = o.auto_download == true,
+         auto_upgrade = o.auto_upgrade == true, period = o.period}
   end
-  m = m or {0, 0, 0}
-  local cmd = ("AT^FOTAMODE=%d,%d,%d,1"):format(m[1], m[2], m[3])
-  if math.type(m[4]) == "integer" then cmd = cmd .. "," .. m[4] end
-  local ok, msg, code = direct(self, cmd, "resume")
+  m = m or {}
+  local ok, msg, code = direct(self, "fotamode", "resume", {auto_query = m.auto_query,
+    auto_download = m.auto_download, auto_upgrade = m.auto_upgrade, resume = true,
+    period = math.type(m.period) == "integer" and m.period or nil})
   if not ok then return nil, msg, code end
-  return direct(self, "AT^FOTADL=1", "resume")
+  return direct(self, "dl_start", "resume")
 end
 --- Abandon the update and bring the module back to idle (AT^FOTADL=0).
 -- The module may answer `OK` before it is idle: between steps this waits until
@@ -1323,7 +1277,7 @@ end
 --   still not idle at the deadline)
 function Session:cancel()
   if self.control then return self.control.cancel() end
-  local ok, msg, code = direct(self, "AT^FOTADL=0", "cancel")
+  local ok, msg, code = direct(self, "dl_stop", "cancel")
   if not ok then return nil, msg, code end
   local every = self.opts.poll_interval or 3
   local limit = self.opts.discard_timeout or 30

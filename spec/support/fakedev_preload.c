@@ -309,6 +309,20 @@ static int seen_slot(const char *name)
     return free_slot;
 }
 
+/* The tty a by-id link byid/name points to (the last component of its target, kept
+ * in target[PATH_MAX]); p[PATH_MAX] gets the link's path. NULL: not a readable link. */
+static const char *by_id_link_tty(const char *byid, const char *name, char *p, char *target)
+{
+    if (snprintf(p, PATH_MAX, "%s/%s", byid, name) >= PATH_MAX)
+        return NULL;
+    ssize_t n = readlink(p, target, PATH_MAX - 1);
+    if (n <= 0)
+        return NULL;
+    target[n] = '\0';
+    const char *t = strrchr(target, '/');
+    return t ? t + 1 : target;
+}
+
 /* Remove the by-id links (in the tree's directory byid) that point to tty. */
 static void unlink_by_id_of(const char *byid, const char *tty)
 {
@@ -316,18 +330,23 @@ static void unlink_by_id_of(const char *byid, const char *tty)
     struct dirent *de;
     while (d && (de = readdir(d)) != NULL) {
         char p[PATH_MAX], target[PATH_MAX];
-        if (snprintf(p, sizeof p, "%s/%s", byid, de->d_name) >= (int)sizeof p)
-            continue;
-        ssize_t n = readlink(p, target, sizeof target - 1);
-        if (n <= 0)
-            continue;
-        target[n] = '\0';
-        const char *t = strrchr(target, '/');
-        if (!strcmp(t ? t + 1 : target, tty))
+        const char *t = by_id_link_tty(byid, de->d_name, p, target);
+        if (t && !strcmp(t, tty))
             unlink(p);
     }
     if (d)
         closedir(d);
+}
+
+/* 1: name is a tty name and dir/name exists (its pty is there); 0: a tty name
+ * whose pty is gone; -1: not a tty name (or a path too long). */
+static int tty_in_dir(const char *dir, const char *name)
+{
+    char p[PATH_MAX];
+    struct stat st;
+    if (!is_tty_name(name) || snprintf(p, sizeof p, "%s/%s", dir, name) >= (int)sizeof p)
+        return -1;
+    return stat(p, &st) == 0;
 }
 
 /* Directory mode: make the tree list exactly the ttys whose link and sidecar
@@ -345,12 +364,7 @@ static void refresh_dir(void)
     DIR *d = opendir(cls);
     struct dirent *de;
     while (d && (de = readdir(d)) != NULL) {
-        struct stat st;
-        if (!is_tty_name(de->d_name))
-            continue;
-        if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= (int)sizeof p)
-            continue;
-        if (stat(p, &st) == 0)
+        if (tty_in_dir(dir, de->d_name) != 0)
             continue;
         if (snprintf(p, sizeof p, "%s/%s", cls, de->d_name) >= (int)sizeof p)
             continue;
@@ -363,16 +377,9 @@ static void refresh_dir(void)
         return;
     d = opendir(byid);
     while (d && (de = readdir(d)) != NULL) {
-        char target[PATH_MAX];
-        if (snprintf(p, sizeof p, "%s/%s", byid, de->d_name) >= (int)sizeof p)
-            continue;
-        ssize_t n = readlink(p, target, sizeof target - 1);
-        if (n <= 0)
-            continue;
-        target[n] = '\0';
-        char live[PATH_MAX];
-        const char *tty = strrchr(target, '/');
-        if (snprintf(live, sizeof live, "%s/%s", dir, tty ? tty + 1 : target) >= PATH_MAX)
+        char target[PATH_MAX], live[PATH_MAX];
+        const char *tty = by_id_link_tty(byid, de->d_name, p, target);
+        if (!tty || snprintf(live, sizeof live, "%s/%s", dir, tty) >= PATH_MAX)
             continue;
         struct stat st;
         if (stat(live, &st) != 0)
@@ -384,12 +391,8 @@ static void refresh_dir(void)
     d = opendir(dir);
     while (d && (de = readdir(d)) != NULL) {
         struct stat st;
-        if (!is_tty_name(de->d_name))
-            continue;
-        if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= (int)sizeof p)
-            continue;
-        if (stat(p, &st) != 0)
-            continue;           /* dangling: the pty is gone */
+        if (tty_in_dir(dir, de->d_name) != 1)
+            continue;           /* not a tty, or dangling: the pty is gone */
         if (snprintf(p, sizeof p, "%s/%s.usb", dir, de->d_name) >= (int)sizeof p)
             continue;
         FILE *f = fopen(p, "r");
@@ -548,17 +551,21 @@ static int has_mode_arg(int flags)
     return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
 }
 
+/* mode: an open's third argument when its flags say it has one, else 0. */
+#define MODE_ARG(mode, flags)                                                   \
+    mode_t mode = 0;                                                            \
+    if (has_mode_arg(flags)) {                                                  \
+        va_list ap;                                                             \
+        va_start(ap, flags);                                                    \
+        mode = va_arg(ap, mode_t);                                              \
+        va_end(ap);                                                             \
+    }
+
 #define OPEN_WRAPPER(name)                                                      \
     int name(const char *path, int flags, ...)                                  \
     {                                                                           \
         REAL(name);                                                             \
-        mode_t mode = 0;                                                        \
-        if (has_mode_arg(flags)) {                                              \
-            va_list ap;                                                         \
-            va_start(ap, flags);                                                \
-            mode = va_arg(ap, mode_t);                                          \
-            va_end(ap);                                                         \
-        }                                                                       \
+        MODE_ARG(mode, flags);                                                  \
         char buf[PATH_MAX];                                                     \
         return real_##name(map_path(path, buf, sizeof buf), flags, mode);       \
     }
@@ -569,13 +576,7 @@ OPEN_WRAPPER(open64)
     int name(int dirfd, const char *path, int flags, ...)                       \
     {                                                                           \
         REAL(name);                                                             \
-        mode_t mode = 0;                                                        \
-        if (has_mode_arg(flags)) {                                              \
-            va_list ap;                                                         \
-            va_start(ap, flags);                                                \
-            mode = va_arg(ap, mode_t);                                          \
-            va_end(ap);                                                         \
-        }                                                                       \
+        MODE_ARG(mode, flags);                                                  \
         char buf[PATH_MAX];                                                     \
         return real_##name(dirfd, map_path(path, buf, sizeof buf), flags, mode); \
     }

@@ -1,6 +1,8 @@
 --- Test helper: run build/hwfota-sim in a private directory and read its log.
+-- The one simulator launcher of the specs (flow, CLI and example specs alike).
 -- local sim = require "support.sim"
 -- local s = sim.start{"--time-scale", "0.03", "--no-new-version"}
+-- local s = sim.quick{"--no-new-version"}   -- the same, at --time-scale 0.05
 -- ... hwfota.run(s.path, policy, opts) ...
 -- local cmds = s:commands()        -- {"AT+GMR", "AT^FOTACFG=...", ...} of module 0
 -- assert.equal(1, s:count("AT^FWUP"))
@@ -25,6 +27,7 @@ local function sh_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 M.sh_quote = sh_quote
+M.quote = sh_quote
 
 --- A fresh private directory (removed by stop()).
 function M.tmpdir()
@@ -123,10 +126,15 @@ Sim.__index = Sim
 
 --- Start the simulator with extra arguments (array of strings).
 -- Returns the handle: path (first module), paths, dir, log (file), pid.
-function M.start(args)
+-- `o.scale`: add `--time-scale o.scale` before `args`.
+function M.start(args, o)
   local dir = M.tmpdir()
   local log = dir .. "/sim.jsonl"
   local parts = {"exec", sh_quote(M.bin), "--dir", sh_quote(dir), "--log", sh_quote(log)}
+  if o and o.scale then
+    parts[#parts + 1] = "--time-scale"
+    parts[#parts + 1] = sh_quote(o.scale)
+  end
   -- HWFOTA_SIM_CLOSED_PORT=keep|drop: run every spec that does not choose with that
   -- closed-port behaviour (the simulator's default is drop, as a USB port)
   local closed = os.getenv("HWFOTA_SIM_CLOSED_PORT")
@@ -156,6 +164,12 @@ function M.start(args)
   end
   return setmetatable({dir = dir, log = log, pid = pid, proc = proc, paths = paths,
                        path = paths[1], offset = 0, entries = {}}, Sim)
+end
+
+--- Start the simulator at --time-scale 0.05 (the CLI and example specs: a whole
+-- flow in a few seconds, model timeouts still longer than a loaded machine's delays).
+function M.quick(args)
+  return M.start(args, {scale = "0.05"})
 end
 
 --- Read what the log gained since the last call; returns every entry so far.
@@ -222,6 +236,24 @@ function Sim:wait_for(pred, timeout, m)
   repeat
     local hits = self:select(pred, m)
     if #hits > 0 then return hits[1] end
+    core.poll({}, 0.02)
+  until core.now() > deadline
+  return nil
+end
+
+--- Wait (bounded, real seconds) until an entry of module m matching pred is logged
+-- after the entry at index `after` (from `index`): "the port came back after the
+-- power loss". Returns the entry, or nil after `timeout`.
+function Sim:wait_after(after, pred, timeout, m)
+  m = m or 0
+  local deadline = core.now() + (timeout or 10)
+  repeat
+    local entries = self:read()
+    for i = after + 1, #entries do
+      local e, ok = entries[i], entries[i].m == m
+      for k, v in pairs(pred) do if e[k] ~= v then ok = false end end
+      if ok then return e end
+    end
     core.poll({}, 0.02)
   until core.now() > deadline
   return nil
