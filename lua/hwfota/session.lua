@@ -45,8 +45,12 @@ function M.session(port_or_path, opts)
     if owned then port:close() end
     return nil, cmsg, ccode
   end
-  return setmetatable({port = port, opts = shallow_copy(opts), owned = owned, owner = owner},
-                      Session)
+  -- The FOTA layer's own unsolicited code: routed as such by the AT engine for
+  -- the session's whole life (a ^FOTASTATE: inside ATI's answer is no response
+  -- line); the engine itself knows no FOTA code.
+  local fota_urc = port:on("^FOTASTATE:", function() end)
+  return setmetatable({port = port, opts = shallow_copy(opts), owned = owned, owner = owner,
+                       fota_urc = fota_urc}, Session)
 end
 
 local function command(self, cmd, opts)
@@ -307,6 +311,7 @@ function Session:port_object() return self.port end
 --- Close the session (and its port when the session opened it).
 function Session:close()
   self.closed = true
+  if self.fota_urc then self.port:off(self.fota_urc); self.fota_urc = nil end
   if self.owner then release(self.owner) end   -- the module is free for another operation
   if self.owned then self.port:close() end
   return true
