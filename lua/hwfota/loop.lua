@@ -299,23 +299,30 @@ function M.run()
   return failed
 end
 
-local watcher_mt = {__index = {}}
+-- The metatable of a handle that is active while it is a key of `set` (watchers,
+-- timers): `cancel()` takes it out (idempotent; safe from inside its own callback)
+-- and says whether it was there, `active()` says whether it is.
+local function registry_handle_mt(set)
+  local methods = {}
+  function methods.cancel(self)
+    local was = set[self] ~= nil
+    set[self] = nil
+    return was
+  end
+  function methods.active(self)
+    return set[self] ~= nil
+  end
+  return {__index = methods}
+end
 
 --- Stop watching (idempotent; safe from inside the callback).
 -- @function Watcher:cancel
 -- @treturn boolean whether it was active
-function watcher_mt.__index.cancel(self)
-  local was = watchers[self] ~= nil
-  watchers[self] = nil
-  return was
-end
 
 --- Is the watcher still active?
 -- @function Watcher:active
 -- @treturn boolean
-function watcher_mt.__index.active(self)
-  return watchers[self] ~= nil
-end
+local watcher_mt = registry_handle_mt(watchers)
 
 local EVENTS = {r = true, w = true, rw = true}
 local MAX_WATCHERS = 64   -- fds one core.poll takes besides the ports
@@ -364,23 +371,14 @@ function M.watch(target, events, callback, opts)
   return w
 end
 
-local ltimer_mt = {__index = {}}
-
 --- Cancel the timer (idempotent; safe from inside its callback).
 -- @function Timer:cancel
 -- @treturn boolean whether it was still pending
-function ltimer_mt.__index.cancel(self)
-  local was = timers[self] ~= nil
-  timers[self] = nil
-  return was
-end
 
 --- Is the timer still pending?
 -- @function Timer:active
 -- @treturn boolean
-function ltimer_mt.__index.active(self)
-  return timers[self] ~= nil
-end
+local ltimer_mt = registry_handle_mt(timers)
 
 --- Call `callback(timer)` once, `seconds` from now, on the loop.
 -- One-shot: to repeat, start a new timer from the callback.
