@@ -219,13 +219,26 @@ local timer_mt = {
   },
 }
 
+-- Argument checks of the public functions below; the error points at their caller.
+-- `v` must be of type `want` (nil too when `optional`).
+local function check_type(v, want, n, fname, optional)
+  if type(v) ~= want and not (optional and v == nil) then
+    error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, want, type(v)), 3)
+  end
+end
+
+-- A wait in seconds: NaN would make a deadline no clock ever reaches (a hang), inf
+-- likewise.
+local function check_seconds(seconds, fname)
+  if type(seconds) ~= "number" or not (seconds >= 0 and seconds < math.huge) then
+    error(("bad argument #1 to '%s' (non-negative finite number expected)"):format(fname), 3)
+  end
+end
+
 --- Sleep `seconds` in the loop (other tasks and ports keep running).
 -- @tparam number seconds
 function M.sleep(seconds)
-  -- NaN would make a deadline no clock ever reaches (a hang), inf likewise
-  if type(seconds) ~= "number" or not (seconds >= 0 and seconds < math.huge) then
-    error("bad argument #1 to 'sleep' (non-negative finite number expected)", 2)
-  end
+  check_seconds(seconds, "sleep")
   local cond = M.condition()
   local timer = setmetatable({at = core.now() + seconds, cond = cond}, timer_mt)
   return M.wait(cond, {timer})
@@ -354,12 +367,8 @@ function M.watch(target, events, callback, opts)
     error(("bad argument #2 to 'watch' (\"r\", \"w\" or \"rw\" expected, got %s)"):format(
       type(events) == "string" and ("%q"):format(events:sub(1, 20)) or type(events)), 2)
   end
-  if type(callback) ~= "function" then
-    error(("bad argument #3 to 'watch' (function expected, got %s)"):format(type(callback)), 2)
-  end
-  if opts ~= nil and type(opts) ~= "table" then
-    error(("bad argument #4 to 'watch' (table expected, got %s)"):format(type(opts)), 2)
-  end
+  check_type(callback, "function", 3, "watch")
+  check_type(opts, "table", 4, "watch", true)
   local n = 0
   for _ in pairs(watchers) do n = n + 1 end
   if n >= MAX_WATCHERS then
@@ -386,12 +395,8 @@ local ltimer_mt = registry_handle_mt(timers)
 -- @tparam function callback
 -- @treturn Timer
 function M.timer(seconds, callback)
-  if type(seconds) ~= "number" or not (seconds >= 0 and seconds < math.huge) then
-    error("bad argument #1 to 'timer' (non-negative finite number expected)", 2)
-  end
-  if type(callback) ~= "function" then
-    error(("bad argument #2 to 'timer' (function expected, got %s)"):format(type(callback)), 2)
-  end
+  check_seconds(seconds, "timer")
+  check_type(callback, "function", 2, "timer")
   local t = setmetatable({at = core.now() + seconds, callback = callback}, ltimer_mt)
   timers[t] = true
   return t
@@ -468,12 +473,8 @@ function M.on_signal(names, callback, opts)
         :format(type(n) == "string" and ("%q"):format(n:sub(1, 20)) or type(n)), 2)
     end
   end
-  if type(callback) ~= "function" then
-    error(("bad argument #2 to 'on_signal' (function expected, got %s)"):format(type(callback)), 2)
-  end
-  if opts ~= nil and type(opts) ~= "table" then
-    error(("bad argument #3 to 'on_signal' (table expected, got %s)"):format(type(opts)), 2)
-  end
+  check_type(callback, "function", 2, "on_signal")
+  check_type(opts, "table", 3, "on_signal", true)
   local once = opts and opts.once or false
   signal_seq = signal_seq + 1
   local h = setmetatable({callback = callback, active_names = {}, seq = signal_seq}, signal_mt)
