@@ -669,13 +669,24 @@ function Driver:start(previous)
   return true
 end
 
+--- Make a driver: `new(port, policy, opts, attempt)` (see `new_driver` above).
 M.new = new_driver
+--- Call a policy hook, noting its error in a list instead of raising:
+-- `call_hook(policy, name, errors, ...)`.
 M.call_hook = call_hook
+--- Refuse a journal path that is not a regular file or a free name in a directory:
+-- `check_journal_path(path)` -> true or nil, message, "EJOURNAL".
 M.check_journal_path = check_journal_path
+--- Remove the journal, a regular file only: `remove_journal(path)` -> true or nil, message.
 M.remove_journal = remove_journal
+--- Claim a module for one operation in this process: `claim(key, owner)` -> true or
+-- nil, message, "EBUSY".
 M.claim = claim
+--- Release every claim of an owner: `release(owner)`.
 M.release = release
+--- The claim key of a port (its canonical path): `port_key(port)` -> string.
 M.port_key = port_key
+--- A one-level copy of a table (nil gives an empty table): `shallow_copy(t)`.
 M.shallow_copy = shallow_copy
 
 return M

@@ -114,9 +114,16 @@ local function ensure_port(port_or_path, opts)
   return port_or_path
 end
 
+--- Raise "bad option 'name' (what)" at the caller's level: `bad_option(name, what, level)`.
 M.bad_option = bad_option
+--- Check run/session options: `check(opts, level)` raises on a wrong type or an unknown
+-- name, returns true or nil, message, code for a value the run cannot use.
 M.check = check_opts
+--- Split checked options into the session's own and the state machine's (`o.fsm`):
+-- `split(opts)` -> table.
 M.split = split_opts
+--- The port of a run or session: `ensure_port(port_or_path, o)` -> port, nil, nil, owned
+-- (true when it was opened here from a path) or nil, message, code.
 M.ensure_port = ensure_port
 
 return M
