@@ -47,6 +47,7 @@ build = {
       ["hwfota.identity"] = "lua/hwfota/identity.lua",
       ["hwfota.reconnect"] = "lua/hwfota/reconnect.lua",
       ["hwfota.cli"] = "lua/hwfota/cli.lua",
+      ["hwfota.argv"] = "lua/hwfota/argv.lua",
       ["hwfota.trigger.once"] = "lua/hwfota/trigger/once.lua",
       ["hwfota.trigger.socket"] = "lua/hwfota/trigger/socket.lua",
       ["hwfota.trigger.sms"] = "lua/hwfota/trigger/sms.lua",

@@ -25,6 +25,7 @@
 -- 5 deferred or rejected (outside the window or the cohort, refused by the gate).
 local hwfota = require "hwfota"
 local policy = require "hwfota.policy"
+local argv = require "hwfota.argv"
 
 local function usage(msg)
   io.stderr:write((msg and ("rollout.lua: " .. msg .. "\n") or "") ..
@@ -36,30 +37,19 @@ end
 
 local o = {percent = 10, salt = "campaign-2026-11", window = "01:00-05:00",
            from = "12.815.03.01.*", wan = "wan"}
-local i = 1
-while i <= #arg do
-  local a = arg[i]
-  local function val() i = i + 1; return arg[i] or usage("missing value after " .. a) end
-  if a == "--percent" then o.percent = tonumber(val()) or usage("--percent needs a number")
-  elseif a == "--salt" then o.salt = val()
-  elseif a == "--window" then o.window = val()
-  elseif a == "--days" then o.days = val()
-  elseif a == "--target" then o.target = val()
-  elseif a == "--from" then o.from = val()
-  elseif a == "--wan" then o.wan = val()
-  elseif a == "--really" then o.really = true
-  elseif a == "--at" then o.at = val()
-  elseif a == "--journal" then o.journal = val()
-  elseif a == "--allow-model" then   -- a row for the supported-model table (repeatable)
-    local m, v = val():match("^(.-)=(.+)$")
-    if not m or m == "" then usage("--allow-model needs MODEL=VERSION, e.g. MU709=11.0.0.0.0") end
-    o.models = o.models or {}
-    o.models[m] = v
-  elseif a:sub(1, 1) == "-" then usage("unknown option " .. a)
-  elseif not o.port then o.port = a
-  else usage("too many arguments") end
-  i = i + 1
-end
+argv.parse(arg, {"port",
+  ["--percent"] = argv.number("percent", "--percent needs a number"),
+  ["--salt"] = argv.value("salt"),
+  ["--window"] = argv.value("window"),
+  ["--days"] = argv.value("days"),
+  ["--target"] = argv.value("target"),
+  ["--from"] = argv.value("from"),
+  ["--wan"] = argv.value("wan"),
+  ["--really"] = argv.flag("really"),
+  ["--at"] = argv.value("at"),
+  ["--journal"] = argv.value("journal"),
+  ["--allow-model"] = argv.model_row("models"),   -- repeatable
+}, usage, o)
 if not o.port then usage() end
 
 local function log(fmt, ...) print(os.date("%H:%M:%S ") .. fmt:format(...)) end

@@ -43,6 +43,7 @@ if ... == "--as-library" then return M end
 -- =================================================================== the script
 
 local hwfota = require "hwfota"
+local argv = require "hwfota.argv"
 io.stdout:setvbuf("line")
 
 local function usage(msg)
@@ -53,33 +54,19 @@ local function usage(msg)
   os.exit(2)
 end
 
-local port_path
 local cfg = {allow = {}, keyword = nil}
-local o = {apn = "1234", user = "", password = "", auth = "chap", reboot_timeout = 180}
-local once, timeout = false, nil
-local i = 1
-while i <= #arg do
-  local a = arg[i]
-  local function val() i = i + 1; return arg[i] or usage("missing value after " .. a) end
-  if a == "--allow" then
+local o = argv.parse(arg, argv.with(argv.FLOW, {"port",
+  ["--allow"] = function(_, val)
     for n in val():gmatch("[^,]+") do
       n = M.trim(n)
       if n ~= "" then cfg.allow[n] = true end
     end
-  elseif a == "--keyword" then cfg.keyword = M.trim(val())
-  elseif a == "--once" then once = true
-  elseif a == "--timeout" then timeout = tonumber(val()) or usage("bad number")
-  elseif a == "--apn" then o.apn = val()
-  elseif a == "--user" then o.user = val()
-  elseif a == "--password" then o.password = val()
-  elseif a == "--auth" then o.auth = val()
-  elseif a == "--journal" then o.journal = val()
-  elseif a == "--reboot-timeout" then o.reboot_timeout = tonumber(val()) or usage("bad number")
-  elseif a:sub(1, 1) == "-" then usage("unknown option " .. a)
-  elseif not port_path then port_path = a
-  else usage("too many arguments") end
-  i = i + 1
-end
+  end,
+  ["--keyword"] = function(_, val) cfg.keyword = M.trim(val()) end,
+  ["--once"] = argv.flag("once"),
+  ["--timeout"] = argv.number("timeout", "bad number"),
+}), usage, {apn = "1234", user = "", password = "", auth = "chap", reboot_timeout = 180})
+local port_path, once, timeout = o.port, o.once or false, o.timeout
 if not port_path then usage() end
 if not next(cfg.allow) then usage("at least one --allow NUMBER is needed") end
 if not cfg.keyword or cfg.keyword == "" then usage("--keyword TEXT is needed") end

@@ -31,6 +31,7 @@
 -- Exit codes: 0 (last flow upgraded, or none ran), 1 failed, 2 usage, 3 no new
 -- version, 5 deferred/rejected.
 local hwfota = require "hwfota"
+local argv = require "hwfota.argv"
 local policy = require "hwfota.policy"
 local once = require "hwfota.trigger.once"
 local trigger = require "hwfota.trigger.socket"
@@ -47,26 +48,14 @@ local function usage(msg)
   os.exit(2)
 end
 
-local o = {}
-local i = 1
-while i <= #arg do
-  local a = arg[i]
-  local function val() i = i + 1; return arg[i] or usage("missing value after " .. a) end
-  if a == "--unix" then o.unix = val()
-  elseif a == "--tcp" then o.tcp = tonumber(val()) or usage("--tcp needs a port number")
-  elseif a == "--token" then o.token = val()
-  elseif a == "--once" then o.once = true
-  elseif a == "--journal" then o.journal = val()
-  elseif a == "--allow-model" then   -- a row for the supported-model table (repeatable)
-    local m, v = val():match("^(.-)=(.+)$")
-    if not m or m == "" then usage("--allow-model needs MODEL=VERSION, e.g. MU709=11.0.0.0.0") end
-    o.models = o.models or {}
-    o.models[m] = v
-  elseif a:sub(1, 1) == "-" then usage("unknown option " .. a)
-  elseif not o.port then o.port = a
-  else usage("too many arguments") end
-  i = i + 1
-end
+local o = argv.parse(arg, {"port",
+  ["--unix"] = argv.value("unix"),
+  ["--tcp"] = argv.number("tcp", "--tcp needs a port number"),
+  ["--token"] = argv.value("token"),
+  ["--once"] = argv.flag("once"),
+  ["--journal"] = argv.value("journal"),
+  ["--allow-model"] = argv.model_row("models"),   -- repeatable
+}, usage)
 if not o.port then usage() end
 if o.unix and o.tcp then usage("--unix or --tcp, not both") end
 if not o.tcp then o.unix = o.unix or "/var/run/hwfota.sock" end

@@ -10,6 +10,7 @@
 -- newer than the running firmware), or the reason of the failure (exit 1).
 -- Against the simulator: `make demo`.
 local hwfota = require "hwfota"
+local argv = require "hwfota.argv"
 
 local function usage(msg)
   io.stderr:write((msg and msg .. "\n" or "") ..
@@ -18,26 +19,10 @@ local function usage(msg)
   os.exit(2)
 end
 
-local port_path
-local o = {apn = "1234", user = "", password = "", auth = "chap", reboot_timeout = 180}
-local quiet = false
-local i = 1
-while i <= #arg do
-  local a = arg[i]
-  local function val() i = i + 1; return arg[i] or usage("missing value after " .. a) end
-  if a == "--apn" then o.apn = val()
-  elseif a == "--user" then o.user = val()
-  elseif a == "--password" then o.password = val()
-  elseif a == "--auth" then o.auth = val()
-  elseif a == "--journal" then o.journal = val()
-  elseif a == "--reboot-timeout" then o.reboot_timeout = tonumber(val()) or usage("bad number")
-  elseif a == "--quiet" then quiet = true
-  elseif a:sub(1, 1) == "-" then usage("unknown option " .. a)
-  elseif not port_path then port_path = a
-  else usage("too many arguments") end
-  i = i + 1
-end
-if not port_path then usage() end
+local o = argv.parse(arg, argv.with(argv.FLOW, {"port", ["--quiet"] = argv.flag("quiet")}), usage,
+  {apn = "1234", user = "", password = "", auth = "chap", reboot_timeout = 180})
+if not o.port then usage() end
+local port_path, quiet = o.port, o.quiet
 
 local tty = os.getenv("TERM") and os.getenv("TERM") ~= "dumb"
 local bar_open = false

@@ -4,17 +4,7 @@ local hwfota = require "hwfota"
 local peer = require "support.peer"
 local socket = require "socket"
 
-local function open_peer(script)
-  local p = peer.start(script)
-  local port, msg, code = hwfota.open(p.path, {sync = false})
-  assert(port, ("open %s: %s (%s)"):format(p.path, tostring(msg), tostring(code)))
-  return p, port
-end
-
-local function finish(p)
-  local ok, err = p:finish()
-  assert(ok, "peer script failed: " .. tostring(err))
-end
+local open_peer, finish = peer.open, peer.finish   -- line sync at open off
 
 local SLOW = "expect AT+GMR\nsleep 2\nsend 12.815.03.01.00\nsend OK\n"
 
@@ -207,6 +197,8 @@ describe("hwfota.watch", function()
       "bad argument #2 to 'watch' (\"r\", \"w\" or \"rw\" expected, got \"x\")")
     assert.has_error(function() hwfota.watch(0, "r", 1) end,
       "bad argument #3 to 'watch' (function expected, got number)")
+    assert.has_error(function() hwfota.watch(0, "r", f, 1) end,
+      "bad argument #4 to 'watch' (table expected, got number)")
     assert.has_error(function() hwfota.core.poll({}, 0, {{fd = 0, events = "x"}}) end)
     assert.has_error(function() hwfota.core.poll({}, 0, {{fd = "0", events = "r"}}) end)
     -- string options of the binding: looked up in their list, the message names
@@ -243,8 +235,10 @@ describe("hwfota.timer", function()
   end)
 
   it("refuses a bad delay or callback", function()
-    assert.has_error(function() hwfota.timer(-1, function() end) end)
+    assert.has_error(function() hwfota.timer(-1, function() end) end,
+      "bad argument #1 to 'timer' (non-negative finite number expected)")
     assert.has_error(function() hwfota.timer(0 / 0, function() end) end)
+    assert.has_error(function() hwfota.timer(math.huge, function() end) end)
     assert.has_error(function() hwfota.timer(1, "f") end,
       "bad argument #2 to 'timer' (function expected, got string)")
   end)
@@ -302,6 +296,9 @@ describe("hwfota.on_signal", function()
     assert.has_error(function() hwfota.on_signal("KILL", function() end) end,
       "bad argument #1 to 'on_signal' (unknown signal \"KILL\": INT, TERM, HUP, USR1 or USR2)")
     assert.has_error(function() hwfota.on_signal({}, function() end) end)
-    assert.has_error(function() hwfota.on_signal("INT") end)
+    assert.has_error(function() hwfota.on_signal("INT") end,
+      "bad argument #2 to 'on_signal' (function expected, got nil)")
+    assert.has_error(function() hwfota.on_signal("INT", function() end, "once") end,
+      "bad argument #3 to 'on_signal' (table expected, got string)")
   end)
 end)

@@ -4,19 +4,7 @@ local peer = require "support.peer"
 
 -- The scripts give the exact exchange, so the line sync at open (a resync
 -- query before the first command) is off here; spec/sync_spec.lua tests it.
-local function open_peer(script, opts)
-  local p = peer.start(script)
-  opts = opts or {}
-  if opts.sync == nil then opts.sync = false end
-  local port, msg, code = hwfota.open(p.path, opts)
-  assert(port, ("open %s: %s (%s)"):format(p.path, tostring(msg), tostring(code)))
-  return p, port
-end
-
-local function finish(p)
-  local ok, err = p:finish()
-  assert(ok, "peer script failed: " .. tostring(err))
-end
+local open_peer, finish = peer.open, peer.finish
 
 describe("hwfota module", function()
   it("has a version and the documented functions", function()

@@ -5,17 +5,7 @@
 local hwfota = require "hwfota"
 local peer = require "support.peer"
 
-local function open_peer(script)
-  local p = peer.start(script)
-  local port, msg, code = hwfota.open(p.path, {sync = false})
-  assert(port, ("open %s: %s (%s)"):format(p.path, tostring(msg), tostring(code)))
-  return p, port
-end
-
-local function finish(p)
-  local ok, err = p:finish()
-  assert(ok, "peer script failed: " .. tostring(err))
-end
+local open_peer, finish = peer.open, peer.finish   -- line sync at open off
 
 local function gmr_with(line)
   return "expect AT+GMR\nsend " .. line .. "\nsend 12.815.03.01.00\nsend OK\n"

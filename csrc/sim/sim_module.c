@@ -327,18 +327,26 @@ static void start_detect(sim_module *m)
     m->ev_at = sim_now() + SC(m, m->cfg->detect_time);
 }
 
+/* What the module was doing and drops when it goes away (a reset, or another
+ * module taking its port): the pending event, a hang, a held answer, the boot
+ * report still to come. */
+static void drop_activity(sim_module *m)
+{
+    m->ev = EV_NONE;
+    m->busy_until = 0;
+    m->have_held = 0;
+    m->post_boot_at = 0;
+    m->post_kind = BOOT_NONE;
+    m->post_superseded = 0;
+}
+
 static void reset_module(sim_module *m, const char *reason, sim_boot kind)
 {
     sim_log(m->idx, "\"ev\":\"reset\",\"reason\":\"%s\",\"state\":%d", reason, m->state);
     sim_unpublish(m, 1);
     m->boot_kind = kind;
     m->port_back_at = m->gone_for_good ? 0 : sim_now() + SC(m, m->cfg->reset_gap);
-    m->post_boot_at = 0;
-    m->post_kind = BOOT_NONE;
-    m->post_superseded = 0;
-    m->busy_until = 0;
-    m->have_held = 0;
-    m->ev = EV_NONE;
+    drop_activity(m);
 }
 
 static void power_loss(sim_module *m)
@@ -400,12 +408,7 @@ static void port_swap(sim_module *m)
     m->auto_query = m->auto_dl = m->auto_up = 0;
     m->resume = 0;
     m->period = 7;
-    m->ev = EV_NONE;
-    m->busy_until = 0;
-    m->have_held = 0;
-    m->post_boot_at = 0;
-    m->post_kind = BOOT_NONE;
-    m->post_superseded = 0;
+    drop_activity(m);
     m->inlen = 0;
     m->gone_for_good = 0;
     m->boot_kind = BOOT_SWAP;

@@ -38,6 +38,17 @@ static void open_pty(pty_pair *p, int keep_slave)
     }
 }
 
+/* The single-fd tests' fixture: a raw pty, and a pump watching its slave for
+ * reading in the first slot. Returns the slot. */
+static int pump_on_pty(pty_pair *p, hf_pump *pp)
+{
+    open_pty(p, 1);
+    hf_pump_reset(pp);
+    int slot = hf_pump_add(pp, p->slave, HF_PUMP_READ);
+    REQUIRE(slot == 0, "first slot");
+    return slot;
+}
+
 static void put(int fd, const char *s)
 {
     REQUIRE(write(fd, s, strlen(s)) == (ssize_t)strlen(s), "write: %s", strerror(errno));
@@ -57,12 +68,9 @@ static void test_clock(void)
 static void test_data_arriving(void)
 {
     pty_pair p;
-    open_pty(&p, 1);
     hf_pump pp;
     hf_error err;
-    hf_pump_reset(&pp);
-    int slot = hf_pump_add(&pp, p.slave, HF_PUMP_READ);
-    REQUIRE(slot == 0, "first slot");
+    int slot = pump_on_pty(&p, &pp);
     put(p.master, "hello");
     double t0 = hf_pump_now();
     int r = hf_pump_wait(&pp, t0 + 5, &err);
@@ -77,11 +85,9 @@ static void test_data_arriving(void)
 static void test_deadline(void)
 {
     pty_pair p;
-    open_pty(&p, 1);
     hf_pump pp;
     hf_error err;
-    hf_pump_reset(&pp);
-    int slot = hf_pump_add(&pp, p.slave, HF_PUMP_READ);
+    int slot = pump_on_pty(&p, &pp);
     double t0 = hf_pump_now();
     int r = hf_pump_wait(&pp, t0 + 0.2, &err);
     double took = hf_pump_now() - t0;
@@ -112,11 +118,9 @@ static void test_deadline(void)
 static void test_hangup(void)
 {
     pty_pair p;
-    open_pty(&p, 1);
     hf_pump pp;
     hf_error err;
-    hf_pump_reset(&pp);
-    int slot = hf_pump_add(&pp, p.slave, HF_PUMP_READ);
+    int slot = pump_on_pty(&p, &pp);
     close(p.master);
     double t0 = hf_pump_now();
     int r = hf_pump_wait(&pp, t0 + 5, &err);

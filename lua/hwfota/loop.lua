@@ -219,13 +219,26 @@ local timer_mt = {
   },
 }
 
+-- Argument checks of the public functions below; the error points at their caller.
+-- `v` must be of type `want` (nil too when `optional`).
+local function check_type(v, want, n, fname, optional)
+  if type(v) ~= want and not (optional and v == nil) then
+    error(("bad argument #%d to '%s' (%s expected, got %s)"):format(n, fname, want, type(v)), 3)
+  end
+end
+
+-- A wait in seconds: NaN would make a deadline no clock ever reaches (a hang), inf
+-- likewise.
+local function check_seconds(seconds, fname)
+  if type(seconds) ~= "number" or not (seconds >= 0 and seconds < math.huge) then
+    error(("bad argument #1 to '%s' (non-negative finite number expected)"):format(fname), 3)
+  end
+end
+
 --- Sleep `seconds` in the loop (other tasks and ports keep running).
 -- @tparam number seconds
 function M.sleep(seconds)
-  -- NaN would make a deadline no clock ever reaches (a hang), inf likewise
-  if type(seconds) ~= "number" or not (seconds >= 0 and seconds < math.huge) then
-    error("bad argument #1 to 'sleep' (non-negative finite number expected)", 2)
-  end
+  check_seconds(seconds, "sleep")
   local cond = M.condition()
   local timer = setmetatable({at = core.now() + seconds, cond = cond}, timer_mt)
   return M.wait(cond, {timer})
@@ -299,23 +312,30 @@ function M.run()
   return failed
 end
 
-local watcher_mt = {__index = {}}
+-- The metatable of a handle that is active while it is a key of `set` (watchers,
+-- timers): `cancel()` takes it out (idempotent; safe from inside its own callback)
+-- and says whether it was there, `active()` says whether it is.
+local function registry_handle_mt(set)
+  local methods = {}
+  function methods.cancel(self)
+    local was = set[self] ~= nil
+    set[self] = nil
+    return was
+  end
+  function methods.active(self)
+    return set[self] ~= nil
+  end
+  return {__index = methods}
+end
 
 --- Stop watching (idempotent; safe from inside the callback).
 -- @function Watcher:cancel
 -- @treturn boolean whether it was active
-function watcher_mt.__index.cancel(self)
-  local was = watchers[self] ~= nil
-  watchers[self] = nil
-  return was
-end
 
 --- Is the watcher still active?
 -- @function Watcher:active
 -- @treturn boolean
-function watcher_mt.__index.active(self)
-  return watchers[self] ~= nil
-end
+local watcher_mt = registry_handle_mt(watchers)
 
 local EVENTS = {r = true, w = true, rw = true}
 local MAX_WATCHERS = 64   -- fds one core.poll takes besides the ports
@@ -347,12 +367,8 @@ function M.watch(target, events, callback, opts)
     error(("bad argument #2 to 'watch' (\"r\", \"w\" or \"rw\" expected, got %s)"):format(
       type(events) == "string" and ("%q"):format(events:sub(1, 20)) or type(events)), 2)
   end
-  if type(callback) ~= "function" then
-    error(("bad argument #3 to 'watch' (function expected, got %s)"):format(type(callback)), 2)
-  end
-  if opts ~= nil and type(opts) ~= "table" then
-    error(("bad argument #4 to 'watch' (table expected, got %s)"):format(type(opts)), 2)
-  end
+  check_type(callback, "function", 3, "watch")
+  check_type(opts, "table", 4, "watch", true)
   local n = 0
   for _ in pairs(watchers) do n = n + 1 end
   if n >= MAX_WATCHERS then
@@ -364,23 +380,14 @@ function M.watch(target, events, callback, opts)
   return w
 end
 
-local ltimer_mt = {__index = {}}
-
 --- Cancel the timer (idempotent; safe from inside its callback).
 -- @function Timer:cancel
 -- @treturn boolean whether it was still pending
-function ltimer_mt.__index.cancel(self)
-  local was = timers[self] ~= nil
-  timers[self] = nil
-  return was
-end
 
 --- Is the timer still pending?
 -- @function Timer:active
 -- @treturn boolean
-function ltimer_mt.__index.active(self)
-  return timers[self] ~= nil
-end
+local ltimer_mt = registry_handle_mt(timers)
 
 --- Call `callback(timer)` once, `seconds` from now, on the loop.
 -- One-shot: to repeat, start a new timer from the callback.
@@ -388,12 +395,8 @@ end
 -- @tparam function callback
 -- @treturn Timer
 function M.timer(seconds, callback)
-  if type(seconds) ~= "number" or not (seconds >= 0 and seconds < math.huge) then
-    error("bad argument #1 to 'timer' (non-negative finite number expected)", 2)
-  end
-  if type(callback) ~= "function" then
-    error(("bad argument #2 to 'timer' (function expected, got %s)"):format(type(callback)), 2)
-  end
+  check_seconds(seconds, "timer")
+  check_type(callback, "function", 2, "timer")
   local t = setmetatable({at = core.now() + seconds, callback = callback}, ltimer_mt)
   timers[t] = true
   return t
@@ -470,12 +473,8 @@ function M.on_signal(names, callback, opts)
         :format(type(n) == "string" and ("%q"):format(n:sub(1, 20)) or type(n)), 2)
     end
   end
-  if type(callback) ~= "function" then
-    error(("bad argument #2 to 'on_signal' (function expected, got %s)"):format(type(callback)), 2)
-  end
-  if opts ~= nil and type(opts) ~= "table" then
-    error(("bad argument #3 to 'on_signal' (table expected, got %s)"):format(type(opts)), 2)
-  end
+  check_type(callback, "function", 2, "on_signal")
+  check_type(opts, "table", 3, "on_signal", true)
   local once = opts and opts.once or false
   signal_seq = signal_seq + 1
   local h = setmetatable({callback = callback, active_names = {}, seq = signal_seq}, signal_mt)

@@ -89,15 +89,18 @@ static void say(const char *what)
     }
 }
 
+/* open's third argument: the mode, passed only with O_CREAT. */
+static mode_t creat_mode(int flags, va_list ap)
+{
+    return (flags & O_CREAT) ? (mode_t)va_arg(ap, int) : 0;
+}
+
 int open(const char *path, int flags, ...)
 {
-    mode_t mode = 0;
-    if (flags & O_CREAT) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = (mode_t)va_arg(ap, int);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = creat_mode(flags, ap);
+    va_end(ap);
     size_t pl = strlen(path);
     int journal = (flags & O_CREAT) && (strstr(path, ".tmp.") != NULL ||
                                         (pl > 4 && !strcmp(path + pl - 4, ".tmp")));
@@ -124,13 +127,10 @@ int open(const char *path, int flags, ...)
  * open() calls reach the library as open64. */
 int open64(const char *path, int flags, ...)
 {
-    mode_t mode = 0;
-    if (flags & O_CREAT) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = (mode_t)va_arg(ap, int);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = creat_mode(flags, ap);
+    va_end(ap);
     return open(path, flags, mode);
 }
 

@@ -52,4 +52,24 @@ function M.start(script)
   return self
 end
 
+--- Start a peer with `script` and open its pty with `hwfota.open(path, opts)`.
+-- The scripts give the exact exchange, so the line sync at open (a resync query
+-- before the first command) is off unless `opts.sync` says otherwise;
+-- spec/sync_spec.lua tests it. Returns the peer and the port (asserts the open).
+function M.open(script, opts)
+  local hwfota = require "hwfota"
+  local p = M.start(script)
+  opts = opts or {}
+  if opts.sync == nil then opts.sync = false end
+  local port, msg, code = hwfota.open(p.path, opts)
+  assert(port, ("open %s: %s (%s)"):format(p.path, tostring(msg), tostring(code)))
+  return p, port
+end
+
+--- Wait for the peer's script to end; asserts that it ran to its end.
+function M.finish(p)
+  local ok, err = p:finish()
+  assert(ok, "peer script failed: " .. tostring(err))
+end
+
 return M
