@@ -389,3 +389,19 @@ check-cross: musl-headers
 	  CROSS_CFLAGS='$(CROSS_CFLAGS)' CROSS_SO_FLAGS='$(CROSS_SO_FLAGS)' \
 	  CROSS_PACKAGES='$(CROSS_PACKAGES)' B='$(B)' \
 	  sh spec/cross-check.sh
+
+# ======================================================================================
+# make bench — performance rows (issue 15), NOT part of `make test`: prints a table and
+# writes build/bench.json. Row B1 (parsing): spec/bench/bench_parse.c drives the AT engine
+# with commands in flight; spec/bench/lua_classifier.lua is the pure-Lua peer on the same
+# transcript. Instructions/byte need valgrind (callgrind); MB/s is wall clock.
+# ======================================================================================
+.PHONY: bench
+BENCH_OBJ := $(B)/obj/at_engine.o $(B)/obj/at_final.o $(B)/obj/at_tokenizer.o $(B)/obj/hf_error.o
+
+$(B)/bench/bench_parse: spec/bench/bench_parse.c $(BENCH_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(HF_CFLAGS) $(LDFLAGS) -o $@ $< $(BENCH_OBJ)
+
+bench: $(B)/bench/bench_parse
+	$(LUA) spec/bench/run.lua $(B)

@@ -1,0 +1,95 @@
+--- run.lua — `make bench`: runs the rows, prints the table, writes build/bench.json.
+--
+--   lua5.4 spec/bench/run.lua BUILD_DIR
+--
+-- Row B1 (parsing): build/bench/bench_parse (the AT engine, C) and
+-- spec/bench/lua_classifier.lua (the pure-Lua peer) on the same transcript, in
+-- 1-, 64- and 4096-byte chunks. Instructions/byte come from callgrind when
+-- valgrind is installed (the C driver toggles instrumentation around its
+-- measured passes; for Lua, a run that feeds nothing is subtracted); MB/s from
+-- the clock, over more passes, outside valgrind.
+
+local B = arg[1] or "build"
+local driver = B .. "/bench/bench_parse"
+local transcript = B .. "/bench/transcript.txt"
+local peer = "spec/bench/lua_classifier.lua"
+local lua = os.getenv("LUA") or "lua5.4"
+
+local function sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  if not ok then error(("bench: `%s` failed (%s):\n%s"):format(cmd, tostring(code), out)) end
+  return out
+end
+
+local function fields(out)
+  local t = {}
+  for k, v in out:gmatch("(%a+)=([%d%.]+)") do t[k] = tonumber(v) end
+  assert(t.bytes, "bench: no figures in:\n" .. out)
+  return t
+end
+
+local has_valgrind = os.execute("command -v valgrind >/dev/null 2>&1")
+
+-- Instructions counted by callgrind for one command (its "Collected" total).
+local function callgrind(cmd, opts)
+  local out_file = B .. "/bench/callgrind.out"
+  local out = sh(("valgrind --tool=callgrind %s --callgrind-out-file=%s %s"):format(opts or "", out_file, cmd))
+  local ir = out:match("Collected : (%d+)")
+  assert(ir, "bench: no callgrind total in:\n" .. out)
+  os.remove(out_file)
+  return tonumber(ir), out
+end
+
+sh(("%s dump %s"):format(driver, transcript))
+
+local chunks = { 1, 64, 4096 }
+local rows = {}
+for _, c in ipairs(chunks) do
+  local r = { chunk = c }
+  -- wall clock: enough passes for ~4 MB (C) and ~0.4-4 MB (Lua)
+  local cw = fields(sh(("%s run %d 2000"):format(driver, c)))
+  r.c_mbs = cw.bytes / cw.seconds / 1e6
+  r.c_allocs_per_line = cw.allocs / cw.lines
+  r.lines = cw.lines
+  local lpasses = c == 1 and 50 or 500
+  local lw = fields(sh(("%s %s %s %d %d"):format(lua, peer, transcript, c, lpasses)))
+  r.lua_mbs = lw.bytes / lw.seconds / 1e6
+  if has_valgrind then
+    local passes = 20
+    local ir, out = callgrind(("%s run %d %d"):format(driver, c, passes), "--instr-atstart=no")
+    r.c_ipb = ir / fields(out).bytes
+    local full, lout = callgrind(("%s %s %s %d %d"):format(lua, peer, transcript, c, passes))
+    local base = callgrind(("%s %s %s %d 0"):format(lua, peer, transcript, c))
+    -- the full run also feeds a warm-up pass: passes + 1 passes of feeding
+    r.lua_ipb = (full - base) / (fields(lout).bytes / passes * (passes + 1))
+    r.ratio = r.lua_ipb / r.c_ipb
+  end
+  rows[#rows + 1] = r
+end
+
+local function fmt(v, f) return v and (f):format(v) or "n/a" end
+print("B1 parsing: AT engine (C) vs pure-Lua classifier, same transcript, commands in flight")
+print(("%-7s | %-12s | %-12s | %-6s | %-10s | %-10s | %-10s"):format(
+  "chunk", "C instr/B", "Lua instr/B", "ratio", "C MB/s", "Lua MB/s", "C allocs/line"))
+for _, r in ipairs(rows) do
+  print(("%-7d | %-12s | %-12s | %-6s | %-10s | %-10s | %-10s"):format(r.chunk,
+    fmt(r.c_ipb, "%.1f"), fmt(r.lua_ipb, "%.0f"), fmt(r.ratio, "%.0fx"),
+    fmt(r.c_mbs, "%.0f"), fmt(r.lua_mbs, "%.1f"), fmt(r.c_allocs_per_line, "%g")))
+end
+if not has_valgrind then print("(valgrind not found: no instruction counts)") end
+
+-- build/bench.json (hand-written: no JSON library needed)
+local parts = {}
+for _, r in ipairs(rows) do
+  local kv = {}
+  for _, k in ipairs({ "chunk", "c_ipb", "lua_ipb", "ratio", "c_mbs", "lua_mbs", "c_allocs_per_line", "lines" }) do
+    if r[k] then kv[#kv + 1] = ('"%s": %s'):format(k, (r[k] == math.floor(r[k]) and "%d" or "%.3f"):format(r[k])) end
+  end
+  parts[#parts + 1] = "    {" .. table.concat(kv, ", ") .. "}"
+end
+local f = assert(io.open(B .. "/bench.json", "w"))
+f:write('{\n  "B1_parsing": [\n', table.concat(parts, ",\n"), "\n  ]\n}\n")
+f:close()
+print("wrote " .. B .. "/bench.json")
