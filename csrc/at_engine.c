@@ -47,10 +47,15 @@ _Static_assert(HF_AT_RESYNC_CMDS <= 8 * sizeof(unsigned), "candidate masks fit")
  * "+CREG:" still gets its answer. Feature-specific codes (FOTA's ^FOTASTATE:)
  * are not here: the layer that knows them registers them
  * (hf_at_urc_prefix_add), and a subscription does too. */
-static const char *const builtin_urcs[] = {
-    "^RSSI:", "^HCSQ:", "^MODE:", "^SRVST:", "^SIMST:", "^BOOT", "^DSFLOWRPT:",
-    "^NDISSTAT:", "^STIN:", "^CEND:", "^ORIG:", "^CONF:", "^CONN:",
-    "+CMTI:", "+CREG:",
+static const struct {
+    const char *text;
+    size_t len;            /* taken at compile time: no strlen per line */
+} builtin_urcs[] = {
+#define URC(t) {t, sizeof t - 1}
+    URC("^RSSI:"), URC("^HCSQ:"), URC("^MODE:"), URC("^SRVST:"), URC("^SIMST:"), URC("^BOOT"),
+    URC("^DSFLOWRPT:"), URC("^NDISSTAT:"), URC("^STIN:"), URC("^CEND:"), URC("^ORIG:"),
+    URC("^CONF:"), URC("^CONN:"), URC("+CMTI:"), URC("+CREG:"),
+#undef URC
 };
 #define N_BUILTIN_URCS (sizeof builtin_urcs / sizeof builtin_urcs[0])
 
@@ -79,13 +84,20 @@ static int starts_with(const char *line, size_t len, const char *prefix)
     return pl <= len && memcmp(line, prefix, pl) == 0;
 }
 
+/* starts_with for a prefix of known length pl >= 1: the first byte decides
+ * most lines before any call. */
+static int starts_with_n(const char *line, size_t len, const char *prefix, size_t pl)
+{
+    return pl <= len && line[0] == prefix[0] && memcmp(line, prefix, pl) == 0;
+}
+
 static int is_known_urc(const hf_at *at, const char *line, size_t len)
 {
     for (size_t i = 0; i < N_BUILTIN_URCS; i++)
-        if (starts_with(line, len, builtin_urcs[i]))
+        if (starts_with_n(line, len, builtin_urcs[i].text, builtin_urcs[i].len))
             return 1;
     for (size_t i = 0; i < at->n_urc_prefixes; i++)
-        if (starts_with(line, len, at->urc_prefixes[i]))
+        if (starts_with_n(line, len, at->urc_prefixes[i], at->urc_prefix_lens[i]))
             return 1;
     return 0;
 }
@@ -123,12 +135,17 @@ static void reset_resp(hf_at *at)
  * own text. */
 static void finish_head(hf_at *at, hf_at_status st, const hf_final *fin, const char *final_line)
 {
-    hf_at_cmd done = at->queue[at->head];
+    /* Only what the result needs is copied (the text's own bytes, not the
+     * whole slot), and the result's line arrays are filled up to nlines, not
+     * cleared whole: this runs once per command, on the parse path. */
+    const hf_at_cmd *head = &at->queue[at->head];
+    char text[HF_AT_CMD_MAX + 2];
+    memcpy(text, head->text, head->len - 1);
+    text[head->len - 1] = '\0';   /* drop the CR: the command as submitted */
     int was_sent = at->in_flight;
 
     hf_at_result res;
-    memset(&res, 0, sizeof res);
-    res.id = done.id;
+    res.id = head->id;
     res.status = st;
     if (fin) {
         res.final = *fin;
@@ -136,10 +153,11 @@ static void finish_head(hf_at *at, hf_at_status st, const hf_final *fin, const c
         res.final.kind = HF_FINAL_NONE;
         res.final.code = -1;
         res.final.text = "";
+        res.final.text_len = 0;
     }
     res.final_line = final_line ? final_line : "";
-    done.text[done.len - 1] = '\0';   /* drop the CR: the command as submitted */
-    res.command = done.text;
+    res.command = text;
+    res.nlines = 0;
     res.elapsed = was_sent ? at->now - at->sent_at : 0.0;
     if (was_sent) {
         /* Lines stay in at->resp; nothing can append to it before we return
@@ -508,7 +526,7 @@ static int is_response(const hf_at *at, const hf_at_cmd *c, const char *line, si
     if (c->expect == HF_AT_EXPECT_NONE)
         return 0;
     for (size_t i = 0; i < c->nprefixes; i++)
-        if (starts_with(line, len, c->prefixes[i]))
+        if (starts_with_n(line, len, c->prefixes[i], c->prefix_lens[i]))
             return 1;
     if (c->expect == HF_AT_EXPECT_PREFIXES)
         return 0;
@@ -640,15 +658,18 @@ int hf_at_submit(hf_at *at, const char *cmd, size_t len, hf_at_expect expect,
         return hf_error_set(err, "EAGAIN", "command queue full (%d)", HF_AT_QUEUE_MAX);
 
     hf_at_cmd *c = &at->queue[(at->head + at->count) % HF_AT_QUEUE_MAX];
-    memset(c, 0, sizeof *c);
+    /* Every field read later is set here; the slot is not cleared whole (it
+     * is 700 bytes, and this runs once per command). */
     c->id = at->next_id++;
     memcpy(c->text, cmd, len);
     c->text[len] = '\r';
     c->text[len + 1] = '\0';
     c->len = len + 1;
     c->expect = expect;
-    for (size_t i = 0; i < nprefixes; i++)
-        memcpy(c->prefixes[i], prefixes[i], strlen(prefixes[i]) + 1);
+    for (size_t i = 0; i < nprefixes; i++) {
+        c->prefix_lens[i] = strlen(prefixes[i]);
+        memcpy(c->prefixes[i], prefixes[i], c->prefix_lens[i] + 1);
+    }
     c->nprefixes = nprefixes;
     c->timeout = timeout > 0 ? timeout : HF_AT_DEFAULT_TIMEOUT;   /* NaN too */
     at->count++;
@@ -799,6 +820,7 @@ int hf_at_urc_prefix_add(hf_at *at, const char *prefix)
     }
     if (at->n_urc_prefixes >= HF_AT_URC_PREFIXES)
         return -1;
+    at->urc_prefix_lens[at->n_urc_prefixes] = strlen(prefix);
     memcpy(at->urc_prefixes[at->n_urc_prefixes], prefix, strlen(prefix) + 1);
     at->urc_refs[at->n_urc_prefixes++] = 1;
     return 0;
@@ -817,6 +839,7 @@ int hf_at_urc_prefix_remove(hf_at *at, const char *prefix)
         if (i != at->n_urc_prefixes) {
             memcpy(at->urc_prefixes[i], at->urc_prefixes[at->n_urc_prefixes],
                    HF_AT_URC_PREFIX_LEN);
+            at->urc_prefix_lens[i] = at->urc_prefix_lens[at->n_urc_prefixes];
             at->urc_refs[i] = at->urc_refs[at->n_urc_prefixes];
         }
         return 0;

@@ -189,6 +189,7 @@ typedef struct hf_at_cmd {
     size_t len;                           /* bytes including the "\r" */
     hf_at_expect expect;
     char prefixes[HF_AT_PREFIX_MAX][HF_AT_PREFIX_LEN];
+    size_t prefix_lens[HF_AT_PREFIX_MAX];  /* strlen of each, taken once at submit */
     size_t nprefixes;
     double timeout;
 } hf_at_cmd;
@@ -233,6 +234,7 @@ typedef struct hf_at {
     unsigned long timeouts, overflows, urcs, echoes;
     /* extra unsolicited prefixes */
     char urc_prefixes[HF_AT_URC_PREFIXES][HF_AT_URC_PREFIX_LEN];
+    size_t urc_prefix_lens[HF_AT_URC_PREFIXES]; /* strlen of each, taken once at add */
     unsigned urc_refs[HF_AT_URC_PREFIXES];   /* registrations of each (ref count) */
     size_t n_urc_prefixes;
     int in_input;                         /* inside hf_at_input: nested calls are ignored */

@@ -11,26 +11,50 @@
 
 typedef struct {
     const char *text;
+    size_t len;             /* strlen(text), fixed at compile time */
     int is_prefix;          /* 1: "<text> <code|text>" follows, 0: the whole line */
     hf_final_kind kind;
     const char *name;
     const char *error_code; /* NULL for success */
 } final_row;
 
+/* A row; the text's length is taken at compile time. */
+#define ROW(text, ...) {text, sizeof text - 1, __VA_ARGS__}
+
 static const final_row finals[] = {
-    {"OK", 0, HF_FINAL_OK, "OK", NULL},
-    {"ERROR", 0, HF_FINAL_ERROR, "ERROR", "EERROR"},
-    {"+CME ERROR:", 1, HF_FINAL_CME, "CME", "ECME"},
-    {"+CMS ERROR:", 1, HF_FINAL_CMS, "CMS", "ECMS"},
-    {"COMMAND NOT SUPPORT", 0, HF_FINAL_NOT_SUPPORT, "NOT_SUPPORT", "ENOTSUPPORT"},
-    {"TOO MANY PARAMETERS", 0, HF_FINAL_TOO_MANY, "TOO_MANY", "ETOOMANY"},
-    {"NO CARRIER", 0, HF_FINAL_NO_CARRIER, "NO_CARRIER", "ENOCARRIER"},
-    {"BUSY", 0, HF_FINAL_BUSY, "BUSY", "ELINEBUSY"},
-    {"NO ANSWER", 0, HF_FINAL_NO_ANSWER, "NO_ANSWER", "ENOANSWER"},
-    {"NO DIALTONE", 0, HF_FINAL_NO_DIALTONE, "NO_DIALTONE", "ENODIALTONE"},
+    ROW("OK", 0, HF_FINAL_OK, "OK", NULL),
+    ROW("ERROR", 0, HF_FINAL_ERROR, "ERROR", "EERROR"),
+    ROW("+CME ERROR:", 1, HF_FINAL_CME, "CME", "ECME"),
+    ROW("+CMS ERROR:", 1, HF_FINAL_CMS, "CMS", "ECMS"),
+    ROW("COMMAND NOT SUPPORT", 0, HF_FINAL_NOT_SUPPORT, "NOT_SUPPORT", "ENOTSUPPORT"),
+    ROW("TOO MANY PARAMETERS", 0, HF_FINAL_TOO_MANY, "TOO_MANY", "ETOOMANY"),
+    ROW("BUSY", 0, HF_FINAL_BUSY, "BUSY", "ELINEBUSY"),
+    ROW("NO CARRIER", 0, HF_FINAL_NO_CARRIER, "NO_CARRIER", "ENOCARRIER"),
+    ROW("NO ANSWER", 0, HF_FINAL_NO_ANSWER, "NO_ANSWER", "ENOANSWER"),
+    ROW("NO DIALTONE", 0, HF_FINAL_NO_DIALTONE, "NO_DIALTONE", "ENODIALTONE"),
 };
 
 #define NFINALS (sizeof finals / sizeof finals[0])
+
+/* The rows a line starting with byte c can match: [*first, *first + count).
+ * Rows sharing a first byte are adjacent in the table above. Most lines
+ * (responses, URCs: '^', digits, other letters) match no row and cost one
+ * switch. tests/test_at_final.c compares this lookup with a plain scan of
+ * every row on each final and many near misses, so a row added to the table
+ * but not here fails there. */
+static size_t rows_for(unsigned char c, size_t *first)
+{
+    switch (c) {
+    case 'O': *first = 0; return 1;     /* OK */
+    case 'E': *first = 1; return 1;     /* ERROR */
+    case '+': *first = 2; return 2;     /* +CME ERROR:, +CMS ERROR: */
+    case 'C': *first = 4; return 1;     /* COMMAND NOT SUPPORT */
+    case 'T': *first = 5; return 1;     /* TOO MANY PARAMETERS */
+    case 'B': *first = 6; return 1;     /* BUSY */
+    case 'N': *first = 7; return 3;     /* NO CARRIER, NO ANSWER, NO DIALTONE */
+    default: *first = 0; return 0;
+    }
+}
 
 static int is_space(char c)
 {
@@ -83,10 +107,15 @@ hf_final_kind hf_final_parse(const char *line, size_t len, hf_final *out)
     }
     if (!line)
         return HF_FINAL_NONE;
-    trim(&s, &n);
-    for (size_t i = 0; i < NFINALS; i++) {
+    if (n && (is_space(s[0]) || is_space(s[n - 1])))
+        trim(&s, &n);
+    if (n == 0)
+        return HF_FINAL_NONE;
+    size_t first;
+    size_t count = rows_for((unsigned char)s[0], &first);
+    for (size_t i = first; i < first + count; i++) {
         const final_row *r = &finals[i];
-        size_t tl = strlen(r->text);
+        size_t tl = r->len;
         if (n < tl || memcmp(s, r->text, tl) != 0)
             continue;
         if (!r->is_prefix && n != tl)

@@ -61,18 +61,48 @@ static void end_line(hf_tok *t, hf_tok_cb cb, void *ud)
         cb(ud, HF_TOK_LINE, t->buf, len);
 }
 
+static int is_eol(char c)
+{
+    return c == '\r' || c == '\n';
+}
+
+/* Line ends are found with memchr (libc's, vectorised): the next LF once, then
+ * the first CR before it. The LF position is kept across lines of one feed, so
+ * every byte is scanned at most once for each, whatever the line ends (CR-only
+ * streams too): linear in n, a few instructions per line plus a fraction per
+ * byte. A short rest (tiny reads, 1-byte chunks) is scanned byte by byte: a
+ * call costs more than the loop there. A run of terminators (CRLF, CRCRLF, the
+ * empty lines between responses) is skipped in one go after a line ends: the
+ * empty lines it holds are skipped anyway. */
+#define SHORT_SCAN 16
+
 void hf_tok_feed(hf_tok *t, const char *data, size_t n, hf_tok_cb cb, void *ud)
 {
     size_t i = 0;
+    size_t lf = 0;          /* next LF at or after i, or n; valid while lf_known and lf >= i */
+    int lf_known = 0;
     while (i < n) {
-        size_t j = i;
-        while (j < n && data[j] != '\r' && data[j] != '\n')
-            j++;
+        size_t j;
+        if (n - i <= SHORT_SCAN) {
+            j = i;
+            while (j < n && !is_eol(data[j]))
+                j++;
+        } else {
+            if (!lf_known || lf < i) {
+                const char *p = memchr(data + i, '\n', n - i);
+                lf = p ? (size_t)(p - data) : n;
+                lf_known = 1;
+            }
+            const char *q = memchr(data + i, '\r', lf - i);
+            j = q ? (size_t)(q - data) : lf;
+        }
         if (j > i)
             append(t, data + i, j - i);
         if (j == n)
             break;
         end_line(t, cb, ud);
         i = j + 1;
+        while (i < n && is_eol(data[i]))
+            i++;
     }
 }

@@ -106,11 +106,161 @@ static void test_codes(void)
     CHECK_STR(hf_final_name((hf_final_kind)99), "NONE");
 }
 
+
+/* ---- the lookup by first byte against a plain scan of every final --------
+ * reference_parse is the classifier as it was before the lookup by first
+ * byte (every row, strlen + memcmp, trim on both sides first): the fast path
+ * must classify every final and every near miss exactly as it does. */
+
+static const struct {
+    const char *text;
+    int is_prefix;
+    hf_final_kind kind;
+} ref_rows[] = {
+    {"OK", 0, HF_FINAL_OK},
+    {"ERROR", 0, HF_FINAL_ERROR},
+    {"+CME ERROR:", 1, HF_FINAL_CME},
+    {"+CMS ERROR:", 1, HF_FINAL_CMS},
+    {"COMMAND NOT SUPPORT", 0, HF_FINAL_NOT_SUPPORT},
+    {"TOO MANY PARAMETERS", 0, HF_FINAL_TOO_MANY},
+    {"NO CARRIER", 0, HF_FINAL_NO_CARRIER},
+    {"BUSY", 0, HF_FINAL_BUSY},
+    {"NO ANSWER", 0, HF_FINAL_NO_ANSWER},
+    {"NO DIALTONE", 0, HF_FINAL_NO_DIALTONE},
+};
+#define N_REF (sizeof ref_rows / sizeof ref_rows[0])
+
+static int ref_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static void ref_trim(const char **s, size_t *n)
+{
+    while (*n && ref_space(**s)) {
+        (*s)++;
+        (*n)--;
+    }
+    while (*n && ref_space((*s)[*n - 1]))
+        (*n)--;
+}
+
+static long ref_code(const char *s, size_t n)
+{
+    if (n == 0 || n > 9)
+        return -1;
+    long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+static hf_final_kind reference_parse(const char *line, size_t len, hf_final *out)
+{
+    const char *s = line;
+    size_t n = len;
+    out->kind = HF_FINAL_NONE;
+    out->code = -1;
+    out->text = "";
+    out->text_len = 0;
+    ref_trim(&s, &n);
+    for (size_t i = 0; i < N_REF; i++) {
+        size_t tl = strlen(ref_rows[i].text);
+        if (n < tl || memcmp(s, ref_rows[i].text, tl) != 0)
+            continue;
+        if (!ref_rows[i].is_prefix && n != tl)
+            continue;
+        out->kind = ref_rows[i].kind;
+        if (ref_rows[i].is_prefix) {
+            const char *t = s + tl;
+            size_t tn = n - tl;
+            ref_trim(&t, &tn);
+            out->text = t;
+            out->text_len = tn;
+            out->code = ref_code(t, tn);
+        }
+        return out->kind;
+    }
+    return HF_FINAL_NONE;
+}
+
+static unsigned long compared, differed;
+
+static void compare(const char *line, size_t len)
+{
+    hf_final a, b;
+    hf_final_kind ka = hf_final_parse(line, len, &a);
+    hf_final_kind kb = reference_parse(line, len, &b);
+    compared++;
+    int same = ka == kb && a.kind == b.kind && a.code == b.code && a.text_len == b.text_len &&
+               memcmp(a.text, b.text, a.text_len) == 0 &&
+               hf_final_parse(line, len, NULL) == kb;
+    if (!same) {
+        differed++;
+        if (differed <= 5)
+            CHECK(0, "\"%.*s\" (%zu bytes): fast %d/%ld, reference %d/%ld", (int)len, line, len,
+                  (int)ka, a.code, (int)kb, b.code);
+    }
+}
+
+/* Every final; each with every byte value at each position (first byte
+ * included: the lookup's key), cut short at every length, with spaces, tabs,
+ * codes and trailing bytes around it; lowercase. */
+static void test_lookup_matches_scan(void)
+{
+    static const char *const tails[] = {"", " ", "\t", " 10", ": 3", "X", "  500  ", " text here",
+                                        "\0", ",", "0"};
+    static const char *const heads[] = {"", " ", "\t", "  \t", "X", "+", "^"};
+    char buf[128];
+    for (size_t r = 0; r < N_REF; r++) {
+        const char *t = ref_rows[r].text;
+        size_t tl = strlen(t);
+        for (size_t h = 0; h < sizeof heads / sizeof heads[0]; h++) {
+            for (size_t k = 0; k < sizeof tails / sizeof tails[0]; k++) {
+                size_t hl = strlen(heads[h]), kl = k == 8 ? 1 : strlen(tails[k]);
+                memcpy(buf, heads[h], hl);
+                memcpy(buf + hl, t, tl);
+                memcpy(buf + hl + tl, tails[k], kl);
+                compare(buf, hl + tl + kl);
+            }
+        }
+        for (size_t cut = 0; cut <= tl; cut++)
+            compare(t, cut);
+        for (size_t pos = 0; pos < tl; pos++) {
+            for (int v = 0; v < 256; v++) {
+                memcpy(buf, t, tl);
+                buf[pos] = (char)v;
+                compare(buf, tl);
+                memcpy(buf + tl, " 7", 2);
+                compare(buf, tl + 2);
+            }
+        }
+        for (size_t i = 0; i < tl; i++)
+            buf[i] = (char)(t[i] >= 'A' && t[i] <= 'Z' ? t[i] + 32 : t[i]);
+        compare(buf, tl);
+    }
+    /* Every single byte and every pair of bytes as a whole line. */
+    for (int v = 0; v < 256; v++) {
+        buf[0] = (char)v;
+        compare(buf, 1);
+        for (int w = 0; w < 256; w++) {
+            buf[1] = (char)w;
+            compare(buf, 2);
+        }
+    }
+    CHECK(differed == 0, "%lu of %lu lines classified differently", differed, compared);
+    CHECK(compared > 20000, "compared %lu lines", compared);
+}
+
 int main(void)
 {
     CHECK_SUITE("at_final");
     test_kinds();
     test_cme_cms();
     test_codes();
+    test_lookup_matches_scan();
     return CHECK_END();
 }
