@@ -84,11 +84,17 @@ static int starts_with(const char *line, size_t len, const char *prefix)
     return pl <= len && memcmp(line, prefix, pl) == 0;
 }
 
-/* starts_with for a prefix of known length pl >= 1: the first byte decides
- * most lines before any call. */
+/* starts_with for a prefix of known length: compared in place, byte by byte.
+ * Prefixes are short (<= 63 bytes) and most lines differ in their first bytes,
+ * where this loop stops; a memcmp call costs more than that. */
 static int starts_with_n(const char *line, size_t len, const char *prefix, size_t pl)
 {
-    return pl <= len && line[0] == prefix[0] && memcmp(line, prefix, pl) == 0;
+    if (pl > len)
+        return 0;
+    for (size_t i = 0; i < pl; i++)
+        if (line[i] != prefix[i])
+            return 0;
+    return 1;
 }
 
 static int is_known_urc(const hf_at *at, const char *line, size_t len)
