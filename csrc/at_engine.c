@@ -97,8 +97,44 @@ static int starts_with_n(const char *line, size_t len, const char *prefix, size_
     return 1;
 }
 
+/* The URC filter: most lines (responses, finals) share their first two bytes
+ * with no unsolicited prefix, and are told so by one bit instead of a compare
+ * per prefix. A set bit only means "maybe": the prefixes are compared then. */
+static unsigned pair_hash(const char *s)
+{
+    return ((unsigned char)s[0] * 7u + (unsigned char)s[1]) & 0xffu;
+}
+
+static void pairs_add(hf_at *at, const char *prefix, size_t len)
+{
+    if (len < 2) {
+        at->urc_pairs_off = 1;
+        return;
+    }
+    unsigned h = pair_hash(prefix);
+    at->urc_pairs[h >> 3] |= (unsigned char)(1u << (h & 7));
+}
+
+/* From scratch: after a removal (a bit may be shared by several prefixes). */
+static void pairs_rebuild(hf_at *at)
+{
+    memset(at->urc_pairs, 0, sizeof at->urc_pairs);
+    at->urc_pairs_off = 0;
+    for (size_t i = 0; i < N_BUILTIN_URCS; i++)
+        pairs_add(at, builtin_urcs[i].text, builtin_urcs[i].len);
+    for (size_t i = 0; i < at->n_urc_prefixes; i++)
+        pairs_add(at, at->urc_prefixes[i], at->urc_prefix_lens[i]);
+}
+
 static int is_known_urc(const hf_at *at, const char *line, size_t len)
 {
+    if (!at->urc_pairs_off) {
+        if (len < 2)
+            return 0;   /* every prefix has 2 bytes or more */
+        unsigned h = pair_hash(line);
+        if (!(at->urc_pairs[h >> 3] & (1u << (h & 7))))
+            return 0;
+    }
     for (size_t i = 0; i < N_BUILTIN_URCS; i++)
         if (starts_with_n(line, len, builtin_urcs[i].text, builtin_urcs[i].len))
             return 1;
@@ -618,6 +654,7 @@ void hf_at_init(hf_at *at, const hf_at_callbacks *cb, void *ud)
     at->ud = ud;
     hf_tok_init(&at->tok);
     at->next_id = 1;
+    pairs_rebuild(at);
 }
 
 static int has_bad_byte(const char *s, size_t n)
@@ -829,6 +866,7 @@ int hf_at_urc_prefix_add(hf_at *at, const char *prefix)
     at->urc_prefix_lens[at->n_urc_prefixes] = strlen(prefix);
     memcpy(at->urc_prefixes[at->n_urc_prefixes], prefix, strlen(prefix) + 1);
     at->urc_refs[at->n_urc_prefixes++] = 1;
+    pairs_add(at, prefix, strlen(prefix));
     return 0;
 }
 
@@ -848,6 +886,7 @@ int hf_at_urc_prefix_remove(hf_at *at, const char *prefix)
             at->urc_prefix_lens[i] = at->urc_prefix_lens[at->n_urc_prefixes];
             at->urc_refs[i] = at->urc_refs[at->n_urc_prefixes];
         }
+        pairs_rebuild(at);
         return 0;
     }
     return -1;

@@ -237,6 +237,9 @@ typedef struct hf_at {
     size_t urc_prefix_lens[HF_AT_URC_PREFIXES]; /* strlen of each, taken once at add */
     unsigned urc_refs[HF_AT_URC_PREFIXES];   /* registrations of each (ref count) */
     size_t n_urc_prefixes;
+    unsigned char urc_pairs[32];          /* filter: a bit per hash of the first two bytes of
+                                             each unsolicited prefix (built in and registered) */
+    int urc_pairs_off;                    /* a 1-byte prefix is registered: no filtering */
     int in_input;                         /* inside hf_at_input: nested calls are ignored */
     int input_aborted;                    /* port lost during hf_at_input: drop the rest */
     int echo_seen;                        /* echo of queue[head] already dropped */
