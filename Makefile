@@ -394,7 +394,8 @@ check-cross: musl-headers
 # make bench — performance rows (issue 15), NOT part of `make test`: prints a table and
 # writes build/bench.json. Row B1 (parsing): spec/bench/bench_parse.c drives the AT engine
 # with commands in flight; spec/bench/lua_classifier.lua is the pure-Lua peer on the same
-# transcript. Instructions/byte need valgrind (callgrind); MB/s is wall clock.
+# transcript. Instructions/byte need valgrind (callgrind); MB/s is wall clock. Row B4
+# (footprint): spec/bench/footprint.sh (router-build size per object, RSS of the seed flow).
 # ======================================================================================
 .PHONY: bench
 BENCH_OBJ := $(B)/obj/at_engine.o $(B)/obj/at_final.o $(B)/obj/at_tokenizer.o $(B)/obj/hf_error.o
@@ -403,5 +404,5 @@ $(B)/bench/bench_parse: spec/bench/bench_parse.c $(BENCH_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(HF_CFLAGS) $(LDFLAGS) -o $@ $< $(BENCH_OBJ)
 
-bench: $(B)/bench/bench_parse
+bench: $(B)/bench/bench_parse all
 	$(LUA) spec/bench/run.lua $(B)

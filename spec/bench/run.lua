@@ -80,6 +80,28 @@ for _, r in ipairs(rows) do
 end
 if not has_valgrind then print("(valgrind not found: no instruction counts)") end
 
+-- B4 footprint: spec/bench/footprint.sh prints key=value lines.
+local fp = {}
+local fp_out = sh(("sh spec/bench/footprint.sh %s"):format(B))
+for k, v in fp_out:gmatch("([%w_]+)=(%d+)") do fp[k] = tonumber(v) end
+local objs = {}
+for k, v in pairs(fp) do
+  local name = k:match("^obj_(.+)")
+  if name then objs[#objs + 1] = { name = name, bytes = v } end
+end
+table.sort(objs, function(a, b) return a.bytes > b.bytes end)
+print("")
+print("B4 footprint (router build: -Os, gc-sections, stripped)")
+print(("stripped hwfota/core.so: %d bytes (%.1f KiB; target <= 64 KiB; peer lua-cjson ~40 KB)"):format(
+  fp.stripped_core, fp.stripped_core / 1024))
+local where = {}
+for i = 1, math.min(6, #objs) do where[#where + 1] = ("%s %.1f"):format(objs[i].name, objs[i].bytes / 1024) end
+print("largest objects, KiB of text+data before gc: " .. table.concat(where, ", "))
+if fp.rss_flow_kb then
+  print(("RSS of the seed flow: %d KB, above bare lua5.4 (%d KB): %d KB"):format(
+    fp.rss_flow_kb, fp.rss_bare_kb, fp.rss_flow_kb - fp.rss_bare_kb))
+end
+
 -- build/bench.json (hand-written: no JSON library needed)
 local parts = {}
 for _, r in ipairs(rows) do
@@ -90,6 +112,12 @@ for _, r in ipairs(rows) do
   parts[#parts + 1] = "    {" .. table.concat(kv, ", ") .. "}"
 end
 local f = assert(io.open(B .. "/bench.json", "w"))
-f:write('{\n  "B1_parsing": [\n', table.concat(parts, ",\n"), "\n  ]\n}\n")
+local fkv = {}
+for _, k in ipairs({ "stripped_core", "rss_bare_kb", "rss_flow_kb" }) do
+  if fp[k] then fkv[#fkv + 1] = ('"%s": %d'):format(k, fp[k]) end
+end
+for _, o in ipairs(objs) do fkv[#fkv + 1] = ('"obj_%s": %d'):format(o.name, o.bytes) end
+f:write('{\n  "B1_parsing": [\n', table.concat(parts, ",\n"), "\n  ],\n",
+  '  "B4_footprint": {', table.concat(fkv, ", "), "}\n}\n")
 f:close()
 print("wrote " .. B .. "/bench.json")
