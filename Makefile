@@ -396,6 +396,8 @@ check-cross: musl-headers
 # with commands in flight; spec/bench/lua_classifier.lua is the pure-Lua peer on the same
 # transcript. Instructions/byte need valgrind (callgrind); MB/s is wall clock. Row B4
 # (footprint): spec/bench/footprint.sh (router-build size per object, RSS of the seed flow).
+# Row B5 (scale): spec/bench/scale.lua, N = 1, 10, 100, 1000 modules through hwfota.run in
+# one process (wall, CPU, CPU and RSS per module, fds, failures).
 # ======================================================================================
 .PHONY: bench
 BENCH_OBJ := $(B)/obj/at_engine.o $(B)/obj/at_final.o $(B)/obj/at_tokenizer.o $(B)/obj/hf_error.o
@@ -405,4 +407,6 @@ $(B)/bench/bench_parse: spec/bench/bench_parse.c $(BENCH_OBJ)
 	$(CC) $(CFLAGS) $(HF_CFLAGS) $(LDFLAGS) -o $@ $< $(BENCH_OBJ)
 
 bench: $(B)/bench/bench_parse all
+	LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;" \
+	LUA_CPATH="$(CURDIR)/$(B)/?.so;;" HWFOTA_TOP="$(CURDIR)" \
 	$(LUA) spec/bench/run.lua $(B)

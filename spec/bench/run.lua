@@ -8,6 +8,8 @@
 -- valgrind is installed (the C driver toggles instrumentation around its
 -- measured passes; for Lua, a run that feeds nothing is subtracted); MB/s from
 -- the clock, over more passes, outside valgrind.
+-- Row B4 (footprint): spec/bench/footprint.sh. Row B5 (scale): spec/bench/scale.lua
+-- for N = 1, 10, 100, 1000 simulated modules in one process.
 
 local B = arg[1] or "build"
 local driver = B .. "/bench/bench_parse"
@@ -102,6 +104,23 @@ if fp.rss_flow_kb then
     fp.rss_flow_kb, fp.rss_bare_kb, fp.rss_flow_kb - fp.rss_bare_kb))
 end
 
+-- B5 scale: spec/bench/scale.lua, one child process per N (key=value line each).
+local scale_rows = {}
+print("")
+print("B5 scale: N simulated modules through hwfota.run in one process (hwfota-sim --modules N, --time-scale 0.05)")
+print(("%-5s | %-8s | %-8s | %-8s | %-11s | %-11s | %-6s | %s"):format(
+  "N", "failures", "wall s", "CPU s", "CPU/mod ms", "RSS/mod KB", "fds", "first failure"))
+for _, n in ipairs({ 1, 10, 100, 1000 }) do
+  local out = sh(("%s spec/bench/scale.lua %d"):format(lua, n))
+  local r = {}
+  for k, v in out:gmatch("([%w_]+)=(%S+)") do r[k] = tonumber(v) or v end
+  scale_rows[#scale_rows + 1] = r
+  print(("%-5d | %-8s | %-8s | %-8s | %-11s | %-11s | %-6s | %s"):format(n, tostring(r.failures),
+    fmt(r.wall, "%.2f"), fmt(r.cpu, "%.2f"), fmt(r.cpu_per_module_ms, "%.2f"),
+    fmt(r.rss_per_module_kb, "%.1f"), tostring(r.fds_peak or "n/a"),
+    tostring(r.first_failure or r.error or "")))
+end
+
 -- build/bench.json (hand-written: no JSON library needed)
 local parts = {}
 for _, r in ipairs(rows) do
@@ -116,8 +135,17 @@ local fkv = {}
 for _, k in ipairs({ "stripped_core", "rss_bare_kb", "rss_flow_kb" }) do
   if fp[k] then fkv[#fkv + 1] = ('"%s": %d'):format(k, fp[k]) end
 end
+local b5_parts = {}
+for _, r in ipairs(scale_rows) do
+  local kv = {}
+  for _, k in ipairs({ "n", "ok", "failures", "wall", "cpu", "cpu_per_module_ms", "rss_base_kb", "rss_peak_kb", "rss_per_module_kb", "fds_peak" }) do
+    if type(r[k]) == "number" then kv[#kv + 1] = ('"%s": %s'):format(k, (r[k] == math.floor(r[k]) and "%d" or "%.3f"):format(r[k])) end
+  end
+  b5_parts[#b5_parts + 1] = "    {" .. table.concat(kv, ", ") .. "}"
+end
 for _, o in ipairs(objs) do fkv[#fkv + 1] = ('"obj_%s": %d'):format(o.name, o.bytes) end
 f:write('{\n  "B1_parsing": [\n', table.concat(parts, ",\n"), "\n  ],\n",
-  '  "B4_footprint": {', table.concat(fkv, ", "), "}\n}\n")
+  '  "B4_footprint": {', table.concat(fkv, ", "), "},\n",
+  '  "B5_scale": [\n', table.concat(b5_parts, ",\n"), "\n  ]\n}\n")
 f:close()
 print("wrote " .. B .. "/bench.json")
