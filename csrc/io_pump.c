@@ -27,7 +27,19 @@ int hf_pump_timeout_ms(double seconds)
 
 void hf_pump_reset(hf_pump *pp)
 {
+    hf_pump_reset_with(pp, NULL, 0);
+}
+
+void hf_pump_reset_with(hf_pump *pp, hf_pump_slot *slots, size_t cap)
+{
     pp->n = 0;
+    if (slots && cap > HF_PUMP_MAX_FDS) {
+        pp->fds = slots;
+        pp->cap = cap;
+    } else {
+        pp->fds = pp->inl;
+        pp->cap = HF_PUMP_MAX_FDS;
+    }
 }
 
 size_t hf_pump_count(const hf_pump *pp)
@@ -37,7 +49,7 @@ size_t hf_pump_count(const hf_pump *pp)
 
 int hf_pump_add(hf_pump *pp, int fd, unsigned events)
 {
-    if (fd < 0 || pp->n >= HF_PUMP_MAX_FDS)
+    if (fd < 0 || pp->n >= pp->cap)
         return -1;
     struct pollfd *p = &pp->fds[pp->n];
     p->fd = fd;

@@ -7,9 +7,10 @@
  *     (hf_pump_add), wait until one is ready or the deadline passes
  *     (hf_pump_wait), then read what each slot reported (hf_pump_ready).
  *     Callers see only these functions and the HF_PUMP_* bits; the backend is
- *     poll(2) today and can become epoll without changing them. The set holds
- *     at most HF_PUMP_MAX_FDS fds and lives in the caller's memory (no
- *     allocation);
+ *     poll(2) today and can become epoll without changing them. The set lives
+ *     in the caller's memory (no allocation): HF_PUMP_MAX_FDS slots inline, or
+ *     any number in an array of hf_pump_slot the caller gives
+ *     (hf_pump_reset_with: how one process waits on 1,000 modules);
  *   - the port pump: hf_pump_flush (engine output -> transport),
  *     hf_pump_drain (transport -> engine input, bounded per call) and
  *     hf_pump_port_ready (a readiness report -> drain, hang-up check, flush).
@@ -27,7 +28,7 @@
 #include "hf_error.h"
 #include "transport.h"
 
-#define HF_PUMP_MAX_FDS      128   /* fds in one wait */
+#define HF_PUMP_MAX_FDS      128   /* fds in one wait held inline (hf_pump_reset) */
 #define HF_PUMP_READ_CHUNK   1024  /* bytes per read */
 #define HF_PUMP_READS_PER_STEP 16  /* chunks read before timers and callbacks run */
 #define HF_PUMP_MAX_WAIT     (86400.0 * 30) /* longest wait accepted (30 days) */
@@ -41,9 +42,13 @@ enum {
     HF_PUMP_INVALID = 16,   /* reported only: the fd is not open */
 };
 
+/* One slot of a wait set (the backend's; callers only size arrays of it). */
+typedef struct pollfd hf_pump_slot;
+
 typedef struct hf_pump {
-    size_t n;
-    struct pollfd fds[HF_PUMP_MAX_FDS];   /* the backend's; use the functions */
+    size_t n, cap;
+    hf_pump_slot *fds;                    /* inl, or the caller's array */
+    hf_pump_slot inl[HF_PUMP_MAX_FDS];    /* the backend's; use the functions */
 } hf_pump;
 
 /* Seconds on the monotonic clock. */
@@ -53,12 +58,16 @@ double hf_pump_now(void);
  * NaN, capped at INT_MAX (30 days in ms does not fit an int). */
 int hf_pump_timeout_ms(double seconds);
 
-/* Empty the set (before each round). */
+/* Empty the set (before each round); it holds HF_PUMP_MAX_FDS slots inline. */
 void hf_pump_reset(hf_pump *pp);
+
+/* Empty the set and give it `cap` slots in `slots` (the caller's memory, which
+ * must outlive the set's use; NULL or cap <= HF_PUMP_MAX_FDS: the inline ones). */
+void hf_pump_reset_with(hf_pump *pp, hf_pump_slot *slots, size_t cap);
 
 /* Add fd wanting `events` (HF_PUMP_READ | HF_PUMP_WRITE; 0 reports only hang-up
  * and errors). Returns the slot (0, 1, ... in order of adding), or -1 when the
- * set is full or fd < 0. The same fd may be added twice (two slots). */
+ * set is full (its capacity: hf_pump_reset / hf_pump_reset_with) or fd < 0. The same fd may be added twice (two slots). */
 int hf_pump_add(hf_pump *pp, int fd, unsigned events);
 
 /* Slots in the set. */

@@ -1,7 +1,9 @@
 /*
  * test_io_pump.c — the I/O pump (io_pump.h) against ptys and pipes: data
  * arriving, hang-up, deadlines kept (and a past one not waited for), many fds
- * in one wait, a full set, an fd that is not open; then the port pump between a
+ * in one wait, a full set, an fd that is not open, 1,000 pipes in one wait in
+ * the caller's slots (beyond the inline set: exactly the written ones ready,
+ * a hang-up among them, the caller's capacity kept); then the port pump between a
  * transport on a pty and an AT engine: a command out, its answer in, a hang-up
  * reported as EPORTLOST, and a talking peer drained a bounded amount per call.
  */
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -314,6 +317,70 @@ static void test_port_pump(void)
     hf_transport_close(tr);
 }
 
+/* 1,000 pipes (2,000 fds: RLIMIT_NOFILE raised to the hard limit when needed)
+ * in one wait, in slots the caller gives. */
+#define BIG_PIPES 1000
+static void test_thousand_fds(void)
+{
+    struct rlimit rl;
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &rl) == 0, "getrlimit");
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 2 * BIG_PIPES + 64) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 2 * BIG_PIPES + 64) {
+        printf("# skipped 1,000 pipes: RLIMIT_NOFILE hard limit %llu\n",
+               (unsigned long long)rl.rlim_max);
+        return;
+    }
+    static int fds[BIG_PIPES][2];
+    static hf_pump_slot slots[BIG_PIPES + 1];
+    for (int i = 0; i < BIG_PIPES; i++)
+        REQUIRE(pipe(fds[i]) == 0, "pipe %d: %s", i, strerror(errno));
+    hf_pump pp;
+    hf_error err;
+    hf_error_clear(&err);
+    hf_pump_reset_with(&pp, slots, BIG_PIPES + 1);
+    for (int i = 0; i < BIG_PIPES; i++)
+        CHECK_INT(hf_pump_add(&pp, fds[i][0], HF_PUMP_READ), i);
+    CHECK_INT(hf_pump_count(&pp), BIG_PIPES);
+    /* nothing written: the wait times out */
+    CHECK_INT(hf_pump_wait(&pp, hf_pump_now() + 0.05, &err), 0);
+    /* writes to pipes beyond the inline set and one inside it; a hang-up at 999 */
+    REQUIRE(write(fds[500][1], "x", 1) == 1, "write");
+    REQUIRE(write(fds[998][1], "y", 1) == 1, "write");
+    REQUIRE(write(fds[3][1], "z", 1) == 1, "write");
+    close(fds[999][1]);
+    fds[999][1] = -1;
+    CHECK_INT(hf_pump_wait(&pp, hf_pump_now() + 2, &err), 4);
+    int others = 0;
+    for (int i = 0; i < BIG_PIPES; i++)
+        if (i != 500 && i != 998 && i != 3 && i != 999 && hf_pump_ready(&pp, i))
+            others++;
+    CHECK_INT(others, 0);
+    CHECK_INT(hf_pump_ready(&pp, 500), HF_PUMP_READ);
+    CHECK_INT(hf_pump_ready(&pp, 998), HF_PUMP_READ);
+    CHECK_INT(hf_pump_ready(&pp, 3), HF_PUMP_READ);
+    CHECK(hf_pump_ready(&pp, 999) & HF_PUMP_HUP, "hung-up pipe: HUP (got %u)",
+          hf_pump_ready(&pp, 999));
+    /* the caller's capacity is kept: one more slot, then full */
+    CHECK_INT(hf_pump_add(&pp, fds[0][0], HF_PUMP_READ), BIG_PIPES);
+    CHECK_INT(hf_pump_add(&pp, fds[1][0], HF_PUMP_READ), -1);
+    /* a small caller array means the inline set */
+    hf_pump_reset_with(&pp, slots, 4);
+    int last = -1;
+    for (int i = 0; i < HF_PUMP_MAX_FDS; i++)
+        last = hf_pump_add(&pp, fds[i][0], HF_PUMP_READ);
+    CHECK_INT(last, HF_PUMP_MAX_FDS - 1);
+    CHECK_INT(hf_pump_add(&pp, fds[0][0], HF_PUMP_READ), -1);
+    for (int i = 0; i < BIG_PIPES; i++) {
+        close(fds[i][0]);
+        if (fds[i][1] >= 0)
+            close(fds[i][1]);
+    }
+}
+
 int main(void)
 {
     CHECK_SUITE("io_pump");
@@ -322,6 +389,7 @@ int main(void)
     test_deadline();
     test_hangup();
     test_many_fds();
+    test_thousand_fds();
     test_port_pump();
     return CHECK_END();
 }
