@@ -30,7 +30,8 @@
 #define PORT_HANDLERS      32
 #define PORT_HANDLER_PLEN  HF_AT_URC_PREFIX_LEN  /* a prefix is registered with the engine */
 #define PORT_MAX_DEPTH     8      /* nested waits from callbacks */
-#define PORT_MAX_POLL      64     /* ports in one hwfota.core.poll call */
+#define PORT_MAX_POLL      100000 /* ports in one hwfota.core.poll call (each is an fd) */
+#define PORT_POLL_INLINE   64     /* ports whose bookkeeping one call keeps on the C stack */
 #define PORT_MAX_FDS       64     /* other fds in one hwfota.core.poll call */
 
 typedef struct port_handler {
@@ -852,10 +853,29 @@ static int core_poll(lua_State *L)
     lua_settop(L, 3);
     luaL_checkstack(L, (int)n + 8, "too many ports");
     hf_pump pp;
-    hf_pump_reset(&pp);
-    int slots[PORT_MAX_POLL], fslots[PORT_MAX_FDS];
-    hf_port *ports[PORT_MAX_POLL];
-    unsigned long opens[PORT_MAX_POLL];   /* which transport each slot watched */
+    int fslots[PORT_MAX_FDS];
+    int slots_inl[PORT_POLL_INLINE];
+    hf_port *ports_inl[PORT_POLL_INLINE];
+    unsigned long opens_inl[PORT_POLL_INLINE];
+    int *slots = slots_inl;
+    hf_port **ports = ports_inl;
+    unsigned long *opens = opens_inl;     /* which transport each slot watched */
+    if (n > PORT_POLL_INLINE) {
+        /* one block for the call's bookkeeping and the wait set's slots, owned
+         * by Lua (stack index 4, below the ports): freed by the collector, also
+         * when a callback raises */
+        size_t ns = (size_t)n, slots_n = ns + (size_t)nf;
+        char *block = lua_newuserdatauv(L, ns * (sizeof *ports + sizeof *opens + sizeof *slots) +
+                                        slots_n * sizeof(hf_pump_slot), 0);
+        ports = (hf_port **)(void *)block;
+        opens = (unsigned long *)(void *)(block + ns * sizeof *ports);
+        hf_pump_slot *ws = (hf_pump_slot *)(void *)(block + ns * (sizeof *ports + sizeof *opens));
+        slots = (int *)(void *)(ws + slots_n);
+        hf_pump_reset_with(&pp, ws, slots_n);
+    } else {
+        lua_pushnil(L);                   /* stack index 4 either way */
+        hf_pump_reset(&pp);
+    }
     double now = hf_pump_now(), until = now + seconds;
     int total = 0;
     for (lua_Integer i = 0; i < nf; i++) {
@@ -865,7 +885,7 @@ static int core_poll(lua_State *L)
                               (int)(i + 1), luaL_typename(L, -1));
         lua_pop(L, 1);
     }
-    /* ports[i] stays at stack index 4 + i for the whole call */
+    /* ports[i] stays at stack index 5 + i for the whole call */
     for (lua_Integer i = 0; i < n; i++) {
         lua_geti(L, 1, i + 1);
         ports[i] = luaL_testudata(L, -1, HF_PORT_MT);
@@ -875,7 +895,7 @@ static int core_poll(lua_State *L)
     }
     for (lua_Integer i = 0; i < n; i++) {
         hf_port *p = ports[i];
-        int idx = (int)(4 + i);
+        int idx = (int)(5 + i);
         enter(L, p, idx);
         flush_output(p);
         slots[i] = port_add_fd(p, &pp);
@@ -904,7 +924,7 @@ static int core_poll(lua_State *L)
      * must not mark the new transport lost. */
     for (lua_Integer i = 0; i < n; i++) {
         hf_port *p = ports[i];
-        int idx = (int)(4 + i);
+        int idx = (int)(5 + i);
         enter(L, p, idx);
         port_after_wait(p, r > 0 && p->opens == opens[i] ? hf_pump_ready(&pp, slots[i]) : 0);
         leave(p);
