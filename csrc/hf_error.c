@@ -40,6 +40,7 @@ const char *hf_error_code_from_errno(int errnum)
     case ENOMEM: return "ENOMEM";
     case EINVAL: return "EINVAL";
     case ENOTTY: return "ENOTTY";
+    case EMFILE: return "EMFILE";   /* this process is at RLIMIT_NOFILE */
     default: return "EIO";
     }
 }

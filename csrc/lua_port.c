@@ -18,6 +18,7 @@
 #include "lua_port.h"
 
 #include <stdint.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -1072,6 +1073,39 @@ static void report_open_note(lua_State *L, hf_port *p, int idx)
     leave(p);
 }
 
+/* hf_transport_open, and when the process is out of fds (EMFILE: many modules
+ * in one process) the soft RLIMIT_NOFILE raised to the hard limit and one more
+ * try; when that is not enough, an error that names both limits. */
+static hf_transport *open_transport(const char *path, const hf_transport_opts *o,
+                                    hf_error *err)
+{
+    hf_transport *tr = hf_transport_open(path, o, err);
+    if (tr || !err->code || strcmp(err->code, "EMFILE") != 0)
+        return tr;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return NULL;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            hf_error_clear(err);
+            tr = hf_transport_open(path, o, err);
+            if (tr || !err->code || strcmp(err->code, "EMFILE") != 0)
+                return tr;
+        } else {
+            rl.rlim_cur = was;
+        }
+    }
+    char was_msg[HF_ERROR_MSG_MAX];
+    snprintf(was_msg, sizeof was_msg, "%s", err->msg);
+    hf_error_set(err, "EMFILE", "%s: this process has as many open files as RLIMIT_NOFILE "
+                 "allows (%llu, hard limit %llu): raise the hard limit (ulimit -Hn) to drive "
+                 "more modules in one process", was_msg,
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+    return NULL;
+}
+
 /* port:reopen([path]) -> true | nil,msg,code: open the port again after the
  * module reset (same options), at the same path or at `path` when the module
  * came back under another name (USB re-enumeration). Pending commands already
@@ -1092,7 +1126,7 @@ static int port_reopen(lua_State *L)
     }
     hf_error err;
     hf_error_clear(&err);
-    hf_transport *tr = hf_transport_open(path ? path : p->path, &p->topts, &err);
+    hf_transport *tr = open_transport(path ? path : p->path, &p->topts, &err);
     if (!tr)
         return push_fail(L, err.msg, err.code ? err.code : "EIO");
     if (path)
@@ -1190,7 +1224,7 @@ static int core_open(lua_State *L)
     p->default_timeout = timeout;
     hf_error err;
     hf_error_clear(&err);
-    p->tr = hf_transport_open(path, &p->topts, &err);
+    p->tr = open_transport(path, &p->topts, &err);
     if (!p->tr)
         return push_fail(L, err.msg, err.code ? err.code : "EIO");
     p->closed = 0;
