@@ -82,7 +82,8 @@ typedef enum hf_fota_refusal {
 typedef struct hf_fota_progress {
     size_t nfiles;
     hf_fotadlq files[HF_FOTA_FILES_MAX];    /* done clamped to total */
-    unsigned long done, total;              /* sums; done <= total */
+    unsigned long long done, total;         /* sums; done <= total (64 bits on any CPU:
+                                               8 files of up to 10 digits each) */
     unsigned percent;                       /* 0..100 */
 } hf_fota_progress;
 

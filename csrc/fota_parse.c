@@ -41,18 +41,16 @@ static int cur_end(cur *c)
     return c->n == 0;
 }
 
-/* Unsigned decimal, at most max_digits digits (bounds the value without overflow
- * arithmetic: 9 digits always fit an unsigned long). */
-static int cur_uint(cur *c, unsigned long *out, size_t max_digits)
+/* Unsigned decimal, at most max_digits digits (at most 19: always fits 64 bits). */
+static int cur_u64(cur *c, unsigned long long *out, size_t max_digits)
 {
     cur_skip_ws(c);
     size_t i = 0;
-    unsigned long v = 0;
+    unsigned long long v = 0;
     while (i < c->n && isdigit((unsigned char)c->p[i])) {
-        unsigned long d = (unsigned long)(c->p[i] - '0');
-        if (i == max_digits || v > (ULONG_MAX - d) / 10)   /* 10 digits overflow 32 bits */
+        if (i == max_digits || i == 19)
             return -1;
-        v = v * 10 + d;
+        v = v * 10 + (unsigned long long)(c->p[i] - '0');
         i++;
     }
     if (i == 0)
@@ -60,6 +58,20 @@ static int cur_uint(cur *c, unsigned long *out, size_t max_digits)
     c->p += i;
     c->n -= i;
     *out = v;
+    return 0;
+}
+
+/* The same into an unsigned long; -1 when the value does not fit (10 digits can
+ * overflow 32 bits: a router's unsigned long). */
+static int cur_uint(cur *c, unsigned long *out, size_t max_digits)
+{
+    cur save = *c;
+    unsigned long long v;
+    if (cur_u64(c, &v, max_digits) < 0 || v > ULONG_MAX) {
+        *c = save;
+        return -1;
+    }
+    *out = (unsigned long)v;
     return 0;
 }
 
@@ -311,8 +323,8 @@ int hf_parse_fotadlq(const char *line, size_t len, hf_fotadlq *out, hf_error *er
         return hf_error_set(err, "EPARSE", "^FOTADLQ: bad index");
     if (cur_field_str(&c, out->name, sizeof out->name) < 0 || !cur_eat(&c, ','))
         return hf_error_set(err, "EPARSE", "^FOTADLQ: bad file name");
-    if (cur_uint(&c, &out->done, 10) < 0 || !cur_eat(&c, ',') ||
-        cur_uint(&c, &out->total, 10) < 0 || !cur_end(&c))
+    if (cur_u64(&c, &out->done, 10) < 0 || !cur_eat(&c, ',') ||
+        cur_u64(&c, &out->total, 10) < 0 || !cur_end(&c))
         return hf_error_set(err, "EPARSE", "^FOTADLQ: bad byte counts");
     out->index = (unsigned)idx;
     return 0;

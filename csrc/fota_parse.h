@@ -56,11 +56,12 @@ typedef struct hf_fotastate {
 int hf_is_fotastate(const char *line, size_t len);
 int hf_parse_fotastate(const char *line, size_t len, hf_fotastate *out, hf_error *err);
 
-/* ^FOTADLQ: <index>,"<name>",<downloaded>,<total> */
+/* ^FOTADLQ: <index>,"<name>",<downloaded>,<total>. The byte counts take up to 10
+ * digits on every CPU: 64 bits, not unsigned long (32 bits on mips/armhf routers). */
 typedef struct hf_fotadlq {
     unsigned index;
     char name[HF_FOTA_NAME_MAX];
-    unsigned long done, total;
+    unsigned long long done, total;
 } hf_fotadlq;
 
 int hf_is_fotadlq(const char *line, size_t len);

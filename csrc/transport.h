@@ -18,6 +18,13 @@
 
 #include "hf_error.h"
 
+/* The transport and the Lua binding (which include this) call stat() and readdir():
+ * on 32-bit glibc targets those fail with EOVERFLOW on 64-bit inode numbers and
+ * directory offsets unless built with -D_FILE_OFFSET_BITS=64 (the Makefile's
+ * HF_CFLAGS). Found by `make check-cross` on mips and armhf. */
+_Static_assert(sizeof(off_t) == 8 && sizeof(ino_t) == 8,
+               "build with -D_FILE_OFFSET_BITS=64 (32-bit glibc: stat/readdir EOVERFLOW)");
+
 typedef struct hf_transport hf_transport;
 
 typedef enum { HF_FLOW_NONE = 0, HF_FLOW_RTSCTS = 1 } hf_flow;

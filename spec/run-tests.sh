@@ -15,18 +15,22 @@
 #   corpus replay   spec/checks/fuzz-replay: one per fuzz harness whose corpus replays clean
 #   fault runs      spec/checks/faults: one per seeded fault-campaign run
 #   packaging       spec/checks/{musl,rock,openwrt,size}
+#   cross           spec/checks/cross: big-endian MIPS and ARMv7 builds, the C unit tests
+#                   and the fuzz corpus under qemu-user (skipped with a note without the
+#                   cross tools, when not root)
 # Exit status is non-zero when anything failed or a suite could not run.
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 2
 passed=0
 failed=0
-kinds="cunit csan cvalgrind specs keepspecs sanspecs corpus faults packaging other"
+kinds="cunit csan cvalgrind specs keepspecs sanspecs corpus faults packaging cross other"
 for k in $kinds; do eval "p_$k=0 f_$k=0"; done
 kind_name() {
     case $1 in
     cunit) echo "C unit";; csan) echo "C sanitized";; cvalgrind) echo "C valgrind";;
     specs) echo "specs";; keepspecs) echo "flow specs, keep";; sanspecs) echo "sanitized specs";; corpus) echo "corpus replay";;
-    faults) echo "fault runs";; packaging) echo "packaging checks";; *) echo "other checks";;
+    faults) echo "fault runs";; packaging) echo "packaging checks";;
+    cross) echo "cross (qemu)";; *) echo "other checks";;
     esac
 }
 # Which kind a binary or check counts under.
@@ -36,6 +40,7 @@ kind_of() {
     spec/checks/valgrind) echo cvalgrind;; spec/checks/san-busted) echo sanspecs;;
     spec/checks/fuzz-replay) echo corpus;; spec/checks/faults) echo faults;;
     spec/checks/musl|spec/checks/rock|spec/checks/openwrt|spec/checks/size) echo packaging;;
+    spec/checks/cross) echo cross;;
     *) echo other;;
     esac
 }

@@ -60,8 +60,11 @@ static hf_check_tally hf_check_t = {"c", 0, 0};
 #define CHECK_STR(got, want)                                                    \
     CHECK(strcmp((got), (want)) == 0, "got \"%s\", want \"%s\"", (got), (want))
 
+/* long long, not long: long is 32 bits on the cross targets (make check-cross), where
+ * values 2^32 apart would compare equal. */
 #define CHECK_INT(got, want)                                                    \
-    CHECK((long)(got) == (long)(want), "got %ld, want %ld", (long)(got), (long)(want))
+    CHECK((long long)(got) == (long long)(want), "got %lld, want %lld",         \
+          (long long)(got), (long long)(want))
 
 #define CHECK_END()                                                             \
     (printf("#tally %s passed=%lu failed=%lu\n", hf_check_t.suite,              \

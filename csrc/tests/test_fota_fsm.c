@@ -463,6 +463,30 @@ static void test_timeouts_and_config(void)
     CHECK_INT(h->f.phase, HF_PH_PROBE);
 }
 
+/* Progress over files whose sizes sum past 4 GiB: done <= total and percent <= 100 on
+ * every CPU. With unsigned long sums (32 bits on mips/armhf routers) the total wrapped:
+ * done > total, 234 % (the fuzz corpus showed 519 % under make check-cross). */
+static void test_progress_past_4gib(void)
+{
+    hf_fota_config c = seed_cfg();
+    harness *h = &H;
+    h_init(h, &c);
+    h_start(h);
+    h_run(h, HF_PH_DOWNLOAD, 100);
+    CHECK_STR(h->pend, "AT^FOTADL=1");
+    h_ok(h, NULL, NULL);
+    h_urc(h, "^FOTASTATE: 30");
+    h_timer(h);
+    CHECK_STR(h->pend, "AT^FOTADLQ");
+    h_ok(h, "^FOTADLQ: 1,\"IMAGE\",3000000000,3000000000",
+         "^FOTADLQ: 2,\"XNV\",1000000000,3000000000");
+    CHECK(h->f.progress.done == 4000000000ULL && h->f.progress.total == 6000000000ULL,
+          "sums %llu/%llu", (unsigned long long)h->f.progress.done,
+          (unsigned long long)h->f.progress.total);
+    CHECK_INT(h->last_percent, 66);
+    CHECK_INT(h->progress_over, 0);
+}
+
 /* Poll intervals, backoff, the 30 s resume limit, stall and detection deadlines. */
 static void test_polling(void)
 {
@@ -2462,6 +2486,7 @@ int main(void)
     test_reboot_timeout();
     test_timeouts_and_config();
     test_polling();
+    test_progress_past_4gib();
     test_send_shapes();
     test_stale_answers();
     test_transitions();

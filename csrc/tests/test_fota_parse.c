@@ -139,6 +139,11 @@ static void test_dlq_cfg_mode(void)
     CHECK_INT(d.total, 77778);
     CHECK_INT(hf_parse_fotadlq(L("^FOTADLQ: 2,\"X,Y\",1,2"), &d, NULL), 0);
     CHECK_STR(d.name, "X,Y");
+    /* 10-digit byte counts parse alike on every CPU: unsigned long is 32 bits on
+     * mips/armhf routers, where these were refused (found by make check-cross) */
+    CHECK_INT(hf_parse_fotadlq(L("^FOTADLQ: 1,\"IMAGE\",4294967296,9999999999"), &d, NULL), 0);
+    CHECK(d.done == 4294967296ULL && d.total == 9999999999ULL, "10-digit counts: %llu/%llu",
+          (unsigned long long)d.done, (unsigned long long)d.total);
     static const char *bad[] = {"^FOTADLQ: 1,\"IMAGE\",1324", "^FOTADLQ: 1,\"IMAGE,1,2",
                                 "^FOTADLQ: ,\"A\",1,2", "^FOTADLQ: 1,\"A\",-1,2",
                                 "^FOTADLQ: 1,\"A\",1,2,3", "^FOTADLQ: 1,\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\",1,2",

@@ -589,8 +589,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             memset(files, 0, sizeof files);
             for (size_t k = 0; k < nf; k++) {
                 files[k].index = (unsigned)k + 1;
-                files[k].done = (unsigned long)take(z) * 100000000UL;
-                files[k].total = (unsigned long)take(z) * 100000000UL;
+                /* 64-bit arithmetic: the same input means the same sizes on every CPU */
+                files[k].done = (unsigned long long)take(z) * 100000000ULL;
+                files[k].total = (unsigned long long)take(z) * 100000000ULL;
             }
             ev.kind = HF_EV_PROGRESS;
             ev.files = files;

@@ -100,7 +100,7 @@ static void t_fotadlq(const char *s, size_t n)
     if (strchr(d.name, '"'))
         return;
     char line[128];
-    int k = snprintf(line, sizeof line, "^FOTADLQ: %u,\"%s\",%lu,%lu", d.index, d.name, d.done,
+    int k = snprintf(line, sizeof line, "^FOTADLQ: %u,\"%s\",%llu,%llu", d.index, d.name, d.done,
                      d.total);
     FZ_CHECK(hf_parse_fotadlq(line, (size_t)k, &d2, NULL) == 0, "round trip refused: %s", line);
     FZ_CHECK(d2.index == d.index && !strcmp(d2.name, d.name) && d2.done == d.done &&

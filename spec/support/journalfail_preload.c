@@ -120,6 +120,20 @@ int open(const char *path, int flags, ...)
     return real_open()(path, flags, mode);
 }
 
+/* The C core is built with -D_FILE_OFFSET_BITS=64 (the Makefile's LFS_FLAGS): its
+ * open() calls reach the library as open64. */
+int open64(const char *path, int flags, ...)
+{
+    mode_t mode = 0;
+    if (flags & O_CREAT) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = (mode_t)va_arg(ap, int);
+        va_end(ap);
+    }
+    return open(path, flags, mode);
+}
+
 ssize_t write(int fd, const void *buf, size_t len)
 {
     if (fd >= 0 && fd == failing_fd && !strcmp(op(), "write")) {
