@@ -119,9 +119,10 @@ demo: deps
 	@sh examples/demo.sh
 
 install: all
-	install -d $(DESTDIR)$(LUA_LIBDIR)/hwfota $(DESTDIR)$(LUA_SHAREDIR)/hwfota $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(LUA_LIBDIR)/hwfota $(DESTDIR)$(LUA_SHAREDIR)/hwfota/trigger $(DESTDIR)$(BINDIR)
 	install -m 0755 $(B)/hwfota/core.so $(DESTDIR)$(LUA_LIBDIR)/hwfota/core.so
 	install -m 0644 lua/hwfota/*.lua $(DESTDIR)$(LUA_SHAREDIR)/hwfota/
+	install -m 0644 lua/hwfota/trigger/*.lua $(DESTDIR)$(LUA_SHAREDIR)/hwfota/trigger/
 	install -m 0755 $(B)/hwfota-sim $(DESTDIR)$(BINDIR)/hwfota-sim
 	install -m 0755 lua/bin/hwfota $(DESTDIR)$(BINDIR)/hwfota
 

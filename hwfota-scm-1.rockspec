@@ -27,7 +27,7 @@ build = {
       ["hwfota.core"] = {
          sources = {
             "csrc/hf_error.c", "csrc/transport.c",
-            "csrc/at_tokenizer.c", "csrc/at_final.c", "csrc/at_engine.c",
+            "csrc/at_tokenizer.c", "csrc/at_final.c", "csrc/at_engine.c", "csrc/io_pump.c",
             "csrc/fota_parse.c", "csrc/fota_cmds.c", "csrc/fota_fsm.c", "csrc/fota_journal.c",
             "csrc/lua_util.c", "csrc/lua_port.c", "csrc/lua_fota.c", "csrc/lua_cmds.c",
             "csrc/lua_core.c",
@@ -40,10 +40,16 @@ build = {
       ["hwfota"] = "lua/hwfota/init.lua",
       ["hwfota.loop"] = "lua/hwfota/loop.lua",
       ["hwfota.session"] = "lua/hwfota/session.lua",
+      ["hwfota.driver"] = "lua/hwfota/driver.lua",
+      ["hwfota.options"] = "lua/hwfota/options.lua",
+      ["hwfota.run"] = "lua/hwfota/run.lua",
       ["hwfota.policy"] = "lua/hwfota/policy.lua",
       ["hwfota.identity"] = "lua/hwfota/identity.lua",
       ["hwfota.reconnect"] = "lua/hwfota/reconnect.lua",
       ["hwfota.cli"] = "lua/hwfota/cli.lua",
+      ["hwfota.trigger.once"] = "lua/hwfota/trigger/once.lua",
+      ["hwfota.trigger.socket"] = "lua/hwfota/trigger/socket.lua",
+      ["hwfota.trigger.sms"] = "lua/hwfota/trigger/sms.lua",
    },
    install = {
       bin = { hwfota = "lua/bin/hwfota" },

@@ -42,11 +42,14 @@ _Static_assert(HF_AT_RESYNC_CMDS >= HF_AT_MAX_TIMEOUTS,
                "a fresh resync reply for every write of a round");
 _Static_assert(HF_AT_RESYNC_CMDS <= 8 * sizeof(unsigned), "candidate masks fit");
 
-/* Lines a module sends on its own. Matched after the command's own expected
- * prefixes, so AT^FOTASTATE? with prefix "^FOTASTATE:" still gets its answer. */
+/* Lines any Huawei module sends on its own (radio, SIM, boot, calls, SMS).
+ * Matched after the command's own expected prefixes, so AT+CREG? with prefix
+ * "+CREG:" still gets its answer. Feature-specific codes (FOTA's ^FOTASTATE:)
+ * are not here: the layer that knows them registers them
+ * (hf_at_urc_prefix_add), and a subscription does too. */
 static const char *const builtin_urcs[] = {
     "^RSSI:", "^HCSQ:", "^MODE:", "^SRVST:", "^SIMST:", "^BOOT", "^DSFLOWRPT:",
-    "^NDISSTAT:", "^STIN:", "^FOTASTATE:", "^CEND:", "^ORIG:", "^CONF:", "^CONN:",
+    "^NDISSTAT:", "^STIN:", "^CEND:", "^ORIG:", "^CONF:", "^CONN:",
     "+CMTI:", "+CREG:",
 };
 #define N_BUILTIN_URCS (sizeof builtin_urcs / sizeof builtin_urcs[0])
@@ -486,7 +489,7 @@ static void route_resync(hf_at *at, const char *line, size_t len)
 
 /* ---- normal routing ----------------------------------------------------- */
 
-/* "AT^FOTASTATE?" names "^FOTASTATE"; a line "^FOTASTATE: 10" answers it. */
+/* "AT+CREG?" names "+CREG"; a line "+CREG: 0,1" answers it. */
 static int line_names_command(const hf_at_cmd *c, const char *line, size_t len)
 {
     size_t tl = c->len - 1;
@@ -786,29 +789,39 @@ void hf_at_cancel_queued(hf_at *at)
 
 int hf_at_urc_prefix_add(hf_at *at, const char *prefix)
 {
-    if (!prefix || !prefix[0] || strlen(prefix) >= HF_AT_PREFIX_LEN)
+    if (!prefix || !prefix[0] || strlen(prefix) >= HF_AT_URC_PREFIX_LEN)
         return -1;
-    for (size_t i = 0; i < at->n_urc_prefixes; i++)
-        if (strcmp(at->urc_prefixes[i], prefix) == 0)
+    for (size_t i = 0; i < at->n_urc_prefixes; i++) {
+        if (strcmp(at->urc_prefixes[i], prefix) == 0) {
+            at->urc_refs[i]++;
             return 0;
+        }
+    }
     if (at->n_urc_prefixes >= HF_AT_URC_PREFIXES)
         return -1;
-    memcpy(at->urc_prefixes[at->n_urc_prefixes++], prefix, strlen(prefix) + 1);
+    memcpy(at->urc_prefixes[at->n_urc_prefixes], prefix, strlen(prefix) + 1);
+    at->urc_refs[at->n_urc_prefixes++] = 1;
     return 0;
 }
 
-void hf_at_urc_prefix_remove(hf_at *at, const char *prefix)
+int hf_at_urc_prefix_remove(hf_at *at, const char *prefix)
 {
     if (!prefix)
-        return;
+        return -1;
     for (size_t i = 0; i < at->n_urc_prefixes; i++) {
         if (strcmp(at->urc_prefixes[i], prefix) != 0)
             continue;
+        if (--at->urc_refs[i] > 0)
+            return 0;
         at->n_urc_prefixes--;
-        if (i != at->n_urc_prefixes)
-            memcpy(at->urc_prefixes[i], at->urc_prefixes[at->n_urc_prefixes], HF_AT_PREFIX_LEN);
-        return;
+        if (i != at->n_urc_prefixes) {
+            memcpy(at->urc_prefixes[i], at->urc_prefixes[at->n_urc_prefixes],
+                   HF_AT_URC_PREFIX_LEN);
+            at->urc_refs[i] = at->urc_refs[at->n_urc_prefixes];
+        }
+        return 0;
     }
+    return -1;
 }
 
 void hf_at_require_sync(hf_at *at)

@@ -19,10 +19,11 @@
  *      last byte, since a module echoes without waiting for the owner);
  *   4. a line matching one of the command's expected prefixes is response
  *      (modes ALL and PREFIXES);
- *   5. else a line matching a known unsolicited prefix (^RSSI, ^FOTASTATE, ...,
- *      or any prefix registered with hf_at_urc_prefix_add) is unsolicited,
- *      except, in mode ALL, when its prefix names the command itself
- *      ("^FOTASTATE:" for AT^FOTASTATE?, "+CREG:" for AT+CREG?): response;
+ *   5. else a line matching a known unsolicited prefix (built in: ^RSSI,
+ *      +CREG, ... the codes of any Huawei module; or registered with
+ *      hf_at_urc_prefix_add: ^FOTASTATE by the FOTA layer, a subscriber's) is
+ *      unsolicited, except, in mode ALL, when its prefix names the command
+ *      itself ("+CREG:" for AT+CREG?, "^FOTASTATE:" for AT^FOTASTATE?): response;
  *   6. else, in HF_AT_EXPECT_ALL mode the line is response, otherwise unsolicited.
  * Unsolicited lines go to on_urc; nothing is ever left in a buffer. A line
  * longer than HF_AT_LINE_MAX - 1 bytes (noise, a flood without line ends) is
@@ -91,8 +92,8 @@
  *     any final result, as a second guard; then the line is in step and the
  *     queue resumes;
  *   - while resynchronising, the echo of any resync command is dropped; lines
- *     with a known unsolicited prefix still go to on_urc (a ^FOTASTATE must not
- *     be lost); every other line, resync reply lines included, is discarded
+ *     with a known unsolicited prefix still go to on_urc (a registered
+ *     ^FOTASTATE must not be lost); every other line, resync reply lines included, is discarded
  *     (HF_AT_EV_DISCARDED);
  *   - a resync not answered in time counts as a timeout and is retried (with
  *     another command, as above); after HF_AT_MAX_TIMEOUTS timeouts in a row
@@ -127,6 +128,7 @@
 #define HF_AT_RESP_BYTES     16384  /* response lines kept for one command */
 #define HF_AT_RESP_LINES     64
 #define HF_AT_URC_PREFIXES   32     /* extra unsolicited prefixes registered at run time */
+#define HF_AT_URC_PREFIX_LEN 64     /* bytes of one, with its NUL */
 #define HF_AT_RESYNC_QUIET   0.3    /* seconds without a final after the resync's answer */
 #define HF_AT_RESYNC_TIMEOUT 3.0    /* seconds to wait for the resync's answer */
 #define HF_AT_RESYNC_CMDS    3      /* resync commands to choose from (AT+CMEE?, AT+CSQ, AT+CSCS?) */
@@ -230,7 +232,8 @@ typedef struct hf_at {
     unsigned consecutive_timeouts;
     unsigned long timeouts, overflows, urcs, echoes;
     /* extra unsolicited prefixes */
-    char urc_prefixes[HF_AT_URC_PREFIXES][HF_AT_PREFIX_LEN];
+    char urc_prefixes[HF_AT_URC_PREFIXES][HF_AT_URC_PREFIX_LEN];
+    unsigned urc_refs[HF_AT_URC_PREFIXES];   /* registrations of each (ref count) */
     size_t n_urc_prefixes;
     int in_input;                         /* inside hf_at_input: nested calls are ignored */
     int input_aborted;                    /* port lost during hf_at_input: drop the rest */
@@ -273,10 +276,14 @@ void hf_at_port_lost(hf_at *at);
 /* Fail every queued (not yet written) command with HF_AT_STATUS_CANCELLED. */
 void hf_at_cancel_queued(hf_at *at);
 
-/* Register/remove an extra unsolicited prefix (e.g. "+CMTI:"). Returns 0, or -1 when
- * the table is full or the prefix too long. */
+/* Register/remove an extra unsolicited prefix (e.g. "^FOTASTATE:", registered by the
+ * FOTA layer; "+CUSD:" by a subscriber). Registrations are counted: a prefix stays
+ * unsolicited until each add has had its remove, so two subscribers to one prefix do
+ * not undo each other. add returns 0, or -1 when the table is full or the prefix
+ * empty or HF_AT_URC_PREFIX_LEN bytes or longer; remove returns 0, or -1 when the
+ * prefix is not registered. */
 int hf_at_urc_prefix_add(hf_at *at, const char *prefix);
-void hf_at_urc_prefix_remove(hf_at *at, const char *prefix);
+int hf_at_urc_prefix_remove(hf_at *at, const char *prefix);
 
 /* The line's state is unknown (a port just opened or reopened: a previous
  * process may have left a command unanswered, its answer still to come):

@@ -4,7 +4,8 @@
  * Assembles the module table from the binding files (ports, FOTA state
  * machine, FOTA command table) and adds the functions that need no object: list_ports,
  * write_file_atomic, read_file, remove_file, check_file_path, realpath,
- * release_ports_on_signals (now and poll come with the ports). The Lua half
+ * release_ports_on_signals, and signals as loop events: signal_route,
+ * signal_unroute, signal_take (now and poll come with the ports). The Lua half
  * (lua/hwfota/init.lua) documents the public API.
  */
 #include <errno.h>
@@ -418,6 +419,122 @@ static int core_release_ports_on_signals(lua_State *L)
     return 1;
 }
 
+/* ---- signals as loop events ---------------------------------------------
+ * hwfota.on_signal (loop.lua) routes a signal into the poll loop: the handler
+ * only writes the signal's number into a self-pipe (async-signal-safe) whose
+ * read end the loop watches; the loop reads it (signal_take) and calls the Lua
+ * handlers between two steps, where stopping is safe. No "interrupted!"
+ * error thrown into whatever Lua code happens to run. With `once`, the
+ * handler also sets the signal to die_releasing: a second one (Ctrl-C again)
+ * releases the ports and ends the process at once, even while a blocking call
+ * waits. unroute restores what was there before route.
+ * State: a signal handler gets no context argument, so the pipe and the saved
+ * dispositions are the process's (like the dispositions themselves). */
+
+static const char *const sig_names[] = {"INT", "TERM", "HUP", "USR1", "USR2", NULL};
+static const int sig_numbers[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
+#define N_ROUTED (sizeof sig_numbers / sizeof sig_numbers[0])
+
+static int sig_pipe[2] = {-1, -1};
+static volatile sig_atomic_t sig_once[N_ROUTED];
+static struct sigaction sig_prev[N_ROUTED];
+static int sig_routed[N_ROUTED];
+
+static void on_routed_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    if (sig_pipe[1] >= 0 && write(sig_pipe[1], &b, 1) < 0) {
+        /* pipe full: signals are already waiting to be read; nothing is lost
+         * that the loop would not see */
+    }
+    for (size_t i = 0; i < N_ROUTED; i++) {
+        if (sig_numbers[i] == sig && sig_once[i]) {
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sigemptyset(&sa.sa_mask);
+            sa.sa_handler = die_releasing;
+            sigaction(sig, &sa, NULL);
+        }
+    }
+    errno = saved;
+}
+
+static int open_sig_pipe(lua_State *L)
+{
+    if (sig_pipe[0] >= 0)
+        return 0;
+    if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        sig_pipe[0] = sig_pipe[1] = -1;
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot create the signal pipe: %s", strerror(errno));
+        lua_pushstring(L, hf_error_code_from_errno(errno));
+        return 3;
+    }
+    return 0;
+}
+
+/* signal_route(name, once) -> fd of the pipe | nil, msg, code */
+static int core_signal_route(lua_State *L)
+{
+    int i = luaL_checkoption(L, 1, NULL, sig_names);
+    int once = lua_toboolean(L, 2);
+    int n = open_sig_pipe(L);
+    if (n)
+        return n;
+    sig_once[i] = once;
+    if (!sig_routed[i]) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sigemptyset(&sa.sa_mask);
+        sa.sa_handler = on_routed_signal;
+        if (sigaction(sig_numbers[i], &sa, &sig_prev[i]) != 0) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "cannot handle SIG%s: %s", sig_names[i], strerror(errno));
+            lua_pushliteral(L, "EINVAL");
+            return 3;
+        }
+        sig_routed[i] = 1;
+    }
+    lua_pushinteger(L, sig_pipe[0]);
+    return 1;
+}
+
+/* signal_unroute(name) -> true: the disposition from before signal_route. */
+static int core_signal_unroute(lua_State *L)
+{
+    int i = luaL_checkoption(L, 1, NULL, sig_names);
+    if (sig_routed[i]) {
+        sigaction(sig_numbers[i], &sig_prev[i], NULL);
+        sig_routed[i] = 0;
+        sig_once[i] = 0;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* signal_take() -> array of names of the signals received since the last call. */
+static int core_signal_take(lua_State *L)
+{
+    lua_newtable(L);
+    if (sig_pipe[0] < 0)
+        return 1;
+    unsigned char buf[64];
+    lua_Integer k = 0;
+    ssize_t r;
+    while ((r = read(sig_pipe[0], buf, sizeof buf)) > 0) {
+        for (ssize_t j = 0; j < r; j++) {
+            for (size_t i = 0; i < N_ROUTED; i++) {
+                if (sig_numbers[i] == buf[j]) {
+                    lua_pushstring(L, sig_names[i]);
+                    lua_seti(L, -2, ++k);
+                }
+            }
+        }
+    }
+    return 1;
+}
+
 int luaopen_hwfota_core(lua_State *L);
 
 int luaopen_hwfota_core(lua_State *L)
@@ -430,6 +547,9 @@ int luaopen_hwfota_core(lua_State *L)
         {"check_file_path", core_check_file_path},
         {"realpath", core_realpath},
         {"release_ports_on_signals", core_release_ports_on_signals},
+        {"signal_route", core_signal_route},
+        {"signal_unroute", core_signal_unroute},
+        {"signal_take", core_signal_take},
         {NULL, NULL},
     };
     lua_newtable(L);

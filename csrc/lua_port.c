@@ -17,25 +17,21 @@
  */
 #include "lua_port.h"
 
-#include <errno.h>
-#include <limits.h>
-#include <math.h>
-#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <lauxlib.h>
 
 #include "at_engine.h"
+#include "io_pump.h"
 #include "transport.h"
 
 #define PORT_HANDLERS      32
-#define PORT_HANDLER_PLEN  64
-#define PORT_READ_CHUNK    1024
-#define PORT_READS_PER_STEP 16    /* chunks read before timers and callbacks run */
+#define PORT_HANDLER_PLEN  HF_AT_URC_PREFIX_LEN  /* a prefix is registered with the engine */
 #define PORT_MAX_DEPTH     8      /* nested waits from callbacks */
 #define PORT_MAX_POLL      64     /* ports in one hwfota.core.poll call */
+#define PORT_MAX_FDS       64     /* other fds in one hwfota.core.poll call */
 
 typedef struct port_handler {
     lua_Integer id;
@@ -64,27 +60,6 @@ typedef struct hf_port {
     int handlers_dirty;       /* some handler removed: sweep when not dispatching */
     hf_at at;
 } hf_port;
-
-/* ------------------------------------------------------------------ time */
-
-static double monotonic_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* poll() takes an int of milliseconds, but port:poll and core.poll accept up to
- * 30 days (2.6e9 ms, past INT_MAX): converting that to int is undefined (in
- * practice INT_MIN, a negative timeout, i.e. wait forever). Cap the wait; a
- * capped poll simply returns early with nothing to report. */
-static int poll_timeout_ms(double seconds)
-{
-    double ms = ceil(seconds * 1000.0);
-    if (!(ms > 0))
-        return 0;
-    return ms >= (double)INT_MAX ? INT_MAX : (int)ms;
-}
 
 /* ------------------------------------------------- user value accessors */
 
@@ -312,77 +287,33 @@ static void mark_lost(hf_port *p, const hf_error *err)
 
 static void flush_output(hf_port *p)
 {
-    const char *data;
-    size_t n;
-    while (!p->lost && (n = hf_at_output(&p->at, &data)) > 0) {
-        hf_error err;
-        hf_error_clear(&err);
-        ssize_t w = hf_transport_write(p->tr, data, n, &err);
-        if (w < 0) {
-            mark_lost(p, &err);
-            return;
-        }
-        if (w == 0)
-            return; /* would block: POLLOUT will tell */
-        hf_at_wrote(&p->at, (size_t)w, monotonic_now());
-    }
+    if (p->lost || p->closed || !p->tr)
+        return;
+    hf_error err;
+    hf_error_clear(&err);
+    if (hf_pump_flush(p->tr, &p->at, &err) < 0)
+        mark_lost(p, &err);
 }
 
-/* Read what is waiting, at most PORT_READS_PER_STEP chunks: a port that never
- * stops talking (a babbling module, a wrong port streaming data) must not keep
- * the timers, the callbacks and the other ports waiting; poll() reports the
- * rest at once on the next step. */
-static void drain_input(hf_port *p)
+/* Add the port's fd to the wait set; returns its slot, -1 when it has none. */
+static int port_add_fd(hf_port *p, hf_pump *pp)
 {
-    char buf[PORT_READ_CHUNK];
-    for (int i = 0; i < PORT_READS_PER_STEP; i++) {
-        hf_error err;
-        hf_error_clear(&err);
-        ssize_t n = hf_transport_read(p->tr, buf, sizeof buf, &err);
-        if (n < 0) {
-            mark_lost(p, &err);
-            return;
-        }
-        if (n == 0)
-            return;
-        hf_at_input(&p->at, buf, (size_t)n, monotonic_now());
-    }
-}
-
-/* Fill a pollfd for the port; returns 0 when the port has no fd. */
-static int port_pollfd(hf_port *p, struct pollfd *pfd)
-{
-    pfd->fd = -1;
-    pfd->events = 0;
-    pfd->revents = 0;
     if (p->closed || p->lost || !p->tr)
-        return 0;
-    const char *data;
-    pfd->fd = hf_transport_fd(p->tr);
-    pfd->events = POLLIN;
-    if (hf_at_output(&p->at, &data) > 0)
-        pfd->events |= POLLOUT;
-    return 1;
+        return -1;
+    return hf_pump_add(pp, hf_transport_fd(p->tr), hf_pump_port_events(&p->at));
 }
 
-/* Handle poll results for one port, then fire due timeouts. */
-static void port_after_poll(hf_port *p, short revents)
+/* Handle what the wait reported for one port, then fire due timeouts. */
+static void port_after_wait(hf_port *p, unsigned ready)
 {
     if (!p->closed && !p->lost && p->tr) {
-        if (revents & POLLIN)
-            drain_input(p);
-        if (!p->lost && revents & (POLLHUP | POLLERR | POLLNVAL)) {
-            hf_error err;
-            hf_error_clear(&err);
-            if (hf_transport_check_revents(p->tr, revents, &err) < 0)
-                mark_lost(p, &err);
-        }
-        if (!p->lost)
-            flush_output(p);
+        hf_error err;
+        hf_error_clear(&err);
+        if (hf_pump_port_ready(p->tr, &p->at, ready, &err) < 0)
+            mark_lost(p, &err);
     }
-    hf_at_tick(&p->at, monotonic_now());
-    if (!p->lost && !p->closed)
-        flush_output(p); /* a timeout may have queued a resync query */
+    hf_at_tick(&p->at, hf_pump_now());
+    flush_output(p); /* a timeout may have queued a resync query */
 }
 
 /* ------------------------------------------------------------- dispatch */
@@ -556,21 +487,23 @@ static void leave(hf_port *p)
 /* One wait of at most `wait` seconds on one port (at stack index 1), then dispatch. */
 static int port_step(lua_State *L, hf_port *p, double wait)
 {
-    struct pollfd pfd;
+    hf_pump pp;
+    hf_pump_reset(&pp);
     enter(L, p, 1);
     flush_output(p);
     double deadline = hf_at_deadline(&p->at);
-    double now = monotonic_now();
-    if (deadline >= 0 && deadline - now < wait)
-        wait = deadline - now;
-    if (wait < 0)
-        wait = 0;
-    if (port_pollfd(p, &pfd)) {
-        int r = poll(&pfd, 1, poll_timeout_ms(wait));
-        port_after_poll(p, r > 0 ? pfd.revents : 0);
-    } else {
-        port_after_poll(p, 0);
+    double until = hf_pump_now() + (wait > 0 ? wait : 0);
+    if (deadline >= 0 && deadline < until)
+        until = deadline;
+    int slot = port_add_fd(p, &pp);
+    unsigned ready = 0;
+    if (slot >= 0) {
+        hf_error err;
+        hf_error_clear(&err);
+        if (hf_pump_wait(&pp, until, &err) > 0)
+            ready = hf_pump_ready(&pp, slot);
     }
+    port_after_wait(p, ready);
     leave(p);
     return dispatch(L, p, 1);
 }
@@ -588,7 +521,7 @@ static double opt_seconds(lua_State *L, int idx, const char *field, double dflt)
             luaL_error(L, "option '%s' must be a number of seconds", field);
         lua_pop(L, 1);
     }
-    if (!(v >= 0) || v > 86400.0 * 30)
+    if (!(v >= 0) || v > HF_PUMP_MAX_WAIT)
         luaL_error(L, "option '%s' out of range (0 .. 2592000 seconds)", field);
     return v;
 }
@@ -800,18 +733,18 @@ static int port_poll(lua_State *L)
 {
     hf_port *p = check_port(L, 1);
     double seconds = luaL_optnumber(L, 2, 0.0);
-    luaL_argcheck(L, seconds >= 0 && seconds <= 86400.0 * 30, 2, "seconds out of range");
+    luaL_argcheck(L, seconds >= 0 && seconds <= HF_PUMP_MAX_WAIT, 2, "seconds out of range");
     lua_settop(L, 1);
     if (p->closed)
         return push_fail(L, "port is closed", "ECLOSED");
     int total = dispatch(L, p, 1);
-    double end = monotonic_now() + seconds;
+    double end = hf_pump_now() + seconds;
     while (!total) {
         if (p->lost) {
             int n = fail_if_unusable(L, p);
             return n;
         }
-        double left = end - monotonic_now();
+        double left = end - hf_pump_now();
         total += port_step(L, p, left > 0 ? left : 0);
         if (left <= 0)
             break;
@@ -820,26 +753,119 @@ static int port_poll(lua_State *L)
     return 1;
 }
 
-/* hwfota.core.poll({port, ...}, seconds) -> events handled. One poll() for many
- * ports: the loop that lets one process drive many modules. */
+/* A string option: its index in names, as luaL_checkoption finds it, but the
+ * error names the option and its choices (what failed and why), and a string
+ * with a NUL ("r\0x") is no option. The value is at stack index idx; arg is
+ * the argument it belongs to (for the message). */
+static int check_option(lua_State *L, int idx, int arg, const char *def,
+                        const char *const names[], const char *what)
+{
+    size_t len = 0;
+    const char *s = def;
+    if (!lua_isnoneornil(L, idx)) {
+        if (lua_type(L, idx) != LUA_TSTRING)
+            return luaL_argerror(L, arg, lua_pushfstring(L, "%s must be a string, got %s", what,
+                                                         luaL_typename(L, idx)));
+        s = lua_tolstring(L, idx, &len);
+        if (strlen(s) != len)
+            s = NULL;
+    }
+    for (int i = 0; s && names[i]; i++)
+        if (strcmp(names[i], s) == 0)
+            return i;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, what);
+    luaL_addstring(&b, " must be ");
+    for (int i = 0; names[i]; i++) {
+        luaL_addstring(&b, i == 0 ? "\"" : names[i + 1] ? ", \"" : " or \"");
+        luaL_addstring(&b, names[i]);
+        luaL_addchar(&b, '"');
+    }
+    luaL_pushresult(&b);
+    return luaL_argerror(L, arg, lua_tostring(L, -1));
+}
+
+static const char *const fd_events[] = {"r", "w", "rw", NULL};
+static const unsigned fd_event_bits[] = {HF_PUMP_READ, HF_PUMP_WRITE,
+                                         HF_PUMP_READ | HF_PUMP_WRITE};
+
+/* Read fds[i] = {fd = n, events = "r"|"w"|"rw"} (on top of the stack) into the set. */
+static int add_watch(lua_State *L, hf_pump *pp, lua_Integer i)
+{
+    int w = lua_gettop(L);
+    if (lua_getfield(L, w, "fd") != LUA_TNUMBER || !lua_isinteger(L, -1))
+        return luaL_error(L, "bad argument #3 to 'poll' (fds[%d].fd must be an integer)",
+                          (int)i);
+    lua_Integer fd = lua_tointeger(L, -1);
+    if (fd < 0 || fd > INT32_MAX)
+        return luaL_error(L, "bad argument #3 to 'poll' (fds[%d].fd %I is not a file "
+                          "descriptor)", (int)i, fd);
+    lua_getfield(L, w, "events");
+    int v = lua_absindex(L, -1);
+    const char *what = lua_pushfstring(L, "fds[%d].events", (int)i);
+    int ev = check_option(L, v, 3, NULL, fd_events, what);
+    lua_settop(L, w);
+    return hf_pump_add(pp, (int)fd, fd_event_bits[ev]);
+}
+
+/* fds[i].ready = "r", "w", "rw", with "h" (hang-up or error) or "n" (not an
+ * open fd) appended; nil when nothing was reported. */
+static void set_ready(lua_State *L, unsigned ready)
+{
+    char buf[5];
+    size_t n = 0;
+    if (ready & HF_PUMP_READ)
+        buf[n++] = 'r';
+    if (ready & HF_PUMP_WRITE)
+        buf[n++] = 'w';
+    if (ready & (HF_PUMP_HUP | HF_PUMP_ERR))
+        buf[n++] = 'h';
+    if (ready & HF_PUMP_INVALID)
+        buf[n++] = 'n';
+    if (n)
+        lua_pushlstring(L, buf, n);
+    else
+        lua_pushnil(L);
+    lua_setfield(L, -2, "ready");
+}
+
+/* hwfota.core.poll({port, ...}, seconds [, fds]) -> events handled. One wait
+ * for many ports, and for other fds: fds is an array of {fd =, events = "r" |
+ * "w" | "rw"}; each gets `ready` (set_ready) after the wait. The loop that
+ * lets one process drive many modules and watch sockets, pipes, signals. */
 static int core_poll(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     double seconds = luaL_optnumber(L, 2, 0.0);
-    luaL_argcheck(L, seconds >= 0 && seconds <= 86400.0 * 30, 2, "seconds out of range");
+    luaL_argcheck(L, seconds >= 0 && seconds <= HF_PUMP_MAX_WAIT, 2, "seconds out of range");
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TTABLE);
     lua_Integer n = luaL_len(L, 1);
-    /* a __len metamethod may answer anything: a negative count would reach poll()
-     * as a huge nfds_t */
+    /* a __len metamethod may answer anything: a negative count would reach the
+     * wait as a huge count */
     luaL_argcheck(L, n >= 0, 1, "the ports table has a negative length");
     luaL_argcheck(L, n <= PORT_MAX_POLL, 1, "too many ports for one poll");
-    lua_settop(L, 1);
+    lua_Integer nf = lua_isnoneornil(L, 3) ? 0 : luaL_len(L, 3);
+    luaL_argcheck(L, nf >= 0, 3, "the fds table has a negative length");
+    luaL_argcheck(L, nf <= PORT_MAX_FDS, 3, "too many fds for one poll");
+    lua_settop(L, 3);
     luaL_checkstack(L, (int)n + 8, "too many ports");
-    struct pollfd pfds[PORT_MAX_POLL];
+    hf_pump pp;
+    hf_pump_reset(&pp);
+    int slots[PORT_MAX_POLL], fslots[PORT_MAX_FDS];
     hf_port *ports[PORT_MAX_POLL];
-    unsigned long opens[PORT_MAX_POLL];   /* which transport each pollfd watched */
-    double wait = seconds, now = monotonic_now();
+    unsigned long opens[PORT_MAX_POLL];   /* which transport each slot watched */
+    double now = hf_pump_now(), until = now + seconds;
     int total = 0;
-    /* ports[i] stays at stack index 2 + i for the whole call */
+    for (lua_Integer i = 0; i < nf; i++) {
+        lua_geti(L, 3, i + 1);
+        if (!lua_istable(L, -1))
+            return luaL_error(L, "bad argument #3 to 'poll' (fds[%d] is a %s, not a table)",
+                              (int)(i + 1), luaL_typename(L, -1));
+        lua_pop(L, 1);
+    }
+    /* ports[i] stays at stack index 4 + i for the whole call */
     for (lua_Integer i = 0; i < n; i++) {
         lua_geti(L, 1, i + 1);
         ports[i] = luaL_testudata(L, -1, HF_PORT_MT);
@@ -849,31 +875,46 @@ static int core_poll(lua_State *L)
     }
     for (lua_Integer i = 0; i < n; i++) {
         hf_port *p = ports[i];
-        int idx = (int)(2 + i);
+        int idx = (int)(4 + i);
         enter(L, p, idx);
         flush_output(p);
-        port_pollfd(p, &pfds[i]);
+        slots[i] = port_add_fd(p, &pp);
         opens[i] = p->opens;
         leave(p);
         total += dispatch(L, p, idx);
         double d = hf_at_deadline(&p->at);
-        if (d >= 0 && d - now < wait)
-            wait = d - now;
+        if (d >= 0 && d < until)
+            until = d;
     }
-    if (wait < 0 || total)
-        wait = 0;
-    int r = poll(pfds, (nfds_t)n, poll_timeout_ms(wait));
-    /* Callbacks run between the poll and a port's turn below (and, above, after
-     * its pollfd was filled): one may have lost and reopened this port. What
-     * poll() said then was about the old fd (a hang-up, or a number reused):
-     * it must not mark the new transport lost. */
+    for (lua_Integer i = 0; i < nf; i++) {
+        lua_geti(L, 3, i + 1);
+        fslots[i] = add_watch(L, &pp, i + 1);
+        lua_pop(L, 1);
+    }
+    if (total)
+        until = now;
+    hf_error err;
+    hf_error_clear(&err);
+    int r = hf_pump_wait(&pp, until, &err);
+    if (r < 0)
+        return luaL_error(L, "%s", err.msg);
+    /* Callbacks run between the wait and a port's turn below (and, above, after
+     * its slot was filled): one may have lost and reopened this port. What the
+     * wait said then was about the old fd (a hang-up, or a number reused): it
+     * must not mark the new transport lost. */
     for (lua_Integer i = 0; i < n; i++) {
         hf_port *p = ports[i];
-        int idx = (int)(2 + i);
+        int idx = (int)(4 + i);
         enter(L, p, idx);
-        port_after_poll(p, r > 0 && p->opens == opens[i] ? pfds[i].revents : 0);
+        port_after_wait(p, r > 0 && p->opens == opens[i] ? hf_pump_ready(&pp, slots[i]) : 0);
         leave(p);
         total += dispatch(L, p, idx);
+    }
+    for (lua_Integer i = 0; i < nf; i++) {
+        lua_geti(L, 3, i + 1);
+        if (lua_istable(L, -1))
+            set_ready(L, r > 0 ? hf_pump_ready(&pp, fslots[i]) : 0);
+        lua_pop(L, 1);
     }
     lua_pushinteger(L, total);
     return 1;
@@ -890,9 +931,15 @@ static int port_on(lua_State *L)
     luaL_argcheck(L, plen < PORT_HANDLER_PLEN, 2, "prefix too long");
     luaL_argcheck(L, memchr(prefix, '\r', plen) == NULL && memchr(prefix, '\n', plen) == NULL,
                   2, "prefix must not contain CR or LF");
+    luaL_argcheck(L, memchr(prefix, '\0', plen) == NULL, 2, "prefix must not contain NUL");
     sweep_handlers(p);
     if (p->nhandlers >= PORT_HANDLERS)
         return push_fail(L, "too many unsolicited-code handlers on this port", "ENOSPC");
+    /* The engine routes the prefix as unsolicited from now on, even inside a
+     * command that takes every line ("" subscribes to what is unsolicited anyway:
+     * registering it would leave no line to any response). */
+    if (plen > 0 && hf_at_urc_prefix_add(&p->at, prefix) < 0)
+        return push_fail(L, "too many unsolicited prefixes registered on this port", "ENOSPC");
     port_handler *h = &p->handlers[p->nhandlers++];
     h->id = ++p->next_handler;
     memcpy(h->prefix, prefix, plen);
@@ -913,6 +960,8 @@ static int port_off(lua_State *L)
     for (size_t i = 0; i < p->nhandlers; i++) {
         if (p->handlers[i].id == id && !p->handlers[i].removed) {
             p->handlers[i].removed = 1;
+            if (p->handlers[i].plen > 0)
+                hf_at_urc_prefix_remove(&p->at, p->handlers[i].prefix);
             p->handlers_dirty = 1;
             push_env_field(L, 1, "handlers");
             lua_pushnil(L);
@@ -1093,17 +1142,14 @@ static int core_open(lua_State *L)
         luaL_typeerror(L, 1, "string");
     const char *path = lua_tolstring(L, 1, &plen);
     lua_Integer baud = luaL_optinteger(L, 2, 115200);
-    const char *flow = luaL_optstring(L, 3, "none");
+    static const char *const flows[] = {"none", "rtscts", NULL};
+    static const hf_flow flow_kinds[] = {HF_FLOW_NONE, HF_FLOW_RTSCTS};
+    int flow = check_option(L, 3, 3, "none", flows, "flow control");
     double timeout = luaL_optnumber(L, 4, 30.0);
     int sync = lua_isnoneornil(L, 5) ? 1 : lua_toboolean(L, 5);
     luaL_argcheck(L, plen > 0 && plen < sizeof(((hf_port *)0)->path) &&
                      strlen(path) == plen, 1, "path must be 1 to 255 bytes without NUL");
     luaL_argcheck(L, baud >= 50 && baud <= 4000000, 2, "baud rate out of range");
-    size_t flen = strlen(flow);
-    if (lua_type(L, 3) == LUA_TSTRING)
-        lua_tolstring(L, 3, &flen);
-    luaL_argcheck(L, flen == strlen(flow) && (strcmp(flow, "none") == 0 || strcmp(flow, "rtscts") == 0), 3,
-                  "flow control must be \"none\" or \"rtscts\"");
     luaL_argcheck(L, timeout > 0 && timeout <= 3600, 4, "timeout out of range (0 .. 3600 s)");
 
     hf_port *p = lua_newuserdatauv(L, sizeof *p, 1);
@@ -1120,7 +1166,7 @@ static int core_open(lua_State *L)
 
     memcpy(p->path, path, plen + 1);
     p->topts.baudrate = (int)baud;
-    p->topts.flow = strcmp(flow, "rtscts") == 0 ? HF_FLOW_RTSCTS : HF_FLOW_NONE;
+    p->topts.flow = flow_kinds[flow];
     p->default_timeout = timeout;
     hf_error err;
     hf_error_clear(&err);
@@ -1139,7 +1185,7 @@ static int core_open(lua_State *L)
 
 static int core_now(lua_State *L)
 {
-    lua_pushnumber(L, monotonic_now());
+    lua_pushnumber(L, hf_pump_now());
     return 1;
 }
 
@@ -1175,6 +1221,10 @@ void hf_lua_port_register(lua_State *L)
         luaL_newlib(L, port_methods);
         lua_setfield(L, -2, "__index");
     }
+    /* core.Port: the method table, so that the Lua layer can make waits yield
+     * inside tasks (hwfota.loop) around the C methods */
+    lua_getfield(L, -1, "__index");
+    lua_setfield(L, -3, "Port");
     lua_pop(L, 1);
     lua_pushcfunction(L, core_open);
     lua_setfield(L, -2, "open");

@@ -9,7 +9,8 @@
 -- The port stays open. The module is put in text mode with new-message indications
 -- (AT+CMGF=1, AT+CPMS="SM","SM","SM", AT+CNMI=2,1,0,0,0), then:
 --   * messages stored while nobody listened are taken first (AT+CMGL="REC UNREAD");
---   * each "+CMTI: "SM",<index>" queues that index (port:on, event-driven: port:poll);
+--   * each "+CMTI: "SM",<index>" queues that index (hwfota.trigger.sms inbox: woken on
+--     the poll loop by the indication itself);
 --   * each message is read (AT+CMGR=<index>) and deleted (AT+CMGD=<index>) before it is
 --     judged, whether it is accepted or not: a message is acted on at most once, even if
 --     the flow then resets the module or this script dies, and the SIM's storage (20
@@ -35,93 +36,7 @@
 --   build/hwfota-sim --time-scale 0.1 --sms "time=1:+8613800000000:FOTA UPGRADE" &
 --   lua5.4 examples/sms-trigger.lua /tmp/hwfota-sim/ttyUSB2 --allow +8613800000000 \
 --       --keyword "FOTA UPGRADE" --once
-local M = {}
-
---- Leading and trailing white space removed.
-function M.trim(s)
-  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
-end
-
--- A storage index from the module: decimal digits only, 0..65535.
-local function index_of(digits)
-  if type(digits) ~= "string" or not digits:match("^%d+$") or #digits > 5 then return nil end
-  local i = math.tointeger(tonumber(digits, 10))
-  if not i or i > 65535 then return nil end
-  return i
-end
-
---- Parse a new-message indication '+CMTI: "SM",<index>'.
--- @return index (integer) or nil, reason
-function M.parse_cmti(line)
-  if type(line) ~= "string" then return nil, "not a string" end
-  local mem, digits = line:match('^%+CMTI:%s*"(%w+)",%s*(%d+)$')
-  if not mem then return nil, "malformed +CMTI" end
-  if mem ~= "SM" then return nil, "storage " .. mem .. " is not the SIM's" end
-  local i = index_of(digits)
-  if not i then return nil, "index out of range" end
-  return i
-end
-
---- Split a comma-separated parameter list; quoted fields may hold commas.
-function M.fields(s)
-  local out, i, n = {}, 1, #s
-  while i <= n + 1 do
-    if s:sub(i, i) == '"' then
-      local close = s:find('"', i + 1, true)
-      if not close then return nil end
-      out[#out + 1] = s:sub(i + 1, close - 1)
-      i = close + 1
-      if i <= n and s:sub(i, i) ~= "," then return nil end
-      i = i + 1
-    else
-      local comma = s:find(",", i, true) or n + 1
-      out[#out + 1] = s:sub(i, comma - 1)
-      i = comma + 1
-    end
-  end
-  return out
-end
-
---- The lines of an AT+CMGR response -> {status=, from=, time=, text=} or nil, reason.
-function M.parse_cmgr(lines)
-  local head = lines and lines[1]
-  if type(head) ~= "string" or head:sub(1, 7) ~= "+CMGR: " then return nil, "no +CMGR header" end
-  local f = M.fields(head:sub(8))
-  if not f or #f < 4 then return nil, "malformed +CMGR header" end
-  local text = {}
-  for k = 2, #lines do text[#text + 1] = lines[k] end
-  return {status = f[1], from = f[2], time = f[4], text = table.concat(text, "\n")}
-end
-
---- The indexes in an AT+CMGL response (header lines only; text lines skipped).
--- @treturn table array of integers; malformed headers are reported in the second value
-function M.parse_cmgl(lines)
-  local out, bad = {}, {}
-  for _, l in ipairs(lines or {}) do
-    local digits = l:match("^%+CMGL:%s*(%d+),")
-    if digits then
-      local i = index_of(digits)
-      if i then out[#out + 1] = i else bad[#bad + 1] = l end
-    end
-  end
-  return out, bad
-end
-
---- Is the message a trigger? cfg: {allow = {number = true, ...}, keyword = "..."}.
--- @return true, or false, reason
-function M.check(sms, cfg)
-  local from, text = M.trim(sms.from or ""), M.trim(sms.text or "")
-  if not cfg.allow[from] then return false, "sender not authorised" end
-  if text ~= cfg.keyword then return false, "wrong keyword" end
-  return true
-end
-
---- Printable form of text from the air (control characters escaped).
-function M.show(s)
-  return '"' .. tostring(s):gsub('[%c\\\128-\255]', function(c)
-    return ("\\x%02x"):format(c:byte())
-  end) .. '"'
-end
+local M = require "hwfota.trigger.sms"   -- the parsers and the rule (used below)
 
 if ... == "--as-library" then return M end
 
@@ -175,18 +90,10 @@ local function warn(fmt, ...) io.stderr:write("sms-trigger: " .. fmt:format(...)
 local port, msg, code = hwfota.open(port_path)
 if not port then warn("cannot open %s: %s (%s)", port_path, msg, code); os.exit(1) end
 
-local queue, queued = {}, {}
-local function enqueue(idx)
-  if queued[idx] then return end
-  queued[idx] = true
-  queue[#queue + 1] = idx
-end
-
-port:on("+CMTI:", function(line)
-  local idx, why = M.parse_cmti(line)
-  if idx then enqueue(idx)
-  else warn("ignored indication %s: %s", M.show(line), why) end
+local inbox = M.inbox(port, function(line, why)
+  warn("ignored indication %s: %s", M.show(line), why)
 end)
+local function enqueue(idx) inbox:push(idx) end
 
 -- Text mode, SIM storage, indications on; then what arrived while nobody listened.
 local function setup()
@@ -270,9 +177,7 @@ say("waiting on %s for %s from %d authorised number(s)", port_path, M.show(cfg.k
 local deadline = timeout and hwfota.now() + timeout
 local last
 while true do
-  while #queue > 0 do
-    local idx = table.remove(queue, 1)
-    queued[idx] = nil
+  for idx in function() return inbox:pop() end do
     local rc = handle(idx)
     if rc then
       last = rc
@@ -282,13 +187,13 @@ while true do
       if not sok then warn("setup after the flow failed: %s", sm) end
     end
   end
-  local wait = 3600
+  local wait
   if deadline then
     wait = deadline - hwfota.now()
     if wait <= 0 then break end
   end
-  local n, pm = port:poll(wait)
-  if not n then
+  local n, pm = inbox:wait(wait)
+  if n == nil then
     warn("port lost (%s); reopening", tostring(pm))
     if not reconnect(deadline) then break end
   end

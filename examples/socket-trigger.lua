@@ -23,13 +23,17 @@
 -- can enter to close the short window before that); TCP is bound to 127.0.0.1 and
 -- --token adds a shared secret.
 --
--- The flow and the listener share hwfota's loop (`hwfota.spawn` / `hwfota.loop`): the
--- listener task checks the socket every 0.1 s, so `status` answers while the module
--- downloads. --once exits after the first flow (for inetd-like use and the specs).
+-- The flow and the listener share hwfota's loop: the listener (hwfota.trigger.socket)
+-- is a watcher on the socket, woken by a connection, never by a timer, so `status`
+-- answers at once while the module downloads; the flow runs as a task, one at a time
+-- (hwfota.trigger.once). --once exits after the first flow (for inetd-like use and the
+-- specs).
 -- Exit codes: 0 (last flow upgraded, or none ran), 1 failed, 2 usage, 3 no new
 -- version, 5 deferred/rejected.
 local hwfota = require "hwfota"
 local policy = require "hwfota.policy"
+local once = require "hwfota.trigger.once"
+local trigger = require "hwfota.trigger.socket"
 local ok_socket, socket = pcall(require, "socket")
 if not ok_socket then
   io.stderr:write("socket-trigger.lua needs LuaSocket (Debian: lua-socket)\n")
@@ -87,12 +91,10 @@ else
   if not server then usage(("cannot listen on 127.0.0.1:%d: %s"):format(o.tcp, tostring(err))) end
 end
 assert(server:listen(4))
-server:settimeout(0)
 log("listening on %s", o.unix or ("127.0.0.1:" .. o.tcp))
 
 -- == The flow =========================================================================
-local state = {running = false, last = "none", code = nil, progress = nil, runs = 0}
-local quit = false
+local state = {last = "none", code = nil, progress = nil}
 
 local flow_policy = policy.all{
   policy.gate{},     -- never the same version or a downgrade
@@ -109,7 +111,7 @@ flow_policy.on_event = function(e)
 end
 
 local function flow()
-  state.running, state.progress, state.runs = true, nil, state.runs + 1
+  state.progress, state.code = nil, nil
   -- an offer left in 12 by someone else: drop it so that the gate sees the version
   local s = hwfota.session(o.port)
   local st = s and s:state()
@@ -119,7 +121,6 @@ local function flow()
     journal = o.journal, models = o.models,
     mode = {auto_query = false, auto_download = false, auto_upgrade = false, resume = true},
   })
-  state.running = false
   state.report = r
   state.last = r.status
   if r.status == "upgraded" then
@@ -129,48 +130,32 @@ local function flow()
   else
     log("%s %s", r.status, tostring(r.reason or ""))
   end
-  if o.once then quit = true end
 end
 
--- == The listener task ================================================================
-local function answer(line)
-  local cmd, rest = (line or ""):match("^%s*(%a+)%s*(.-)%s*$")
-  cmd = cmd and cmd:lower()
-  if cmd == "upgrade" then
-    if o.token and rest ~= o.token then return "error not authorised" end
-    if state.running then return "busy" end
-    if quit then return "error shutting down" end
-    log("trigger received")
-    hwfota.spawn(flow)
-    state.running = true      -- the task starts on the loop's next turn
-    return "started"
-  elseif cmd == "status" then
-    if state.running then
-      return ("running state=%s progress=%s%%"):format(tostring(state.code or "-"),
-                                                       tostring(state.progress or 0))
-    end
-    local r = state.report or {}
-    return ("idle last=%s from=%s to=%s code=%s"):format(state.last, tostring(r.from or "-"),
-      tostring(r.to or "-"), tostring(r.code or "-"))
-  elseif cmd == "quit" then
-    quit = true
-    return "bye"
-  end
-  return "error unknown command (upgrade, status, quit)"
-end
-
-hwfota.spawn(function()
-  while not (quit and not state.running) do
-    local client = server:accept()
-    if client then
-      client:settimeout(2)              -- a slow client holds the loop at most 2 s
-      local line = client:receive("*l")
-      client:send(answer(line) .. "\n")
-      client:close()
-    end
-    hwfota.sleep(0.1)
-  end
+-- == The listener =====================================================================
+local listener, quit
+local runner = once.new(function()
+  if o.once or quit then listener:close() end   -- the loop ends once nothing is left
 end)
+
+local function status()
+  if runner:busy() then
+    return ("running state=%s progress=%s%%"):format(tostring(state.code or "-"),
+                                                     tostring(state.progress or 0))
+  end
+  local r = state.report or {}
+  return ("idle last=%s from=%s to=%s code=%s"):format(state.last, tostring(r.from or "-"),
+    tostring(r.to or "-"), tostring(r.code or "-"))
+end
+
+listener = trigger.listen(server, trigger.protocol{
+  runner = runner, flow = flow, token = o.token, status = status,
+  on_trigger = function() log("trigger received") end,
+  quit = function()
+    quit = true
+    if not runner:busy() then listener:close() end
+  end,
+})
 
 local failed = hwfota.loop()
 server:close()

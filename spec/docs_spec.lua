@@ -1,4 +1,4 @@
--- API documentation: every public function of lua/hwfota/*.lua has an LDoc comment
+-- API documentation: every public function of lua/hwfota/*.lua and lua/hwfota/trigger/*.lua has an LDoc comment
 -- (see spec/support/doccheck.lua for what counts), and the reference builds with LDoc
 -- without a warning (what `make docs` runs).
 local doccheck = require "support.doccheck"
@@ -15,7 +15,8 @@ local function read(path)
 end
 
 local function lua_files()
-    local p = assert(io.popen("ls " .. sh_quote(top .. "/lua/hwfota") .. "/*.lua 2>/dev/null"))
+    local p = assert(io.popen("ls " .. sh_quote(top .. "/lua/hwfota") .. "/*.lua " ..
+                              sh_quote(top .. "/lua/hwfota/trigger") .. "/*.lua 2>/dev/null"))
     local t = {}
     for l in p:lines() do t[#t + 1] = l end
     p:close()
@@ -31,7 +32,7 @@ describe("API docs", function()
     end)
 
     for _, path in ipairs(files) do
-        local short = path:match("(lua/hwfota/[^/]+)$") or path
+        local short = path:match("(lua/hwfota/.+)$") or path
         local results, moddoc = doccheck.check(read(path))
         describe(short, function()
             it("starts with a `---` module doc comment", function()
@@ -64,7 +65,7 @@ describe("API docs", function()
         assert.is_falsy(text:find("not found, falling back to text", 1, true),
                         "ldoc found no markdown formatter (Debian: lua-markdown)")
         for _, path in ipairs(files) do
-            local name = path:match("([^/]+)%.lua$")
+            local name = path:match("lua/hwfota/(.+)%.lua$"):gsub("/", ".")
             local mod = name == "init" and "hwfota" or "hwfota." .. name
             assert.is_truthy(html:find(mod, 1, true), "module " .. mod .. " missing from index.html")
         end
@@ -151,7 +152,7 @@ describe("README options table", function()
 
     it("lists every option hwfota.run and hwfota.session accept, and no other", function()
         local names = table_options(read(top .. "/README.md")) or {}
-        local session = require "hwfota.session"
+        local session = require "hwfota.options"
         local accepted, missing, extra = {}, {}, {}
         for _, k in ipairs(session.option_names()) do
             accepted[k] = true
@@ -167,7 +168,7 @@ describe("README options table", function()
 
     it("option_names() is what hwfota.session really accepts (each name passes, a typo raises)", function()
         local hwfota = require "hwfota"
-        local session = require "hwfota.session"
+        local session = require "hwfota.options"
         local accepted = {}
         for _, k in ipairs(session.option_names()) do accepted[k] = true end
         -- hwfota.session knows each name: a wrong value may be refused, but never as an

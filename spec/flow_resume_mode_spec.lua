@@ -156,6 +156,8 @@ describe("session: s:resume() between steps after a power loss", function()
     assert.is_truthy(back, "the port came back")
     assert.is_not_nil(s:wait_for({ev = "state", state = 31}, 5))
     assert(ses:resume())
+    -- the simulator logs the resume after its OK went out: wait for the line, not race it
+    assert.is_not_nil(s:wait_for({ev = "resume"}, 5), "the simulator logged the resume")
     assert.equal(2, mode_before_each_download(s))
     assert.equal(1, #s:select{ev = "resume", what = "continued"})
     assert.equal(0, #s:select{ev = "resume", what = "from-zero"})

@@ -37,7 +37,7 @@ describe("flow: the seed's sequence", function()
       s = sim.start{"--time-scale", SCALE, "--boot-time", "0.1", "--closed-port", closed,
                     "--version-from", SEED_FROM, "--version-to", SEED_TO}
       local report = hwfota.run(s.path, {}, sim.opts{
-        -- setup = {}: no ATE0 / AT+CMEE=2 after open and after the reset (session.lua's
+        -- setup = {}: no ATE0 / AT+CMEE=2 after open and after the reset (driver.lua's
         -- `setup` is the list of commands sent after every (re)open); echo stays on and
         -- the AT engine drops it
         setup = {}, skip_model_check = true, check_prereq = false, read_imei = false,

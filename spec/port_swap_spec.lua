@@ -277,7 +277,7 @@ describe("setup commands are checked before the port is touched", function()
   end)
 
   it("harmless forms are accepted", function()
-    local check = require("hwfota.session").check_setup_command
+    local check = require("hwfota.options").check_setup_command
     for _, c in ipairs(GOOD) do
       assert.is_true(check(c), c)
     end

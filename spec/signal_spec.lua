@@ -80,3 +80,43 @@ describe("hwfota command ended by a signal during a download", function()
     end)
   end
 end)
+
+-- Ctrl-C during a flow is a loop event (hwfota.on_signal), not an error thrown
+-- into whatever code runs: the command says it stops at the next decision
+-- point, lets the download finish in the module, declines the image (defer:
+-- discarded) and exits 130; a second Ctrl-C ends it at once.
+describe("hwfota command interrupted (SIGINT) during a download", function()
+  local s
+  after_each(function() if s then s:stop() end s = nil end)
+
+  it("stops at the next decision point and exits 130", function()
+    s = sim.start{"--time-scale", "0.03", "--rate", "1000"}   -- about 2.4 s of download
+    local p, pid = start_download(s)
+    assert.is_not_nil(s:wait_for({dir = "rx", line = "AT^FOTADL=1"}, 20), "the download started")
+    os.execute(("kill -INT %d"):format(pid))
+    local out = p:read("a")
+    local _, how, code = p:close()
+    assert.equal("exit", how, out)
+    assert.equal(130, code, out)
+    assert.matches("interrupted: stopping at the next decision point", out, 1, true)
+    assert.equal(1, select(2, out:gsub("interrupted: stopping", "")), out)
+    -- the download ran to its end in the module, then the image was declined
+    assert.is_not_nil(s:wait_for({ev = "state", state = 40}, 0), out)
+    assert.is_not_nil(s:wait_for({dir = "rx", line = "AT^FOTADL=0"}, 5), out)
+  end)
+
+  it("a second Ctrl-C leaves at once", function()
+    s = sim.start{"--time-scale", "0.03", "--rate", "100"}
+    local p, pid = start_download(s)
+    assert.is_not_nil(s:wait_for({dir = "rx", line = "AT^FOTADLQ"}, 20), "the download started")
+    os.execute(("kill -INT %d"):format(pid))
+    local t0 = hwfota.now()
+    hwfota.poll({}, 0.3)
+    os.execute(("kill -INT %d"):format(pid))
+    local out = p:read("a")
+    p:close()
+    assert.is_true(hwfota.now() - t0 < 5, "left " .. (hwfota.now() - t0) .. " s later")
+    assert.matches("interrupted: stopping at the next decision point", out, 1, true)
+    assert.is_nil(s:wait_for({ev = "state", state = 40}, 0), "left before the end: " .. out)
+  end)
+end)

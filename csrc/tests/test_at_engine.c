@@ -76,6 +76,8 @@ static void setup(void)
 {
     static const hf_at_callbacks cb = {on_result, on_urc, on_event};
     hf_at_init(&at, &cb, NULL);
+    /* as the FOTA layer does (the engine itself knows no FOTA code) */
+    REQUIRE(hf_at_urc_prefix_add(&at, "^FOTASTATE:") == 0, "register ^FOTASTATE:");
     reslog[0] = urclog[0] = evlog[0] = '\0';
     wire_len = 0;
     memset(per_id, 0, sizeof per_id);
@@ -293,9 +295,10 @@ static void test_prefix_modes(void)
     setup();
     CHECK_INT(hf_at_urc_prefix_add(&at, "+CUSD:"), 0);
     CHECK_INT(hf_at_urc_prefix_add(&at, "+CUSD:"), 0);
-    CHECK_INT(at.n_urc_prefixes, 1);
+    CHECK_INT(at.n_urc_prefixes, 2);
     CHECK_INT(hf_at_urc_prefix_add(&at, ""), -1);
-    CHECK_INT(hf_at_urc_prefix_add(&at, "+A_VERY_LONG_PREFIX_INDEED:"), -1);
+    CHECK_INT(hf_at_urc_prefix_add(&at, "+A_VERY_LONG_PREFIX_INDEED_LONGER_THAN_SIXTY_FOUR_BYTES_"
+                                        "WITH_ITS_NUL:"), -1);
     sub("ATI", HF_AT_EXPECT_ALL, NULL, 5);
     write_out(0, 64);
     in("\r\n+CUSD: 1\r\n\r\nHuawei\r\n\r\nOK\r\n", 0.1);
@@ -306,7 +309,7 @@ static void test_prefix_modes(void)
     in("\r\n+CUSD: 1\r\n\r\nOK\r\n", 0.3);
     CHECK_STR(urclog, "+CUSD: 1|");
     CHECK_STR(reslog, "ATI -> DONE OK [Huawei]\nATI -> DONE OK [+CUSD: 1]\n");
-    for (int i = 0; i < HF_AT_URC_PREFIXES; i++) {
+    for (int i = 0; i < HF_AT_URC_PREFIXES - 1; i++) {   /* ^FOTASTATE: holds one */
         char p[16];
         snprintf(p, sizeof p, "+X%d:", i);
         CHECK(hf_at_urc_prefix_add(&at, p) == 0, "add %s", p);
@@ -1082,7 +1085,51 @@ static void test_remove_prefix_in_urc(void)
     in("\r\n+CUSD: 0\r\n\r\n+CUSD: 1\r\n\r\n+Y: 2\r\n\r\nOK\r\n", 0.1);
     CHECK_STR(urclog, "+CUSD: 0|+Y: 2|");
     CHECK_STR(reslog, "ATI -> DONE OK [+CUSD: 1]\n");
+    CHECK_INT(at.n_urc_prefixes, 3);
+    check_once();
+}
+
+/* Registrations are counted, and the engine knows no FOTA code of its own: an
+ * unregistered ^FOTASTATE: inside a command that takes all lines is response,
+ * a registered one unsolicited until its last registration is removed. */
+static void test_urc_registration(void)
+{
+    setup();
+    CHECK_INT(hf_at_urc_prefix_remove(&at, "^FOTASTATE:"), 0);
+    CHECK_INT(hf_at_urc_prefix_remove(&at, "^FOTASTATE:"), -1);
+    sub("AT+GMR", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0, 64);
+    in("\r\n^FOTASTATE: 10\r\n\r\n12.815.01.03.00\r\n\r\nOK\r\n", 0.1);
+    CHECK_STR(urclog, "");
+    CHECK_STR(reslog, "AT+GMR -> DONE OK [^FOTASTATE: 10;12.815.01.03.00]\n");
+
+    /* two subscribers: the first one leaving does not unroute the other's */
+    setup();
+    const char *longp = "+A_PREFIX_LONGER_THAN_A_COMMAND_PREFIX_SLOT:";
+    CHECK_INT(hf_at_urc_prefix_add(&at, longp), 0);
+    CHECK_INT(hf_at_urc_prefix_add(&at, longp), 0);
+    CHECK_INT(hf_at_urc_prefix_remove(&at, longp), 0);
+    sub("ATI", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0, 64);
+    in("\r\n+A_PREFIX_LONGER_THAN_A_COMMAND_PREFIX_SLOT: 1\r\n\r\nHuawei\r\n\r\nOK\r\n", 0.1);
+    CHECK_INT(hf_at_urc_prefix_remove(&at, longp), 0);
+    CHECK_INT(hf_at_urc_prefix_remove(&at, longp), -1);
+    sub("ATI", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0.2, 64);
+    in("\r\n+A_PREFIX_LONGER_THAN_A_COMMAND_PREFIX_SLOT: 2\r\n\r\nOK\r\n", 0.3);
+    CHECK_STR(urclog, "+A_PREFIX_LONGER_THAN_A_COMMAND_PREFIX_SLOT: 1|");
+    CHECK_STR(reslog, "ATI -> DONE OK [Huawei]\n"
+                      "ATI -> DONE OK [+A_PREFIX_LONGER_THAN_A_COMMAND_PREFIX_SLOT: 2]\n");
+    /* counts survive a removal that moves the last entry into the hole */
+    setup();
+    hf_at_urc_prefix_add(&at, "+X:");
+    hf_at_urc_prefix_add(&at, "+Y:");
+    hf_at_urc_prefix_add(&at, "+Y:");
+    CHECK_INT(hf_at_urc_prefix_remove(&at, "^FOTASTATE:"), 0);   /* +Y: moves to slot 0 */
+    CHECK_INT(hf_at_urc_prefix_remove(&at, "+Y:"), 0);
     CHECK_INT(at.n_urc_prefixes, 2);
+    CHECK_INT(hf_at_urc_prefix_remove(&at, "+Y:"), 0);
+    CHECK_INT(at.n_urc_prefixes, 1);
     check_once();
 }
 
@@ -1371,6 +1418,7 @@ int main(void)
     test_port_lost_from_callback();
     test_cancel();
     test_remove_prefix_in_urc();
+    test_urc_registration();
     test_nested_input_ignored();
     test_timeouts_not_in_a_row();
     test_reentrant_submit();

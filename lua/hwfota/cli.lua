@@ -443,7 +443,7 @@ end
 -- One command of the C command table (hwfota.core.fota_command: the text and answer
 -- the state machine uses), traced as `Cli:command` traces.
 function Cli:fota(port, name, params, timeout)
-  local text, opts, code = require("hwfota.session").fota_request(name, params, timeout)
+  local text, opts, code = require("hwfota.driver").fota_request(name, params, timeout)
   if not text then return nil, opts, code end
   return self:command(port, text, opts)
 end
@@ -683,7 +683,7 @@ function Cli:fail_json(code, msg)
 end
 
 -- A journal left by an unfinished run: the module may be in its reset (see
--- session.lua journal_pending); the flow commands then wait for its port.
+-- run.lua journal_pending); the flow commands then wait for its port.
 local function journal_pending(path)
   if not path then return false end
   local f = io.open(path, "rb")
@@ -866,8 +866,8 @@ function CMD.status(self)
   self:out("Firmware:  " .. (info.revision or "?"))
   self:out("IMEI:      " .. (info.imei or "?"))
   self:out(("FOTA state: %d (%s)"):format(st.code, st.name))
-  local session_mod = require "hwfota.session"
-  self:out("FOTA server: " .. (cfg and session_mod.fotacfg_text(cfg)
+  local run_mod = require "hwfota.run"
+  self:out("FOTA server: " .. (cfg and run_mod.fotacfg_text(cfg)
                                or ("unreadable: " .. tostring(cfg_msg))))
   if prog then
     self:out(("Download:  %d%%  %d/%d bytes"):format(prog.percent, prog.done, prog.total))
@@ -887,14 +887,7 @@ function Cli:flow_opts()
     if v ~= nil and v ~= "" then return v end
     return nil
   end
-  -- Ctrl-C that lands inside a callback is caught there and only reported (as an
-  -- "error" trace): remember it, and stop at the next decision (see watch).
   local function trace(dir, text)
-    if dir == "error" and tostring(text):find("interrupted!", 1, true) and not self.interrupted then
-      self.interrupted = true
-      self:err("interrupted: stopping at the next decision point (a download under way " ..
-               "goes on in the module); Ctrl-C again to leave at once")
-    end
     if self.trace then self.trace(dir, text) end
   end
   local f = {trace = trace,
@@ -1009,10 +1002,28 @@ function Cli:watch(policy)
   return user
 end
 
+-- Ctrl-C during a flow is a loop event (hwfota.on_signal), not an error thrown
+-- into whatever code runs: remember it and stop at the next decision (see
+-- watch); a second Ctrl-C ends the process at once. Returns the handler (nil
+-- when the signal cannot be routed: then the interpreter's "interrupted!" acts).
+function Cli:on_interrupt()
+  if not self.hwfota.on_signal then return nil end
+  return self.hwfota.on_signal("INT", function()
+    if self.interrupted then return end
+    self.interrupted = true
+    self:close_bar()
+    self:err("interrupted: stopping at the next decision point (a download under way " ..
+             "goes on in the module); Ctrl-C again to leave at once")
+  end, {once = true})
+end
+
 -- Run the flow on an open port; returns the report.
 function Cli:run_flow(port, policy, fopts)
   self.samples = {}
-  local report = self.hwfota.run(port, self:watch(policy), fopts)
+  local sig = self:on_interrupt()
+  local ok, report = pcall(self.hwfota.run, port, self:watch(policy), fopts)
+  if sig then sig:cancel() end
+  if not ok then error(report, 0) end
   self:close_bar()
   if self.interrupted then error("interrupted!", 0) end
   return report
@@ -1028,7 +1039,7 @@ local function report_doc(self, r, extra)
 end
 
 local function failed_exit(self, r)
-  if tostring(r.message):find("interrupted!", 1, true) then error("interrupted!", 0) end
+  if self.interrupted then error("interrupted!", 0) end
   self:err(("FOTA failed: %s (%s)"):format(tostring(r.message or "-"), tostring(r.code or "-")))
   if r.code == "EINVAL" then return EXIT.USAGE end
   if r.code == "EBUSY" or r.code == "ENOENT" or r.code == "EACCES" then return EXIT.PORT end
@@ -1081,7 +1092,7 @@ end
 function CMD.check(self)
   local port, st, fopts = self:prepare_flow()
   if not port then return st end
-  if require("hwfota.session").holds_image(st.code) then   -- an update is under way
+  if require("hwfota.run").holds_image(st.code) then   -- an update is under way
     port:close()
     if self.o.json then
       self:emit_json({status = "in_progress", state = {code = st.code, name = st.name},
@@ -1305,11 +1316,8 @@ function CMD.monitor(self)
   -- once: the subscriptions are the port's and survive its reopen (subscribing again
   -- after a reconnect printed every line twice)
   port:on("", on_line)
-  -- Ctrl-C while a handler runs is reported here (the port keeps working): stop.
   port:on_event(function(e)
-    if e.event == "callback_error" and tostring(e.detail):find("interrupted!", 1, true) then
-      interrupted = true
-    elseif self.trace then
+    if self.trace then
       self.trace("event", e.event .. ": " .. tostring(e.detail))
     end
   end)
@@ -1343,7 +1351,7 @@ function CMD.monitor(self)
           return identity.reopen(port, ident)
         end, {timeout = deadline and math.max(0, deadline - self.now()) or math.huge,
               now = self.now, sleep = self.sleep,
-              stop = function(_, _, why) return why == "ECLOSED" end})
+              stop = function(_, _, why) return interrupted or why == "ECLOSED" end})
         if not back then return end
         self:say(stamp() .. "  port back: " .. port:path(), "notice")
         query_state()
@@ -1355,11 +1363,16 @@ function CMD.monitor(self)
       end
       local wait = 0.5
       if deadline then wait = math.max(0, math.min(wait, deadline - self.now())) end
-      port:poll(wait)
+      self.hwfota.poll({port}, wait)   -- serves the Ctrl-C handler too
     end
   end
   self.samples = {}
+  -- Ctrl-C ends the monitor (exit 0, the events so far printed); again: at once
+  local sig = self.hwfota.on_signal and self.hwfota.on_signal("INT", function()
+    interrupted = true
+  end, {once = true})
   local ok, err = pcall(body)
+  if sig then sig:cancel() end
   port:close()
   self:close_bar()
   if not ok and not tostring(err):find("interrupted", 1, true) then error(err, 0) end

@@ -97,12 +97,13 @@ function M.open(path, opts)
 end
 
 --- Wait for I/O on several ports at once (one `poll()`), dispatching results
--- and unsolicited codes to their callbacks.
+-- and unsolicited codes to their callbacks; watched fds (`watch`), timers
+-- (`timer`) and signal handlers (`on_signal`) are served in the same wait.
 -- @tparam table ports array of ports
 -- @tparam[opt=0] number seconds longest wait
--- @treturn integer number of events dispatched
+-- @treturn integer number of events dispatched on the ports
 function M.poll(ports, seconds)
-  return core.poll(ports, seconds)
+  return require("hwfota.loop").poll(ports, seconds)
 end
 
 --- Seconds on a monotonic clock.
@@ -112,6 +113,7 @@ function M.now()
 end
 
 local session = require "hwfota.session"
+local run = require "hwfota.run"
 local loop = require "hwfota.loop"
 
 --- Open a FOTA session on a module: the step-by-step API.
@@ -174,7 +176,7 @@ end
 --   module_code =, attempts =, events = {...}, hook_errors = {...} (nil when no
 --   hook raised), guard_error =, journal_error =}`
 function M.run(port_or_path, policy, opts)
-  return session.run(port_or_path, policy, opts)
+  return run.run(port_or_path, policy, opts)
 end
 
 --- Check a text parameter that goes into an AT command (`apn`, `user`, `password`)
@@ -196,7 +198,8 @@ function M.spawn(fn, ...)
   return loop.spawn(fn, ...)
 end
 
---- Run the shared loop until every spawned task has finished.
+--- Run the shared loop until every spawned task has finished and no watcher
+-- (`watch`) or timer (`timer`) is left.
 -- @treturn table array of failed tasks
 function M.loop()
   return loop.run()
@@ -206,6 +209,63 @@ end
 -- @tparam number seconds
 function M.sleep(seconds)
   return loop.sleep(seconds)
+end
+
+--- Watch an fd on the poll loop the modules use (sockets, pipes, a network
+-- client): `callback(ready, watcher)` runs whenever it is ready, in
+-- `hwfota.loop()` and in the private loop of any blocking call. Level-triggered
+-- (like poll): read or accept what is there, or cancel.
+-- A callback runs on the loop, not in a task (`hwfota.spawn` one for work that
+-- waits); while it runs, its own fd is not watched by nested loops. A callback
+-- that raises cancels its watcher and the error ("hwfota.watch callback
+-- failed: ...") is raised from the loop that ran it.
+-- @param target an fd (integer), or an object with `getfd()` (LuaSocket) or
+--   `fileno()` (a `Port`), asked on every loop step; cancel the watcher before
+--   closing the object
+-- @tparam string events `"r"`, `"w"` or `"rw"`
+-- @tparam function callback `callback(ready, watcher)`: `ready` is `"r"`, `"w"`
+--   or `"rw"`, with `"h"` appended on a hang-up or error
+-- @tparam[opt] table opts `keep_alive` (default true: `hwfota.loop()` keeps
+--   running while the watcher is active)
+-- @treturn table watcher, with `watcher:cancel()` and `watcher:active()`
+-- @usage
+-- local server = assert(socket.bind("127.0.0.1", 7000))
+-- hwfota.watch(server, "r", function() local c = server:accept() ... end)
+-- hwfota.loop()
+function M.watch(target, events, callback, opts)
+  return loop.watch(target, events, callback, opts)
+end
+
+--- Call `callback(timer)` once, `seconds` from now, on the poll loop (as
+-- `watch`: in `hwfota.loop()` and in any blocking call's loop; errors the same).
+-- One-shot: to repeat, start a new timer from the callback.
+-- @tparam number seconds non-negative, finite
+-- @tparam function callback
+-- @treturn table timer, with `timer:cancel()` and `timer:active()`
+function M.timer(seconds, callback)
+  return loop.timer(seconds, callback)
+end
+
+--- Signals as loop events: `callback(name, handler)` runs on the poll loop
+-- after the process got one of `names` (`"INT"`, `"TERM"`, `"HUP"`, `"USR1"`,
+-- `"USR2"`), between two steps where stopping is safe, instead of the
+-- signal's default action or the interpreter's "interrupted!" error. Served by
+-- every loop (`hwfota.loop()`, a blocking call's, `hwfota.poll`); a blocking
+-- `port:command` outside a task sees it once it returns. Errors as for `watch`.
+-- @param names a name or an array of names
+-- @tparam function callback
+-- @tparam[opt] table opts `once`: a second signal of the kind, while the handler
+--   is active, ends the process at once (ports released), as Ctrl-C twice should
+-- @treturn table handler with `handler:cancel()` (the previous disposition comes
+--   back) and `handler:active()`; it does not keep `hwfota.loop()` running
+-- @return or `nil, message, code`
+-- @usage
+-- local stop = false
+-- local h = assert(hwfota.on_signal({"INT", "TERM"}, function() stop = true end))
+-- while not stop do hwfota.poll({port}, 1) end
+-- h:cancel()
+function M.on_signal(names, callback, opts)
+  return loop.on_signal(names, callback, opts)
 end
 
 --- Compare two firmware versions field by field.
@@ -226,7 +286,9 @@ end
 
 --- Send an AT command and wait for its final result.
 -- Unsolicited codes that arrive meanwhile (even inside the response) are
--- dispatched to their handlers, never mixed into the result.
+-- dispatched to their handlers, never mixed into the result. Inside a task
+-- (`spawn`) the wait yields to the shared loop: other tasks, watchers and
+-- timers go on meanwhile.
 -- @function Port:command
 -- @tparam string cmd e.g. `"AT+GMR"`; CR, LF and NUL are refused (`EINVAL`)
 -- @tparam[opt] table opts `prefix` (string or array: only lines with these

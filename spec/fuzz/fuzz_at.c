@@ -197,6 +197,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     z->now = 1000.0;
     hf_at_callbacks cb = {on_result, on_urc, on_event};
     hf_at_init(&z->at, &cb, z);
+    (void)hf_at_urc_prefix_add(&z->at, "^FOTASTATE:");   /* as the FOTA layer does */
 
     unsigned steps = 0;
     while (z->i < z->n && steps++ < 4000) {

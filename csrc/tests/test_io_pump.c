@@ -1,0 +1,312 @@
+/*
+ * test_io_pump.c — the I/O pump (io_pump.h) against ptys and pipes: data
+ * arriving, hang-up, deadlines kept (and a past one not waited for), many fds
+ * in one wait, a full set, an fd that is not open; then the port pump between a
+ * transport on a pty and an AT engine: a command out, its answer in, a hang-up
+ * reported as EPORTLOST, and a talking peer drained a bounded amount per call.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pty.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "io_pump.h"
+
+typedef struct {
+    int master, slave;
+    char name[64];
+} pty_pair;
+
+static void open_pty(pty_pair *p, int keep_slave)
+{
+    REQUIRE(openpty(&p->master, &p->slave, p->name, NULL, NULL) == 0, "openpty: %s",
+            strerror(errno));
+    struct termios t;
+    REQUIRE(tcgetattr(p->slave, &t) == 0, "tcgetattr");
+    cfmakeraw(&t);
+    REQUIRE(tcsetattr(p->slave, TCSANOW, &t) == 0, "tcsetattr");
+    fcntl(p->master, F_SETFL, fcntl(p->master, F_GETFL) | O_NONBLOCK);
+    if (!keep_slave) {
+        close(p->slave);   /* the transport opens the slave by name */
+        p->slave = -1;
+    }
+}
+
+static void put(int fd, const char *s)
+{
+    REQUIRE(write(fd, s, strlen(s)) == (ssize_t)strlen(s), "write: %s", strerror(errno));
+}
+
+static void test_clock(void)
+{
+    double a = hf_pump_now();
+    double b = hf_pump_now();
+    CHECK(a > 0 && b >= a, "monotonic clock: %f then %f", a, b);
+    CHECK_INT(hf_pump_timeout_ms(0.0015), 2);
+    CHECK_INT(hf_pump_timeout_ms(-1), 0);
+    CHECK_INT(hf_pump_timeout_ms(0.0 / 0.0), 0);
+    CHECK(hf_pump_timeout_ms(HF_PUMP_MAX_WAIT) > 0, "30 days must not wrap to a negative wait");
+}
+
+static void test_data_arriving(void)
+{
+    pty_pair p;
+    open_pty(&p, 1);
+    hf_pump pp;
+    hf_error err;
+    hf_pump_reset(&pp);
+    int slot = hf_pump_add(&pp, p.slave, HF_PUMP_READ);
+    REQUIRE(slot == 0, "first slot");
+    put(p.master, "hello");
+    double t0 = hf_pump_now();
+    int r = hf_pump_wait(&pp, t0 + 5, &err);
+    CHECK_INT(r, 1);
+    CHECK(hf_pump_ready(&pp, slot) & HF_PUMP_READ, "data on the pty: READ");
+    CHECK(hf_pump_now() - t0 < 1, "ready data does not wait for the deadline");
+    CHECK_INT(hf_pump_ready(&pp, 5), 0);   /* no such slot */
+    close(p.master);
+    close(p.slave);
+}
+
+static void test_deadline(void)
+{
+    pty_pair p;
+    open_pty(&p, 1);
+    hf_pump pp;
+    hf_error err;
+    hf_pump_reset(&pp);
+    int slot = hf_pump_add(&pp, p.slave, HF_PUMP_READ);
+    double t0 = hf_pump_now();
+    int r = hf_pump_wait(&pp, t0 + 0.2, &err);
+    double took = hf_pump_now() - t0;
+    CHECK_INT(r, 0);
+    CHECK_INT(hf_pump_ready(&pp, slot), 0);
+    CHECK(took >= 0.199 && took < 1.0, "a 0.2 s deadline took %f s", took);
+    t0 = hf_pump_now();
+    r = hf_pump_wait(&pp, t0 - 10, &err);
+    CHECK(r == 0 && hf_pump_now() - t0 < 0.05, "a past deadline does not wait (%f s)",
+          hf_pump_now() - t0);
+    /* data arriving from another writer during the wait ends it early */
+    pid_t pid = fork();
+    REQUIRE(pid >= 0, "fork");
+    if (pid == 0) {
+        usleep(150000);
+        put(p.master, "late");
+        _exit(0);
+    }
+    t0 = hf_pump_now();
+    r = hf_pump_wait(&pp, t0 + 3, &err);
+    took = hf_pump_now() - t0;
+    CHECK(r == 1 && took >= 0.1 && took < 2.9, "woke by late data after %f s (r=%d)", took, r);
+    waitpid(pid, NULL, 0);
+    close(p.master);
+    close(p.slave);
+}
+
+static void test_hangup(void)
+{
+    pty_pair p;
+    open_pty(&p, 1);
+    hf_pump pp;
+    hf_error err;
+    hf_pump_reset(&pp);
+    int slot = hf_pump_add(&pp, p.slave, HF_PUMP_READ);
+    close(p.master);
+    double t0 = hf_pump_now();
+    int r = hf_pump_wait(&pp, t0 + 5, &err);
+    CHECK_INT(r, 1);
+    CHECK(hf_pump_ready(&pp, slot) & HF_PUMP_HUP, "closed master: HUP (got %u)",
+          hf_pump_ready(&pp, slot));
+    CHECK(hf_pump_now() - t0 < 1, "a hang-up is reported at once");
+    close(p.slave);
+}
+
+static void test_many_fds(void)
+{
+    enum { NPIPES = 100 };
+    int fds[NPIPES][2];
+    hf_pump pp;
+    hf_error err;
+    hf_pump_reset(&pp);
+    for (int i = 0; i < NPIPES; i++) {
+        REQUIRE(pipe(fds[i]) == 0, "pipe %d: %s", i, strerror(errno));
+        REQUIRE(hf_pump_add(&pp, fds[i][0], HF_PUMP_READ) == i, "slot %d", i);
+    }
+    CHECK_INT(hf_pump_count(&pp), NPIPES);
+    put(fds[73][1], "x");
+    put(fds[7][1], "y");
+    int r = hf_pump_wait(&pp, hf_pump_now() + 2, &err);
+    CHECK_INT(r, 2);
+    int others = 0;
+    for (int i = 0; i < NPIPES; i++)
+        if (i != 73 && i != 7 && hf_pump_ready(&pp, i))
+            others++;
+    CHECK(hf_pump_ready(&pp, 73) == HF_PUMP_READ && hf_pump_ready(&pp, 7) == HF_PUMP_READ,
+          "the two written pipes are readable");
+    CHECK_INT(others, 0);
+    /* a write end wanting WRITE is ready at once; its reader gone: ERR */
+    hf_pump_reset(&pp);
+    int w = hf_pump_add(&pp, fds[1][1], HF_PUMP_WRITE);
+    CHECK_INT(hf_pump_wait(&pp, hf_pump_now() + 2, &err), 1);
+    CHECK_INT(hf_pump_ready(&pp, w), HF_PUMP_WRITE);
+    close(fds[1][0]);
+    CHECK_INT(hf_pump_wait(&pp, hf_pump_now() + 2, &err), 1);
+    CHECK(hf_pump_ready(&pp, w) & HF_PUMP_ERR, "pipe without reader: ERR (got %u)",
+          hf_pump_ready(&pp, w));
+    /* the set is bounded: the slot after the last is refused, not overrun */
+    hf_pump_reset(&pp);
+    int last = -1;
+    for (int i = 0; i < HF_PUMP_MAX_FDS; i++)
+        last = hf_pump_add(&pp, fds[i % NPIPES][0], HF_PUMP_READ);
+    CHECK_INT(last, HF_PUMP_MAX_FDS - 1);
+    CHECK_INT(hf_pump_add(&pp, fds[0][0], HF_PUMP_READ), -1);
+    CHECK_INT(hf_pump_add(&pp, -1, HF_PUMP_READ), -1);
+    /* an fd that is not open is reported, not waited on */
+    hf_pump_reset(&pp);
+    int dead = fds[2][0];
+    close(dead);
+    int s = hf_pump_add(&pp, dead, HF_PUMP_READ);
+    CHECK_INT(hf_pump_wait(&pp, hf_pump_now() + 2, &err), 1);
+    CHECK(hf_pump_ready(&pp, s) & HF_PUMP_INVALID, "closed fd: INVALID (got %u)",
+          hf_pump_ready(&pp, s));
+    for (int i = 0; i < NPIPES; i++) {
+        if (i != 1 && i != 2)
+            close(fds[i][0]);
+        close(fds[i][1]);
+    }
+}
+
+/* ---- the port pump: transport on a pty + AT engine ---------------------- */
+
+typedef struct {
+    int results;
+    hf_at_status status;
+    hf_final_kind kind;
+    char line[64];
+    unsigned long urcs;
+} sink;
+
+static void on_result(void *ud, const hf_at_result *r)
+{
+    sink *s = ud;
+    s->results++;
+    s->status = r->status;
+    s->kind = r->final.kind;
+    if (r->nlines > 0)
+        hf_strlcpy(s->line, sizeof s->line, r->lines[0]);
+}
+
+static void on_urc(void *ud, const char *line, size_t len)
+{
+    (void)line;
+    (void)len;
+    ((sink *)ud)->urcs++;
+}
+
+static const hf_at_callbacks sink_cb = {on_result, on_urc, NULL};
+
+/* One round as an owner's loop does it: wait, handle readiness, tick. */
+static int round_once(hf_transport *tr, hf_at *at, double seconds, hf_error *err)
+{
+    hf_pump pp;
+    hf_pump_reset(&pp);
+    int slot = hf_pump_add(&pp, hf_transport_fd(tr), hf_pump_port_events(at));
+    int r = hf_pump_wait(&pp, hf_pump_now() + seconds, err);
+    int rc = hf_pump_port_ready(tr, at, r > 0 ? hf_pump_ready(&pp, slot) : 0, err);
+    hf_at_tick(at, hf_pump_now());
+    return rc;
+}
+
+static void test_port_pump(void)
+{
+    pty_pair p;
+    open_pty(&p, 0);
+    hf_error err;
+    hf_error_clear(&err);
+    hf_transport_opts o = {0, HF_FLOW_NONE};
+    hf_transport *tr = hf_transport_open(p.name, &o, &err);
+    REQUIRE(tr != NULL, "open %s: %s", p.name, err.msg);
+    static hf_at at;   /* 20 KB: not on the stack */
+    sink s;
+    memset(&s, 0, sizeof s);
+    hf_at_init(&at, &sink_cb, &s);
+    unsigned long id;
+    REQUIRE(hf_at_submit(&at, "AT+GMR", 6, HF_AT_EXPECT_ALL, NULL, 0, 5, &id, &err) == 0,
+            "submit: %s", err.msg);
+    CHECK(hf_pump_port_events(&at) & HF_PUMP_WRITE, "output pending: the port wants WRITE");
+    CHECK_INT(hf_pump_flush(tr, &at, &err), 0);
+    CHECK_INT(hf_pump_port_events(&at), HF_PUMP_READ);
+    char buf[64] = {0};
+    usleep(50000);
+    ssize_t n = read(p.master, buf, sizeof buf - 1);
+    CHECK(n == 7 && memcmp(buf, "AT+GMR\r", 7) == 0, "the command reached the peer (%zd)", n);
+    put(p.master, "\r\n12.815.03.01.00\r\n\r\n^RSSI: 20\r\n\r\nOK\r\n");
+    double end = hf_pump_now() + 3;
+    while (!s.results && hf_pump_now() < end)
+        REQUIRE(round_once(tr, &at, 0.5, &err) == 0, "round: %s", err.msg);
+    CHECK_INT(s.results, 1);
+    CHECK(s.status == HF_AT_STATUS_DONE && s.kind == HF_FINAL_OK, "answered OK");
+    CHECK_STR(s.line, "12.815.03.01.00");
+    CHECK_INT(s.urcs, 1);
+
+    /* a peer that never stops (a child writing 64 KB, blocked whenever the
+     * pty is full): one drain takes a bounded share, later rounds the rest */
+    enum { FLOOD_LINES = 6500 };
+    pid_t pid = fork();
+    REQUIRE(pid >= 0, "fork");
+    if (pid == 0) {
+        fcntl(p.master, F_SETFL, fcntl(p.master, F_GETFL) & ~O_NONBLOCK);
+        for (int i = 0; i < FLOOD_LINES; i++)
+            if (write(p.master, "\r\n^X: 12\r\n", 10) != 10)
+                _exit(1);
+        _exit(0);
+    }
+    /* wait until the writer (slow to start under valgrind) has filled the pty */
+    hf_pump wp;
+    hf_pump_reset(&wp);
+    hf_pump_add(&wp, hf_transport_fd(tr), HF_PUMP_READ);
+    REQUIRE(hf_pump_wait(&wp, hf_pump_now() + 10, &err) == 1, "the writer never wrote");
+    usleep(100000);
+    unsigned long before = s.urcs;
+    CHECK_INT(hf_pump_drain(tr, &at, &err), 0);
+    unsigned long lines = s.urcs - before;
+    CHECK(lines > 0 && lines * 10 <= HF_PUMP_READ_CHUNK * HF_PUMP_READS_PER_STEP,
+          "one drain read %lu lines of %d", lines, FLOOD_LINES);
+    end = hf_pump_now() + 10;
+    while (s.urcs - before < FLOOD_LINES && hf_pump_now() < end)
+        REQUIRE(round_once(tr, &at, 0.5, &err) == 0, "round: %s", err.msg);
+    CHECK(s.urcs - before == FLOOD_LINES, "every line arrives over later rounds (%lu of %d)",
+          s.urcs - before, FLOOD_LINES);
+    int status = -1;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the writer wrote everything");
+
+    /* the peer hangs up: the port pump says EPORTLOST */
+    close(p.master);
+    int rc = 0;
+    end = hf_pump_now() + 3;
+    while (rc == 0 && hf_pump_now() < end)
+        rc = round_once(tr, &at, 0.5, &err);
+    CHECK_INT(rc, -1);
+    CHECK(err.code && strcmp(err.code, "EPORTLOST") == 0, "hang-up: %s (%s)",
+          err.code ? err.code : "(none)", err.msg);
+    hf_transport_close(tr);
+}
+
+int main(void)
+{
+    CHECK_SUITE("io_pump");
+    test_clock();
+    test_data_arriving();
+    test_deadline();
+    test_hangup();
+    test_many_fds();
+    test_port_pump();
+    return CHECK_END();
+}
