@@ -2082,6 +2082,14 @@ size_t hf_fota_feed(hf_fota *f, const hf_fota_event *ev, hf_fota_actions *out)
 
 /* ---- journal ------------------------------------------------------------------------- */
 
+/* The snapshot fields that are the machine's own counters and flags, copied as they
+ * are in both directions (take and restore): one list, so a field added to the
+ * journal is never saved but forgotten on restore. The versions, the phase and the
+ * IMEI are converted or checked on the way and are copied by hand. */
+#define SNAPSHOT_PLAIN_FIELDS(X) \
+    X(size) X(fwup_sent) X(fwup_retry) X(image_verified) X(image_seq) \
+    X(detect_attempts) X(resume_attempts) X(started_at)
+
 void hf_fota_snapshot_take(const hf_fota *f, hf_fota_snapshot *s)
 {
     memset(s, 0, sizeof *s);
@@ -2091,15 +2099,10 @@ void hf_fota_snapshot_take(const hf_fota *f, hf_fota_snapshot *s)
         hf_strlcpy(s->from_version, sizeof s->from_version, f->from.text);
     if (f->have_target)
         hf_strlcpy(s->target_version, sizeof s->target_version, f->target.text);
-    s->size = f->size;
-    s->fwup_sent = f->fwup_sent;
-    s->fwup_retry = f->fwup_retry;
-    s->image_verified = f->image_verified;
-    s->image_seq = f->image_seq;
-    s->detect_attempts = f->detect_attempts;
-    s->resume_attempts = f->resume_attempts;
+#define TAKE_FIELD(name) s->name = f->name;
+    SNAPSHOT_PLAIN_FIELDS(TAKE_FIELD)
+#undef TAKE_FIELD
     hf_strlcpy(s->imei, sizeof s->imei, f->imei);
-    s->started_at = f->started_at;
     s->phase_at = f->phase_at;
 }
 
@@ -2133,19 +2136,14 @@ int hf_fota_restore_from(hf_fota *f, const hf_fota_snapshot *s, int carried, hf_
     f->target = v.target;
     f->have_target = have_target;
     f->announced = have_target;
-    f->size = s->size;
-    f->fwup_sent = s->fwup_sent;
+#define RESTORE_FIELD(name) f->name = s->name;
+    SNAPSHOT_PLAIN_FIELDS(RESTORE_FIELD)
+#undef RESTORE_FIELD
     f->fwup_count = (unsigned)s->fwup_sent;
-    f->fwup_retry = s->fwup_retry;
     /* the journal of a run past the download decision: the policy approved the target */
     f->dl_approved = have_target && !s->fwup_sent && s->phase >= HF_PH_DOWNLOAD &&
                      s->phase < HF_PH_DISCARD;
-    f->image_verified = s->image_verified;
-    f->image_seq = s->image_seq;
-    f->detect_attempts = s->detect_attempts;
-    f->resume_attempts = s->resume_attempts;
     hf_strlcpy(f->imei, sizeof f->imei, s->imei);
-    f->started_at = s->started_at;
     /* a snapshot carried from this process's machine on a port that stayed open is
      * the same module; a journal file's module is confirmed by the probe's AT+CGSN */
     f->identity_ok = carried == HF_RESTORE_CARRIED;
