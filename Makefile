@@ -79,11 +79,11 @@ $(B)/hwfota-sim: $(SIM_SRC) $(wildcard csrc/sim/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(HF_CFLAGS) -Icsrc/sim $(LDFLAGS) -o $@ $(SIM_SRC) -lutil -lm
 
-$(B)/tests/%: csrc/tests/%.c $(CORE_OBJ) csrc/tests/check.h
+$(B)/tests/%: csrc/tests/%.c $(CORE_OBJ) $(wildcard csrc/tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(HF_CFLAGS) $(LDFLAGS) -o $@ $< $(CORE_OBJ) $(SERIAL_LIBS) -lutil -lm
 
-$(B)/tests-san/%: csrc/tests/%.c $(CORE_SAN) csrc/tests/check.h
+$(B)/tests-san/%: csrc/tests/%.c $(CORE_SAN) $(wildcard csrc/tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(HF_CFLAGS) $(SAN_FLAGS) -o $@ $< $(CORE_SAN) $(SERIAL_LIBS) -lutil -lm
 

@@ -353,6 +353,10 @@ static void update_timer(hf_fota *f)
 static void reopen(hf_fota *f)
 {
     f->port_lost = 1;
+    /* whatever answers on the path from now on is not known to be our module until
+     * AT+CGSN confirms it after PORT_BACK: the send gate closes at the loss, not only
+     * when the port is back (the driver's reopen may pass a URC before PORT_BACK) */
+    f->identity_ok = 0;
     f->cmd = HF_CMD_NONE;   /* the engine fails it; its late result is not ours any more */
     f->next_poll = NO_TIME;
     hf_fota_action *a = push(f, HF_ACT_REOPEN);
@@ -1335,18 +1339,74 @@ static const phase_def phases[HF_PH_COUNT] = {
 
 /* ---- command results ------------------------------------------------------------------ */
 
-/* A new IMEI is the reference; a known one must match (another module: EIDENTITY). */
+static void imei_trusted(hf_fota *f)
+{
+    f->imei_odd[0] = '\0';
+    f->imei_reads = 0;
+}
+
+/* An AT+CGSN reading. The known IMEI (the reference) must match: another module is
+ * EIDENTITY. But one reading is not trusted when it differs from the reference or
+ * when it would become the reference: a line the port cut or garbled ("86753090000009",
+ * one byte dropped, for "867530900000009") reads as another module. AT+CGSN is an
+ * idempotent query (the send gate holds while we ask), so it is asked again:
+ * - the reference's own reading matches: the same module;
+ * - two readings in a row agree on another IMEI: a different module (EIDENTITY);
+ * - no two agree within cmd_retries more readings: EIDENTITY "cannot confirm", the
+ *   safe outcome (nothing that changes the module's state was sent).
+ * A new reference (a fresh run's probe: no journal IMEI, no IMEI of an earlier
+ * attempt) is taken from one reading only when that reading proves itself: 15 digits
+ * with a Luhn check digit that holds (every real IMEI has one; a reading that lost
+ * or changed a digit fails it nine times in ten). Any other reading becomes the
+ * reference only once a second reading agrees: a reference taken from a cut line
+ * would turn every later, correct reading into a false EIDENTITY. That costs one
+ * more AT+CGSN only on a module whose IMEI has no valid check digit (an IMEISV, a
+ * test fixture). Returns 0 when taken, -1 when the run failed or asked again. */
 static int take_imei(hf_fota *f, const char *imei)
 {
-    if (f->imei[0] && strcmp(f->imei, imei) != 0) {
-        fail(f, "EIDENTITY", -1, "a different module answered (IMEI %s, expected %s): "
-             "nothing more is sent to it; check which module is on the port", imei, f->imei);
+    int reference = f->imei[0] != '\0';
+    if (reference ? strcmp(f->imei, imei) == 0 : hf_imei_checked(imei)) {
+        imei_trusted(f);
+        if (reference)
+            f->identity_ok = 1;      /* the same module as before */
+        hf_strlcpy(f->imei, sizeof f->imei, imei);
+        return 0;
+    }
+    int agree = f->imei_odd[0] && strcmp(f->imei_odd, imei) == 0;
+    if (agree && !reference) {
+        imei_trusted(f);             /* two readings of the same IMEI */
+        hf_strlcpy(f->imei, sizeof f->imei, imei);
+        return 0;
+    }
+    if (agree) {
+        imei_trusted(f);
+        fail(f, "EIDENTITY", -1, "a different module answered (IMEI %s in two readings, "
+             "expected %s): nothing more is sent to it; check which module is on the port",
+             imei, f->imei);
         return -1;
     }
-    if (f->imei[0])
-        f->identity_ok = 1;          /* the same module as before */
-    hf_strlcpy(f->imei, sizeof f->imei, imei);
-    return 0;
+    if (++f->imei_reads > f->cfg.cmd_retries) {
+        char last[HF_IMEI_MAX];
+        hf_strlcpy(last, sizeof last, f->imei_odd);
+        imei_trusted(f);
+        if (reference)
+            fail(f, "EIDENTITY", -1, "cannot confirm which module came back on the port: "
+                 "%u readings of AT+CGSN differ from IMEI %s and from each other (last %s, "
+                 "before it %s); nothing more is sent to it", f->cfg.cmd_retries + 1,
+                 f->imei, imei, last);
+        else
+            fail(f, "EIDENTITY", -1, "cannot read the module's IMEI: %u readings of AT+CGSN "
+                 "differ (last %s, before it %s) and none has a valid check digit; "
+                 "nothing that changes the module's state was sent", f->cfg.cmd_retries + 1,
+                 imei, last);
+        return -1;
+    }
+    hf_strlcpy(f->imei_odd, sizeof f->imei_odd, imei);
+    if (reference)
+        notice(f, "AT+CGSN read IMEI %s, expected %s: asking again (a cut or garbled line "
+               "is not taken for another module)", imei, f->imei);
+    send_cmd(f, HF_CMD_CGSN, f->cmd_in_script);
+    return -1;
 }
 
 static void absorb_progress(hf_fota *f, const hf_fota_progress *p)
@@ -1732,6 +1792,7 @@ static void on_port_back(hf_fota *f)
     f->state_seen_since_back = 0;
     f->identity_since_back = 0;
     f->identity_ok = 0;
+    imei_trusted(f);                     /* the readings of the new confirmation count */
     f->up_at = f->now;
     f->mode_sent = f->mode_resume = 0;   /* a new boot, maybe: set the mode again */
     if (f->imei[0]) {
@@ -1985,10 +2046,14 @@ size_t hf_fota_feed(hf_fota *f, const hf_fota_event *ev, hf_fota_actions *out)
         safe.nlines = 0;
         ev = &safe;
     }
-    if (f->confirming && (ev->kind == HF_EV_URC || ev->kind == HF_EV_STATE ||
-                          ev->kind == HF_EV_PROGRESS)) {
-        /* not yet known to come from our module: nothing it says may move the run or
-         * reach the journal; the phase asks again once the IMEI matched */
+    if ((f->confirming || f->port_lost) && (ev->kind == HF_EV_URC ||
+                                            ev->kind == HF_EV_STATE ||
+                                            ev->kind == HF_EV_PROGRESS)) {
+        /* from the loss of the port until the IMEI matched after it came back, what
+         * the path says is not known to come from our module (the driver may pass a
+         * URC from the reopened port before PORT_BACK): nothing it says may move the
+         * run or reach the journal; the phase asks again once the IMEI matched
+         * (recover and verify read the state, discard starts over) */
         f->ignored++;
         return end(f);
     }
@@ -2017,6 +2082,14 @@ size_t hf_fota_feed(hf_fota *f, const hf_fota_event *ev, hf_fota_actions *out)
 
 /* ---- journal ------------------------------------------------------------------------- */
 
+/* The snapshot fields that are the machine's own counters and flags, copied as they
+ * are in both directions (take and restore): one list, so a field added to the
+ * journal is never saved but forgotten on restore. The versions, the phase and the
+ * IMEI are converted or checked on the way and are copied by hand. */
+#define SNAPSHOT_PLAIN_FIELDS(X) \
+    X(size) X(fwup_sent) X(fwup_retry) X(image_verified) X(image_seq) \
+    X(detect_attempts) X(resume_attempts) X(started_at)
+
 void hf_fota_snapshot_take(const hf_fota *f, hf_fota_snapshot *s)
 {
     memset(s, 0, sizeof *s);
@@ -2026,15 +2099,10 @@ void hf_fota_snapshot_take(const hf_fota *f, hf_fota_snapshot *s)
         hf_strlcpy(s->from_version, sizeof s->from_version, f->from.text);
     if (f->have_target)
         hf_strlcpy(s->target_version, sizeof s->target_version, f->target.text);
-    s->size = f->size;
-    s->fwup_sent = f->fwup_sent;
-    s->fwup_retry = f->fwup_retry;
-    s->image_verified = f->image_verified;
-    s->image_seq = f->image_seq;
-    s->detect_attempts = f->detect_attempts;
-    s->resume_attempts = f->resume_attempts;
+#define TAKE_FIELD(name) s->name = f->name;
+    SNAPSHOT_PLAIN_FIELDS(TAKE_FIELD)
+#undef TAKE_FIELD
     hf_strlcpy(s->imei, sizeof s->imei, f->imei);
-    s->started_at = f->started_at;
     s->phase_at = f->phase_at;
 }
 
@@ -2068,19 +2136,14 @@ int hf_fota_restore_from(hf_fota *f, const hf_fota_snapshot *s, int carried, hf_
     f->target = v.target;
     f->have_target = have_target;
     f->announced = have_target;
-    f->size = s->size;
-    f->fwup_sent = s->fwup_sent;
+#define RESTORE_FIELD(name) f->name = s->name;
+    SNAPSHOT_PLAIN_FIELDS(RESTORE_FIELD)
+#undef RESTORE_FIELD
     f->fwup_count = (unsigned)s->fwup_sent;
-    f->fwup_retry = s->fwup_retry;
     /* the journal of a run past the download decision: the policy approved the target */
     f->dl_approved = have_target && !s->fwup_sent && s->phase >= HF_PH_DOWNLOAD &&
                      s->phase < HF_PH_DISCARD;
-    f->image_verified = s->image_verified;
-    f->image_seq = s->image_seq;
-    f->detect_attempts = s->detect_attempts;
-    f->resume_attempts = s->resume_attempts;
     hf_strlcpy(f->imei, sizeof f->imei, s->imei);
-    f->started_at = s->started_at;
     /* a snapshot carried from this process's machine on a port that stayed open is
      * the same module; a journal file's module is confirmed by the probe's AT+CGSN */
     f->identity_ok = carried == HF_RESTORE_CARRIED;

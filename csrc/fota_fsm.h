@@ -269,6 +269,8 @@ typedef struct hf_fota {
     int identity_ok;                /* confirmed (or the module the caller opened) */
     int confirming;                 /* PORT_BACK: AT+CGSN in flight before the phase goes on */
     int identity_since_back;        /* the IMEI was confirmed after the last PORT_BACK */
+    char imei_odd[HF_IMEI_MAX];     /* the last AT+CGSN reading not yet trusted ("" none) */
+    unsigned imei_reads;            /* readings not trusted since the last trusted one */
     int foreign;                    /* EIDENTITY: another module; nothing journaled */
     int pause_requested, cancel_requested;
     int unseen_offers;              /* offers discarded because their version was never seen */

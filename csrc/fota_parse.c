@@ -420,6 +420,24 @@ int hf_creg_registered(int stat)
     return stat == 1 || stat == 5;
 }
 
+int hf_imei_checked(const char *s)
+{
+    unsigned sum = 0;
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (n >= 15 || s[n] < '0' || s[n] > '9')
+            return 0;
+    if (n != 15)
+        return 0;
+    for (size_t i = 0; i < n; i++) {        /* from the right: every second digit doubled */
+        unsigned d = (unsigned)(s[n - 1 - i] - '0');
+        if (i & 1)
+            d = d * 2 > 9 ? d * 2 - 9 : d * 2;
+        sum += d;
+    }
+    return sum % 10 == 0;
+}
+
 const char *hf_creg_stat_text(int stat)
 {
     switch (stat) {

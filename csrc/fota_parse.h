@@ -96,6 +96,11 @@ int hf_parse_creg(const char *line, size_t len);
 int hf_creg_registered(int stat);
 const char *hf_creg_stat_text(int stat);
 
+/* 1 when s is an IMEI whose check digit holds: 15 decimal digits, the last the Luhn
+ * digit of the first 14 (3GPP TS 23.003). A reading with a digit lost or changed on
+ * the line fails it (except one change in ten); 0 otherwise. */
+int hf_imei_checked(const char *s);
+
 /* Supported-module table (protocol reference). The table's rows are product
  * variants, not ATI strings, so lookup matches the family as ATI prints it
  * (case-insensitive, trimmed): a row's own name; "MU509" with a variant letter

@@ -278,7 +278,7 @@ static void sim_answer(harness *h, urcs *u)
         snprintf(l1, sizeof l1, "Revision: %s", m->version);
         h_ok(h, "Model: MU609", l1);
     } else if (!strcmp(c, "AT+CGSN")) {
-        h_ok(h, "351234567890123", NULL);
+        h_ok(h, "351234567890124", NULL);
     } else if (!strcmp(c, "AT+CPIN?")) {
         h_ok(h, m->sim_pin ? "+CPIN: SIM PIN" : "+CPIN: READY", NULL);
     } else if (!strcmp(c, "AT+CREG?") || !strcmp(c, "AT+CGREG?")) {

@@ -39,7 +39,7 @@ static hf_fota_snapshot snap_in(hf_fota_phase p)
     s.phase = p;
     strcpy(s.from_version, "12.815.01.03.00");
     strcpy(s.target_version, "12.815.01.04.00");
-    strcpy(s.imei, "351234567890123");   /* the harness module's: the restart confirms it */
+    strcpy(s.imei, "351234567890124");   /* the harness module's: the restart confirms it */
     return s;
 }
 
@@ -979,7 +979,7 @@ static void test_restore_port_lost_in_probe(void)
     CHECK_STR(h->failed, "");
     h_simple(h, HF_EV_PORT_BACK);
     CHECK_STR(h->pend, "AT+CGSN");            /* the journal's module? */
-    h_ok(h, "351234567890123", NULL);
+    h_ok(h, "351234567890124", NULL);
     CHECK_STR(h->pend, "AT^FOTASTATE?");
     h_ok(h, "^FOTASTATE: 90", NULL);
     CHECK_INT(h->f.phase, HF_PH_VERIFY);
@@ -1017,13 +1017,13 @@ static void test_restore_discard_never_downloads(void)
         s.phase = phases[i];
         strcpy(s.from_version, "12.815.01.03.00");
         strcpy(s.target_version, phases[i] == HF_PH_DISCARD ? "11.815.01.04.00" : "12.815.01.04.00");
-        strcpy(s.imei, "351234567890123");
+        strcpy(s.imei, "351234567890124");
         s.size = 79114;
         h_init(h, &c);
         CHECK_INT(hf_fota_restore(&h->f, &s, &e), 0);
         h_start(h);
         h_ok(h, "12.815.01.03.00", NULL);   /* AT+GMR */
-        h_ok(h, "351234567890123", NULL);   /* AT+CGSN: the journal's IMEI */
+        h_ok(h, "351234567890124", NULL);   /* AT+CGSN: the journal's IMEI */
         h_ok(h, NULL, NULL);                /* AT^FOTACFG */
         h_ok(h, NULL, NULL);                /* AT^FOTAMODE */
         CHECK_STR(h->pend, "AT^FOTASTATE?");
@@ -1053,7 +1053,7 @@ static void test_restore_approved_but_running_it(void)
     s.size = 79114;
     harness *h = seed_restored(&s);
     h_ok(h, "12.815.01.04.00", NULL);   /* AT+GMR: it runs the journal's target */
-    h_ok(h, "351234567890123", NULL);   /* AT+CGSN */
+    h_ok(h, "351234567890124", NULL);   /* AT+CGSN */
     h_ok(h, NULL, NULL);                /* AT^FOTACFG */
     h_ok(h, NULL, NULL);                /* AT^FOTAMODE */
     CHECK_STR(h->pend, "AT^FOTASTATE?");
@@ -1167,7 +1167,7 @@ static void test_journal_text(void)
     s.fwup_sent = 1;
     s.image_verified = 1;
     s.image_seq = 1;
-    strcpy(s.imei, "351234567890123");
+    strcpy(s.imei, "351234567890124");
     s.started_at = 100.5;
     s.phase_at = 200.25;
     char t[HF_JOURNAL_TEXT_MAX];
@@ -1304,7 +1304,7 @@ static void h_port_back_after(harness *h, double secs)
     /* a known IMEI is confirmed before anything else: the module answers its own */
     if (h->f.imei[0]) {
         CHECK_STR(h->pend, "AT+CGSN");
-        h_ok(h, "351234567890123", NULL);
+        h_ok(h, "351234567890124", NULL);
     }
 }
 
@@ -1742,7 +1742,7 @@ static void test_detect_forgets_old_target(void)
     hf_fota_snapshot s = snap_in(HF_PH_DONE);   /* deferred, offer 12.815.01.04.00 */
     harness *h = seed_restored(&s);
     h_ok(h, "12.815.01.03.00", NULL);          /* AT+GMR */
-    h_ok(h, "351234567890123", NULL);          /* AT+CGSN: the journal's IMEI */
+    h_ok(h, "351234567890124", NULL);          /* AT+CGSN: the journal's IMEI */
     CHECK_STR(h->pend, "AT^FOTASTATE?");
     h_ok(h, "^FOTASTATE: 10", NULL);           /* the offer is gone */
     CHECK_STR(h->pend, "AT^FOTADET");
@@ -1763,7 +1763,7 @@ static void test_recover_bare_12_not_approved(void)
     hf_fota_snapshot s = snap_fwup(HF_PH_FAILED);
     harness *h = seed_restored(&s);
     h_ok(h, "12.815.01.03.00", NULL);          /* AT+GMR */
-    h_ok(h, "351234567890123", NULL);          /* AT+CGSN: the journal's IMEI */
+    h_ok(h, "351234567890124", NULL);          /* AT+CGSN: the journal's IMEI */
     CHECK_STR(h->pend, "AT^FOTASTATE?");
     h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);
     h_simple(h, HF_EV_PORT_LOST);
@@ -1815,10 +1815,13 @@ static void swap_after_loss(harness *h, const char *where)
     CHECK_STR(h->pend, "AT+CGSN");
     h_urc(h, "^FOTASTATE: 12,12.815.01.09.00,79114,\"x\"");  /* its words move nothing */
     h_ok(h, OTHER_IMEI, NULL);
+    CHECK_STR(h->failed, "");                   /* one reading is not trusted: again */
+    CHECK_STR(h->pend, "AT+CGSN");
+    h_ok(h, OTHER_IMEI, NULL);                  /* two readings agree: another module */
     CHECK_STR(h->failed, "EIDENTITY");
-    CHECK(strstr(h->failed_msg, OTHER_IMEI) && strstr(h->failed_msg, "351234567890123"),
+    CHECK(strstr(h->failed_msg, OTHER_IMEI) && strstr(h->failed_msg, "351234567890124"),
           "%s: the message names both IMEIs: %s", where, h->failed_msg);
-    CHECK_INT((int)h->nsent, (int)sent + 1);   /* AT+CGSN only */
+    CHECK_INT((int)h->nsent, (int)sent + 2);   /* AT+CGSN only */
     CHECK_INT(h->journals, journals);           /* the journal is our module's */
     CHECK_INT(h_sent_count(h, "AT^FWUP"), where[0] == 'r' ? 1 : 0);
 }
@@ -1887,9 +1890,158 @@ static void test_port_back_other_module(void)
     h_ok(h, "Model: MU609", "Revision: 12.815.01.03.00");
     CHECK_STR(h->pend, "AT+CGSN");
     h_ok(h, OTHER_IMEI, NULL);
+    CHECK_STR(h->pend, "AT+CGSN");
+    h_ok(h, OTHER_IMEI, NULL);
     CHECK_STR(h->failed, "EIDENTITY");
-    CHECK_INT((int)h->nsent, 2);
+    CHECK_INT((int)h->nsent, 3);
     CHECK_INT(h->journals, 0);
+}
+
+/* Fault campaign seed 6173 (invariant I8): from the loss of the port until the IMEI
+ * is confirmed after it came back, nothing the path says moves the run and no
+ * state-changing command may go out. The driver reopens and sends its setup before
+ * PORT_BACK; a ^FOTASTATE: 10 that arrived then was taken by a discard that was
+ * going to detect again as "discard done", and AT^FOTADET went out before the
+ * AT+CGSN of the port back. */
+static int sent_at(const harness *h, const char *cmd, int n);
+
+static void test_port_lost_says_nothing(void)
+{
+    for (int redetect = 0; redetect < 2; redetect++) {
+        hf_fota_config c = seed_cfg();
+        c.read_imei = 1;
+        harness *h = &H;
+        h_init(h, &c);
+        strcpy(h->m.offer, "12.815.01.02.00");      /* older: refused, discarded */
+        h->stop_cmd = "AT^FOTADL=0";
+        h_start(h);
+        h_run(h, -1, 500);
+        h->stop_cmd = NULL;
+        CHECK_INT(h->f.phase, HF_PH_DISCARD);
+        /* a discard that detects again when idle (as for an offer of unknown version) */
+        h->f.redetect = redetect;
+        h_ok(h, NULL, NULL);                         /* AT^FOTADL=0: OK, but ... */
+        CHECK_STR(h->pend, "AT^FOTASTATE?");
+        h_ok(h, "^FOTASTATE: 12,12.815.01.02.00,79114,\"x\"", NULL);   /* ... still 12 */
+        CHECK_INT(h->pending, 0);
+        h_timer(h);                                  /* the discard wait polls */
+        CHECK_STR(h->pend, "AT^FOTASTATE?");
+        h_result(h, HF_FF_PORTLOST, -1, NULL, NULL, 0);
+        h_simple(h, HF_EV_PORT_LOST);
+        CHECK_INT(h->f.identity_ok, 0);              /* the gate closes at the loss */
+        size_t sent = h->nsent;
+        int journals = h->journals;
+        h->m.state = 10;
+        h_urc(h, "^FOTASTATE: 10");                  /* before PORT_BACK */
+        h_simple(h, HF_EV_TIMER);
+        CHECK_INT(h->f.phase, HF_PH_DISCARD);
+        CHECK_STR(h->done, "");
+        CHECK_STR(h->failed, "");
+        CHECK_INT((int)h->nsent, (int)sent);
+        CHECK_INT(h->journals, journals);
+        h_port_back_after(h, 2);                     /* AT+CGSN: ours */
+        CHECK_STR(h->pend, "AT^FOTADL=0");           /* the discard starts over */
+        h_run(h, -1, 500);
+        if (redetect) {
+            int back = sent_at(h, "AT+CGSN", 1);
+            CHECK(back > 0 && sent_at(h, "AT^FOTADET", 1) > back,
+                  "AT^FOTADET only after the IMEI was confirmed");
+        } else {
+            CHECK_STR(h->done, "not_newer");
+        }
+    }
+
+    /* after AT^FWUP: a 90 during the loss is not taken; the state is asked after the
+     * IMEI matched, and the upgrade is still seen */
+    harness *h = host_fwup();
+    h->stop_cmd = "AT^FWUP";
+    h_start(h);
+    h_run(h, -1, 500);
+    h->stop_cmd = NULL;
+    h_ok(h, NULL, NULL);
+    h->m.state = 50;
+    h->m.port_up = 0;
+    h_simple(h, HF_EV_PORT_LOST);
+    CHECK_INT(h->f.phase, HF_PH_REBOOT);
+    sim_reset(&h->m);
+    h_urc(h, "^FOTASTATE: 90");
+    CHECK_INT(h->f.phase, HF_PH_REBOOT);
+    CHECK(h->f.last_state != 90, "the 90 of an unconfirmed module is not recorded");
+    h_port_back_after(h, 3);
+    CHECK_INT(h->f.phase, HF_PH_VERIFY);
+    size_t asked = h->nsent;
+    h_run(h, -1, 500);
+    CHECK_STR(h->done, "upgraded");
+    int state_after = 0;
+    for (size_t i = asked; i < h->nsent; i++)
+        state_after += !strcmp(h->sent[i], "AT^FOTASTATE?");
+    CHECK(state_after >= 1, "the state is asked after the port came back");
+}
+
+/* Fault campaign seed 8579 (--drop 8, invariant I4): one AT+CGSN reading that differs
+ * is not taken for another module. A line with a byte dropped is asked again; two
+ * readings that agree on another IMEI are; readings that never agree end EIDENTITY
+ * "cannot confirm" (the safe outcome). A new reference is taken from one reading only
+ * when its check digit holds. */
+static void test_imei_reading_not_trusted_alone(void)
+{
+    /* after a loss in the download: "35123456789012" (one byte dropped), then ours */
+    harness *h = lost_in_download();
+    CHECK_INT(h->reopen, 1);
+    h->reopen = 0;
+    h->now += 3;
+    h->m.port_up = 1;
+    h_simple(h, HF_EV_PORT_BACK);
+    CHECK_STR(h->pend, "AT+CGSN");
+    h_ok(h, "35123456789012", NULL);
+    CHECK_STR(h->failed, "");
+    CHECK_STR(h->pend, "AT+CGSN");
+    h_ok(h, "351234567890124", NULL);
+    CHECK_INT(h->f.identity_ok, 1);
+    h_run(h, -1, 3000);
+    CHECK_STR(h->done, "upgraded");
+
+    /* three readings, no two alike (cmd_retries = 2): cannot confirm */
+    h = lost_in_download();
+    h->reopen = 0;
+    h->now += 3;
+    h->m.port_up = 1;
+    h_simple(h, HF_EV_PORT_BACK);
+    size_t sent = h->nsent;
+    static const char *const reads[] = {"35123456789012", "869999000000017", "35123456789124"};
+    for (size_t i = 0; i < 3; i++) {
+        CHECK_STR(h->pend, "AT+CGSN");
+        h_ok(h, reads[i], NULL);
+    }
+    CHECK_STR(h->failed, "EIDENTITY");
+    CHECK(strstr(h->failed_msg, "cannot confirm") != NULL, "says so: %s", h->failed_msg);
+    for (size_t i = sent; i < h->nsent; i++)
+        CHECK_STR(h->sent[i], "AT+CGSN");
+
+    /* a fresh probe: a cut first reading is not the reference; a reading whose
+     * check digit holds is taken alone */
+    hf_fota_config c = full_cfg(1);
+    h_init(h, &c);
+    h_start(h);
+    run_until_sent(h, "AT+CGSN", 10);
+    h_ok(h, "35123456789012", NULL);
+    CHECK_STR(h->f.imei, "");
+    CHECK_STR(h->pend, "AT+CGSN");
+    h_ok(h, "351234567890124", NULL);
+    CHECK_STR(h->f.imei, "351234567890124");
+    h_run(h, -1, 3000);
+    CHECK_STR(h->done, "upgraded");
+    CHECK_INT(h_sent_count(h, "AT+CGSN"), 3);      /* probe (2), after the reset */
+
+    /* a module whose IMEI has no valid check digit: the reference after two readings */
+    h_init(h, &c);
+    h_start(h);
+    run_until_sent(h, "AT+CGSN", 10);
+    h_ok(h, "351234567890123", NULL);
+    CHECK_STR(h->pend, "AT+CGSN");
+    h_ok(h, "351234567890123", NULL);
+    CHECK_STR(h->f.imei, "351234567890123");
+    CHECK_STR(h->failed, "");
 }
 
 /* read_imei=false: no IMEI to compare after a reopen or on a journal. Queries still
@@ -2242,12 +2394,12 @@ static void test_command_table(void)
     /* the answer parsers the machine and the Lua layer share */
     hf_fota_answer a;
     const char *ati[] = {"Manufacturer: Huawei", "model : MU509-b", "Revision: 12.815.03.01.00",
-                         "IMEI: 351234567890123"};
+                         "IMEI: 351234567890124"};
     size_t al[4];
     for (size_t i = 0; i < 4; i++)
         al[i] = strlen(ati[i]);
     CHECK(hf_fota_cmd_parse(HF_CMD_ATI, ati, al, 4, &a, &e) == 0 && !strcmp(a.model, "MU509-b") &&
-          !strcmp(a.firmware.text, "12.815.03.01.00") && !strcmp(a.imei, "351234567890123") &&
+          !strcmp(a.firmware.text, "12.815.03.01.00") && !strcmp(a.imei, "351234567890124") &&
           !strcmp(a.manufacturer, "Huawei"), "ATI parsed");
     CHECK(hf_fota_cmd_parse(HF_CMD_ATI, ati, al, 2, &a, &e) < 0 && !strcmp(e.code, "EMODULE"),
           "ATI without a Revision");
@@ -2365,6 +2517,8 @@ int main(void)
     test_prereq_unsupported();
     test_port_back_other_module();
     test_unconfirmed_identity_gate();
+    test_port_lost_says_nothing();
+    test_imei_reading_not_trusted_alone();
     test_command_table();
     test_no_blind_resend();
     test_random();

@@ -317,9 +317,23 @@ static void test_garbage(void)
     CHECK(accepted > 0, "garbage: no ^FOTASTATE input parsed (the generator tests nothing)");
 }
 
+/* The IMEI check digit (3GPP TS 23.003): what makes one AT+CGSN reading trustworthy. */
+static void test_imei_checked(void)
+{
+    CHECK_INT(hf_imei_checked("867530900000009"), 1);    /* the simulator's */
+    CHECK_INT(hf_imei_checked("490154203237518"), 1);
+    CHECK_INT(hf_imei_checked("351234567890124"), 1);
+    CHECK_INT(hf_imei_checked("351234567890123"), 0);    /* check digit wrong */
+    CHECK_INT(hf_imei_checked("86753090000009"), 0);     /* one byte dropped */
+    CHECK_INT(hf_imei_checked("8675309000000090"), 0);   /* 16 digits (an IMEISV) */
+    CHECK_INT(hf_imei_checked("86753090000000a"), 0);
+    CHECK_INT(hf_imei_checked(""), 0);
+}
+
 int main(void)
 {
     CHECK_SUITE("fota_parse");
+    test_imei_checked();
     test_versions();
     test_fotastate();
     test_dlq_cfg_mode();

@@ -28,19 +28,8 @@ if [ ! -x /usr/bin/time ]; then
 fi
 echo "rss_bare_kb=$(/usr/bin/time -f %M lua5.4 -e '' 2>&1 >/dev/null | tail -n 1)"
 
-dir=$(mktemp -d /tmp/hwfota-bench.XXXXXX) || exit 2
-fifo="$dir/out"
-mkfifo "$fifo" || exit 2
-"$B/hwfota-sim" --dir "$dir" --time-scale 0.1 --log "$dir/sim.log" >"$fifo" 2>"$dir/sim.err" &
-sim=$!
-cleanup() { kill "$sim" 2>/dev/null; wait "$sim" 2>/dev/null; rm -rf "$dir"; }
-trap cleanup EXIT INT TERM
-read -r ready path <"$fifo"
-if [ "$ready" != "ready" ]; then
-    echo "footprint: the simulator did not start:" >&2
-    cat "$dir/sim.err" >&2
-    exit 1
-fi
+. "$top/examples/sim-start.sh"
+sim_start bench "$B/hwfota-sim" 0.1
 LUA_CPATH="$top/$B/?.so;;" LUA_PATH="$top/lua/?.lua;$top/lua/?/init.lua;;" \
     /usr/bin/time -o "$dir/rss" -f %M lua5.4 examples/upgrade.lua "$path" --journal "$dir/journal" \
     >"$dir/flow.log" 2>&1 || { cat "$dir/flow.log" >&2; echo "footprint: the seed flow failed" >&2; exit 1; }
