@@ -315,6 +315,7 @@ static void enter(hf_fota *f, hf_fota_phase p)
     f->confirming = 0;           /* a deadline moved on: the send gate still holds */
     f->next_poll = NO_TIME;
     f->deadline = NO_TIME;
+    f->deadline_deferred = 0;    /* the new phase has its own deadline */
     const phase_def *d = def(f);
     if (d->deadline_off != NO_DEADLINE) {
         double secs;
@@ -1473,6 +1474,11 @@ static int absorb_ok(hf_fota *f, hf_fota_cmd c, const hf_fota_event *ev)
         f->mode_up = f->mode_now.auto_upgrade;
     } else if (r->ok == HF_OK_DL_STARTED) {
         f->last_resume_at = f->now;
+        /* the stall clock counts from the module taking the start, not from the phase
+         * entry: the start may have waited behind a resync longer than stall_timeout */
+        f->progress_at = f->now;
+        if (f->phase == HF_PH_DOWNLOAD)
+            download_deadline_push(f);
     }
     return 0;
 }
@@ -1723,16 +1729,32 @@ static void on_urc(hf_fota *f, const hf_fota_event *ev)
     handle_state(f, &st);
 }
 
+static void fire_deadline(hf_fota *f)
+{
+    const phase_def *d = def(f);
+    f->deadline = NO_TIME;
+    f->deadline_deferred = 0;
+    if (d->on_deadline)
+        d->on_deadline(f);
+    else
+        fail(f, d->deadline_code ? d->deadline_code : "ETIMEDOUT", -1, d->deadline_msg
+             ? d->deadline_msg : "%.0f s passed", f->now - f->phase_at);
+}
+
 static void on_timer(hf_fota *f)
 {
     if (f->deadline >= 0 && f->now >= f->deadline) {
-        const phase_def *d = def(f);
-        f->deadline = NO_TIME;
-        if (d->on_deadline)
-            d->on_deadline(f);
-        else
-            fail(f, d->deadline_code ? d->deadline_code : "ETIMEDOUT", -1, d->deadline_msg
-                 ? d->deadline_msg : "%.0f s passed", f->now - f->phase_at);
+        if (f->cmd != HF_CMD_NONE && !f->port_lost) {
+            /* A command is in flight (maybe still queued behind the engine's resync):
+             * its result comes first, the engine's own timeout bounds the wait. Ending
+             * the run now would leave the module doing what that command asks with no
+             * host watching (fault campaign seed 52249: the download's stall deadline
+             * ended the run while AT^FOTADL=1 still waited in the engine's queue). */
+            f->deadline = NO_TIME;
+            f->deadline_deferred = 1;
+            return;
+        }
+        fire_deadline(f);
         return;
     }
     if (f->next_poll < 0 || f->now < f->next_poll)
@@ -1995,6 +2017,13 @@ static void begin(hf_fota *f, double now, hf_fota_actions *out)
 
 static size_t end(hf_fota *f)
 {
+    if (f->deadline_deferred && f->cmd == HF_CMD_NONE && !hf_fota_terminal(f)) {
+        /* the command the deadline waited for is answered (or the port went): the
+         * deadline fires now, unless what came in armed a new one (progress) */
+        f->deadline_deferred = 0;
+        if (f->deadline < 0)
+            fire_deadline(f);
+    }
     if (f->cmd == HF_CMD_NONE && f->next_cmd != HF_CMD_NONE && !f->port_lost &&
         !hf_fota_terminal(f)) {
         hf_fota_cmd c = f->next_cmd;

@@ -229,6 +229,8 @@ typedef struct hf_fota {
     size_t nscript, step;
     /* timers: one owner-visible timer = min(deadline, poll) */
     double deadline, next_poll, timer_at;
+    int deadline_deferred;          /* the phase's deadline passed with a command in
+                                     * flight: it fires once that command's result is in */
     /* what we know of the module */
     char model[HF_MODEL_MAX];
     char imei[HF_IMEI_MAX];

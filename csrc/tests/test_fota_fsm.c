@@ -1905,6 +1905,55 @@ static void test_port_back_other_module(void)
  * AT+CGSN of the port back. */
 static int sent_at(const harness *h, const char *cmd, int n);
 
+/* A phase deadline that passes while a command is in flight waits for that command's
+ * result (the engine's own timeout bounds it): fault campaign seed 52249, where the
+ * download's stall deadline ended the run while AT^FOTADL=1 still waited behind the
+ * engine's resync, and the module was left with a start the host no longer watched. */
+static void test_deadline_waits_for_command_in_flight(void)
+{
+    hf_fota_config c = seed_cfg();
+    c.stall_timeout = 60;
+    h_init(&H, &c);
+    harness *h = &H;
+    h_start(h);
+    run_until_sent(h, "AT^FOTADL=1", 200);
+    h->now += 61;                           /* the start is still unanswered */
+    h_simple(h, HF_EV_TIMER);
+    CHECK(!hf_fota_terminal(&h->f), "no %s while AT^FOTADL=1 is in flight",
+          h->failed[0] ? h->failed : "failure");
+    CHECK(h->f.timer_at < 0 || h->f.timer_at > h->now, "no timer due meanwhile (no spin)");
+    h_ok(h, NULL, NULL);                    /* the module takes the start only now */
+    CHECK(!hf_fota_terminal(&h->f), "the stall clock starts at the start's OK");
+    CHECK(h->f.deadline >= h->now + 59, "stall deadline re-armed from the OK (%.0f)",
+          h->f.deadline - h->now);
+    for (int i = 0; i < 60 && !hf_fota_terminal(&h->f); i++) {
+        h_timer(h);
+        if (h->pending && !strcmp(h->pend, "AT^FOTADLQ"))
+            h_ok(h, "^FOTADLQ: 1,\"IMAGE\",5,1324", NULL);
+        else if (h->pending)
+            h_ok(h, "^FOTASTATE: 30", NULL);
+    }
+    CHECK_STR(h->failed, "ESTALLED");       /* no progress after it: stalled, as before */
+    /* a deadline deferred behind a poll that brings nothing new fires at its result */
+    h_init(h, &c);
+    h_start(h);
+    run_until_sent(h, "AT^FOTADL=1", 200);
+    h_ok(h, NULL, NULL);
+    h->now += 30;
+    h_timer(h);
+    for (int i = 0; i < 10 && !h->pending; i++)
+        h_timer(h);
+    CHECK(h->pending, "a poll in flight");
+    h->now += 40;                           /* past the stall deadline, poll unanswered */
+    h_simple(h, HF_EV_TIMER);
+    CHECK(!hf_fota_terminal(&h->f), "deferred while the poll is in flight");
+    if (!strcmp(h->pend, "AT^FOTADLQ"))
+        h_ok(h, "^FOTADLQ: 1,\"IMAGE\",0,1324", NULL);
+    else
+        h_ok(h, "^FOTASTATE: 30", NULL);
+    CHECK_STR(h->failed, "ESTALLED");
+}
+
 static void test_port_lost_says_nothing(void)
 {
     for (int redetect = 0; redetect < 2; redetect++) {
@@ -2518,6 +2567,7 @@ int main(void)
     test_port_back_other_module();
     test_unconfirmed_identity_gate();
     test_port_lost_says_nothing();
+    test_deadline_waits_for_command_in_flight();
     test_imei_reading_not_trusted_alone();
     test_command_table();
     test_no_blind_resend();
