@@ -791,6 +791,10 @@ local function run_one(seed, o)
         why = "the last host never opened the port (the swapped-in module is as found)"
       elseif c == "EJOURNAL" then
         why = "a journal write failed: the host stopped where it was, nothing sent after it (I11)"
+      elseif c == "EBUSY" and r.phase == nil then
+        -- seed 61672: a host started right after its killed predecessor, whose exclusive
+        -- lock was still held while it exited; I8 judges what was sent (nothing)
+        why = "the port was held by another process: the host opened nothing and sent nothing (state as found)"
       elseif (r.phase == "probe" or r.phase == "prepare") and (c == "EIDENTITY" or c == "EMODULE" or
               c == "EUNSUPPORTED" or c == "ESIM" or c == "ENOTREG") then
         why = "the host refused to touch this module before any FOTA command (state as found)"
