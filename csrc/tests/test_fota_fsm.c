@@ -54,6 +54,19 @@ static void run_until_sent(harness *h, const char *cmd, int steps)
     CHECK_STR(h->pend, cmd);
 }
 
+/* The download goes on without progress: every poll answers 30 and the same byte
+ * count, for at most `rounds` timer rounds or until the machine ends. */
+static void download_without_progress(harness *h, int rounds)
+{
+    for (int i = 0; i < rounds && !hf_fota_terminal(&h->f); i++) {
+        h_timer(h);
+        if (h->pending && !strcmp(h->pend, "AT^FOTADLQ"))
+            h_ok(h, "^FOTADLQ: 1,\"IMAGE\",5,1324", NULL);
+        else if (h->pending)
+            h_ok(h, "^FOTASTATE: 30", NULL);
+    }
+}
+
 /* The journal of a run that wrote AT^FWUP for its verified image, in phase p. */
 static hf_fota_snapshot snap_fwup(hf_fota_phase p)
 {
@@ -533,13 +546,7 @@ static void test_polling(void)
     h_start(h);
     h_run(h, HF_PH_DOWNLOAD, 100);
     h_run(h, -1, 2);
-    for (int i = 0; i < 40 && !hf_fota_terminal(&h->f); i++) {
-        h_timer(h);
-        if (h->pending && !strcmp(h->pend, "AT^FOTADLQ"))
-            h_ok(h, "^FOTADLQ: 1,\"IMAGE\",5,1324", NULL);
-        else if (h->pending)
-            h_ok(h, "^FOTASTATE: 30", NULL);
-    }
+    download_without_progress(h, 40);
     CHECK_STR(h->failed, "ESTALLED");
     /* detection never answered */
     c = seed_cfg();
@@ -1926,13 +1933,7 @@ static void test_deadline_waits_for_command_in_flight(void)
     CHECK(!hf_fota_terminal(&h->f), "the stall clock starts at the start's OK");
     CHECK(h->f.deadline >= h->now + 59, "stall deadline re-armed from the OK (%.0f)",
           h->f.deadline - h->now);
-    for (int i = 0; i < 60 && !hf_fota_terminal(&h->f); i++) {
-        h_timer(h);
-        if (h->pending && !strcmp(h->pend, "AT^FOTADLQ"))
-            h_ok(h, "^FOTADLQ: 1,\"IMAGE\",5,1324", NULL);
-        else if (h->pending)
-            h_ok(h, "^FOTASTATE: 30", NULL);
-    }
+    download_without_progress(h, 60);
     CHECK_STR(h->failed, "ESTALLED");       /* no progress after it: stalled, as before */
     /* a deadline deferred behind a poll that brings nothing new fires at its result */
     h_init(h, &c);
