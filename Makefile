@@ -123,6 +123,8 @@ install: all
 	install -m 0755 $(B)/hwfota/core.so $(DESTDIR)$(LUA_LIBDIR)/hwfota/core.so
 	install -m 0644 lua/hwfota/*.lua $(DESTDIR)$(LUA_SHAREDIR)/hwfota/
 	install -m 0644 lua/hwfota/trigger/*.lua $(DESTDIR)$(LUA_SHAREDIR)/hwfota/trigger/
+	install -d $(DESTDIR)$(LUA_SHAREDIR)/hwfota/fleet
+	install -m 0644 lua/hwfota/fleet/*.lua $(DESTDIR)$(LUA_SHAREDIR)/hwfota/fleet/
 	install -m 0755 $(B)/hwfota-sim $(DESTDIR)$(BINDIR)/hwfota-sim
 	install -m 0755 lua/bin/hwfota $(DESTDIR)$(BINDIR)/hwfota
 

@@ -20,9 +20,9 @@
 -- tag `hwfota` and the facility `daemon` (what `logread` shows). The message goes
 -- through logger's standard input, never through a shell command line.
 --
--- JSON: `--json` prints exactly one JSON document on stdout, encoded by `dkjson`
--- (Debian `lua-dkjson`, pure Lua) or else `cjson` (`lua-cjson`); loaded only when
--- `--json` is given.
+-- JSON: `--json` prints exactly one JSON document on stdout, encoded by `hwfota.json`
+-- (`dkjson`, Debian `lua-dkjson`, pure Lua, or else `cjson`, `lua-cjson`); loaded only
+-- when `--json` is given.
 --
 -- @module hwfota.cli
 
@@ -352,13 +352,9 @@ local function writer(w, file)
 end
 
 local function json_module()
-  local ok, j = pcall(require, "dkjson")
-  if ok then
-    return function(v) return j.encode(v, {indent = true}) end, j.null
-  end
-  local ok2, c = pcall(require, "cjson")
-  if ok2 then return function(v) return c.encode(v) end, c.null end
-  return nil
+  local json = require "hwfota.json"
+  if not json.available then return nil end
+  return function(v) return assert(json.encode(v, {indent = true})) end, json.null
 end
 
 local Cli = {}
