@@ -15,6 +15,12 @@
 local M = {}
 
 local dk_ok, dk = pcall(require, "dkjson")
+-- dkjson decodes several times faster through LPeg (Debian lua-lpeg) when it is there
+-- (the fleet controller decodes every agent's messages); same results either way
+if dk_ok and pcall(require, "lpeg") and type(dk.use_lpeg) == "function" then
+  local ok, fast = pcall(dk.use_lpeg)
+  if ok and type(fast) == "table" then dk = fast end
+end
 local cj_ok, cj = false, nil
 if not dk_ok then cj_ok, cj = pcall(require, "cjson") end
 

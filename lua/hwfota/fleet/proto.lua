@@ -247,6 +247,11 @@ local progress = pred("an integer 0..100",
 local fota_state = pred("an integer 0..99",
                         function(x) return is_int(x) and x >= 0 and x <= 99 end)
 
+-- The router's offset from UTC in seconds (an addition to the contract, optional: the
+-- controller's windows use the router's local time when it is given, else UTC).
+local utc_offset = pred("an integer number of seconds in [-14 h, +14 h]",
+                        function(x) return is_int(x) and x >= -50400 and x <= 50400 end)
+
 local CMD_FIELDS = {
   {"id", cmdid, REQ}, {"op", enum(M.OPS, "one of check, download, upgrade, policy, "
                                   .. "cancel, report"), REQ},
@@ -263,6 +268,7 @@ local TYPES = {
     {"router", rid, REQ}, {"model", s64, REQ}, {"imei", s64, REQ}, {"firmware", s128, REQ},
     {"fota_state", fota_state, REQ}, {"site", s128, OPT}, {"country", s64, OPT},
     {"location", s256, OPT}, {"agent", s64, REQ}, {"time", time, REQ},
+    {"utc_offset", utc_offset, OPT},
   },
   status = {
     {"router", rid, REQ}, {"cmd", cmdid, OPT}, {"rollout", rolloutid, OPT},

@@ -98,6 +98,7 @@ function M.new(start)
     return steps
   end
   function c.advance(seconds) return c.run(now + seconds) end
+  function c.size() return n end
   function c.pending()
     live = 0
     for i = 1, n do if not heap[i].dead then live = live + 1 end end
