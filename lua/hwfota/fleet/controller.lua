@@ -57,7 +57,7 @@ local fmt = string.format
 local floor = math.floor
 local M = {}
 
---- Defaults of the tunables.
+-- Defaults of the tunables (`waves` in cumulative percent; times in seconds).
 M.DEFAULTS = {
   waves = {1, 10, 50, 100}, max_failure_rate = 0.02, result_timeout = 7200,
   retry_delay = 300, max_refusals = 3, settle = 3, tick = 60, publish_interval = 5,
@@ -724,6 +724,7 @@ end
 --- Halt a rollout: no more commands until `resume`.
 -- @tparam string id
 -- @tparam[opt] string reason
+-- @tparam[opt] integer wave the wave that caused it (default the current one)
 -- @return true, or nil, message, `"ENOENT"`
 function Controller:halt(id, reason, wave)
   local ro = self.rollouts[id]
@@ -856,7 +857,7 @@ function Controller:publish_later(ro, delay)
 end
 
 --- Publish a rollout's state now (retained) and save it to the store.
--- @tparam string|table id the rollout id
+-- @tparam string|table ro the rollout id (or the rollout)
 -- @return true, or nil, message, code
 function Controller:publish_now(ro)
   if type(ro) == "string" then ro = self.rollouts[ro] end
