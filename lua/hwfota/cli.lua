@@ -111,6 +111,8 @@ Commands:
   run --policy FILE     the whole flow under a Lua policy (what the service runs)
   monitor               print unsolicited codes and progress (--for SECONDS)
   at 'CMD'              send one AT command and print the response
+  fleet COMMAND         the fleet over MQTT: inventory, rollout, status, halt, resume
+                        (hwfota fleet --help)
 
 ]] .. COMMON .. "\n" .. EXITS
 
@@ -1447,6 +1449,9 @@ function M.main(args, io_)
     syslog = io_.syslog or default_syslog,
     samples = {},
   }, Cli)
+  if args and args[1] == "fleet" then   -- its own options: hwfota.fleet.cli
+    return require("hwfota.fleet.cli").main({table.unpack(args, 2)}, io_)
+  end
   local o, pos = parse(args or {})
   if not o then
     self.stderr("hwfota: " .. pos .. "\n" .. "try: hwfota --help\n")

@@ -228,7 +228,7 @@ function M.new(opts)
 end
 
 --- Subscribe and start: handlers set, the retained inventory, online, status and rollout
--- states read (for `settle` seconds) before any rollout acts.
+-- states read (for `settle` seconds after the first connection) before any rollout acts.
 -- @treturn boolean true, or nil, message, code
 function Controller:start()
   local bus = self.bus
@@ -241,6 +241,16 @@ function Controller:start()
     local ok, msg, code = bus:subscribe(p, {qos = 1})
     if not ok then return nil, msg, code end
   end
+  self.settle_pending = true
+  if bus:connected() then self:connected() end
+  self:schedule_tick()
+  return true
+end
+
+-- The retained messages come after the (first) connection: wait `settle` seconds for
+-- them, then act.
+function Controller:settle_then_ready()
+  self.settle_pending = false
   self.clock.timer(self.settle, function()
     self.ready = true
     for _, ro in pairs(self.rollouts) do self:kick(ro) end
@@ -248,8 +258,6 @@ function Controller:start()
     self.waiting = {}
     for _, fn in ipairs(w) do fn() end
   end)
-  self:schedule_tick()
-  return true
 end
 
 --- Run `fn()` once the retained messages have settled (at once when they have).
@@ -271,6 +279,7 @@ end
 
 function Controller:connected()
   self.log("info", "connected to the broker")
+  if self.settle_pending then self:settle_then_ready() end
   for _, ro in pairs(self.rollouts) do ro.dirty = true; self:publish_later(ro, 0) end
 end
 
@@ -646,7 +655,12 @@ end
 function Controller:kick(ro)
   if not self.ready or ro.stopped then return end
   for _, r in pairs(self.routers) do self:enrol(ro, r) end
-  if not ro.started_at[ro.wave] then ro.started_at[ro.wave] = self.clock.now() end
+  if not ro.started_at[ro.wave] and ro.state == "running" then
+    ro.started_at[ro.wave] = self.clock.now()
+    self.log("info", fmt("rollout %s: wave %d (%s%%) starts: %d routers", ro.spec.id, ro.wave,
+                         tostring(ro.spec.waves[ro.wave]), ro.wave_stats[ro.wave].n))
+    self.on_event("wave", self:state(ro.spec.id))
+  end
   if ro.state == "running" then
     for _, rec in pairs(ro.recs) do
       if rec.w <= ro.wave and rec.st == "pending" and rec.on then self:queue(ro, rec) end
