@@ -608,7 +608,7 @@ function Controller:check_halt(ro, k, at_end)
     rate = w.n > 0 and failed / w.n or 0
   end
   if over then
-    local why = fmt("wave %d: %d of %d routers failed (%.1f%% %s, limit %.1f%%)", k, failed,
+    local why = fmt("wave %d: %d of %d routers failed (%.2f%% %s, limit %.2f%%)", k, failed,
                     at_end and (w.done + w.failed - w.ack) or w.n, rate * 100,
                     at_end and "of the results" or "of the wave already", limit * 100)
     self:halt(ro.spec.id, why, k)

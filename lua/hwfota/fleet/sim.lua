@@ -182,12 +182,22 @@ function M.run(o)
     end
   end
   local events = {}
+  local at_end = {}     -- wave -> its counts when it ended (or halted)
+  local function snapshot(st, k)
+    local w = st.waves_stats[k]
+    if w and not at_end[k] then at_end[k] = {done = w.done, failed = w.failed, routers = w.routers} end
+  end
   local ctl_bus = broker:client{client_id = "hwfota-controller"}
   local ctl = controller.new{bus = ctl_bus, clock = clock, settle = 5, tick = 60,
     publish_interval = o.publish_interval or 60,
     result_timeout = o.result_timeout or 4 * 3600,
     on_event = function(ev, st)
       if ev ~= "publish" then events[#events + 1] = {ev, clock.now(), st.wave, st.reason} end
+      if ev == "wave" and st.wave > 1 then snapshot(st, st.wave - 1) end
+      if ev == "done" then snapshot(st, st.wave) end
+      if ev == "halt" then
+        snapshot(st, tonumber((st.reason or ""):match("^wave (%d+)")) or st.wave)
+      end
     end}
   assert(ctl:start())
   local id = o.id or "sim"
@@ -234,16 +244,22 @@ function M.run(o)
                     rate = results > 0 and w.failed / results or 0,
                     truth = truth[k] and truth[k].fails / truth[k].n or 0,
                     started = w.started, ended = w.ended}
-    if not rep.first_over and results > 0 and w.failed / results > final.max_failure_rate
-       and w.started then
-      rep.first_over = k
-    end
+    -- the limit as the controller applies it: at the wave's end over its results, or
+    -- at any time over the wave's size
+    local e = at_end[k]
+    local over = (e and e.done + e.failed > 0 and e.failed / (e.done + e.failed) > final.max_failure_rate)
+                 or (w.failed > final.max_failure_rate * w.routers and w.failed > 0)
+    rep.waves[k].over = over or false
+    if not rep.first_over and over then rep.first_over = k end
   end
   if final.state == "halted" then
     rep.halted_wave = final.wave
     for _, e in ipairs(events) do if e[1] == "halt" then rep.halted_wave = e[3] break end end
     rep.halt_reason_wave = tonumber((final.reason or ""):match("^wave (%d+)"))
   end
+  -- the claim: the rollout halted exactly when a wave crossed the limit, in the first one
+  rep.halt_ok = (rep.first_over == nil and final.state ~= "halted")
+                or (rep.first_over ~= nil and rep.halt_reason_wave == rep.first_over)
   rep.wall = os.clock() - t0
   return rep
 end
@@ -260,13 +276,15 @@ function M.format(rep)
   if rep.reason then p("  %s", rep.reason) end
   for k, w in ipairs(rep.waves) do
     p("  wave %d (%3g%%): %5d routers, %5d done, %4d failed, %4d offline, rate %5.1f%%"
-      .. " (truth %4.1f%%)%s", k, w.percent, w.routers, w.done, w.failed, w.offline,
-      w.rate * 100, w.truth * 100, w.ended and fmt(", ended at %.1f h",
+      .. " (truth %4.1f%%)%s%s", k, w.percent, w.routers, w.done, w.failed, w.offline,
+      w.rate * 100, w.truth * 100, w.over and " OVER" or "", w.ended and fmt(", ended at %.1f h",
         (w.ended - (rep.waves[1].started or 0)) / 3600) or (w.started and ", running" or ""))
   end
   p("  peak concurrent upgrades %d (controller in flight %d), %d commands, %d runs, "
     .. "%d duplicates refused, %d messages", rep.peak_active, rep.peak, rep.commands,
     rep.runs, rep.duplicates, rep.messages)
+  p("  halt check: %s (first wave over the limit: %s; halted in: %s)",
+    rep.halt_ok and "OK" or "WRONG", rep.first_over or "none", rep.halt_reason_wave or "-")
   return table.concat(out, "\n")
 end
 
