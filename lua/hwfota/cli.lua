@@ -20,9 +20,9 @@
 -- tag `hwfota` and the facility `daemon` (what `logread` shows). The message goes
 -- through logger's standard input, never through a shell command line.
 --
--- JSON: `--json` prints exactly one JSON document on stdout, encoded by `dkjson`
--- (Debian `lua-dkjson`, pure Lua) or else `cjson` (`lua-cjson`); loaded only when
--- `--json` is given.
+-- JSON: `--json` prints exactly one JSON document on stdout, encoded by `hwfota.json`
+-- (`dkjson`, Debian `lua-dkjson`, pure Lua, or else `cjson`, `lua-cjson`); loaded only
+-- when `--json` is given.
 --
 -- @module hwfota.cli
 
@@ -113,6 +113,8 @@ Commands:
   at 'CMD'              send one AT command and print the response
   agent --broker H:P    the fleet agent: takes commands over MQTT (hwfota agent --help;
                         "agent" comes first, its options are its own)
+  fleet COMMAND         the fleet over MQTT: inventory, rollout, status, halt, resume
+                        (hwfota fleet --help)
 
 ]] .. COMMON .. "\n" .. EXITS
 
@@ -354,13 +356,9 @@ local function writer(w, file)
 end
 
 local function json_module()
-  local ok, j = pcall(require, "dkjson")
-  if ok then
-    return function(v) return j.encode(v, {indent = true}) end, j.null
-  end
-  local ok2, c = pcall(require, "cjson")
-  if ok2 then return function(v) return c.encode(v) end, c.null end
-  return nil
+  local json = require "hwfota.json"
+  if not json.available then return nil end
+  return function(v) return assert(json.encode(v, {indent = true})) end, json.null
 end
 
 local Cli = {}
@@ -1456,6 +1454,9 @@ function M.main(args, io_)
     syslog = io_.syslog or default_syslog,
     samples = {},
   }, Cli)
+  if args and args[1] == "fleet" then   -- its own options: hwfota.fleet.cli
+    return require("hwfota.fleet.cli").main({table.unpack(args, 2)}, io_)
+  end
   local o, pos = parse(args or {})
   if not o then
     self.stderr("hwfota: " .. pos .. "\n" .. "try: hwfota --help\n")

@@ -182,13 +182,17 @@ end
 
 --- Run `hwfota agent`.
 -- @tparam table args the arguments after `agent`
--- @tparam[opt] table io_ `stdout`, `stderr` (functions taking a string), `hwfota`
+-- @tparam[opt] table io_ `stdout`, `stderr` (functions taking a string, or files), `hwfota`
 --   (the library), `bus` (a Bus to use instead of connecting to `--broker`)
 -- @treturn integer exit code (see `EXIT`)
 function M.main(args, io_)
   io_ = io_ or {}
-  local stdout = io_.stdout or function(s) io.stdout:write(s) end
-  local stderr = io_.stderr or function(s) io.stderr:write(s) end
+  local function writer(w, file)
+    w = w or file
+    if type(w) == "function" then return w end
+    return function(s) w:write(s); w:flush() end
+  end
+  local stdout, stderr = writer(io_.stdout, io.stdout), writer(io_.stderr, io.stderr)
   local o, perr = parse(args or {})
   if not o then
     stderr("hwfota agent: " .. perr .. "\ntry: hwfota agent --help\n")
