@@ -39,7 +39,8 @@ B = build
 
 # Core sources: transport, AT engine, FOTA state machine (no Lua). Binding: csrc/lua_*.c.
 CORE_SRC  := $(sort $(filter-out csrc/lua_%.c,$(wildcard csrc/*.c)))
-BIND_SRC  := $(sort $(wildcard csrc/lua_*.c))
+# csrc/lua_mqtt.c is not part of core.so: it is the optional module hwfota.mqtt.
+BIND_SRC  := $(sort $(filter-out csrc/lua_mqtt.c,$(wildcard csrc/lua_*.c)))
 SIM_SRC   := $(sort $(wildcard csrc/sim/*.c))
 TEST_SRC  := $(sort $(wildcard csrc/tests/test_*.c))
 SUPPORT_SRC := $(sort $(wildcard spec/support/*.c))
@@ -51,8 +52,8 @@ TESTS     := $(TEST_SRC:csrc/tests/%.c=$(B)/tests/%)
 TESTS_SAN := $(TEST_SRC:csrc/tests/%.c=$(B)/tests-san/%)
 SUPPORT   := $(SUPPORT_SRC:spec/support/%.c=$(B)/support/%)
 
-.PHONY: all test check check-tools demo install clean deps lib sim tests
-all: lib $(if $(SIM_SRC),sim)
+.PHONY: all test check check-tools demo install clean deps lib sim tests mqtt
+all: lib $(if $(SIM_SRC),sim) mqtt
 
 lib: $(B)/hwfota/core.so
 sim: $(B)/hwfota-sim
@@ -73,6 +74,31 @@ $(B)/hwfota/core.so: $(CORE_OBJ) $(BIND_OBJ) csrc/core.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(LDFLAGS) -Wl,--version-script=csrc/core.map -o $@ $(filter %.o,$^) \
 	    $(SERIAL_LIBS)
+
+# hwfota.mqtt (issue 16): the libmosquitto binding, its own module, built only when
+# libmosquitto's header is found (pkg-config libmosquitto, else $(MQTT_INCDIR)).
+# Everything else builds without it. Override MQTT_CFLAGS/MQTT_LIBS for an SDK.
+MQTT_INCDIR ?= /usr/include
+MQTT_FOUND  ?= $(shell pkg-config --exists libmosquitto 2>/dev/null && echo yes || \
+                 { [ -f $(MQTT_INCDIR)/mosquitto.h ] && echo yes; })
+MQTT_CFLAGS ?= $(shell pkg-config --cflags libmosquitto 2>/dev/null)
+MQTT_LIBS   ?= $(shell pkg-config --libs libmosquitto 2>/dev/null || echo -lmosquitto)
+
+ifeq ($(MQTT_FOUND),yes)
+mqtt: $(B)/hwfota/mqtt.so
+else
+mqtt:
+	@echo "hwfota.mqtt: not built: libmosquitto-dev is missing"
+endif
+
+$(B)/mqtt/%.o: csrc/%.c $(wildcard csrc/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(HF_CFLAGS) $(MQTT_CFLAGS) -I$(LUA_INCDIR) -c -o $@ $<
+
+$(B)/hwfota/mqtt.so: $(B)/mqtt/lua_mqtt.o $(B)/obj/lua_util.o csrc/mqtt.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS) -Wl,--version-script=csrc/mqtt.map -o $@ $(filter %.o,$^) \
+	    $(MQTT_LIBS)
 
 # The simulator shares no code with the library (independence is the point).
 $(B)/hwfota-sim: $(SIM_SRC) $(wildcard csrc/sim/*.h)
@@ -99,7 +125,8 @@ $(B)/support/%: spec/support/%.c
 DEB_PACKAGES = build-essential pkg-config lua5.4 liblua5.4-dev libserialport-dev \
                libserialport0 lua-busted valgrind clang libclang-rt-14-dev \
                musl-tools lua-ldoc lua-markdown luarocks shellcheck \
-               lua-dkjson lua-socket
+               lua-dkjson lua-socket \
+               mosquitto mosquitto-clients libmosquitto-dev openssl
 
 deps:
 	@sh spec/install-deps.sh $(DEB_PACKAGES)
