@@ -152,6 +152,8 @@ install: all
 	install -m 0644 lua/hwfota/trigger/*.lua $(DESTDIR)$(LUA_SHAREDIR)/hwfota/trigger/
 	install -m 0755 $(B)/hwfota-sim $(DESTDIR)$(BINDIR)/hwfota-sim
 	install -m 0755 lua/bin/hwfota $(DESTDIR)$(BINDIR)/hwfota
+	if [ -f $(B)/hwfota/mqtt.so ]; then \
+	  install -m 0755 $(B)/hwfota/mqtt.so $(DESTDIR)$(LUA_LIBDIR)/hwfota/mqtt.so; fi
 
 clean:
 	rm -rf $(B)
@@ -319,13 +321,18 @@ ASAN_RT       = $(shell $(CC) -print-file-name=libasan.so)
 
 $(B)/san-lua/obj/%.o: csrc/%.c $(wildcard csrc/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(HF_CFLAGS) $(SAN_FLAGS) -I$(LUA_INCDIR) -c -o $@ $<
+	$(CC) $(HF_CFLAGS) $(SAN_FLAGS) $(if $(filter %lua_mqtt.o,$@),$(MQTT_CFLAGS)) -I$(LUA_INCDIR) -c -o $@ $<
 
 $(B)/san-lua/hwfota/core.so: $(CORE_SAN) $(SAN_LUA_BIND)
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(SAN_FLAGS) -o $@ $^ $(SERIAL_LIBS)
 
-san-lua: $(B)/san-lua/hwfota/core.so
+# hwfota.mqtt too, when it is built: mqtt_spec runs against the sanitized binding.
+$(B)/san-lua/hwfota/mqtt.so: $(B)/san-lua/obj/lua_mqtt.o $(B)/san-lua/obj/lua_util.o csrc/mqtt.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(SAN_FLAGS) -Wl,--version-script=csrc/mqtt.map -o $@ $(filter %.o,$^) $(MQTT_LIBS)
+
+san-lua: $(B)/san-lua/hwfota/core.so $(if $(filter yes,$(MQTT_FOUND)),$(B)/san-lua/hwfota/mqtt.so)
 
 san-busted: san-lua $(SUPPORT) all
 	@top=$(CURDIR); d=$(B)/san-lua; rm -f $$d/report.* $$d/busted.log; \

@@ -39,7 +39,8 @@
 #define MQTT_CLIENT_MT   "hwfota.mqtt.Client"
 #define MQTT_INIT_KEY    "hwfota.mqtt.init"
 #define MQTT_MAX_EVENTS  1024    /* queued events between two dispatches */
-#define MQTT_MSG_LEN     256     /* an error message */
+#define MQTT_MSG_LEN     384     /* an error message */
+#define MQTT_LOG_LEN     160     /* the last error libmosquitto logged (TLS details) */
 
 /* User value slots of a client. */
 enum { UV_QUEUE = 1, UV_HANDLERS = 2 };
@@ -51,6 +52,7 @@ typedef struct mqtt_client {
     lua_Integer tail;
     lua_Integer dropped;   /* events that did not fit or could not be queued */
     int dispatching;       /* a dispatch is running (nested ones return at once) */
+    char last_log[MQTT_LOG_LEN];  /* libmosquitto's last error log line, or "" */
 } mqtt_client;
 
 /* ---- errors ------------------------------------------------------------------ */
@@ -105,12 +107,20 @@ static const char *mosq_text(int rc, int err)
     return mosquitto_strerror(rc);
 }
 
-/* nil, "mqtt: <what> failed: <why>", code. */
-static int mqtt_fail(lua_State *L, const char *what, int rc, int err)
+/* nil, "mqtt: <what> failed: <why>", code; a TLS failure adds what libmosquitto
+ * logged about it (OpenSSL's reason: "certificate verify failed", ...). */
+static int mqtt_fail_c(lua_State *L, const char *last_log, const char *what, int rc, int err)
 {
     char msg[MQTT_MSG_LEN];
-    snprintf(msg, sizeof msg, "mqtt: %s failed: %s", what, mosq_text(rc, err));
+    int tls = rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE;
+    snprintf(msg, sizeof msg, "mqtt: %s failed: %s%s%s%s", what, mosq_text(rc, err),
+             tls && last_log[0] ? " (" : "", tls ? last_log : "", tls && last_log[0] ? ")" : "");
     return hf_lua_fail(L, msg, mosq_code(rc, err));
+}
+
+static int mqtt_fail(lua_State *L, const char *what, int rc, int err)
+{
+    return mqtt_fail_c(L, "", what, rc, err);
 }
 
 /* ---- the event queue (filled from inside libmosquitto) ------------------------- */
@@ -210,6 +220,15 @@ static void queue_event(mqtt_client *c, const ev_args *a)
         lua_pop(L, 1);
         c->dropped++;
     }
+}
+
+/* libmosquitto's log: keep its last error line (no Lua here: a plain copy). */
+static void cb_log(struct mosquitto *m, void *obj, int level, const char *str)
+{
+    (void)m;
+    mqtt_client *c = obj;
+    if ((level & MOSQ_LOG_ERR) && str != NULL)
+        snprintf(c->last_log, sizeof c->last_log, "%s", str);
 }
 
 static void cb_connect(struct mosquitto *m, void *obj, int rc)
@@ -345,6 +364,7 @@ static int mqtt_new(lua_State *L)
     mosquitto_message_callback_set(c->m, cb_message);
     mosquitto_subscribe_callback_set(c->m, cb_subscribe);
     mosquitto_publish_callback_set(c->m, cb_publish);
+    mosquitto_log_callback_set(c->m, cb_log);
     return 1;
 }
 
@@ -446,14 +466,14 @@ static int client_connect(lua_State *L)
     luaL_argcheck(L, keepalive >= 5 && keepalive <= 65535, 4, "keepalive must be 5..65535 s");
     enter(L, c);
     errno = 0;
+    c->last_log[0] = '\0';
     int rc = mosquitto_connect_async(c->m, host, (int)port, (int)keepalive);
     int err = errno;
     leave(c);
     if (rc != MOSQ_ERR_SUCCESS) {
-        char msg[MQTT_MSG_LEN];
-        snprintf(msg, sizeof msg, "mqtt: connecting to %s:%d failed: %s", host, (int)port,
-                 mosq_text(rc, err));
-        return hf_lua_fail(L, msg, mosq_code(rc, err));
+        char what[MQTT_MSG_LEN / 2];
+        snprintf(what, sizeof what, "connecting to %s:%d", host, (int)port);
+        return mqtt_fail_c(L, c->last_log, what, rc, err);
     }
     lua_pushboolean(L, 1);
     return 1;
@@ -465,11 +485,12 @@ static int client_reconnect(lua_State *L)
     mqtt_client *c = check_client(L);
     enter(L, c);
     errno = 0;
+    c->last_log[0] = '\0';
     int rc = mosquitto_reconnect_async(c->m);
     int err = errno;
     leave(c);
     if (rc != MOSQ_ERR_SUCCESS)
-        return mqtt_fail(L, "reconnecting", rc, err);
+        return mqtt_fail_c(L, c->last_log, "reconnecting", rc, err);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -515,12 +536,13 @@ static int loop_call(lua_State *L, loop_fn fn, const char *what)
     mqtt_client *c = check_client(L);
     enter(L, c);
     errno = 0;
+    c->last_log[0] = '\0';
     int rc = fn(c->m, 1);
     int err = errno;
     leave(c);
     dispatch(L, c);
     if (rc != MOSQ_ERR_SUCCESS)
-        return mqtt_fail(L, what, rc, err);
+        return mqtt_fail_c(L, c->last_log, what, rc, err);
     lua_pushboolean(L, 1);
     return 1;
 }

@@ -49,10 +49,12 @@ end
 describe("hwfota.mqtt and mqtt_bus against mosquitto", function()
   local b
   local buses = {}
+  local serial = 0   -- client ids are unique across tests (sessions are persistent)
 
   -- A bus for `user` (its password from the broker's file); closed after each test.
   local function bus(user, extra)
-    local o = {host = b.host, port = b.port, client_id = user .. "-" .. #buses,
+    serial = serial + 1
+    local o = {host = b.host, port = b.port, client_id = user .. "-" .. serial,
                username = user, password_file = b:password_file(user), keepalive = 10,
                backoff = {first = 0.2, max = 1}}
     for k, v in pairs(extra or {}) do o[k] = v end
@@ -279,6 +281,217 @@ describe("hwfota.mqtt and mqtt_bus against mosquitto", function()
       for _, m in ipairs(box) do if m.payload == "offline-will" then return true end end
       return false
     end, 20))
+  end)
+
+  it("a restarted broker keeps retained messages and a persistent session's queued qos 1", function()
+    local r1 = bus("r1", {client_id = "r1-persistent"})
+    local r1box = inbox(r1)
+    r1:subscribe("hwfota/r1/cmd", {qos = 1})
+    local ctl = bus("controller")
+    assert.is_true(connected(r1, ctl))
+    run_for(0.3)
+    assert.is_true(r1:publish("hwfota/r1/inventory", "inv-kept", {retain = true, qos = 1}))
+    run_for(0.3)
+    r1:close()   -- r1 is away; its session (subscription, queue) stays on the broker
+    assert.is_true(ctl:publish("hwfota/r1/cmd", "queued-cmd", {qos = 1}))
+    run_for(0.3)
+    assert(b:restart())
+    assert.is_true(run_until(function() return ctl:connected() end, 10))
+    -- the same client id comes back: the queued command is delivered, no subscribe needed
+    local again = bus("r1", {client_id = "r1-persistent"})
+    local box2 = inbox(again)
+    assert.is_true(run_until(function() return #box2 >= 1 end, 10))
+    assert.same({topic = "hwfota/r1/cmd", payload = "queued-cmd", retained = false}, box2[1])
+    assert.same({}, r1box)
+    -- and a new subscriber still gets the retained inventory
+    local seen = inbox(ctl)
+    ctl:subscribe("hwfota/r1/inventory", {qos = 1})
+    assert.is_true(run_until(function() return #seen >= 1 end))
+    assert.same({topic = "hwfota/r1/inventory", payload = "inv-kept", retained = true}, seen[1])
+  end)
+
+  it("a handler that raises is reported and the bus goes on", function()
+    local logged = {}
+    local ctl = bus("controller", {log = function(line) logged[#logged + 1] = line end})
+    local n = 0
+    ctl:on_message(function(_, payload)
+      n = n + 1
+      if payload == "bad" then error("handler bug") end
+    end)
+    ctl:subscribe("hwfota/+/status", {qos = 1})
+    local r1 = bus("r1")
+    assert.is_true(connected(ctl, r1))
+    run_for(0.2)
+    r1:publish("hwfota/r1/status", "bad", {qos = 1})
+    r1:publish("hwfota/r1/status", "good", {qos = 1})
+    assert.is_true(run_until(function() return n >= 2 end))
+    assert.equal(1, ctl:stats().handler_errors)
+    assert.equal(1, #logged)
+    assert.matches("on_message handler failed: .*handler bug", logged[1])
+    assert.is_true(ctl:connected())
+  end)
+
+  describe("the raw client (hwfota.mqtt)", function()
+    -- A raw client connected as the controller, its socket served by a watcher.
+    local function raw(id)
+      local c = assert(mqtt.new{client_id = id})
+      assert.is_true(c:username_pw_set("controller", "c-secret"))
+      local up = false
+      c:on_connect(function(rc) up = rc == 0 end)
+      assert.is_true(c:connect(b.host, b.port, 10))
+      local w
+      w = hwfota.watch(c:socket(), "rw", function(ready)
+        if ready:find("r") then c:loop_read() end
+        if ready:find("w") and c:socket() then c:loop_write() end
+        if not c:socket() then w:cancel() end
+      end)
+      assert.is_true(run_until(function() return up end))
+      return c, w
+    end
+
+    it("an error in a Lua callback is raised from loop_read, after libmosquitto returned", function()
+      local c, w = raw("raw-err")
+      w:cancel()
+      local got = {}
+      c:on_message(function(topic, payload, retained, qos)
+        got[#got + 1] = payload
+        if payload == "boom" then error("callback says boom") end
+      end)
+      c:subscribe("hwfota/r9/cmd", 1)
+      c:publish("hwfota/r9/cmd", "boom", 1)
+      c:publish("hwfota/r9/cmd", "after", 1)
+      local errors = {}
+      local deadline = hwfota.now() + 5
+      while #got < 2 and hwfota.now() < deadline do
+        hwfota.poll({}, 0.05)
+        if c:want_write() then c:loop_write() end
+        local ok, err = pcall(c.loop_read, c)
+        if not ok then errors[#errors + 1] = err end
+      end
+      c:close()
+      assert.same({"boom", "after"}, got)
+      assert.equal(1, #errors)
+      assert.matches("callback says boom", errors[1])
+    end)
+
+    it("closes with <close> and __gc; a closed client raises on use", function()
+      local c
+      do
+        local x <close> = assert(mqtt.new{})
+        c = x
+        assert.matches("open", tostring(x))
+      end
+      assert.matches("closed", tostring(c))
+      assert.has_error(function() c:publish("t", "p") end, "hwfota.mqtt: the client is closed")
+      c:close()   -- idempotent
+    end)
+
+    it("checks its arguments and reports libmosquitto's refusals", function()
+      assert.has_error(function() mqtt.new{client_id = 5} end)
+      local x, err, code = mqtt.new{clean_session = false}
+      assert.is_nil(x)
+      assert.matches("client_id", err)
+      assert.equal("EINVAL", code)
+      local c = assert(mqtt.new{})
+      assert.has_error(function() c:publish("t", "p", 3) end)
+      assert.has_error(function() c:connect("127.0.0.1", 0) end)
+      local ok
+      ok, err, code = c:publish("hwfota/#", "p", 0)
+      assert.is_nil(ok)
+      assert.equal("EINVAL", code)
+      assert.matches("^mqtt: publish failed: ", err)
+      ok, err, code = c:publish("t", "p", 0)
+      assert.is_nil(ok)
+      assert.equal("ENOTCONN", code)
+      ok, err, code = c:connect("127.0.0.1", broker.free_port(), 10)
+      if ok then   -- a non-blocking connect may only fail on the first read
+        local deadline = hwfota.now() + 2
+        repeat
+          hwfota.poll({}, 0.02)
+          local fd = c:socket()
+          if fd then ok, err, code = c:loop_write() end
+          if ok and c:socket() then ok, err, code = c:loop_read() end
+        until not ok or hwfota.now() > deadline
+      end
+      assert.is_nil(ok)
+      assert.matches("refused", err)
+      c:close()
+      local major = mqtt.version()
+      assert.is_true(major >= 1)
+    end)
+  end)
+
+  describe("TLS", function()
+    local has_openssl = os.execute("command -v openssl >/dev/null 2>&1") == true
+    if not has_openssl then
+      pending("openssl is not installed (Debian package openssl): no certificate to test with")
+      return
+    end
+
+    -- A CA and a server certificate for 127.0.0.1 (its IP in subjectAltName), made now.
+    local function make_certs(dir)
+      local cmds = {
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes " ..
+          "-keyout ca.key -out ca.crt -days 2 -subj /CN=hwfota-test-ca",
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes " ..
+          "-keyout server.key -out server.csr -subj /CN=127.0.0.1",
+        "printf 'subjectAltName=IP:127.0.0.1\\n' >san.ext",
+        "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial " ..
+          "-out server.crt -days 2 -extfile san.ext",
+        -- a second CA that signed nothing here: a client trusting it must refuse the server
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes " ..
+          "-keyout other.key -out other.crt -days 2 -subj /CN=other-ca",
+        "chmod 644 *.crt *.key",
+      }
+      for _, c in ipairs(cmds) do
+        assert(os.execute(("cd %s && %s >/dev/null 2>&1"):format(q(dir), c)) == true, c)
+      end
+    end
+
+    local tb, certs
+    setup(function()
+      local p = io.popen("mktemp -d /tmp/hwfota-certs.XXXXXX")
+      certs = p:read("l")
+      p:close()
+      make_certs(certs)
+      tb = assert(broker.start{users = USERS, tls = {cafile = certs .. "/ca.crt",
+        certfile = certs .. "/server.crt", keyfile = certs .. "/server.key"}})
+    end)
+    teardown(function()
+      if tb then tb:cleanup() end
+      if certs then os.execute("rm -rf " .. q(certs)) end
+    end)
+
+    it("connects over TLS with the CA, and a message goes through", function()
+      local ctl = bus("controller", {port = tb.port, password_file = tb:password_file("controller")})
+      local box = inbox(ctl)
+      ctl:subscribe("hwfota/+/status", {qos = 1})
+      local r1 = bus("r1", {port = tb.tls.port, password_file = tb:password_file("r1"),
+        tls = {cafile = certs .. "/ca.crt"}})
+      assert.is_true(connected(ctl, r1))
+      run_for(0.2)
+      assert.is_true(r1:publish("hwfota/r1/status", "over-tls", {qos = 1}))
+      assert.is_true(run_until(function() return #box >= 1 end))
+      assert.equal("over-tls", box[1].payload)
+    end)
+
+    it("refuses a server its CA did not sign", function()
+      local reasons = {}
+      local r1 = bus("r1", {port = tb.tls.port, password_file = tb:password_file("r1"),
+        tls = {cafile = certs .. "/other.crt"}})
+      r1:on_disconnect(function(reason) reasons[#reasons + 1] = reason end)
+      assert.is_true(run_until(function() return #reasons >= 1 end, 10))
+      assert.is_false(r1:connected())
+      assert.equal(0, r1:stats().connects)
+      assert.matches("TLS error.*certificate verify failed", reasons[1])
+    end)
+
+    it("a missing CA file: nil, message, code from new", function()
+      local x, err, code = mqtt_bus.new{port = tb.tls.port, tls = {cafile = certs .. "/none.crt"}}
+      assert.is_nil(x)
+      assert.matches("TLS", err)
+      assert.is_string(code)
+    end)
   end)
 
   it("an idle connected bus in hwfota.loop uses (near) no CPU for 3 s", function()

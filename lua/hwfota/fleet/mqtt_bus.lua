@@ -31,7 +31,8 @@
 --
 -- The password is read from `password_file` (first line, without its newline),
 -- never from the command line. Handlers must not raise: one that does is
--- reported on stderr and counted (`bus:stats().handler_errors`), and the bus goes on.
+-- reported (to `opts.log`, default stderr) and counted
+-- (`bus:stats().handler_errors`), and the bus goes on.
 --
 -- @module hwfota.fleet.mqtt_bus
 -- @usage
@@ -94,14 +95,14 @@ function Bus:_call(name, fn, ...)
   local ok, err = xpcall(fn, debug.traceback, ...)
   if not ok then
     self._stats.handler_errors = self._stats.handler_errors + 1
-    io.stderr:write(("hwfota.fleet.mqtt_bus: %s handler failed: %s\n"):format(name, tostring(err)))
+    self._log(("hwfota.fleet.mqtt_bus: %s handler failed: %s"):format(name, tostring(err)))
   end
 end
 
 -- Watch the client's socket as it is now: "r", plus "w" while libmosquitto has
 -- something to send; no watcher while there is no socket. Called after every call
 -- into the client (a socket may have been opened or closed under us).
-function Bus:_sync()
+function Bus:_sync(why)
   if self._closed then return end
   local c = self._client
   c:dispatch()
@@ -115,8 +116,8 @@ function Bus:_sync()
     self._watcher = assert(hwfota.watch(fd, events, function(ready) self:_ready(ready) end))
   end
   if not fd and not self._retry then
-    -- the socket closed without a disconnect event (should not happen): go on anyway
-    self:_lost("the connection closed")
+    -- the socket closed without a disconnect event (a TLS failure does that)
+    self:_lost(why or "the connection closed")
   end
 end
 
@@ -131,7 +132,7 @@ function Bus:_ready(ready)
     ok, err = c:loop_write()
   end
   if not ok then self._last_error = err end
-  self:_sync()
+  self:_sync(err)
 end
 
 -- The periodic tick: keepalive pings and timeouts.
@@ -345,7 +346,8 @@ Bus.__close = Bus.close
 --   `clean_session` (default false with a `client_id`), `username`,
 --   `password_file` (its first line is the password), `tls` ({cafile=, capath=,
 --   certfile=, keyfile=, insecure=false}), `will` ({topic=, payload=, retain=,
---   qos=}), `keepalive` (seconds, default 30), `backoff` ({first=1, max=60})
+--   qos=}), `keepalive` (seconds, default 30), `backoff` ({first=1, max=60}),
+--   `log` (function(line) for a handler's error; default: a line on stderr)
 -- @return Bus, or nil, message, code (a bad password file, a bad TLS setup, a
 --   refused client id, no `hwfota.mqtt`)
 function M.new(opts)
@@ -360,6 +362,9 @@ function M.new(opts)
   local will = opt_type(opts, "will", "table", "new")
   local keepalive = opt_type(opts, "keepalive", "number", "new") or 30
   local backoff = opt_type(opts, "backoff", "table", "new") or {}
+  local log = opt_type(opts, "log", "function", "new") or function(line)
+    io.stderr:write(line, "\n")
+  end
   check(math.type(port) == "integer" and port > 0 and port < 65536, 1, "new",
     "option 'port' must be an integer 1..65535")
   check(math.type(keepalive) == "integer" and keepalive >= 5, 1, "new",
@@ -404,7 +409,7 @@ function M.new(opts)
   local self = setmetatable({
     _client = client, _opts = {host = host, port = port, keepalive = keepalive},
     _backoff = {first = first, max = max}, _attempts = 0,
-    _subs = {}, _handlers = {}, _connected = false, _closed = false,
+    _subs = {}, _handlers = {}, _connected = false, _closed = false, _log = log,
     _stats = {connects = 0, disconnects = 0, attempts = 0, published = 0,
               handler_errors = 0},
   }, Bus)
