@@ -136,6 +136,30 @@ typedef struct ev_args {
     const struct mosquitto_message *msg;    /* message */
 } ev_args;
 
+/* Why a connection ended (on_disconnect's rc). libmosquitto 2.0.11's own
+ * mosquitto_strerror says "Unknown error." for some of these (keepalive). */
+static void push_disconnect_text(lua_State *L, int rc)
+{
+    switch (rc) {
+    case MOSQ_ERR_SUCCESS:
+        lua_pushliteral(L, "disconnected on request");
+        return;
+    case MOSQ_ERR_KEEPALIVE:
+        lua_pushliteral(L, "the broker did not answer within the keepalive (ping timeout)");
+        return;
+    case MOSQ_ERR_CONN_LOST:
+        lua_pushliteral(L, "the connection was lost");
+        return;
+    default:
+        break;
+    }
+    const char *t = mosquitto_strerror(rc);
+    if (t == NULL || strcmp(t, "Unknown error.") == 0)
+        lua_pushfstring(L, "the connection ended (libmosquitto code %d)", rc);
+    else
+        lua_pushstring(L, t);
+}
+
 /* Under lua_pcall: arg 1 the client, arg 2 the ev_args. Appends one event table
  * {kind, ...} to the queue. Only memory errors can raise here. */
 static int push_event(lua_State *L)
@@ -158,8 +182,7 @@ static int push_event(lua_State *L)
         lua_rawseti(L, -2, 1);
         lua_pushinteger(L, a->rc);
         lua_rawseti(L, -2, 2);
-        lua_pushstring(L, a->rc == 0 ? "disconnected on request"
-                                     : mosquitto_strerror(a->rc));
+        push_disconnect_text(L, a->rc);
         lua_rawseti(L, -2, 3);
         lua_pushstring(L, a->rc == 0 ? "OK" : mosq_code(a->rc, 0));
         lua_rawseti(L, -2, 4);

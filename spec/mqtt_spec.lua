@@ -200,6 +200,9 @@ describe("hwfota.mqtt and mqtt_bus against mosquitto", function()
       if m.payload == "from-r1" then from_r1[#from_r1 + 1] = m.topic end
     end
     assert.same({}, from_r1)
+    local probe = false
+    for _, m in ipairs(seen) do probe = probe or m.payload == "r1-ok" end
+    assert.is_true(probe, "r1's own status did not arrive: the test proves nothing")
     assert.same({{topic = "hwfota/r2/cmd", payload = "from-ctl", retained = false}}, r2box)
     assert.same({{topic = "hwfota/r1/cmd", payload = "ctl-to-r1", retained = false}}, r1box)
   end)
@@ -242,6 +245,41 @@ describe("hwfota.mqtt and mqtt_bus against mosquitto", function()
       for _, m in ipairs(box) do if m.payload == "while-down" then return true end end
       return false
     end, 15))
+  end)
+
+  it("finds a broker that stopped answering by its keepalive (loop_misc on the timer)", function()
+    local r1 = bus("r1", {keepalive = 5})
+    local reasons = {}
+    r1:on_disconnect(function(reason) reasons[#reasons + 1] = reason end)
+    assert.is_true(connected(r1))
+    b:pause()
+    local ok = run_until(function() return #reasons >= 1 end, 20)
+    b:resume()
+    assert.is_true(ok, "no disconnect within 20 s of a silent broker")
+    assert.matches("keepalive", reasons[1])
+    assert.is_false(r1:connected())
+    assert.is_true(run_until(function() return r1:connected() end, 10))
+  end)
+
+  it("keeps a qos 1 publish made before the first connection (broker down at start)", function()
+    -- the controller's persistent session holds its subscription across the restart,
+    -- so whichever reconnects first, the message reaches it
+    local ctl = bus("controller")
+    local box = inbox(ctl)
+    ctl:subscribe("hwfota/+/status", {qos = 1})
+    assert.is_true(connected(ctl))
+    run_for(0.3)
+    b:stop()
+    -- a clean session (the persistent one is kept by the session anyway)
+    local r1 = bus("r1", {clean_session = true})
+    assert.is_true(r1:publish("hwfota/r1/status", "before-first", {qos = 1}))
+    run_for(0.5)   -- the first attempts fail
+    assert.is_false(r1:connected())
+    assert(b:start())
+    assert.is_true(run_until(function()
+      for _, m in ipairs(box) do if m.payload == "before-first" then return true end end
+      return false
+    end, 10))
   end)
 
   it("backs off: waits double from the first and stay under the max", function()

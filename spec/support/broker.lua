@@ -10,6 +10,7 @@
 --   -- b.host, b.port, b.dir, b:password_file("r1") (a file holding r1's password)
 --   b:restart()   -- stop (SIGTERM: the database is saved) and start on the same port
 --   b:kill()      -- SIGKILL: only what autosave wrote survives
+--   b:pause()     -- SIGSTOP: connections stay open, nothing answers (b:resume())
 --   b:start()     -- again, same port, same database
 --   b:cleanup()   -- kill it and remove its directory
 --
@@ -197,7 +198,7 @@ end
 --- Stop the broker with SIGTERM (it saves its database) and wait until it is gone.
 function Broker:stop()
   if alive(self.pid) then
-    sh(("kill %d 2>/dev/null"):format(self.pid))
+    sh(("kill %d 2>/dev/null; kill -CONT %d 2>/dev/null"):format(self.pid, self.pid))
     if not self:_reap() then self:kill() end
   end
   self.pid = nil
@@ -210,6 +211,17 @@ function Broker:kill()
     self:_reap()
   end
   self.pid = nil
+end
+
+--- Freeze the broker (SIGSTOP): its sockets stay open but nothing answers, as
+-- with a broker behind a dead link. `resume` thaws it.
+function Broker:pause()
+  if self.pid then sh(("kill -STOP %d 2>/dev/null"):format(self.pid)) end
+end
+
+--- Thaw a paused broker (SIGCONT).
+function Broker:resume()
+  if self.pid then sh(("kill -CONT %d 2>/dev/null"):format(self.pid)) end
 end
 
 --- Stop and start again on the same port with the same database.
