@@ -78,7 +78,7 @@ $(B)/hwfota/core.so: $(CORE_OBJ) $(BIND_OBJ) csrc/core.map
 # hwfota.mqtt (issue 16): the libmosquitto binding, its own module, built only when
 # libmosquitto's header is found (pkg-config libmosquitto, else $(MQTT_INCDIR)).
 # Everything else builds without it. Override MQTT_CFLAGS/MQTT_LIBS for an SDK.
-MQTT_INCDIR ?= /usr/include
+MQTT_INCDIR ?= $(or $(shell pkg-config --variable=includedir libmosquitto 2>/dev/null),/usr/include)
 MQTT_FOUND  ?= $(shell pkg-config --exists libmosquitto 2>/dev/null && echo yes || \
                  { [ -f $(MQTT_INCDIR)/mosquitto.h ] && echo yes; })
 MQTT_CFLAGS ?= $(shell pkg-config --cflags libmosquitto 2>/dev/null)
@@ -173,7 +173,8 @@ clean:
 
 MUSL_CC       ?= musl-gcc
 SERIAL_INCDIR ?= /usr/include
-MUSL_SRC      := $(CORE_SRC) $(BIND_SRC)
+# hwfota.mqtt too when libmosquitto is there: OpenWrt builds it against musl.
+MUSL_SRC      := $(CORE_SRC) $(BIND_SRC) $(if $(filter yes,$(MQTT_FOUND)),csrc/lua_mqtt.c)
 MUSL_INC      := $(B)/musl/include
 # The project's own flags (not the host's pkg-config output, which may name glibc
 # include dirs) plus a private include dir holding only the Lua and libserialport
@@ -186,7 +187,8 @@ MUSL_HDR_PATH ?= $(LUA_INCDIR) $(SERIAL_INCDIR) \
 
 musl-headers:
 	@rm -rf $(MUSL_INC) && mkdir -p $(MUSL_INC)
-	@for h in $(LUA_INCDIR)/*.h $(SERIAL_INCDIR)/libserialport.h; do \
+	@for h in $(LUA_INCDIR)/*.h $(SERIAL_INCDIR)/libserialport.h \
+	    $(if $(filter yes,$(MQTT_FOUND)),$(MQTT_INCDIR)/mosquitto.h); do \
 	  [ -f "$$h" ] || { echo "musl-check: missing header $$h" >&2; exit 1; }; \
 	  ln -s "$$(readlink -f "$$h")" $(MUSL_INC)/; \
 	done

@@ -17,9 +17,9 @@
 --
 -- What survives a broker outage:
 --
--- * qos 1 publishes made while offline are kept by libmosquitto (in memory, in this
---   process) and sent after the reconnection; qos 0 publishes while offline fail
---   with `nil, message, "ENOTCONN"` and are lost.
+-- * qos 1 publishes made while offline (before the first connection too) are kept
+--   by libmosquitto (in memory, in this process) and sent after the (re)connection;
+--   qos 0 publishes while offline fail with `nil, message, "ENOTCONN"` and are lost.
 -- * With a `client_id`, the session is persistent (`clean_session = false`): the
 --   broker keeps the subscriptions and queues qos 1 messages for this client while
 --   it is away, and delivers them when it returns. Retained messages are
