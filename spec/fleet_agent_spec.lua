@@ -129,6 +129,7 @@ describe("fleet agent", function()
       assert.equal("s1", inv.site)
       assert.equal("Berlin", inv.location)
       assert.equal(10, inv.fota_state)
+      assert.is_number(inv.utc_offset)     -- the controller's windows use the router's time
       assert.is_true(env.of("online")[1].online)
       assert(wait_until(function() return env.last_status() end))
       assert.equal("idle", env.last_status().phase)

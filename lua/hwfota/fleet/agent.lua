@@ -243,13 +243,22 @@ function Agent:publish_online(online)
   return self:publish("online", {online = online, time = self.wall()}, true)
 end
 
+-- Seconds east of UTC of this router's local time (the controller's windows).
+local function utc_offset(t)
+  local l, u = os.date("*t", t), os.date("!*t", t)
+  u.isdst = l.isdst
+  local off = math.tointeger(os.difftime(os.time(l), os.time(u)))
+  if off and off >= -14 * 3600 and off <= 14 * 3600 then return off end
+  return nil
+end
+
 function Agent:publish_inventory()
   local inv = self.inventory
   if not inv then return nil, "inventory not read yet" end
   return self:publish("inventory", {router = self.router, model = inv.model, imei = inv.imei,
     firmware = inv.firmware, fota_state = inv.fota_state, site = self.site,
     country = self.country, location = self.location, agent = self.hw._VERSION,
-    time = self.wall()}, true)
+    utc_offset = utc_offset(self.wall()), time = self.wall()}, true)
 end
 
 function Agent:publish_status()
@@ -549,7 +558,8 @@ function Agent:run(cmd, entry)
     self:publish_inventory()
     self.status.progress = nil
     self:set_status({phase = res.ok and "done" or "failed", result = result})
-    self.log("info", ("command %s (%s): %s %s"):format(cmd.id, cmd.op, res.outcome, tostring(res.code or "")))
+    self.log("info", ("command %s (%s): %s%s"):format(cmd.id, cmd.op, res.outcome,
+      res.code and (" " .. res.code) or ""))
   end)
 end
 
