@@ -17,6 +17,7 @@ CHAT=${CHAT:-/usr/sbin/chat}
 # chat with the port as stdin and stdout (raw, no echo by the tty)
 talk() {
     stty -F "$port" 115200 raw -echo 2>/dev/null || return 1
+    # shellcheck disable=SC2094  # one tty, read and written: that is the point
     "$CHAT" -s "$@" <"$port" >"$port"
 }
 
