@@ -144,6 +144,32 @@ describe("hwfota.pathwatch", function()
     sub:cancel()
   end)
 
+  it("reconnect.retry with watch tries as soon as the name is back, not at its next back-off try", function()
+    local reconnect = require "hwfota.reconnect"
+    local core = require "hwfota.core"
+    local path = dir .. "/ttyUSB2"
+    local function try()
+      local f = io.open(path)
+      if f then f:close(); return true end
+      return nil, "not back", "ENOENT"
+    end
+    for _, watched in ipairs{true, false} do
+      os.remove(path)
+      local t = hwfota.timer(0.3, function() io.open(path, "w"):close() end)
+      local t0 = core.now()
+      local ok = reconnect.retry(try, {timeout = 10, first = 2, max = 2,
+        watch = watched and pathwatch.port_targets(path) or nil})
+      local took = core.now() - t0
+      t:cancel()
+      assert.is_true(ok)
+      if watched then
+        assert.is_true(took < 1.5, ("with the watch: back after %.3f s"):format(took))
+      else
+        assert.is_true(took >= 1.9, ("without: the back-off's 2 s, took %.3f s"):format(took))
+      end
+    end
+  end)
+
   it("port_targets: the path, its link's target, the by-id link and the identity's directory", function()
     local t = pathwatch.port_targets("/dev/serial/by-id/usb-Huawei-if02", {real = "/dev/ttyUSB2",
       identity = {path = "/dev/ttyUSB2", by_id = "/dev/serial/by-id/usb-Huawei-if02"}})
