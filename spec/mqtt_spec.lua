@@ -159,6 +159,20 @@ describe("hwfota.mqtt and mqtt_bus against mosquitto", function()
     assert.equal("EISDIR", code)
   end)
 
+  it("without hwfota.mqtt, new says so: nil, message, ENOTSUP", function()
+    local saved = package.loaded["hwfota.mqtt"]
+    package.loaded["hwfota.mqtt"] = nil
+    package.preload["hwfota.mqtt"] = function() error("module 'hwfota.mqtt' not found") end
+    local ok, x, err, code = pcall(mqtt_bus.new, {port = b.port})
+    package.preload["hwfota.mqtt"] = nil
+    package.loaded["hwfota.mqtt"] = saved
+    assert.is_true(ok, tostring(x))
+    assert.is_nil(x)
+    assert.matches("hwfota.mqtt is not available", err, 1, true)
+    assert.matches("libmosquitto-dev", err, 1, true)
+    assert.equal("ENOTSUP", code)
+  end)
+
   it("wrong argument types raise", function()
     assert.has_error(function() mqtt_bus.new{port = "x"} end)
     assert.has_error(function() mqtt_bus.new{port = b.port, password_file = "/x"} end)

@@ -199,6 +199,7 @@ function Bus:_on_connack(rc, text)
   self._refused = nil
   self._connected = true
   self._attempts = 0
+  if self._retry then self._retry:cancel(); self._retry = nil end   -- connected after all
   self._stats.connects = self._stats.connects + 1
   for _, s in ipairs(self._subs) do
     local mid, err = self._client:subscribe(s.pattern, s.qos)
