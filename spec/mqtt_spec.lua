@@ -222,7 +222,8 @@ describe("hwfota.mqtt and mqtt_bus against mosquitto", function()
   end)
 
   it("reconnects after a broker restart, re-subscribes, and gets what comes after", function()
-    local ctl = bus("controller")
+    -- a clean session: the broker forgets its subscription, only the bus can renew it
+    local ctl = bus("controller", {clean_session = true})
     local box = inbox(ctl)
     local connects, downs = 0, 0
     ctl:on_connect(function() connects = connects + 1 end)
