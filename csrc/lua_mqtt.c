@@ -326,7 +326,7 @@ static void dispatch(lua_State *L, mqtt_client *c)
     if (c->dispatching)
         return;
     c->dispatching = 1;
-    while (c->head < c->tail) {
+    while (c->head < c->tail && c->m != NULL) {   /* a callback may close the client */
         lua_getiuservalue(L, 1, UV_QUEUE);
         lua_rawgeti(L, -1, c->head);
         lua_pushnil(L);
@@ -351,6 +351,10 @@ static void dispatch(lua_State *L, mqtt_client *c)
             lua_pop(L, 1);
         }
         lua_settop(L, ev - 1);
+    }
+    if (c->head < c->tail) {   /* closed: what is left is not delivered */
+        lua_createtable(L, 0, 0);
+        lua_setiuservalue(L, 1, UV_QUEUE);
     }
     c->head = c->tail = 1;
     c->dispatching = 0;

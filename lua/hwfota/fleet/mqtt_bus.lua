@@ -417,6 +417,7 @@ function M.new(opts)
   client:on_connect(function(rc, text) self:_on_connack(rc, text) end)
   client:on_disconnect(function(rc, text) self:_on_disconnect(rc, text) end)
   client:on_message(function(topic, payload, retained)
+    if self._closed then return end
     self:_call("on_message", self._handlers.message, topic, payload, retained)
   end)
   self._ticker = hwfota.timer(TICK, function() self:_tick() end)
