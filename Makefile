@@ -435,7 +435,11 @@ check-cross: musl-headers
 # transcript. Instructions/byte need valgrind (callgrind); MB/s is wall clock. Row B4
 # (footprint): spec/bench/footprint.sh (router-build size per object, RSS of the seed flow).
 # Row B5 (scale): spec/bench/scale.lua, N = 1, 10, 100, 1000 modules through hwfota.run in
-# one process (wall, CPU, CPU and RSS per module, fds, failures).
+# one process (wall, CPU, CPU and RSS per module, fds, failures). Row B6 (overhead):
+# spec/bench/overhead.lua, the seed flow's wall time vs the simulated module's own
+# timeline, for hwfota and two peers (spec/bench/peer_pyserial.py, Debian python3-serial;
+# spec/bench/peer_chat.sh, pppd's chat, Debian ppp): installed here when root, else the
+# missing peer is skipped with a note.
 # ======================================================================================
 .PHONY: bench fleet-sim
 BENCH_OBJ := $(B)/obj/at_engine.o $(B)/obj/at_final.o $(B)/obj/at_tokenizer.o $(B)/obj/hf_error.o
@@ -450,7 +454,11 @@ fleet-sim: lib
 	LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_CPATH="$(CURDIR)/$(B)/?.so;;" \
 	  lua5.4 spec/fleet/sim.lua $(FLEET_SIM_ARGS)
 
+BENCH_PACKAGES := python3-serial ppp
+
 bench: $(B)/bench/bench_parse all
+	@if [ "$$(id -u)" = 0 ]; then sh spec/install-deps.sh $(BENCH_PACKAGES) || \
+	  echo "bench: could not install $(BENCH_PACKAGES): those peers are skipped"; fi
 	LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;" \
 	LUA_CPATH="$(CURDIR)/$(B)/?.so;;" HWFOTA_TOP="$(CURDIR)" \
 	$(LUA) spec/bench/run.lua $(B)

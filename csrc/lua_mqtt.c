@@ -19,6 +19,23 @@
  * every `loop_*` call and by `client:dispatch()`. An error raised by a Lua
  * callback then propagates normally from that call.
  *
+ * Lua API (failures: nil, message, code):
+ *   mqtt.new{client_id=, clean_session=true} -> client      mqtt.version() -> 2, 0, 11
+ *   client:will_set(topic, payload, qos, retain)      before connect
+ *   client:username_pw_set(username, password)        (the caller reads the password from a file)
+ *   client:tls_set{cafile=|capath=, certfile=, keyfile=, insecure=false}
+ *   client:connect(host, port=1883, keepalive=60) -> true   (non-blocking; CONNACK: on_connect)
+ *   client:reconnect(), client:disconnect() -> true
+ *   client:socket() -> fd | nil,  client:want_write() -> boolean
+ *   client:loop_read(), loop_write(), loop_misc() -> true   (then the queued events are handed out)
+ *   client:publish(topic, payload, qos=0, retain=false) -> mid
+ *   client:subscribe(pattern, qos=0) -> mid,  client:unsubscribe(pattern) -> mid
+ *   client:on_connect(fn(rc, text))   rc 0: accepted; else the CONNACK refusal
+ *   client:on_disconnect(fn(rc, text, code))   rc 0: on request
+ *   client:on_message(fn(topic, payload, retained, qos, mid))
+ *   client:on_subscribe(fn(mid, {granted qos...})),  client:on_publish(fn(mid))
+ *   client:dispatch(), client:dropped() -> n,  client:close() (also __close, __gc)
+ *
  * The library is initialised once per Lua state (a registry sentinel whose
  * __gc cleans it up): this file keeps no global mutable state. Failures return
  * `nil, message, code` (codes as errno names: ENOTCONN, ECONNREFUSED, EACCES,
@@ -309,7 +326,7 @@ static void dispatch(lua_State *L, mqtt_client *c)
     if (c->dispatching)
         return;
     c->dispatching = 1;
-    while (c->head < c->tail) {
+    while (c->head < c->tail && c->m != NULL) {   /* a callback may close the client */
         lua_getiuservalue(L, 1, UV_QUEUE);
         lua_rawgeti(L, -1, c->head);
         lua_pushnil(L);
@@ -334,6 +351,10 @@ static void dispatch(lua_State *L, mqtt_client *c)
             lua_pop(L, 1);
         }
         lua_settop(L, ev - 1);
+    }
+    if (c->head < c->tail) {   /* closed: what is left is not delivered */
+        lua_createtable(L, 0, 0);
+        lua_setiuservalue(L, 1, UV_QUEUE);
     }
     c->head = c->tail = 1;
     c->dispatching = 0;

@@ -159,6 +159,20 @@ describe("hwfota.mqtt and mqtt_bus against mosquitto", function()
     assert.equal("EISDIR", code)
   end)
 
+  it("without hwfota.mqtt, new says so: nil, message, ENOTSUP", function()
+    local saved = package.loaded["hwfota.mqtt"]
+    package.loaded["hwfota.mqtt"] = nil
+    package.preload["hwfota.mqtt"] = function() error("module 'hwfota.mqtt' not found") end
+    local ok, x, err, code = pcall(mqtt_bus.new, {port = b.port})
+    package.preload["hwfota.mqtt"] = nil
+    package.loaded["hwfota.mqtt"] = saved
+    assert.is_true(ok, tostring(x))
+    assert.is_nil(x)
+    assert.matches("hwfota.mqtt is not available", err, 1, true)
+    assert.matches("libmosquitto-dev", err, 1, true)
+    assert.equal("ENOTSUP", code)
+  end)
+
   it("wrong argument types raise", function()
     assert.has_error(function() mqtt_bus.new{port = "x"} end)
     assert.has_error(function() mqtt_bus.new{port = b.port, password_file = "/x"} end)
@@ -208,7 +222,8 @@ describe("hwfota.mqtt and mqtt_bus against mosquitto", function()
   end)
 
   it("reconnects after a broker restart, re-subscribes, and gets what comes after", function()
-    local ctl = bus("controller")
+    -- a clean session: the broker forgets its subscription, only the bus can renew it
+    local ctl = bus("controller", {clean_session = true})
     local box = inbox(ctl)
     local connects, downs = 0, 0
     ctl:on_connect(function() connects = connects + 1 end)
@@ -367,6 +382,25 @@ describe("hwfota.mqtt and mqtt_bus against mosquitto", function()
     assert.equal(1, #logged)
     assert.matches("on_message handler failed: .*handler bug", logged[1])
     assert.is_true(ctl:connected())
+  end)
+
+  it("a handler may close its own bus (the client is destroyed after libmosquitto returned)", function()
+    local ctl = bus("controller")
+    local n = 0
+    ctl:on_message(function() n = n + 1; ctl:close() end)
+    ctl:subscribe("hwfota/+/status", {qos = 1})
+    local r1 = bus("r1")
+    assert.is_true(connected(ctl, r1))
+    run_for(0.2)
+    r1:publish("hwfota/r1/status", "one", {qos = 1})
+    r1:publish("hwfota/r1/status", "two", {qos = 1})
+    assert.is_true(run_until(function() return n >= 1 end))
+    run_for(0.5)
+    assert.equal(1, n)
+    assert.is_false(ctl:connected())
+    local ok, _, code = ctl:publish("hwfota/x/cmd", "p", {qos = 1})
+    assert.is_nil(ok)
+    assert.equal("ECLOSED", code)
   end)
 
   describe("the raw client (hwfota.mqtt)", function()

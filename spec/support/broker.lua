@@ -121,7 +121,7 @@ function Broker:_write_config()
   end
   -- Patterns apply to every user, controllers too (harmless: hwfota/<controller>/#).
   acl[#acl + 1] = ROUTER_PATTERNS
-  write(d .. "/acl", table.concat(acl, "\n"), "600")
+  write(d .. "/acl", self.acl or table.concat(acl, "\n"), "600")
   write(d .. "/passwd", "", "600")
   for _, u in ipairs(self.users) do
     assert(sh(("%s -b %s %s %s >/dev/null 2>&1"):format(q(M.passwd_bin), q(d .. "/passwd"),
@@ -262,7 +262,8 @@ end
 --   without role, a name starting with "controller" is a controller), `port`
 --   (default a free one), `autosave` (seconds between database saves, default 1),
 --   `tls` ({cafile=, certfile=, keyfile=}: a second listener, on `tls.port` or a free
---   port), `extra` (more config lines)
+--   port), `acl` (the ACL file's text instead of the contract's), `extra` (more
+--   config lines)
 -- @return Broker, or nil and the reason
 function M.start(opts)
   opts = opts or {}
@@ -280,7 +281,7 @@ function M.start(opts)
   p:close()
   assert(dir and dir ~= "", "mktemp -d failed")
   local b = setmetatable({dir = dir, host = "127.0.0.1", users = users,
-    autosave = opts.autosave or 1, extra = opts.extra}, Broker)
+    autosave = opts.autosave or 1, extra = opts.extra, acl = opts.acl}, Broker)
   if opts.tls then
     b.tls = {cafile = opts.tls.cafile, certfile = opts.tls.certfile,
              keyfile = opts.tls.keyfile, port = opts.tls.port}

@@ -199,6 +199,7 @@ function Bus:_on_connack(rc, text)
   self._refused = nil
   self._connected = true
   self._attempts = 0
+  if self._retry then self._retry:cancel(); self._retry = nil end   -- connected after all
   self._stats.connects = self._stats.connects + 1
   for _, s in ipairs(self._subs) do
     local mid, err = self._client:subscribe(s.pattern, s.qos)
@@ -416,6 +417,7 @@ function M.new(opts)
   client:on_connect(function(rc, text) self:_on_connack(rc, text) end)
   client:on_disconnect(function(rc, text) self:_on_disconnect(rc, text) end)
   client:on_message(function(topic, payload, retained)
+    if self._closed then return end
     self:_call("on_message", self._handlers.message, topic, payload, retained)
   end)
   self._ticker = hwfota.timer(TICK, function() self:_tick() end)
