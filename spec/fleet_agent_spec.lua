@@ -47,7 +47,7 @@ local function setup(o)
   env.ctl = env.broker:client{client_id = "ctl"}
   env.ctl:on_message(function(topic, payload, retained)
     local m = proto.decode(payload)
-    env.got[#env.got + 1] = {topic = topic, msg = m, retained = retained}
+    env.got[#env.got + 1] = {topic = topic, msg = m, retained = retained, at = hwfota.now()}
   end)
   env.ctl:subscribe("hwfota/#")
   env.logs = {}
@@ -414,5 +414,98 @@ describe("fleet agent", function()
       assert(wait_until(function() return env.reply("x2") end))
       assert.equal("idle", env.reply("x2").reason)
     end)
+  end)
+  it("publishes download progress at most every PROGRESS_EVERY seconds", function()
+    local env = setup{sim_args = {"--rate", "1000"}}
+    local every = agent.PROGRESS_EVERY
+    agent.PROGRESS_EVERY = 0.4     -- 5 s in the field; the simulated download takes ~2.4 s
+    local ok, err = pcall(drive, env, function()
+      start(env)
+      env.send{id = "d1", op = "download"}
+      assert(wait_until(function() return env.final("d1") end, 30))
+      local prev, n
+      n = 0
+      for _, g in ipairs(env.got) do
+        local m = g.msg
+        if g.topic == "hwfota/r1/status" and m.cmd == "d1" and m.phase == "downloading" and m.progress then
+          if prev and prev.msg.phase == "downloading" then
+            assert.is_true(g.at - prev.at >= 0.4 - 0.05, ("two progress statuses %.3f s apart"):format(g.at - prev.at))
+          end
+          n = n + 1
+        end
+        if g.topic == "hwfota/r1/status" then prev = g end
+      end
+      assert.is_true(n >= 2, "progress was published " .. n .. " times")
+      assert.is_true(n <= 10)
+    end)
+    agent.PROGRESS_EVERY = every
+    assert(ok, err)
+  end)
+
+  it("hwfota agent: usage errors exit 2 with one message, --help exits 0", function()
+    local cli = require "hwfota.cli"
+    local function run(args)
+      local out, errs = {}, {}
+      local rc = cli.main(args, {stdout = function(s) out[#out + 1] = s end,
+                                 stderr = function(s) errs[#errs + 1] = s end})
+      return rc, table.concat(out), table.concat(errs)
+    end
+    local rc, out = run{"agent", "--help"}
+    assert.equal(0, rc)
+    assert.matches("usage: hwfota agent", out)
+    assert.matches("Exit codes", out)
+    local base = {"agent", "--broker", "127.0.0.1:1883", "--journal", "/tmp/j", "--port", "/dev/x",
+                  "--router-id", "r1"}
+    local function with(extra, drop)
+      local a = {}
+      for i, v in ipairs(base) do if not (drop and (v == drop or base[i - 1] == drop)) then a[#a + 1] = v end end
+      for _, v in ipairs(extra) do a[#a + 1] = v end
+      return a
+    end
+    for _, case in ipairs{
+      {with({}, "--broker"), "needs %-%-broker"},
+      {with({}, "--journal"), "needs %-%-journal"},
+      {with({}, "--port"), "needs %-%-port"},
+      {with({"--broker", "nohost"}), "HOST:PORT"},
+      {with({"--broker", "h:70000"}), "HOST:PORT"},
+      {with({"--router-id", "a/b"}), "router id"},
+      {with({"--router-id", "+"}), "router id"},
+      {with({"--password", "x"}), "unknown option %-%-password"},
+      {with({"--password-file", "/tmp/p"}, "--username"), "needs %-%-username"},
+      {with({"--certfile", "/tmp/c"}), "go together"},
+      {with({"--poll", "nan"}), "%-%-poll"},
+      {with({"--apn", "a;b"}), "%-%-apn"},
+      {with({"extra"}), "no argument"},
+      {with({"--site"}), "needs a value"},
+    } do
+      local code, _, err = run(case[1])
+      assert.equal(2, code, table.concat(case[1], " "))
+      assert.matches(case[2], err)
+    end
+  end)
+
+  it("hwfota agent runs until SIGTERM, then says online=false and exits 0", function()
+    local env = setup()
+    local acli = require "hwfota.fleet.agent_cli"
+    local f = assert(io.open("/proc/self/stat"))
+    local pid = f:read("n")
+    f:close()
+    local bus = env.broker:client{client_id = "agent-r9"}
+    -- the signal comes once the agent is up; the command's own loop serves it. A
+    -- real broker's socket keeps that loop going; the in-memory one has none, so a
+    -- timer stands in for it until the agent closed its bus
+    hwfota.timer(1, function() os.execute("kill -TERM " .. pid) end)
+    local function keep() if not bus.dead then hwfota.timer(0.05, keep) end end
+    keep()
+    local rc = acli.main({"--broker", "127.0.0.1:1", "--router-id", "r9", "--journal",
+                          env.journal, "--port", env.sim.path}, {bus = bus, stderr = function() end})
+    local online, inv = env.of("online", "r9"), env.of("inventory", "r9")
+    env.stop()
+    hwfota.loop()
+    assert.equal(0, rc)
+    assert.is_true(#online >= 2, "online messages: " .. #online)
+    assert.is_true(online[1].online)
+    assert.is_false(online[#online].online)
+    assert.equal(1, #inv)
   end)
 end)
