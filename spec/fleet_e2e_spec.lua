@@ -124,10 +124,9 @@ local function start_fleet(sim_args)
     end
   end
   -- `hwfota fleet rollout ...` in the background; returns {pid=, out=, err=, rc=}
-  function env.rollout(id, extra)
-    local r = {out = env.sim.dir .. "/rollout-" .. id .. ".json",
-               err = env.sim.dir .. "/rollout-" .. id .. ".err",
-               rcf = env.sim.dir .. "/rollout-" .. id .. ".rc"}
+  function env.rollout(id, extra, tag)
+    local base = env.sim.dir .. "/rollout-" .. id .. (tag or "")
+    local r = {out = base .. ".json", err = base .. ".err", rcf = base .. ".rc"}
     local cmd = ("cd %s && (lua5.4 lua/bin/hwfota fleet rollout --to %s --waves 10%%,50%%,100%% "
       .. "--max-failure-rate 5%% --id %s --broker 127.0.0.1:%d --username controller "
       .. "--password-file %s --settle 2 --json %s >%s 2>%s; echo $? >%s) >/dev/null 2>&1 </dev/null & echo $!"):format(
@@ -176,10 +175,17 @@ describe("fleet end to end (mosquitto, 20 agents, hwfota-sim)", function()
   local fault_modules = {}
   for _, rid in ipairs(failing) do fault_modules[#fault_modules + 1] = tonumber(rid:sub(2)) - 1 end
   local env
+  -- whatever fails, no agent, simulator or broker outlives the spec
+  teardown(function() if env then env.stop() end end)
+  -- the fleet of the first two tests: two modules of wave 2 fail their upgrade
+  local function faulty_fleet()
+    local e = start_fleet{"--fault-modules", table.concat(fault_modules, ","), "--upgrade-fail", "80"}
+    assert(all_inventories(e), "not every agent published its inventory")
+    return e
+  end
 
   it("router X can command neither router Y nor the fleet (ACL); the controller can", function()
-    env = start_fleet{"--fault-modules", table.concat(fault_modules, ","), "--upgrade-fail", "80"}
-    assert(all_inventories(env), "not every agent published its inventory")
+    env = faulty_fleet()
     local inv = env.last["hwfota/r01/inventory"]
     assert.equal("DE", inv.country)
     assert.equal(sim.FROM, inv.firmware)
@@ -214,7 +220,7 @@ describe("fleet end to end (mosquitto, 20 agents, hwfota-sim)", function()
   end)
 
   it("a rollout 10%,50%,100% at 5% halts in the wave of the two failing routers; later waves untouched", function()
-    assert(env, "the fleet of the previous test did not start")
+    env = env or faulty_fleet()      -- run alone (--filter): a fleet of its own
     local ro = env.rollout(id)
     assert(wait_until(ro.done, 120), "the rollout did not end")
     local st = assert(ro.state(), "no JSON state: " .. tostring(sim.read_file(ro.err)))
@@ -234,6 +240,16 @@ describe("fleet end to end (mosquitto, 20 agents, hwfota-sim)", function()
     assert(wait_until(function()
       return env.count("status", function(m) return m.rollout == id and m.phase == "failed" end) == 2
     end, 60), "the failing routers' final statuses")
+    -- the controller taken up again on the same rollout (as an operator would, to
+    -- look at it) knows both failures: the second one's result came after the halt
+    local again = env.rollout(id, nil, "again")
+    assert(wait_until(again.done, 60), "the second controller did not end")
+    local st2 = assert(again.state(), "no JSON state: " .. tostring(sim.read_file(again.err)))
+    assert.equal("halted", st2.state)
+    local names = {}
+    for _, f in ipairs(st2.failures) do names[#names + 1] = f.router .. ":" .. tostring(f.code) end
+    table.sort(names)
+    assert.same({failing[1] .. ":EUPGRADE", failing[2] .. ":EUPGRADE"}, names)
     for _, rid in ipairs(failing) do
       local s = env.last["hwfota/" .. rid .. "/status"]
       assert.equal("failed", s.phase)
