@@ -228,6 +228,57 @@ describe("fleet agent", function()
     end)
   end)
 
+  it("resumes a flow command the ledger says was running when the journal says an update is under way", function()
+    local env = setup()
+    drive(env, function()
+      start(env)
+      env.send{id = "d1", op = "download"}
+      assert(wait_until(function() return env.final("d1") end, 30))
+      settle(env)
+      assert.equal("downloaded", env.final("d1").result.outcome)
+      assert.is_truthy(sim.read_file(env.journal))      -- the image's journal is kept
+      env.agent:stop()
+      -- the agent died while running u9 (recorded before the run started)
+      local entries = assert(agent.parse_ledger(assert(sim.read_file(env.journal .. ".agent"))))
+      entries[#entries + 1] = {id = "u9", op = "upgrade", outcome = "running", arg = sim.TO, rollout = "ro9"}
+      assert(hwfota.core.write_file_atomic(env.journal .. ".agent", agent.format_ledger(entries)))
+      env.got = {}
+      start(env)
+      assert(wait_until(function() return env.final("u9") end, 30), "u9 was not resumed")
+      local f = env.final("u9")
+      assert.equal("done", f.phase)
+      assert.equal("upgraded", f.result.outcome)
+      assert.equal("ro9", f.rollout)
+      assert.equal(1, env.sim:count("AT^FOTADL=1"))   -- the verified image was not fetched again
+      assert.equal(1, env.sim:count("AT^FWUP"))
+      settle(env)
+      local after = assert(agent.parse_ledger(assert(sim.read_file(env.journal .. ".agent"))))
+      assert.equal("u9", after[#after].id)
+      assert.equal("upgraded", after[#after].outcome)
+      -- and once done it is a duplicate like any other id
+      env.send{id = "u9", op = "upgrade", to = sim.TO}
+      assert(wait_until(function() return env.reply("u9") end))
+      assert.equal("duplicate", env.reply("u9").reason)
+    end)
+  end)
+
+  it("does not resume a command the ledger says was running when no update is under way", function()
+    local env = setup()
+    drive(env, function()
+      local text = agent.format_ledger{{id = "u8", op = "upgrade", outcome = "running"}}
+      assert(hwfota.core.write_file_atomic(env.journal .. ".agent", text))
+      start(env)
+      hwfota.sleep(0.5)
+      assert.is_false(env.agent:busy())
+      assert.equal(0, env.sim:count("AT^FOTADET"))
+      local e = assert(agent.parse_ledger(assert(sim.read_file(env.journal .. ".agent")) ))
+      assert.equal("u8", e[1].id)
+      env.send{id = "u8", op = "upgrade"}
+      assert(wait_until(function() return env.reply("u8") end))
+      assert.equal("duplicate", env.reply("u8").reason)
+    end)
+  end)
+
   it("reads its ledger strictly: a malformed ledger is refused whole", function()
     local good = agent.format_ledger{{id = "a:b:1", op = "upgrade", outcome = "upgraded", arg = "1.2"},
                                      {id = "x", op = "check", outcome = "refused"}}
