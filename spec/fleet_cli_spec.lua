@@ -122,6 +122,12 @@ describe("hwfota fleet (CLI)", function()
     local rc, _, err = env.run{"fleet", "inventory", "--password-file", "/nonexistent/pw"}
     assert.equal(2, rc)
     assert.matches("password%-file", err)
+    local env2 = world(1)
+    local pw2 = os.tmpname()
+    local rc2, _, err2 = env2.run{"fleet", "inventory", "--password-file", pw2}
+    os.remove(pw2)
+    assert.equal(2, rc2)
+    assert.matches("%-%-password%-file needs %-%-username", err2)
   end)
 
   it("an unreachable broker: exit 1 and why", function()

@@ -44,6 +44,12 @@ describe("fleet simulation, 1,000 routers", function()
     assert.is_true(rep.peak_active > 0)
   end)
 
+  it("a seed reproduces its run exactly", function()
+    local a = sim.format(sim.run{routers = 300, seed = 11}):gsub("[%d.]+ s CPU", "")
+    local b = sim.format(sim.run{routers = 300, seed = 11}):gsub("[%d.]+ s CPU", "")
+    assert.equal(a, b)
+  end)
+
   it("respects a concurrency limit across the fleet", function()
     local rep = sim.run{routers = 1000, seed = 7, fail_rate = 0, concurrency = 25,
                         window = false}

@@ -234,10 +234,14 @@ function Fleet:connect(cmd, extra)
     local ok, msg = read_password(pwfile)
     if not ok then return nil, "--password-file: " .. tostring(msg), EXIT.USAGE end
   end
+  local username = o.username or self.getenv("HWFOTA_BROKER_USERNAME")
+  if pwfile and not username then
+    return nil, "--password-file needs --username (or HWFOTA_BROKER_USERNAME)", EXIT.USAGE
+  end
   local cafile = o.cafile or self.getenv("HWFOTA_BROKER_CAFILE")
   local bopts = {host = host, port = port,
                  client_id = o.client_id or fmt("hwfota-fleet-%s-%d", cmd, os.time()),
-                 username = o.username or self.getenv("HWFOTA_BROKER_USERNAME"),
+                 username = username,
                  password_file = pwfile, tls = cafile and {cafile = cafile} or nil,
                  keepalive = 30}
   local bus, msg = self.make_bus(bopts)
