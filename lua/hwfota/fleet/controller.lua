@@ -759,7 +759,7 @@ function Controller:halt(id, reason, wave)
   ro.reason = reason or "halted by operator"
   ro.halted_wave = wave or ro.wave
   ro.halted_at = self.clock.now()
-  self.log("warn", fmt("rollout %s halted: %s", id, ro.reason))
+  self.log("notice", fmt("rollout %s halted: %s", id, ro.reason))
   ro.dirty = true
   self:publish_later(ro, 0)
   self.on_event("halt", self:state(id))
