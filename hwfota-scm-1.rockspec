@@ -58,6 +58,7 @@ build = {
       ["hwfota.trigger.once"] = "lua/hwfota/trigger/once.lua",
       ["hwfota.trigger.socket"] = "lua/hwfota/trigger/socket.lua",
       ["hwfota.trigger.sms"] = "lua/hwfota/trigger/sms.lua",
+      ["hwfota.fleet.mqtt_bus"] = "lua/hwfota/fleet/mqtt_bus.lua",
    },
    install = {
       bin = { hwfota = "lua/bin/hwfota" },
