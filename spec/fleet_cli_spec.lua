@@ -122,6 +122,21 @@ describe("hwfota fleet (CLI)", function()
     local rc, _, err = env.run{"fleet", "inventory", "--password-file", "/nonexistent/pw"}
     assert.equal(2, rc)
     assert.matches("password%-file", err)
+    local env2 = world(1)
+    local pw2 = os.tmpname()
+    local rc2, _, err2 = env2.run{"fleet", "inventory", "--password-file", pw2}
+    os.remove(pw2)
+    assert.equal(2, rc2)
+    assert.matches("%-%-password%-file needs %-%-username", err2)
+  end)
+
+  it("an error inside a command is an internal error (exit 1), never a raw trace", function()
+    local env = world(1)
+    local io_, _, err = env.io()
+    io_.fleet.bus = function() error("boom in the bus") end
+    local rc = cli.main({"fleet", "status"}, io_)
+    assert.equal(1, rc)
+    assert.matches("hwfota fleet: internal error: .*boom in the bus", err())
   end)
 
   it("an unreachable broker: exit 1 and why", function()
@@ -238,5 +253,6 @@ describe("hwfota fleet (CLI)", function()
     assert.equal(cli.EXIT.FAILURE, fleetcli.EXIT.FAILURE)
     assert.equal(cli.EXIT.USAGE, fleetcli.EXIT.USAGE)
     assert.equal(cli.EXIT.NOTHING, fleetcli.EXIT.NOTHING)
+    assert.equal(cli.EXIT.INTERRUPTED, fleetcli.EXIT.INTERRUPTED)
   end)
 end)

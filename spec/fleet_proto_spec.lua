@@ -43,7 +43,7 @@ describe("hwfota.fleet.proto ids and topics", function()
     for _, ok in ipairs{"r1", "A-b_9", ("x"):rep(64)} do
       assert.is_true(proto.valid_router_id(ok), ok)
     end
-    for _, bad in ipairs{"", ("x"):rep(65), "a/b", "a+", "#", "a b", "r.1", "r:1", 5} do
+    for _, bad in ipairs{"", ("x"):rep(65), "a/b", "a+", "#", "a b", "r.1", "r:1", "fleet", 5} do
       assert.is_false(proto.valid_router_id(bad), tostring(bad))
     end
   end)

@@ -17,9 +17,9 @@ local fmt = string.format
 local M = {}
 
 --- Exit codes (as `hwfota.cli`'s): 0 done, 1 failure (halted, broker unreachable),
--- 2 usage, 3 nothing to show.
+-- 2 usage, 3 nothing to show, 130 interrupted.
 -- @table EXIT
-M.EXIT = {OK = 0, FAILURE = 1, USAGE = 2, NOTHING = 3}
+M.EXIT = {OK = 0, FAILURE = 1, USAGE = 2, NOTHING = 3, INTERRUPTED = 130}
 local EXIT = M.EXIT
 
 local BROKER = [[
@@ -36,7 +36,7 @@ Broker options (every fleet command):
 
 local EXITS = [[
 Exit codes: 0 done, 1 failure (rollout halted, broker unreachable), 2 usage error,
-3 nothing to show.
+3 nothing to show, 130 interrupted.
 ]]
 
 --- Help texts, by command (`""`: `hwfota fleet --help`).
@@ -234,10 +234,14 @@ function Fleet:connect(cmd, extra)
     local ok, msg = read_password(pwfile)
     if not ok then return nil, "--password-file: " .. tostring(msg), EXIT.USAGE end
   end
+  local username = o.username or self.getenv("HWFOTA_BROKER_USERNAME")
+  if pwfile and not username then
+    return nil, "--password-file needs --username (or HWFOTA_BROKER_USERNAME)", EXIT.USAGE
+  end
   local cafile = o.cafile or self.getenv("HWFOTA_BROKER_CAFILE")
   local bopts = {host = host, port = port,
                  client_id = o.client_id or fmt("hwfota-fleet-%s-%d", cmd, os.time()),
-                 username = o.username or self.getenv("HWFOTA_BROKER_USERNAME"),
+                 username = username,
                  password_file = pwfile, tls = cafile and {cafile = cafile} or nil,
                  keepalive = 30}
   local bus, msg = self.make_bus(bopts)
@@ -559,7 +563,9 @@ local function default_bus(opts)
     return nil, "hwfota.fleet.mqtt_bus is not available (hwfota.mqtt is built only "
                 .. "with libmosquitto-dev): " .. tostring(mqtt_bus):match("^[^\n]*")
   end
-  return mqtt_bus.new(opts)
+  local bok, bus, msg, code = pcall(mqtt_bus.new, opts)
+  if not bok then return nil, tostring(bus), "EINVAL" end
+  return bus, msg, code
 end
 
 --- Run `hwfota fleet ARGS...`.
@@ -625,7 +631,19 @@ function M.main(args, io_)
     end
     return true
   end
-  return CMD[cmd](self)
+  local ok, rc = xpcall(CMD[cmd], function(e)
+    if tostring(e):find("interrupted!", 1, true) then return e end
+    return debug.traceback(e, 2)
+  end, self)
+  if ok then return rc end
+  pcall(Fleet.close, self)
+  if tostring(rc):find("interrupted!", 1, true) then
+    self:err("interrupted; a rollout goes on where it stopped with the same command (or "
+             .. "hwfota fleet resume)")
+    return EXIT.INTERRUPTED
+  end
+  self:err("internal error: " .. tostring(rc))
+  return EXIT.FAILURE
 end
 
 return M

@@ -72,6 +72,15 @@ function M.control_topic(id) return "hwfota/fleet/control/" .. id end
 
 local MAX_LISTED = 40     -- failing routers listed in the retained state
 
+-- Keys in order: pairs() order changes from run to run (string hashes are seeded), and
+-- the order commands go out in must not (a simulation's seed reproduces its run).
+local function sorted_keys(t)
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = k end
+  table.sort(ks)
+  return ks
+end
+
 local function argerr(msg) error("hwfota.fleet.controller: " .. msg, 3) end
 
 --- Parse a window `"HH:MM-HH:MM"` into minutes of the day.
@@ -643,7 +652,8 @@ end
 function Controller:start_wave(ro, k)
   ro.wave = k
   ro.started_at[k] = ro.started_at[k] or self.clock.now()
-  for _, rec in pairs(ro.recs) do
+  for _, rid in ipairs(sorted_keys(ro.recs)) do
+    local rec = ro.recs[rid]
     if rec.w == k and rec.st == "pending" and rec.on then self:queue(ro, rec) end
   end
   self.log("info", fmt("rollout %s: wave %d (%s%%) starts: %d routers", ro.spec.id, k,
@@ -654,7 +664,7 @@ end
 -- (Re)start a rollout's activity: enrol the known routers, start its wave.
 function Controller:kick(ro)
   if not self.ready or ro.stopped then return end
-  for _, r in pairs(self.routers) do self:enrol(ro, r) end
+  for _, rid in ipairs(sorted_keys(self.routers)) do self:enrol(ro, self.routers[rid]) end
   if not ro.started_at[ro.wave] and ro.state == "running" then
     ro.started_at[ro.wave] = self.clock.now()
     self.log("info", fmt("rollout %s: wave %d (%s%%) starts: %d routers", ro.spec.id, ro.wave,
@@ -662,7 +672,8 @@ function Controller:kick(ro)
     self.on_event("wave", self:state(ro.spec.id))
   end
   if ro.state == "running" then
-    for _, rec in pairs(ro.recs) do
+    for _, rid in ipairs(sorted_keys(ro.recs)) do
+      local rec = ro.recs[rid]
       if rec.w <= ro.wave and rec.st == "pending" and rec.on then self:queue(ro, rec) end
     end
     for k = 1, ro.wave do self:check_halt(ro, k, false) end
@@ -748,7 +759,7 @@ function Controller:halt(id, reason, wave)
   ro.reason = reason or "halted by operator"
   ro.halted_wave = wave or ro.wave
   ro.halted_at = self.clock.now()
-  self.log("warn", fmt("rollout %s halted: %s", id, ro.reason))
+  self.log("notice", fmt("rollout %s halted: %s", id, ro.reason))
   ro.dirty = true
   self:publish_later(ro, 0)
   self.on_event("halt", self:state(id))
@@ -767,7 +778,8 @@ function Controller:resume(id, opts)
     return nil, fmt("rollout %s is %s, not halted", id, ro.state), "EINVAL"
   end
   local retry = opts and opts.retry_failed
-  for rid, rec in pairs(ro.failures) do
+  for _, rid in ipairs(sorted_keys(ro.failures)) do
+    local rec = ro.failures[rid]
     if retry and rec.st == "failed" then
       rec.code, rec.msg, rec.refusals = nil, nil, 0
       self:set(ro, rec, "pending")
@@ -782,13 +794,6 @@ function Controller:resume(id, opts)
   self.on_event("resume", self:state(id))
   self:progress(ro)
   return true
-end
-
-local function sorted_keys(t)
-  local ks = {}
-  for k in pairs(t) do ks[#ks + 1] = k end
-  table.sort(ks)
-  return ks
 end
 
 --- A rollout's state as a table (what is published, plus `routers` when `full`).

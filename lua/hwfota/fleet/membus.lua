@@ -74,6 +74,15 @@ function M.matches(pattern, topic)
   return pn == tn
 end
 
+-- The clients of a set in the order they were made (pairs() order is not stable
+-- from run to run: a simulation's seed must reproduce its run).
+local function by_seq(set)
+  local list = {}
+  for c in pairs(set) do list[#list + 1] = c end
+  table.sort(list, function(a, b) return a.seq < b.seq end)
+  return list
+end
+
 local Broker = {}
 Broker.__index = Broker
 
@@ -98,6 +107,7 @@ function M.new(opts)
     clock = opts.clock, latency = latency, up = true,
     clients = {},          -- client_id -> the current client with that id
     all = {},              -- every client made, for start()
+    nclients = 0,
     retained = {},         -- topic -> payload
     nretained = 0,
     trie = {c = {}, subs = {}},
@@ -191,7 +201,13 @@ function Broker:route(topic, payload, retain)
   local levels, n = split(topic)
   local out = {}
   collect(self.trie, levels, n, 1, topic:sub(1, 1) == "$", out)
-  for c in pairs(out) do
+  local first = next(out)
+  if first and next(out, first) == nil then
+    self:enqueue{kind = "msg", client = first, epoch = first.epoch, topic = topic,
+                 payload = payload, retained = false}
+    return
+  end
+  for _, c in ipairs(by_seq(out)) do   -- in the order the clients were made
     self:enqueue{kind = "msg", client = c, epoch = c.epoch, topic = topic,
                  payload = payload, retained = false}
   end
@@ -265,7 +281,8 @@ function Broker:client(opts)
   end
   local c = setmetatable({broker = self, client_id = opts.client_id, will = will,
                           subs = {}, sub_order = {}, conn = false, online = true,
-                          dead = false, epoch = 0}, Client)
+                          dead = false, epoch = 0, seq = self.nclients + 1}, Client)
+  self.nclients = self.nclients + 1
   self.all[c] = true
   self.clock.timer(self.latency, function() self:connect(c) end)
   return c
@@ -275,7 +292,9 @@ end
 -- retained messages are kept.
 function Broker:stop()
   self.up = false
-  for _, c in pairs(self.clients) do
+  local set = {}
+  for _, c in pairs(self.clients) do set[c] = true end
+  for _, c in ipairs(by_seq(set)) do
     if c.conn then self:drop(c, "broker went away", false) end
   end
 end
@@ -285,7 +304,7 @@ end
 function Broker:start()
   if self.up then return end
   self.up = true
-  for c in pairs(self.all) do
+  for _, c in ipairs(by_seq(self.all)) do
     if not c.dead then self.clock.timer(self.latency, function() self:connect(c) end) end
   end
 end

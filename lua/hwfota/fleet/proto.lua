@@ -58,11 +58,15 @@ do
   if ok and type(core) == "table" then core_check = core.check_at_param end
 end
 
---- Is `s` a valid router id (`[A-Za-z0-9_-]{1,64}`)?
+--- Is `s` a valid router id (`[A-Za-z0-9_-]{1,64}`, and not `fleet`)?
+-- `fleet` is reserved: router `fleet`'s command topic would be the fleet topic
+-- `hwfota/fleet/cmd`, and the broker's ACL pattern `hwfota/%u/#` would let a router
+-- user of that name command every router.
 -- @param s any value
 -- @treturn boolean
 function M.valid_router_id(s)
-  return type(s) == "string" and #s >= 1 and #s <= 64 and s:find("^[%w_-]+$") ~= nil
+  return type(s) == "string" and #s >= 1 and #s <= 64 and s ~= "fleet" and
+         s:find("^[%w_-]+$") ~= nil
 end
 
 --- Is `s` a valid command id (`[A-Za-z0-9_.:-]{1,64}`)?
@@ -100,7 +104,7 @@ local function check_rid_arg(fn, rid)
     error(fmt("hwfota.fleet.proto.%s: router id must be a string, got %s", fn, type(rid)), 3)
   end
   if not M.valid_router_id(rid) then
-    return nil, fmt("invalid router id %q: 1..64 of A-Z a-z 0-9 _ -", rid), "EINVAL"
+    return nil, fmt("invalid router id %q: 1..64 of A-Z a-z 0-9 _ -, not \"fleet\"", rid), "EINVAL"
   end
   return true
 end
@@ -149,7 +153,7 @@ function M.parse_topic(topic)
     return nil, fmt("topic %q: invalid rollout id", topic), "EPROTO"
   end
   local rid, kind = topic:match("^hwfota/([^/]+)/([^/]+)$")
-  if rid and rid ~= "fleet" and M.ROUTER_TOPICS[kind] and M.valid_router_id(rid) then
+  if rid and M.ROUTER_TOPICS[kind] and M.valid_router_id(rid) then
     return {kind = kind, router = rid}
   end
   return nil, fmt("topic %q is not a fleet topic", topic), "EPROTO"
@@ -185,7 +189,7 @@ end
 local function pred(desc, f) return function(x) return f(x) or desc end end
 local number = pred("a number", function(x) return type(x) == "number" and x == x end)
 local boolean = pred("a boolean", function(x) return type(x) == "boolean" end)
-local rid = pred("a router id (1..64 of A-Z a-z 0-9 _ -)", M.valid_router_id)
+local rid = pred("a router id (1..64 of A-Z a-z 0-9 _ -, not \"fleet\")", M.valid_router_id)
 local cmdid = pred("a command id (1..64 of A-Z a-z 0-9 _ . : -)", M.valid_cmd_id)
 local rolloutid = pred("a rollout id (1..32 of A-Z a-z 0-9 _ . -)", M.valid_rollout_id)
 local atsafe = pred("1..63 of A-Z a-z 0-9 . _ + -", valid_atsafe)

@@ -240,7 +240,7 @@ function M.run(o)
   for k, w in ipairs(st.waves_stats) do
     local results = w.done + w.failed
     rep.waves[k] = {percent = w.percent, routers = w.routers, done = w.done,
-                    failed = w.failed, offline = w.offline, results = results,
+                    failed = w.failed, offline = w.offline, open = w.open, results = results,
                     rate = results > 0 and w.failed / results or 0,
                     truth = truth[k] and truth[k].fails / truth[k].n or 0,
                     started = w.started, ended = w.ended}
