@@ -279,6 +279,41 @@ describe("fleet agent", function()
     end)
   end)
 
+  it("refuses a ledger path that is not a regular file, ignores a corrupt ledger, refuses commands it cannot record", function()
+    local dir = sim.tmpdir()
+    local broker = membus.new{clock = clock}
+    local function new(journal, logs)
+      return agent.new{bus = broker:client{client_id = "x"}, router = "r1", port = "/dev/null",
+                       options = {journal = journal},
+                       log = function(l, m) if logs then logs[#logs + 1] = l .. ": " .. m end end}
+    end
+    os.execute("ln -s /etc/passwd " .. sim.quote(dir .. "/j.agent"))
+    local a, msg, code = new(dir .. "/j")
+    assert.is_nil(a)
+    assert.equal("EJOURNAL", code)
+    assert.matches("j.agent", msg)
+    local f = assert(io.open(dir .. "/k.agent", "w"))
+    f:write("hwfota-agent-ledger 1\nnot a ledger line\n")
+    f:close()
+    local logs = {}
+    a = assert(new(dir .. "/k", logs))
+    assert.matches("ignoring the command ledger", logs[1])
+    assert.is_nil(next(a.seen))
+    -- a ledger whose directory went away cannot be written: refused, not run
+    os.execute("mkdir " .. sim.quote(dir .. "/gone"))
+    local replies = {}
+    local bus = {publish = function(_, topic, payload) replies[#replies + 1] = proto.decode(payload) return true end,
+                 connected = function() return true end}
+    local b = assert(agent.new{bus = bus, router = "r1", port = "/dev/null",
+                               options = {journal = dir .. "/gone/j"}, log = function() end})
+    os.execute("rmdir " .. sim.quote(dir .. "/gone"))
+    b:command{id = "c1", op = "check"}
+    assert.is_false(b:busy())
+    assert.is_false(replies[1].accepted)
+    assert.matches("cannot record the command", replies[1].reason)
+    os.execute("rm -rf " .. sim.quote(dir))
+  end)
+
   it("reads its ledger strictly: a malformed ledger is refused whole", function()
     local good = agent.format_ledger{{id = "a:b:1", op = "upgrade", outcome = "upgraded", arg = "1.2"},
                                      {id = "x", op = "check", outcome = "refused"}}

@@ -132,7 +132,9 @@ end
 --   `policies` (directory of named policies `<NAME>.lua`; without it the op
 --   `policy` is refused), `allow` (set of allowed ops, default all),
 --   `hwfota` (the library, default `require "hwfota"`), `log(level, message)`
--- @treturn Agent or `nil, message, "EINVAL"`
+-- @treturn Agent or `nil, message, code`: `"EINVAL"` (a bad router id, no
+--   journal, an unknown op in `allow`), `"EJOURNAL"` (the ledger's path is a
+--   device, FIFO, directory or symbolic link)
 function M.new(cfg)
   if type(cfg) ~= "table" then
     error(("bad argument #1 to 'new' (table expected, got %s)"):format(type(cfg)), 2)
@@ -443,7 +445,13 @@ function Agent:command(cmd)
     end
     return
   end
-  local entry = self:record(cmd, "running")
+  -- recorded before it runs: a ledger that cannot be written would let a
+  -- redelivery after a crash run it again, so the command is refused
+  local entry, saved, smsg = self:record(cmd, "running")
+  if not saved then
+    entry.outcome = "refused"
+    return self:reply(id, false, ("cannot record the command: %s"):format(tostring(smsg)):sub(1, 200))
+  end
   self:reply(id, true)
   self:run(cmd, entry)
 end
