@@ -5,6 +5,7 @@
  */
 #include "at_engine.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,6 +42,8 @@ _Static_assert(HF_AT_RESYNC_CMDS + 1 == sizeof resync_cmds / sizeof resync_cmds[
 _Static_assert(HF_AT_RESYNC_CMDS >= HF_AT_MAX_TIMEOUTS,
                "a fresh resync reply for every write of a round");
 _Static_assert(HF_AT_RESYNC_CMDS <= 8 * sizeof(unsigned), "candidate masks fit");
+_Static_assert(HF_AT_LINE_MAX <= 65536, "a response line's length fits the arena's 2 bytes");
+
 
 /* Lines any Huawei module sends on its own (radio, SIM, boot, calls, SMS).
  * Matched after the command's own expected prefixes, so AT+CREG? with prefix
@@ -205,9 +208,13 @@ static void finish_head(hf_at *at, hf_at_status st, const hf_final *fin, const c
         /* Lines stay in at->resp; nothing can append to it before we return
          * because hf_at_input may not be called from callbacks. */
         res.nlines = at->resp_nlines;
+        const char *p = at->resp;
         for (size_t i = 0; i < res.nlines; i++) {
-            res.lines[i] = at->resp + at->resp_off[i];
-            res.line_lens[i] = at->resp_len[i];
+            uint16_t n;
+            memcpy(&n, p, sizeof n);
+            res.lines[i] = p + sizeof n;
+            res.line_lens[i] = n;
+            p += sizeof n + n + 1;
         }
     }
 
@@ -577,18 +584,22 @@ static int is_response(const hf_at *at, const hf_at_cmd *c, const char *line, si
     return 1;
 }
 
+/* Append a line to the response arena: its length (2 bytes: lines are shorter
+ * than HF_AT_LINE_MAX), its bytes, a NUL. */
 static void store_resp(hf_at *at, const char *line, size_t len)
 {
-    if (at->resp_nlines >= HF_AT_RESP_LINES || len + 1 > HF_AT_RESP_BYTES - at->resp_used) {
+    uint16_t n = (uint16_t)len;
+    if (at->resp_nlines >= HF_AT_RESP_LINES ||
+        sizeof n + len + 1 > HF_AT_RESP_BYTES - at->resp_used) {
         at->resp_overflow = 1;
         return;
     }
-    memcpy(at->resp + at->resp_used, line, len);
-    at->resp[at->resp_used + len] = '\0';
-    at->resp_off[at->resp_nlines] = at->resp_used;
-    at->resp_len[at->resp_nlines] = len;
+    char *p = at->resp + at->resp_used;
+    memcpy(p, &n, sizeof n);
+    memcpy(p + sizeof n, line, len);
+    p[sizeof n + len] = '\0';
     at->resp_nlines++;
-    at->resp_used += len + 1;
+    at->resp_used += sizeof n + len + 1;
 }
 
 static int is_echo(hf_at *at, const char *line, size_t len)

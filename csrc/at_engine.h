@@ -125,7 +125,9 @@
 #define HF_AT_QUEUE_MAX      8      /* commands queued, including the one in flight */
 #define HF_AT_PREFIX_MAX     4      /* expected prefixes per command */
 #define HF_AT_PREFIX_LEN     24
-#define HF_AT_RESP_BYTES     16384  /* response lines kept for one command */
+#define HF_AT_RESP_BYTES     (2 * (HF_AT_LINE_MAX + 2))  /* response arena of one command
+                                       (4,116 bytes): each line costs its bytes + 3 (a 2-byte
+                                       length, a NUL); holds two lines of the longest length */
 #define HF_AT_RESP_LINES     64
 #define HF_AT_URC_PREFIXES   32     /* extra unsolicited prefixes registered at run time */
 #define HF_AT_URC_PREFIX_LEN 64     /* bytes of one, with its NUL */
@@ -205,12 +207,11 @@ typedef struct hf_at {
     double deadline;                      /* absolute, valid while in_flight or resyncing */
     double sent_at;
     unsigned long next_id;
-    /* response collection for the command in flight */
+    /* response collection for the command in flight: one arena, each line
+     * stored as its length (2 bytes, host order), its bytes and a NUL */
     char resp[HF_AT_RESP_BYTES];
     size_t resp_used;
     size_t resp_nlines;
-    size_t resp_off[HF_AT_RESP_LINES];
-    size_t resp_len[HF_AT_RESP_LINES];
     int resp_overflow;
     /* resynchronisation */
     int resync_needed;                    /* resync before the next command */

@@ -13,7 +13,8 @@
 
 #include <stddef.h>
 
-#define HF_AT_LINE_MAX 4096   /* >= 2048 as required; a ^FOTASTATE: 12 line may exceed 1300 */
+#define HF_AT_LINE_MAX 2056   /* a 2048-byte line passes (as required: above ModemManager's
+                                 2 KB); the longest legal line, ^FOTASTATE: 12, is ~1.3 KB */
 
 typedef enum {
     HF_TOK_LINE = 0,      /* a complete line: line/len valid, line[len] == '\0' */

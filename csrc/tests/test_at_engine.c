@@ -1370,17 +1370,30 @@ static void test_overflow(void)
     CHECK(strstr(reslog, "AT+COPS=? -> OVERFLOW OK [line 0;line 1;") == reslog, "%s", reslog);
     CHECK(strstr(reslog, ";line 63]") != NULL, "last kept line 63: %s", reslog);
 
-    /* More than HF_AT_RESP_BYTES bytes. */
+    /* More than HF_AT_RESP_BYTES bytes: the arena holds two lines of the
+     * longest length (each costs its bytes + 3), never a third. */
     clear_logs();
     sub("AT+BIG", HF_AT_EXPECT_ALL, NULL, 5);
     write_out(3, 64);
-    memset(big, 'b', 3000);
-    memcpy(big + 3000, "\r\n", 3);
-    for (int i = 0; i < 7; i++)
-        in_chunks(big, 3002, 1000, 3.1);
+    memset(big, 'b', HF_AT_LINE_MAX - 1);
+    memcpy(big + HF_AT_LINE_MAX - 1, "\r\n", 3);
+    for (int i = 0; i < 4; i++)
+        in_chunks(big, HF_AT_LINE_MAX + 1, 1000, 3.1);
     in("OK\r\n", 3.2);
-    CHECK_STR(reslog, "AT+BIG -> OVERFLOW OK [<3000 bytes>;<3000 bytes>;<3000 bytes>;"
-                      "<3000 bytes>;<3000 bytes>]\n");
+    char want_big[128];
+    snprintf(want_big, sizeof want_big, "AT+BIG -> OVERFLOW OK [<%d bytes>;<%d bytes>]\n",
+             HF_AT_LINE_MAX - 1, HF_AT_LINE_MAX - 1);
+    CHECK_STR(reslog, want_big);
+    /* Lines of mixed lengths keep their own lengths and bytes in the arena. */
+    clear_logs();
+    sub("AT+MIX", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(4, 64);
+    in("\r\na\r\n\r\nbcd\r\n", 4.1);
+    in_chunks(big, HF_AT_LINE_MAX + 1, 1000, 4.1);
+    in("\r\n\r\nef\r\nOK\r\n", 4.2);
+    snprintf(want_big, sizeof want_big, "AT+MIX -> DONE OK [a;bcd;<%d bytes>;ef]\n",
+             HF_AT_LINE_MAX - 1);
+    CHECK_STR(reslog, want_big);
     check_once();
 }
 
