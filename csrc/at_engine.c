@@ -159,6 +159,26 @@ static hf_at_cmd *head_cmd(hf_at *at)
     return at->count ? &at->queue[at->head] : NULL;
 }
 
+/* A queued command's text: command + CR + NUL, in the queue's text arena. */
+static const char *cmd_text(const hf_at *at, const hf_at_cmd *c)
+{
+    return at->qtext + c->text;
+}
+
+/* A command left the queue: close the gap its text (len + 1 bytes: with the
+ * CR and the NUL) leaves in the arena, and move the offsets of the texts
+ * behind it. Once per command, over at most HF_AT_QUEUE_TEXT bytes (nothing
+ * when it was the last text, as a lone command in flight is). */
+static void drop_text(hf_at *at, size_t off, size_t len)
+{
+    size_t n = len + 1;
+    memmove(at->qtext + off, at->qtext + off + n, at->qtext_used - off - n);
+    at->qtext_used -= n;
+    for (size_t i = 0, k = at->head; i < at->count; i++, k = (k + 1) % HF_AT_QUEUE_MAX)
+        if (at->queue[k].text > off)
+            at->queue[k].text -= n;
+}
+
 /* The command in flight; only valid while at->in_flight (which implies count > 0). */
 static hf_at_cmd *flight_cmd(hf_at *at)
 {
@@ -185,8 +205,9 @@ static void finish_head(hf_at *at, hf_at_status st, const hf_final *fin, const c
      * cleared whole: this runs once per command, on the parse path. */
     const hf_at_cmd *head = &at->queue[at->head];
     char text[HF_AT_CMD_MAX + 2];
-    memcpy(text, head->text, head->len - 1);
+    memcpy(text, cmd_text(at, head), head->len - 1);
     text[head->len - 1] = '\0';   /* drop the CR: the command as submitted */
+    size_t text_off = head->text, text_len = head->len;
     int was_sent = at->in_flight;
 
     hf_at_result res;
@@ -220,6 +241,7 @@ static void finish_head(hf_at *at, hf_at_status st, const hf_final *fin, const c
 
     at->head = (at->head + 1) % HF_AT_QUEUE_MAX;
     at->count--;
+    drop_text(at, text_off, text_len);
     at->written = 0;
     at->in_flight = 0;
     at->echo_seen = 0;
@@ -259,11 +281,11 @@ static int names(const char *text, size_t len, const char *name)
 }
 
 /* The resync commands whose reply line the timed-out command might produce. */
-static unsigned candidates_named_by(const hf_at_cmd *c)
+static unsigned candidates_named_by(const hf_at *at, const hf_at_cmd *c)
 {
     unsigned mask = 0;
     for (size_t i = 0; i < N_RESYNC_CMDS; i++)
-        if (names(c->text, c->len - 1, resync_cmds[i].name))
+        if (names(cmd_text(at, c), c->len - 1, resync_cmds[i].name))
             mask |= 1u << i;
     return mask;
 }
@@ -431,10 +453,10 @@ static void command_timed_out(hf_at *at)
 {
     hf_at_cmd *c = flight_cmd(at);
     count_timeout(at);
-    emit(at, HF_AT_EV_TIMEOUT, c->text, c->len - 1);
+    emit(at, HF_AT_EV_TIMEOUT, cmd_text(at, c), c->len - 1);
     at->resync_needed = 1;
     at->resync_discarded = 0;
-    at->resync_named |= candidates_named_by(c);
+    at->resync_named |= candidates_named_by(at, c);
     at->finals_owed++;   /* its final may still come */
     if (at->round_timeouts >= HF_AT_MAX_TIMEOUTS) {
         give_up(at);   /* fails this command first, then the rest of the queue */
@@ -557,13 +579,14 @@ static void route_resync(hf_at *at, const char *line, size_t len)
 /* ---- normal routing ----------------------------------------------------- */
 
 /* "AT+CREG?" names "+CREG"; a line "+CREG: 0,1" answers it. */
-static int line_names_command(const hf_at_cmd *c, const char *line, size_t len)
+static int line_names_command(const hf_at *at, const hf_at_cmd *c, const char *line,
+                              size_t len)
 {
     size_t tl = c->len - 1;
-    if (tl < 3 || (c->text[0] != 'A' && c->text[0] != 'a') ||
-        (c->text[1] != 'T' && c->text[1] != 't'))
+    const char *t = cmd_text(at, c);
+    if (tl < 3 || (t[0] != 'A' && t[0] != 'a') || (t[1] != 'T' && t[1] != 't'))
         return 0;
-    const char *name = c->text + 2;
+    const char *name = t + 2;
     size_t nl = 0;
     while (2 + nl < tl && name[nl] != '=' && name[nl] != '?')
         nl++;
@@ -580,7 +603,7 @@ static int is_response(const hf_at *at, const hf_at_cmd *c, const char *line, si
     if (c->expect == HF_AT_EXPECT_PREFIXES)
         return 0;
     if (is_known_urc(at, line, len))
-        return line_names_command(c, line, len);
+        return line_names_command(at, c, line, len);
     return 1;
 }
 
@@ -607,7 +630,7 @@ static int is_echo(hf_at *at, const char *line, size_t len)
     const hf_at_cmd *c = head_cmd(at);
     if (!c || at->echo_seen || (!at->in_flight && at->written == 0))
         return 0;
-    return len == c->len - 1 && memcmp(line, c->text, len) == 0;
+    return len == c->len - 1 && memcmp(line, cmd_text(at, c), len) == 0;
 }
 
 /* Every branch ends right after its callback: a callback may change the queue. */
@@ -708,16 +731,20 @@ int hf_at_submit(hf_at *at, const char *cmd, size_t len, hf_at_expect expect,
         return hf_error_set(err, "EINVAL", "unknown expect mode %d", (int)expect);
     if (check_prefixes(prefixes, nprefixes, err))
         return -1;
-    if (at->count >= HF_AT_QUEUE_MAX)
-        return hf_error_set(err, "EAGAIN", "command queue full (%d)", HF_AT_QUEUE_MAX);
+    if (at->count >= HF_AT_QUEUE_MAX || len + 2 > HF_AT_QUEUE_TEXT - at->qtext_used)
+        return hf_error_set(err, "EAGAIN", "command queue full (%d commands, %d bytes of text)",
+                            HF_AT_QUEUE_MAX, HF_AT_QUEUE_TEXT);
 
     hf_at_cmd *c = &at->queue[(at->head + at->count) % HF_AT_QUEUE_MAX];
     /* Every field read later is set here; the slot is not cleared whole (it
      * is 700 bytes, and this runs once per command). */
     c->id = at->next_id++;
-    memcpy(c->text, cmd, len);
-    c->text[len] = '\r';
-    c->text[len + 1] = '\0';
+    char *t = at->qtext + at->qtext_used;
+    memcpy(t, cmd, len);
+    t[len] = '\r';
+    t[len + 1] = '\0';
+    c->text = at->qtext_used;
+    at->qtext_used += len + 2;
     c->len = len + 1;
     c->expect = expect;
     for (size_t i = 0; i < nprefixes; i++) {
@@ -746,7 +773,7 @@ size_t hf_at_output(hf_at *at, const char **data)
     if (at->resync_state != RS_NONE || !at->count || at->in_flight)
         return 0;
     hf_at_cmd *c = head_cmd(at);
-    *data = c->text + at->written;
+    *data = cmd_text(at, c) + at->written;
     return c->len - at->written;
 }
 
@@ -828,9 +855,13 @@ static void cancel_behind_head(hf_at *at)
 {
     size_t behind = (at->head + 1) % HF_AT_QUEUE_MAX;
     hf_at_cmd victim = at->queue[behind];
+    char text[HF_AT_CMD_MAX + 2];
+    memcpy(text, cmd_text(at, &victim), victim.len - 1);
+    text[victim.len - 1] = '\0';   /* drop the CR: the command as submitted */
     at->queue[behind] = at->queue[at->head];
     at->head = behind;
     at->count--;
+    drop_text(at, victim.text, victim.len);
 
     hf_at_result res;
     memset(&res, 0, sizeof res);
@@ -840,8 +871,7 @@ static void cancel_behind_head(hf_at *at)
     res.final.code = -1;
     res.final.text = "";
     res.final_line = "";
-    victim.text[victim.len - 1] = '\0';
-    res.command = victim.text;
+    res.command = text;
     if (at->cb.on_result)
         at->cb.on_result(at->ud, &res);
 }

@@ -123,6 +123,9 @@
 
 #define HF_AT_CMD_MAX        512    /* bytes of one command, without the CR */
 #define HF_AT_QUEUE_MAX      8      /* commands queued, including the one in flight */
+#define HF_AT_QUEUE_TEXT     (2 * (HF_AT_CMD_MAX + 2))  /* bytes of command text the queue
+                                       holds (each command costs its length + 2): two of
+                                       the longest, or eight of up to 126 bytes */
 #define HF_AT_PREFIX_MAX     4      /* expected prefixes per command */
 #define HF_AT_PREFIX_LEN     24
 #define HF_AT_RESP_BYTES     (2 * (HF_AT_LINE_MAX + 2))  /* response arena of one command
@@ -187,7 +190,7 @@ typedef struct hf_at_callbacks {
 
 typedef struct hf_at_cmd {
     unsigned long id;
-    char text[HF_AT_CMD_MAX + 2];         /* command + "\r" + NUL */
+    size_t text;                          /* offset in hf_at.qtext of command + "\r" + NUL */
     size_t len;                           /* bytes including the "\r" */
     hf_at_expect expect;
     char prefixes[HF_AT_PREFIX_MAX][HF_AT_PREFIX_LEN];
@@ -202,6 +205,9 @@ typedef struct hf_at {
     hf_tok tok;
     hf_at_cmd queue[HF_AT_QUEUE_MAX];     /* ring: queue[head] is in flight or next */
     size_t head, count;
+    char qtext[HF_AT_QUEUE_TEXT];         /* the queued commands' texts, packed (a text
+                                             leaving closes its gap) */
+    size_t qtext_used;
     size_t written;                       /* bytes of queue[head] written so far */
     int in_flight;                        /* queue[head] fully written, awaiting its final */
     double deadline;                      /* absolute, valid while in_flight or resyncing */

@@ -383,6 +383,62 @@ static void test_submit_refusals(void)
     CHECK(hf_at_deadline(&at) == 10 + HF_AT_DEFAULT_TIMEOUT, "deadline %f", hf_at_deadline(&at));
 }
 
+/* The queue's texts share one arena: it holds two of the longest commands;
+ * a text leaving closes its gap, and the texts behind it stay whole. */
+static void test_queue_text(void)
+{
+    setup();
+    hf_error err;
+    unsigned long id = 0;
+    static char a[HF_AT_CMD_MAX + 1], b[HF_AT_CMD_MAX + 1];
+    memset(a, 'a', HF_AT_CMD_MAX);
+    memset(b, 'b', HF_AT_CMD_MAX);
+    memcpy(a, "AT+A", 4);
+    memcpy(b, "AT+B", 4);
+    CHECK_INT(hf_at_submit(&at, a, HF_AT_CMD_MAX, HF_AT_EXPECT_NONE, NULL, 0, 5, &id, &err), 0);
+    CHECK_INT(hf_at_submit(&at, b, HF_AT_CMD_MAX, HF_AT_EXPECT_NONE, NULL, 0, 5, &id, &err), 0);
+    CHECK_INT(hf_at_submit(&at, "AT", 2, HF_AT_EXPECT_NONE, NULL, 0, 5, &id, &err), -1);
+    CHECK_STR(err.code, "EAGAIN");
+    CHECK(strstr(err.msg, "bytes of text") != NULL, "%s", err.msg);
+    CHECK_INT(at.count, 2);
+    write_out(0, 100);
+    CHECK_INT(wire_len, HF_AT_CMD_MAX + 1);
+    CHECK(memcmp(wire, a, HF_AT_CMD_MAX) == 0 && wire[HF_AT_CMD_MAX] == '\r', "A's text on the wire");
+    in("\r\nOK\r\n", 0.1);
+    /* A left: its room is free again, B's text moved and is still whole. */
+    sub("AT+CSQ", HF_AT_EXPECT_ALL, NULL, 5);
+    wire_len = 0;
+    write_out(0.2, 7);
+    CHECK_INT(wire_len, HF_AT_CMD_MAX + 1);
+    CHECK(memcmp(wire, b, HF_AT_CMD_MAX) == 0 && wire[HF_AT_CMD_MAX] == '\r', "B's text on the wire");
+    in("\r\nOK\r\n", 0.3);
+    wire_len = 0;
+    write_out(0.4, 64);
+    CHECK_WIRE("AT+CSQ\r");
+    in("\r\n+CSQ: 20,99\r\n\r\nOK\r\n", 0.5);
+    CHECK(strstr(reslog, "AT+CSQ -> DONE OK [+CSQ: 20,99]\n") != NULL, "%s", reslog);
+    /* Cancelled from the middle: the texts around the gap stay whole. */
+    sub("AT+ONE", HF_AT_EXPECT_NONE, NULL, 5);
+    const char *d;
+    hf_at_output(&at, &d);
+    hf_at_wrote(&at, 3, 0.6);   /* partly written: stays */
+    sub("AT+TWO", HF_AT_EXPECT_NONE, NULL, 5);
+    hf_at_cancel_queued(&at);
+    sub("AT+THREE", HF_AT_EXPECT_NONE, NULL, 5);
+    wire_len = 0;
+    write_out(0.7, 64);
+    CHECK_WIRE("ONE\r");
+    in("\r\nOK\r\n", 0.8);
+    wire_len = 0;
+    write_out(0.9, 64);
+    CHECK_WIRE("AT+THREE\r");
+    in("\r\nOK\r\n", 1.0);
+    CHECK(strstr(reslog, "AT+TWO -> CANCELLED NONE []\nAT+ONE -> DONE OK []\n"
+                         "AT+THREE -> DONE OK []\n") != NULL, "%s", reslog);
+    CHECK_INT(at.qtext_used, 0);
+    check_once();
+}
+
 /* ---- timeouts, late answers, resync ------------------------------------- */
 
 /* Command A times out; its late answer arrives during the resync; B, queued
@@ -1468,6 +1524,7 @@ int main(void)
     test_prefix_modes();
     test_errors();
     test_submit_refusals();
+    test_queue_text();
     test_timeout_late_answer();
     test_resync_failures();
     test_resync_reply_delays();
