@@ -371,7 +371,16 @@ end
 
 function Driver:emit(a)
   local ev = a.event
-  self.report.events[#self.report.events + 1] = a
+  -- the report keeps every event in order, but a run of download-progress events
+  -- (one per AT^FOTADLQ poll: hundreds in a long download, each with its files list)
+  -- only as its latest: a run's report stays small however long the download
+  local events = self.report.events
+  local n = #events
+  if ev == "progress" and n > 0 and events[n].event == "progress" then
+    events[n] = a
+  else
+    events[n + 1] = a
+  end
   if ev == "state" then
     self:trace("state", ("^FOTASTATE: %d (%s)"):format(a.code, a.name))
     local lp = self.last_progress
