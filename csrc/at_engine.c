@@ -43,6 +43,8 @@ _Static_assert(HF_AT_RESYNC_CMDS >= HF_AT_MAX_TIMEOUTS,
                "a fresh resync reply for every write of a round");
 _Static_assert(HF_AT_RESYNC_CMDS <= 8 * sizeof(unsigned), "candidate masks fit");
 _Static_assert(HF_AT_LINE_MAX <= 65536, "a response line's length fits the arena's 2 bytes");
+_Static_assert(HF_AT_URC_TEXT <= 65536 && HF_AT_URC_PREFIX_LEN <= 256,
+               "unsolicited prefixes' offsets and lengths fit their fields");
 
 
 /* Lines any Huawei module sends on its own (radio, SIM, boot, calls, SMS).
@@ -126,7 +128,7 @@ static void pairs_rebuild(hf_at *at)
     for (size_t i = 0; i < N_BUILTIN_URCS; i++)
         pairs_add(at, builtin_urcs[i].text, builtin_urcs[i].len);
     for (size_t i = 0; i < at->n_urc_prefixes; i++)
-        pairs_add(at, at->urc_prefixes[i], at->urc_prefix_lens[i]);
+        pairs_add(at, at->urc_text + at->urc_prefix_offs[i], at->urc_prefix_lens[i]);
 }
 
 static int is_known_urc(const hf_at *at, const char *line, size_t len)
@@ -142,7 +144,8 @@ static int is_known_urc(const hf_at *at, const char *line, size_t len)
         if (starts_with_n(line, len, builtin_urcs[i].text, builtin_urcs[i].len))
             return 1;
     for (size_t i = 0; i < at->n_urc_prefixes; i++)
-        if (starts_with_n(line, len, at->urc_prefixes[i], at->urc_prefix_lens[i]))
+        if (starts_with_n(line, len, at->urc_text + at->urc_prefix_offs[i],
+                          at->urc_prefix_lens[i]))
             return 1;
     return 0;
 }
@@ -165,6 +168,14 @@ static const char *cmd_text(const hf_at *at, const hf_at_cmd *c)
     return at->qtext + c->text;
 }
 
+/* Close the gap of n bytes at off in a packed arena of *used bytes (the
+ * caller moves the offsets behind it). */
+static void arena_cut(char *buf, size_t *used, size_t off, size_t n)
+{
+    memmove(buf + off, buf + off + n, *used - off - n);
+    *used -= n;
+}
+
 /* A command left the queue: close the gap its text (len + 1 bytes: with the
  * CR and the NUL) leaves in the arena, and move the offsets of the texts
  * behind it. Once per command, over at most HF_AT_QUEUE_TEXT bytes (nothing
@@ -172,8 +183,7 @@ static const char *cmd_text(const hf_at *at, const hf_at_cmd *c)
 static void drop_text(hf_at *at, size_t off, size_t len)
 {
     size_t n = len + 1;
-    memmove(at->qtext + off, at->qtext + off + n, at->qtext_used - off - n);
-    at->qtext_used -= n;
+    arena_cut(at->qtext, &at->qtext_used, off, n);
     for (size_t i = 0, k = at->head; i < at->count; i++, k = (k + 1) % HF_AT_QUEUE_MAX)
         if (at->queue[k].text > off)
             at->queue[k].text -= n;
@@ -897,15 +907,18 @@ int hf_at_urc_prefix_add(hf_at *at, const char *prefix)
     if (!prefix || !prefix[0] || strlen(prefix) >= HF_AT_URC_PREFIX_LEN)
         return -1;
     for (size_t i = 0; i < at->n_urc_prefixes; i++) {
-        if (strcmp(at->urc_prefixes[i], prefix) == 0) {
+        if (strcmp(at->urc_text + at->urc_prefix_offs[i], prefix) == 0) {
             at->urc_refs[i]++;
             return 0;
         }
     }
-    if (at->n_urc_prefixes >= HF_AT_URC_PREFIXES)
+    size_t n = strlen(prefix);
+    if (at->n_urc_prefixes >= HF_AT_URC_PREFIXES || n + 1 > HF_AT_URC_TEXT - at->urc_text_used)
         return -1;
-    at->urc_prefix_lens[at->n_urc_prefixes] = strlen(prefix);
-    memcpy(at->urc_prefixes[at->n_urc_prefixes], prefix, strlen(prefix) + 1);
+    memcpy(at->urc_text + at->urc_text_used, prefix, n + 1);
+    at->urc_prefix_offs[at->n_urc_prefixes] = (unsigned short)at->urc_text_used;
+    at->urc_prefix_lens[at->n_urc_prefixes] = (unsigned char)n;
+    at->urc_text_used += n + 1;
     at->urc_refs[at->n_urc_prefixes++] = 1;
     pairs_add(at, prefix, strlen(prefix));
     return 0;
@@ -916,17 +929,21 @@ int hf_at_urc_prefix_remove(hf_at *at, const char *prefix)
     if (!prefix)
         return -1;
     for (size_t i = 0; i < at->n_urc_prefixes; i++) {
-        if (strcmp(at->urc_prefixes[i], prefix) != 0)
+        if (strcmp(at->urc_text + at->urc_prefix_offs[i], prefix) != 0)
             continue;
         if (--at->urc_refs[i] > 0)
             return 0;
+        size_t off = at->urc_prefix_offs[i], n = at->urc_prefix_lens[i] + 1u;
+        arena_cut(at->urc_text, &at->urc_text_used, off, n);
         at->n_urc_prefixes--;
         if (i != at->n_urc_prefixes) {
-            memcpy(at->urc_prefixes[i], at->urc_prefixes[at->n_urc_prefixes],
-                   HF_AT_URC_PREFIX_LEN);
+            at->urc_prefix_offs[i] = at->urc_prefix_offs[at->n_urc_prefixes];
             at->urc_prefix_lens[i] = at->urc_prefix_lens[at->n_urc_prefixes];
             at->urc_refs[i] = at->urc_refs[at->n_urc_prefixes];
         }
+        for (size_t k = 0; k < at->n_urc_prefixes; k++)
+            if (at->urc_prefix_offs[k] > off)
+                at->urc_prefix_offs[k] = (unsigned short)(at->urc_prefix_offs[k] - n);
         pairs_rebuild(at);
         return 0;
     }

@@ -134,6 +134,7 @@
 #define HF_AT_RESP_LINES     64
 #define HF_AT_URC_PREFIXES   32     /* extra unsolicited prefixes registered at run time */
 #define HF_AT_URC_PREFIX_LEN 64     /* bytes of one, with its NUL */
+#define HF_AT_URC_TEXT       512    /* bytes of them all, each with its NUL, packed */
 #define HF_AT_RESYNC_QUIET   0.3    /* seconds without a final after the resync's answer */
 #define HF_AT_RESYNC_TIMEOUT 3.0    /* seconds to wait for the resync's answer */
 #define HF_AT_RESYNC_CMDS    3      /* resync commands to choose from (AT+CMEE?, AT+CSQ, AT+CSCS?) */
@@ -240,8 +241,11 @@ typedef struct hf_at {
     unsigned consecutive_timeouts;
     unsigned long timeouts, overflows, urcs, echoes;
     /* extra unsolicited prefixes */
-    char urc_prefixes[HF_AT_URC_PREFIXES][HF_AT_URC_PREFIX_LEN];
-    size_t urc_prefix_lens[HF_AT_URC_PREFIXES]; /* strlen of each, taken once at add */
+    char urc_text[HF_AT_URC_TEXT];        /* the prefixes, each with its NUL, packed (a
+                                             removed one closes its gap) */
+    size_t urc_text_used;
+    unsigned short urc_prefix_offs[HF_AT_URC_PREFIXES]; /* offset of each in urc_text */
+    unsigned char urc_prefix_lens[HF_AT_URC_PREFIXES];  /* strlen of each, taken once at add */
     unsigned urc_refs[HF_AT_URC_PREFIXES];   /* registrations of each (ref count) */
     size_t n_urc_prefixes;
     unsigned char urc_pairs[32];          /* filter: a bit per hash of the first two bytes of
@@ -291,7 +295,8 @@ void hf_at_cancel_queued(hf_at *at);
 /* Register/remove an extra unsolicited prefix (e.g. "^FOTASTATE:", registered by the
  * FOTA layer; "+CUSD:" by a subscriber). Registrations are counted: a prefix stays
  * unsolicited until each add has had its remove, so two subscribers to one prefix do
- * not undo each other. add returns 0, or -1 when the table is full or the prefix
+ * not undo each other. add returns 0, or -1 when the table is full (HF_AT_URC_PREFIXES
+ * prefixes, or HF_AT_URC_TEXT bytes with their NULs) or the prefix
  * empty or HF_AT_URC_PREFIX_LEN bytes or longer; remove returns 0, or -1 when the
  * prefix is not registered. */
 int hf_at_urc_prefix_add(hf_at *at, const char *prefix);

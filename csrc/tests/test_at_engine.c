@@ -316,6 +316,38 @@ static void test_prefix_modes(void)
     }
     CHECK_INT(hf_at_urc_prefix_add(&at, "+FULL:"), -1);
     check_once();
+
+    /* The prefixes' texts are packed: one removed from the middle closes its gap
+     * and the others still match; the bytes bound them as well as the count. */
+    setup();
+    CHECK_INT(hf_at_urc_prefix_add(&at, "+AAA:"), 0);
+    CHECK_INT(hf_at_urc_prefix_add(&at, "+BBBBBB:"), 0);
+    CHECK_INT(hf_at_urc_prefix_add(&at, "+CC:"), 0);
+    CHECK_INT(hf_at_urc_prefix_remove(&at, "+AAA:"), 0);
+    CHECK_INT(hf_at_urc_prefix_remove(&at, "+AAA:"), -1);
+    sub("ATI", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0, 64);
+    in("\r\n+AAA: 1\r\n+BBBBBB: 2\r\n+CC: 3\r\n^FOTASTATE: 10\r\nOK\r\n", 0.1);
+    CHECK_STR(urclog, "+BBBBBB: 2|+CC: 3|^FOTASTATE: 10|");
+    CHECK_STR(reslog, "ATI -> DONE OK [+AAA: 1]\n");
+    char longp[HF_AT_URC_PREFIX_LEN];
+    int added = 0;
+    size_t used_before = at.urc_text_used;   /* "^FOTASTATE:", "+BBBBBB:", "+CC:" */
+    CHECK_INT(used_before, 12 + 9 + 5);
+    for (int i = 0; i < HF_AT_URC_PREFIXES; i++) {
+        memset(longp, 'p', sizeof longp - 1);
+        longp[sizeof longp - 1] = '\0';
+        longp[0] = '+';
+        longp[1] = (char)('A' + i);
+        if (hf_at_urc_prefix_add(&at, longp) < 0)
+            break;
+        added++;
+    }
+    /* three short ones hold 3 of the 32 entries: the bytes ran out first */
+    CHECK_INT(added, (int)((HF_AT_URC_TEXT - used_before) / HF_AT_URC_PREFIX_LEN));
+    CHECK(added + 3 < HF_AT_URC_PREFIXES, "added %d", added);
+    CHECK(at.urc_text_used <= HF_AT_URC_TEXT, "%zu", at.urc_text_used);
+    check_once();
 }
 
 static void test_errors(void)
