@@ -656,7 +656,8 @@ static void route_normal(hf_at *at, const char *line, size_t len)
         return;
     }
     hf_final fin;
-    if (hf_final_parse(line, len, &fin) != HF_FINAL_NONE) {
+    if (hf_final_may_start((unsigned char)line[0]) &&
+        hf_final_parse(line, len, &fin) != HF_FINAL_NONE) {
         at->consecutive_timeouts = 0;   /* round_timeouts is 0 here: resync_done reset it */
         finish_head(at, at->resp_overflow ? HF_AT_STATUS_OVERFLOW : HF_AT_STATUS_DONE, &fin,
                     line);

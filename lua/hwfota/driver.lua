@@ -178,9 +178,18 @@ end
 
 -- loop source interface ---------------------------------------------------
 
+-- The loop asks every driver on every wake: the two answers are tables made once
+-- (the loop only reads them), not a new one per call.
+local NO_PORTS = {}
+
 function Driver:ports()
-  if self.finished or self.port:is_lost() then return {} end
-  return {self.port}
+  if self.finished or self.port:is_lost() then return NO_PORTS end
+  local list = self.port_list
+  if not list then
+    list = {self.port}
+    self.port_list = list
+  end
+  return list
 end
 
 -- Every wait has a deadline: a running machine always waits for a command in
@@ -257,7 +266,9 @@ function Driver:on_result(id, command, res, msg, code, detail)
   local ev = {kind = "result", id = id, command = command}
   if res then
     ev.final, ev.lines = "OK", res.lines
-    self:trace("response", table.concat(res.lines, "\n") .. (#res.lines > 0 and "\n" or "") .. "OK")
+    if self.opts.trace then   -- the text only when somebody reads it
+      self:trace("response", table.concat(res.lines, "\n") .. (#res.lines > 0 and "\n" or "") .. "OK")
+    end
   else
     ev.final = status_final[code] or (detail and detail.kind) or "ERROR"
     if ev.final == "NONE" then ev.final = "ERROR" end
