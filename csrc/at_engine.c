@@ -43,6 +43,7 @@ _Static_assert(HF_AT_RESYNC_CMDS >= HF_AT_MAX_TIMEOUTS,
                "a fresh resync reply for every write of a round");
 _Static_assert(HF_AT_RESYNC_CMDS <= 8 * sizeof(unsigned), "candidate masks fit");
 _Static_assert(HF_AT_LINE_MAX <= 65536, "a response line's length fits the arena's 2 bytes");
+_Static_assert(HF_AT_PREFIX_LEN <= 256, "an expected prefix's length fits its byte");
 _Static_assert(HF_AT_URC_TEXT <= 65536 && HF_AT_URC_PREFIX_LEN <= 256,
                "unsolicited prefixes' offsets and lengths fit their fields");
 
@@ -176,13 +177,12 @@ static void arena_cut(char *buf, size_t *used, size_t off, size_t n)
     *used -= n;
 }
 
-/* A command left the queue: close the gap its text (len + 1 bytes: with the
- * CR and the NUL) leaves in the arena, and move the offsets of the texts
+/* A command left the queue: close the gap its text and prefixes (n bytes)
+ * leave in the arena, and move the offsets of the texts
  * behind it. Once per command, over at most HF_AT_QUEUE_TEXT bytes (nothing
  * when it was the last text, as a lone command in flight is). */
-static void drop_text(hf_at *at, size_t off, size_t len)
+static void drop_text(hf_at *at, size_t off, size_t n)
 {
-    size_t n = len + 1;
     arena_cut(at->qtext, &at->qtext_used, off, n);
     for (size_t i = 0, k = at->head; i < at->count; i++, k = (k + 1) % HF_AT_QUEUE_MAX)
         if (at->queue[k].text > off)
@@ -217,7 +217,7 @@ static void finish_head(hf_at *at, hf_at_status st, const hf_final *fin, const c
     char text[HF_AT_CMD_MAX + 2];
     memcpy(text, cmd_text(at, head), head->len - 1);
     text[head->len - 1] = '\0';   /* drop the CR: the command as submitted */
-    size_t text_off = head->text, text_len = head->len;
+    size_t text_off = head->text, text_size = head->size;
     int was_sent = at->in_flight;
 
     hf_at_result res;
@@ -251,7 +251,7 @@ static void finish_head(hf_at *at, hf_at_status st, const hf_final *fin, const c
 
     at->head = (at->head + 1) % HF_AT_QUEUE_MAX;
     at->count--;
-    drop_text(at, text_off, text_len);
+    drop_text(at, text_off, text_size);
     at->written = 0;
     at->in_flight = 0;
     at->echo_seen = 0;
@@ -607,8 +607,9 @@ static int is_response(const hf_at *at, const hf_at_cmd *c, const char *line, si
 {
     if (c->expect == HF_AT_EXPECT_NONE)
         return 0;
-    for (size_t i = 0; i < c->nprefixes; i++)
-        if (starts_with_n(line, len, c->prefixes[i], c->prefix_lens[i]))
+    const char *p = cmd_text(at, c) + c->len + 1;   /* the prefixes follow the text */
+    for (size_t i = 0; i < c->nprefixes; p += c->prefix_lens[i] + 1u, i++)
+        if (starts_with_n(line, len, p, c->prefix_lens[i]))
             return 1;
     if (c->expect == HF_AT_EXPECT_PREFIXES)
         return 0;
@@ -742,26 +743,33 @@ int hf_at_submit(hf_at *at, const char *cmd, size_t len, hf_at_expect expect,
         return hf_error_set(err, "EINVAL", "unknown expect mode %d", (int)expect);
     if (check_prefixes(prefixes, nprefixes, err))
         return -1;
-    if (at->count >= HF_AT_QUEUE_MAX || len + 2 > HF_AT_QUEUE_TEXT - at->qtext_used)
+    size_t size = len + 2;
+    for (size_t i = 0; i < nprefixes; i++)
+        size += strlen(prefixes[i]) + 1;   /* each < HF_AT_PREFIX_LEN: check_prefixes */
+    if (at->count >= HF_AT_QUEUE_MAX || size > HF_AT_QUEUE_TEXT - at->qtext_used)
         return hf_error_set(err, "EAGAIN", "command queue full (%d commands, %d bytes of text)",
                             HF_AT_QUEUE_MAX, HF_AT_QUEUE_TEXT);
 
     hf_at_cmd *c = &at->queue[(at->head + at->count) % HF_AT_QUEUE_MAX];
-    /* Every field read later is set here; the slot is not cleared whole (it
-     * is 700 bytes, and this runs once per command). */
+    /* Every field read later is set here; the slot is not cleared whole (this
+     * runs once per command, on the parse path). */
     c->id = at->next_id++;
     char *t = at->qtext + at->qtext_used;
     memcpy(t, cmd, len);
     t[len] = '\r';
     t[len + 1] = '\0';
     c->text = at->qtext_used;
-    at->qtext_used += len + 2;
     c->len = len + 1;
+    c->size = size;
     c->expect = expect;
+    t += len + 2;
     for (size_t i = 0; i < nprefixes; i++) {
-        c->prefix_lens[i] = strlen(prefixes[i]);
-        memcpy(c->prefixes[i], prefixes[i], c->prefix_lens[i] + 1);
+        size_t pl = strlen(prefixes[i]);
+        c->prefix_lens[i] = (unsigned char)pl;
+        memcpy(t, prefixes[i], pl + 1);
+        t += pl + 1;
     }
+    at->qtext_used += size;
     c->nprefixes = nprefixes;
     c->timeout = timeout > 0 ? timeout : HF_AT_DEFAULT_TIMEOUT;   /* NaN too */
     at->count++;
@@ -872,7 +880,7 @@ static void cancel_behind_head(hf_at *at)
     at->queue[behind] = at->queue[at->head];
     at->head = behind;
     at->count--;
-    drop_text(at, victim.text, victim.len);
+    drop_text(at, victim.text, victim.size);
 
     hf_at_result res;
     memset(&res, 0, sizeof res);

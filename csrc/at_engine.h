@@ -123,9 +123,12 @@
 
 #define HF_AT_CMD_MAX        512    /* bytes of one command, without the CR */
 #define HF_AT_QUEUE_MAX      8      /* commands queued, including the one in flight */
-#define HF_AT_QUEUE_TEXT     (2 * (HF_AT_CMD_MAX + 2))  /* bytes of command text the queue
-                                       holds (each command costs its length + 2): two of
-                                       the longest, or eight of up to 126 bytes */
+#define HF_AT_QUEUE_TEXT     (2 * (HF_AT_CMD_MAX + 2 + HF_AT_PREFIX_MAX * HF_AT_PREFIX_LEN))
+                                    /* bytes of command text and expected prefixes the queue
+                                       holds (a command costs its length + 2, a prefix its
+                                       length + 1): two of the longest with four of the
+                                       longest prefixes each (1,220 bytes), or eight of
+                                       about 150 */
 #define HF_AT_PREFIX_MAX     4      /* expected prefixes per command */
 #define HF_AT_PREFIX_LEN     24
 #define HF_AT_RESP_BYTES     (2 * (HF_AT_LINE_MAX + 2))  /* response arena of one command
@@ -191,11 +194,12 @@ typedef struct hf_at_callbacks {
 
 typedef struct hf_at_cmd {
     unsigned long id;
-    size_t text;                          /* offset in hf_at.qtext of command + "\r" + NUL */
-    size_t len;                           /* bytes including the "\r" */
+    size_t text;                          /* offset in hf_at.qtext of command + "\r" + NUL,
+                                             then each expected prefix + NUL */
+    size_t len;                           /* bytes of the command including the "\r" */
+    size_t size;                          /* bytes it takes in hf_at.qtext, prefixes too */
     hf_at_expect expect;
-    char prefixes[HF_AT_PREFIX_MAX][HF_AT_PREFIX_LEN];
-    size_t prefix_lens[HF_AT_PREFIX_MAX];  /* strlen of each, taken once at submit */
+    unsigned char prefix_lens[HF_AT_PREFIX_MAX];  /* strlen of each, taken once at submit */
     size_t nprefixes;
     double timeout;
 } hf_at_cmd;

@@ -415,8 +415,9 @@ static void test_submit_refusals(void)
     CHECK(hf_at_deadline(&at) == 10 + HF_AT_DEFAULT_TIMEOUT, "deadline %f", hf_at_deadline(&at));
 }
 
-/* The queue's texts share one arena: it holds two of the longest commands;
- * a text leaving closes its gap, and the texts behind it stay whole. */
+/* The queue's texts and expected prefixes share one arena: it holds two of the
+ * longest commands with four of the longest prefixes each; a command leaving
+ * closes its gap, and the texts and prefixes behind it stay whole. */
 static void test_queue_text(void)
 {
     setup();
@@ -427,8 +428,20 @@ static void test_queue_text(void)
     memset(b, 'b', HF_AT_CMD_MAX);
     memcpy(a, "AT+A", 4);
     memcpy(b, "AT+B", 4);
-    CHECK_INT(hf_at_submit(&at, a, HF_AT_CMD_MAX, HF_AT_EXPECT_NONE, NULL, 0, 5, &id, &err), 0);
-    CHECK_INT(hf_at_submit(&at, b, HF_AT_CMD_MAX, HF_AT_EXPECT_NONE, NULL, 0, 5, &id, &err), 0);
+    static char pre[HF_AT_PREFIX_MAX][HF_AT_PREFIX_LEN];
+    const char *pres[HF_AT_PREFIX_MAX];
+    for (int i = 0; i < HF_AT_PREFIX_MAX; i++) {
+        memset(pre[i], 'P', HF_AT_PREFIX_LEN - 1);
+        pre[i][0] = '+';
+        pre[i][1] = (char)('0' + i);
+        pre[i][HF_AT_PREFIX_LEN - 2] = ':';
+        pres[i] = pre[i];
+    }
+    CHECK_INT(hf_at_submit(&at, a, HF_AT_CMD_MAX, HF_AT_EXPECT_PREFIXES, pres, HF_AT_PREFIX_MAX,
+                           5, &id, &err), 0);
+    CHECK_INT(hf_at_submit(&at, b, HF_AT_CMD_MAX, HF_AT_EXPECT_PREFIXES, pres, HF_AT_PREFIX_MAX,
+                           5, &id, &err), 0);
+    CHECK_INT(at.qtext_used, HF_AT_QUEUE_TEXT);
     CHECK_INT(hf_at_submit(&at, "AT", 2, HF_AT_EXPECT_NONE, NULL, 0, 5, &id, &err), -1);
     CHECK_STR(err.code, "EAGAIN");
     CHECK(strstr(err.msg, "bytes of text") != NULL, "%s", err.msg);
@@ -437,13 +450,20 @@ static void test_queue_text(void)
     CHECK_INT(wire_len, HF_AT_CMD_MAX + 1);
     CHECK(memcmp(wire, a, HF_AT_CMD_MAX) == 0 && wire[HF_AT_CMD_MAX] == '\r', "A's text on the wire");
     in("\r\nOK\r\n", 0.1);
-    /* A left: its room is free again, B's text moved and is still whole. */
+    /* A left: its room is free again, B's text moved and is still whole, and so
+     * are its prefixes (its fourth takes a line, an unexpected one does not). */
     sub("AT+CSQ", HF_AT_EXPECT_ALL, NULL, 5);
     wire_len = 0;
     write_out(0.2, 7);
     CHECK_INT(wire_len, HF_AT_CMD_MAX + 1);
     CHECK(memcmp(wire, b, HF_AT_CMD_MAX) == 0 && wire[HF_AT_CMD_MAX] == '\r', "B's text on the wire");
-    in("\r\nOK\r\n", 0.3);
+    char resp[HF_AT_PREFIX_LEN + 40];
+    snprintf(resp, sizeof resp, "\r\n+9other: 1\r\n%s 7\r\nOK\r\n", pre[3]);
+    in(resp, 0.3);
+    char want[HF_AT_CMD_MAX + 64];
+    snprintf(want, sizeof want, "%.*s -> DONE OK [%s 7]\n", HF_AT_CMD_MAX, b, pre[3]);
+    CHECK(strstr(reslog, want) != NULL, "B's prefix: %s", reslog);
+    CHECK(strstr(urclog, "+9other: 1|") != NULL, "%s", urclog);
     wire_len = 0;
     write_out(0.4, 64);
     CHECK_WIRE("AT+CSQ\r");
