@@ -407,9 +407,11 @@ function Driver:emit(a)
       end
       local total = lp and lp.total or size
       self.last_progress = {files = files, done = total, total = total, percent = 100}
-      local ok, err = call_hook(self.policy, "on_progress", self.opts.hook_errors, self.last_progress,
-                                self:control())
-      if not ok then self:trace("error", "on_progress: " .. tostring(err)) end
+      if self.policy.on_progress ~= nil then
+        local ok, err = call_hook(self.policy, "on_progress", self.opts.hook_errors,
+                                  self.last_progress, self:control())
+        if not ok then self:trace("error", "on_progress: " .. tostring(err)) end
+      end
     end
   elseif ev == "new_version" then
     self.report.version = a.version
@@ -434,10 +436,13 @@ function Driver:emit(a)
     end
   elseif ev == "progress" then
     self.last_progress = {files = a.files, done = a.done, total = a.total, percent = a.percent}
-    local ok, err = call_hook(self.policy, "on_progress", self.opts.hook_errors,
-                              {files = a.files, done = a.done, total = a.total, percent = a.percent},
-                              self:control())
-    if not ok then self:trace("error", "on_progress: " .. tostring(err)) end
+    -- the hook's table and the run's control only when there is a hook to get them
+    if self.policy.on_progress ~= nil then
+      local ok, err = call_hook(self.policy, "on_progress", self.opts.hook_errors,
+                                {files = a.files, done = a.done, total = a.total, percent = a.percent},
+                                self:control())
+      if not ok then self:trace("error", "on_progress: " .. tostring(err)) end
+    end
   elseif ev == "decision_needed" then
     self:decide(a)
   elseif ev == "done" then
@@ -445,7 +450,7 @@ function Driver:emit(a)
   elseif ev == "failed" then
     self:finish("failed", a)
   end
-  if ev ~= "progress" then
+  if ev ~= "progress" and self.policy.on_event ~= nil then
     local ok, err = call_hook(self.policy, "on_event", self.opts.hook_errors, a, self:control())
     if not ok then self:trace("error", "on_event: " .. tostring(err)) end
   end

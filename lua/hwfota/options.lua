@@ -93,10 +93,35 @@ local function check_opts(opts, level)
   return true
 end
 
+-- The state machine's part of an options table is shared by the runs and sessions
+-- made with that table (1,000 modules started with one table: one copy, not 1,000;
+-- nobody writes into it), and made again when the table changed since.
+local fsm_parts = setmetatable({}, {__mode = "k"})   -- opts -> {part =, n =}
+
+local function fsm_part(opts)
+  local c = fsm_parts[opts]
+  if c then
+    local n = 0
+    for k, v in pairs(opts) do
+      if not own_keys[k] then
+        if c.part[k] ~= v then c = nil; break end
+        n = n + 1
+      end
+    end
+    if c and n == c.n then return c.part end
+  end
+  local part, n = {}, 0
+  for k, v in pairs(opts) do
+    if not own_keys[k] then part[k] = v; n = n + 1 end
+  end
+  fsm_parts[opts] = {part = part, n = n}
+  return part
+end
+
 local function split_opts(opts)
-  local o = {fsm = {}}
+  local o = {fsm = opts and fsm_part(opts) or {}}
   for k, v in pairs(opts or {}) do
-    if own_keys[k] then o[k] = v else o.fsm[k] = v end
+    if own_keys[k] then o[k] = v end
   end
   return o
 end
