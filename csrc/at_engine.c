@@ -183,6 +183,10 @@ static void arena_cut(char *buf, size_t *used, size_t off, size_t n)
  * when it was the last text, as a lone command in flight is). */
 static void drop_text(hf_at *at, size_t off, size_t n)
 {
+    if (at->count == 0) {   /* it was the last one (as a lone command in flight is) */
+        at->qtext_used = 0;
+        return;
+    }
     arena_cut(at->qtext, &at->qtext_used, off, n);
     for (size_t i = 0, k = at->head; i < at->count; i++, k = (k + 1) % HF_AT_QUEUE_MAX)
         if (at->queue[k].text > off)
@@ -537,7 +541,9 @@ static void resync_answered(hf_at *at, size_t pos)
 /* While resynchronising nothing is response: a resync reply line followed by
  * OK drives the resync, known URCs are still delivered, everything else (late
  * answers, error finals) is discarded. */
-static void route_resync(hf_at *at, const char *line, size_t len)
+/* Out of line (cold: only after a timeout or an open): on_line's common path
+ * stays small. */
+__attribute__((noinline, cold)) static void route_resync(hf_at *at, const char *line, size_t len)
 {
     hf_final_kind k = hf_final_parse(line, len, NULL);
     if (k != HF_FINAL_NONE) {
@@ -706,8 +712,8 @@ void hf_at_init(hf_at *at, const hf_at_callbacks *cb, void *ud)
 static int has_bad_byte(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
-            return 1;
+        if ((unsigned char)s[i] <= '\r' && (s[i] == '\r' || s[i] == '\n' || s[i] == '\0'))
+            return 1;   /* one compare per byte: printable bytes are above CR */
     return 0;
 }
 

@@ -237,7 +237,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const char *l = lines[s % NLINES];
             if ((s & 0xc0) == 0xc0 && z->at.count)   /* the head's text: its echo */
                 snprintf(buf, sizeof buf, "%.*s", (int)(z->at.queue[z->at.head].len - 1),
-                         z->at.queue[z->at.head].text);
+                         z->at.qtext + z->at.queue[z->at.head].text);
             else
                 snprintf(buf, sizeof buf, "%s", l);
             size_t len = strlen(buf);
