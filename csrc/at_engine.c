@@ -141,9 +141,14 @@ static int is_known_urc(const hf_at *at, const char *line, size_t len)
         if (!(at->urc_pairs[h >> 3] & (1u << (h & 7))))
             return 0;
     }
-    for (size_t i = 0; i < N_BUILTIN_URCS; i++)
-        if (starts_with_n(line, len, builtin_urcs[i].text, builtin_urcs[i].len))
-            return 1;
+    if (len >= 2) {   /* every built-in prefix is longer: its second byte rejects most */
+        char c0 = line[0], c1 = line[1];
+        for (size_t i = 0; i < N_BUILTIN_URCS; i++) {
+            const char *t = builtin_urcs[i].text;
+            if (t[1] == c1 && t[0] == c0 && starts_with_n(line, len, t, builtin_urcs[i].len))
+                return 1;
+        }
+    }
     for (size_t i = 0; i < at->n_urc_prefixes; i++)
         if (starts_with_n(line, len, at->urc_text + at->urc_prefix_offs[i],
                           at->urc_prefix_lens[i]))
@@ -711,7 +716,17 @@ void hf_at_init(hf_at *at, const hf_at_callbacks *cb, void *ud)
 
 static int has_bad_byte(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    /* 8 bytes at a time: a word with no byte below 0x0E (CR, LF and NUL are) is
+     * skipped at once ("has a byte less than n", exact for n <= 128, either byte
+     * order); a word that may have one is checked byte by byte below. */
+    for (; n - i >= 8; i += 8) {
+        uint64_t v;
+        memcpy(&v, s + i, sizeof v);
+        if ((v - UINT64_C(0x0E0E0E0E0E0E0E0E)) & ~v & UINT64_C(0x8080808080808080))
+            break;
+    }
+    for (; i < n; i++)
         if ((unsigned char)s[i] <= '\r' && (s[i] == '\r' || s[i] == '\n' || s[i] == '\0'))
             return 1;   /* one compare per byte: printable bytes are above CR */
     return 0;

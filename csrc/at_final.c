@@ -117,6 +117,11 @@ hf_final_kind hf_final_parse(const char *line, size_t len, hf_final *out)
     }
     if (!line)
         return HF_FINAL_NONE;
+    if (n == 2 && s[0] == 'O' && s[1] == 'K') {   /* most finals: no lookup */
+        if (out)
+            out->kind = HF_FINAL_OK;
+        return HF_FINAL_OK;
+    }
     if (n && (is_space(s[0]) || is_space(s[n - 1])))
         trim(&s, &n);
     if (n == 0)

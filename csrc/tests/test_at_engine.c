@@ -389,6 +389,24 @@ static void test_submit_refusals(void)
         CHECK(err.code && strcmp(err.code, "EINVAL") == 0, "case %zu: %s", i,
               err.code ? err.code : "(null)");
     }
+    /* CR, LF or NUL anywhere in a long command (the check goes 8 bytes at a time);
+     * bytes above 0x7F and just above CR are data */
+    for (size_t pos = 0; pos < 40; pos += 3) {
+        static const char bad_bytes[] = {'\r', '\n', '\0'};
+        char c[48];
+        memset(c, 'A', sizeof c);
+        c[pos] = bad_bytes[pos % 3];
+        CHECK_INT(hf_at_submit(&at, c, 41, HF_AT_EXPECT_NONE, NULL, 0, 1, &id, &err), -1);
+        CHECK(err.code && strcmp(err.code, "EINVAL") == 0, "byte %d at %zu", c[pos], pos);
+    }
+    {
+        char c[41];
+        for (size_t k = 0; k < sizeof c; k++)
+            c[k] = (char)(k % 2 ? 0x0E + k % 5 : 0x80 + k);
+        CHECK_INT(hf_at_submit(&at, c, sizeof c, HF_AT_EXPECT_NONE, NULL, 0, 1, &id, &err), 0);
+        hf_at_cancel_queued(&at);
+        setup();   /* ids from 1 again below */
+    }
     const char *five[] = {"+A:", "+B:", "+C:", "+D:", "+E:"};
     CHECK_INT(hf_at_submit(&at, "AT", 2, HF_AT_EXPECT_PREFIXES, five, 5, 1, &id, &err), -1);
     CHECK_STR(err.code, "EINVAL");
