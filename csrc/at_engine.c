@@ -655,6 +655,21 @@ static int is_echo(hf_at *at, const char *line, size_t len)
     return len == c->len - 1 && memcmp(line, cmd_text(at, c), len) == 0;
 }
 
+/* The command in flight got its final: the result carries the final line
+ * NUL-terminated (lines arrive unterminated, in place), and its text (a CME
+ * code or message) pointing into that copy. Out of line: the copy's buffer
+ * stays off on_line's frame. */
+__attribute__((noinline)) static void finish_final(hf_at *at, hf_final *fin, const char *line,
+                                                   size_t len)
+{
+    char copy[HF_AT_LINE_MAX];   /* len < HF_AT_LINE_MAX: the tokenizer's bound */
+    memcpy(copy, line, len);
+    copy[len] = '\0';
+    if (fin->text_len > 0)
+        fin->text = copy + (fin->text - line);
+    finish_head(at, at->resp_overflow ? HF_AT_STATUS_OVERFLOW : HF_AT_STATUS_DONE, fin, copy);
+}
+
 /* Every branch ends right after its callback: a callback may change the queue. */
 static void route_normal(hf_at *at, const char *line, size_t len)
 {
@@ -671,8 +686,7 @@ static void route_normal(hf_at *at, const char *line, size_t len)
     if (hf_final_may_start((unsigned char)line[0]) &&
         hf_final_parse(line, len, &fin) != HF_FINAL_NONE) {
         at->consecutive_timeouts = 0;   /* round_timeouts is 0 here: resync_done reset it */
-        finish_head(at, at->resp_overflow ? HF_AT_STATUS_OVERFLOW : HF_AT_STATUS_DONE, &fin,
-                    line);
+        finish_final(at, &fin, line, len);
         return;
     }
     if (is_response(at, flight_cmd(at), line, len))
