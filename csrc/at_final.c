@@ -131,9 +131,10 @@ hf_final_kind hf_final_parse(const char *line, size_t len, hf_final *out)
     for (size_t i = first; i < first + count; i++) {
         const final_row *r = &finals[i];
         size_t tl = r->len;
-        if (n < tl || !same_bytes(s, r->text, tl))
+        /* a whole-line final must have its length: most near misses end here */
+        if (r->is_prefix ? n < tl : n != tl)
             continue;
-        if (!r->is_prefix && n != tl)
+        if (tl > 8 ? memcmp(s, r->text, tl) != 0 : !same_bytes(s, r->text, tl))
             continue;
         if (out) {
             out->kind = r->kind;
