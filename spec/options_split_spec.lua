@@ -40,3 +40,33 @@ describe("options.split", function()
     assert.same({apn = "b", read_imei = false}, fourth)
   end)
 end)
+
+describe("options.check", function()
+  local core = require "hwfota.core"
+  local real = core.fota_new
+  local built
+  before_each(function()
+    built = 0
+    core.fota_new = function(...) built = built + 1; return real(...) end
+  end)
+  after_each(function() core.fota_new = real end)
+
+  it("builds a machine to check one options table once, not once per run", function()
+    local opts = {apn = "a", poll_interval = 5, journal = "/tmp/j"}
+    assert.is_true(options.check(opts, 1))
+    assert.is_true(options.check(opts, 1))
+    assert.equal(1, built)
+    opts.poll_interval = 6                  -- changed: checked again
+    assert.is_true(options.check(opts, 1))
+    assert.equal(2, built)
+    opts.poll_interval = -1                 -- and refused
+    local ok, msg, code = options.check(opts, 1)
+    assert.is_nil(ok)
+    assert.equal("EINVAL", code)
+    assert.is_string(msg)
+    local ok2, _, code2 = options.check(opts, 1)   -- refused every time, never cached
+    assert.is_nil(ok2)
+    assert.equal("EINVAL", code2)
+    assert.equal(4, built)
+  end)
+end)
