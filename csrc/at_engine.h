@@ -163,7 +163,7 @@ typedef struct hf_at_result {
     unsigned long id;             /* as returned by hf_at_submit */
     hf_at_status status;
     hf_final final;               /* kind HF_FINAL_NONE unless a final arrived */
-    const char *final_line;       /* raw final line ("" if none) */
+    const char *final_line;       /* raw final line, NUL-terminated ("" if none) */
     const char *command;          /* the command text */
     size_t nlines;
     const char *lines[HF_AT_RESP_LINES];   /* NUL-terminated, valid during the callback only */
@@ -186,9 +186,10 @@ typedef enum {
 typedef struct hf_at_callbacks {
     /* A command finished (any status). Called exactly once per submitted command. */
     void (*on_result)(void *ud, const hf_at_result *res);
-    /* An unsolicited line (every line that is not echo, response or final). */
+    /* An unsolicited line (every line that is not echo, response or final): len
+     * bytes, not NUL-terminated (often passed in place from hf_at_input's bytes). */
     void (*on_urc)(void *ud, const char *line, size_t len);
-    /* Diagnostics; may be NULL. */
+    /* Diagnostics; may be NULL. detail: len bytes, not NUL-terminated. */
     void (*on_event)(void *ud, hf_at_event ev, const char *detail, size_t len);
 } hf_at_callbacks;
 
