@@ -99,7 +99,7 @@ $(B)/support/%: spec/support/%.c
 DEB_PACKAGES = build-essential pkg-config lua5.4 liblua5.4-dev libserialport-dev \
                libserialport0 lua-busted valgrind clang libclang-rt-14-dev \
                musl-tools lua-ldoc lua-markdown luarocks shellcheck \
-               lua-dkjson lua-socket
+               lua-dkjson lua-socket strace
 
 deps:
 	@sh spec/install-deps.sh $(DEB_PACKAGES)
@@ -397,16 +397,35 @@ check-cross: musl-headers
 # transcript. Instructions/byte need valgrind (callgrind); MB/s is wall clock. Row B4
 # (footprint): spec/bench/footprint.sh (router-build size per object, RSS of the seed flow).
 # Row B5 (scale): spec/bench/scale.lua, N = 1, 10, 100, 1000 modules through hwfota.run in
-# one process (wall, CPU, CPU and RSS per module, fds, failures).
+# one process (wall, CPU, CPU and RSS per module, fds, failures). Rows B2 (idle), B3
+# (reaction) and syscalls per wake: spec/bench/wake.lua (alone: make bench-wake;
+# BENCH_IDLE_SECONDS=5 shortens B2's 60 s windows). Their peer rows need Debian's
+# python3-serial, installed here when root (else they say n/a); syscalls need strace.
 # ======================================================================================
-.PHONY: bench
+.PHONY: bench bench-wake bench-deps
+BENCH_PACKAGES = python3-serial strace
 BENCH_OBJ := $(B)/obj/at_engine.o $(B)/obj/at_final.o $(B)/obj/at_tokenizer.o $(B)/obj/hf_error.o
 
 $(B)/bench/bench_parse: spec/bench/bench_parse.c $(BENCH_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(HF_CFLAGS) $(LDFLAGS) -o $@ $< $(BENCH_OBJ)
 
-bench: $(B)/bench/bench_parse all
+$(B)/bench/react_floor: spec/bench/react_floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(HF_CFLAGS) $(LDFLAGS) -o $@ $<
+
+# the peers' packages: installed as root, else a note (the rows then say n/a)
+bench-deps:
+	@if [ "$$(id -u)" -eq 0 ]; then sh spec/install-deps.sh $(BENCH_PACKAGES); \
+	 else echo "bench: not root, not installing $(BENCH_PACKAGES) (peer rows may say n/a)"; fi
+
+BENCH_ENV = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;" \
+	LUA_CPATH="$(CURDIR)/$(B)/?.so;;" HWFOTA_TOP="$(CURDIR)"
+
+bench-wake: bench-deps $(B)/bench/react_floor $(B)/support/react_driver all
+	$(BENCH_ENV) $(LUA) spec/bench/wake.lua $(B)
+
+bench: bench-deps $(B)/bench/bench_parse $(B)/bench/react_floor $(B)/support/react_driver all
 	LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;" \
 	LUA_CPATH="$(CURDIR)/$(B)/?.so;;" HWFOTA_TOP="$(CURDIR)" \
 	$(LUA) spec/bench/run.lua $(B)

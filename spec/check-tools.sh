@@ -34,6 +34,7 @@ need command luarocks luarocks
 need command shellcheck shellcheck
 need luamod dkjson lua-dkjson
 need luamod socket lua-socket
+need command strace strace
 [ -z "$missing" ] && exit 0
 echo "hwfota: make check needs:$missing" >&2
 echo "hwfota: install them (as root: make test, or apt-get install$missing)" >&2

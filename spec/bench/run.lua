@@ -9,7 +9,8 @@
 -- measured passes; for Lua, a run that feeds nothing is subtracted); MB/s from
 -- the clock, over more passes, outside valgrind.
 -- Row B4 (footprint): spec/bench/footprint.sh. Row B5 (scale): spec/bench/scale.lua
--- for N = 1, 10, 100, 1000 simulated modules in one process.
+-- for N = 1, 10, 100, 1000 simulated modules in one process. Rows B2 (idle), B3
+-- (reaction) and syscalls per wake: spec/bench/wake.lua.
 
 local B = arg[1] or "build"
 local driver = B .. "/bench/bench_parse"
@@ -121,6 +122,9 @@ for _, n in ipairs({ 1, 10, 100, 1000 }) do
     tostring(r.first_failure or r.error or "")))
 end
 
+-- B2 idle, B3 reaction, syscalls per wake: spec/bench/wake.lua (its JSON part)
+local wake_json = dofile("spec/bench/wake.lua")(B)
+
 -- build/bench.json (hand-written: no JSON library needed)
 local parts = {}
 for _, r in ipairs(rows) do
@@ -146,6 +150,6 @@ end
 for _, o in ipairs(objs) do fkv[#fkv + 1] = ('"obj_%s": %d'):format(o.name, o.bytes) end
 f:write('{\n  "B1_parsing": [\n', table.concat(parts, ",\n"), "\n  ],\n",
   '  "B4_footprint": {', table.concat(fkv, ", "), "},\n",
-  '  "B5_scale": [\n', table.concat(b5_parts, ",\n"), "\n  ]\n}\n")
+  '  "B5_scale": [\n', table.concat(b5_parts, ",\n"), "\n  ],\n", wake_json, "\n}\n")
 f:close()
 print("wrote " .. B .. "/bench.json")
