@@ -91,6 +91,11 @@ const char *hf_pump_backend_name(const hf_pump *pp)
     return pp->epfd >= 0 ? "epoll" : "poll";
 }
 
+hf_pump_backend hf_pump_backend_of(const hf_pump *pp)
+{
+    return pp->epfd >= 0 ? HF_PUMP_EPOLL : HF_PUMP_POLL;
+}
+
 void hf_pump_set_regs(hf_pump *pp, hf_pump_reg *regs, size_t n)
 {
     if (pp->epfd < 0)

@@ -114,6 +114,9 @@ void hf_pump_close(hf_pump *pp);
 /* "epoll" or "poll". */
 const char *hf_pump_backend_name(const hf_pump *pp);
 
+/* The set's backend. */
+hf_pump_backend hf_pump_backend_of(const hf_pump *pp);
+
 /* Give an epoll set `n` registration records, one per fd number 0..n-1 (the
  * caller's memory, zeroed, or a copy of the previous records when growing).
  * An fd >= n cannot be added (hf_pump_add answers -1). */

@@ -84,7 +84,7 @@ int hf_lua_pump_add(lua_State *L, int idx, hf_pump *pp, int fd, unsigned events,
     if (fd < 0)
         return -1;
     size_t have = hf_pump_regs(pp);
-    if (!strcmp(hf_pump_backend_name(pp), "epoll") && (size_t)fd >= have) {
+    if (hf_pump_backend_of(pp) == HF_PUMP_EPOLL && (size_t)fd >= have) {
         size_t want = have ? have : PUMP_REGS_MIN;
         while (want <= (size_t)fd)
             want *= 2;

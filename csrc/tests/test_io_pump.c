@@ -551,6 +551,7 @@ int main(void)
     static const hf_pump_backend backends[] = {HF_PUMP_POLL, HF_PUMP_EPOLL};
     for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
         printf("# wait set on %s\n", backends[i] == HF_PUMP_EPOLL ? "epoll" : "poll(2)");
+        fflush(stdout);   /* before the forks below: printed once */
         test_data_arriving(backends[i]);
         test_deadline(backends[i]);
         test_hangup(backends[i]);
