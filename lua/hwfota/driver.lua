@@ -398,14 +398,6 @@ function Driver:emit(a)
   elseif ev == "info" then
     self.report.model, self.report.imei = a.model, a.imei
     self.report.from = self.report.from or a.revision
-    -- a later attempt of run() on a reopened port: the module must be the one the run
-    -- started with (the path may now name another one); nothing more is sent to it
-    if self.expect_imei and a.imei and a.imei ~= "" and a.imei ~= self.expect_imei then
-      return self:finish("failed", {code = "EIDENTITY", phase = self.fsm:phase(), message =
-        ("a different module answered (IMEI %s, expected %s, the module this run started "
-         .. "with): nothing more is sent to it; check which module is on the port")
-        :format(a.imei, self.expect_imei)})
-    end
     -- the same module may be open under another path (a second port object, a
     -- by-id link to another tty of it): its IMEI is claimed too
     if a.imei and a.imei ~= "" and self.opts.owner then
@@ -647,6 +639,12 @@ function Driver:start(previous)
   if self.policy.on_start then
     local okh, err = call_hook(self.policy, "on_start", self.opts.hook_errors, self:control())
     if not okh then self:trace("error", "on_start: " .. tostring(err)) end
+  end
+  if self.expect_imei and fopts.read_imei ~= false then
+    -- a later attempt of run() on a reopened port: the module must be the one the run
+    -- started with (the path may now name another one); the machine confirms it
+    local ok, m, c = fsm:expect_imei(self.expect_imei)
+    if not ok then return nil, m, c end
   end
   local resumed = snap ~= nil and snap ~= ""
   if previous ~= nil and previous ~= "" then self.carried = previous end
