@@ -8,7 +8,9 @@
  *
  * A core.poll that runs inside a callback of another (nested) cannot share
  * the set the outer call is filling: it gets NULL and waits on a poll(2) set
- * of its own, as before.
+ * of its own, as before. The epoll fd is close-on-exec; a forked child that
+ * went on polling with the parent's Lua state would share the parent's
+ * kernel set (hwfota never forks).
  */
 #ifndef HF_LUA_PUMP_H
 #define HF_LUA_PUMP_H

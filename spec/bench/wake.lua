@@ -13,6 +13,9 @@
 -- (spec/bench/react_pyserial.py). Median and p99 in microseconds.
 -- Syscalls per wake: react.lua under `strace -f -c`, 400 lines less 100 lines,
 -- divided by the waits between them (needs strace).
+-- Instructions per wake (callgrind, needs valgrind): react.lua waiting on the
+-- written port and N - 1 idle simulated modules, N = 10 and 1,000; 400 lines
+-- less 100 lines, divided by the wakes between them.
 -- The pyserial rows need Debian's python3-serial (`make bench` installs it as
 -- root); without it they say n/a.
 local M = {}
@@ -118,6 +121,32 @@ function M.run(B)
     end
   end
 
+  -- instructions per wake, N = 10 vs 1,000 ports (one ready)
+  local ipw = {}
+  if has("command -v valgrind") then
+    print("")
+    print("Instructions per wake (callgrind; one port written, N - 1 idle simulated modules, epoll)")
+    for _, n in ipairs({10, 1000}) do
+      local r = {}
+      for _, lines in ipairs({100, 400}) do
+        local f = os.tmpname()
+        local o = run(("%s %d 5000 valgrind --tool=callgrind --callgrind-out-file=%s %s spec/bench/react.lua epoll %d")
+          :format(driver, lines, f, lua, n - 1))
+        os.remove(f)
+        r[lines] = {ir = tonumber(o.out:match("Collected : (%d+)")), wakes = o.wakes}
+      end
+      local row = {n = n}
+      if r[100].ir and r[400].ir and r[400].wakes and r[100].wakes and r[400].wakes > r[100].wakes then
+        row.per_wake = (r[400].ir - r[100].ir) / (r[400].wakes - r[100].wakes)
+      end
+      ipw[#ipw + 1] = row
+      print(("N=%-5d %s instructions per wake"):format(n, fmt(row.per_wake, "%.0f")))
+    end
+    if ipw[1].per_wake and ipw[2].per_wake then
+      print(("per idle port per wake: %.0f instructions"):format((ipw[2].per_wake - ipw[1].per_wake) / 990))
+    end
+  end
+
   local parts = {}
   for _, r in ipairs(idle) do
     parts[#parts + 1] = "    " .. obj(r, {"n", "seconds", "cpu_ms", "wakeups", "peer_cpu_ms", "peer_wakeups"})
@@ -130,7 +159,10 @@ function M.run(B)
   for _, r in ipairs(sys) do
     sparts[#sparts + 1] = ('    {"backend": "%s", "before": 4, %s'):format(r.backend, obj(r, {"per_wake"}):sub(2))
   end
-  return '  "B2_idle": [\n' .. table.concat(parts, ",\n") .. "\n  ],\n" ..
+  local iparts = {}
+  for _, r in ipairs(ipw) do iparts[#iparts + 1] = "    " .. obj(r, {"n", "per_wake"}) end
+  return '  "instructions_per_wake": [\n' .. table.concat(iparts, ",\n") .. "\n  ],\n" ..
+    '  "B2_idle": [\n' .. table.concat(parts, ",\n") .. "\n  ],\n" ..
     '  "B3_reaction": [\n' .. table.concat(rparts, ",\n") .. "\n  ],\n" ..
     '  "syscalls_per_wake": [\n' .. table.concat(sparts, ",\n") .. "\n  ]"
 end
