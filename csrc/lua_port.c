@@ -324,15 +324,19 @@ static int port_add_kept(lua_State *L, int pidx, hf_port *p, hf_pump *pp)
                            p->pump_key);
 }
 
-/* Handle what the wait reported for one port, then fire due timeouts. */
+/* Handle what the wait reported for one port, then fire due timeouts. A port
+ * with nothing reported and no output waiting has nothing to pump. */
 static void port_after_wait(hf_port *p, unsigned ready)
 {
-    if (!p->closed && !p->lost && p->tr) {
+    if (!p->closed && !p->lost && p->tr && (ready || (hf_pump_port_events(&p->at) & HF_PUMP_WRITE))) {
         hf_error err;
         hf_error_clear(&err);
         if (hf_pump_port_ready(p->tr, &p->at, ready, &err) < 0)
             mark_lost(p, &err);
     }
+    double d = hf_at_deadline(&p->at);
+    if (d < 0)
+        return;   /* no timeout pending: nothing to tick, nothing queued by one */
     hf_at_tick(&p->at, hf_pump_now());
     flush_output(p); /* a timeout may have queued a resync query */
 }
@@ -933,17 +937,24 @@ static int core_poll(lua_State *L)
                               (int)(i + 1), luaL_typename(L, -1));
         lua_pop(L, 1);
     }
-    /* ports[i] stays at stack index 6 + i for the whole call */
+    /* stack index 6: the Port metatable, looked up once (not by name per port);
+     * ports[i] stays at stack index 7 + i for the whole call */
+    luaL_getmetatable(L, HF_PORT_MT);
     for (lua_Integer i = 0; i < n; i++) {
         lua_geti(L, 1, i + 1);
-        ports[i] = luaL_testudata(L, -1, HF_PORT_MT);
+        ports[i] = NULL;
+        if (lua_type(L, -1) == LUA_TUSERDATA && lua_getmetatable(L, -1)) {
+            if (lua_rawequal(L, -1, 6))
+                ports[i] = lua_touserdata(L, -2);
+            lua_pop(L, 1);
+        }
         if (!ports[i])
             return luaL_error(L, "bad argument #1 to 'poll' (ports[%d] is a %s, not a "
                               "hwfota.Port)", (int)(i + 1), luaL_typename(L, -1));
     }
     for (lua_Integer i = 0; i < n; i++) {
         hf_port *p = ports[i];
-        int idx = (int)(6 + i);
+        int idx = (int)(7 + i);
         enter(L, p, idx);
         flush_output(p);
         slots[i] = kept ? port_add_kept(L, 5, p, pp) : port_add_fd(p, pp);
@@ -978,7 +989,7 @@ static int core_poll(lua_State *L)
      * must not mark the new transport lost. */
     for (lua_Integer i = 0; i < n; i++) {
         hf_port *p = ports[i];
-        int idx = (int)(6 + i);
+        int idx = (int)(7 + i);
         enter(L, p, idx);
         port_after_wait(p, p->opens == opens[i] ? (unsigned)slots[i] : 0);
         leave(p);
