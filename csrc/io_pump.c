@@ -58,6 +58,8 @@ void hf_pump_reset_with(hf_pump *pp, hf_pump_slot *slots, size_t cap)
     pp->ctl_errno = 0;
     pp->ctl_fd = -1;
     pp->ctl_calls = 0;
+    pp->gens = 0;
+    pp->rebuilds = 0;
     use_slots(pp, slots, cap);
 }
 
@@ -123,6 +125,11 @@ unsigned long hf_pump_ctl_calls(const hf_pump *pp)
     return pp->ctl_calls;
 }
 
+unsigned long hf_pump_rebuilds(const hf_pump *pp)
+{
+    return pp->rebuilds;
+}
+
 size_t hf_pump_count(const hf_pump *pp)
 {
     return pp->n;
@@ -141,14 +148,44 @@ static unsigned pump_bits(unsigned ev)
            ((ev & EPOLLHUP) ? HF_PUMP_HUP : 0u) | ((ev & EPOLLERR) ? HF_PUMP_ERR : 0u);
 }
 
+/* One epoll_ctl; an ADD or MOD gives the registration a new number, carried
+ * in its events with the fd (an event with another number is an orphan's). */
 static int ctl(hf_pump *pp, int op, int fd, unsigned events)
 {
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.events = epoll_bits(events);
-    ev.data.fd = fd;
+    unsigned gen = 0;
+    if (op != EPOLL_CTL_DEL) {
+        gen = ++pp->gens ? pp->gens : ++pp->gens;   /* never 0 */
+        ev.data.u64 = (unsigned long long)(unsigned)fd | ((unsigned long long)gen << 32);
+    }
     pp->ctl_calls++;
-    return epoll_ctl(pp->epfd, op, fd, &ev);
+    int rc = epoll_ctl(pp->epfd, op, fd, &ev);
+    if (rc == 0 && op != EPOLL_CTL_DEL)
+        pp->regs[fd].gen = gen;
+    return rc;
+}
+
+/* An orphaned registration reported: make the kernel's set anew with this
+ * round's fds (every other record forgets its registration). 0 or -1. */
+static int rebuild(hf_pump *pp)
+{
+    int fd = epoll_create1(EPOLL_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    close(pp->epfd);
+    pp->epfd = fd;
+    pp->rebuilds++;
+    for (size_t i = 0; i < pp->nregs; i++)
+        pp->regs[i].registered = 0;
+    for (size_t i = 0; i < pp->n; i++) {
+        hf_pump_reg *r = &pp->regs[pp->fds[i].fd];
+        if (r->round == pp->round && !r->special && !r->registered &&
+            ctl(pp, EPOLL_CTL_ADD, pp->fds[i].fd, r->want) == 0)
+            r->registered = 1;
+    }
+    return 0;
 }
 
 /* Make the kernel's registration of fd what this round wants (epoll). */
@@ -206,21 +243,30 @@ static int epoll_wait_round(hf_pump *pp, double deadline, double wait, hf_error 
                                 "waiting for %zu file descriptors failed: %s", pp->n,
                                 strerror(errno));
         }
-        int ready = (int)pp->nspecial;
+        int ready = (int)pp->nspecial, orphan = 0;
         for (int i = 0; i < r; i++) {
-            int fd = evs[i].data.fd;
+            int fd = (int)(unsigned)(evs[i].data.u64 & 0xffffffffu);
+            unsigned gen = (unsigned)(evs[i].data.u64 >> 32);
             hf_pump_reg *rg = fd >= 0 && (size_t)fd < pp->nregs ? &pp->regs[fd] : NULL;
-            if (!rg || rg->round != pp->round) {
-                /* registered in an earlier round, not wanted now: out it goes */
-                ctl(pp, EPOLL_CTL_DEL, fd, 0);
-                if (rg)
-                    rg->registered = 0;
+            if (!rg || !rg->registered || rg->gen != gen) {
+                orphan = 1;   /* a file closed here but open elsewhere */
+                continue;
+            }
+            if (rg->round != pp->round) {
+                /* registered in an earlier round, not wanted now: out it goes
+                 * (by its number: if that names another file now, it is an orphan) */
+                if (ctl(pp, EPOLL_CTL_DEL, fd, 0) != 0)
+                    orphan = 1;
+                rg->registered = 0;
                 continue;
             }
             rg->got = pump_bits(evs[i].events);
             rg->seen = pp->waits;
             ready++;
         }
+        if (orphan && rebuild(pp) != 0)
+            return hf_error_set(err, hf_error_code_from_errno(errno),
+                                "making the epoll wait set anew failed: %s", strerror(errno));
         if (ready > 0 || r == 0)
             return ready;
         /* only stale fds woke us: wait the rest of the time */

@@ -18,6 +18,10 @@
  *         fd was closed and the number reused) registers it again. An fd
  *         registered in an earlier round but not added in this one is taken
  *         out when it next reports (lazily: no scan of old registrations).
+ *         An fd closed here whose file lives on elsewhere (a child process
+ *         inherited it) stays in the kernel's set and cannot be taken out by
+ *         its number; its events carry an old registration number, and the
+ *         set is then made anew from this round's fds (hf_pump_rebuilds).
  *     The round's slots live in the caller's memory (no allocation):
  *     HF_PUMP_MAX_FDS inline, or any number in an array of hf_pump_slot the
  *     caller gives (hf_pump_reset_with / hf_pump_round: how one process waits
@@ -70,6 +74,7 @@ typedef struct hf_pump_reg {
     unsigned long seen;       /* the wait whose report `got` is */
     unsigned want;            /* HF_PUMP_* events registered */
     unsigned got;             /* HF_PUMP_* events reported */
+    unsigned gen;             /* the registration's number (in the kernel's event data) */
     unsigned char registered; /* in the kernel's set */
     unsigned char special;    /* this round: 1 not an open fd, 2 always ready (a file) */
 } hf_pump_reg;
@@ -84,6 +89,8 @@ typedef struct hf_pump {
     size_t nspecial;                      /* epoll: slots of this round ready at once */
     int ctl_errno, ctl_fd;                /* epoll: a registration that failed */
     unsigned long ctl_calls;              /* epoll: epoll_ctl calls so far */
+    unsigned gens;                        /* epoll: registrations made so far */
+    unsigned long rebuilds;               /* epoll: kernel sets made anew (orphans) */
     hf_pump_slot inl[HF_PUMP_MAX_FDS];    /* the backend's; use the functions */
 } hf_pump;
 
@@ -131,6 +138,10 @@ void hf_pump_round(hf_pump *pp, hf_pump_slot *slots, size_t cap);
 
 /* epoll_ctl calls made so far (0 for poll(2)): what a round cost the kernel. */
 unsigned long hf_pump_ctl_calls(const hf_pump *pp);
+
+/* Times the epoll set was made anew because an orphaned registration (see
+ * above) reported; 0 for poll(2). */
+unsigned long hf_pump_rebuilds(const hf_pump *pp);
 
 /* Add fd wanting `events` (HF_PUMP_READ | HF_PUMP_WRITE; 0 reports only hang-up
  * and errors). Returns the slot (0, 1, ... in order of adding), or -1 when the

@@ -329,6 +329,70 @@ static void test_epoll_stale_fd(void)
     hf_pump_close(&pp);
 }
 
+/* epoll: an fd closed here while its file lives on (a dup; a child process
+ * that inherited it) stays registered in the kernel under its old number.
+ * Its events must not pass for the new file that got the number, nor make
+ * the wait spin: the set is made anew and the wait goes on. */
+static void test_epoll_orphan(void)
+{
+    int a[2], b[2];
+    hf_pump pp;
+    hf_error err;
+    hf_error_clear(&err);
+    open_set(&pp, HF_PUMP_EPOLL);
+    REQUIRE(pipe(a) == 0, "pipe");
+    int keep = dup(a[0]);               /* the file outlives our fd */
+    REQUIRE(keep >= 0, "dup");
+    hf_pump_add_keyed(&pp, a[0], HF_PUMP_READ, 1);
+    CHECK_INT(hf_pump_wait(&pp, hf_pump_now() + 0.01, &err), 0);
+    int old = a[0];
+    close(a[0]);
+    REQUIRE(pipe(b) == 0, "pipe");
+    REQUIRE(b[0] == old, "the number is reused (%d, was %d)", b[0], old);
+    hf_pump_round(&pp, NULL, 0);
+    int s = hf_pump_add_keyed(&pp, b[0], HF_PUMP_READ, 2);
+    put(a[1], "old");                   /* the orphan becomes readable */
+    double t0 = hf_pump_now();
+    CHECK_INT(hf_pump_wait(&pp, t0 + 0.3, &err), 0);
+    double took = hf_pump_now() - t0;
+    CHECK_INT(hf_pump_ready(&pp, s), 0);
+    CHECK(took >= 0.29 && took < 2, "the orphan neither ends the wait nor passes for the new "
+          "pipe (%f s)", took);
+    CHECK_INT(hf_pump_rebuilds(&pp), 1);
+    put(b[1], "new");
+    CHECK_INT(hf_pump_wait(&pp, hf_pump_now() + 2, &err), 1);
+    CHECK_INT(hf_pump_ready(&pp, s), HF_PUMP_READ);
+    /* a closed fd left out of the round: its events cannot be taken out by
+     * number (EPOLL_CTL_DEL fails): no spinning until the deadline */
+    int c2[2];
+    REQUIRE(pipe(c2) == 0, "pipe");
+    int keep2 = dup(c2[0]);
+    hf_pump_round(&pp, NULL, 0);
+    hf_pump_add_keyed(&pp, b[0], HF_PUMP_READ, 2);
+    hf_pump_add_keyed(&pp, c2[0], HF_PUMP_READ, 3);
+    char buf[8];
+    REQUIRE(read(b[0], buf, sizeof buf) == 3, "drain b");
+    CHECK_INT(hf_pump_wait(&pp, hf_pump_now() + 0.01, &err), 0);
+    close(c2[0]);
+    hf_pump_round(&pp, NULL, 0);
+    hf_pump_add_keyed(&pp, b[0], HF_PUMP_READ, 2);
+    unsigned long calls = hf_pump_ctl_calls(&pp);
+    put(c2[1], "x");
+    t0 = hf_pump_now();
+    CHECK_INT(hf_pump_wait(&pp, t0 + 0.3, &err), 0);
+    CHECK(hf_pump_now() - t0 >= 0.29, "the wait lasted its time");
+    CHECK(hf_pump_ctl_calls(&pp) - calls < 10, "no spinning on the orphan (%lu epoll_ctl)",
+          hf_pump_ctl_calls(&pp) - calls);
+    CHECK_INT(hf_pump_rebuilds(&pp), 2);
+    close(keep);
+    close(keep2);
+    close(a[1]);
+    close(b[0]);
+    close(b[1]);
+    close(c2[1]);
+    hf_pump_close(&pp);
+}
+
 /* epoll: an fd beyond the caller's registration records is refused. */
 static void test_epoll_regs_bound(void)
 {
@@ -561,6 +625,7 @@ int main(void)
     test_epoll_keeps_registrations();
     test_epoll_reused_fd();
     test_epoll_stale_fd();
+    test_epoll_orphan();
     test_epoll_regs_bound();
     test_port_pump();
     return CHECK_END();
