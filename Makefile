@@ -150,6 +150,8 @@ install: all
 	install -m 0755 $(B)/hwfota/core.so $(DESTDIR)$(LUA_LIBDIR)/hwfota/core.so
 	install -m 0644 lua/hwfota/*.lua $(DESTDIR)$(LUA_SHAREDIR)/hwfota/
 	install -m 0644 lua/hwfota/trigger/*.lua $(DESTDIR)$(LUA_SHAREDIR)/hwfota/trigger/
+	install -d $(DESTDIR)$(LUA_SHAREDIR)/hwfota/fleet
+	install -m 0644 lua/hwfota/fleet/*.lua $(DESTDIR)$(LUA_SHAREDIR)/hwfota/fleet/
 	install -m 0755 $(B)/hwfota-sim $(DESTDIR)$(BINDIR)/hwfota-sim
 	install -m 0755 lua/bin/hwfota $(DESTDIR)$(BINDIR)/hwfota
 	if [ -f $(B)/hwfota/mqtt.so ]; then \
@@ -441,7 +443,7 @@ check-cross: musl-headers
 # wake: spec/bench/wake.lua (alone: make bench-wake; BENCH_IDLE_SECONDS=5 shortens B2's
 # 60 s windows); their pyserial rows say n/a without python3-serial, syscalls need strace.
 # ======================================================================================
-.PHONY: bench bench-wake bench-deps
+.PHONY: bench bench-wake bench-deps fleet-sim
 BENCH_PACKAGES := python3-serial ppp strace
 BENCH_OBJ := $(B)/obj/at_engine.o $(B)/obj/at_final.o $(B)/obj/at_tokenizer.o $(B)/obj/hf_error.o
 
@@ -452,6 +454,12 @@ $(B)/bench/bench_parse: spec/bench/bench_parse.c $(BENCH_OBJ)
 $(B)/bench/react_floor: spec/bench/react_floor.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(HF_CFLAGS) $(LDFLAGS) -o $@ $<
+
+# make fleet-sim: the rollout controller on 10,000 simulated routers, several seeds
+# (pure Lua, virtual time; not part of make test: spec/fleet_sim_spec.lua runs 1,000)
+fleet-sim: lib
+	LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_CPATH="$(CURDIR)/$(B)/?.so;;" \
+	  lua5.4 spec/fleet/sim.lua $(FLEET_SIM_ARGS)
 
 # the peers' packages: installed as root, else the missing peer is skipped with a note
 bench-deps:
