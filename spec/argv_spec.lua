@@ -62,4 +62,33 @@ describe("hwfota.argv", function()
     assert.has_error(function() argv.with({}, 1) end,
                      "bad argument #2 to 'with' (table expected, got number)")
   end)
+
+  describe("long (the agent's and fleet's commands)", function()
+    local OPTS = {
+      ["--id"] = {"id", true, cmds = {status = true, rollout = true}},
+      ["--to"] = {"to", true, cmds = {rollout = true}},
+      ["--json"] = {"json", false},
+      ["--allow-model"] = {"allow_model", true, many = true},
+    }
+    it("reads values, --name=value, flags and repeated options", function()
+      local o = assert(argv.long({"--id", "a", "--to=1.2", "--json", "--allow-model", "X=1",
+                                  "--allow-model=Y=2"}, OPTS, "fleet rollout"))
+      assert.same({id = "a", to = "1.2", json = true, allow_model = {"X=1", "Y=2"}}, o)
+    end)
+    it("returns each mistake as nil and one line", function()
+      for _, case in ipairs{
+        {{"--nope"}, "fleet status", "unknown option %-%-nope"},
+        {{"extra"}, "fleet status", "fleet status takes no argument %(got \"extra\"%)"},
+        {{"--to", "1"}, "fleet status", "option %-%-to does not apply to fleet status"},
+        {{"--id"}, "fleet status", "option %-%-id needs a value"},
+        {{"--json=1"}, "agent", "option %-%-json takes no value"},
+        {{"--id", ("x"):rep(4097)}, "fleet status", "value too long or with a NUL byte"},
+        {{"--id", "a\0b"}, "fleet status", "value too long or with a NUL byte"},
+      } do
+        local o, err = argv.long(case[1], OPTS, case[2])
+        assert.is_nil(o)
+        assert.matches(case[3], err)
+      end
+    end)
+  end)
 end)

@@ -116,4 +116,53 @@ function M.parse(args, options, usage, o)
   return o
 end
 
+--- Read a command's long options, `--name VALUE`, `--name=VALUE` and `--flag` (the
+-- `hwfota agent` and `hwfota fleet` commands): a mistake is returned, not raised, so
+-- the command prints it with its own usage line. Values longer than 4,096 bytes or
+-- holding a NUL byte are refused (they come from a service's configuration: untrusted).
+-- @tparam table args the arguments after the command's name
+-- @tparam table options `options["--name"] = {key, takes_value, many = bool, cmds = set}`:
+--   the value goes to `o[key]` (a list of them with `many`; `true` for a flag); `cmds`,
+--   when given, names the sub-commands the option applies to
+-- @tparam string cmd the (sub-)command's name, for messages (and `cmds`)
+-- @return the options read (`o`), or `nil, message`
+-- @usage local o, err = argv.long({"--id", "x"}, {["--id"] = {"id", true}}, "fleet status")
+function M.long(args, options, cmd)
+  local o, i = {}, 1
+  while i <= #args do
+    local a = args[i]
+    local name, val = a:match("^(%-%-[^=]+)=(.*)$")
+    name = name or a
+    local spec = options[name]
+    if not spec then
+      if a:sub(1, 1) == "-" then return nil, "unknown option " .. name end
+      return nil, ("%s takes no argument (got %q)"):format(cmd, a:sub(1, 40))
+    end
+    if spec.cmds and not spec.cmds[cmd:match("(%S+)$")] then
+      return nil, ("option %s does not apply to %s"):format(name, cmd)
+    end
+    if spec[2] then
+      if val == nil then
+        i = i + 1
+        val = args[i]
+        if val == nil then return nil, "option " .. name .. " needs a value" end
+      end
+      if #val > 4096 or val:find("%z") then
+        return nil, "option " .. name .. ": value too long or with a NUL byte"
+      end
+      if spec.many then
+        o[spec[1]] = o[spec[1]] or {}
+        table.insert(o[spec[1]], val)
+      else
+        o[spec[1]] = val
+      end
+    else
+      if val ~= nil then return nil, "option " .. name .. " takes no value" end
+      o[spec[1]] = true
+    end
+    i = i + 1
+  end
+  return o
+end
+
 return M

@@ -15,6 +15,8 @@
 --
 -- @module hwfota.fleet.agent_cli
 
+local argv = require "hwfota.argv"
+
 local M = {}
 
 --- Exit codes of `hwfota agent`.
@@ -66,7 +68,7 @@ Exit codes: 0 stopped by SIGTERM/SIGINT, 1 cannot start (no MQTT support: build
 with libmosquitto-dev; ledger or password file unusable), 2 usage error.
 ]]
 
--- name -> {key, takes_value, many}
+-- name -> {key, takes_value, many = repeatable} (read by hwfota.argv.long)
 local OPTIONS = {
   ["--broker"] = {"broker", true}, ["--username"] = {"username", true},
   ["--password-file"] = {"password_file", true}, ["--cafile"] = {"cafile", true},
@@ -76,43 +78,11 @@ local OPTIONS = {
   ["--policies"] = {"policies", true}, ["--allow"] = {"allow", true},
   ["--journal"] = {"journal", true}, ["--port"] = {"port", true}, ["--apn"] = {"apn", true},
   ["--poll"] = {"poll", true}, ["--reboot-timeout"] = {"reboot_timeout", true},
-  ["--allow-model"] = {"allow_model", true, true},
+  ["--allow-model"] = {"allow_model", true, many = true},
   ["--skip-model-check"] = {"skip_model_check", false},
   ["--help"] = {"help", false}, ["-h"] = {"help", false},
 }
 
-local function parse(args)
-  local o, i = {}, 1
-  while i <= #args do
-    local a = args[i]
-    local name, val = a:match("^(%-%-[^=]+)=(.*)$")
-    name = name or a
-    local spec = OPTIONS[name]
-    if not spec then
-      if a:sub(1, 1) == "-" then return nil, "unknown option " .. name end
-      return nil, ("agent takes no argument (got %q)"):format(a:sub(1, 40))
-    end
-    if spec[2] then
-      if val == nil then
-        i = i + 1
-        val = args[i]
-        if val == nil then return nil, "option " .. name .. " needs a value" end
-      end
-      if #val > 4096 or val:find("%z") then return nil, "option " .. name .. ": value too long or with NUL" end
-      if spec[3] then
-        o[spec[1]] = o[spec[1]] or {}
-        table.insert(o[spec[1]], val)
-      else
-        o[spec[1]] = val
-      end
-    else
-      if val ~= nil then return nil, "option " .. name .. " takes no value" end
-      o[spec[1]] = true
-    end
-    i = i + 1
-  end
-  return o
-end
 
 local function hostname()
   local f = io.open("/proc/sys/kernel/hostname", "r")
@@ -193,7 +163,7 @@ function M.main(args, io_)
     return function(s) w:write(s); w:flush() end
   end
   local stdout, stderr = writer(io_.stdout, io.stdout), writer(io_.stderr, io.stderr)
-  local o, perr = parse(args or {})
+  local o, perr = argv.long(args or {}, OPTIONS, "agent")
   if not o then
     stderr("hwfota agent: " .. perr .. "\ntry: hwfota agent --help\n")
     return EXIT.USAGE

@@ -9,6 +9,7 @@
 -- @module hwfota.fleet.cli
 -- @usage
 -- local rc = require("hwfota.fleet.cli").main({"inventory", "--csv"}, {})
+local argv = require "hwfota.argv"
 local controller = require "hwfota.fleet.controller"
 local proto = require "hwfota.fleet.proto"
 local json = require "hwfota.json"
@@ -127,60 +128,31 @@ per rollout: stop the one that halted first (a `rollout` exits when it halts).
 
 local ALL = {inventory = true, rollout = true, status = true, halt = true, resume = true}
 local OPTIONS = {
-  ["--help"] = {"help", false, ALL}, ["-h"] = {"help", false, ALL},
-  ["--broker"] = {"broker", true, ALL},
-  ["--username"] = {"username", true, ALL},
-  ["--password-file"] = {"password_file", true, ALL},
-  ["--cafile"] = {"cafile", true, ALL},
-  ["--client-id"] = {"client_id", true, ALL},
-  ["--settle"] = {"settle", true, ALL},
-  ["--json"] = {"json", false, {inventory = true, status = true, rollout = true, resume = true}},
-  ["--csv"] = {"csv", false, {inventory = true}},
-  ["--id"] = {"id", true, {rollout = true, status = true, halt = true, resume = true}},
-  ["--to"] = {"to", true, {rollout = true}},
-  ["--waves"] = {"waves", true, {rollout = true}},
-  ["--max-failure-rate"] = {"max_failure_rate", true, {rollout = true}},
-  ["--window"] = {"window", true, {rollout = true}},
-  ["--concurrency"] = {"concurrency", true, {rollout = true}},
-  ["--model"] = {"model", true, {rollout = true}},
-  ["--country"] = {"country", true, {rollout = true}},
-  ["--site"] = {"site", true, {rollout = true}},
-  ["--state"] = {"state", true, {rollout = true, resume = true}},
-  ["--result-timeout"] = {"result_timeout", true, {rollout = true, resume = true}},
-  ["--retry-failed"] = {"retry_failed", false, {resume = true}},
-  ["--halt-wait"] = {"halt_wait", true, {rollout = true, resume = true}},
-  ["--reason"] = {"reason", true, {halt = true}},
+  ["--help"] = {"help", false, cmds = ALL}, ["-h"] = {"help", false, cmds = ALL},
+  ["--broker"] = {"broker", true, cmds = ALL},
+  ["--username"] = {"username", true, cmds = ALL},
+  ["--password-file"] = {"password_file", true, cmds = ALL},
+  ["--cafile"] = {"cafile", true, cmds = ALL},
+  ["--client-id"] = {"client_id", true, cmds = ALL},
+  ["--settle"] = {"settle", true, cmds = ALL},
+  ["--json"] = {"json", false, cmds = {inventory = true, status = true, rollout = true, resume = true}},
+  ["--csv"] = {"csv", false, cmds = {inventory = true}},
+  ["--id"] = {"id", true, cmds = {rollout = true, status = true, halt = true, resume = true}},
+  ["--to"] = {"to", true, cmds = {rollout = true}},
+  ["--waves"] = {"waves", true, cmds = {rollout = true}},
+  ["--max-failure-rate"] = {"max_failure_rate", true, cmds = {rollout = true}},
+  ["--window"] = {"window", true, cmds = {rollout = true}},
+  ["--concurrency"] = {"concurrency", true, cmds = {rollout = true}},
+  ["--model"] = {"model", true, cmds = {rollout = true}},
+  ["--country"] = {"country", true, cmds = {rollout = true}},
+  ["--site"] = {"site", true, cmds = {rollout = true}},
+  ["--state"] = {"state", true, cmds = {rollout = true, resume = true}},
+  ["--result-timeout"] = {"result_timeout", true, cmds = {rollout = true, resume = true}},
+  ["--retry-failed"] = {"retry_failed", false, cmds = {resume = true}},
+  ["--halt-wait"] = {"halt_wait", true, cmds = {rollout = true, resume = true}},
+  ["--reason"] = {"reason", true, cmds = {halt = true}},
 }
 
-local function parse(cmd, args)
-  local o = {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    local name, val = a:match("^(%-%-[^=]+)=(.*)$")
-    name = name or a
-    local spec = OPTIONS[name]
-    if not spec then
-      if a:sub(1, 1) == "-" then return nil, "unknown option " .. name end
-      return nil, fmt("%s takes no argument (got %q)", cmd, a)
-    end
-    if not spec[3][cmd] then return nil, fmt("option %s does not apply to fleet %s", name, cmd) end
-    if spec[2] then
-      if val == nil then
-        i = i + 1
-        val = args[i]
-        if val == nil then return nil, "option " .. name .. " needs a value" end
-      end
-      if #val > 4096 then return nil, "option " .. name .. ": value too long" end
-      o[spec[1]] = val
-    else
-      if val ~= nil then return nil, "option " .. name .. " takes no value" end
-      o[spec[1]] = true
-    end
-    i = i + 1
-  end
-  return o
-end
 
 -- "2%" or "0.02" -> 0.02
 local function parse_rate(s)
@@ -625,7 +597,7 @@ function M.main(args, io_)
     self.stderr(fmt("hwfota fleet: unknown command %q\ntry: hwfota fleet --help\n", cmd))
     return EXIT.USAGE
   end
-  local o, perr = parse(cmd, {table.unpack(args, 2)})
+  local o, perr = argv.long({table.unpack(args, 2)}, OPTIONS, "fleet " .. cmd)
   if not o then
     self.stderr(fmt("hwfota fleet: %s\ntry: hwfota fleet %s --help\n", perr, cmd))
     return EXIT.USAGE
