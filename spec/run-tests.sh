@@ -248,7 +248,7 @@ for j in $(cat "$work/queue"); do
 done | sort -rn >"$work/times"
 if [ "$jobs" -gt 1 ] && [ -d build ]; then cp "$work/times" build/test-times; fi
 echo "== $wall s wall, $jobs at a time; the slowest jobs:$(head -n 5 "$work/times" |
-    awk -F '\t' '{ printf "%s %s %.0f s", NR > 1 ? ";" : "", $2, $1 / 1000 }')"
+    awk -F '\t' '{ printf "%s %s %.0f s", (NR > 1 ? ";" : ""), $2, $1 / 1000 }')"
 
 for k in $kinds; do
     eval "kp=\$p_$k kf=\$f_$k"
