@@ -39,7 +39,8 @@ B = build
 
 # Core sources: transport, AT engine, FOTA state machine (no Lua). Binding: csrc/lua_*.c.
 CORE_SRC  := $(sort $(filter-out csrc/lua_%.c,$(wildcard csrc/*.c)))
-BIND_SRC  := $(sort $(wildcard csrc/lua_*.c))
+# csrc/lua_mqtt.c is not part of core.so: it is the optional module hwfota.mqtt.
+BIND_SRC  := $(sort $(filter-out csrc/lua_mqtt.c,$(wildcard csrc/lua_*.c)))
 SIM_SRC   := $(sort $(wildcard csrc/sim/*.c))
 TEST_SRC  := $(sort $(wildcard csrc/tests/test_*.c))
 SUPPORT_SRC := $(sort $(wildcard spec/support/*.c))
@@ -51,8 +52,8 @@ TESTS     := $(TEST_SRC:csrc/tests/%.c=$(B)/tests/%)
 TESTS_SAN := $(TEST_SRC:csrc/tests/%.c=$(B)/tests-san/%)
 SUPPORT   := $(SUPPORT_SRC:spec/support/%.c=$(B)/support/%)
 
-.PHONY: all test check check-tools demo install clean deps lib sim tests
-all: lib $(if $(SIM_SRC),sim)
+.PHONY: all test check check-tools demo install clean deps lib sim tests mqtt
+all: lib $(if $(SIM_SRC),sim) mqtt
 
 lib: $(B)/hwfota/core.so
 sim: $(B)/hwfota-sim
@@ -73,6 +74,31 @@ $(B)/hwfota/core.so: $(CORE_OBJ) $(BIND_OBJ) csrc/core.map
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(LDFLAGS) -Wl,--version-script=csrc/core.map -o $@ $(filter %.o,$^) \
 	    $(SERIAL_LIBS)
+
+# hwfota.mqtt (issue 16): the libmosquitto binding, its own module, built only when
+# libmosquitto's header is found (pkg-config libmosquitto, else $(MQTT_INCDIR)).
+# Everything else builds without it. Override MQTT_CFLAGS/MQTT_LIBS for an SDK.
+MQTT_INCDIR ?= $(or $(shell pkg-config --variable=includedir libmosquitto 2>/dev/null),/usr/include)
+MQTT_FOUND  ?= $(shell pkg-config --exists libmosquitto 2>/dev/null && echo yes || \
+                 { [ -f $(MQTT_INCDIR)/mosquitto.h ] && echo yes; })
+MQTT_CFLAGS ?= $(shell pkg-config --cflags libmosquitto 2>/dev/null)
+MQTT_LIBS   ?= $(shell pkg-config --libs libmosquitto 2>/dev/null || echo -lmosquitto)
+
+ifeq ($(MQTT_FOUND),yes)
+mqtt: $(B)/hwfota/mqtt.so
+else
+mqtt:
+	@echo "hwfota.mqtt: not built: libmosquitto-dev is missing"
+endif
+
+$(B)/mqtt/%.o: csrc/%.c $(wildcard csrc/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(HF_CFLAGS) $(MQTT_CFLAGS) -I$(LUA_INCDIR) -c -o $@ $<
+
+$(B)/hwfota/mqtt.so: $(B)/mqtt/lua_mqtt.o $(B)/obj/lua_util.o csrc/mqtt.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS) -Wl,--version-script=csrc/mqtt.map -o $@ $(filter %.o,$^) \
+	    $(MQTT_LIBS)
 
 # The simulator shares no code with the library (independence is the point).
 $(B)/hwfota-sim: $(SIM_SRC) $(wildcard csrc/sim/*.h)
@@ -99,7 +125,8 @@ $(B)/support/%: spec/support/%.c
 DEB_PACKAGES = build-essential pkg-config lua5.4 liblua5.4-dev libserialport-dev \
                libserialport0 lua-busted valgrind clang libclang-rt-14-dev \
                musl-tools lua-ldoc lua-markdown luarocks shellcheck \
-               lua-dkjson lua-socket
+               lua-dkjson lua-socket \
+               mosquitto mosquitto-clients libmosquitto-dev openssl
 
 deps:
 	@sh spec/install-deps.sh $(DEB_PACKAGES)
@@ -125,6 +152,8 @@ install: all
 	install -m 0644 lua/hwfota/trigger/*.lua $(DESTDIR)$(LUA_SHAREDIR)/hwfota/trigger/
 	install -m 0755 $(B)/hwfota-sim $(DESTDIR)$(BINDIR)/hwfota-sim
 	install -m 0755 lua/bin/hwfota $(DESTDIR)$(BINDIR)/hwfota
+	if [ -f $(B)/hwfota/mqtt.so ]; then \
+	  install -m 0755 $(B)/hwfota/mqtt.so $(DESTDIR)$(LUA_LIBDIR)/hwfota/mqtt.so; fi
 
 clean:
 	rm -rf $(B)
@@ -144,7 +173,8 @@ clean:
 
 MUSL_CC       ?= musl-gcc
 SERIAL_INCDIR ?= /usr/include
-MUSL_SRC      := $(CORE_SRC) $(BIND_SRC)
+# hwfota.mqtt too when libmosquitto is there: OpenWrt builds it against musl.
+MUSL_SRC      := $(CORE_SRC) $(BIND_SRC) $(if $(filter yes,$(MQTT_FOUND)),csrc/lua_mqtt.c)
 MUSL_INC      := $(B)/musl/include
 # The project's own flags (not the host's pkg-config output, which may name glibc
 # include dirs) plus a private include dir holding only the Lua and libserialport
@@ -157,7 +187,8 @@ MUSL_HDR_PATH ?= $(LUA_INCDIR) $(SERIAL_INCDIR) \
 
 musl-headers:
 	@rm -rf $(MUSL_INC) && mkdir -p $(MUSL_INC)
-	@for h in $(LUA_INCDIR)/*.h $(SERIAL_INCDIR)/libserialport.h; do \
+	@for h in $(LUA_INCDIR)/*.h $(SERIAL_INCDIR)/libserialport.h \
+	    $(if $(filter yes,$(MQTT_FOUND)),$(MQTT_INCDIR)/mosquitto.h); do \
 	  [ -f "$$h" ] || { echo "musl-check: missing header $$h" >&2; exit 1; }; \
 	  ln -s "$$(readlink -f "$$h")" $(MUSL_INC)/; \
 	done
@@ -295,13 +326,18 @@ ASAN_RT       = $(shell $(CC) -print-file-name=libasan.so)
 
 $(B)/san-lua/obj/%.o: csrc/%.c $(wildcard csrc/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(HF_CFLAGS) $(SAN_FLAGS) -I$(LUA_INCDIR) -c -o $@ $<
+	$(CC) $(HF_CFLAGS) $(SAN_FLAGS) $(if $(filter %lua_mqtt.o,$@),$(MQTT_CFLAGS)) -I$(LUA_INCDIR) -c -o $@ $<
 
 $(B)/san-lua/hwfota/core.so: $(CORE_SAN) $(SAN_LUA_BIND)
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(SAN_FLAGS) -o $@ $^ $(SERIAL_LIBS)
 
-san-lua: $(B)/san-lua/hwfota/core.so
+# hwfota.mqtt too, when it is built: mqtt_spec runs against the sanitized binding.
+$(B)/san-lua/hwfota/mqtt.so: $(B)/san-lua/obj/lua_mqtt.o $(B)/san-lua/obj/lua_util.o csrc/mqtt.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(SAN_FLAGS) -Wl,--version-script=csrc/mqtt.map -o $@ $(filter %.o,$^) $(MQTT_LIBS)
+
+san-lua: $(B)/san-lua/hwfota/core.so $(if $(filter yes,$(MQTT_FOUND)),$(B)/san-lua/hwfota/mqtt.so)
 
 san-busted: san-lua $(SUPPORT) all
 	@top=$(CURDIR); d=$(B)/san-lua; o=$(SAN_OUT); case $$o in /*) ;; *) o=$$top/$$o;; esac; mkdir -p $$o; rm -f $$o/report.* $$o/busted.log; \
@@ -400,7 +436,11 @@ check-cross: musl-headers
 # transcript. Instructions/byte need valgrind (callgrind); MB/s is wall clock. Row B4
 # (footprint): spec/bench/footprint.sh (router-build size per object, RSS of the seed flow).
 # Row B5 (scale): spec/bench/scale.lua, N = 1, 10, 100, 1000 modules through hwfota.run in
-# one process (wall, CPU, CPU and RSS per module, fds, failures).
+# one process (wall, CPU, CPU and RSS per module, fds, failures). Row B6 (overhead):
+# spec/bench/overhead.lua, the seed flow's wall time vs the simulated module's own
+# timeline, for hwfota and two peers (spec/bench/peer_pyserial.py, Debian python3-serial;
+# spec/bench/peer_chat.sh, pppd's chat, Debian ppp): installed here when root, else the
+# missing peer is skipped with a note.
 # ======================================================================================
 .PHONY: bench
 BENCH_OBJ := $(B)/obj/at_engine.o $(B)/obj/at_final.o $(B)/obj/at_tokenizer.o $(B)/obj/hf_error.o
@@ -409,7 +449,11 @@ $(B)/bench/bench_parse: spec/bench/bench_parse.c $(BENCH_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(HF_CFLAGS) $(LDFLAGS) -o $@ $< $(BENCH_OBJ)
 
+BENCH_PACKAGES := python3-serial ppp
+
 bench: $(B)/bench/bench_parse all
+	@if [ "$$(id -u)" = 0 ]; then sh spec/install-deps.sh $(BENCH_PACKAGES) || \
+	  echo "bench: could not install $(BENCH_PACKAGES): those peers are skipped"; fi
 	LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;" \
 	LUA_CPATH="$(CURDIR)/$(B)/?.so;;" HWFOTA_TOP="$(CURDIR)" \
 	$(LUA) spec/bench/run.lua $(B)

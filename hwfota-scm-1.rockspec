@@ -26,11 +26,11 @@ build = {
    modules = {
       ["hwfota.core"] = {
          sources = {
-            "csrc/hf_error.c", "csrc/transport.c",
+            "csrc/hf_error.c", "csrc/transport.c", "csrc/path_watch.c",
             "csrc/at_tokenizer.c", "csrc/at_final.c", "csrc/at_engine.c", "csrc/io_pump.c",
             "csrc/fota_parse.c", "csrc/fota_cmds.c", "csrc/fota_fsm.c", "csrc/fota_journal.c",
             "csrc/lua_util.c", "csrc/lua_port.c", "csrc/lua_fota.c", "csrc/lua_cmds.c",
-            "csrc/lua_core.c",
+            "csrc/lua_core.c", "csrc/lua_watch.c",
          },
          defines = { "_DEFAULT_SOURCE", "_GNU_SOURCE" },
          incdirs = { "csrc", "$(LIBSERIALPORT_INCDIR)" },
@@ -46,11 +46,13 @@ build = {
       ["hwfota.policy"] = "lua/hwfota/policy.lua",
       ["hwfota.identity"] = "lua/hwfota/identity.lua",
       ["hwfota.reconnect"] = "lua/hwfota/reconnect.lua",
+      ["hwfota.pathwatch"] = "lua/hwfota/pathwatch.lua",
       ["hwfota.cli"] = "lua/hwfota/cli.lua",
       ["hwfota.argv"] = "lua/hwfota/argv.lua",
       ["hwfota.trigger.once"] = "lua/hwfota/trigger/once.lua",
       ["hwfota.trigger.socket"] = "lua/hwfota/trigger/socket.lua",
       ["hwfota.trigger.sms"] = "lua/hwfota/trigger/sms.lua",
+      ["hwfota.fleet.mqtt_bus"] = "lua/hwfota/fleet/mqtt_bus.lua",
    },
    install = {
       bin = { hwfota = "lua/bin/hwfota" },

@@ -2039,6 +2039,25 @@ static size_t end(hf_fota *f)
     return n;
 }
 
+int hf_fota_expect_imei(hf_fota *f, const char *imei, hf_error *err)
+{
+    if (f->phase != HF_PH_IDLE)
+        return hf_error_set(err, "EBUSY", "expect_imei only before start");
+    if (!f->cfg.read_imei)
+        return hf_error_set(err, "EINVAL", "expect_imei needs read_imei: the module's "
+                            "IMEI cannot be confirmed without AT+CGSN");
+    size_t n = strnlen(imei, HF_IMEI_MAX);
+    if (n < 14 || n > 17 || strspn(imei, "0123456789") != n)
+        return hf_error_set(err, "EINVAL", "expected IMEI must be 14 to 17 decimal digits");
+    if (f->imei[0] && strcmp(f->imei, imei) != 0)
+        return hf_error_set(err, "EIDENTITY", "the restored journal names IMEI %s, the run "
+                            "expects %s", f->imei, imei);
+    hf_strlcpy(f->imei, sizeof f->imei, imei);
+    f->imei_expected = 1;
+    f->identity_ok = 0;
+    return 0;
+}
+
 size_t hf_fota_start(hf_fota *f, double now, hf_fota_actions *out)
 {
     begin(f, now, out);
@@ -2051,7 +2070,7 @@ size_t hf_fota_start(hf_fota *f, double now, hf_fota_actions *out)
         f->started_at = f->now;
     /* a fresh run's module is the one the caller opened: its IMEI becomes the
      * reference; a journal's module is confirmed by the probe's AT+CGSN */
-    if (!f->restored)
+    if (!f->restored && !f->imei_expected)
         f->identity_ok = 1;
     /* A restored run may follow the module's boot (power loss, the host restarted with
      * the router): the settle applies from now. A fresh run has nothing to wait for:

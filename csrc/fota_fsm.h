@@ -274,6 +274,7 @@ typedef struct hf_fota {
     char imei_odd[HF_IMEI_MAX];     /* the last AT+CGSN reading not yet trusted ("" none) */
     unsigned imei_reads;            /* readings not trusted since the last trusted one */
     int foreign;                    /* EIDENTITY: another module; nothing journaled */
+    int imei_expected;              /* hf_fota_expect_imei: the probe confirms f->imei */
     int pause_requested, cancel_requested;
     int unseen_offers;              /* offers discarded because their version was never seen */
     int dl_approved;                /* the policy approved downloading the target */
@@ -325,6 +326,15 @@ int hf_fota_restore_from(hf_fota *fsm, const hf_fota_snapshot *snap, int carried
  * port was reopened since, so the module is confirmed again (IMEI) as after a reopen */
 #define HF_RESTORE_CARRIED 1
 #define HF_RESTORE_CARRIED_REOPENED 2
+
+/* The module this operation must find: the IMEI an earlier attempt of the same run
+ * confirmed, on a port that was reopened since (its path may now name another module).
+ * Before hf_fota_start, on an IDLE machine, with read_imei on. Nothing that changes the
+ * module's state is sent until the probe's AT+CGSN confirms it, by the rule used after
+ * a reopen: a reading that differs is asked again, two agreeing readings of another
+ * IMEI fail EIDENTITY. -1 + EINVAL for a malformed IMEI or read_imei off, EBUSY when
+ * not idle, EIDENTITY when a restored snapshot names another module. */
+int hf_fota_expect_imei(hf_fota *fsm, const char *imei, hf_error *err);
 
 const char *hf_fota_phase_name(hf_fota_phase phase);
 int hf_fota_phase_from_name(const char *name, size_t len);   /* -1 unknown */

@@ -2,7 +2,7 @@
  * lua_core.c — luaopen_hwfota_core: the C half of `require "hwfota"`.
  *
  * Assembles the module table from the binding files (ports, FOTA state
- * machine, FOTA command table) and adds the functions that need no object: list_ports,
+ * machine, FOTA command table, path watcher) and adds the functions that need no object: list_ports,
  * write_file_atomic, read_file, remove_file, check_file_path, realpath,
  * release_ports_on_signals, and signals as loop events: signal_route,
  * signal_unroute, signal_take (now and poll come with the ports). The Lua half
@@ -24,6 +24,7 @@
 #include "lua_cmds.h"
 #include "lua_fota.h"
 #include "lua_port.h"
+#include "lua_watch.h"
 #include "transport.h"
 
 #define CORE_MAX_PORTS 64
@@ -556,6 +557,7 @@ int luaopen_hwfota_core(lua_State *L)
     hf_lua_port_register(L);
     hf_lua_fota_register(L);
     hf_lua_cmds_register(L);
+    hf_lua_watch_register(L);
     luaL_setfuncs(L, funcs, 0);
     return 1;
 }

@@ -572,6 +572,31 @@ static int l_restore(lua_State *L)
 }
 
 /***
+ * The module this operation must find, before start(): the IMEI an earlier attempt
+ * of the same run confirmed, on a port reopened since. The probe's AT+CGSN confirms
+ * it by the state machine's rule (a differing reading is asked again; two agreeing
+ * readings of another IMEI fail EIDENTITY) before anything changes the module.
+ * @function Fota:expect_imei
+ * @tparam string imei 14 to 17 decimal digits
+ * @return true, or nil, message, "EINVAL"|"EBUSY"|"EIDENTITY"
+ */
+static int l_expect_imei(lua_State *L)
+{
+    lfota *u = check_fota(L);
+    size_t n;
+    const char *imei = luaL_checklstring(L, 2, &n);
+    if (u->closed)
+        return hf_lua_fail(L, "closed", "ECLOSED");
+    if (n != strlen(imei))
+        return hf_lua_fail(L, "expected IMEI contains a NUL byte", "EINVAL");
+    hf_error err;
+    if (hf_fota_expect_imei(&u->fsm, imei, &err) < 0)
+        return hf_lua_fail(L, err.msg, err.code);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/***
  * The current phase name ("probe", ..., "done", "failed").
  * @function Fota:phase
  * @treturn string
@@ -741,7 +766,7 @@ int hf_lua_fota_register(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         {"start", l_start}, {"feed", l_feed}, {"snapshot", l_snapshot},
-        {"restore", l_restore}, {"phase", l_phase}, {"info", l_info}, {"close", l_close},
+        {"restore", l_restore}, {"expect_imei", l_expect_imei}, {"phase", l_phase}, {"info", l_info}, {"close", l_close},
         {NULL, NULL}};
     static const luaL_Reg meta[] = {
         {"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};

@@ -34,6 +34,11 @@ need command luarocks luarocks
 need command shellcheck shellcheck
 need luamod dkjson lua-dkjson
 need luamod socket lua-socket
+# issue 16: hwfota.mqtt (optional for the build, required by the suites) and a broker
+need file "${MQTT_INCDIR:-/usr/include}/mosquitto.h" libmosquitto-dev
+need file /usr/sbin/mosquitto mosquitto
+need command mosquitto_pub mosquitto-clients
+need command openssl openssl
 [ -z "$missing" ] && exit 0
 echo "hwfota: make check needs:$missing" >&2
 echo "hwfota: install them (as root: make test, or apt-get install$missing)" >&2

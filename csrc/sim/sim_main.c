@@ -112,7 +112,9 @@ void sim_log(int m, const char *fmt, ...)
 /* ---------------------------------------------------------------- ptys */
 
 /* Closes of a module's slave (a host closed it, or died) are watched with
- * inotify; each one runs release_dead_exclusive() for that module. */
+ * inotify; each one runs release_dead_exclusive() for that module. Opens too:
+ * with --closed-port drop a host's open is looked for at once (as a USB port
+ * carries the host's first command at once), not at the next 20 ms check. */
 static int close_watch = -1;
 
 static void watch_closes(sim_module *m, const char *pts)
@@ -121,7 +123,8 @@ static void watch_closes(sim_module *m, const char *pts)
     if (close_watch < 0)
         close_watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (close_watch >= 0)
-        m->close_wd = inotify_add_watch(close_watch, pts, IN_CLOSE_WRITE | IN_CLOSE_NOWRITE);
+        m->close_wd = inotify_add_watch(close_watch, pts,
+                                         IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_OPEN);
 }
 
 static void unwatch_closes(sim_module *m)
@@ -131,7 +134,8 @@ static void unwatch_closes(sim_module *m)
     m->close_wd = -1;
 }
 
-/* Read the close events; a host closed module k's slave: free its TIOCEXCL. */
+/* Read the close and open events; a host closed module k's slave: free its
+ * TIOCEXCL; a host opened it (drop): look for the host now. */
 static void handle_closes(sim_module *mods, int n)
 {
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -141,6 +145,11 @@ static void handle_closes(sim_module *mods, int n)
             const struct inotify_event *ev = (const struct inotify_event *)p;
             for (int i = 0; i < n; i++) {
                 if (mods[i].close_wd != ev->wd) continue;
+                if (ev->mask & IN_OPEN) {
+                    if (cfg.drop_closed && !mods[i].host && mods[i].host_check_at > 0)
+                        mods[i].host_check_at = sim_now();
+                    continue;
+                }
                 /* --closed-port drop logs its own "closed" (the master's EIO) */
                 if (!cfg.drop_closed) sim_log(mods[i].idx, "\"ev\":\"host\",\"what\":\"closed\"");
                 release_dead_exclusive(&mods[i]);

@@ -2094,6 +2094,65 @@ static void test_imei_reading_not_trusted_alone(void)
     CHECK_STR(h->failed, "");
 }
 
+/* A later attempt of a run on a reopened port (hf_fota_expect_imei): the probe's
+ * AT+CGSN confirms the module the run started with by the same two-reading rule as
+ * after a reopen, and nothing that changes the module goes out before it. */
+static void test_expected_imei(void)
+{
+    harness *h = &H;
+    hf_fota_config c = full_cfg(1);
+    hf_error err;
+    /* a cut reading of the expected module is asked again, not taken for another */
+    h_init(h, &c);
+    CHECK_INT(hf_fota_expect_imei(&h->f, "351234567890124", &err), 0);
+    CHECK_INT(h->f.identity_ok, 0);
+    h_start(h);
+    run_until_sent(h, "AT+CGSN", 10);
+    CHECK_INT(h->f.identity_ok, 0);                 /* the gate holds until confirmed */
+    h_ok(h, "35123456789012", NULL);
+    CHECK_STR(h->failed, "");
+    CHECK_INT(h->f.identity_ok, 0);
+    CHECK_STR(h->pend, "AT+CGSN");
+    h_ok(h, "351234567890124", NULL);
+    CHECK_INT(h->f.identity_ok, 1);
+    h_run(h, -1, 3000);
+    CHECK_STR(h->done, "upgraded");
+
+    /* another module, read twice alike: EIDENTITY, only queries were sent */
+    h_init(h, &c);
+    CHECK_INT(hf_fota_expect_imei(&h->f, "351234567890124", &err), 0);
+    h_start(h);
+    run_until_sent(h, "AT+CGSN", 10);
+    h_ok(h, "869999000000017", NULL);
+    CHECK_STR(h->failed, "");
+    h_ok(h, "869999000000017", NULL);
+    CHECK_STR(h->failed, "EIDENTITY");
+    CHECK(strstr(h->failed_msg, "different module") != NULL, "says so: %s", h->failed_msg);
+    CHECK_INT(h_sent_count(h, "AT^FOTADET"), 0);
+    CHECK_INT(h_sent_count(h, "AT^FOTADL=0"), 0);
+    CHECK_INT(h_sent_count(h, "AT^FOTAMODE=0,0,0,1"), 0);
+
+    /* refused: malformed, read_imei off, after start, against a journal's other IMEI */
+    h_init(h, &c);
+    CHECK_INT(hf_fota_expect_imei(&h->f, "3512345678901x4", &err), -1);
+    CHECK_STR(err.code, "EINVAL");
+    CHECK_INT(hf_fota_expect_imei(&h->f, "123", &err), -1);
+    CHECK_STR(err.code, "EINVAL");
+    hf_fota_config off = full_cfg(1);
+    off.read_imei = 0;
+    h_init(h, &off);
+    CHECK_INT(hf_fota_expect_imei(&h->f, "351234567890124", &err), -1);
+    CHECK(strstr(err.msg, "read_imei") != NULL, "says why: %s", err.msg);
+    h_init(h, &c);
+    h_start(h);
+    CHECK_INT(hf_fota_expect_imei(&h->f, "351234567890124", &err), -1);
+    CHECK_STR(err.code, "EBUSY");
+    h_init(h, &c);
+    hf_strlcpy(h->f.imei, sizeof h->f.imei, "869999000000017");   /* as a restore leaves it */
+    CHECK_INT(hf_fota_expect_imei(&h->f, "351234567890124", &err), -1);
+    CHECK_STR(err.code, "EIDENTITY");
+}
+
 /* read_imei=false: no IMEI to compare after a reopen or on a journal. Queries still
  * go out (the verify after AT^FWUP needs no state change), but the first command
  * that would change the module's state is refused: EIDENTITY, never sent. */
@@ -2570,6 +2629,7 @@ int main(void)
     test_port_lost_says_nothing();
     test_deadline_waits_for_command_in_flight();
     test_imei_reading_not_trusted_alone();
+    test_expected_imei();
     test_command_table();
     test_no_blind_resend();
     test_random();

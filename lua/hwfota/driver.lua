@@ -14,6 +14,7 @@
 local core = require "hwfota.core"
 local identity = require "hwfota.identity"
 local loop = require "hwfota.loop"
+local pathwatch = require "hwfota.pathwatch"
 local reconnect = require "hwfota.reconnect"
 
 local M = {}
@@ -398,14 +399,6 @@ function Driver:emit(a)
   elseif ev == "info" then
     self.report.model, self.report.imei = a.model, a.imei
     self.report.from = self.report.from or a.revision
-    -- a later attempt of run() on a reopened port: the module must be the one the run
-    -- started with (the path may now name another one); nothing more is sent to it
-    if self.expect_imei and a.imei and a.imei ~= "" and a.imei ~= self.expect_imei then
-      return self:finish("failed", {code = "EIDENTITY", phase = self.fsm:phase(), message =
-        ("a different module answered (IMEI %s, expected %s, the module this run started "
-         .. "with): nothing more is sent to it; check which module is on the port")
-        :format(a.imei, self.expect_imei)})
-    end
     -- the same module may be open under another path (a second port object, a
     -- by-id link to another tty of it): its IMEI is claimed too
     if a.imei and a.imei ~= "" and self.opts.owner then
@@ -442,7 +435,7 @@ function Driver:run_actions(actions)
     elseif a.kind == "reopen" then
       self.backoff = reconnect.backoff(nil, {deadline = a.deadline})
       self.reopen_at = self.backoff:next_at(core.now())
-      self:trace("event", "port lost: waiting for the module to come back")
+      self:trace("event", "port lost: waiting for the module to come back" .. self:watch_return())
     elseif a.kind == "journal" then
       local ok, msg, code = self:write_journal(a)
       if not ok then
@@ -465,6 +458,34 @@ function Driver:run_actions(actions)
 end
 
 -- reopen after the module's reset ----------------------------------------
+
+-- While the port is away, watch where it comes back (its name in its directory,
+-- the device its link pointed to, its by-id link: hwfota.pathwatch) and try at
+-- once when it may be back, instead of up to a whole back-off wait later (about
+-- 1.1 s after the reset). The back-off stays as the fallback: no inotify, the
+-- watch refused (`reopen_watch = false`, HWFOTA_NO_INOTIFY), a missed event.
+-- Returns what the trace says about it.
+function Driver:watch_return()
+  self:unwatch_return()
+  if self.opts.reopen_watch == false then return " (no path watch: reopen_watch = false)" end
+  local targets = pathwatch.port_targets(self.port:path(),
+    {real = self.real_path, identity = self.identity})
+  local sub, msg = pathwatch.subscribe(targets, function()
+    if not self.finished and self.reopen_at then
+      self.reopen_at = math.min(self.reopen_at, core.now())
+    end
+  end)
+  if not sub then return (" (no path watch: %s)"):format(tostring(msg)) end
+  self.return_watch = sub
+  return " (watching " .. sub:describe() .. ")"
+end
+
+function Driver:unwatch_return()
+  if self.return_watch then
+    self.return_watch:cancel()
+    self.return_watch = nil
+  end
+end
 
 -- A setup command's answer may be lost (a dropped byte): that costs its timeout,
 -- 5 s, or command_timeout when shorter, so that after a reopen the setup ends
@@ -496,6 +517,7 @@ function Driver:try_reopen(now)
   if self.finished then return end
   if self.backoff:expired(now) then
     self.backoff = nil
+    self:unwatch_return()
     if self.starting then       -- the machine has not started: fail here
       return self:finish("failed", {code = "ETIMEDOUT", message =
         ("the port went away while resuming from the journal and did not come back within "
@@ -517,6 +539,7 @@ function Driver:try_reopen(now)
     self.reopen_at = self.backoff:next_at(now)
     return
   end
+  self:unwatch_return()
   self:trace("event", "port back: " .. self.port:path())
   self:setup_port(function(fine)
     if fine and self.starting then
@@ -532,7 +555,9 @@ function Driver:try_reopen(now)
       self.backoff = nil
       self:post{kind = "port_back"}
     elseif self.backoff then
+      -- lost again during its setup: watch for its return again
       self.reopen_at = self.backoff:next_at(core.now())
+      self:watch_return()
     end
   end)
 end
@@ -588,6 +613,7 @@ function Driver:finish(status, a)
   self:settle_journal(r)
   self.finished = true
   self.timer_at, self.reopen_at = nil, nil
+  self:unwatch_return()
   for _, id in ipairs(self.handlers) do self.port:off(id) end
   self.port:on_event(nil)
   loop.signal(self.cond, r)
@@ -609,6 +635,8 @@ function Driver:start(previous)
   if not self.port:is_lost() and self.port:kind() == "serial" then
     self.identity = identity.of(self.port:path()) or self.identity
   end
+  -- what the port's path (maybe a link) resolves to, to watch for it after a reset
+  if not self.port:is_lost() then self.real_path = core.realpath(self.port:path()) or self.real_path end
   local snap = previous
   if not snap and self.opts.journal then
     local data, err = read_journal(self.opts.journal)
@@ -648,6 +676,12 @@ function Driver:start(previous)
     local okh, err = call_hook(self.policy, "on_start", self.opts.hook_errors, self:control())
     if not okh then self:trace("error", "on_start: " .. tostring(err)) end
   end
+  if self.expect_imei and fopts.read_imei ~= false then
+    -- a later attempt of run() on a reopened port: the module must be the one the run
+    -- started with (the path may now name another one); the machine confirms it
+    local ok, m, c = fsm:expect_imei(self.expect_imei)
+    if not ok then return nil, m, c end
+  end
   local resumed = snap ~= nil and snap ~= ""
   if previous ~= nil and previous ~= "" then self.carried = previous end
   self:setup_port(function(fine)
@@ -661,7 +695,7 @@ function Driver:start(previous)
       self.starting = true
       self.backoff = reconnect.backoff(self.opts.fsm.reboot_timeout or 180)
       self.reopen_at = self.backoff:next_at(core.now())
-      self:trace("event", "port lost: waiting for the module to come back")
+      self:trace("event", "port lost: waiting for the module to come back" .. self:watch_return())
     else
       self:finish("failed", {code = "EPORTLOST", message = "the port was lost during its setup"})
     end

@@ -13,7 +13,7 @@ local M = {}
 
 -- Keys of run/session options that are not the state machine's.
 local own_keys = {journal = true, trace = true, setup = true, command_timeout = true,
-                  baudrate = true, flow = true, timeout = true}
+                  baudrate = true, flow = true, timeout = true, reopen_watch = true}
 
 --- Every option name `hwfota.run` and `hwfota.session` accept (the session's own and
 -- the state machine's), sorted: what the README's options table documents.
@@ -77,6 +77,9 @@ local function check_opts(opts, level)
   end
   if opts.flow ~= nil and opts.flow ~= "none" and opts.flow ~= "rtscts" then
     bad_option("flow", '"none" or "rtscts" expected', level)
+  end
+  if opts.reopen_watch ~= nil and type(opts.reopen_watch) ~= "boolean" then
+    bad_option("reopen_watch", "boolean expected", level)
   end
   local t = opts.timeout
   if t ~= nil and (type(t) ~= "number" or not (t > 0 and t <= 3600)) then

@@ -9,6 +9,10 @@
 -- the deadline itself. The waits go through `hwfota.loop` (`loop.sleep`): inside
 -- a task the other tasks keep running, nothing busy-waits.
 --
+-- With `watch` (targets for `hwfota.pathwatch`: where the port's name comes back)
+-- a wait ends as soon as one of them may be back, instead of up to a whole back-off
+-- wait later; the back-off stays as the fallback (no inotify, a missed event).
+--
 -- Which port is the module's is the caller's `try` (by path, or by USB identity
 -- with `hwfota.identity.reopen`); whether it is still the same module (its IMEI)
 -- the caller confirms afterwards, as before.
@@ -17,6 +21,7 @@
 
 local core = require "hwfota.core"
 local loop = require "hwfota.loop"
+local pathwatch = require "hwfota.pathwatch"
 
 local M = {}
 
@@ -83,7 +88,9 @@ end
 --   already, packed by `table.pack`: wait before the first try, and return these
 --   when the deadline has come meanwhile), `now`, `sleep` (default
 --   `hwfota.core.now` and `hwfota.loop.sleep`: a task yields to the others while
---   it waits)
+--   it waits), `watch` (targets for `hwfota.pathwatch.subscribe`, e.g. from
+--   `pathwatch.port_targets`: a wait of the default sleep ends early when one of
+--   them may be back; without inotify the waits are the back-off's)
 -- @return what the last try returned
 function M.retry(try, o)
   if type(try) ~= "function" then
@@ -94,18 +101,38 @@ function M.retry(try, o)
   end
   local b = M.backoff(o.timeout, o)
   local sleep = o.sleep or loop.sleep
+  local sub
+  if o.watch ~= nil and o.sleep == nil then
+    -- the wait: a timer or the watch, whichever comes first
+    local woke, cond = false, nil
+    sub = pathwatch.subscribe(o.watch, function()
+      woke = true
+      if cond then loop.signal(cond) end
+    end)
+    if sub then
+      sleep = function(seconds)
+        if woke then woke = false; return end
+        cond = loop.condition()
+        local c = cond
+        local t = loop.timer(seconds, function() loop.signal(c) end)
+        loop.wait(c)
+        t:cancel()
+        cond, woke = nil, false
+      end
+    end
+  end
   local r = o.tried
   while true do
     if r then
       local now = b.now()
-      if b:expired(now) then return table.unpack(r, 1, r.n) end
+      if b:expired(now) then break end
       sleep(math.max(0, b:next_at(now) - now))
     end
     r = table.pack(try())
-    if r[1] or (o.stop and o.stop(table.unpack(r, 1, r.n))) then
-      return table.unpack(r, 1, r.n)
-    end
+    if r[1] or (o.stop and o.stop(table.unpack(r, 1, r.n))) then break end
   end
+  if sub then sub:cancel() end
+  return table.unpack(r, 1, r.n)
 end
 
 return M

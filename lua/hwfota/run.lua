@@ -11,6 +11,7 @@ local core = require "hwfota.core"
 local identity = require "hwfota.identity"
 local loop = require "hwfota.loop"
 local reconnect = require "hwfota.reconnect"
+local pathwatch = require "hwfota.pathwatch"
 local driver = require "hwfota.driver"
 local options = require "hwfota.options"
 
@@ -246,6 +247,8 @@ run_attempts = function(port, policy, o, carry)
       reconnect.retry(function() return identity.reopen(port, ident) end, {
         timeout = o.fsm.reboot_timeout or 180,
         stop = function(_, _, why) return why == "ECLOSED" end,
+        -- try as soon as its path may be back (the back-off stays the fallback)
+        watch = o.reopen_watch ~= false and pathwatch.port_targets(port:path(), {identity = ident}) or nil,
       })
     end
   end

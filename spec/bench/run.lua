@@ -9,7 +9,10 @@
 -- measured passes; for Lua, a run that feeds nothing is subtracted); MB/s from
 -- the clock, over more passes, outside valgrind.
 -- Row B4 (footprint): spec/bench/footprint.sh. Row B5 (scale): spec/bench/scale.lua
--- for N = 1, 10, 100, 1000 simulated modules in one process.
+-- for N = 1, 10, 100, 1000 simulated modules in one process. Row B6 (overhead):
+-- spec/bench/overhead.lua, the seed flow's wall time against the simulated module's
+-- own timeline, for hwfota and its peers (a pyserial script, a pppd chat script;
+-- each skipped with a note when its Debian package is missing).
 
 local B = arg[1] or "build"
 local driver = B .. "/bench/bench_parse"
@@ -121,6 +124,44 @@ for _, n in ipairs({ 1, 10, 100, 1000 }) do
     tostring(r.first_failure or r.error or "")))
 end
 
+-- B6 overhead: spec/bench/overhead.lua, one child process per flow (its median line).
+print("")
+print("B6 overhead: the seed flow's wall time vs the simulated module's own timeline "
+  .. "(hwfota-sim --time-scale " .. (os.getenv("HWFOTA_BENCH_SCALE") or "0.25") .. ", median of 3 runs)")
+local peers_ok = {
+  hwfota = true,
+  pyserial = os.execute("/usr/bin/python3 -c 'import serial' >/dev/null 2>&1") and true or false,
+  chat = os.execute("test -x /usr/sbin/chat") and true or false,
+}
+local peer_pkg = {pyserial = "python3-serial", chat = "ppp"}
+local b6 = {}
+print(("%-9s | %-8s | %-10s | %-10s | %-8s | %-7s | %-11s | %-12s | %s"):format("flow", "wall s",
+  "module s", "overhead s", "overhead", "ratio", "reattach ms", "sync quiet s", "overhead w/o quiet"))
+for _, flow in ipairs{"hwfota", "pyserial", "chat"} do
+  if peers_ok[flow] then
+    local out = sh(("%s spec/bench/overhead.lua %s 3"):format(lua, flow))
+    local r = {}
+    for k, v in (out:match("median ([^\n]*)") or ""):gmatch("([%w_]+)=(%S+)") do r[k] = tonumber(v) or v end
+    b6[flow] = r
+    print(("%-9s | %-8.3f | %-10.3f | %-10.3f | %-8s | %-7.3f | %-11.1f | %-12.3f | %s"):format(flow,
+      r.wall, r.timeline, r.overhead, ("%.2f %%"):format(r.pct), r.ratio, r.reattach * 1000, r.quiet,
+      ("%.2f %%"):format(r.pct_no_quiet)))
+  else
+    print(("%-9s | skipped: Debian package %s is not installed (make bench installs it as root)")
+      :format(flow, peer_pkg[flow]))
+  end
+end
+for _, flow in ipairs{"pyserial", "chat"} do
+  if b6[flow] then
+    -- overheads, not walls, compare: the timelines differ (hwfota's seed flow lets
+    -- the module upgrade by itself, the peers send AT^FWUP)
+    print(("hwfota vs %s: overhead %.2f x the peer's (%.2f x without the sync quiet), "
+      .. "reattach after the reset %.0f x faster"):format(flow,
+      b6.hwfota.overhead / b6[flow].overhead, (b6.hwfota.overhead - b6.hwfota.quiet) / b6[flow].overhead,
+      b6[flow].reattach / math.max(b6.hwfota.reattach, 1e-4)))
+  end
+end
+
 -- build/bench.json (hand-written: no JSON library needed)
 local parts = {}
 for _, r in ipairs(rows) do
@@ -144,8 +185,22 @@ for _, r in ipairs(scale_rows) do
   b5_parts[#b5_parts + 1] = "    {" .. table.concat(kv, ", ") .. "}"
 end
 for _, o in ipairs(objs) do fkv[#fkv + 1] = ('"obj_%s": %d'):format(o.name, o.bytes) end
+local b6_parts = {}
+for _, flow in ipairs{"hwfota", "pyserial", "chat"} do
+  local r = b6[flow]
+  if r then
+    local kv = {}
+    for _, k in ipairs{"wall", "timeline", "overhead", "pct", "ratio", "reattach", "quiet", "pct_no_quiet", "runs"} do
+      if type(r[k]) == "number" then kv[#kv + 1] = ('"%s": %.4f'):format(k, r[k]) end
+    end
+    b6_parts[#b6_parts + 1] = ('"%s": {%s}'):format(flow, table.concat(kv, ", "))
+  else
+    b6_parts[#b6_parts + 1] = ('"%s": null'):format(flow)
+  end
+end
 f:write('{\n  "B1_parsing": [\n', table.concat(parts, ",\n"), "\n  ],\n",
   '  "B4_footprint": {', table.concat(fkv, ", "), "},\n",
-  '  "B5_scale": [\n', table.concat(b5_parts, ",\n"), "\n  ]\n}\n")
+  '  "B5_scale": [\n', table.concat(b5_parts, ",\n"), "\n  ],\n",
+  '  "B6_overhead": {', table.concat(b6_parts, ", "), "}\n}\n")
 f:close()
 print("wrote " .. B .. "/bench.json")
