@@ -21,7 +21,7 @@
 # Exit status is non-zero when anything failed or a suite could not run.
 #
 # In parallel: most of the time is waiting (simulated module timelines, timeouts), so the
-# suites run as independent jobs, HWFOTA_TEST_JOBS at a time (default: 3 per CPU), each
+# suites run as independent jobs, HWFOTA_TEST_JOBS at a time (default: 4 per CPU), each
 # with its output in its own log; the logs are read afterwards in a fixed order, so the
 # output (each failing suite's log in full, one "-- SUITE: N ok, M not ok" line per suite,
 # the totals) does not depend on which job finished first. Jobs:
@@ -51,7 +51,7 @@ if [ "$1" = --job ]; then
     exit 0
 fi
 
-jobs=${HWFOTA_TEST_JOBS:-$((3 * $(nproc 2>/dev/null || echo 1)))}
+jobs=${HWFOTA_TEST_JOBS:-$((4 * $(nproc 2>/dev/null || echo 1)))}
 case $jobs in
 ''|*[!0-9]*|0) echo "!! HWFOTA_TEST_JOBS=$jobs: want a positive number"; exit 2;;
 esac
