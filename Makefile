@@ -150,6 +150,8 @@ install: all
 	install -m 0755 $(B)/hwfota/core.so $(DESTDIR)$(LUA_LIBDIR)/hwfota/core.so
 	install -m 0644 lua/hwfota/*.lua $(DESTDIR)$(LUA_SHAREDIR)/hwfota/
 	install -m 0644 lua/hwfota/trigger/*.lua $(DESTDIR)$(LUA_SHAREDIR)/hwfota/trigger/
+	install -d $(DESTDIR)$(LUA_SHAREDIR)/hwfota/fleet
+	install -m 0644 lua/hwfota/fleet/*.lua $(DESTDIR)$(LUA_SHAREDIR)/hwfota/fleet/
 	install -m 0755 $(B)/hwfota-sim $(DESTDIR)$(BINDIR)/hwfota-sim
 	install -m 0755 lua/bin/hwfota $(DESTDIR)$(BINDIR)/hwfota
 	if [ -f $(B)/hwfota/mqtt.so ]; then \
@@ -442,12 +444,18 @@ check-cross: musl-headers
 # spec/bench/peer_chat.sh, pppd's chat, Debian ppp): installed here when root, else the
 # missing peer is skipped with a note.
 # ======================================================================================
-.PHONY: bench
+.PHONY: bench fleet-sim
 BENCH_OBJ := $(B)/obj/at_engine.o $(B)/obj/at_final.o $(B)/obj/at_tokenizer.o $(B)/obj/hf_error.o
 
 $(B)/bench/bench_parse: spec/bench/bench_parse.c $(BENCH_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(HF_CFLAGS) $(LDFLAGS) -o $@ $< $(BENCH_OBJ)
+
+# make fleet-sim: the rollout controller on 10,000 simulated routers, several seeds
+# (pure Lua, virtual time; not part of make test: spec/fleet_sim_spec.lua runs 1,000)
+fleet-sim: lib
+	LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_CPATH="$(CURDIR)/$(B)/?.so;;" \
+	  lua5.4 spec/fleet/sim.lua $(FLEET_SIM_ARGS)
 
 BENCH_PACKAGES := python3-serial ppp
 

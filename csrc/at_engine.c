@@ -5,6 +5,7 @@
  */
 #include "at_engine.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,6 +42,11 @@ _Static_assert(HF_AT_RESYNC_CMDS + 1 == sizeof resync_cmds / sizeof resync_cmds[
 _Static_assert(HF_AT_RESYNC_CMDS >= HF_AT_MAX_TIMEOUTS,
                "a fresh resync reply for every write of a round");
 _Static_assert(HF_AT_RESYNC_CMDS <= 8 * sizeof(unsigned), "candidate masks fit");
+_Static_assert(HF_AT_LINE_MAX <= 65536, "a response line's length fits the arena's 2 bytes");
+_Static_assert(HF_AT_PREFIX_LEN <= 256, "an expected prefix's length fits its byte");
+_Static_assert(HF_AT_URC_TEXT <= 65536 && HF_AT_URC_PREFIX_LEN <= 256,
+               "unsolicited prefixes' offsets and lengths fit their fields");
+
 
 /* Lines any Huawei module sends on its own (radio, SIM, boot, calls, SMS).
  * Matched after the command's own expected prefixes, so AT+CREG? with prefix
@@ -123,7 +129,7 @@ static void pairs_rebuild(hf_at *at)
     for (size_t i = 0; i < N_BUILTIN_URCS; i++)
         pairs_add(at, builtin_urcs[i].text, builtin_urcs[i].len);
     for (size_t i = 0; i < at->n_urc_prefixes; i++)
-        pairs_add(at, at->urc_prefixes[i], at->urc_prefix_lens[i]);
+        pairs_add(at, at->urc_text + at->urc_prefix_offs[i], at->urc_prefix_lens[i]);
 }
 
 static int is_known_urc(const hf_at *at, const char *line, size_t len)
@@ -135,11 +141,17 @@ static int is_known_urc(const hf_at *at, const char *line, size_t len)
         if (!(at->urc_pairs[h >> 3] & (1u << (h & 7))))
             return 0;
     }
-    for (size_t i = 0; i < N_BUILTIN_URCS; i++)
-        if (starts_with_n(line, len, builtin_urcs[i].text, builtin_urcs[i].len))
-            return 1;
+    if (len >= 2) {   /* every built-in prefix is longer: its second byte rejects most */
+        char c0 = line[0], c1 = line[1];
+        for (size_t i = 0; i < N_BUILTIN_URCS; i++) {
+            const char *t = builtin_urcs[i].text;
+            if (t[1] == c1 && t[0] == c0 && starts_with_n(line, len, t, builtin_urcs[i].len))
+                return 1;
+        }
+    }
     for (size_t i = 0; i < at->n_urc_prefixes; i++)
-        if (starts_with_n(line, len, at->urc_prefixes[i], at->urc_prefix_lens[i]))
+        if (starts_with_n(line, len, at->urc_text + at->urc_prefix_offs[i],
+                          at->urc_prefix_lens[i]))
             return 1;
     return 0;
 }
@@ -154,6 +166,36 @@ static void deliver_urc(hf_at *at, const char *line, size_t len)
 static hf_at_cmd *head_cmd(hf_at *at)
 {
     return at->count ? &at->queue[at->head] : NULL;
+}
+
+/* A queued command's text: command + CR + NUL, in the queue's text arena. */
+static const char *cmd_text(const hf_at *at, const hf_at_cmd *c)
+{
+    return at->qtext + c->text;
+}
+
+/* Close the gap of n bytes at off in a packed arena of *used bytes (the
+ * caller moves the offsets behind it). */
+static void arena_cut(char *buf, size_t *used, size_t off, size_t n)
+{
+    memmove(buf + off, buf + off + n, *used - off - n);
+    *used -= n;
+}
+
+/* A command left the queue: close the gap its text and prefixes (n bytes)
+ * leave in the arena, and move the offsets of the texts
+ * behind it. Once per command, over at most HF_AT_QUEUE_TEXT bytes (nothing
+ * when it was the last text, as a lone command in flight is). */
+static void drop_text(hf_at *at, size_t off, size_t n)
+{
+    if (at->count == 0) {   /* it was the last one (as a lone command in flight is) */
+        at->qtext_used = 0;
+        return;
+    }
+    arena_cut(at->qtext, &at->qtext_used, off, n);
+    for (size_t i = 0, k = at->head; i < at->count; i++, k = (k + 1) % HF_AT_QUEUE_MAX)
+        if (at->queue[k].text > off)
+            at->queue[k].text -= n;
 }
 
 /* The command in flight; only valid while at->in_flight (which implies count > 0). */
@@ -182,8 +224,9 @@ static void finish_head(hf_at *at, hf_at_status st, const hf_final *fin, const c
      * cleared whole: this runs once per command, on the parse path. */
     const hf_at_cmd *head = &at->queue[at->head];
     char text[HF_AT_CMD_MAX + 2];
-    memcpy(text, head->text, head->len - 1);
+    memcpy(text, cmd_text(at, head), head->len - 1);
     text[head->len - 1] = '\0';   /* drop the CR: the command as submitted */
+    size_t text_off = head->text, text_size = head->size;
     int was_sent = at->in_flight;
 
     hf_at_result res;
@@ -205,14 +248,19 @@ static void finish_head(hf_at *at, hf_at_status st, const hf_final *fin, const c
         /* Lines stay in at->resp; nothing can append to it before we return
          * because hf_at_input may not be called from callbacks. */
         res.nlines = at->resp_nlines;
+        const char *p = at->resp;
         for (size_t i = 0; i < res.nlines; i++) {
-            res.lines[i] = at->resp + at->resp_off[i];
-            res.line_lens[i] = at->resp_len[i];
+            uint16_t n;
+            memcpy(&n, p, sizeof n);
+            res.lines[i] = p + sizeof n;
+            res.line_lens[i] = n;
+            p += sizeof n + n + 1;
         }
     }
 
     at->head = (at->head + 1) % HF_AT_QUEUE_MAX;
     at->count--;
+    drop_text(at, text_off, text_size);
     at->written = 0;
     at->in_flight = 0;
     at->echo_seen = 0;
@@ -252,11 +300,11 @@ static int names(const char *text, size_t len, const char *name)
 }
 
 /* The resync commands whose reply line the timed-out command might produce. */
-static unsigned candidates_named_by(const hf_at_cmd *c)
+static unsigned candidates_named_by(const hf_at *at, const hf_at_cmd *c)
 {
     unsigned mask = 0;
     for (size_t i = 0; i < N_RESYNC_CMDS; i++)
-        if (names(c->text, c->len - 1, resync_cmds[i].name))
+        if (names(cmd_text(at, c), c->len - 1, resync_cmds[i].name))
             mask |= 1u << i;
     return mask;
 }
@@ -424,10 +472,10 @@ static void command_timed_out(hf_at *at)
 {
     hf_at_cmd *c = flight_cmd(at);
     count_timeout(at);
-    emit(at, HF_AT_EV_TIMEOUT, c->text, c->len - 1);
+    emit(at, HF_AT_EV_TIMEOUT, cmd_text(at, c), c->len - 1);
     at->resync_needed = 1;
     at->resync_discarded = 0;
-    at->resync_named |= candidates_named_by(c);
+    at->resync_named |= candidates_named_by(at, c);
     at->finals_owed++;   /* its final may still come */
     if (at->round_timeouts >= HF_AT_MAX_TIMEOUTS) {
         give_up(at);   /* fails this command first, then the rest of the queue */
@@ -498,7 +546,9 @@ static void resync_answered(hf_at *at, size_t pos)
 /* While resynchronising nothing is response: a resync reply line followed by
  * OK drives the resync, known URCs are still delivered, everything else (late
  * answers, error finals) is discarded. */
-static void route_resync(hf_at *at, const char *line, size_t len)
+/* Out of line (cold: only after a timeout or an open): on_line's common path
+ * stays small. */
+__attribute__((noinline, cold)) static void route_resync(hf_at *at, const char *line, size_t len)
 {
     hf_final_kind k = hf_final_parse(line, len, NULL);
     if (k != HF_FINAL_NONE) {
@@ -550,13 +600,14 @@ static void route_resync(hf_at *at, const char *line, size_t len)
 /* ---- normal routing ----------------------------------------------------- */
 
 /* "AT+CREG?" names "+CREG"; a line "+CREG: 0,1" answers it. */
-static int line_names_command(const hf_at_cmd *c, const char *line, size_t len)
+static int line_names_command(const hf_at *at, const hf_at_cmd *c, const char *line,
+                              size_t len)
 {
     size_t tl = c->len - 1;
-    if (tl < 3 || (c->text[0] != 'A' && c->text[0] != 'a') ||
-        (c->text[1] != 'T' && c->text[1] != 't'))
+    const char *t = cmd_text(at, c);
+    if (tl < 3 || (t[0] != 'A' && t[0] != 'a') || (t[1] != 'T' && t[1] != 't'))
         return 0;
-    const char *name = c->text + 2;
+    const char *name = t + 2;
     size_t nl = 0;
     while (2 + nl < tl && name[nl] != '=' && name[nl] != '?')
         nl++;
@@ -567,28 +618,33 @@ static int is_response(const hf_at *at, const hf_at_cmd *c, const char *line, si
 {
     if (c->expect == HF_AT_EXPECT_NONE)
         return 0;
-    for (size_t i = 0; i < c->nprefixes; i++)
-        if (starts_with_n(line, len, c->prefixes[i], c->prefix_lens[i]))
+    const char *p = cmd_text(at, c) + c->len + 1;   /* the prefixes follow the text */
+    for (size_t i = 0; i < c->nprefixes; p += c->prefix_lens[i] + 1u, i++)
+        if (starts_with_n(line, len, p, c->prefix_lens[i]))
             return 1;
     if (c->expect == HF_AT_EXPECT_PREFIXES)
         return 0;
     if (is_known_urc(at, line, len))
-        return line_names_command(c, line, len);
+        return line_names_command(at, c, line, len);
     return 1;
 }
 
+/* Append a line to the response arena: its length (2 bytes: lines are shorter
+ * than HF_AT_LINE_MAX), its bytes, a NUL. */
 static void store_resp(hf_at *at, const char *line, size_t len)
 {
-    if (at->resp_nlines >= HF_AT_RESP_LINES || len + 1 > HF_AT_RESP_BYTES - at->resp_used) {
+    uint16_t n = (uint16_t)len;
+    if (at->resp_nlines >= HF_AT_RESP_LINES ||
+        sizeof n + len + 1 > HF_AT_RESP_BYTES - at->resp_used) {
         at->resp_overflow = 1;
         return;
     }
-    memcpy(at->resp + at->resp_used, line, len);
-    at->resp[at->resp_used + len] = '\0';
-    at->resp_off[at->resp_nlines] = at->resp_used;
-    at->resp_len[at->resp_nlines] = len;
+    char *p = at->resp + at->resp_used;
+    memcpy(p, &n, sizeof n);
+    memcpy(p + sizeof n, line, len);
+    p[sizeof n + len] = '\0';
     at->resp_nlines++;
-    at->resp_used += len + 1;
+    at->resp_used += sizeof n + len + 1;
 }
 
 static int is_echo(hf_at *at, const char *line, size_t len)
@@ -596,7 +652,22 @@ static int is_echo(hf_at *at, const char *line, size_t len)
     const hf_at_cmd *c = head_cmd(at);
     if (!c || at->echo_seen || (!at->in_flight && at->written == 0))
         return 0;
-    return len == c->len - 1 && memcmp(line, c->text, len) == 0;
+    return len == c->len - 1 && memcmp(line, cmd_text(at, c), len) == 0;
+}
+
+/* The command in flight got its final: the result carries the final line
+ * NUL-terminated (lines arrive unterminated, in place), and its text (a CME
+ * code or message) pointing into that copy. Out of line: the copy's buffer
+ * stays off on_line's frame. */
+__attribute__((noinline)) static void finish_final(hf_at *at, hf_final *fin, const char *line,
+                                                   size_t len)
+{
+    char copy[HF_AT_LINE_MAX];   /* len < HF_AT_LINE_MAX: the tokenizer's bound */
+    memcpy(copy, line, len);
+    copy[len] = '\0';
+    if (fin->text_len > 0)
+        fin->text = copy + (fin->text - line);
+    finish_head(at, at->resp_overflow ? HF_AT_STATUS_OVERFLOW : HF_AT_STATUS_DONE, fin, copy);
 }
 
 /* Every branch ends right after its callback: a callback may change the queue. */
@@ -612,10 +683,10 @@ static void route_normal(hf_at *at, const char *line, size_t len)
         return;
     }
     hf_final fin;
-    if (hf_final_parse(line, len, &fin) != HF_FINAL_NONE) {
+    if (hf_final_may_start((unsigned char)line[0]) &&
+        hf_final_parse(line, len, &fin) != HF_FINAL_NONE) {
         at->consecutive_timeouts = 0;   /* round_timeouts is 0 here: resync_done reset it */
-        finish_head(at, at->resp_overflow ? HF_AT_STATUS_OVERFLOW : HF_AT_STATUS_DONE, &fin,
-                    line);
+        finish_final(at, &fin, line, len);
         return;
     }
     if (is_response(at, flight_cmd(at), line, len))
@@ -659,9 +730,19 @@ void hf_at_init(hf_at *at, const hf_at_callbacks *cb, void *ud)
 
 static int has_bad_byte(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
-            return 1;
+    size_t i = 0;
+    /* 8 bytes at a time: a word with no byte below 0x0E (CR, LF and NUL are) is
+     * skipped at once ("has a byte less than n", exact for n <= 128, either byte
+     * order); a word that may have one is checked byte by byte below. */
+    for (; n - i >= 8; i += 8) {
+        uint64_t v;
+        memcpy(&v, s + i, sizeof v);
+        if ((v - UINT64_C(0x0E0E0E0E0E0E0E0E)) & ~v & UINT64_C(0x8080808080808080))
+            break;
+    }
+    for (; i < n; i++)
+        if ((unsigned char)s[i] <= '\r' && (s[i] == '\r' || s[i] == '\n' || s[i] == '\0'))
+            return 1;   /* one compare per byte: printable bytes are above CR */
     return 0;
 }
 
@@ -697,22 +778,33 @@ int hf_at_submit(hf_at *at, const char *cmd, size_t len, hf_at_expect expect,
         return hf_error_set(err, "EINVAL", "unknown expect mode %d", (int)expect);
     if (check_prefixes(prefixes, nprefixes, err))
         return -1;
-    if (at->count >= HF_AT_QUEUE_MAX)
-        return hf_error_set(err, "EAGAIN", "command queue full (%d)", HF_AT_QUEUE_MAX);
+    size_t size = len + 2;
+    for (size_t i = 0; i < nprefixes; i++)
+        size += strlen(prefixes[i]) + 1;   /* each < HF_AT_PREFIX_LEN: check_prefixes */
+    if (at->count >= HF_AT_QUEUE_MAX || size > HF_AT_QUEUE_TEXT - at->qtext_used)
+        return hf_error_set(err, "EAGAIN", "command queue full (%d commands, %d bytes of text)",
+                            HF_AT_QUEUE_MAX, HF_AT_QUEUE_TEXT);
 
     hf_at_cmd *c = &at->queue[(at->head + at->count) % HF_AT_QUEUE_MAX];
-    /* Every field read later is set here; the slot is not cleared whole (it
-     * is 700 bytes, and this runs once per command). */
+    /* Every field read later is set here; the slot is not cleared whole (this
+     * runs once per command, on the parse path). */
     c->id = at->next_id++;
-    memcpy(c->text, cmd, len);
-    c->text[len] = '\r';
-    c->text[len + 1] = '\0';
+    char *t = at->qtext + at->qtext_used;
+    memcpy(t, cmd, len);
+    t[len] = '\r';
+    t[len + 1] = '\0';
+    c->text = at->qtext_used;
     c->len = len + 1;
+    c->size = size;
     c->expect = expect;
+    t += len + 2;
     for (size_t i = 0; i < nprefixes; i++) {
-        c->prefix_lens[i] = strlen(prefixes[i]);
-        memcpy(c->prefixes[i], prefixes[i], c->prefix_lens[i] + 1);
+        size_t pl = strlen(prefixes[i]);
+        c->prefix_lens[i] = (unsigned char)pl;
+        memcpy(t, prefixes[i], pl + 1);
+        t += pl + 1;
     }
+    at->qtext_used += size;
     c->nprefixes = nprefixes;
     c->timeout = timeout > 0 ? timeout : HF_AT_DEFAULT_TIMEOUT;   /* NaN too */
     at->count++;
@@ -735,7 +827,7 @@ size_t hf_at_output(hf_at *at, const char **data)
     if (at->resync_state != RS_NONE || !at->count || at->in_flight)
         return 0;
     hf_at_cmd *c = head_cmd(at);
-    *data = c->text + at->written;
+    *data = cmd_text(at, c) + at->written;
     return c->len - at->written;
 }
 
@@ -817,9 +909,13 @@ static void cancel_behind_head(hf_at *at)
 {
     size_t behind = (at->head + 1) % HF_AT_QUEUE_MAX;
     hf_at_cmd victim = at->queue[behind];
+    char text[HF_AT_CMD_MAX + 2];
+    memcpy(text, cmd_text(at, &victim), victim.len - 1);
+    text[victim.len - 1] = '\0';   /* drop the CR: the command as submitted */
     at->queue[behind] = at->queue[at->head];
     at->head = behind;
     at->count--;
+    drop_text(at, victim.text, victim.size);
 
     hf_at_result res;
     memset(&res, 0, sizeof res);
@@ -829,8 +925,7 @@ static void cancel_behind_head(hf_at *at)
     res.final.code = -1;
     res.final.text = "";
     res.final_line = "";
-    victim.text[victim.len - 1] = '\0';
-    res.command = victim.text;
+    res.command = text;
     if (at->cb.on_result)
         at->cb.on_result(at->ud, &res);
 }
@@ -856,15 +951,18 @@ int hf_at_urc_prefix_add(hf_at *at, const char *prefix)
     if (!prefix || !prefix[0] || strlen(prefix) >= HF_AT_URC_PREFIX_LEN)
         return -1;
     for (size_t i = 0; i < at->n_urc_prefixes; i++) {
-        if (strcmp(at->urc_prefixes[i], prefix) == 0) {
+        if (strcmp(at->urc_text + at->urc_prefix_offs[i], prefix) == 0) {
             at->urc_refs[i]++;
             return 0;
         }
     }
-    if (at->n_urc_prefixes >= HF_AT_URC_PREFIXES)
+    size_t n = strlen(prefix);
+    if (at->n_urc_prefixes >= HF_AT_URC_PREFIXES || n + 1 > HF_AT_URC_TEXT - at->urc_text_used)
         return -1;
-    at->urc_prefix_lens[at->n_urc_prefixes] = strlen(prefix);
-    memcpy(at->urc_prefixes[at->n_urc_prefixes], prefix, strlen(prefix) + 1);
+    memcpy(at->urc_text + at->urc_text_used, prefix, n + 1);
+    at->urc_prefix_offs[at->n_urc_prefixes] = (unsigned short)at->urc_text_used;
+    at->urc_prefix_lens[at->n_urc_prefixes] = (unsigned char)n;
+    at->urc_text_used += n + 1;
     at->urc_refs[at->n_urc_prefixes++] = 1;
     pairs_add(at, prefix, strlen(prefix));
     return 0;
@@ -875,17 +973,21 @@ int hf_at_urc_prefix_remove(hf_at *at, const char *prefix)
     if (!prefix)
         return -1;
     for (size_t i = 0; i < at->n_urc_prefixes; i++) {
-        if (strcmp(at->urc_prefixes[i], prefix) != 0)
+        if (strcmp(at->urc_text + at->urc_prefix_offs[i], prefix) != 0)
             continue;
         if (--at->urc_refs[i] > 0)
             return 0;
+        size_t off = at->urc_prefix_offs[i], n = at->urc_prefix_lens[i] + 1u;
+        arena_cut(at->urc_text, &at->urc_text_used, off, n);
         at->n_urc_prefixes--;
         if (i != at->n_urc_prefixes) {
-            memcpy(at->urc_prefixes[i], at->urc_prefixes[at->n_urc_prefixes],
-                   HF_AT_URC_PREFIX_LEN);
+            at->urc_prefix_offs[i] = at->urc_prefix_offs[at->n_urc_prefixes];
             at->urc_prefix_lens[i] = at->urc_prefix_lens[at->n_urc_prefixes];
             at->urc_refs[i] = at->urc_refs[at->n_urc_prefixes];
         }
+        for (size_t k = 0; k < at->n_urc_prefixes; k++)
+            if (at->urc_prefix_offs[k] > off)
+                at->urc_prefix_offs[k] = (unsigned short)(at->urc_prefix_offs[k] - n);
         pairs_rebuild(at);
         return 0;
     }

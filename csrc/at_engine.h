@@ -123,12 +123,21 @@
 
 #define HF_AT_CMD_MAX        512    /* bytes of one command, without the CR */
 #define HF_AT_QUEUE_MAX      8      /* commands queued, including the one in flight */
+#define HF_AT_QUEUE_TEXT     (2 * (HF_AT_CMD_MAX + 2 + HF_AT_PREFIX_MAX * HF_AT_PREFIX_LEN))
+                                    /* bytes of command text and expected prefixes the queue
+                                       holds (a command costs its length + 2, a prefix its
+                                       length + 1): two of the longest with four of the
+                                       longest prefixes each (1,220 bytes), or eight of
+                                       about 150 */
 #define HF_AT_PREFIX_MAX     4      /* expected prefixes per command */
 #define HF_AT_PREFIX_LEN     24
-#define HF_AT_RESP_BYTES     16384  /* response lines kept for one command */
+#define HF_AT_RESP_BYTES     (2 * (HF_AT_LINE_MAX + 2))  /* response arena of one command
+                                       (4,116 bytes): each line costs its bytes + 3 (a 2-byte
+                                       length, a NUL); holds two lines of the longest length */
 #define HF_AT_RESP_LINES     64
 #define HF_AT_URC_PREFIXES   32     /* extra unsolicited prefixes registered at run time */
 #define HF_AT_URC_PREFIX_LEN 64     /* bytes of one, with its NUL */
+#define HF_AT_URC_TEXT       512    /* bytes of them all, each with its NUL, packed */
 #define HF_AT_RESYNC_QUIET   0.3    /* seconds without a final after the resync's answer */
 #define HF_AT_RESYNC_TIMEOUT 3.0    /* seconds to wait for the resync's answer */
 #define HF_AT_RESYNC_CMDS    3      /* resync commands to choose from (AT+CMEE?, AT+CSQ, AT+CSCS?) */
@@ -154,7 +163,7 @@ typedef struct hf_at_result {
     unsigned long id;             /* as returned by hf_at_submit */
     hf_at_status status;
     hf_final final;               /* kind HF_FINAL_NONE unless a final arrived */
-    const char *final_line;       /* raw final line ("" if none) */
+    const char *final_line;       /* raw final line, NUL-terminated ("" if none) */
     const char *command;          /* the command text */
     size_t nlines;
     const char *lines[HF_AT_RESP_LINES];   /* NUL-terminated, valid during the callback only */
@@ -177,19 +186,21 @@ typedef enum {
 typedef struct hf_at_callbacks {
     /* A command finished (any status). Called exactly once per submitted command. */
     void (*on_result)(void *ud, const hf_at_result *res);
-    /* An unsolicited line (every line that is not echo, response or final). */
+    /* An unsolicited line (every line that is not echo, response or final): len
+     * bytes, not NUL-terminated (often passed in place from hf_at_input's bytes). */
     void (*on_urc)(void *ud, const char *line, size_t len);
-    /* Diagnostics; may be NULL. */
+    /* Diagnostics; may be NULL. detail: len bytes, not NUL-terminated. */
     void (*on_event)(void *ud, hf_at_event ev, const char *detail, size_t len);
 } hf_at_callbacks;
 
 typedef struct hf_at_cmd {
     unsigned long id;
-    char text[HF_AT_CMD_MAX + 2];         /* command + "\r" + NUL */
-    size_t len;                           /* bytes including the "\r" */
+    size_t text;                          /* offset in hf_at.qtext of command + "\r" + NUL,
+                                             then each expected prefix + NUL */
+    size_t len;                           /* bytes of the command including the "\r" */
+    size_t size;                          /* bytes it takes in hf_at.qtext, prefixes too */
     hf_at_expect expect;
-    char prefixes[HF_AT_PREFIX_MAX][HF_AT_PREFIX_LEN];
-    size_t prefix_lens[HF_AT_PREFIX_MAX];  /* strlen of each, taken once at submit */
+    unsigned char prefix_lens[HF_AT_PREFIX_MAX];  /* strlen of each, taken once at submit */
     size_t nprefixes;
     double timeout;
 } hf_at_cmd;
@@ -200,17 +211,19 @@ typedef struct hf_at {
     hf_tok tok;
     hf_at_cmd queue[HF_AT_QUEUE_MAX];     /* ring: queue[head] is in flight or next */
     size_t head, count;
+    char qtext[HF_AT_QUEUE_TEXT];         /* the queued commands' texts, packed (a text
+                                             leaving closes its gap) */
+    size_t qtext_used;
     size_t written;                       /* bytes of queue[head] written so far */
     int in_flight;                        /* queue[head] fully written, awaiting its final */
     double deadline;                      /* absolute, valid while in_flight or resyncing */
     double sent_at;
     unsigned long next_id;
-    /* response collection for the command in flight */
+    /* response collection for the command in flight: one arena, each line
+     * stored as its length (2 bytes, host order), its bytes and a NUL */
     char resp[HF_AT_RESP_BYTES];
     size_t resp_used;
     size_t resp_nlines;
-    size_t resp_off[HF_AT_RESP_LINES];
-    size_t resp_len[HF_AT_RESP_LINES];
     int resp_overflow;
     /* resynchronisation */
     int resync_needed;                    /* resync before the next command */
@@ -233,8 +246,11 @@ typedef struct hf_at {
     unsigned consecutive_timeouts;
     unsigned long timeouts, overflows, urcs, echoes;
     /* extra unsolicited prefixes */
-    char urc_prefixes[HF_AT_URC_PREFIXES][HF_AT_URC_PREFIX_LEN];
-    size_t urc_prefix_lens[HF_AT_URC_PREFIXES]; /* strlen of each, taken once at add */
+    char urc_text[HF_AT_URC_TEXT];        /* the prefixes, each with its NUL, packed (a
+                                             removed one closes its gap) */
+    size_t urc_text_used;
+    unsigned short urc_prefix_offs[HF_AT_URC_PREFIXES]; /* offset of each in urc_text */
+    unsigned char urc_prefix_lens[HF_AT_URC_PREFIXES];  /* strlen of each, taken once at add */
     unsigned urc_refs[HF_AT_URC_PREFIXES];   /* registrations of each (ref count) */
     size_t n_urc_prefixes;
     unsigned char urc_pairs[32];          /* filter: a bit per hash of the first two bytes of
@@ -284,7 +300,8 @@ void hf_at_cancel_queued(hf_at *at);
 /* Register/remove an extra unsolicited prefix (e.g. "^FOTASTATE:", registered by the
  * FOTA layer; "+CUSD:" by a subscriber). Registrations are counted: a prefix stays
  * unsolicited until each add has had its remove, so two subscribers to one prefix do
- * not undo each other. add returns 0, or -1 when the table is full or the prefix
+ * not undo each other. add returns 0, or -1 when the table is full (HF_AT_URC_PREFIXES
+ * prefixes, or HF_AT_URC_TEXT bytes with their NULs) or the prefix
  * empty or HF_AT_URC_PREFIX_LEN bytes or longer; remove returns 0, or -1 when the
  * prefix is not registered. */
 int hf_at_urc_prefix_add(hf_at *at, const char *prefix);

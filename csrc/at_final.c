@@ -117,6 +117,11 @@ hf_final_kind hf_final_parse(const char *line, size_t len, hf_final *out)
     }
     if (!line)
         return HF_FINAL_NONE;
+    if (n == 2 && s[0] == 'O' && s[1] == 'K') {   /* most finals: no lookup */
+        if (out)
+            out->kind = HF_FINAL_OK;
+        return HF_FINAL_OK;
+    }
     if (n && (is_space(s[0]) || is_space(s[n - 1])))
         trim(&s, &n);
     if (n == 0)
@@ -126,9 +131,10 @@ hf_final_kind hf_final_parse(const char *line, size_t len, hf_final *out)
     for (size_t i = first; i < first + count; i++) {
         const final_row *r = &finals[i];
         size_t tl = r->len;
-        if (n < tl || !same_bytes(s, r->text, tl))
+        /* a whole-line final must have its length: most near misses end here */
+        if (r->is_prefix ? n < tl : n != tl)
             continue;
-        if (!r->is_prefix && n != tl)
+        if (tl > 8 ? memcmp(s, r->text, tl) != 0 : !same_bytes(s, r->text, tl))
             continue;
         if (out) {
             out->kind = r->kind;

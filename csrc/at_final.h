@@ -34,6 +34,19 @@ typedef struct hf_final {
  * and fills *out when out != NULL. */
 hf_final_kind hf_final_parse(const char *line, size_t len, hf_final *out);
 
+/* A filter before hf_final_parse, inline on the per-line path: 0 when a line
+ * whose first byte is c cannot be a final result (hf_final_parse would return
+ * HF_FINAL_NONE: no row starts with c, and c is no space or tab to trim). */
+static inline int hf_final_may_start(unsigned char c)
+{
+    switch (c) {
+    case 'O': case 'E': case '+': case 'C': case 'T': case 'B': case 'N': case ' ': case '\t':
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* Stable short name: "OK", "ERROR", "CME", "CMS", "NOT_SUPPORT", ... */
 const char *hf_final_name(hf_final_kind kind);
 

@@ -52,7 +52,6 @@ static void end_line(hf_tok *t, hf_tok_cb cb, void *ud)
     if (t->len == 0)
         return;
     size_t len = t->len;
-    t->buf[len] = '\0';
     /* Reset before the callback so that a callback calling hf_tok_reset, or the
      * bytes after this line, find a clean state; buf stays intact meanwhile
      * because nothing is appended until cb returns. */
@@ -96,11 +95,17 @@ void hf_tok_feed(hf_tok *t, const char *data, size_t n, hf_tok_cb cb, void *ud)
             const char *q = memchr(data + i, '\r', lf - i);
             j = q ? (size_t)(q - data) : lf;
         }
-        if (j > i)
-            append(t, data + i, j - i);
-        if (j == n)
-            break;
-        end_line(t, cb, ud);
+        if (j < n && t->len == 0 && t->dropped_len == 0 && j - i <= HF_AT_LINE_MAX - 1) {
+            /* The whole line is in this feed: delivered in place, not copied. */
+            if (j > i && cb)
+                cb(ud, HF_TOK_LINE, data + i, j - i);
+        } else {
+            if (j > i)
+                append(t, data + i, j - i);
+            if (j == n)
+                break;
+            end_line(t, cb, ud);
+        }
         i = j + 1;
         while (i < n && is_eol(data[i]))
             i++;

@@ -13,15 +13,17 @@
 
 #include <stddef.h>
 
-#define HF_AT_LINE_MAX 4096   /* >= 2048 as required; a ^FOTASTATE: 12 line may exceed 1300 */
+#define HF_AT_LINE_MAX 2056   /* a 2048-byte line passes (as required: above ModemManager's
+                                 2 KB); the longest legal line, ^FOTASTATE: 12, is ~1.3 KB */
 
 typedef enum {
-    HF_TOK_LINE = 0,      /* a complete line: line/len valid, line[len] == '\0' */
+    HF_TOK_LINE = 0,      /* a complete line: line/len valid (not NUL-terminated) */
     HF_TOK_OVERFLOW = 1,  /* an over-long line ended and was dropped; line = "", len = its total length */
 } hf_tok_kind;
 
-/* Called for each complete line. `line` is NUL-terminated at line[len] and valid
- * only during the call. */
+/* Called for each complete line: `line` holds len bytes, is not NUL-terminated
+ * (a line that arrived whole in one feed is passed in place, from the fed bytes:
+ * no copy), and is valid only during the call. */
 typedef void (*hf_tok_cb)(void *ud, hf_tok_kind kind, const char *line, size_t len);
 
 typedef struct hf_tok {

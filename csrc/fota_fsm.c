@@ -1955,6 +1955,8 @@ static int check_config(const hf_fota_config *c, hf_error *err)
         return -1;
     if (c->nmodels > HF_FOTA_MODELS_MAX)
         return hf_error_set(err, "EINVAL", "at most %d models", HF_FOTA_MODELS_MAX);
+    if (c->nmodels > 0 && !c->models)
+        return hf_error_set(err, "EINVAL", "%zu models but no rows", c->nmodels);
     for (size_t i = 0; i < c->nmodels; i++) {
         const hf_fota_model *r = &c->models[i];
         size_t kl = strnlen(r->model, sizeof r->model);

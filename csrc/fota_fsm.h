@@ -164,7 +164,10 @@ typedef struct hf_fota_model {
 typedef struct hf_fota_config {
     int force;                      /* allow same-version or older targets */
     int skip_model_check;           /* AT+GMR instead of ATI; no supported-table check */
-    hf_fota_model models[HF_FOTA_MODELS_MAX];   /* checked before the built-in table */
+    const hf_fota_model *models;    /* nmodels rows checked before the built-in table
+                                       (at most HF_FOTA_MODELS_MAX), owned by the caller
+                                       for the machine's lifetime: most runs give none,
+                                       and 16 rows in each machine were 1.4 KB */
     size_t nmodels;
     int check_prereq;               /* AT+CPIN?, AT+CREG?, AT+CGREG? (default 1) */
     int read_imei;                  /* AT+CGSN at probe and after the reboot (default 1) */

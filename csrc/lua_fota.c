@@ -135,7 +135,8 @@ static void opt_mode(lua_State *L, int t, hf_fota_config *c)
 /* models = {["MU709"] = "11.0.0.0.0", ...}: the integrator's rows of the supported
  * table. Wrong types raise; too many rows, a key too long or a bad version return
  * an EINVAL message (hf_fota_init names the row). */
-static const char *opt_models(lua_State *L, int t, hf_fota_config *c)
+static const char *opt_models(lua_State *L, int t, hf_fota_config *c,
+                              hf_fota_model rows[HF_FOTA_MODELS_MAX])
 {
     int ty = lua_getfield(L, t, "models");
     if (ty == LUA_TNIL) {
@@ -161,7 +162,7 @@ static const char *opt_models(lua_State *L, int t, hf_fota_config *c)
         else if (!bad && (vl >= HF_VERSION_TEXT_MAX || memchr(v, '\0', vl)))
             bad = "option models: a minimum firmware must be a version like 12.815.03.01.00";
         else if (!bad) {
-            hf_fota_model *r = &c->models[c->nmodels++];
+            hf_fota_model *r = &rows[c->nmodels++];
             memcpy(r->model, k, kl + 1);
             memcpy(r->min_firmware, v, vl + 1);
         }
@@ -181,13 +182,15 @@ static const struct { const char *name; size_t off; } secs_opts[] = {
 };
 #undef SECS
 
-static const char *read_opts(lua_State *L, int t, hf_fota_config *c)
+static const char *read_opts(lua_State *L, int t, hf_fota_config *c,
+                             hf_fota_model rows[HF_FOTA_MODELS_MAX])
 {
     hf_fota_config_default(c);
     check_keys(L, t, "fota_new", fota_keys);
     c->force = hf_lua_bool_field(L, t, "force", 0, "option");
     c->skip_model_check = hf_lua_bool_field(L, t, "skip_model_check", 0, "option");
-    const char *bad_models = opt_models(L, t, c);
+    c->models = rows;
+    const char *bad_models = opt_models(L, t, c, rows);
     if (bad_models)
         return bad_models;
     c->check_prereq = hf_lua_bool_field(L, t, "check_prereq", 1, "option");
@@ -240,12 +243,22 @@ static int l_fota_new(lua_State *L)
     }
     luaL_checktype(L, 1, LUA_TTABLE);
     hf_fota_config cfg;
-    const char *bad = read_opts(L, 1, &cfg);
+    hf_fota_model rows[HF_FOTA_MODELS_MAX];
+    const char *bad = read_opts(L, 1, &cfg, rows);
     if (bad)
         return hf_lua_fail(L, bad, "EINVAL");
-    lfota *u = lua_newuserdatauv(L, sizeof *u, 0);
+    lfota *u = lua_newuserdatauv(L, sizeof *u, 1);
     u->closed = 1;
     luaL_setmetatable(L, FOTA_MT);
+    if (cfg.nmodels > 0) {
+        /* the machine keeps a pointer: the rows live as long as it, in its user value */
+        hf_fota_model *keep = lua_newuserdatauv(L, cfg.nmodels * sizeof *keep, 0);
+        memcpy(keep, rows, cfg.nmodels * sizeof *keep);
+        lua_setiuservalue(L, -2, 1);
+        cfg.models = keep;
+    } else {
+        cfg.models = NULL;
+    }
     hf_error err;
     if (hf_fota_init(&u->fsm, &cfg, &err) < 0)
         return hf_lua_fail(L, err.msg, err.code);

@@ -37,7 +37,8 @@
 
 typedef struct port_handler {
     lua_Integer id;
-    char prefix[PORT_HANDLER_PLEN];
+    const char *prefix;       /* the Lua string's bytes, anchored in env.prefixes[id] until
+                                 port:off (Lua strings do not move): no copy per port */
     size_t plen;
     int removed;
 } port_handler;
@@ -963,10 +964,13 @@ static int port_on(lua_State *L)
         return push_fail(L, "too many unsolicited prefixes registered on this port", "ENOSPC");
     port_handler *h = &p->handlers[p->nhandlers++];
     h->id = ++p->next_handler;
-    memcpy(h->prefix, prefix, plen);
-    h->prefix[plen] = '\0';
+    h->prefix = prefix;
     h->plen = plen;
     h->removed = 0;
+    push_env_field(L, 1, "prefixes");
+    lua_pushvalue(L, 2);
+    lua_seti(L, -2, h->id);
+    lua_pop(L, 1);
     push_env_field(L, 1, "handlers");
     lua_pushvalue(L, 3);
     lua_seti(L, -2, h->id);
@@ -983,7 +987,12 @@ static int port_off(lua_State *L)
             p->handlers[i].removed = 1;
             if (p->handlers[i].plen > 0)
                 hf_at_urc_prefix_remove(&p->at, p->handlers[i].prefix);
+            p->handlers[i].prefix = "";   /* its string is let go below */
             p->handlers_dirty = 1;
+            push_env_field(L, 1, "prefixes");
+            lua_pushnil(L);
+            lua_seti(L, -2, id);
+            lua_pop(L, 1);
             push_env_field(L, 1, "handlers");
             lua_pushnil(L);
             lua_seti(L, -2, id);
@@ -1210,8 +1219,8 @@ static int core_open(lua_State *L)
     memset(p, 0, sizeof *p);
     p->closed = 1; /* until the transport is open: __gc must not touch it */
     luaL_setmetatable(L, HF_PORT_MT);
-    lua_createtable(L, 0, 5);
-    static const char *const tables[] = {"events", "waiters", "done", "handlers"};
+    lua_createtable(L, 0, 6);
+    static const char *const tables[] = {"events", "waiters", "done", "handlers", "prefixes"};
     for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
         lua_newtable(L);
         lua_setfield(L, -2, tables[i]);

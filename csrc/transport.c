@@ -96,8 +96,9 @@ struct hf_transport {
     int fd;
     int owned;              /* 1 once flock + TIOCEXCL are ours */
     struct sp_port *sp;     /* NULL on the POSIX path */
-    char path[PATH_MAX];    /* as given to open */
     char note[256];         /* what the open had to do (a stale flag taken over), or "" */
+    char path[];            /* as given to open, sized for it (a port per module: 1,000
+                               ports must not cost 4 KB of PATH_MAX each) */
 };
 
 static const char busy_hint[] =
@@ -626,13 +627,14 @@ hf_transport *hf_transport_open(const char *path, const hf_transport_opts *opts,
         set_errno(err, "open", path, errno);
         return NULL;
     }
-    hf_transport *t = calloc(1, sizeof *t);
+    size_t plen = strlen(path);   /* < PATH_MAX: check_args */
+    hf_transport *t = calloc(1, sizeof *t + plen + 1);
     if (!t) {
         hf_error_set(err, "ENOMEM", "cannot open %s: out of memory", path);
         return NULL;
     }
     t->fd = -1;
-    hf_strlcpy(t->path, sizeof t->path, path);
+    memcpy(t->path, path, plen + 1);
 
     int rc;
     if (sp_get_port_by_name(dev, &t->sp) == SP_OK)

@@ -1,4 +1,4 @@
--- API documentation: every public function of lua/hwfota/*.lua and lua/hwfota/trigger/*.lua has an LDoc comment
+-- API documentation: every public function of lua/hwfota/*.lua, lua/hwfota/trigger/*.lua and lua/hwfota/fleet/*.lua has an LDoc comment
 -- (see spec/support/doccheck.lua for what counts), and the reference builds with LDoc
 -- without a warning (what `make docs` runs).
 local doccheck = require "support.doccheck"
@@ -16,7 +16,8 @@ end
 
 local function lua_files()
     local p = assert(io.popen("ls " .. sh_quote(top .. "/lua/hwfota") .. "/*.lua " ..
-                              sh_quote(top .. "/lua/hwfota/trigger") .. "/*.lua 2>/dev/null"))
+                              sh_quote(top .. "/lua/hwfota/trigger") .. "/*.lua " ..
+                              sh_quote(top .. "/lua/hwfota/fleet") .. "/*.lua 2>/dev/null"))
     local t = {}
     for l in p:lines() do t[#t + 1] = l end
     p:close()

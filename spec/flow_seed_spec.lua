@@ -110,6 +110,29 @@ describe("flow: default options (model, IMEI, SIM and registration checks)", fun
                  "downloaded", "decide_upgrade", "upgrade", "reboot", "verify"}, events)
   end)
 
+  it("keeps a run of download-progress events in the report as its latest only", function()
+    s = sim.start(ARGS)
+    local polls = 0
+    local report = hwfota.run(s.path, {on_progress = function() polls = polls + 1 end},
+                              sim.opts())
+    assert.equal("upgraded", report.status, report.message)
+    assert.is_true(s:count("AT^FOTADLQ") >= 3 and polls >= 3, "several progress polls")
+    local kept, last_kept = 0, nil
+    for i, e in ipairs(report.events) do
+      if e.event == "progress" then
+        kept = kept + 1
+        last_kept = e
+        assert.is_true(i == 1 or report.events[i - 1].event ~= "progress",
+                       "no two progress events in a row")
+      end
+    end
+    assert.is_true(kept >= 1 and kept < polls, ("%d kept of %d"):format(kept, polls))
+    -- the one kept is the last poll's (the download's progress never goes back)
+    for _, e in ipairs(report.events) do
+      if e.event == "progress" then assert.is_true(e.done <= last_kept.done) end
+    end
+  end)
+
   it("never sends AT^FWUP when automatic upgrade is on (the module upgrades itself)", function()
     s = sim.start(ARGS)
     local report = hwfota.run(s.path, {}, sim.opts{

@@ -226,3 +226,38 @@ describe("hwfota.core FOTA binding", function()
     assert.is_nil(ok); assert.equal("EUNSUPPORTED", code)
   end)
 end)
+
+describe("hwfota.core FOTA binding: the models option", function()
+  -- the machine keeps a pointer to the rows (not a copy per machine): they must live
+  -- as long as it, whatever the collector does meanwhile
+  local ATI = {"Manufacturer: Huawei Technologies Co., Ltd.", "Model: XYZ9",
+               "Revision: 11.2.0.0.0", "IMEI: 867530900000009", "+GCAP: +CGSM"}
+  local function probe(models)
+    local f = assert(core.fota_new { models = models, check_prereq = false, read_imei = false })
+    models = nil
+    collectgarbage(); collectgarbage()
+    local p
+    for _, a in ipairs(f:start(0)) do if a.kind == "send" then p = a end end
+    assert.equal("ATI", p.command)
+    local junk = {}
+    for i = 1, 2000 do junk[i] = ("x"):rep(90) .. i end   -- reuse what was freed
+    junk = nil
+    collectgarbage(); collectgarbage()
+    local out = {}
+    for _, a in ipairs(f:feed { kind = "result", id = p.id, command = p.command, final = "OK",
+                                now = 1, lines = ATI }) do
+      out[#out + 1] = a.kind == "send" and a.command or a.event
+    end
+    return table.concat(out, " ")
+  end
+
+  it("a row given at creation still admits its model after collections", function()
+    assert.equal("info phase AT^FOTASTATE?", probe { XYZ9 = "11.0.0.0.0" })
+    assert.equal("info phase AT^FOTASTATE?", probe { XYZ9 = "11.0.0.0.0", MU999 = "1.0.0.0.0" })
+  end)
+
+  it("without the row the model is refused", function()
+    assert.equal("info failed phase", probe(nil))
+    assert.equal("info failed phase", probe { XYZ9 = "12.0.0.0.0" })   -- below its minimum
+  end)
+end)

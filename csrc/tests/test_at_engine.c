@@ -316,6 +316,38 @@ static void test_prefix_modes(void)
     }
     CHECK_INT(hf_at_urc_prefix_add(&at, "+FULL:"), -1);
     check_once();
+
+    /* The prefixes' texts are packed: one removed from the middle closes its gap
+     * and the others still match; the bytes bound them as well as the count. */
+    setup();
+    CHECK_INT(hf_at_urc_prefix_add(&at, "+AAA:"), 0);
+    CHECK_INT(hf_at_urc_prefix_add(&at, "+BBBBBB:"), 0);
+    CHECK_INT(hf_at_urc_prefix_add(&at, "+CC:"), 0);
+    CHECK_INT(hf_at_urc_prefix_remove(&at, "+AAA:"), 0);
+    CHECK_INT(hf_at_urc_prefix_remove(&at, "+AAA:"), -1);
+    sub("ATI", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(0, 64);
+    in("\r\n+AAA: 1\r\n+BBBBBB: 2\r\n+CC: 3\r\n^FOTASTATE: 10\r\nOK\r\n", 0.1);
+    CHECK_STR(urclog, "+BBBBBB: 2|+CC: 3|^FOTASTATE: 10|");
+    CHECK_STR(reslog, "ATI -> DONE OK [+AAA: 1]\n");
+    char longp[HF_AT_URC_PREFIX_LEN];
+    int added = 0;
+    size_t used_before = at.urc_text_used;   /* "^FOTASTATE:", "+BBBBBB:", "+CC:" */
+    CHECK_INT(used_before, 12 + 9 + 5);
+    for (int i = 0; i < HF_AT_URC_PREFIXES; i++) {
+        memset(longp, 'p', sizeof longp - 1);
+        longp[sizeof longp - 1] = '\0';
+        longp[0] = '+';
+        longp[1] = (char)('A' + i);
+        if (hf_at_urc_prefix_add(&at, longp) < 0)
+            break;
+        added++;
+    }
+    /* three short ones hold 3 of the 32 entries: the bytes ran out first */
+    CHECK_INT(added, (int)((HF_AT_URC_TEXT - used_before) / HF_AT_URC_PREFIX_LEN));
+    CHECK(added + 3 < HF_AT_URC_PREFIXES, "added %d", added);
+    CHECK(at.urc_text_used <= HF_AT_URC_TEXT, "%zu", at.urc_text_used);
+    check_once();
 }
 
 static void test_errors(void)
@@ -357,6 +389,24 @@ static void test_submit_refusals(void)
         CHECK(err.code && strcmp(err.code, "EINVAL") == 0, "case %zu: %s", i,
               err.code ? err.code : "(null)");
     }
+    /* CR, LF or NUL anywhere in a long command (the check goes 8 bytes at a time);
+     * bytes above 0x7F and just above CR are data */
+    for (size_t pos = 0; pos < 40; pos += 3) {
+        static const char bad_bytes[] = {'\r', '\n', '\0'};
+        char c[48];
+        memset(c, 'A', sizeof c);
+        c[pos] = bad_bytes[pos % 3];
+        CHECK_INT(hf_at_submit(&at, c, 41, HF_AT_EXPECT_NONE, NULL, 0, 1, &id, &err), -1);
+        CHECK(err.code && strcmp(err.code, "EINVAL") == 0, "byte %d at %zu", c[pos], pos);
+    }
+    {
+        char c[41];
+        for (size_t k = 0; k < sizeof c; k++)
+            c[k] = (char)(k % 2 ? 0x0E + k % 5 : 0x80 + k);
+        CHECK_INT(hf_at_submit(&at, c, sizeof c, HF_AT_EXPECT_NONE, NULL, 0, 1, &id, &err), 0);
+        hf_at_cancel_queued(&at);
+        setup();   /* ids from 1 again below */
+    }
     const char *five[] = {"+A:", "+B:", "+C:", "+D:", "+E:"};
     CHECK_INT(hf_at_submit(&at, "AT", 2, HF_AT_EXPECT_PREFIXES, five, 5, 1, &id, &err), -1);
     CHECK_STR(err.code, "EINVAL");
@@ -381,6 +431,82 @@ static void test_submit_refusals(void)
     /* timeout <= 0 means the default. */
     write_out(10, 1000);
     CHECK(hf_at_deadline(&at) == 10 + HF_AT_DEFAULT_TIMEOUT, "deadline %f", hf_at_deadline(&at));
+}
+
+/* The queue's texts and expected prefixes share one arena: it holds two of the
+ * longest commands with four of the longest prefixes each; a command leaving
+ * closes its gap, and the texts and prefixes behind it stay whole. */
+static void test_queue_text(void)
+{
+    setup();
+    hf_error err;
+    unsigned long id = 0;
+    static char a[HF_AT_CMD_MAX + 1], b[HF_AT_CMD_MAX + 1];
+    memset(a, 'a', HF_AT_CMD_MAX);
+    memset(b, 'b', HF_AT_CMD_MAX);
+    memcpy(a, "AT+A", 4);
+    memcpy(b, "AT+B", 4);
+    static char pre[HF_AT_PREFIX_MAX][HF_AT_PREFIX_LEN];
+    const char *pres[HF_AT_PREFIX_MAX];
+    for (int i = 0; i < HF_AT_PREFIX_MAX; i++) {
+        memset(pre[i], 'P', HF_AT_PREFIX_LEN - 1);
+        pre[i][0] = '+';
+        pre[i][1] = (char)('0' + i);
+        pre[i][HF_AT_PREFIX_LEN - 2] = ':';
+        pres[i] = pre[i];
+    }
+    CHECK_INT(hf_at_submit(&at, a, HF_AT_CMD_MAX, HF_AT_EXPECT_PREFIXES, pres, HF_AT_PREFIX_MAX,
+                           5, &id, &err), 0);
+    CHECK_INT(hf_at_submit(&at, b, HF_AT_CMD_MAX, HF_AT_EXPECT_PREFIXES, pres, HF_AT_PREFIX_MAX,
+                           5, &id, &err), 0);
+    CHECK_INT(at.qtext_used, HF_AT_QUEUE_TEXT);
+    CHECK_INT(hf_at_submit(&at, "AT", 2, HF_AT_EXPECT_NONE, NULL, 0, 5, &id, &err), -1);
+    CHECK_STR(err.code, "EAGAIN");
+    CHECK(strstr(err.msg, "bytes of text") != NULL, "%s", err.msg);
+    CHECK_INT(at.count, 2);
+    write_out(0, 100);
+    CHECK_INT(wire_len, HF_AT_CMD_MAX + 1);
+    CHECK(memcmp(wire, a, HF_AT_CMD_MAX) == 0 && wire[HF_AT_CMD_MAX] == '\r', "A's text on the wire");
+    in("\r\nOK\r\n", 0.1);
+    /* A left: its room is free again, B's text moved and is still whole, and so
+     * are its prefixes (its fourth takes a line, an unexpected one does not). */
+    sub("AT+CSQ", HF_AT_EXPECT_ALL, NULL, 5);
+    wire_len = 0;
+    write_out(0.2, 7);
+    CHECK_INT(wire_len, HF_AT_CMD_MAX + 1);
+    CHECK(memcmp(wire, b, HF_AT_CMD_MAX) == 0 && wire[HF_AT_CMD_MAX] == '\r', "B's text on the wire");
+    char resp[HF_AT_PREFIX_LEN + 40];
+    snprintf(resp, sizeof resp, "\r\n+9other: 1\r\n%s 7\r\nOK\r\n", pre[3]);
+    in(resp, 0.3);
+    char want[HF_AT_CMD_MAX + 64];
+    snprintf(want, sizeof want, "%.*s -> DONE OK [%s 7]\n", HF_AT_CMD_MAX, b, pre[3]);
+    CHECK(strstr(reslog, want) != NULL, "B's prefix: %s", reslog);
+    CHECK(strstr(urclog, "+9other: 1|") != NULL, "%s", urclog);
+    wire_len = 0;
+    write_out(0.4, 64);
+    CHECK_WIRE("AT+CSQ\r");
+    in("\r\n+CSQ: 20,99\r\n\r\nOK\r\n", 0.5);
+    CHECK(strstr(reslog, "AT+CSQ -> DONE OK [+CSQ: 20,99]\n") != NULL, "%s", reslog);
+    /* Cancelled from the middle: the texts around the gap stay whole. */
+    sub("AT+ONE", HF_AT_EXPECT_NONE, NULL, 5);
+    const char *d;
+    hf_at_output(&at, &d);
+    hf_at_wrote(&at, 3, 0.6);   /* partly written: stays */
+    sub("AT+TWO", HF_AT_EXPECT_NONE, NULL, 5);
+    hf_at_cancel_queued(&at);
+    sub("AT+THREE", HF_AT_EXPECT_NONE, NULL, 5);
+    wire_len = 0;
+    write_out(0.7, 64);
+    CHECK_WIRE("ONE\r");
+    in("\r\nOK\r\n", 0.8);
+    wire_len = 0;
+    write_out(0.9, 64);
+    CHECK_WIRE("AT+THREE\r");
+    in("\r\nOK\r\n", 1.0);
+    CHECK(strstr(reslog, "AT+TWO -> CANCELLED NONE []\nAT+ONE -> DONE OK []\n"
+                         "AT+THREE -> DONE OK []\n") != NULL, "%s", reslog);
+    CHECK_INT(at.qtext_used, 0);
+    check_once();
 }
 
 /* ---- timeouts, late answers, resync ------------------------------------- */
@@ -1370,17 +1496,30 @@ static void test_overflow(void)
     CHECK(strstr(reslog, "AT+COPS=? -> OVERFLOW OK [line 0;line 1;") == reslog, "%s", reslog);
     CHECK(strstr(reslog, ";line 63]") != NULL, "last kept line 63: %s", reslog);
 
-    /* More than HF_AT_RESP_BYTES bytes. */
+    /* More than HF_AT_RESP_BYTES bytes: the arena holds two lines of the
+     * longest length (each costs its bytes + 3), never a third. */
     clear_logs();
     sub("AT+BIG", HF_AT_EXPECT_ALL, NULL, 5);
     write_out(3, 64);
-    memset(big, 'b', 3000);
-    memcpy(big + 3000, "\r\n", 3);
-    for (int i = 0; i < 7; i++)
-        in_chunks(big, 3002, 1000, 3.1);
+    memset(big, 'b', HF_AT_LINE_MAX - 1);
+    memcpy(big + HF_AT_LINE_MAX - 1, "\r\n", 3);
+    for (int i = 0; i < 4; i++)
+        in_chunks(big, HF_AT_LINE_MAX + 1, 1000, 3.1);
     in("OK\r\n", 3.2);
-    CHECK_STR(reslog, "AT+BIG -> OVERFLOW OK [<3000 bytes>;<3000 bytes>;<3000 bytes>;"
-                      "<3000 bytes>;<3000 bytes>]\n");
+    char want_big[128];
+    snprintf(want_big, sizeof want_big, "AT+BIG -> OVERFLOW OK [<%d bytes>;<%d bytes>]\n",
+             HF_AT_LINE_MAX - 1, HF_AT_LINE_MAX - 1);
+    CHECK_STR(reslog, want_big);
+    /* Lines of mixed lengths keep their own lengths and bytes in the arena. */
+    clear_logs();
+    sub("AT+MIX", HF_AT_EXPECT_ALL, NULL, 5);
+    write_out(4, 64);
+    in("\r\na\r\n\r\nbcd\r\n", 4.1);
+    in_chunks(big, HF_AT_LINE_MAX + 1, 1000, 4.1);
+    in("\r\n\r\nef\r\nOK\r\n", 4.2);
+    snprintf(want_big, sizeof want_big, "AT+MIX -> DONE OK [a;bcd;<%d bytes>;ef]\n",
+             HF_AT_LINE_MAX - 1);
+    CHECK_STR(reslog, want_big);
     check_once();
 }
 
@@ -1455,6 +1594,7 @@ int main(void)
     test_prefix_modes();
     test_errors();
     test_submit_refusals();
+    test_queue_text();
     test_timeout_late_answer();
     test_resync_failures();
     test_resync_reply_delays();

@@ -255,6 +255,28 @@ static void test_lookup_matches_scan(void)
     CHECK(compared > 20000, "compared %lu lines", compared);
 }
 
+/* hf_final_may_start lets through every byte a final can start with (each row's
+ * first byte, and the spaces a final may be preceded by), and turns away a line
+ * that hf_final_parse classifies as no final, byte by byte. */
+static void test_may_start(void)
+{
+    for (size_t i = 0; i < N_REF; i++)
+        CHECK(hf_final_may_start((unsigned char)ref_rows[i].text[0]), "row %s", ref_rows[i].text);
+    CHECK(hf_final_may_start(' ') && hf_final_may_start('\t'), "leading space or tab");
+    for (int c = 0; c < 256; c++) {
+        if (hf_final_may_start((unsigned char)c))
+            continue;
+        /* any row's text behind an unexpected first byte is no final */
+        for (size_t i = 0; i < N_REF; i++) {
+            char line[40];
+            int n = snprintf(line, sizeof line, "%c%s", c ? c : 'x', ref_rows[i].text);
+            CHECK_INT(hf_final_parse(line, (size_t)n, NULL), HF_FINAL_NONE);
+        }
+    }
+    CHECK(!hf_final_may_start('^') && !hf_final_may_start('1') && !hf_final_may_start('A'),
+          "URCs, versions, echoes are turned away");
+}
+
 int main(void)
 {
     CHECK_SUITE("at_final");
@@ -262,5 +284,6 @@ int main(void)
     test_cme_cms();
     test_codes();
     test_lookup_matches_scan();
+    test_may_start();
     return CHECK_END();
 }

@@ -466,6 +466,13 @@ static void test_timeouts_and_config(void)
     b = seed_cfg();
     b.reboot_timeout = -1;
     CHECK_INT(hf_fota_init(&f, &b, NULL), -1);
+    /* the model rows are the caller's: a count without rows is refused, not read */
+    b = seed_cfg();
+    b.nmodels = 2;
+    b.models = NULL;
+    hf_error me;
+    CHECK(hf_fota_init(&f, &b, &me) == -1 && me.code && !strcmp(me.code, "EINVAL") &&
+              strstr(me.msg, "no rows"), "models without rows: %s", me.msg);
     /* one operation at a time */
     c = seed_cfg();
     h_init(h, &c);

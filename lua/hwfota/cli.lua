@@ -20,9 +20,9 @@
 -- tag `hwfota` and the facility `daemon` (what `logread` shows). The message goes
 -- through logger's standard input, never through a shell command line.
 --
--- JSON: `--json` prints exactly one JSON document on stdout, encoded by `dkjson`
--- (Debian `lua-dkjson`, pure Lua) or else `cjson` (`lua-cjson`); loaded only when
--- `--json` is given.
+-- JSON: `--json` prints exactly one JSON document on stdout, encoded by `hwfota.json`
+-- (`dkjson`, Debian `lua-dkjson`, pure Lua, or else `cjson`, `lua-cjson`); loaded only
+-- when `--json` is given.
 --
 -- @module hwfota.cli
 
@@ -111,6 +111,8 @@ Commands:
   run --policy FILE     the whole flow under a Lua policy (what the service runs)
   monitor               print unsolicited codes and progress (--for SECONDS)
   at 'CMD'              send one AT command and print the response
+  fleet COMMAND         the fleet over MQTT: inventory, rollout, status, halt, resume
+                        (hwfota fleet --help)
 
 ]] .. COMMON .. "\n" .. EXITS
 
@@ -352,13 +354,9 @@ local function writer(w, file)
 end
 
 local function json_module()
-  local ok, j = pcall(require, "dkjson")
-  if ok then
-    return function(v) return j.encode(v, {indent = true}) end, j.null
-  end
-  local ok2, c = pcall(require, "cjson")
-  if ok2 then return function(v) return c.encode(v) end, c.null end
-  return nil
+  local json = require "hwfota.json"
+  if not json.available then return nil end
+  return function(v) return assert(json.encode(v, {indent = true})) end, json.null
 end
 
 local Cli = {}
@@ -1451,6 +1449,9 @@ function M.main(args, io_)
     syslog = io_.syslog or default_syslog,
     samples = {},
   }, Cli)
+  if args and args[1] == "fleet" then   -- its own options: hwfota.fleet.cli
+    return require("hwfota.fleet.cli").main({table.unpack(args, 2)}, io_)
+  end
   local o, pos = parse(args or {})
   if not o then
     self.stderr("hwfota: " .. pos .. "\n" .. "try: hwfota --help\n")

@@ -179,9 +179,18 @@ end
 
 -- loop source interface ---------------------------------------------------
 
+-- The loop asks every driver on every wake: the two answers are tables made once
+-- (the loop only reads them), not a new one per call.
+local NO_PORTS = {}
+
 function Driver:ports()
-  if self.finished or self.port:is_lost() then return {} end
-  return {self.port}
+  if self.finished or self.port:is_lost() then return NO_PORTS end
+  local list = self.port_list
+  if not list then
+    list = {self.port}
+    self.port_list = list
+  end
+  return list
 end
 
 -- Every wait has a deadline: a running machine always waits for a command in
@@ -258,7 +267,9 @@ function Driver:on_result(id, command, res, msg, code, detail)
   local ev = {kind = "result", id = id, command = command}
   if res then
     ev.final, ev.lines = "OK", res.lines
-    self:trace("response", table.concat(res.lines, "\n") .. (#res.lines > 0 and "\n" or "") .. "OK")
+    if self.opts.trace then   -- the text only when somebody reads it
+      self:trace("response", table.concat(res.lines, "\n") .. (#res.lines > 0 and "\n" or "") .. "OK")
+    end
   else
     ev.final = status_final[code] or (detail and detail.kind) or "ERROR"
     if ev.final == "NONE" then ev.final = "ERROR" end
@@ -372,7 +383,16 @@ end
 
 function Driver:emit(a)
   local ev = a.event
-  self.report.events[#self.report.events + 1] = a
+  -- the report keeps every event in order, but a run of download-progress events
+  -- (one per AT^FOTADLQ poll: hundreds in a long download, each with its files list)
+  -- only as its latest: a run's report stays small however long the download
+  local events = self.report.events
+  local n = #events
+  if ev == "progress" and n > 0 and events[n].event == "progress" then
+    events[n] = a
+  else
+    events[n + 1] = a
+  end
   if ev == "state" then
     self:trace("state", ("^FOTASTATE: %d (%s)"):format(a.code, a.name))
     local lp = self.last_progress
@@ -388,9 +408,11 @@ function Driver:emit(a)
       end
       local total = lp and lp.total or size
       self.last_progress = {files = files, done = total, total = total, percent = 100}
-      local ok, err = call_hook(self.policy, "on_progress", self.opts.hook_errors, self.last_progress,
-                                self:control())
-      if not ok then self:trace("error", "on_progress: " .. tostring(err)) end
+      if self.policy.on_progress ~= nil then
+        local ok, err = call_hook(self.policy, "on_progress", self.opts.hook_errors,
+                                  self.last_progress, self:control())
+        if not ok then self:trace("error", "on_progress: " .. tostring(err)) end
+      end
     end
   elseif ev == "new_version" then
     self.report.version = a.version
@@ -407,10 +429,13 @@ function Driver:emit(a)
     end
   elseif ev == "progress" then
     self.last_progress = {files = a.files, done = a.done, total = a.total, percent = a.percent}
-    local ok, err = call_hook(self.policy, "on_progress", self.opts.hook_errors,
-                              {files = a.files, done = a.done, total = a.total, percent = a.percent},
-                              self:control())
-    if not ok then self:trace("error", "on_progress: " .. tostring(err)) end
+    -- the hook's table and the run's control only when there is a hook to get them
+    if self.policy.on_progress ~= nil then
+      local ok, err = call_hook(self.policy, "on_progress", self.opts.hook_errors,
+                                {files = a.files, done = a.done, total = a.total, percent = a.percent},
+                                self:control())
+      if not ok then self:trace("error", "on_progress: " .. tostring(err)) end
+    end
   elseif ev == "decision_needed" then
     self:decide(a)
   elseif ev == "done" then
@@ -418,7 +443,7 @@ function Driver:emit(a)
   elseif ev == "failed" then
     self:finish("failed", a)
   end
-  if ev ~= "progress" then
+  if ev ~= "progress" and self.policy.on_event ~= nil then
     local ok, err = call_hook(self.policy, "on_event", self.opts.hook_errors, a, self:control())
     if not ok then self:trace("error", "on_event: " .. tostring(err)) end
   end

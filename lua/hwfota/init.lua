@@ -173,7 +173,8 @@ end
 -- error is listed in the report's `hook_errors` ("hook: message", the first 32).
 -- @treturn table report `{status = "upgraded" | "no_new_version" | "deferred" |
 --   "rejected" | "not_newer" | "failed", from =, to =, version =, code =, message =,
---   module_code =, attempts =, events = {...}, hook_errors = {...} (nil when no
+--   module_code =, attempts =, events = {...} (the machine's events in order; a run
+--   of download-progress events only as its latest), hook_errors = {...} (nil when no
 --   hook raised), guard_error =, journal_error =}`
 function M.run(port_or_path, policy, opts)
   return run.run(port_or_path, policy, opts)

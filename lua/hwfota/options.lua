@@ -43,6 +43,32 @@ function M.check_setup_command(c)
   return core.check_setup_command(c)
 end
 
+-- The state machine's part of an options table is shared by the runs and sessions
+-- made with that table (1,000 modules started with one table: one copy, not 1,000;
+-- nobody writes into it), and made again when the table changed since.
+local fsm_parts = setmetatable({}, {__mode = "k"})   -- opts -> {part =, n =}
+
+local function fsm_part(opts)
+  local c = fsm_parts[opts]
+  if c then
+    local n = 0
+    for k, v in pairs(opts) do
+      if not own_keys[k] then
+        if c.part[k] ~= v then c = nil; break end
+        n = n + 1
+      end
+    end
+    if c and n == c.n then return c.part, c end
+  end
+  local part, n = {}, 0
+  for k, v in pairs(opts) do
+    if not own_keys[k] then part[k] = v; n = n + 1 end
+  end
+  c = {part = part, n = n}
+  fsm_parts[opts] = c
+  return part, c
+end
+
 -- Check the options that are the session's own, and the state machine's (by
 -- building one: it raises on unknown options and wrong types), before any port
 -- is opened or command sent. Raises on misuse; returns nil, msg, "EINVAL" for
@@ -85,21 +111,23 @@ local function check_opts(opts, level)
   if t ~= nil and (type(t) ~= "number" or not (t > 0 and t <= 3600)) then
     bad_option("timeout", "seconds in (0, 3600] expected", level)
   end
-  local fsm_opts = {}
-  for k, v in pairs(opts) do
-    if not own_keys[k] then fsm_opts[k] = v end
-  end
+  -- a part already built into a machine once is not built again for each run of
+  -- the same table (a value changed inside a nested table, `mode`, after that: the
+  -- run's own machine refuses it, and the run fails with EINVAL)
+  local fsm_opts, entry = fsm_part(opts)
+  if entry.valid then return true end
   local okc, fsm, msg, code = pcall(core.fota_new, fsm_opts)
   if not okc then error(tostring(fsm):gsub("^[^:]*:%d+: ", ""), level) end
   if not fsm then return nil, msg, code end
   fsm:close()
+  entry.valid = true
   return true
 end
 
 local function split_opts(opts)
-  local o = {fsm = {}}
+  local o = {fsm = opts and fsm_part(opts) or {}}
   for k, v in pairs(opts or {}) do
-    if own_keys[k] then o[k] = v else o.fsm[k] = v end
+    if own_keys[k] then o[k] = v end
   end
   return o
 end

@@ -13,7 +13,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top" || exit 2
 out="$B/bench/router"
 flags="-Os -fno-asynchronous-unwind-tables -ffunction-sections -fdata-sections"
-make -s --no-print-directory B="$out" CFLAGS="$flags" LDFLAGS="-Wl,--gc-sections" \
+make -s --no-print-directory B="$out" CFLAGS="$flags" LDFLAGS="-Wl,--gc-sections -Wl,-z,noseparate-code" \
     "$out/hwfota/core.so" >"$B/bench/router.log" 2>&1 || { cat "$B/bench/router.log" >&2; exit 1; }
 strip -o "$out/core.stripped" "$out/hwfota/core.so" || exit 1
 echo "stripped_core=$(stat -c %s "$out/core.stripped")"

@@ -108,7 +108,9 @@ static void on_result(void *ud, const hf_at_result *res)
     case HF_AT_STATUS_DONE:
     case HF_AT_STATUS_OVERFLOW:
         FZ_CHECK(id == z->flight, "final for %lu while %lu is in flight", id, z->flight);
-        FZ_CHECK(res->final.kind != HF_FINAL_NONE && res->final_line[0], "DONE without final");
+        FZ_CHECK(res->final.kind != HF_FINAL_NONE && res->final_line[0] &&
+                     hf_final_parse(res->final_line, strlen(res->final_line), NULL) ==
+                         res->final.kind, "DONE without its final line");
         break;
     case HF_AT_STATUS_CANCELLED:
         FZ_CHECK(id != z->flight, "in-flight command %lu cancelled", id);
@@ -145,10 +147,11 @@ static void on_result(void *ud, const hf_at_result *res)
 static void on_urc(void *ud, const char *line, size_t len)
 {
     fz *z = ud;
-    FZ_CHECK(line[len] == '\0', "URC not terminated");
+    FZ_CHECK(len > 0 && !memchr(line, '\r', len) && !memchr(line, '\n', len), "URC of %zu", len);
     if (z->flight && z->at.resync_state == 0)
         FZ_CHECK(hf_final_parse(line, len, NULL) == HF_FINAL_NONE,
-                 "final \"%s\" taken as URC while %lu awaits its final", line, z->flight);
+                 "final \"%.*s\" taken as URC while %lu awaits its final", (int)len, line,
+                 z->flight);
     if (z->cb_lost_urc && z->depth == 0) {
         z->cb_lost_urc = 0;
         z->depth++;
@@ -237,7 +240,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const char *l = lines[s % NLINES];
             if ((s & 0xc0) == 0xc0 && z->at.count)   /* the head's text: its echo */
                 snprintf(buf, sizeof buf, "%.*s", (int)(z->at.queue[z->at.head].len - 1),
-                         z->at.queue[z->at.head].text);
+                         z->at.qtext + z->at.queue[z->at.head].text);
             else
                 snprintf(buf, sizeof buf, "%s", l);
             size_t len = strlen(buf);

@@ -287,7 +287,6 @@ static void tok_cb(void *ud, hf_tok_kind kind, const char *line, size_t len)
 {
     tokrec *r = ud;
     if (kind == HF_TOK_LINE) {
-        FZ_CHECK(line[len] == '\0', "line not terminated");
         FZ_CHECK(len > 0 && len < HF_AT_LINE_MAX, "line of %zu", len);
         FZ_CHECK(!memchr(line, '\r', len) && !memchr(line, '\n', len), "CR/LF inside a line");
     } else {
