@@ -125,7 +125,7 @@ $(B)/support/%: spec/support/%.c
 DEB_PACKAGES = build-essential pkg-config lua5.4 liblua5.4-dev libserialport-dev \
                libserialport0 lua-busted valgrind clang libclang-rt-14-dev \
                musl-tools lua-ldoc lua-markdown luarocks shellcheck \
-               lua-dkjson lua-socket \
+               lua-dkjson lua-socket strace \
                mosquitto mosquitto-clients libmosquitto-dev openssl
 
 deps:
@@ -442,14 +442,21 @@ check-cross: musl-headers
 # spec/bench/overhead.lua, the seed flow's wall time vs the simulated module's own
 # timeline, for hwfota and two peers (spec/bench/peer_pyserial.py, Debian python3-serial;
 # spec/bench/peer_chat.sh, pppd's chat, Debian ppp): installed here when root, else the
-# missing peer is skipped with a note.
+# missing peer is skipped with a note. Rows B2 (idle), B3 (reaction) and syscalls per
+# wake: spec/bench/wake.lua (alone: make bench-wake; BENCH_IDLE_SECONDS=5 shortens B2's
+# 60 s windows); their pyserial rows say n/a without python3-serial, syscalls need strace.
 # ======================================================================================
-.PHONY: bench fleet-sim
+.PHONY: bench bench-wake bench-deps fleet-sim
+BENCH_PACKAGES := python3-serial ppp strace
 BENCH_OBJ := $(B)/obj/at_engine.o $(B)/obj/at_final.o $(B)/obj/at_tokenizer.o $(B)/obj/hf_error.o
 
 $(B)/bench/bench_parse: spec/bench/bench_parse.c $(BENCH_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(HF_CFLAGS) $(LDFLAGS) -o $@ $< $(BENCH_OBJ)
+
+$(B)/bench/react_floor: spec/bench/react_floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(HF_CFLAGS) $(LDFLAGS) -o $@ $<
 
 # make fleet-sim: the rollout controller on 10,000 simulated routers, several seeds
 # (pure Lua, virtual time; not part of make test: spec/fleet_sim_spec.lua runs 1,000)
@@ -457,11 +464,18 @@ fleet-sim: lib
 	LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;" LUA_CPATH="$(CURDIR)/$(B)/?.so;;" \
 	  lua5.4 spec/fleet/sim.lua $(FLEET_SIM_ARGS)
 
-BENCH_PACKAGES := python3-serial ppp
-
-bench: $(B)/bench/bench_parse all
+# the peers' packages: installed as root, else the missing peer is skipped with a note
+bench-deps:
 	@if [ "$$(id -u)" = 0 ]; then sh spec/install-deps.sh $(BENCH_PACKAGES) || \
 	  echo "bench: could not install $(BENCH_PACKAGES): those peers are skipped"; fi
+
+BENCH_ENV = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;" \
+	LUA_CPATH="$(CURDIR)/$(B)/?.so;;" HWFOTA_TOP="$(CURDIR)"
+
+bench-wake: bench-deps $(B)/bench/react_floor $(B)/support/react_driver all
+	$(BENCH_ENV) $(LUA) spec/bench/wake.lua $(B)
+
+bench: bench-deps $(B)/bench/bench_parse $(B)/bench/react_floor $(B)/support/react_driver all
 	LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;" \
 	LUA_CPATH="$(CURDIR)/$(B)/?.so;;" HWFOTA_TOP="$(CURDIR)" \
 	$(LUA) spec/bench/run.lua $(B)

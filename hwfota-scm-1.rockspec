@@ -30,7 +30,7 @@ build = {
             "csrc/at_tokenizer.c", "csrc/at_final.c", "csrc/at_engine.c", "csrc/io_pump.c",
             "csrc/fota_parse.c", "csrc/fota_cmds.c", "csrc/fota_fsm.c", "csrc/fota_journal.c",
             "csrc/lua_util.c", "csrc/lua_port.c", "csrc/lua_fota.c", "csrc/lua_cmds.c",
-            "csrc/lua_core.c", "csrc/lua_watch.c",
+            "csrc/lua_core.c", "csrc/lua_watch.c", "csrc/lua_pump.c",
          },
          defines = { "_DEFAULT_SOURCE", "_GNU_SOURCE" },
          incdirs = { "csrc", "$(LIBSERIALPORT_INCDIR)" },
@@ -60,6 +60,8 @@ build = {
       ["hwfota.trigger.socket"] = "lua/hwfota/trigger/socket.lua",
       ["hwfota.trigger.sms"] = "lua/hwfota/trigger/sms.lua",
       ["hwfota.fleet.mqtt_bus"] = "lua/hwfota/fleet/mqtt_bus.lua",
+      ["hwfota.fleet.agent"] = "lua/hwfota/fleet/agent.lua",
+      ["hwfota.fleet.agent_cli"] = "lua/hwfota/fleet/agent_cli.lua",
    },
    install = {
       bin = { hwfota = "lua/bin/hwfota" },

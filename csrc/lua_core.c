@@ -24,6 +24,7 @@
 #include "lua_cmds.h"
 #include "lua_fota.h"
 #include "lua_port.h"
+#include "lua_pump.h"
 #include "lua_watch.h"
 #include "transport.h"
 
@@ -555,6 +556,7 @@ int luaopen_hwfota_core(lua_State *L)
     };
     lua_newtable(L);
     hf_lua_port_register(L);
+    hf_lua_pump_register(L);
     hf_lua_fota_register(L);
     hf_lua_cmds_register(L);
     hf_lua_watch_register(L);

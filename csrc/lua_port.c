@@ -26,6 +26,7 @@
 
 #include "at_engine.h"
 #include "io_pump.h"
+#include "lua_pump.h"
 #include "transport.h"
 
 #define PORT_HANDLERS      32
@@ -33,7 +34,8 @@
 #define PORT_MAX_DEPTH     8      /* nested waits from callbacks */
 #define PORT_MAX_POLL      100000 /* ports in one hwfota.core.poll call (each is an fd) */
 #define PORT_POLL_INLINE   64     /* ports whose bookkeeping one call keeps on the C stack */
-#define PORT_MAX_FDS       64     /* other fds in one hwfota.core.poll call */
+#define PORT_MAX_FDS       100000 /* other fds in one hwfota.core.poll call */
+#define PORT_FDS_INLINE    64     /* other fds whose bookkeeping one call keeps on the C stack */
 
 typedef struct port_handler {
     lua_Integer id;
@@ -61,6 +63,8 @@ typedef struct hf_port {
     size_t nhandlers;
     lua_Integer next_handler;
     int handlers_dirty;       /* some handler removed: sweep when not dispatching */
+    unsigned long long pump_key;  /* the wait set's key for this transport (lua_pump.h) */
+    unsigned long pump_opens;     /* the transport that key is for */
     hf_at at;
 } hf_port;
 
@@ -306,15 +310,34 @@ static int port_add_fd(hf_port *p, hf_pump *pp)
     return hf_pump_add(pp, hf_transport_fd(p->tr), hf_pump_port_events(&p->at));
 }
 
-/* Handle what the wait reported for one port, then fire due timeouts. */
+/* port_add_fd into the state's lasting wait set (stack index pidx): the
+ * port's key changes with each transport it opens, so a reopened port whose
+ * fd got the same number is registered again. */
+static int port_add_kept(lua_State *L, int pidx, hf_port *p, hf_pump *pp)
+{
+    if (p->closed || p->lost || !p->tr)
+        return -1;
+    if (!p->pump_key || p->pump_opens != p->opens) {
+        p->pump_key = hf_lua_pump_new_key(pp);
+        p->pump_opens = p->opens;
+    }
+    return hf_lua_pump_add(L, pidx, pp, hf_transport_fd(p->tr), hf_pump_port_events(&p->at),
+                           p->pump_key);
+}
+
+/* Handle what the wait reported for one port, then fire due timeouts. A port
+ * with nothing reported and no output waiting has nothing to pump. */
 static void port_after_wait(hf_port *p, unsigned ready)
 {
-    if (!p->closed && !p->lost && p->tr) {
+    if (!p->closed && !p->lost && p->tr && (ready || (hf_pump_port_events(&p->at) & HF_PUMP_WRITE))) {
         hf_error err;
         hf_error_clear(&err);
         if (hf_pump_port_ready(p->tr, &p->at, ready, &err) < 0)
             mark_lost(p, &err);
     }
+    double d = hf_at_deadline(&p->at);
+    if (d < 0)
+        return;   /* no timeout pending: nothing to tick, nothing queued by one */
     hf_at_tick(&p->at, hf_pump_now());
     flush_output(p); /* a timeout may have queued a resync query */
 }
@@ -793,8 +816,11 @@ static const char *const fd_events[] = {"r", "w", "rw", NULL};
 static const unsigned fd_event_bits[] = {HF_PUMP_READ, HF_PUMP_WRITE,
                                          HF_PUMP_READ | HF_PUMP_WRITE};
 
-/* Read fds[i] = {fd = n, events = "r"|"w"|"rw"} (on top of the stack) into the set. */
-static int add_watch(lua_State *L, hf_pump *pp, lua_Integer i)
+/* Read fds[i] = {fd = n, events = "r"|"w"|"rw" [, key = k]} (on top of the
+ * stack) into the set: at stack index pidx when it is the lasting one (kp),
+ * else a set of this call's own. `key` (an integer, optional) says the fd is
+ * the same open file as in the last call with that key (lua_pump.h). */
+static int add_watch(lua_State *L, hf_pump *pp, int pidx, int kept, lua_Integer i)
 {
     int w = lua_gettop(L);
     if (lua_getfield(L, w, "fd") != LUA_TNUMBER || !lua_isinteger(L, -1))
@@ -804,11 +830,22 @@ static int add_watch(lua_State *L, hf_pump *pp, lua_Integer i)
     if (fd < 0 || fd > INT32_MAX)
         return luaL_error(L, "bad argument #3 to 'poll' (fds[%d].fd %I is not a file "
                           "descriptor)", (int)i, fd);
+    lua_Integer key = 0;
+    int kt = lua_getfield(L, w, "key");
+    if (kt != LUA_TNIL) {
+        if (kt != LUA_TNUMBER || !lua_isinteger(L, -1))
+            return luaL_error(L, "bad argument #3 to 'poll' (fds[%d].key must be an integer)",
+                              (int)i);
+        key = lua_tointeger(L, -1);
+    }
     lua_getfield(L, w, "events");
     int v = lua_absindex(L, -1);
     const char *what = lua_pushfstring(L, "fds[%d].events", (int)i);
     int ev = check_option(L, v, 3, NULL, fd_events, what);
     lua_settop(L, w);
+    if (kept)   /* watchers' keys live apart from ports' keys: top bit set */
+        return hf_lua_pump_add(L, pidx, pp, (int)fd, fd_event_bits[ev],
+                               key ? (unsigned long long)key | (1ull << 63) : 0);
     return hf_pump_add(pp, (int)fd, fd_event_bits[ev]);
 }
 
@@ -835,8 +872,11 @@ static void set_ready(lua_State *L, unsigned ready)
 
 /* hwfota.core.poll({port, ...}, seconds [, fds]) -> events handled. One wait
  * for many ports, and for other fds: fds is an array of {fd =, events = "r" |
- * "w" | "rw"}; each gets `ready` (set_ready) after the wait. The loop that
- * lets one process drive many modules and watch sockets, pipes, signals. */
+ * "w" | "rw" [, key =]}; each gets `ready` (set_ready) after the wait. The
+ * loop that lets one process drive many modules and watch sockets, pipes,
+ * signals. The wait set is the Lua state's lasting one (lua_pump.h: epoll on
+ * Linux, registrations kept between calls); a call from a callback inside
+ * another call waits on a poll(2) set of its own. */
 static int core_poll(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -854,29 +894,40 @@ static int core_poll(lua_State *L)
     luaL_argcheck(L, nf <= PORT_MAX_FDS, 3, "too many fds for one poll");
     lua_settop(L, 3);
     luaL_checkstack(L, (int)n + 8, "too many ports");
-    hf_pump pp;
-    int fslots[PORT_MAX_FDS];
+    hf_pump own, *pp;
+    unsigned fready_inl[PORT_FDS_INLINE];
+    unsigned *fready = fready_inl;        /* fds' slots, then what they reported */
     int slots_inl[PORT_POLL_INLINE];
     hf_port *ports_inl[PORT_POLL_INLINE];
     unsigned long opens_inl[PORT_POLL_INLINE];
-    int *slots = slots_inl;
+    int *slots = slots_inl;               /* ports' slots, then what they reported */
     hf_port **ports = ports_inl;
     unsigned long *opens = opens_inl;     /* which transport each slot watched */
-    if (n > PORT_POLL_INLINE) {
+    hf_pump_slot *ws = NULL;
+    size_t slots_n = (size_t)n + (size_t)nf;
+    if (n > PORT_POLL_INLINE || nf > PORT_FDS_INLINE || slots_n > HF_PUMP_MAX_FDS) {
         /* one block for the call's bookkeeping and the wait set's slots, owned
          * by Lua (stack index 4, below the ports): freed by the collector, also
          * when a callback raises */
-        size_t ns = (size_t)n, slots_n = ns + (size_t)nf;
+        size_t ns = (size_t)n;
         char *block = lua_newuserdatauv(L, ns * (sizeof *ports + sizeof *opens + sizeof *slots) +
-                                        slots_n * sizeof(hf_pump_slot), 0);
+                                        slots_n * sizeof(hf_pump_slot) +
+                                        (size_t)nf * sizeof *fready, 0);
         ports = (hf_port **)(void *)block;
         opens = (unsigned long *)(void *)(block + ns * sizeof *ports);
-        hf_pump_slot *ws = (hf_pump_slot *)(void *)(block + ns * (sizeof *ports + sizeof *opens));
+        ws = (hf_pump_slot *)(void *)(block + ns * (sizeof *ports + sizeof *opens));
         slots = (int *)(void *)(ws + slots_n);
-        hf_pump_reset_with(&pp, ws, slots_n);
+        fready = (unsigned *)(void *)(slots + ns);
     } else {
         lua_pushnil(L);                   /* stack index 4 either way */
-        hf_pump_reset(&pp);
+    }
+    /* stack index 5: the lasting set, taken until this call ends (false when a
+     * call further out holds it) */
+    pp = hf_lua_pump_take(L, ws, slots_n);
+    int kept = pp != NULL;
+    if (!kept) {
+        pp = &own;
+        hf_pump_reset_with(pp, ws, slots_n);
     }
     double now = hf_pump_now(), until = now + seconds;
     int total = 0;
@@ -887,20 +938,27 @@ static int core_poll(lua_State *L)
                               (int)(i + 1), luaL_typename(L, -1));
         lua_pop(L, 1);
     }
-    /* ports[i] stays at stack index 5 + i for the whole call */
+    /* stack index 6: the Port metatable, looked up once (not by name per port);
+     * ports[i] stays at stack index 7 + i for the whole call */
+    luaL_getmetatable(L, HF_PORT_MT);
     for (lua_Integer i = 0; i < n; i++) {
         lua_geti(L, 1, i + 1);
-        ports[i] = luaL_testudata(L, -1, HF_PORT_MT);
+        ports[i] = NULL;
+        if (lua_type(L, -1) == LUA_TUSERDATA && lua_getmetatable(L, -1)) {
+            if (lua_rawequal(L, -1, 6))
+                ports[i] = lua_touserdata(L, -2);
+            lua_pop(L, 1);
+        }
         if (!ports[i])
             return luaL_error(L, "bad argument #1 to 'poll' (ports[%d] is a %s, not a "
                               "hwfota.Port)", (int)(i + 1), luaL_typename(L, -1));
     }
     for (lua_Integer i = 0; i < n; i++) {
         hf_port *p = ports[i];
-        int idx = (int)(5 + i);
+        int idx = (int)(7 + i);
         enter(L, p, idx);
         flush_output(p);
-        slots[i] = port_add_fd(p, &pp);
+        slots[i] = kept ? port_add_kept(L, 5, p, pp) : port_add_fd(p, pp);
         opens[i] = p->opens;
         leave(p);
         total += dispatch(L, p, idx);
@@ -910,32 +968,38 @@ static int core_poll(lua_State *L)
     }
     for (lua_Integer i = 0; i < nf; i++) {
         lua_geti(L, 3, i + 1);
-        fslots[i] = add_watch(L, &pp, i + 1);
+        fready[i] = (unsigned)add_watch(L, pp, 5, kept, i + 1);
         lua_pop(L, 1);
     }
     if (total)
         until = now;
     hf_error err;
     hf_error_clear(&err);
-    int r = hf_pump_wait(&pp, until, &err);
+    int r = hf_pump_wait(pp, until, &err);
     if (r < 0)
         return luaL_error(L, "%s", err.msg);
+    /* What each slot reported, taken now: the callbacks below may run a
+     * nested wait (on a set of its own, but the lasting set's round is over). */
+    for (lua_Integer i = 0; i < n; i++)
+        slots[i] = r > 0 ? (int)hf_pump_ready(pp, slots[i]) : 0;
+    for (lua_Integer i = 0; i < nf; i++)
+        fready[i] = r > 0 ? hf_pump_ready(pp, (int)fready[i]) : 0;
     /* Callbacks run between the wait and a port's turn below (and, above, after
      * its slot was filled): one may have lost and reopened this port. What the
      * wait said then was about the old fd (a hang-up, or a number reused): it
      * must not mark the new transport lost. */
     for (lua_Integer i = 0; i < n; i++) {
         hf_port *p = ports[i];
-        int idx = (int)(5 + i);
+        int idx = (int)(7 + i);
         enter(L, p, idx);
-        port_after_wait(p, r > 0 && p->opens == opens[i] ? hf_pump_ready(&pp, slots[i]) : 0);
+        port_after_wait(p, p->opens == opens[i] ? (unsigned)slots[i] : 0);
         leave(p);
         total += dispatch(L, p, idx);
     }
     for (lua_Integer i = 0; i < nf; i++) {
         lua_geti(L, 3, i + 1);
         if (lua_istable(L, -1))
-            set_ready(L, r > 0 ? hf_pump_ready(&pp, fslots[i]) : 0);
+            set_ready(L, fready[i]);
         lua_pop(L, 1);
     }
     lua_pushinteger(L, total);

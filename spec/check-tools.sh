@@ -34,6 +34,7 @@ need command luarocks luarocks
 need command shellcheck shellcheck
 need luamod dkjson lua-dkjson
 need luamod socket lua-socket
+need command strace strace
 # issue 16: hwfota.mqtt (optional for the build, required by the suites) and a broker
 need file "${MQTT_INCDIR:-/usr/include}/mosquitto.h" libmosquitto-dev
 need file /usr/sbin/mosquitto mosquitto

@@ -215,6 +215,33 @@ describe("hwfota fleet (CLI)", function()
     assert.matches("no halted rollout", err4)
   end)
 
+  it("a halt waits for the commands already sent (--halt-wait), so it names every failure", function()
+    -- 40 routers at 2%: the first failure halts the wave; the second failing router's
+    -- command is already out and its result comes later
+    local function halt_run(extra)
+      local env = world(40, function(i) return i == 3 or i == 11 end)
+      local args = {"fleet", "rollout", "--to", TO, "--id", "hw", "--max-failure-rate", "2%",
+                    "--waves", "100%"}
+      for _, a in ipairs(extra) do args[#args + 1] = a end
+      local rc, out = env.run(args)
+      assert.equal(1, rc, out)
+      assert.matches("halted: wave 1: 1 of 40", out)
+      return out
+    end
+    local out = halt_run{}
+    assert.matches("waiting up to 900 s for the %d+ router%(s%) still upgrading", out)
+    assert.matches("failing routers %(2%)", out)
+    assert.matches("rt03%s+wave 1", out)
+    assert.matches("rt11%s+wave 1", out)
+    -- --halt-wait 0: the report is the moment of the halt, one failure known
+    local out0 = halt_run{"--halt-wait", "0"}
+    assert.not_matches("waiting up to", out0)
+    assert.matches("failing routers %(1%)", out0)
+    local rc, _, err = world(1).run{"fleet", "rollout", "--to", TO, "--halt-wait", "-1"}
+    assert.equal(2, rc)
+    assert.matches("%-%-halt%-wait needs a number of seconds >= 0", err)
+  end)
+
   it("halt marks a rollout no controller runs; resume --retry-failed retries its failures", function()
     local env = world(6, function(i) return i == 2 end)
     local st = {v = 1, type = "rollout", id = "old", to = TO, waves = {100},

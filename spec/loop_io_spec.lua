@@ -176,15 +176,65 @@ describe("hwfota.watch", function()
     assert.is_false(w:active())
   end)
 
-  it("takes 64 watchers at most (what one wait holds besides the ports)", function()
-    local ws = {}
-    for i = 1, 64 do ws[i] = assert(hwfota.watch(0, "r", function() end)) end
-    local w, msg, code = hwfota.watch(0, "r", function() end)
+  -- 200 watchers (it was 64 at most): each on its own UDP socket, one datagram
+  -- to each, and every watcher's callback runs; on both wait sets (epoll keeps
+  -- the registrations between waits, poll(2) rebuilds them)
+  for _, backend in ipairs{"epoll", "poll"} do
+    it("serves 200 watchers in one wait set (" .. backend .. ")", function()
+      local core = require "hwfota.core"
+      local before = core.pump()
+      assert.equal(backend, (core.pump(backend)))
+      local N, socks, got, ws = 200, {}, {}, {}
+      local tx = assert(socket.udp())
+      for i = 1, N do
+        socks[i] = assert(socket.udp())
+        assert(socks[i]:setsockname("127.0.0.1", 0))
+        socks[i]:settimeout(0)
+        ws[i] = assert(hwfota.watch(socks[i], "r", function()
+          local d = socks[i]:receive()
+          if d then got[i] = d end
+        end))
+      end
+      for i = 1, N do
+        local _, port = socks[i]:getsockname()
+        assert(tx:sendto("d" .. i, "127.0.0.1", port))
+      end
+      local deadline = hwfota.now() + 10
+      local n = 0
+      while n < N and hwfota.now() < deadline do
+        hwfota.poll({}, 0.5)
+        n = 0
+        for i = 1, N do if got[i] == "d" .. i then n = n + 1 end end
+      end
+      assert.equal(N, n)
+      local _, ctl = core.pump()
+      if backend == "epoll" then
+        -- unchanged watchers cost no epoll_ctl after the first wait
+        hwfota.poll({}, 0)
+        local _, ctl2 = core.pump()
+        assert.equal(ctl, ctl2)
+        assert.is_true(ctl >= N, "each watcher was registered once (" .. ctl .. ")")
+      else
+        assert.equal(0, ctl)
+      end
+      for i = 1, N do ws[i]:cancel(); socks[i]:close() end
+      tx:close()
+      core.pump(before)
+    end)
+  end
+
+  it("takes 100,000 watchers at most; a cancelled one makes room", function()
+    local ws, f = {}, function() end
+    for i = 1, 100000 do ws[i] = assert(hwfota.watch(0, "r", f)) end
+    local w, msg, code = hwfota.watch(0, "r", f)
     assert.is_nil(w)
     assert.equal("ENOSPC", code)
-    assert.matches("too many watchers", msg)
+    assert.matches("too many watchers: 100000 are active", msg)
+    ws[1]:cancel()
+    ws[1]:cancel()   -- a second cancel frees nothing more
+    ws[1] = assert(hwfota.watch(0, "r", f))
+    assert.is_nil((hwfota.watch(0, "r", f)))
     for _, x in ipairs(ws) do x:cancel() end
-    assert(hwfota.watch(0, "r", function() end)):cancel()   -- room again
   end)
 
   it("refuses wrong arguments", function()

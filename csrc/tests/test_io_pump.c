@@ -41,12 +41,29 @@ static void open_pty(pty_pair *p, int keep_slave)
     }
 }
 
-/* The single-fd tests' fixture: a raw pty, and a pump watching its slave for
- * reading in the first slot. Returns the slot. */
-static int pump_on_pty(pty_pair *p, hf_pump *pp)
+/* Registration records for the epoll backend's sets (one set at a time). */
+#define TEST_REGS 4096
+static hf_pump_reg test_regs[TEST_REGS];
+
+/* An empty set on backend b (closed with hf_pump_close); each later round
+ * begins with hf_pump_round, as a long-lived owner does it. */
+static void open_set(hf_pump *pp, hf_pump_backend b)
+{
+    hf_error err;
+    hf_error_clear(&err);
+    REQUIRE(hf_pump_open(pp, b, &err) == 0, "open a %s set: %s",
+            b == HF_PUMP_EPOLL ? "epoll" : "poll", err.msg);
+    memset(test_regs, 0, sizeof test_regs);
+    hf_pump_set_regs(pp, test_regs, TEST_REGS);
+    hf_pump_round(pp, NULL, 0);
+}
+
+/* The single-fd tests' fixture: a raw pty, and a pump on backend b watching
+ * its slave for reading in the first slot. Returns the slot. */
+static int pump_on_pty(pty_pair *p, hf_pump *pp, hf_pump_backend b)
 {
     open_pty(p, 1);
-    hf_pump_reset(pp);
+    open_set(pp, b);
     int slot = hf_pump_add(pp, p->slave, HF_PUMP_READ);
     REQUIRE(slot == 0, "first slot");
     return slot;
@@ -68,12 +85,12 @@ static void test_clock(void)
     CHECK(hf_pump_timeout_ms(HF_PUMP_MAX_WAIT) > 0, "30 days must not wrap to a negative wait");
 }
 
-static void test_data_arriving(void)
+static void test_data_arriving(hf_pump_backend b)
 {
     pty_pair p;
     hf_pump pp;
     hf_error err;
-    int slot = pump_on_pty(&p, &pp);
+    int slot = pump_on_pty(&p, &pp, b);
     put(p.master, "hello");
     double t0 = hf_pump_now();
     int r = hf_pump_wait(&pp, t0 + 5, &err);
@@ -83,14 +100,15 @@ static void test_data_arriving(void)
     CHECK_INT(hf_pump_ready(&pp, 5), 0);   /* no such slot */
     close(p.master);
     close(p.slave);
+    hf_pump_close(&pp);
 }
 
-static void test_deadline(void)
+static void test_deadline(hf_pump_backend b)
 {
     pty_pair p;
     hf_pump pp;
     hf_error err;
-    int slot = pump_on_pty(&p, &pp);
+    int slot = pump_on_pty(&p, &pp, b);
     double t0 = hf_pump_now();
     int r = hf_pump_wait(&pp, t0 + 0.2, &err);
     double took = hf_pump_now() - t0;
@@ -116,14 +134,15 @@ static void test_deadline(void)
     waitpid(pid, NULL, 0);
     close(p.master);
     close(p.slave);
+    hf_pump_close(&pp);
 }
 
-static void test_hangup(void)
+static void test_hangup(hf_pump_backend b)
 {
     pty_pair p;
     hf_pump pp;
     hf_error err;
-    int slot = pump_on_pty(&p, &pp);
+    int slot = pump_on_pty(&p, &pp, b);
     close(p.master);
     double t0 = hf_pump_now();
     int r = hf_pump_wait(&pp, t0 + 5, &err);
@@ -132,15 +151,16 @@ static void test_hangup(void)
           hf_pump_ready(&pp, slot));
     CHECK(hf_pump_now() - t0 < 1, "a hang-up is reported at once");
     close(p.slave);
+    hf_pump_close(&pp);
 }
 
-static void test_many_fds(void)
+static void test_many_fds(hf_pump_backend b)
 {
     enum { NPIPES = 100 };
     int fds[NPIPES][2];
     hf_pump pp;
     hf_error err;
-    hf_pump_reset(&pp);
+    open_set(&pp, b);
     for (int i = 0; i < NPIPES; i++) {
         REQUIRE(pipe(fds[i]) == 0, "pipe %d: %s", i, strerror(errno));
         REQUIRE(hf_pump_add(&pp, fds[i][0], HF_PUMP_READ) == i, "slot %d", i);
@@ -158,7 +178,7 @@ static void test_many_fds(void)
           "the two written pipes are readable");
     CHECK_INT(others, 0);
     /* a write end wanting WRITE is ready at once; its reader gone: ERR */
-    hf_pump_reset(&pp);
+    hf_pump_round(&pp, NULL, 0);
     int w = hf_pump_add(&pp, fds[1][1], HF_PUMP_WRITE);
     CHECK_INT(hf_pump_wait(&pp, hf_pump_now() + 2, &err), 1);
     CHECK_INT(hf_pump_ready(&pp, w), HF_PUMP_WRITE);
@@ -167,7 +187,7 @@ static void test_many_fds(void)
     CHECK(hf_pump_ready(&pp, w) & HF_PUMP_ERR, "pipe without reader: ERR (got %u)",
           hf_pump_ready(&pp, w));
     /* the set is bounded: the slot after the last is refused, not overrun */
-    hf_pump_reset(&pp);
+    hf_pump_round(&pp, NULL, 0);
     int last = -1;
     for (int i = 0; i < HF_PUMP_MAX_FDS; i++)
         last = hf_pump_add(&pp, fds[i % NPIPES][0], HF_PUMP_READ);
@@ -175,7 +195,7 @@ static void test_many_fds(void)
     CHECK_INT(hf_pump_add(&pp, fds[0][0], HF_PUMP_READ), -1);
     CHECK_INT(hf_pump_add(&pp, -1, HF_PUMP_READ), -1);
     /* an fd that is not open is reported, not waited on */
-    hf_pump_reset(&pp);
+    hf_pump_round(&pp, NULL, 0);
     int dead = fds[2][0];
     close(dead);
     int s = hf_pump_add(&pp, dead, HF_PUMP_READ);
@@ -187,6 +207,207 @@ static void test_many_fds(void)
             close(fds[i][0]);
         close(fds[i][1]);
     }
+    hf_pump_close(&pp);
+}
+
+/* hf_pump_reset is the portable poll(2) set, needing no close. */
+static void test_reset_is_poll(void)
+{
+    hf_pump pp;
+    hf_pump_reset(&pp);
+    CHECK_STR(hf_pump_backend_name(&pp), "poll");
+    CHECK_INT(hf_pump_regs(&pp), 0);
+    CHECK_INT(hf_pump_ctl_calls(&pp), 0);
+}
+
+/* epoll: a round with the same fds, keys and events costs no epoll_ctl; a
+ * change of events costs one; key 0 ("unknown") one per round. */
+static void test_epoll_keeps_registrations(void)
+{
+    enum { NP = 10 };
+    int fds[NP][2];
+    hf_pump pp;
+    hf_error err;
+    hf_error_clear(&err);
+    open_set(&pp, HF_PUMP_EPOLL);
+    CHECK_STR(hf_pump_backend_name(&pp), "epoll");
+    for (int i = 0; i < NP; i++) {
+        REQUIRE(pipe(fds[i]) == 0, "pipe: %s", strerror(errno));
+        CHECK_INT(hf_pump_add_keyed(&pp, fds[i][0], HF_PUMP_READ, (unsigned long long)i + 1), i);
+    }
+    CHECK_INT(hf_pump_ctl_calls(&pp), NP);
+    CHECK_INT(hf_pump_wait(&pp, hf_pump_now() + 0.02, &err), 0);
+    for (int round = 0; round < 3; round++) {
+        hf_pump_round(&pp, NULL, 0);
+        for (int i = 0; i < NP; i++)
+            hf_pump_add_keyed(&pp, fds[i][0], HF_PUMP_READ, (unsigned long long)i + 1);
+        put(fds[4][1], "x");
+        CHECK_INT(hf_pump_wait(&pp, hf_pump_now() + 2, &err), 1);
+        CHECK_INT(hf_pump_ready(&pp, 4), HF_PUMP_READ);
+        CHECK_INT(hf_pump_ready(&pp, 5), 0);
+        char c;
+        REQUIRE(read(fds[4][0], &c, 1) == 1, "read");
+    }
+    CHECK(hf_pump_ctl_calls(&pp) == NP, "unchanged rounds cost no epoll_ctl (%lu calls)",
+          hf_pump_ctl_calls(&pp));
+    hf_pump_round(&pp, NULL, 0);
+    for (int i = 0; i < NP; i++)
+        hf_pump_add_keyed(&pp, i == 2 ? fds[i][1] : fds[i][0], i == 2 ? HF_PUMP_WRITE : HF_PUMP_READ,
+                          i == 3 ? 0 : (unsigned long long)i + 1);
+    CHECK_INT(hf_pump_ctl_calls(&pp), NP + 2);   /* the new fd, and key 0 asked again */
+    CHECK_INT(hf_pump_wait(&pp, hf_pump_now() + 2, &err), 1);
+    CHECK_INT(hf_pump_ready(&pp, 2), HF_PUMP_WRITE);
+    for (int i = 0; i < NP; i++) {
+        close(fds[i][0]);
+        close(fds[i][1]);
+    }
+    hf_pump_close(&pp);
+}
+
+/* epoll: an fd closed and its number reused by a new pipe, added with a new
+ * key, is registered again (the kernel dropped the old registration). */
+static void test_epoll_reused_fd(void)
+{
+    int a[2], b[2];
+    hf_pump pp;
+    hf_error err;
+    hf_error_clear(&err);
+    open_set(&pp, HF_PUMP_EPOLL);
+    REQUIRE(pipe(a) == 0, "pipe");
+    hf_pump_add_keyed(&pp, a[0], HF_PUMP_READ, 1);
+    CHECK_INT(hf_pump_wait(&pp, hf_pump_now() + 0.01, &err), 0);
+    int old = a[0];
+    close(a[0]);
+    close(a[1]);
+    REQUIRE(pipe(b) == 0, "pipe");
+    REQUIRE(b[0] == old, "the lowest number is reused (%d, was %d)", b[0], old);
+    hf_pump_round(&pp, NULL, 0);
+    int s = hf_pump_add_keyed(&pp, b[0], HF_PUMP_READ, 2);
+    put(b[1], "y");
+    double t0 = hf_pump_now();
+    CHECK_INT(hf_pump_wait(&pp, t0 + 2, &err), 1);
+    CHECK_INT(hf_pump_ready(&pp, s), HF_PUMP_READ);
+    CHECK(hf_pump_now() - t0 < 1, "the reused fd is watched, not waited past");
+    close(b[0]);
+    close(b[1]);
+    hf_pump_close(&pp);
+}
+
+/* epoll: an fd from an earlier round, not added to this one, that becomes
+ * ready is neither reported nor spun on: it is taken out, the wait goes on to
+ * its deadline; added again later it is registered again. */
+static void test_epoll_stale_fd(void)
+{
+    int x[2], y[2];
+    hf_pump pp;
+    hf_error err;
+    hf_error_clear(&err);
+    open_set(&pp, HF_PUMP_EPOLL);
+    REQUIRE(pipe(x) == 0 && pipe(y) == 0, "pipe");
+    hf_pump_add_keyed(&pp, x[0], HF_PUMP_READ, 1);
+    hf_pump_add_keyed(&pp, y[0], HF_PUMP_READ, 2);
+    CHECK_INT(hf_pump_wait(&pp, hf_pump_now() + 0.01, &err), 0);
+    hf_pump_round(&pp, NULL, 0);
+    int sx = hf_pump_add_keyed(&pp, x[0], HF_PUMP_READ, 1);
+    unsigned long calls = hf_pump_ctl_calls(&pp);
+    put(y[1], "z");
+    double t0 = hf_pump_now();
+    CHECK_INT(hf_pump_wait(&pp, t0 + 0.2, &err), 0);
+    double took = hf_pump_now() - t0;
+    CHECK(took >= 0.19 && took < 1.5, "the stale fd does not end the wait (%f s)", took);
+    CHECK_INT(hf_pump_ready(&pp, sx), 0);
+    CHECK_INT(hf_pump_ctl_calls(&pp), calls + 1);   /* its EPOLL_CTL_DEL */
+    hf_pump_round(&pp, NULL, 0);
+    hf_pump_add_keyed(&pp, x[0], HF_PUMP_READ, 1);
+    int sy = hf_pump_add_keyed(&pp, y[0], HF_PUMP_READ, 2);
+    CHECK_INT(hf_pump_wait(&pp, hf_pump_now() + 2, &err), 1);
+    CHECK_INT(hf_pump_ready(&pp, sy), HF_PUMP_READ);
+    close(x[0]);
+    close(x[1]);
+    close(y[0]);
+    close(y[1]);
+    hf_pump_close(&pp);
+}
+
+/* epoll: an fd closed here while its file lives on (a dup; a child process
+ * that inherited it) stays registered in the kernel under its old number.
+ * Its events must not pass for the new file that got the number, nor make
+ * the wait spin: the set is made anew and the wait goes on. */
+static void test_epoll_orphan(void)
+{
+    int a[2], b[2];
+    hf_pump pp;
+    hf_error err;
+    hf_error_clear(&err);
+    open_set(&pp, HF_PUMP_EPOLL);
+    REQUIRE(pipe(a) == 0, "pipe");
+    int keep = dup(a[0]);               /* the file outlives our fd */
+    REQUIRE(keep >= 0, "dup");
+    hf_pump_add_keyed(&pp, a[0], HF_PUMP_READ, 1);
+    CHECK_INT(hf_pump_wait(&pp, hf_pump_now() + 0.01, &err), 0);
+    int old = a[0];
+    close(a[0]);
+    REQUIRE(pipe(b) == 0, "pipe");
+    REQUIRE(b[0] == old, "the number is reused (%d, was %d)", b[0], old);
+    hf_pump_round(&pp, NULL, 0);
+    int s = hf_pump_add_keyed(&pp, b[0], HF_PUMP_READ, 2);
+    put(a[1], "old");                   /* the orphan becomes readable */
+    double t0 = hf_pump_now();
+    CHECK_INT(hf_pump_wait(&pp, t0 + 0.3, &err), 0);
+    double took = hf_pump_now() - t0;
+    CHECK_INT(hf_pump_ready(&pp, s), 0);
+    CHECK(took >= 0.29 && took < 2, "the orphan neither ends the wait nor passes for the new "
+          "pipe (%f s)", took);
+    CHECK_INT(hf_pump_rebuilds(&pp), 1);
+    put(b[1], "new");
+    CHECK_INT(hf_pump_wait(&pp, hf_pump_now() + 2, &err), 1);
+    CHECK_INT(hf_pump_ready(&pp, s), HF_PUMP_READ);
+    /* a closed fd left out of the round: its events cannot be taken out by
+     * number (EPOLL_CTL_DEL fails): no spinning until the deadline */
+    int c2[2];
+    REQUIRE(pipe(c2) == 0, "pipe");
+    int keep2 = dup(c2[0]);
+    hf_pump_round(&pp, NULL, 0);
+    hf_pump_add_keyed(&pp, b[0], HF_PUMP_READ, 2);
+    hf_pump_add_keyed(&pp, c2[0], HF_PUMP_READ, 3);
+    char buf[8];
+    REQUIRE(read(b[0], buf, sizeof buf) == 3, "drain b");
+    CHECK_INT(hf_pump_wait(&pp, hf_pump_now() + 0.01, &err), 0);
+    close(c2[0]);
+    hf_pump_round(&pp, NULL, 0);
+    hf_pump_add_keyed(&pp, b[0], HF_PUMP_READ, 2);
+    unsigned long calls = hf_pump_ctl_calls(&pp);
+    put(c2[1], "x");
+    t0 = hf_pump_now();
+    CHECK_INT(hf_pump_wait(&pp, t0 + 0.3, &err), 0);
+    CHECK(hf_pump_now() - t0 >= 0.29, "the wait lasted its time");
+    CHECK(hf_pump_ctl_calls(&pp) - calls < 10, "no spinning on the orphan (%lu epoll_ctl)",
+          hf_pump_ctl_calls(&pp) - calls);
+    CHECK_INT(hf_pump_rebuilds(&pp), 2);
+    close(keep);
+    close(keep2);
+    close(a[1]);
+    close(b[0]);
+    close(b[1]);
+    close(c2[1]);
+    hf_pump_close(&pp);
+}
+
+/* epoll: an fd beyond the caller's registration records is refused. */
+static void test_epoll_regs_bound(void)
+{
+    hf_pump pp;
+    hf_error err;
+    hf_error_clear(&err);
+    REQUIRE(hf_pump_open(&pp, HF_PUMP_EPOLL, &err) == 0, "open: %s", err.msg);
+    hf_pump_reg few[8];
+    memset(few, 0, sizeof few);
+    hf_pump_set_regs(&pp, few, 8);
+    CHECK_INT(hf_pump_regs(&pp), 8);
+    hf_pump_round(&pp, NULL, 0);
+    CHECK_INT(hf_pump_add(&pp, 8, HF_PUMP_READ), -1);
+    CHECK_INT(hf_pump_add(&pp, 2, HF_PUMP_WRITE), 0);   /* stderr */
+    hf_pump_close(&pp);
 }
 
 /* ---- the port pump: transport on a pty + AT engine ---------------------- */
@@ -323,7 +544,7 @@ static void test_port_pump(void)
 /* 1,000 pipes (2,000 fds: RLIMIT_NOFILE raised to the hard limit when needed)
  * in one wait, in slots the caller gives. */
 #define BIG_PIPES 1000
-static void test_thousand_fds(void)
+static void test_thousand_fds(hf_pump_backend b)
 {
     struct rlimit rl;
     REQUIRE(getrlimit(RLIMIT_NOFILE, &rl) == 0, "getrlimit");
@@ -344,7 +565,8 @@ static void test_thousand_fds(void)
     hf_pump pp;
     hf_error err;
     hf_error_clear(&err);
-    hf_pump_reset_with(&pp, slots, BIG_PIPES + 1);
+    open_set(&pp, b);
+    hf_pump_round(&pp, slots, BIG_PIPES + 1);
     for (int i = 0; i < BIG_PIPES; i++)
         CHECK_INT(hf_pump_add(&pp, fds[i][0], HF_PUMP_READ), i);
     CHECK_INT(hf_pump_count(&pp), BIG_PIPES);
@@ -371,7 +593,7 @@ static void test_thousand_fds(void)
     CHECK_INT(hf_pump_add(&pp, fds[0][0], HF_PUMP_READ), BIG_PIPES);
     CHECK_INT(hf_pump_add(&pp, fds[1][0], HF_PUMP_READ), -1);
     /* a small caller array means the inline set */
-    hf_pump_reset_with(&pp, slots, 4);
+    hf_pump_round(&pp, slots, 4);
     int last = -1;
     for (int i = 0; i < HF_PUMP_MAX_FDS; i++)
         last = hf_pump_add(&pp, fds[i][0], HF_PUMP_READ);
@@ -382,17 +604,29 @@ static void test_thousand_fds(void)
         if (fds[i][1] >= 0)
             close(fds[i][1]);
     }
+    hf_pump_close(&pp);
 }
 
 int main(void)
 {
     CHECK_SUITE("io_pump");
     test_clock();
-    test_data_arriving();
-    test_deadline();
-    test_hangup();
-    test_many_fds();
-    test_thousand_fds();
+    test_reset_is_poll();
+    static const hf_pump_backend backends[] = {HF_PUMP_POLL, HF_PUMP_EPOLL};
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
+        printf("# wait set on %s\n", backends[i] == HF_PUMP_EPOLL ? "epoll" : "poll(2)");
+        fflush(stdout);   /* before the forks below: printed once */
+        test_data_arriving(backends[i]);
+        test_deadline(backends[i]);
+        test_hangup(backends[i]);
+        test_many_fds(backends[i]);
+        test_thousand_fds(backends[i]);
+    }
+    test_epoll_keeps_registrations();
+    test_epoll_reused_fd();
+    test_epoll_stale_fd();
+    test_epoll_orphan();
+    test_epoll_regs_bound();
     test_port_pump();
     return CHECK_END();
 }

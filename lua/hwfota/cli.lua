@@ -111,6 +111,8 @@ Commands:
   run --policy FILE     the whole flow under a Lua policy (what the service runs)
   monitor               print unsolicited codes and progress (--for SECONDS)
   at 'CMD'              send one AT command and print the response
+  agent --broker H:P    the fleet agent: takes commands over MQTT (hwfota agent --help;
+                        "agent" comes first, its options are its own)
   fleet COMMAND         the fleet over MQTT: inventory, rollout, status, halt, resume
                         (hwfota fleet --help)
 
@@ -1441,6 +1443,9 @@ end
 -- @treturn integer the exit code (see `EXIT`)
 function M.main(args, io_)
   io_ = io_ or {}
+  if args and args[1] == "agent" then   -- the fleet agent has its own options
+    return require("hwfota.fleet.agent_cli").main({table.unpack(args, 2)}, io_)
+  end
   local self = setmetatable({
     stdout = writer(io_.stdout, io.stdout), stderr = writer(io_.stderr, io.stderr),
     isatty = io_.isatty or default_isatty,

@@ -130,7 +130,9 @@ local function collect_fds()
           .. "its watcher before closing it"):format(type(w.target)), 0)
       end
       list[#list + 1] = w
-      fds[#fds + 1] = {fd = fd, events = w.events}
+      -- key: the same watcher on the same fd is the same open file, so the
+      -- wait set keeps its registration from one wait to the next
+      fds[#fds + 1] = {fd = fd, events = w.events, key = w.seq}
     end
   end
   return list, fds
@@ -319,11 +321,13 @@ end
 -- The metatable of a handle that is active while it is a key of `set` (watchers,
 -- timers): `cancel()` takes it out (idempotent; safe from inside its own callback)
 -- and says whether it was there, `active()` says whether it is.
-local function registry_handle_mt(set)
+-- `on_cancel`, when given, is called once per handle that was active.
+local function registry_handle_mt(set, on_cancel)
   local methods = {}
   function methods.cancel(self)
     local was = set[self] ~= nil
     set[self] = nil
+    if was and on_cancel then on_cancel() end
     return was
   end
   function methods.active(self)
@@ -339,10 +343,14 @@ end
 --- Is the watcher still active?
 -- @function Watcher:active
 -- @treturn boolean
-local watcher_mt = registry_handle_mt(watchers)
+local nwatchers = 0      -- active watchers
+local watcher_mt = registry_handle_mt(watchers, function() nwatchers = nwatchers - 1 end)
 
 local EVENTS = {r = true, w = true, rw = true}
-local MAX_WATCHERS = 64   -- fds one core.poll takes besides the ports
+-- fds one core.poll takes besides the ports (they share its wait set: epoll
+-- on Linux, where a wait costs what is ready, not what is watched)
+local MAX_WATCHERS = 100000
+local watch_seq = 0      -- watchers made so far: each one's key in the wait set
 
 --- Watch an fd on the loop: `callback(ready, watcher)` whenever it is ready.
 -- Level-triggered, like poll: the callback runs on every loop step while the
@@ -355,7 +363,7 @@ local MAX_WATCHERS = 64   -- fds one core.poll takes besides the ports
 -- @tparam[opt] table opts `keep_alive` (default true: `run` goes on while the
 --   watcher is active)
 -- @treturn Watcher
--- @return or `nil, message, "ENOSPC"` when 64 watchers are active
+-- @return or `nil, message, "ENOSPC"` when 100,000 watchers are active
 function M.watch(target, events, callback, opts)
   local tt = type(target)
   local ok = math.type(target) == "integer" and target >= 0
@@ -373,14 +381,15 @@ function M.watch(target, events, callback, opts)
   end
   check_type(callback, "function", 3, "watch")
   check_type(opts, "table", 4, "watch", true)
-  local n = 0
-  for _ in pairs(watchers) do n = n + 1 end
-  if n >= MAX_WATCHERS then
-    return nil, ("too many watchers: %d are active (cancel one first)"):format(n), "ENOSPC"
+  if nwatchers >= MAX_WATCHERS then
+    return nil, ("too many watchers: %d are active (cancel one first)"):format(nwatchers),
+      "ENOSPC"
   end
+  watch_seq = watch_seq + 1
   local w = setmetatable({target = target, events = events, callback = callback,
-    keep_alive = not (opts and opts.keep_alive == false)}, watcher_mt)
+    keep_alive = not (opts and opts.keep_alive == false), seq = watch_seq}, watcher_mt)
   watchers[w] = true
+  nwatchers = nwatchers + 1
   return w
 end
 

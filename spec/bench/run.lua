@@ -12,7 +12,8 @@
 -- for N = 1, 10, 100, 1000 simulated modules in one process. Row B6 (overhead):
 -- spec/bench/overhead.lua, the seed flow's wall time against the simulated module's
 -- own timeline, for hwfota and its peers (a pyserial script, a pppd chat script;
--- each skipped with a note when its Debian package is missing).
+-- each skipped with a note when its Debian package is missing). Rows B2 (idle), B3
+-- (reaction) and syscalls per wake: spec/bench/wake.lua.
 
 local B = arg[1] or "build"
 local driver = B .. "/bench/bench_parse"
@@ -124,6 +125,9 @@ for _, n in ipairs({ 1, 10, 100, 1000 }) do
     tostring(r.first_failure or r.error or "")))
 end
 
+-- B2 idle, B3 reaction, syscalls per wake: spec/bench/wake.lua (its JSON part)
+local wake_json = dofile("spec/bench/wake.lua")(B)
+
 -- B6 overhead: spec/bench/overhead.lua, one child process per flow (its median line).
 print("")
 print("B6 overhead: the seed flow's wall time vs the simulated module's own timeline "
@@ -201,6 +205,6 @@ end
 f:write('{\n  "B1_parsing": [\n', table.concat(parts, ",\n"), "\n  ],\n",
   '  "B4_footprint": {', table.concat(fkv, ", "), "},\n",
   '  "B5_scale": [\n', table.concat(b5_parts, ",\n"), "\n  ],\n",
-  '  "B6_overhead": {', table.concat(b6_parts, ", "), "}\n}\n")
+  '  "B6_overhead": {', table.concat(b6_parts, ", "), "},\n", wake_json, "\n}\n")
 f:close()
 print("wrote " .. B .. "/bench.json")

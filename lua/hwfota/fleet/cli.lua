@@ -69,7 +69,7 @@ M.HELP.rollout = [[
 usage: hwfota fleet rollout --to VERSION [--waves 1%,10%,50%,100%]
          [--max-failure-rate 2%] [--window HH:MM-HH:MM] [--concurrency N]
          [--model MODEL] [--country CC] [--site SITE] [--id ID] [--state FILE]
-         [--result-timeout S] [--json] [broker options]
+         [--result-timeout S] [--halt-wait S] [--json] [broker options]
 
 Sends `upgrade` commands to the routers, wave after wave. A router's wave comes from a
 stable hash of its id and the rollout id (the policy kit's cohort): --waves are
@@ -88,6 +88,9 @@ command is a failure (ETIMEDOUT).
                         takes the rollout up where it stopped
   --state FILE          also keep the rollout's state in FILE (atomic writes), so a
                         restarted controller sends no command again
+  --halt-wait S         after a halt, wait up to S seconds (default 900) for the
+                        results of the commands already sent, so the report names
+                        every failure of the wave; 0 ends at once
 The state is published retained on hwfota/fleet/rollout/<id>. Runs until every wave
 has passed (exit 0) or the rollout halts (exit 1).
 
@@ -112,8 +115,8 @@ be left out when exactly one rollout is running.
 ]] .. BROKER .. "\n" .. EXITS
 
 M.HELP.resume = [[
-usage: hwfota fleet resume [--id ID] [--retry-failed] [--state FILE] [--json]
-         [broker options]
+usage: hwfota fleet resume [--id ID] [--retry-failed] [--state FILE] [--halt-wait S]
+         [--json] [broker options]
 
 Takes a halted rollout up in this process and goes on: the failures so far are
 accepted; failed routers get a new command only with --retry-failed. Runs like
@@ -145,6 +148,7 @@ local OPTIONS = {
   ["--state"] = {"state", true, {rollout = true, resume = true}},
   ["--result-timeout"] = {"result_timeout", true, {rollout = true, resume = true}},
   ["--retry-failed"] = {"retry_failed", false, {resume = true}},
+  ["--halt-wait"] = {"halt_wait", true, {rollout = true, resume = true}},
   ["--reason"] = {"reason", true, {halt = true}},
 }
 
@@ -356,7 +360,19 @@ function Fleet:store(path)
   }
 end
 
--- Run a rollout until it halts or every wave has passed.
+-- --halt-wait: seconds a halted rollout waits for the results already under way.
+function Fleet:set_halt_wait()
+  local v = self.o.halt_wait
+  self.halt_wait = 900
+  if v == nil then return true end
+  local n = tonumber(v)
+  if not n or n < 0 or n ~= n then return nil, "--halt-wait needs a number of seconds >= 0" end
+  self.halt_wait = n
+  return true
+end
+
+-- Run a rollout until it halts or every wave has passed; after a halt, until the
+-- commands already sent have their results (--halt-wait).
 function Fleet:drive(id, start)
   local ctl = self.ctl
   local last_wave
@@ -382,6 +398,16 @@ function Fleet:drive(id, start)
     local st = ctl:state(id)
     return st and (st.state == "halted" or st.state == "done")
   end, nil)
+  local halted = ctl:state(id)
+  if halted.state == "halted" and halted.inflight > 0 and self.halt_wait > 0 then
+    -- commands already out go on in the routers (a halt sends no new ones): their
+    -- results name the rest of the wave's failures, which the operator needs now
+    if not self.o.json then
+      self:out(fmt("waiting up to %g s for the %d router(s) still upgrading", self.halt_wait,
+                   halted.inflight))
+    end
+    self.wait(function() return ctl:state(id).inflight == 0 end, self.halt_wait)
+  end
   ctl:publish_now(id)
   local st = ctl:state(id)
   self.wait(function() return false end, 0.5)    -- let the last state go out
@@ -431,6 +457,8 @@ function CMD.rollout(self)
       self:err("--result-timeout needs a number of seconds > 0"); return EXIT.USAGE
     end
   end
+  local hw_ok, hw_msg = self:set_halt_wait()
+  if not hw_ok then self:err(hw_msg); return EXIT.USAGE end
   local ctl, cmsg, rc = self:connect("rollout", extra)
   if not ctl then self:err(cmsg); return rc end
   if not o.json then
@@ -471,6 +499,8 @@ function CMD.resume(self)
   local o = self.o
   local extra = {store = self:store(o.state)}
   if o.result_timeout then extra.result_timeout = tonumber(o.result_timeout) end
+  local hw_ok, hw_msg = self:set_halt_wait()
+  if not hw_ok then self:err(hw_msg); return EXIT.USAGE end
   local ctl, msg, rc = self:connect("resume", extra)
   if not ctl then self:err(msg); return rc end
   local id, perr, prc = self:pick(ctl, "halted")
