@@ -319,7 +319,10 @@ valgrind-check: $(TESTS)
 # is off: the interpreter and busted keep their memory until exit (not our leaks; the C
 # core's leaks are valgrind-check's and the ASan C tests' job).
 # SAN_SPECS: what busted runs in san-busted (default the whole suite, as in run-tests.sh).
+# SAN_OUT: where its busted log and the sanitizer reports go (spec/run-tests.sh runs one
+# spec file per san-busted at a time, several at once, each with its own SAN_OUT).
 SAN_SPECS    ?= spec
+SAN_OUT      ?= $(B)/san-lua
 SAN_LUA_BIND := $(BIND_SRC:csrc/%.c=$(B)/san-lua/obj/%.o)
 ASAN_RT       = $(shell $(CC) -print-file-name=libasan.so)
 
@@ -339,26 +342,26 @@ $(B)/san-lua/hwfota/mqtt.so: $(B)/san-lua/obj/lua_mqtt.o $(B)/san-lua/obj/lua_ut
 san-lua: $(B)/san-lua/hwfota/core.so $(if $(filter yes,$(MQTT_FOUND)),$(B)/san-lua/hwfota/mqtt.so)
 
 san-busted: san-lua $(SUPPORT) all
-	@top=$(CURDIR); d=$(B)/san-lua; rm -f $$d/report.* $$d/busted.log; \
+	@top=$(CURDIR); d=$(B)/san-lua; o=$(SAN_OUT); case $$o in /*) ;; *) o=$$top/$$o;; esac; mkdir -p $$o; rm -f $$o/report.* $$o/busted.log; \
 	rt=$(ASAN_RT); [ -f "$$rt" ] || { echo "san-busted: no ASan runtime ($$rt)"; \
 	  echo "#tally san-busted passed=0 failed=1"; exit 1; }; \
 	export LD_PRELOAD="$$rt" \
-	  ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:log_path=$$top/$$d/report" \
-	  UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$$top/$$d/report" \
+	  ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:log_path=$$o/report" \
+	  UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$$o/report" \
 	  LUA_PATH="$$top/lua/?.lua;$$top/lua/?/init.lua;$$top/spec/?.lua;;" \
 	  LUA_CPATH="$$top/$$d/?.so;;" HWFOTA_TOP="$$top"; \
 	where=$$($(LUA) -e 'print(package.searchpath("hwfota.core", package.cpath))'); \
 	case "$$where" in "$$top/$$d/hwfota/core.so") ;; *) \
 	  echo "!! san-busted: lua5.4 finds hwfota.core at $$where, not the sanitized build"; \
 	  echo "#tally san-busted passed=0 failed=1"; exit 1;; esac; \
-	busted --lua=$(LUA) -o TAP $(SAN_SPECS) >$$d/busted.log 2>&1; rc=$$?; \
-	ok=$$(grep -c '^ok ' $$d/busted.log); nok=$$(grep -c '^not ok ' $$d/busted.log); \
-	reports=$$(ls $$d/report.* 2>/dev/null | wc -l); \
-	if [ $$reports -ne 0 ]; then head -n 60 $$d/report.*; \
-	  echo "!! san-busted: $$reports sanitizer report(s) in $$d/report.*"; nok=$$((nok + reports)); fi; \
-	if [ $$rc -ne 0 ] && [ $$nok -eq 0 ]; then tail -n 40 $$d/busted.log; \
+	busted --lua=$(LUA) -o TAP $(SAN_SPECS) >$$o/busted.log 2>&1; rc=$$?; \
+	ok=$$(grep -c '^ok ' $$o/busted.log); nok=$$(grep -c '^not ok ' $$o/busted.log); \
+	reports=$$(ls $$o/report.* 2>/dev/null | wc -l); \
+	if [ $$reports -ne 0 ]; then head -n 60 $$o/report.*; \
+	  echo "!! san-busted: $$reports sanitizer report(s) in $$o/report.*"; nok=$$((nok + reports)); fi; \
+	if [ $$rc -ne 0 ] && [ $$nok -eq 0 ]; then tail -n 40 $$o/busted.log; \
 	  echo "!! san-busted: busted exited $$rc"; nok=1; fi; \
-	[ $$nok -eq 0 ] || grep -A8 '^not ok ' $$d/busted.log | head -n 80; \
+	[ $$nok -eq 0 ] || grep -A8 '^not ok ' $$o/busted.log | head -n 80; \
 	echo "#note san-busted: busted $(SAN_SPECS) against $$d/hwfota/core.so (ASan+UBSan), $$reports sanitizer reports"; \
 	echo "#tally san-busted passed=$$ok failed=$$nok"; [ $$nok -eq 0 ]
 

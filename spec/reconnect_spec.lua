@@ -156,3 +156,56 @@ describe("reconnect.retry", function()
     assert.is_true(ticks >= 10, ticks)
   end)
 end)
+
+-- hwfota.run with a journal left by an unfinished run waits for a port the module's
+-- reset took away. The reset may tear the port down in the middle of the open (open
+-- succeeds, TIOCEXCL fails EIO: EPORTLOST); that is "away" too, not a failed run (seen
+-- in flow_journal_spec's "killed in upgrade" on a loaded machine).
+describe("hwfota.run: the port lost while it is opened", function()
+  local core = require "hwfota.core"
+  local real_open = core.open
+  local dir
+  before_each(function()
+    dir = assert(io.popen("mktemp -d /tmp/hwfota-reopen.XXXXXX")):read("l")
+  end)
+  after_each(function()
+    core.open = real_open
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
+  -- core.open answers from `answers` in turn; returns the report and the number of opens
+  local function run_with(answers, journal)
+    local calls = 0
+    core.open = function()
+      calls = calls + 1
+      local a = answers[math.min(calls, #answers)]
+      return nil, a[1], a[2]
+    end
+    local opts = {reboot_timeout = 5}
+    if journal then
+      opts.journal = dir .. "/journal"
+      local f = assert(io.open(opts.journal, "w"))
+      f:write("hwfota-journal 1\nphase=reboot\nfwup_sent=1\n")
+      f:close()
+    end
+    local report = hwfota.run(dir .. "/ttyUSB2", {}, opts)
+    core.open = real_open
+    return report, calls
+  end
+
+  local lost = {"cannot set exclusive mode on X: Input/output error", "EPORTLOST"}
+  local denied = {"cannot open X: Permission denied", "EACCES"}
+
+  it("with a journal pending: EPORTLOST at the open is waited out like ENOENT", function()
+    local report, calls = run_with({lost, lost, denied}, true)
+    assert.equals(3, calls, report.message)
+    assert.equals("EACCES", report.code)   -- the wait stops at the first other answer
+  end)
+
+  it("without a journal: EPORTLOST at the open fails the run at once", function()
+    local report, calls = run_with({lost, denied}, false)
+    assert.equals(1, calls)
+    assert.equals("failed", report.status)
+    assert.equals("EPORTLOST", report.code)
+  end)
+end)

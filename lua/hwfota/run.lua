@@ -25,7 +25,10 @@ local check_opts, split_opts, ensure_port = options.check, options.split, option
 -- A journal left by a run that did not finish means the module may be in the
 -- middle of a reset (the host died during the download or after AT^FWUP): its
 -- port can be absent for a while. Wait for it (bounded by reboot_timeout)
--- instead of failing at once. Yields inside tasks (loop.sleep).
+-- instead of failing at once. Yields inside tasks (loop.sleep). Absent is ENOENT, or
+-- EPORTLOST when the port vanished while it was being opened (the module's reset tore
+-- the pty or USB port down between the open and its TIOCEXCL: EIO).
+local AWAY = {ENOENT = true, EPORTLOST = true}
 local function journal_pending(o)
   local path = o.journal
   if not path then return false end
@@ -38,10 +41,10 @@ local function wait_for_port(path, o, msg, code)
   local port, owned
   port, msg, code, owned = reconnect.retry(function() return ensure_port(path, o) end, {
     timeout = timeout, tried = table.pack(nil, msg, code),
-    stop = function(_, _, why) return why ~= "ENOENT" end,
+    stop = function(_, _, why) return not AWAY[why] end,
   })
   if port then return port, nil, nil, owned end
-  if code ~= "ENOENT" then return nil, msg, code end
+  if not AWAY[code] then return nil, msg, code end
   return nil, ("%s did not come back within %g s; the journal %s says a FOTA run was in "
                .. "progress (the module may still be upgrading: do not power it off; "
                .. "check USB, then run again): %s"):format(path, timeout, o.journal, msg),
@@ -152,7 +155,7 @@ function M.run(port_or_path, policy, opts, carry, owner)
   local jok, jmsg, jcode = check_journal_path(o.journal)
   if not jok then return {status = "failed", code = jcode, message = jmsg, attempts = 0} end
   local port, msg, code, owned = ensure_port(port_or_path, o)
-  if not port and code == "ENOENT" and journal_pending(o) then
+  if not port and AWAY[code] and journal_pending(o) then
     port, msg, code, owned = wait_for_port(port_or_path, o, msg, code)
   end
   if not port then

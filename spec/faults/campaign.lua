@@ -8,13 +8,18 @@
 -- report and the journal file. See spec/faults/README.md.
 --
 --   lua5.4 spec/faults/campaign.lua [--seed S] [--runs N] [--jobs J]
---          [--tally NAME] [--regressions FILE] [--keep] [--verbose]
+--          [--tally NAME] [--regressions FILE] [--shard K/N] [--list] [--keep] [--verbose]
 --   lua5.4 spec/faults/campaign.lua --one SEED [--verbose] [--keep]
 --   lua5.4 spec/faults/campaign.lua --plan SEED [--runs N]  (print plans only)
 --
 -- Run i of a campaign has seed S+i. The fault kind of a run is chosen by
 -- seed mod #KINDS (stratified: every kind appears once every #KINDS runs);
 -- 0..2 further faults and the configuration are drawn from the PRNG.
+-- --shard K/N (0 <= K < N) runs only every Nth run of the list (range, then regression
+-- seeds), from the Kth on: N campaigns with K = 0..N-1 together run each run exactly
+-- once (spec/run-tests.sh runs them side by side); skip notes come from shard 0 only.
+-- --list prints the runs the campaign would make (SEED or SEED:KINDS, one a line) and
+-- runs none.
 -- Exit status: 0 when no run violated an invariant.
 
 local function abs_top()
@@ -967,6 +972,13 @@ local function parse_args(a)
     elseif k == "--jobs" then o.jobs = math.tointeger(tonumber(val()))
     elseif k == "--tally" then o.tally = val()
     elseif k == "--regressions" then o.regressions = val()
+    elseif k == "--shard" then
+      local v = val()
+      local sk, sn = v:match("^(%d+)/(%d+)$")
+      o.shard, o.shards = math.tointeger(tonumber(sk or "")), math.tointeger(tonumber(sn or ""))
+      if not o.shard or o.shards < 1 or o.shard >= o.shards then
+        error("bad --shard " .. v .. " (want K/N with 0 <= K < N)")
+      end
     elseif k == "--one" then
       -- SEED or SEED:NK (a plan drawn from the first NK kinds: regression seeds
       -- recorded before kinds were added)
@@ -977,6 +989,7 @@ local function parse_args(a)
       if o.nk and (o.nk < 1 or o.nk > #KINDS) then error("bad kind count in --one " .. v) end
     elseif k == "--plan" then o.plan = math.tointeger(tonumber(val()))
     elseif k == "--keep" then o.keep = true
+    elseif k == "--list" then o.list = true
     elseif k == "--verbose" then o.verbose = true
     else error("unknown argument " .. k) end
     i = i + 1
@@ -1032,19 +1045,27 @@ end
 -- root, runs with host kills are skipped, and said so.
 local root = capture("id -u"):match("^0%s*$") ~= nil
 local run_seeds, nokill = {}, 0
-for _, sn in ipairs(seeds) do
+local shard0 = (o.shard or 0) == 0   -- the notes below: once, not once per shard
+for i, sn in ipairs(seeds) do
   local s = sn[1]
-  if known[s] then print(("#note seed %d skipped: known open violation: %s"):format(s, known[s]))
+  if known[s] then
+    if shard0 then print(("#note seed %d skipped: known open violation: %s"):format(s, known[s])) end
+  elseif o.shards and (i - 1) % o.shards ~= o.shard then   -- another shard's run
   elseif not root and #make_plan(s, sn[2]).kills > 0 then nokill = nokill + 1
   else run_seeds[#run_seeds + 1] = sn end
 end
 if nokill > 0 then
   print(("#note %d runs with host kills SKIPPED: not root (tty-release must clear TIOCEXCL)"):format(nokill))
 end
-for s, text in pairs(known) do
+for s, text in pairs(shard0 and known or {}) do
   local listed = false
   for _, x in ipairs(seeds) do if x[1] == s then listed = true end end
   if not listed then print(("#note seed %d is a known open violation (not run): %s"):format(s, text)) end
+end
+
+if o.list then
+  for _, sn in ipairs(run_seeds) do print(sn[1] .. (sn[2] and (":" .. sn[2]) or "")) end
+  os.exit(0)
 end
 
 local list = os.tmpname()
@@ -1141,8 +1162,9 @@ stats.runs = stats.runs + #missing
 
 -- the table
 local function pad(s, n) s = tostring(s); return s .. (" "):rep(math.max(0, n - #s)) end
-print(("== fault campaign: seeds %d..%d%s, %d runs, %d at a time, %.1f s wall"):format(
-  o.seed, o.seed + o.runs - 1, o.regressions and " + regressions" or "", stats.runs, o.jobs, wall))
+print(("== fault campaign: seeds %d..%d%s%s, %d runs, %d at a time, %.1f s wall"):format(
+  o.seed, o.seed + o.runs - 1, o.regressions and " + regressions" or "",
+  o.shards and (" (shard %d/%d)"):format(o.shard, o.shards) or "", stats.runs, o.jobs, wall))
 print("outcomes:")
 local oc = {}
 for k, n in pairs(stats.outcomes) do oc[#oc + 1] = {k, n} end
