@@ -224,11 +224,8 @@ static int imei_line(const char *s, size_t n, char *out, size_t cap)
         s++;
         n -= 2;
     }
-    if (n < 14 || n > 17 || n >= cap)
+    if (n >= cap || !hf_imei_form(s, n))
         return -1;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
     memcpy(out, s, n);
     out[n] = '\0';
     return 0;

@@ -2048,8 +2048,7 @@ int hf_fota_expect_imei(hf_fota *f, const char *imei, hf_error *err)
     if (!f->cfg.read_imei)
         return hf_error_set(err, "EINVAL", "expect_imei needs read_imei: the module's "
                             "IMEI cannot be confirmed without AT+CGSN");
-    size_t n = strnlen(imei, HF_IMEI_MAX);
-    if (n < 14 || n > 17 || strspn(imei, "0123456789") != n)
+    if (!hf_imei_form(imei, strnlen(imei, HF_IMEI_MAX)))
         return hf_error_set(err, "EINVAL", "expected IMEI must be 14 to 17 decimal digits");
     if (f->imei[0] && strcmp(f->imei, imei) != 0)
         return hf_error_set(err, "EIDENTITY", "the restored journal names IMEI %s, the run "

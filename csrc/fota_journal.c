@@ -201,8 +201,7 @@ int hf_journal_check(const hf_fota_snapshot *s, hf_journal_versions *v, hf_error
     if (s->image_seq > 100000 || s->detect_attempts > 1000 || s->resume_attempts > 100000)
         return hf_error_set(err, "EJOURNAL", "journal counters out of range");
     size_t il = strnlen(s->imei, sizeof s->imei);
-    if (il == sizeof s->imei || (il && (il < 14 || il > 17)) ||
-        strspn(s->imei, "0123456789") != il)
+    if (il == sizeof s->imei || (il && !hf_imei_form(s->imei, il)))
         return hf_error_set(err, "EJOURNAL", "journal IMEI is malformed");
     if (!isfinite(s->started_at) || !isfinite(s->phase_at) || signbit(s->started_at) ||
         signbit(s->phase_at) || s->started_at > 1e12 || s->phase_at > 1e12)   /* -0.0 too */

@@ -420,6 +420,16 @@ int hf_creg_registered(int stat)
     return stat == 1 || stat == 5;
 }
 
+int hf_imei_form(const char *s, size_t n)
+{
+    if (n < 14 || n > 17)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
 int hf_imei_checked(const char *s)
 {
     unsigned sum = 0;

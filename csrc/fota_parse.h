@@ -96,6 +96,10 @@ int hf_parse_creg(const char *line, size_t len);
 int hf_creg_registered(int stat);
 const char *hf_creg_stat_text(int stat);
 
+/* 1 when s[0..n) has an IMEI's form: 14 to 17 decimal digits (IMEI without or with its
+ * check digit, IMEISV). The one rule for AT+CGSN answers, journals and expected IMEIs. */
+int hf_imei_form(const char *s, size_t n);
+
 /* 1 when s is an IMEI whose check digit holds: 15 decimal digits, the last the Luhn
  * digit of the first 14 (3GPP TS 23.003). A reading with a digit lost or changed on
  * the line fails it (except one change in ten); 0 otherwise. */

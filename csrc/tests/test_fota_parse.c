@@ -320,6 +320,13 @@ static void test_garbage(void)
 /* The IMEI check digit (3GPP TS 23.003): what makes one AT+CGSN reading trustworthy. */
 static void test_imei_checked(void)
 {
+    /* the form: 14 to 17 digits, counted by the length given (no NUL needed) */
+    CHECK_INT(hf_imei_form("35123456789012", 14), 1);
+    CHECK_INT(hf_imei_form("35123456789012345", 17), 1);
+    CHECK_INT(hf_imei_form("3512345678901", 13), 0);
+    CHECK_INT(hf_imei_form("351234567890123456", 18), 0);
+    CHECK_INT(hf_imei_form("3512345678901x4", 15), 0);
+    CHECK_INT(hf_imei_form("351234567890124 trailing", 15), 1);
     CHECK_INT(hf_imei_checked("867530900000009"), 1);    /* the simulator's */
     CHECK_INT(hf_imei_checked("490154203237518"), 1);
     CHECK_INT(hf_imei_checked("351234567890124"), 1);
