@@ -611,6 +611,15 @@ static int client_dispatch(lua_State *L)
     return 0;
 }
 
+/* The end of a call that queues a packet: its message id, or why it failed. */
+static int mid_result(lua_State *L, const char *what, int rc, int err, int mid)
+{
+    if (rc != MOSQ_ERR_SUCCESS)
+        return mqtt_fail(L, what, rc, err);
+    lua_pushinteger(L, mid);
+    return 1;
+}
+
 /*** client:publish(topic, payload, qos, retain) -> mid | nil, msg, code */
 static int client_publish(lua_State *L)
 {
@@ -626,10 +635,7 @@ static int client_publish(lua_State *L)
     int rc = mosquitto_publish(c->m, &mid, topic, len, payload, qos, retain);
     int err = errno;
     leave(c);
-    if (rc != MOSQ_ERR_SUCCESS)
-        return mqtt_fail(L, "publish", rc, err);
-    lua_pushinteger(L, mid);
-    return 1;
+    return mid_result(L, "publish", rc, err, mid);
 }
 
 /*** client:subscribe(pattern, qos) -> mid | nil, msg, code */
@@ -644,10 +650,7 @@ static int client_subscribe(lua_State *L)
     int rc = mosquitto_subscribe(c->m, &mid, pattern, qos);
     int err = errno;
     leave(c);
-    if (rc != MOSQ_ERR_SUCCESS)
-        return mqtt_fail(L, "subscribe", rc, err);
-    lua_pushinteger(L, mid);
-    return 1;
+    return mid_result(L, "subscribe", rc, err, mid);
 }
 
 /*** client:unsubscribe(pattern) -> mid | nil, msg, code */
@@ -661,10 +664,7 @@ static int client_unsubscribe(lua_State *L)
     int rc = mosquitto_unsubscribe(c->m, &mid, pattern);
     int err = errno;
     leave(c);
-    if (rc != MOSQ_ERR_SUCCESS)
-        return mqtt_fail(L, "unsubscribe", rc, err);
-    lua_pushinteger(L, mid);
-    return 1;
+    return mid_result(L, "unsubscribe", rc, err, mid);
 }
 
 /*** client:dropped() -> number of events lost (queue full or out of memory) */
