@@ -23,22 +23,14 @@ local M = {}
 M.bin = os.getenv("HWFOTA_MOSQUITTO") or "/usr/sbin/mosquitto"
 M.passwd_bin = os.getenv("HWFOTA_MOSQUITTO_PASSWD") or "/usr/bin/mosquitto_passwd"
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
 
 local function sh(cmd)
   local ok = os.execute(cmd)
   return ok == true
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local d = f:read("a")
-  f:close()
-  return d
-end
+local support_sim = require "support.sim"
+local q, read = support_sim.sh_quote, support_sim.read_file
 
 local function write(path, text, mode)
   local f = assert(io.open(path, "wb"))
