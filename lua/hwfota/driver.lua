@@ -680,6 +680,12 @@ function Driver:start(previous)
                   :format(self.opts.journal or "(previous attempt)", m), c or "EJOURNAL"
     end
   end
+  if self.expect_imei and fopts.read_imei ~= false then
+    -- a later attempt of run() on a reopened port: the module must be the one the run
+    -- started with (the path may now name another one); the machine confirms it
+    local ok, m, c = fsm:expect_imei(self.expect_imei)
+    if not ok then return nil, m, c end
+  end
   self.handlers[#self.handlers + 1] = self.port:on("^FOTASTATE:", function(line)
     self:trace("urc", line)
     self:post{kind = "urc", line = line}
@@ -700,12 +706,6 @@ function Driver:start(previous)
   if self.policy.on_start then
     local okh, err = call_hook(self.policy, "on_start", self.opts.hook_errors, self:control())
     if not okh then self:trace("error", "on_start: " .. tostring(err)) end
-  end
-  if self.expect_imei and fopts.read_imei ~= false then
-    -- a later attempt of run() on a reopened port: the module must be the one the run
-    -- started with (the path may now name another one); the machine confirms it
-    local ok, m, c = fsm:expect_imei(self.expect_imei)
-    if not ok then return nil, m, c end
   end
   local resumed = snap ~= nil and snap ~= ""
   if previous ~= nil and previous ~= "" then self.carried = previous end
